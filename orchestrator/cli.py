@@ -1,0 +1,253 @@
+"""The `orchestrator` command: parse, call, print. No release logic lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.errors import EXIT_CODE_HELP, EdgeshipError, ExitCode, RefusedError
+
+EXIT_CODES_TEXT = "\b\nExit codes:\n" + "\n".join(f"  {int(code):>3}  {text}" for code, text in EXIT_CODE_HELP.items())
+
+
+@dataclass
+class Ctx:
+    """What every command needs: where the config is and how to print."""
+
+    config: Path | None = None
+    as_json: bool = False
+
+    def settings(self) -> Any:
+        from orchestrator import settings
+
+        return settings.load(self.config)
+
+    def reporter(self) -> Any:
+        from orchestrator.progress import ConsoleReporter, JsonLinesReporter
+
+        return JsonLinesReporter() if self.as_json else ConsoleReporter()
+
+
+def _emit(ctx: Ctx, payload: Any, human: Callable[[Any], str]) -> None:
+    if ctx.as_json:
+        click.echo(json.dumps(payload, indent=2, default=str))
+    else:
+        click.echo(human(payload))
+
+
+def _run(ctx: Ctx, action: Callable[[], Any], human: Callable[[Any], str]) -> None:
+    """Call the action, print its result, and turn edgeship errors into exit codes."""
+    try:
+        payload = action()
+    except EdgeshipError as exc:
+        if ctx.as_json:
+            click.echo(json.dumps(exc.to_dict(), indent=2))
+        else:
+            click.secho(f"error: {exc.message}", fg="red", err=True)
+            if exc.fix:
+                click.secho(f"fix: {exc.fix}", err=True)
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        click.secho("interrupted", fg="red", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    _emit(ctx, payload, human)
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--json` on every command: one JSON document on stdout, progress as JSON lines on stderr."""
+
+    def callback(click_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        if value:
+            click_ctx.ensure_object(Ctx).as_json = True
+        return value
+
+    return click.option(
+        "--json", "as_json", is_flag=True, expose_value=False, callback=callback, is_eager=True,
+        help="Print one JSON document on stdout (progress goes to stderr as JSON lines).",
+    )(f)
+
+
+def env_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--env NAME`: which environment (stack) to act on."""
+    return click.option("--env", "env_name", required=True, metavar="NAME", help="Environment from edgeship.toml (local, dev, staging, prod, ...).")(f)
+
+
+def stack_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options of every command that drives the Pulumi engine."""
+    f = click.option(
+        "--backend", metavar="URL", default=None,
+        help="State backend (file://DIR, s3://BUCKET/PREFIX, https://api.pulumi.com). "
+        "Default: PULUMI_BACKEND_URL, then edgeship.toml, then .edgeship/state.",
+    )(f)
+    f = click.option(
+        "--program", metavar="MODULE:FUNC", default=None, hidden=False,
+        help="Inline Pulumi program to run instead of the serving stack (programs.serving:program).",
+    )(f)
+    return env_option(f)
+
+
+@click.group(epilog=EXIT_CODES_TEXT, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Path to edgeship.toml (default: the nearest one above the current directory).")
+@click.version_option(package_name="edgeship")
+@click.pass_context
+def main(click_ctx: click.Context, config: Path | None) -> None:
+    """Ship ML models to the AWS edge and roll them out safely.
+
+    \b
+    Typical flow:
+      orchestrator envs                     list environments
+      orchestrator preview --env dev        what `up` would change
+      orchestrator up --env dev             deploy the stack (publishes a version)
+      orchestrator outputs --env dev        edge URL, function, versions
+      orchestrator destroy --env dev --yes  tear it down
+
+    Every command takes --json for machine-readable output.
+    """
+    click_ctx.ensure_object(Ctx).config = config
+
+
+def _stacks(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> Any:
+    from orchestrator import stacks, toolchain
+
+    settings = ctx.settings()
+    env = settings.environment(env_name)
+    spec = stacks.spec_for(settings, env, pulumi_root=toolchain.pulumi_root(settings.root), backend=backend)
+    return stacks.Stacks(spec, stacks.load_program(program), ctx.reporter())
+
+
+def _changes_line(result: dict[str, Any]) -> str:
+    changes = ", ".join(f"{n} {op}" for op, n in sorted(result["changes"].items()) if n) or "no changes"
+    return f"{result['operation']} {result['stack']}: {changes} ({result['duration_s']:.1f}s)"
+
+
+def _result_text(result: dict[str, Any]) -> str:
+    lines = [_changes_line(result)]
+    lines += [f"  {k} = {v}" for k, v in sorted(result.get("outputs", {}).items())]
+    return "\n".join(lines)
+
+
+@main.command()
+@json_option
+@click.pass_obj
+def envs(ctx: Ctx) -> None:
+    """List the environments declared in edgeship.toml."""
+
+    def action() -> list[dict[str, Any]]:
+        settings = ctx.settings()
+        return [
+            {"name": e.name, "region": e.region, "account_id": e.account_id, "schedule": e.traffic.schedule,
+             "memory_mb": e.function.memory_mb, "architecture": e.function.architecture, "local": e.is_local}
+            for e in settings.environments.values()
+        ]
+
+    def human(rows: list[dict[str, Any]]) -> str:
+        head = f"{'ENV':<10} {'REGION':<12} {'ACCOUNT':<13} {'SCHEDULE':<12} {'MEMORY':>6}  ARCH"
+        body = [f"{r['name']:<10} {r['region']:<12} {r['account_id']:<13} {r['schedule']:<12} {r['memory_mb']:>6}  {r['architecture']}" for r in rows]
+        return "\n".join([head, *body])
+
+    _run(ctx, action, human)
+
+
+@main.command()
+@stack_options
+@json_option
+@click.pass_obj
+def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
+    """Show what `up` would change in an environment, changing nothing."""
+    _run(ctx, lambda: asdict(_stacks(ctx, env_name, backend, program).preview()), _changes_line)
+
+
+@main.command()
+@stack_options
+@json_option
+@click.pass_obj
+def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
+    """Create or update an environment's stack. Ctrl-C cancels cleanly."""
+    _run(ctx, lambda: asdict(_stacks(ctx, env_name, backend, program).up()), _result_text)
+
+
+@main.command()
+@stack_options
+@json_option
+@click.pass_obj
+def refresh(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
+    """Read the real resources back into the stack's state."""
+    _run(ctx, lambda: asdict(_stacks(ctx, env_name, backend, program).refresh()), _changes_line)
+
+
+@main.command()
+@stack_options
+@click.option("--show-secrets", is_flag=True, help="Print secret outputs in clear text.")
+@json_option
+@click.pass_obj
+def outputs(ctx: Ctx, env_name: str, backend: str | None, program: str | None, show_secrets: bool) -> None:
+    """Print an environment's stack outputs (edge URL, function, versions...)."""
+    _run(
+        ctx,
+        lambda: _stacks(ctx, env_name, backend, program).outputs(show_secrets=show_secrets),
+        lambda out: "\n".join(f"{k} = {v}" for k, v in sorted(out.items())) or "(no outputs)",
+    )
+
+
+@main.command()
+@stack_options
+@click.option("--limit", default=10, show_default=True, help="How many updates to show.")
+@json_option
+@click.pass_obj
+def history(ctx: Ctx, env_name: str, backend: str | None, program: str | None, limit: int) -> None:
+    """List the stack's recent updates."""
+    _run(
+        ctx,
+        lambda: _stacks(ctx, env_name, backend, program).history(limit),
+        lambda rows: "\n".join(f"#{r['version']} {r['kind']:<8} {r['result']:<10} {r['started']}" for r in rows) or "(no updates)",
+    )
+
+
+@main.command()
+@stack_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Required to destroy prod.")
+@click.option("--remove", is_flag=True, help="Also delete the stack and its history.")
+@json_option
+@click.pass_obj
+def destroy(ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: bool, force: bool, remove: bool) -> None:
+    """Delete every resource of an environment. Asks first unless --yes; prod needs --force."""
+
+    def action() -> dict[str, Any]:
+        if env_name == "prod" and not force:
+            raise RefusedError("refusing to destroy prod without --force", fix="add --force if you really mean it")
+        if not yes and not (sys.stdin.isatty() and click.confirm(f"Destroy every resource in {env_name!r}?")):
+            raise RefusedError(f"destroy of {env_name!r} not confirmed", fix="answer yes, or pass --yes")
+        return asdict(_stacks(ctx, env_name, backend, program).destroy(remove=remove))
+
+    _run(ctx, action, _changes_line)
+
+
+@main.command()
+@env_option
+@click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
+@click.option("--force", is_flag=True, help="Remove the lock even if its process still runs here.")
+@json_option
+@click.pass_obj
+def unlock(ctx: Ctx, env_name: str, backend: str | None, force: bool) -> None:
+    """Clear a stale stack lock left by a crashed run (file backends)."""
+
+    def action() -> dict[str, Any]:
+        import os
+
+        from orchestrator import stacks
+
+        settings = ctx.settings()
+        settings.environment(env_name)
+        url = stacks.resolve_backend(backend, settings.backend, os.environ, settings.root)
+        removed = stacks.unlock(url, settings.project, env_name, force=force)
+        return {"stack": env_name, "removed": [str(p) for p in removed]}
+
+    _run(ctx, action, lambda r: f"removed {len(r['removed'])} lock(s) from {r['stack']}")

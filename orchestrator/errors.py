@@ -1,0 +1,103 @@
+"""One exception hierarchy; each error carries the fix and the exit code the CLI returns."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, stable across releases: scripts and CI branch on them."""
+
+    OK = 0
+    ERROR = 1  # unexpected failure; a bug report is welcome
+    USAGE = 2  # bad command line or invalid edgeship.toml
+    TOOLCHAIN = 3  # Pulumi CLI or another required tool is missing
+    LOCKED = 4  # stack or promotion held by someone else
+    ENGINE = 5  # the Pulumi engine reported a failed update
+    REFUSED = 6  # a safety check said no (wrong account, prod destroy, no confirmation)
+    GATE_FAILED = 7  # a promotion gate failed and traffic was rolled back
+    INTERRUPTED = 130  # Ctrl-C / SIGTERM; the operation was cancelled cleanly
+
+
+EXIT_CODE_HELP = {
+    ExitCode.OK: "success",
+    ExitCode.ERROR: "unexpected error",
+    ExitCode.USAGE: "bad usage or invalid configuration",
+    ExitCode.TOOLCHAIN: "Pulumi CLI (or another tool) missing: run `make install`",
+    ExitCode.LOCKED: "stack or promotion locked by another run",
+    ExitCode.ENGINE: "the Pulumi engine reported a failed update",
+    ExitCode.REFUSED: "refused by a safety check",
+    ExitCode.GATE_FAILED: "promotion gate failed; traffic rolled back",
+    ExitCode.INTERRUPTED: "interrupted; cancelled cleanly",
+}
+
+
+class EdgeshipError(Exception):
+    """Base of every error the CLI reports without a traceback.
+
+    `message` says what went wrong, `fix` what the user can do about it.
+    """
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def to_dict(self) -> dict[str, object]:
+        """The error as the `--json` output reports it."""
+        return {
+            "error": type(self).__name__,
+            "message": self.message,
+            "fix": self.fix,
+            "exit_code": int(self.exit_code),
+        }
+
+
+class ConfigError(EdgeshipError):
+    """The environment file is missing, malformed or invalid."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ToolchainError(EdgeshipError):
+    """A required tool (the Pulumi CLI) is missing or the wrong version."""
+
+    exit_code = ExitCode.TOOLCHAIN
+
+
+class StackLockedError(EdgeshipError):
+    """Another update holds the stack's lock."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class PromotionLockedError(EdgeshipError):
+    """Another promotion is running on this environment."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class EngineError(EdgeshipError):
+    """The Pulumi engine reported a failure."""
+
+    exit_code = ExitCode.ENGINE
+
+
+class RefusedError(EdgeshipError):
+    """A safety check refused the operation."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class GateFailedError(EdgeshipError):
+    """A promotion gate failed; traffic went back to the blue version."""
+
+    exit_code = ExitCode.GATE_FAILED
+
+
+class Cancelled(EdgeshipError):
+    """The user interrupted the operation; it was cancelled cleanly."""
+
+    exit_code = ExitCode.INTERRUPTED

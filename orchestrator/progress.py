@@ -1,0 +1,111 @@
+"""Engine events -> progress a person can follow, or JSON lines a machine can parse."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import IO, Any, Protocol
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One thing worth reporting while long work runs."""
+
+    kind: str  # "resource" | "diagnostic" | "summary" | "step" | "info"
+    message: str
+    urn: str | None = None
+    op: str | None = None
+    status: str | None = None  # "started" | "done" | "failed"
+    data: dict[str, Any] | None = None
+
+
+class Reporter(Protocol):
+    """Where progress goes. The CLI picks one; the release machinery only calls it."""
+
+    def event(self, event: ProgressEvent) -> None: ...
+
+
+class JsonLinesReporter:
+    """One JSON object per line on stderr, so stdout stays a single JSON result."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def event(self, event: ProgressEvent) -> None:
+        record = {"ts": round(time.time(), 3), **{k: v for k, v in asdict(event).items() if v is not None}}
+        self.stream.write(json.dumps(record) + "\n")
+        self.stream.flush()
+
+
+class ConsoleReporter:
+    """Readable, colored lines on stderr for a terminal (plain text when piped)."""
+
+    _STYLE = {"started": "cyan", "done": "green", "failed": "bold red"}
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False)
+
+    def event(self, event: ProgressEvent) -> None:
+        style = self._STYLE.get(event.status or "", "")
+        if event.kind == "resource":
+            text = f"  {event.op or ''} {event.message}"
+        elif event.kind == "diagnostic":
+            style = "yellow" if event.status != "failed" else "bold red"
+            text = f"  ! {event.message}"
+        else:
+            text = event.message
+        self.console.print(text, style=style or None, markup=False)
+
+
+class NullReporter:
+    """Swallows progress (library use and tests)."""
+
+    def event(self, event: ProgressEvent) -> None:
+        return None
+
+
+def from_engine_event(raw: Any) -> ProgressEvent | None:
+    """Map a pulumi.automation EngineEvent to a ProgressEvent (None: not worth showing)."""
+    if raw.resource_pre_event is not None:
+        meta = raw.resource_pre_event.metadata
+        if op_name(meta.op) == "same":
+            return None
+        return ProgressEvent("resource", _short(meta.urn), urn=meta.urn, op=op_name(meta.op), status="started")
+    if raw.res_outputs_event is not None:
+        meta = raw.res_outputs_event.metadata
+        if op_name(meta.op) == "same":
+            return None
+        return ProgressEvent("resource", _short(meta.urn), urn=meta.urn, op=op_name(meta.op), status="done")
+    if raw.res_op_failed_event is not None:
+        meta = raw.res_op_failed_event.metadata
+        return ProgressEvent("resource", _short(meta.urn), urn=meta.urn, op=op_name(meta.op), status="failed")
+    if raw.diagnostic_event is not None:
+        diag = raw.diagnostic_event
+        if diag.severity not in ("warning", "error") or diag.ephemeral:
+            return None
+        message = (diag.message or "").strip()
+        return ProgressEvent("diagnostic", message, urn=diag.urn, status="failed" if diag.severity == "error" else None)
+    if raw.summary_event is not None:
+        changes = {op_name(k): v for k, v in (raw.summary_event.resource_changes or {}).items()}
+        return ProgressEvent("summary", f"changes: {_counts(changes)}", data={"changes": changes})
+    return None
+
+
+def _short(urn: str) -> str:
+    # urn:pulumi:stack::project::type::name -> "type name"
+    parts = urn.split("::")
+    return f"{parts[-2]} {parts[-1]}" if len(parts) >= 4 else urn
+
+
+def _counts(changes: dict[str, int]) -> str:
+    return ", ".join(f"{n} {op}" for op, n in sorted(changes.items()) if n) or "none"
+
+
+def op_name(op: Any) -> str:
+    """The engine's word for an operation (\"create\", \"same\", ...)."""
+    # OpType is a str Enum; its value is the word the CLI prints ("create", "same", ...).
+    return str(getattr(op, "value", op))

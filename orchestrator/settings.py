@@ -1,0 +1,299 @@
+"""edgeship.toml -> typed, validated settings.
+
+Every error names the file, the key, what is wrong and how to fix it: users edit
+this file by hand and CI fails on it, so the message must be enough on its own.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import ConfigError
+
+CONFIG_FILE = "edgeship.toml"
+SCHEDULES = ("canary", "linear", "all-at-once", "explicit")
+ARCHITECTURES = ("arm64", "x86_64")
+RUNTIMES = ("python3.12", "python3.13")
+PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
+LOCAL_ENV = "local"
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """The Lambda function's shape."""
+
+    runtime: str = "python3.12"
+    architecture: str = "arm64"
+    memory_mb: int = 1024
+    timeout_s: int = 10
+    reserved_concurrency: int | None = None
+    provisioned_concurrency: int | None = None
+    snapstart: bool = False
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """CloudFront in front of the API."""
+
+    cache_ttl_s: int = 60
+    price_class: str = "PriceClass_100"
+
+
+@dataclass(frozen=True)
+class TrafficSettings:
+    """How `promote` moves the `live` alias from blue to green."""
+
+    schedule: str = "canary"
+    canary_weight: int = 10
+    linear_steps: int = 4
+    weights: tuple[int, ...] = ()
+    bake_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class SloSettings:
+    """Thresholds a version must meet at every gate."""
+
+    p95_ms: float = 250.0
+    p99_ms: float = 500.0
+    max_error_ratio: float = 0.01
+    min_rps: float = 5.0
+    min_samples: int = 100
+    relative_p95_factor: float = 1.5
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """The Locust load shape of each gate."""
+
+    users: int = 10
+    spawn_rate: float = 10.0
+    duration_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One deployment target (a Pulumi stack of the same name)."""
+
+    name: str
+    region: str
+    account_id: str
+    function: FunctionSettings = field(default_factory=FunctionSettings)
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
+    traffic: TrafficSettings = field(default_factory=TrafficSettings)
+    slo: SloSettings = field(default_factory=SloSettings)
+    load: LoadSettings = field(default_factory=LoadSettings)
+
+    @property
+    def is_local(self) -> bool:
+        """True for the emulated environment that needs no AWS account."""
+        return self.name == LOCAL_ENV
+
+    def pulumi_config(self) -> dict[str, str]:
+        """Stack config (namespace `edgeship`) that the serving program reads."""
+        f, e = self.function, self.edge
+        config = {
+            "runtime": f.runtime,
+            "architecture": f.architecture,
+            "memoryMb": str(f.memory_mb),
+            "timeoutS": str(f.timeout_s),
+            "snapstart": "true" if f.snapstart else "false",
+            "cacheTtlS": str(e.cache_ttl_s),
+            "priceClass": e.price_class,
+        }
+        if f.reserved_concurrency is not None:
+            config["reservedConcurrency"] = str(f.reserved_concurrency)
+        if f.provisioned_concurrency is not None:
+            config["provisionedConcurrency"] = str(f.provisioned_concurrency)
+        return config
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything edgeship.toml declares."""
+
+    path: Path
+    project: str
+    backend: str | None
+    secrets_provider: str | None
+    model: Path
+    environments: dict[str, Environment]
+
+    @property
+    def root(self) -> Path:
+        """The project directory (where edgeship.toml lives)."""
+        return self.path.parent
+
+    def environment(self, name: str) -> Environment:
+        """The named environment, or a ConfigError listing the ones that exist."""
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise ConfigError(
+                f"{self.path}: no environment named {name!r} (known: {known})",
+                fix=f"add an [environments.{name}] table to {self.path.name} or pick a known one",
+            ) from None
+
+
+_SECTIONS: dict[str, type] = {
+    "function": FunctionSettings,
+    "edge": EdgeSettings,
+    "traffic": TrafficSettings,
+    "slo": SloSettings,
+    "load": LoadSettings,
+}
+
+
+def find_config(start: Path | None = None) -> Path:
+    """Walk up from `start` (default: cwd) to the nearest edgeship.toml."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_FILE} in {here} or any parent directory",
+        fix=f"run from an edgeship project, or pass --config PATH/{CONFIG_FILE}",
+    )
+
+
+def load(path: Path | None = None) -> Settings:
+    """Read and validate the environment file."""
+    path = (path or find_config()).resolve()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found", fix="pass the path of an existing edgeship.toml") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", fix="fix the syntax at that line") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict[str, Any], path: Path) -> Settings:
+    """Validate an already-parsed environment file (separate from I/O for table tests)."""
+    where = _Where(path)
+    _only_keys(raw, {"project", "defaults", "environments"}, where, "")
+    project = raw.get("project", {})
+    _only_keys(project, {"name", "backend", "secrets_provider", "model"}, where, "project")
+    name = _typed(project.get("name", "edgeship"), str, where, "project.name")
+    if not name.replace("-", "").replace("_", "").isalnum():
+        where.fail("project.name", f"{name!r} has characters Pulumi does not allow", "use letters, digits, - and _")
+    backend = project.get("backend")
+    if backend is not None:
+        _typed(backend, str, where, "project.backend")
+    secrets_provider = project.get("secrets_provider")
+    if secrets_provider is not None:
+        _typed(secrets_provider, str, where, "project.secrets_provider")
+    model = path.parent / _typed(project.get("model", "programs/function/sample/model.tar.gz"), str, where, "project.model")
+
+    defaults = raw.get("defaults", {})
+    _only_keys(defaults, set(_SECTIONS), where, "defaults")
+    envs_raw = raw.get("environments")
+    if not envs_raw:
+        where.fail("environments", "no environments declared", "add at least [environments.local]")
+    environments = {
+        env_name: _environment(env_name, body, defaults, where) for env_name, body in envs_raw.items()
+    }
+    return Settings(
+        path=path, project=name, backend=backend, secrets_provider=secrets_provider, model=model,
+        environments=environments,
+    )
+
+
+class _Where:
+    """Builds ConfigErrors that name the file and the key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str, fix: str) -> None:
+        raise ConfigError(f"{self.path}: {key}: {problem}", fix=fix)
+
+
+def _only_keys(table: Any, allowed: set[str], where: _Where, prefix: str) -> None:
+    if not isinstance(table, dict):
+        where.fail(prefix or "(top level)", "must be a table", f"write it as [{prefix}]")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        where.fail(key, "unknown key", f"remove it, or use one of: {', '.join(sorted(allowed))}")
+
+
+def _typed(value: Any, kind: type, where: _Where, key: str) -> Any:
+    # bool is an int in Python; a `true` where a number belongs is still a mistake.
+    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        where.fail(key, f"expected {kind.__name__}, got {value!r}", f"set {key} to a {kind.__name__}")
+    return value
+
+
+def _section(cls: type, merged: dict[str, Any], where: _Where, prefix: str) -> Any:
+    _only_keys(merged, {f.name for f in fields(cls)}, where, prefix)
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in merged:
+            continue
+        value = merged[f.name]
+        key = f"{prefix}.{f.name}"
+        if f.name == "weights":
+            if not isinstance(value, list) or not all(isinstance(w, int) and not isinstance(w, bool) for w in value):
+                where.fail(key, f"expected a list of integers, got {value!r}", "e.g. weights = [5, 25, 50, 100]")
+            values[f.name] = tuple(value)
+            continue
+        kind = {"int": int, "float": float, "str": str, "bool": bool}[
+            str(f.type).replace(" | None", "")
+        ]
+        values[f.name] = _typed(value, kind, where, key)
+    return cls(**values)
+
+
+def _environment(name: str, body: Any, defaults: dict[str, Any], where: _Where) -> Environment:
+    prefix = f"environments.{name}"
+    _only_keys(body, {"region", "account_id", *_SECTIONS}, where, prefix)
+    for key in ("region", "account_id"):
+        if key not in body:
+            where.fail(f"{prefix}.{key}", "missing", f"add {key} = \"...\" to [{prefix}]")
+    region = _typed(body["region"], str, where, f"{prefix}.region")
+    account = _typed(body["account_id"], str, where, f"{prefix}.account_id")
+    if not (account.isdigit() and len(account) == 12):
+        where.fail(f"{prefix}.account_id", f"{account!r} is not a 12-digit AWS account id", "quote it: account_id = \"123456789012\"")
+    sections = {
+        section: _section(cls, {**defaults.get(section, {}), **body.get(section, {})}, where, f"{prefix}.{section}")
+        for section, cls in _SECTIONS.items()
+    }
+    env = Environment(name=name, region=region, account_id=account, **sections)
+    _check(env, where, prefix)
+    return env
+
+
+def _check(env: Environment, where: _Where, prefix: str) -> None:
+    f, t, s, ld = env.function, env.traffic, env.slo, env.load
+    rules: list[tuple[bool, str, str, str]] = [
+        (f.runtime in RUNTIMES, "function.runtime", f"{f.runtime!r} is not supported", f"use one of {', '.join(RUNTIMES)}"),
+        (f.architecture in ARCHITECTURES, "function.architecture", f"{f.architecture!r} is not a Lambda architecture", "use arm64 or x86_64"),
+        (128 <= f.memory_mb <= 10240, "function.memory_mb", f"{f.memory_mb} is outside 128..10240", "pick a value Lambda allows"),
+        (1 <= f.timeout_s <= 900, "function.timeout_s", f"{f.timeout_s} is outside 1..900", "pick a value Lambda allows"),
+        (not (f.snapstart and f.provisioned_concurrency), "function.snapstart", "SnapStart and provisioned concurrency exclude each other", "set one of them only"),
+        (env.edge.price_class in PRICE_CLASSES, "edge.price_class", f"{env.edge.price_class!r} is unknown", f"use one of {', '.join(PRICE_CLASSES)}"),
+        (env.edge.cache_ttl_s >= 0, "edge.cache_ttl_s", "must not be negative", "use 0 to disable caching"),
+        (t.schedule in SCHEDULES, "traffic.schedule", f"{t.schedule!r} is not a schedule", f"use one of {', '.join(SCHEDULES)}"),
+        (0 < t.canary_weight < 100, "traffic.canary_weight", f"{t.canary_weight} must be between 1 and 99", "e.g. canary_weight = 10"),
+        (t.linear_steps >= 1, "traffic.linear_steps", "must be at least 1", "e.g. linear_steps = 4"),
+        (t.schedule != "explicit" or bool(t.weights), "traffic.weights", "the explicit schedule needs weights", "e.g. weights = [5, 25, 50, 100]"),
+        (all(0 < w <= 100 for w in t.weights) and list(t.weights) == sorted(set(t.weights)), "traffic.weights", f"{list(t.weights)} must rise strictly within 1..100", "e.g. weights = [5, 25, 50, 100]"),
+        (t.bake_s >= 0, "traffic.bake_s", "must not be negative", "use 0 for no bake time"),
+        (s.p95_ms > 0 and s.p99_ms >= s.p95_ms, "slo.p99_ms", "p95_ms must be positive and p99_ms at least p95_ms", "raise p99_ms"),
+        (0 <= s.max_error_ratio < 1, "slo.max_error_ratio", "must be in 0..1", "e.g. 0.01 for 1 %"),
+        (s.min_samples >= 1, "slo.min_samples", "must be at least 1", "e.g. 100"),
+        (s.min_rps >= 0 and s.relative_p95_factor >= 0, "slo.min_rps", "thresholds must not be negative", "use 0 to disable"),
+        (ld.users >= 1 and ld.spawn_rate > 0 and ld.duration_s > 0, "load", "users, spawn_rate and duration_s must be positive", "e.g. users = 10"),
+    ]
+    for ok, key, problem, fix in rules:
+        if not ok:
+            where.fail(f"{prefix}.{key}", problem, fix)

@@ -1,0 +1,391 @@
+"""Drives the Pulumi engine through the Automation API: one stack per environment.
+
+The workspace/stack split follows `pulumi.automation`: `StackSpec` says which stack
+and where its state lives (pure data, resolved from settings and the environment);
+`Stacks` acts on it (create-or-select, config, preview/up/refresh/destroy, outputs,
+history) and turns engine failures into edgeship errors.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import Cancelled, ConfigError, EngineError, StackLockedError
+from orchestrator.progress import NullReporter, ProgressEvent, Reporter, from_engine_event, op_name
+
+if TYPE_CHECKING:
+    from pulumi import automation as auto
+
+    from orchestrator.settings import Environment, Settings
+
+Program = Callable[[], None]
+LOCAL_PASSPHRASE = "edgeship-local-not-a-secret"
+CONFIG_NAMESPACE = "edgeship"
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """Everything needed to select one environment's stack; no I/O."""
+
+    project: str
+    stack: str
+    backend_url: str
+    work_dir: Path
+    pulumi_root: Path
+    secrets_provider: str = "passphrase"
+    env_vars: Mapping[str, str] = field(default_factory=dict)
+    # fully qualified key ("edgeship:memoryMb", "aws:region") -> (value, is_secret)
+    config: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    """What one engine operation did (the `--json` output of preview/up/refresh/destroy)."""
+
+    operation: str
+    stack: str
+    changes: dict[str, int]
+    outputs: dict[str, Any]
+    duration_s: float
+
+    @property
+    def changed(self) -> bool:
+        """True when the operation created, updated, replaced or deleted anything."""
+        return any(n for op, n in self.changes.items() if op != "same")
+
+
+def resolve_backend(cli_value: str | None, configured: str | None, environ: Mapping[str, str], root: Path) -> str:
+    """State backend URL: --backend, then PULUMI_BACKEND_URL, then edgeship.toml, then a local file backend."""
+    url = cli_value or environ.get("PULUMI_BACKEND_URL") or configured
+    return url or (root / ".edgeship" / "state").as_uri()
+
+
+def resolve_secrets(
+    env_name: str, is_local: bool, provider: str | None, environ: Mapping[str, str]
+) -> tuple[str, dict[str, str]]:
+    """Secrets provider and the variables it needs.
+
+    Passphrase is the default. The local environment holds nothing worth hiding, so it
+    gets a fixed passphrase when none is set; every other environment must bring its own.
+    """
+    provider = provider or "passphrase"
+    if provider != "passphrase":
+        if not provider.startswith(("awskms://", "azurekeyvault://", "gcpkms://", "hashivault://", "default")):
+            raise ConfigError(
+                f"unknown secrets provider {provider!r}",
+                fix="use passphrase (default) or awskms://alias/NAME?region=REGION",
+            )
+        return provider, {}
+    if environ.get("PULUMI_CONFIG_PASSPHRASE") or environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+        return provider, {}
+    if is_local:
+        return provider, {"PULUMI_CONFIG_PASSPHRASE": LOCAL_PASSPHRASE}
+    raise ConfigError(
+        f"environment {env_name!r} encrypts its secrets with a passphrase, but PULUMI_CONFIG_PASSPHRASE is not set",
+        fix="export PULUMI_CONFIG_PASSPHRASE (in CI: from an environment secret), "
+        "or set project.secrets_provider = \"awskms://alias/NAME?region=REGION\" in edgeship.toml",
+    )
+
+
+def spec_for(
+    settings: Settings,
+    env: Environment,
+    *,
+    pulumi_root: Path,
+    backend: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> StackSpec:
+    """The stack of one environment: backend, secrets and config resolved from settings."""
+    environ = os.environ if environ is None else environ
+    provider, secret_env = resolve_secrets(env.name, env.is_local, settings.secrets_provider, environ)
+    config = {f"{CONFIG_NAMESPACE}:{key}": (value, False) for key, value in env.pulumi_config().items()}
+    config["aws:region"] = (env.region, False)
+    # The provider itself refuses any other account: a wrong profile cannot touch prod.
+    config["aws:allowedAccountIds"] = (f'["{env.account_id}"]', False)
+    return StackSpec(
+        project=settings.project,
+        stack=env.name,
+        backend_url=resolve_backend(backend, settings.backend, environ, settings.root),
+        work_dir=settings.root / ".edgeship" / "workspaces" / env.name,
+        pulumi_root=pulumi_root,
+        secrets_provider=provider,
+        env_vars=secret_env,
+        config=config,
+    )
+
+
+class Stacks:
+    """One environment's stack, driven through the Automation API."""
+
+    def __init__(self, spec: StackSpec, program: Program, reporter: Reporter | None = None) -> None:
+        self.spec = spec
+        self.program = program
+        self.reporter: Reporter = reporter or NullReporter()
+        self._stack: auto.Stack | None = None
+
+    # -- selection -------------------------------------------------------------------
+
+    def stack(self) -> auto.Stack:
+        """Create or select the stack and write its config (once per instance)."""
+        if self._stack is not None:
+            return self._stack
+        from pulumi import automation as auto
+
+        spec = self.spec
+        if spec.backend_url.startswith("file://"):
+            Path(spec.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        spec.work_dir.mkdir(parents=True, exist_ok=True)
+        opts = auto.LocalWorkspaceOptions(
+            work_dir=str(spec.work_dir),
+            pulumi_command=auto.PulumiCommand(root=str(spec.pulumi_root)),
+            project_settings=auto.ProjectSettings(
+                name=spec.project, runtime="python", backend=auto.ProjectBackend(url=spec.backend_url)
+            ),
+            secrets_provider=spec.secrets_provider,
+            env_vars={"PULUMI_SKIP_UPDATE_CHECK": "true", **spec.env_vars},
+        )
+        stack = self._engine(
+            "select", lambda: auto.create_or_select_stack(spec.stack, spec.project, self.program, opts)
+        )
+        if spec.config:
+            config = {key: auto.ConfigValue(value=value, secret=secret) for key, (value, secret) in spec.config.items()}
+            self._engine("config", lambda: stack.set_all_config(config))
+        self._stack = stack
+        return stack
+
+    # -- operations --------------------------------------------------------------------
+
+    def preview(self) -> OperationResult:
+        """What `up` would change, without changing anything."""
+        stack = self.stack()
+        started = time.monotonic()
+        result = self._cancellable("preview", lambda: stack.preview(on_event=self._on_event, color="never"))
+        changes = {op_name(k): v for k, v in (result.change_summary or {}).items()}
+        return OperationResult("preview", self.spec.stack, changes, {}, time.monotonic() - started)
+
+    def up(self) -> OperationResult:
+        """Create or update the stack's resources."""
+        stack = self.stack()
+        started = time.monotonic()
+        result = self._cancellable("up", lambda: stack.up(on_event=self._on_event, color="never"))
+        return OperationResult(
+            "up", self.spec.stack, _changes(result.summary), _plain(result.outputs, show_secrets=False),
+            time.monotonic() - started,
+        )
+
+    def refresh(self) -> OperationResult:
+        """Read the real resources back into the state."""
+        stack = self.stack()
+        started = time.monotonic()
+        result = self._cancellable("refresh", lambda: stack.refresh(on_event=self._on_event, color="never"))
+        return OperationResult("refresh", self.spec.stack, _changes(result.summary), {}, time.monotonic() - started)
+
+    def destroy(self, *, remove: bool = False) -> OperationResult:
+        """Delete every resource; with `remove`, also delete the stack and its history."""
+        stack = self.stack()
+        started = time.monotonic()
+        result = self._cancellable("destroy", lambda: stack.destroy(on_event=self._on_event, color="never"))
+        if remove:
+            self._engine("remove", lambda: stack.workspace.remove_stack(self.spec.stack))
+            self._stack = None
+        return OperationResult("destroy", self.spec.stack, _changes(result.summary), {}, time.monotonic() - started)
+
+    def outputs(self, *, show_secrets: bool = False) -> dict[str, Any]:
+        """The stack's outputs; secret values are masked unless asked for."""
+        stack = self.stack()
+        raw = self._engine("outputs", stack.outputs)
+        return _plain(raw, show_secrets=show_secrets)
+
+    def history(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The most recent updates, newest first."""
+        stack = self.stack()
+        entries = self._engine("history", lambda: stack.history(page_size=limit, page=1))
+        return [
+            {
+                "version": e.version,
+                "kind": e.kind,
+                "result": e.result,
+                "started": e.start_time.isoformat() if e.start_time else None,
+                "ended": e.end_time.isoformat() if e.end_time else None,
+                "changes": dict(e.resource_changes or {}),
+            }
+            for e in entries
+        ]
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _on_event(self, raw: Any) -> None:
+        event = from_engine_event(raw)
+        if event is not None:
+            self.reporter.event(event)
+
+    def _engine(self, what: str, call: Callable[[], Any]) -> Any:
+        from pulumi import automation as auto
+
+        try:
+            return call()
+        except auto.CommandError as exc:
+            raise self._translate(what, exc) from None
+
+    def _cancellable(self, what: str, call: Callable[[], Any]) -> Any:
+        """Run a long engine operation so that Ctrl-C (or SIGTERM) cancels it cleanly.
+
+        The CLI runs in a child process. On interrupt we pass SIGINT on to it, which makes
+        the engine finish in-flight steps, write the state and release the lock, and wait
+        for it, so the next run finds a usable stack rather than a locked one.
+        """
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["value"] = self._engine(what, call)
+            except BaseException as exc:  # handed to the main thread below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=work, name=f"pulumi-{what}", daemon=True)
+        previous = _sigterm_as_interrupt()
+        try:
+            worker.start()
+            interrupted = False
+            while worker.is_alive():
+                try:
+                    worker.join(0.2)
+                except KeyboardInterrupt:
+                    if not interrupted:
+                        self.reporter.event(ProgressEvent("info", f"interrupted: cancelling {what}, waiting for the engine to stop..."))
+                    interrupted = True
+                    _signal_children(signal.SIGINT)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        if interrupted:
+            raise Cancelled(
+                f"{what} of stack {self.spec.stack!r} was cancelled; the engine stopped cleanly",
+                fix="run the same command again to finish",
+            )
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome.get("value")
+
+    def _translate(self, what: str, exc: Exception) -> Exception:
+        stderr = getattr(exc, "stderr", "") or ""
+        stdout = getattr(exc, "stdout", "") or ""
+        text = f"{stderr}\n{stdout}"
+        if "currently locked" in text or type(exc).__name__ == "ConcurrentUpdateError":
+            holder = _lock_holder(text)
+            return StackLockedError(
+                f"stack {self.spec.stack!r} is locked by another update{': ' + holder if holder else ''}",
+                fix=f"wait for that run to finish; if it crashed, run `orchestrator unlock --env {self.spec.stack}`",
+            )
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.lower().startswith("error:")] or lines[-3:]
+        detail = " | ".join(dict.fromkeys(errors)) or str(exc)
+        return EngineError(
+            f"pulumi {what} failed for stack {self.spec.stack!r}: {detail}",
+            fix="read the error above; `orchestrator preview` shows what the engine plans to do",
+        )
+
+
+def unlock(backend_url: str, project: str, stack: str, *, force: bool = False) -> list[Path]:
+    """Remove a file backend's stale lock files; refuses locks whose process still runs here.
+
+    Pulumi's diy backend leaves its lock behind when the CLI is killed (kill -9, power
+    loss). Only file:// backends are handled; others have `pulumi cancel`.
+    """
+    import json
+    import socket
+
+    if not backend_url.startswith("file://"):
+        raise ConfigError(
+            f"unlock handles file:// backends only, not {backend_url}",
+            fix=f"run `pulumi cancel --stack {stack}` against that backend",
+        )
+    locks = Path(backend_url.removeprefix("file://")) / ".pulumi" / "locks"
+    removed = []
+    for lock in sorted(locks.glob(f"*/{project}/{stack}/*.json")):
+        info = json.loads(lock.read_text() or "{}")
+        pid, host = info.get("pid"), info.get("hostname")
+        if not force and host == socket.gethostname() and isinstance(pid, int) and _alive(pid):
+            raise StackLockedError(
+                f"stack {stack!r} is locked by pid {pid} on this host, which is still running",
+                fix="wait for it to finish, or stop it; pass --force only if you are sure it is stuck",
+            )
+        lock.unlink()
+        removed.append(lock)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock_holder(text: str) -> str:
+    # The diy backend says: "<lock file>: created by user@host (pid N) at TIME".
+    for line in text.splitlines():
+        if "created by" in line:
+            return line.strip().split("created by", 1)[1].strip()
+    return ""
+
+
+def _signal_children(sig: int) -> None:
+    import psutil
+
+    for child in psutil.Process().children(recursive=False):
+        try:
+            if "pulumi" in child.name():
+                child.send_signal(sig)
+        except psutil.Error:
+            continue
+
+
+def _sigterm_as_interrupt() -> Any:
+    """Treat SIGTERM like Ctrl-C while an operation runs (CI cancels jobs with SIGTERM)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _changes(summary: Any) -> dict[str, int]:
+    return {op_name(k): v for k, v in ((summary.resource_changes if summary else None) or {}).items()}
+
+
+def _plain(outputs: Mapping[str, Any], *, show_secrets: bool) -> dict[str, Any]:
+    return {
+        key: ("[secret]" if out.secret and not show_secrets else out.value) for key, out in outputs.items()
+    }
+
+
+DEFAULT_PROGRAM = "programs.serving:program"
+
+
+def load_program(ref: str | None) -> Program:
+    """Import an inline program given as 'module:function' (default: the serving stack)."""
+    import importlib
+
+    module_name, _, attr = (ref or DEFAULT_PROGRAM).partition(":")
+    try:
+        program = getattr(importlib.import_module(module_name), attr or "program")
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"cannot load the Pulumi program {ref!r}: {exc}", fix="pass --program module:function"
+        ) from None
+    if not callable(program):
+        raise ConfigError(f"{ref!r} is not callable", fix="point --program at a function taking no arguments")
+    return program  # type: ignore[no-any-return]

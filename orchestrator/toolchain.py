@@ -1,0 +1,44 @@
+"""Finds the pinned Pulumi CLI that `make install` put in .tools/pulumi."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from orchestrator.errors import ToolchainError
+
+# Keep in step with scripts/install-pulumi.sh and the `pulumi` pin in pyproject.toml.
+PULUMI_VERSION = "3.260.0"
+
+
+def pulumi_root(project_root: Path) -> Path:
+    """Where the Pulumi CLI lives: <root>/bin/pulumi.
+
+    The project's own build comes first; a `pulumi` on PATH is accepted as a fallback
+    so users with the official install need not build anything.
+    """
+    local = project_root / ".tools" / "pulumi"
+    if (local / "bin" / "pulumi").exists():
+        return local
+    on_path = shutil.which("pulumi")
+    if on_path:
+        return Path(on_path).resolve().parent.parent
+    raise ToolchainError(
+        f"the Pulumi CLI is not installed (looked in {local / 'bin'} and on PATH)",
+        fix=f"run `make install` (builds Pulumi v{PULUMI_VERSION} with Go if needed), "
+        f"or install Pulumi v{PULUMI_VERSION} and put it on PATH",
+    )
+
+
+def pulumi_version(root: Path) -> str:
+    """The version the CLI under `root` reports, e.g. 'v3.260.0'."""
+    try:
+        out = subprocess.run(
+            [str(root / "bin" / "pulumi"), "version"], capture_output=True, text=True, check=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolchainError(
+            f"the Pulumi CLI in {root / 'bin'} does not run: {exc}", fix="run `make install` again"
+        ) from exc
+    return out.stdout.strip()
