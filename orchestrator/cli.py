@@ -13,7 +13,9 @@ import click
 
 from orchestrator.errors import EXIT_CODE_HELP, EdgeshipError, ExitCode, RefusedError
 
-EXIT_CODES_TEXT = "\b\nExit codes:\n" + "\n".join(f"  {int(code):>3}  {text}" for code, text in EXIT_CODE_HELP.items())
+EXIT_CODES_TEXT = "\b\nExit codes:\n" + "\n".join(
+    f"  {int(code):>3}  {text}" for code, text in EXIT_CODE_HELP.items()
+)
 
 
 @dataclass
@@ -68,33 +70,53 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
         return value
 
     return click.option(
-        "--json", "as_json", is_flag=True, expose_value=False, callback=callback, is_eager=True,
+        "--json",
+        "as_json",
+        is_flag=True,
+        expose_value=False,
+        callback=callback,
+        is_eager=True,
         help="Print one JSON document on stdout (progress goes to stderr as JSON lines).",
     )(f)
 
 
 def env_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """`--env NAME`: which environment (stack) to act on."""
-    return click.option("--env", "env_name", required=True, metavar="NAME", help="Environment from edgeship.toml (local, dev, staging, prod, ...).")(f)
+    return click.option(
+        "--env",
+        "env_name",
+        required=True,
+        metavar="NAME",
+        help="Environment from edgeship.toml (local, dev, staging, prod, ...).",
+    )(f)
 
 
 def stack_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options of every command that drives the Pulumi engine."""
     f = click.option(
-        "--backend", metavar="URL", default=None,
+        "--backend",
+        metavar="URL",
+        default=None,
         help="State backend (file://DIR, s3://BUCKET/PREFIX, https://api.pulumi.com). "
         "Default: PULUMI_BACKEND_URL, then edgeship.toml, then .edgeship/state.",
     )(f)
     f = click.option(
-        "--program", metavar="MODULE:FUNC", default=None, hidden=False,
+        "--program",
+        metavar="MODULE:FUNC",
+        default=None,
+        hidden=False,
         help="Inline Pulumi program to run instead of the serving stack (programs.serving:program).",
     )(f)
     return env_option(f)
 
 
 @click.group(epilog=EXIT_CODES_TEXT, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Path to edgeship.toml (default: the nearest one above the current directory).")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Path to edgeship.toml (default: the nearest one above the current directory).",
+)
 @click.version_option(package_name="edgeship")
 @click.pass_context
 def main(click_ctx: click.Context, config: Path | None) -> None:
@@ -142,14 +164,24 @@ def envs(ctx: Ctx) -> None:
     def action() -> list[dict[str, Any]]:
         settings = ctx.settings()
         return [
-            {"name": e.name, "region": e.region, "account_id": e.account_id, "schedule": e.traffic.schedule,
-             "memory_mb": e.function.memory_mb, "architecture": e.function.architecture, "local": e.is_local}
+            {
+                "name": e.name,
+                "region": e.region,
+                "account_id": e.account_id,
+                "schedule": e.traffic.schedule,
+                "memory_mb": e.function.memory_mb,
+                "architecture": e.function.architecture,
+                "local": e.is_local,
+            }
             for e in settings.environments.values()
         ]
 
     def human(rows: list[dict[str, Any]]) -> str:
         head = f"{'ENV':<10} {'REGION':<12} {'ACCOUNT':<13} {'SCHEDULE':<12} {'MEMORY':>6}  ARCH"
-        body = [f"{r['name']:<10} {r['region']:<12} {r['account_id']:<13} {r['schedule']:<12} {r['memory_mb']:>6}  {r['architecture']}" for r in rows]
+        body = [
+            f"{r['name']:<10} {r['region']:<12} {r['account_id']:<13} {r['schedule']:<12} {r['memory_mb']:>6}  {r['architecture']}"
+            for r in rows
+        ]
         return "\n".join([head, *body])
 
     _run(ctx, action, human)
@@ -206,7 +238,10 @@ def history(ctx: Ctx, env_name: str, backend: str | None, program: str | None, l
     _run(
         ctx,
         lambda: _stacks(ctx, env_name, backend, program).history(limit),
-        lambda rows: "\n".join(f"#{r['version']} {r['kind']:<8} {r['result']:<10} {r['started']}" for r in rows) or "(no updates)",
+        lambda rows: (
+            "\n".join(f"#{r['version']} {r['kind']:<8} {r['result']:<10} {r['started']}" for r in rows)
+            or "(no updates)"
+        ),
     )
 
 
@@ -217,12 +252,16 @@ def history(ctx: Ctx, env_name: str, backend: str | None, program: str | None, l
 @click.option("--remove", is_flag=True, help="Also delete the stack and its history.")
 @json_option
 @click.pass_obj
-def destroy(ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: bool, force: bool, remove: bool) -> None:
+def destroy(
+    ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: bool, force: bool, remove: bool
+) -> None:
     """Delete every resource of an environment. Asks first unless --yes; prod needs --force."""
 
     def action() -> dict[str, Any]:
         if env_name == "prod" and not force:
-            raise RefusedError("refusing to destroy prod without --force", fix="add --force if you really mean it")
+            raise RefusedError(
+                "refusing to destroy prod without --force", fix="add --force if you really mean it"
+            )
         if not yes and not (sys.stdin.isatty() and click.confirm(f"Destroy every resource in {env_name!r}?")):
             raise RefusedError(f"destroy of {env_name!r} not confirmed", fix="answer yes, or pass --yes")
         return asdict(_stacks(ctx, env_name, backend, program).destroy(remove=remove))

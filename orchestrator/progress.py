@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, ClassVar, Protocol
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class JsonLinesReporter:
 class ConsoleReporter:
     """Readable, colored lines on stderr for a terminal (plain text when piped)."""
 
-    _STYLE = {"started": "cyan", "done": "green", "failed": "bold red"}
+    _STYLE: ClassVar[dict[str, str]] = {"started": "cyan", "done": "green", "failed": "bold red"}
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -74,7 +74,9 @@ def from_engine_event(raw: Any) -> ProgressEvent | None:
         meta = raw.resource_pre_event.metadata
         if op_name(meta.op) == "same":
             return None
-        return ProgressEvent("resource", _short(meta.urn), urn=meta.urn, op=op_name(meta.op), status="started")
+        return ProgressEvent(
+            "resource", _short(meta.urn), urn=meta.urn, op=op_name(meta.op), status="started"
+        )
     if raw.res_outputs_event is not None:
         meta = raw.res_outputs_event.metadata
         if op_name(meta.op) == "same":
@@ -88,7 +90,9 @@ def from_engine_event(raw: Any) -> ProgressEvent | None:
         if diag.severity not in ("warning", "error") or diag.ephemeral:
             return None
         message = (diag.message or "").strip()
-        return ProgressEvent("diagnostic", message, urn=diag.urn, status="failed" if diag.severity == "error" else None)
+        return ProgressEvent(
+            "diagnostic", message, urn=diag.urn, status="failed" if diag.severity == "error" else None
+        )
     if raw.summary_event is not None:
         changes = {op_name(k): v for k, v in (raw.summary_event.resource_changes or {}).items()}
         return ProgressEvent("summary", f"changes: {_counts(changes)}", data={"changes": changes})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from orchestrator.errors import ConfigError
 
@@ -167,7 +167,9 @@ def load(path: Path | None = None) -> Settings:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found", fix="pass the path of an existing edgeship.toml") from None
+        raise ConfigError(
+            f"{path}: file not found", fix="pass the path of an existing edgeship.toml"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", fix="fix the syntax at that line") from None
     return parse(raw, path)
@@ -181,14 +183,18 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
     _only_keys(project, {"name", "backend", "secrets_provider", "model"}, where, "project")
     name = _typed(project.get("name", "edgeship"), str, where, "project.name")
     if not name.replace("-", "").replace("_", "").isalnum():
-        where.fail("project.name", f"{name!r} has characters Pulumi does not allow", "use letters, digits, - and _")
+        where.fail(
+            "project.name", f"{name!r} has characters Pulumi does not allow", "use letters, digits, - and _"
+        )
     backend = project.get("backend")
     if backend is not None:
         _typed(backend, str, where, "project.backend")
     secrets_provider = project.get("secrets_provider")
     if secrets_provider is not None:
         _typed(secrets_provider, str, where, "project.secrets_provider")
-    model = path.parent / _typed(project.get("model", "programs/function/sample/model.tar.gz"), str, where, "project.model")
+    model = path.parent / _typed(
+        project.get("model", "programs/function/sample/model.tar.gz"), str, where, "project.model"
+    )
 
     defaults = raw.get("defaults", {})
     _only_keys(defaults, set(_SECTIONS), where, "defaults")
@@ -199,7 +205,11 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
         env_name: _environment(env_name, body, defaults, where) for env_name, body in envs_raw.items()
     }
     return Settings(
-        path=path, project=name, backend=backend, secrets_provider=secrets_provider, model=model,
+        path=path,
+        project=name,
+        backend=backend,
+        secrets_provider=secrets_provider,
+        model=model,
         environments=environments,
     )
 
@@ -210,7 +220,7 @@ class _Where:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def fail(self, key: str, problem: str, fix: str) -> None:
+    def fail(self, key: str, problem: str, fix: str) -> NoReturn:
         raise ConfigError(f"{self.path}: {key}: {problem}", fix=fix)
 
 
@@ -242,13 +252,15 @@ def _section(cls: type, merged: dict[str, Any], where: _Where, prefix: str) -> A
         value = merged[f.name]
         key = f"{prefix}.{f.name}"
         if f.name == "weights":
-            if not isinstance(value, list) or not all(isinstance(w, int) and not isinstance(w, bool) for w in value):
-                where.fail(key, f"expected a list of integers, got {value!r}", "e.g. weights = [5, 25, 50, 100]")
+            if not isinstance(value, list) or not all(
+                isinstance(w, int) and not isinstance(w, bool) for w in value
+            ):
+                where.fail(
+                    key, f"expected a list of integers, got {value!r}", "e.g. weights = [5, 25, 50, 100]"
+                )
             values[f.name] = tuple(value)
             continue
-        kind = {"int": int, "float": float, "str": str, "bool": bool}[
-            str(f.type).replace(" | None", "")
-        ]
+        kind = {"int": int, "float": float, "str": str, "bool": bool}[str(f.type).replace(" | None", "")]
         values[f.name] = _typed(value, kind, where, key)
     return cls(**values)
 
@@ -258,13 +270,19 @@ def _environment(name: str, body: Any, defaults: dict[str, Any], where: _Where) 
     _only_keys(body, {"region", "account_id", *_SECTIONS}, where, prefix)
     for key in ("region", "account_id"):
         if key not in body:
-            where.fail(f"{prefix}.{key}", "missing", f"add {key} = \"...\" to [{prefix}]")
+            where.fail(f"{prefix}.{key}", "missing", f'add {key} = "..." to [{prefix}]')
     region = _typed(body["region"], str, where, f"{prefix}.region")
     account = _typed(body["account_id"], str, where, f"{prefix}.account_id")
     if not (account.isdigit() and len(account) == 12):
-        where.fail(f"{prefix}.account_id", f"{account!r} is not a 12-digit AWS account id", "quote it: account_id = \"123456789012\"")
+        where.fail(
+            f"{prefix}.account_id",
+            f"{account!r} is not a 12-digit AWS account id",
+            'quote it: account_id = "123456789012"',
+        )
     sections = {
-        section: _section(cls, {**defaults.get(section, {}), **body.get(section, {})}, where, f"{prefix}.{section}")
+        section: _section(
+            cls, {**defaults.get(section, {}), **body.get(section, {})}, where, f"{prefix}.{section}"
+        )
         for section, cls in _SECTIONS.items()
     }
     env = Environment(name=name, region=region, account_id=account, **sections)
@@ -275,24 +293,89 @@ def _environment(name: str, body: Any, defaults: dict[str, Any], where: _Where) 
 def _check(env: Environment, where: _Where, prefix: str) -> None:
     f, t, s, ld = env.function, env.traffic, env.slo, env.load
     rules: list[tuple[bool, str, str, str]] = [
-        (f.runtime in RUNTIMES, "function.runtime", f"{f.runtime!r} is not supported", f"use one of {', '.join(RUNTIMES)}"),
-        (f.architecture in ARCHITECTURES, "function.architecture", f"{f.architecture!r} is not a Lambda architecture", "use arm64 or x86_64"),
-        (128 <= f.memory_mb <= 10240, "function.memory_mb", f"{f.memory_mb} is outside 128..10240", "pick a value Lambda allows"),
-        (1 <= f.timeout_s <= 900, "function.timeout_s", f"{f.timeout_s} is outside 1..900", "pick a value Lambda allows"),
-        (not (f.snapstart and f.provisioned_concurrency), "function.snapstart", "SnapStart and provisioned concurrency exclude each other", "set one of them only"),
-        (env.edge.price_class in PRICE_CLASSES, "edge.price_class", f"{env.edge.price_class!r} is unknown", f"use one of {', '.join(PRICE_CLASSES)}"),
+        (
+            f.runtime in RUNTIMES,
+            "function.runtime",
+            f"{f.runtime!r} is not supported",
+            f"use one of {', '.join(RUNTIMES)}",
+        ),
+        (
+            f.architecture in ARCHITECTURES,
+            "function.architecture",
+            f"{f.architecture!r} is not a Lambda architecture",
+            "use arm64 or x86_64",
+        ),
+        (
+            128 <= f.memory_mb <= 10240,
+            "function.memory_mb",
+            f"{f.memory_mb} is outside 128..10240",
+            "pick a value Lambda allows",
+        ),
+        (
+            1 <= f.timeout_s <= 900,
+            "function.timeout_s",
+            f"{f.timeout_s} is outside 1..900",
+            "pick a value Lambda allows",
+        ),
+        (
+            not (f.snapstart and f.provisioned_concurrency),
+            "function.snapstart",
+            "SnapStart and provisioned concurrency exclude each other",
+            "set one of them only",
+        ),
+        (
+            env.edge.price_class in PRICE_CLASSES,
+            "edge.price_class",
+            f"{env.edge.price_class!r} is unknown",
+            f"use one of {', '.join(PRICE_CLASSES)}",
+        ),
         (env.edge.cache_ttl_s >= 0, "edge.cache_ttl_s", "must not be negative", "use 0 to disable caching"),
-        (t.schedule in SCHEDULES, "traffic.schedule", f"{t.schedule!r} is not a schedule", f"use one of {', '.join(SCHEDULES)}"),
-        (0 < t.canary_weight < 100, "traffic.canary_weight", f"{t.canary_weight} must be between 1 and 99", "e.g. canary_weight = 10"),
+        (
+            t.schedule in SCHEDULES,
+            "traffic.schedule",
+            f"{t.schedule!r} is not a schedule",
+            f"use one of {', '.join(SCHEDULES)}",
+        ),
+        (
+            0 < t.canary_weight < 100,
+            "traffic.canary_weight",
+            f"{t.canary_weight} must be between 1 and 99",
+            "e.g. canary_weight = 10",
+        ),
         (t.linear_steps >= 1, "traffic.linear_steps", "must be at least 1", "e.g. linear_steps = 4"),
-        (t.schedule != "explicit" or bool(t.weights), "traffic.weights", "the explicit schedule needs weights", "e.g. weights = [5, 25, 50, 100]"),
-        (all(0 < w <= 100 for w in t.weights) and list(t.weights) == sorted(set(t.weights)), "traffic.weights", f"{list(t.weights)} must rise strictly within 1..100", "e.g. weights = [5, 25, 50, 100]"),
+        (
+            t.schedule != "explicit" or bool(t.weights),
+            "traffic.weights",
+            "the explicit schedule needs weights",
+            "e.g. weights = [5, 25, 50, 100]",
+        ),
+        (
+            all(0 < w <= 100 for w in t.weights) and list(t.weights) == sorted(set(t.weights)),
+            "traffic.weights",
+            f"{list(t.weights)} must rise strictly within 1..100",
+            "e.g. weights = [5, 25, 50, 100]",
+        ),
         (t.bake_s >= 0, "traffic.bake_s", "must not be negative", "use 0 for no bake time"),
-        (s.p95_ms > 0 and s.p99_ms >= s.p95_ms, "slo.p99_ms", "p95_ms must be positive and p99_ms at least p95_ms", "raise p99_ms"),
+        (
+            s.p95_ms > 0 and s.p99_ms >= s.p95_ms,
+            "slo.p99_ms",
+            "p95_ms must be positive and p99_ms at least p95_ms",
+            "raise p99_ms",
+        ),
         (0 <= s.max_error_ratio < 1, "slo.max_error_ratio", "must be in 0..1", "e.g. 0.01 for 1 %"),
         (s.min_samples >= 1, "slo.min_samples", "must be at least 1", "e.g. 100"),
-        (s.min_rps >= 0 and s.relative_p95_factor >= 0, "slo.min_rps", "thresholds must not be negative", "use 0 to disable"),
-        (ld.users >= 1 and ld.spawn_rate > 0 and ld.duration_s > 0, "load", "users, spawn_rate and duration_s must be positive", "e.g. users = 10"),
+        (
+            s.min_rps >= 0 and s.relative_p95_factor >= 0,
+            "slo.min_rps",
+            "thresholds must not be negative",
+            "use 0 to disable",
+        ),
+        (
+            ld.users >= 1 and ld.spawn_rate > 0 and ld.duration_s > 0,
+            "load",
+            "users, spawn_rate and duration_s must be positive",
+            "e.g. users = 10",
+        ),
     ]
     for ok, key, problem, fix in rules:
         if not ok:

@@ -61,7 +61,9 @@ class OperationResult:
         return any(n for op, n in self.changes.items() if op != "same")
 
 
-def resolve_backend(cli_value: str | None, configured: str | None, environ: Mapping[str, str], root: Path) -> str:
+def resolve_backend(
+    cli_value: str | None, configured: str | None, environ: Mapping[str, str], root: Path
+) -> str:
     """State backend URL: --backend, then PULUMI_BACKEND_URL, then edgeship.toml, then a local file backend."""
     url = cli_value or environ.get("PULUMI_BACKEND_URL") or configured
     return url or (root / ".edgeship" / "state").as_uri()
@@ -77,7 +79,9 @@ def resolve_secrets(
     """
     provider = provider or "passphrase"
     if provider != "passphrase":
-        if not provider.startswith(("awskms://", "azurekeyvault://", "gcpkms://", "hashivault://", "default")):
+        if not provider.startswith(
+            ("awskms://", "azurekeyvault://", "gcpkms://", "hashivault://", "default")
+        ):
             raise ConfigError(
                 f"unknown secrets provider {provider!r}",
                 fix="use passphrase (default) or awskms://alias/NAME?region=REGION",
@@ -90,7 +94,7 @@ def resolve_secrets(
     raise ConfigError(
         f"environment {env_name!r} encrypts its secrets with a passphrase, but PULUMI_CONFIG_PASSPHRASE is not set",
         fix="export PULUMI_CONFIG_PASSPHRASE (in CI: from an environment secret), "
-        "or set project.secrets_provider = \"awskms://alias/NAME?region=REGION\" in edgeship.toml",
+        'or set project.secrets_provider = "awskms://alias/NAME?region=REGION" in edgeship.toml',
     )
 
 
@@ -152,10 +156,16 @@ class Stacks:
             env_vars={"PULUMI_SKIP_UPDATE_CHECK": "true", **spec.env_vars},
         )
         stack = self._engine(
-            "select", lambda: auto.create_or_select_stack(spec.stack, spec.project, self.program, opts)
+            "select",
+            lambda: auto.create_or_select_stack(
+                stack_name=spec.stack, project_name=spec.project, program=self.program, opts=opts
+            ),
         )
         if spec.config:
-            config = {key: auto.ConfigValue(value=value, secret=secret) for key, (value, secret) in spec.config.items()}
+            config = {
+                key: auto.ConfigValue(value=value, secret=secret)
+                for key, (value, secret) in spec.config.items()
+            }
             self._engine("config", lambda: stack.set_all_config(config))
         self._stack = stack
         return stack
@@ -176,7 +186,10 @@ class Stacks:
         started = time.monotonic()
         result = self._cancellable("up", lambda: stack.up(on_event=self._on_event, color="never"))
         return OperationResult(
-            "up", self.spec.stack, _changes(result.summary), _plain(result.outputs, show_secrets=False),
+            "up",
+            self.spec.stack,
+            _changes(result.summary),
+            _plain(result.outputs, show_secrets=False),
             time.monotonic() - started,
         )
 
@@ -185,7 +198,9 @@ class Stacks:
         stack = self.stack()
         started = time.monotonic()
         result = self._cancellable("refresh", lambda: stack.refresh(on_event=self._on_event, color="never"))
-        return OperationResult("refresh", self.spec.stack, _changes(result.summary), {}, time.monotonic() - started)
+        return OperationResult(
+            "refresh", self.spec.stack, _changes(result.summary), {}, time.monotonic() - started
+        )
 
     def destroy(self, *, remove: bool = False) -> OperationResult:
         """Delete every resource; with `remove`, also delete the stack and its history."""
@@ -195,7 +210,9 @@ class Stacks:
         if remove:
             self._engine("remove", lambda: stack.workspace.remove_stack(self.spec.stack))
             self._stack = None
-        return OperationResult("destroy", self.spec.stack, _changes(result.summary), {}, time.monotonic() - started)
+        return OperationResult(
+            "destroy", self.spec.stack, _changes(result.summary), {}, time.monotonic() - started
+        )
 
     def outputs(self, *, show_secrets: bool = False) -> dict[str, Any]:
         """The stack's outputs; secret values are masked unless asked for."""
@@ -259,7 +276,11 @@ class Stacks:
                     worker.join(0.2)
                 except KeyboardInterrupt:
                     if not interrupted:
-                        self.reporter.event(ProgressEvent("info", f"interrupted: cancelling {what}, waiting for the engine to stop..."))
+                        self.reporter.event(
+                            ProgressEvent(
+                                "info", f"interrupted: cancelling {what}, waiting for the engine to stop..."
+                            )
+                        )
                     interrupted = True
                     _signal_children(signal.SIGINT)
         finally:
@@ -279,7 +300,10 @@ class Stacks:
         stdout = getattr(exc, "stdout", "") or ""
         text = f"{stderr}\n{stdout}"
         if "currently locked" in text or type(exc).__name__ == "ConcurrentUpdateError":
-            holder = _lock_holder(text)
+            holder = _lock_holder(text) or "; ".join(
+                _describe(info)
+                for _, info in lock_files(self.spec.backend_url, self.spec.project, self.spec.stack)
+            )
             return StackLockedError(
                 f"stack {self.spec.stack!r} is locked by another update{': ' + holder if holder else ''}",
                 fix=f"wait for that run to finish; if it crashed, run `orchestrator unlock --env {self.spec.stack}`",
@@ -299,7 +323,6 @@ def unlock(backend_url: str, project: str, stack: str, *, force: bool = False) -
     Pulumi's diy backend leaves its lock behind when the CLI is killed (kill -9, power
     loss). Only file:// backends are handled; others have `pulumi cancel`.
     """
-    import json
     import socket
 
     if not backend_url.startswith("file://"):
@@ -307,10 +330,8 @@ def unlock(backend_url: str, project: str, stack: str, *, force: bool = False) -
             f"unlock handles file:// backends only, not {backend_url}",
             fix=f"run `pulumi cancel --stack {stack}` against that backend",
         )
-    locks = Path(backend_url.removeprefix("file://")) / ".pulumi" / "locks"
     removed = []
-    for lock in sorted(locks.glob(f"*/{project}/{stack}/*.json")):
-        info = json.loads(lock.read_text() or "{}")
+    for lock, info in lock_files(backend_url, project, stack):
         pid, host = info.get("pid"), info.get("hostname")
         if not force and host == socket.gethostname() and isinstance(pid, int) and _alive(pid):
             raise StackLockedError(
@@ -320,6 +341,30 @@ def unlock(backend_url: str, project: str, stack: str, *, force: bool = False) -
         lock.unlink()
         removed.append(lock)
     return removed
+
+
+def lock_files(backend_url: str, project: str, stack: str) -> list[tuple[Path, dict[str, Any]]]:
+    """A file backend's lock files for one stack, with what each says about its holder."""
+    import json
+
+    if not backend_url.startswith("file://"):
+        return []
+    locks = Path(backend_url.removeprefix("file://")) / ".pulumi" / "locks"
+    found = []
+    for lock in sorted(locks.glob(f"*/{project}/{stack}/*.json")):
+        try:
+            info = json.loads(lock.read_text() or "{}")
+        except (OSError, ValueError):
+            info = {}
+        found.append((lock, info if isinstance(info, dict) else {}))
+    return found
+
+
+def _describe(info: dict[str, Any]) -> str:
+    return (
+        f"{info.get('username', '?')}@{info.get('hostname', '?')} "
+        f"(pid {info.get('pid', '?')}) since {info.get('timestamp', '?')}"
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -388,4 +433,4 @@ def load_program(ref: str | None) -> Program:
         ) from None
     if not callable(program):
         raise ConfigError(f"{ref!r} is not callable", fix="point --program at a function taking no arguments")
-    return program  # type: ignore[no-any-return]
+    return program

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,12 +16,18 @@ PULUMI_VERSION = "3.260.0"
 def pulumi_root(project_root: Path) -> Path:
     """Where the Pulumi CLI lives: <root>/bin/pulumi.
 
-    The project's own build comes first; a `pulumi` on PATH is accepted as a fallback
+    EDGESHIP_PULUMI_ROOT wins when set; then the project's own build; a `pulumi` on PATH is accepted as a fallback
     so users with the official install need not build anything.
     """
+    # The package's own checkout (editable install) holds the build even when the
+    # config lives elsewhere, e.g. a test's temporary project.
+    package_checkout = Path(__file__).resolve().parents[1] / ".tools" / "pulumi"
     local = project_root / ".tools" / "pulumi"
-    if (local / "bin" / "pulumi").exists():
-        return local
+    override = os.environ.get("EDGESHIP_PULUMI_ROOT")
+    candidates = [Path(override)] if override else [local, package_checkout]
+    for candidate in candidates:
+        if (candidate / "bin" / "pulumi").exists():
+            return candidate
     on_path = shutil.which("pulumi")
     if on_path:
         return Path(on_path).resolve().parent.parent

@@ -1,0 +1,83 @@
+"""Shared fixtures: a throwaway edgeship project and the real Pulumi CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+ENGINE_TOML = """
+[project]
+name = "enginetest"
+backend = "{backend}"
+
+[environments.test]
+region = "us-east-1"
+account_id = "123456789012"
+[environments.test.function]
+memory_mb = {memory}
+
+[environments.prod]
+region = "us-east-1"
+account_id = "123456789012"
+"""
+
+
+@pytest.fixture(scope="session")
+def pulumi_root() -> Path:
+    """The Pulumi CLI built by `make install`. Missing means a broken install: fail, never skip."""
+    from orchestrator import toolchain
+
+    root = toolchain.pulumi_root(REPO)
+    assert toolchain.pulumi_version(root) == f"v{toolchain.PULUMI_VERSION}"
+    return root
+
+
+class Project:
+    """A temporary edgeship project with a file backend, driven through the real CLI."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.backend = root / "state"
+        self.config = root / "edgeship.toml"
+        self.set_memory(512)
+
+    def set_memory(self, memory: int) -> None:
+        self.config.write_text(ENGINE_TOML.format(backend=self.backend.as_uri(), memory=memory))
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": "test-passphrase", **extra}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "orchestrator", "--config", str(self.config), *args]
+
+    def cli(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(*args), env=self.env(**extra), capture_output=True, text=True, timeout=300
+        )
+
+    def popen(self, *args: str, **extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.argv(*args), env=self.env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+
+@pytest.fixture
+def project(tmp_path: Path, pulumi_root: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    return Project(tmp_path)
+
+
+def which_or_fail(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is not installed: run `make install`"
+    return path

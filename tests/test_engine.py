@@ -1,0 +1,176 @@
+"""The stacks module and the CLI against the real Pulumi engine and a local file backend."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator import settings as settings_mod
+from orchestrator import stacks
+from orchestrator.errors import ExitCode
+from tests.conftest import Project
+from tests.engine_program import SECRET_MARKER
+
+PROGRAM = "tests.engine_program:program"
+
+
+def _stacks(project: Project, pulumi_root: Path) -> stacks.Stacks:
+    settings = settings_mod.load(project.config)
+    spec = stacks.spec_for(settings, settings.environment("test"), pulumi_root=pulumi_root)
+    return stacks.Stacks(spec, stacks.load_program(PROGRAM))
+
+
+def _wait_for(predicate, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_up_outputs_idempotence_config_change_and_secret(project: Project, pulumi_root: Path) -> None:
+    driver = _stacks(project, pulumi_root)
+
+    first = driver.up()
+    assert first.changes.get("create", 0) >= 2  # the stack itself and the dynamic resource
+    assert first.outputs["memoryMb"] == "512"
+    assert first.outputs["stamp"].startswith("memory=512@")
+    assert first.outputs["token"] == "[secret]"
+
+    # Outputs round-trip through the state; secrets only on request.
+    assert driver.outputs()["token"] == "[secret]"
+    assert driver.outputs(show_secrets=True)["token"] == SECRET_MARKER
+
+    # The secret is encrypted in the state file.
+    state_files = list(project.backend.rglob("test.json"))
+    assert state_files, "no state file written"
+    assert SECRET_MARKER not in state_files[0].read_text()
+    assert "memory=512" in state_files[0].read_text()
+
+    # A second up changes nothing.
+    second = _stacks(project, pulumi_root).up()
+    assert not second.changed, second.changes
+
+    # A config change in edgeship.toml shows in preview, and preview changes nothing.
+    project.set_memory(1024)
+    planned = _stacks(project, pulumi_root).preview()
+    assert planned.changes.get("update") == 1, planned.changes
+    assert _stacks(project, pulumi_root).outputs()["memoryMb"] == "512"
+
+    history = _stacks(project, pulumi_root).history()
+    assert [h["kind"] for h in history][:2] == ["update", "update"]
+    assert all(h["result"] == "succeeded" for h in history)
+
+
+def test_cli_up_json_then_destroy_and_remove(project: Project) -> None:
+    up = project.cli("up", "--env", "test", "--program", PROGRAM, "--json")
+    assert up.returncode == 0, up.stderr
+    result = json.loads(up.stdout)
+    assert result["operation"] == "up" and result["outputs"]["memoryMb"] == "512"
+    # progress went to stderr as JSON lines
+    events = [json.loads(line) for line in up.stderr.splitlines() if line.startswith("{")]
+    assert any(e["kind"] == "resource" and e.get("status") == "done" for e in events)
+
+    outputs = project.cli("outputs", "--env", "test", "--program", PROGRAM, "--json")
+    assert json.loads(outputs.stdout)["memoryMb"] == "512"
+
+    unconfirmed = project.cli("destroy", "--env", "test", "--program", PROGRAM)
+    assert unconfirmed.returncode == ExitCode.REFUSED
+    assert "not confirmed" in unconfirmed.stderr
+
+    gone = project.cli("destroy", "--env", "test", "--program", PROGRAM, "--yes", "--remove", "--json")
+    assert gone.returncode == 0, gone.stderr
+    assert json.loads(gone.stdout)["changes"].get("delete", 0) >= 2
+    assert not list(project.backend.rglob("test.json")), "stack not removed"
+
+
+def test_concurrent_up_is_refused_with_lock_holder(project: Project) -> None:
+    started = project.root / "started"
+    slow = project.popen(
+        "up",
+        "--env",
+        "test",
+        "--program",
+        PROGRAM,
+        EDGESHIP_TEST_DELAY_S="6",
+        EDGESHIP_TEST_STARTED_FILE=str(started),
+    )
+    try:
+        _wait_for(started.exists)
+        second = project.cli("up", "--env", "test", "--program", PROGRAM, "--json")
+        assert second.returncode == ExitCode.LOCKED, second.stdout + second.stderr
+        error = json.loads(second.stdout)
+        assert error["error"] == "StackLockedError"
+        assert "locked" in error["message"] and "pid" in error["message"]
+        assert "orchestrator unlock --env test" in error["fix"]
+    finally:
+        _out, err = slow.communicate(timeout=120)
+    assert slow.returncode == 0, err
+
+
+def test_sigint_during_up_leaves_a_usable_stack(project: Project) -> None:
+    started = project.root / "started"
+    run = project.popen(
+        "up",
+        "--env",
+        "test",
+        "--program",
+        PROGRAM,
+        EDGESHIP_TEST_DELAY_S="5",
+        EDGESHIP_TEST_STARTED_FILE=str(started),
+    )
+    _wait_for(started.exists)
+    run.send_signal(signal.SIGINT)
+    _out, err = run.communicate(timeout=120)
+    assert run.returncode == ExitCode.INTERRUPTED, err
+    assert "cancelled" in err
+
+    again = project.cli("up", "--env", "test", "--program", PROGRAM, "--json")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["outputs"]["memoryMb"] == "512"
+
+
+def test_stale_lock_from_a_killed_run_can_be_cleared(project: Project) -> None:
+    started = project.root / "started"
+    run = project.popen(
+        "up",
+        "--env",
+        "test",
+        "--program",
+        PROGRAM,
+        EDGESHIP_TEST_DELAY_S="30",
+        EDGESHIP_TEST_STARTED_FILE=str(started),
+    )
+    _wait_for(started.exists)
+    # kill -9 the whole tree: nothing gets to release the lock
+    import psutil
+
+    for proc in [*psutil.Process(run.pid).children(recursive=True), psutil.Process(run.pid)]:
+        proc.kill()
+    run.wait(timeout=30)
+
+    locked = project.cli("up", "--env", "test", "--program", PROGRAM)
+    assert locked.returncode == ExitCode.LOCKED, locked.stderr
+    cleared = project.cli("unlock", "--env", "test", "--json")
+    assert cleared.returncode == 0, cleared.stderr
+    assert len(json.loads(cleared.stdout)["removed"]) == 1
+    recovered = project.cli("up", "--env", "test", "--program", PROGRAM)
+    assert recovered.returncode == 0, recovered.stderr
+
+
+def test_destroy_prod_needs_force(project: Project) -> None:
+    refused = project.cli("destroy", "--env", "prod", "--yes", "--program", PROGRAM)
+    assert refused.returncode == ExitCode.REFUSED
+    assert "--force" in refused.stderr
+
+
+def test_missing_passphrase_is_a_clear_config_error(project: Project, pulumi_root: Path) -> None:
+    settings = settings_mod.load(project.config)
+    with pytest.raises(Exception) as info:
+        stacks.spec_for(settings, settings.environment("test"), pulumi_root=pulumi_root, environ={})
+    assert "PULUMI_CONFIG_PASSPHRASE" in str(info.value)

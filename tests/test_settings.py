@@ -1,0 +1,102 @@
+"""edgeship.toml validation: every error names the file, the key and the fix."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from orchestrator import settings
+from orchestrator.errors import ConfigError
+
+REPO_TOML = Path(__file__).resolve().parents[1] / "edgeship.toml"
+BASE = {"environments": {"dev": {"region": "eu-west-1", "account_id": "111111111111"}}}
+
+
+def _with(env_patch: dict, defaults: dict | None = None) -> dict:
+    raw = {"environments": {"dev": {**BASE["environments"]["dev"], **env_patch}}}
+    if defaults:
+        raw["defaults"] = defaults
+    return raw
+
+
+def test_repository_config_loads_all_environments() -> None:
+    loaded = settings.load(REPO_TOML)
+    assert set(loaded.environments) == {"local", "dev", "staging", "prod"}
+    prod = loaded.environment("prod")
+    assert prod.function.memory_mb == 2048 and prod.function.reserved_concurrency == 200
+    assert prod.traffic.bake_s == 120 and prod.traffic.schedule == "canary"
+    assert loaded.environment("local").is_local and not prod.is_local
+
+
+def test_defaults_merge_with_environment_overrides() -> None:
+    raw = _with(
+        {"slo": {"p95_ms": 90}}, defaults={"slo": {"p95_ms": 100, "p99_ms": 300}, "load": {"users": 3}}
+    )
+    env = settings.parse(raw, Path("/x/edgeship.toml")).environment("dev")
+    assert env.slo.p95_ms == 90.0 and env.slo.p99_ms == 300.0 and env.load.users == 3
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "fix_part"),
+    [
+        ({}, "environments", "[environments.local]"),
+        (_with({"region": 3}), "environments.dev.region", "str"),
+        ({"environments": {"dev": {"region": "x"}}}, "environments.dev.account_id", "account_id"),
+        (_with({"account_id": "12345"}), "environments.dev.account_id", "quote it"),
+        (_with({"function": {"memory_mb": 64}}), "environments.dev.function.memory_mb", "Lambda allows"),
+        (_with({"function": {"memory_mb": True}}), "environments.dev.function.memory_mb", "int"),
+        (_with({"function": {"architecture": "sparc"}}), "function.architecture", "arm64"),
+        (_with({"function": {"runtime": "python3.8"}}), "function.runtime", "python3.12"),
+        (
+            _with({"function": {"snapstart": True, "provisioned_concurrency": 2}}),
+            "function.snapstart",
+            "one of them",
+        ),
+        (_with({"traffic": {"schedule": "yolo"}}), "traffic.schedule", "canary"),
+        (_with({"traffic": {"schedule": "explicit"}}), "traffic.weights", "weights = ["),
+        (_with({"traffic": {"weights": [50, 10]}}), "traffic.weights", "weights = ["),
+        (_with({"traffic": {"canary_weight": 100}}), "traffic.canary_weight", "canary_weight"),
+        (_with({"slo": {"p95_ms": 500, "p99_ms": 100}}), "slo.p99_ms", "raise p99_ms"),
+        (_with({"slo": {"max_error_ratio": 2}}), "slo.max_error_ratio", "0.01"),
+        (_with({"load": {"users": 0}}), "load", "users"),
+        (_with({"colour": "red"}), "environments.dev.colour", "remove it"),
+        (_with({"slo": {"p96_ms": 1}}), "environments.dev.slo.p96_ms", "p95_ms"),
+        ({**BASE, "project": {"name": "bad name!"}}, "project.name", "letters"),
+    ],
+)
+def test_invalid_config_names_file_key_and_fix(raw: dict, key: str, fix_part: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings.parse(raw, Path("/proj/edgeship.toml"))
+    err = info.value
+    assert "/proj/edgeship.toml" in err.message
+    assert key in err.message
+    assert err.fix and fix_part in err.fix
+
+
+def test_unknown_environment_lists_known_ones() -> None:
+    loaded = settings.parse(BASE, Path("/p/edgeship.toml"))
+    with pytest.raises(ConfigError, match="known: dev"):
+        loaded.environment("qa")
+
+
+def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "edgeship.toml"
+    bad.write_text("[project\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        settings.load(bad)
+    with pytest.raises(ConfigError, match="file not found"):
+        settings.load(tmp_path / "nope.toml")
+    assert settings.find_config(tmp_path) == bad.resolve()
+    bad.unlink()
+    with pytest.raises(ConfigError, match=r"no edgeship\.toml"):
+        settings.find_config(tmp_path)
+
+
+def test_pulumi_config_carries_function_and_edge_settings() -> None:
+    raw = tomllib.loads(REPO_TOML.read_text())
+    prod = settings.parse(raw, REPO_TOML).environment("prod")
+    config = prod.pulumi_config()
+    assert config["memoryMb"] == "2048" and config["reservedConcurrency"] == "200"
+    assert config["priceClass"] == "PriceClass_All" and "provisionedConcurrency" not in config
