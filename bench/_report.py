@@ -1,0 +1,46 @@
+"""Each benchmark owns one section of docs/performance.md, replaced in place."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
+HEADER = """# Performance
+
+Every figure is a ratio against a baseline measured in the same run on the same machine,
+by the script named in its section. Re-run with `make bench` (or one script directly).
+"""
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the section `name` of docs/performance.md."""
+    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    text = DOC.read_text() if DOC.exists() else HEADER
+    stamp = f"_{time.strftime('%Y-%m-%d')}, {platform.python_implementation()} {platform.python_version()}, {platform.machine()}_"
+    block = f"{begin}\n{body.strip()}\n\n{stamp}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """q-th percentile (0..100) by linear interpolation."""
+    ordered = sorted(samples)
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = (len(ordered) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def median(samples: list[float]) -> float:
+    """Median of the samples."""
+    return statistics.median(samples)
