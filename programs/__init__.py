@@ -1,0 +1,1 @@
+"""What edgeship deploys: the inline Pulumi program and the Lambda code."""

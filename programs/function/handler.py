@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import io
 import json
 import math
@@ -129,6 +130,8 @@ def _log(event: str, **fields: Any) -> None:
 
 
 MODEL, MODEL_ERROR = _init()
+ORIGIN_SECRET = os.environ.get("ORIGIN_VERIFY_SECRET", "")
+ORIGIN_HEADER = "x-origin-verify"
 
 
 # -- request handling ---------------------------------------------------------------------
@@ -149,9 +152,14 @@ def _route(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise RequestError(400, "bad_event", "expected an API Gateway v2 HTTP event object")
     method, path = _method_and_path(event)
+    candidate = False
     for prefix in ROUTE_PREFIXES:
         if path.startswith(prefix + "/"):
-            path = path[len(prefix) :]
+            path, candidate = path[len(prefix) :], True
+    # CloudFront adds the origin secret; without it the request went around the edge.
+    # Candidate routes are protected by IAM auth at the API instead.
+    if ORIGIN_SECRET and not candidate and not _from_edge(event):
+        raise RequestError(403, "forbidden", "call the CloudFront edge URL, not the API directly")
     if path == "/healthz":
         if method != "GET":
             raise RequestError(405, "method_not_allowed", "use GET /healthz")
@@ -186,6 +194,12 @@ def _method_and_path(event: dict[str, Any]) -> tuple[str, str]:
         method, path = route.split(" ", 1)
         return method.upper(), path
     raise RequestError(400, "bad_event", "event has no requestContext.http.method/path")
+
+
+def _from_edge(event: dict[str, Any]) -> bool:
+    headers = event.get("headers")
+    supplied = headers.get(ORIGIN_HEADER, "") if isinstance(headers, dict) else ""
+    return isinstance(supplied, str) and hmac.compare_digest(supplied.encode(), ORIGIN_SECRET.encode())
 
 
 def _model() -> Model:

@@ -1,0 +1,346 @@
+"""The inline Pulumi program: one environment's serving stack.
+
+    S3 (private, encrypted, versioned, TLS-only) holds models/<sha256>.tar.gz
+    Lambda (least-privilege role, published versions) with aliases:
+        live       the traffic switch; its version and weights belong to `orchestrator promote`
+        candidate  the newest version, for pre-traffic tests through a protected route
+    HTTP API (payload 2.0) on `live`; /candidate/* on `candidate` behind IAM auth
+    CloudFront in front, adding a secret origin header the function checks
+
+Settings come from stack config, namespace `edgeship`; every one has a safe default so
+the program runs with empty config. `orchestrator up` writes the config from edgeship.toml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+
+FUNCTION_DIR = Path(__file__).resolve().parent / "function"
+SAMPLE_MODEL = FUNCTION_DIR / "sample" / "model.tar.gz"
+ORIGIN_HEADER = "x-origin-verify"
+LIVE_ALIAS = "live"
+CANDIDATE_ALIAS = "candidate"
+# AWS-managed policies, identical in every account and region.
+MANAGED_ORIGIN_REQUEST_ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+MANAGED_CACHE_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """The program's settings, read from stack config with safe defaults."""
+
+    runtime: str = "python3.12"
+    architecture: str = "arm64"
+    memory_mb: int = 1024
+    timeout_s: int = 10
+    reserved_concurrency: int | None = None
+    provisioned_concurrency: int | None = None
+    snapstart: bool = False
+    cache_ttl_s: int = 60
+    price_class: str = "PriceClass_100"
+    log_retention_days: int = 14
+    throttle_rate: float = 500.0
+    throttle_burst: int = 1000
+    model_path: str = str(SAMPLE_MODEL)
+    package_path: str | None = None
+
+    @staticmethod
+    def from_stack() -> ServingConfig:
+        """Read `edgeship:*` config; refuse combinations AWS would reject."""
+        c = pulumi.Config("edgeship")
+        d = ServingConfig()
+        cfg = ServingConfig(
+            runtime=c.get("runtime") or d.runtime,
+            architecture=c.get("architecture") or d.architecture,
+            memory_mb=c.get_int("memoryMb") or d.memory_mb,
+            timeout_s=c.get_int("timeoutS") or d.timeout_s,
+            reserved_concurrency=c.get_int("reservedConcurrency"),
+            provisioned_concurrency=c.get_int("provisionedConcurrency"),
+            snapstart=c.get_bool("snapstart") or False,
+            cache_ttl_s=c.get_int("cacheTtlS") if c.get("cacheTtlS") is not None else d.cache_ttl_s,  # type: ignore[arg-type]
+            price_class=c.get("priceClass") or d.price_class,
+            log_retention_days=c.get_int("logRetentionDays") or d.log_retention_days,
+            throttle_rate=c.get_float("throttleRate") or d.throttle_rate,
+            throttle_burst=c.get_int("throttleBurst") or d.throttle_burst,
+            model_path=c.get("modelPath") or d.model_path,
+            package_path=c.get("packagePath"),
+        )
+        if cfg.snapstart and cfg.provisioned_concurrency:
+            raise ValueError("edgeship:snapstart and edgeship:provisionedConcurrency exclude each other; set one")
+        return cfg
+
+
+def program() -> None:
+    """Declare the serving stack (Automation API inline program; takes no arguments)."""
+    import pulumi_aws as aws
+
+    cfg = ServingConfig.from_stack()
+    name = f"{pulumi.get_project()}-{pulumi.get_stack()}"
+    function_name = f"{name}-infer"
+    model_path = Path(cfg.model_path)
+    model_sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    model_key = f"models/{model_sha}.tar.gz"
+
+    # -- model bucket ------------------------------------------------------------------
+    bucket = aws.s3.Bucket("models", bucket_prefix=f"{name}-models-"[:37], force_destroy=False)
+    block = aws.s3.BucketPublicAccessBlock(
+        "models-public-access",
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+    )
+    aws.s3.BucketOwnershipControls(
+        "models-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}
+    )
+    aws.s3.BucketServerSideEncryptionConfiguration(
+        "models-encryption",
+        bucket=bucket.id,
+        rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}, "bucket_key_enabled": True}],
+    )
+    aws.s3.BucketVersioning("models-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"})
+    aws.s3.BucketPolicy(
+        "models-tls-only",
+        bucket=bucket.id,
+        policy=bucket.arn.apply(
+            lambda arn: json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "DenyInsecureTransport",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [arn, f"{arn}/*"],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ],
+                }
+            )
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[block]),
+    )
+    model_object = aws.s3.BucketObjectv2(
+        "model", bucket=bucket.id, key=model_key, source=pulumi.FileAsset(str(model_path))
+    )
+
+    # -- function ----------------------------------------------------------------------
+    log_group = aws.cloudwatch.LogGroup(
+        "function-logs", name=f"/aws/lambda/{function_name}", retention_in_days=cfg.log_retention_days
+    )
+    role = aws.iam.Role(
+        "function-role",
+        assume_role_policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )
+    aws.iam.RolePolicy(
+        "function-policy",
+        role=role.id,
+        policy=pulumi.Output.all(bucket.arn, log_group.arn).apply(
+            lambda args: json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Sid": "ReadModels", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{args[0]}/models/*"},
+                        {
+                            "Sid": "WriteOwnLogs",
+                            "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                            "Resource": f"{args[1]}:*",
+                        },
+                    ],
+                }
+            )
+        ),
+    )
+    from programs.origin_secret import OriginSecret
+
+    origin_secret = OriginSecret("origin-secret")
+    code = (
+        pulumi.FileArchive(cfg.package_path)
+        if cfg.package_path
+        else pulumi.AssetArchive({"handler.py": pulumi.FileAsset(str(FUNCTION_DIR / "handler.py"))})
+    )
+    function = aws.lambda_.Function(
+        "function",
+        name=function_name,
+        role=role.arn,
+        runtime=cfg.runtime,
+        architectures=[cfg.architecture],
+        handler="handler.handler",
+        code=code,
+        memory_size=cfg.memory_mb,
+        timeout=cfg.timeout_s,
+        publish=True,
+        reserved_concurrent_executions=cfg.reserved_concurrency if cfg.reserved_concurrency is not None else -1,
+        snap_start={"apply_on": "PublishedVersions"} if cfg.snapstart else None,
+        logging_config={"log_format": "JSON", "log_group": log_group.name},
+        environment={
+            "variables": {
+                "MODEL_URI": pulumi.Output.concat("s3://", bucket.bucket, "/", model_object.key),
+                "MODEL_SHA256": model_sha,
+                "ORIGIN_VERIFY_SECRET": origin_secret.value,
+            }
+        },
+        opts=pulumi.ResourceOptions(depends_on=[log_group]),
+    )
+    live = aws.lambda_.Alias(
+        "live",
+        name=LIVE_ALIAS,
+        function_name=function.name,
+        function_version=function.version,
+        # `orchestrator promote` owns which version is live and the weights in between.
+        opts=pulumi.ResourceOptions(ignore_changes=["functionVersion", "routingConfig"]),
+    )
+    candidate = aws.lambda_.Alias(
+        "candidate", name=CANDIDATE_ALIAS, function_name=function.name, function_version=function.version
+    )
+    if cfg.provisioned_concurrency:
+        aws.lambda_.ProvisionedConcurrencyConfig(
+            "live-provisioned",
+            function_name=function.name,
+            qualifier=live.name,
+            provisioned_concurrent_executions=cfg.provisioned_concurrency,
+        )
+
+    # -- HTTP API ----------------------------------------------------------------------
+    api = aws.apigatewayv2.Api("api", name=f"{name}-api", protocol_type="HTTP")
+    access_logs = aws.cloudwatch.LogGroup(
+        "api-access-logs", name=f"/aws/apigateway/{name}-api", retention_in_days=cfg.log_retention_days
+    )
+    integrations = {}
+    for alias_name, alias in ((LIVE_ALIAS, live), (CANDIDATE_ALIAS, candidate)):
+        integrations[alias_name] = aws.apigatewayv2.Integration(
+            f"{alias_name}-integration",
+            api_id=api.id,
+            integration_type="AWS_PROXY",
+            integration_method="POST",
+            integration_uri=alias.invoke_arn,
+            payload_format_version="2.0",
+            timeout_milliseconds=min(cfg.timeout_s * 1000 + 1000, 30000),
+        )
+        aws.lambda_.Permission(
+            f"{alias_name}-invoke",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            qualifier=alias.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(api.execution_arn, "/*/*"),
+        )
+    routes = {
+        "POST /infer": (LIVE_ALIAS, "NONE"),
+        "GET /infer": (LIVE_ALIAS, "NONE"),
+        "GET /healthz": (LIVE_ALIAS, "NONE"),
+        # Pre-traffic tests reach the candidate only with signed (SigV4) requests.
+        "POST /candidate/infer": (CANDIDATE_ALIAS, "AWS_IAM"),
+        "GET /candidate/infer": (CANDIDATE_ALIAS, "AWS_IAM"),
+        "GET /candidate/healthz": (CANDIDATE_ALIAS, "AWS_IAM"),
+    }
+    for route_key, (alias_name, auth) in routes.items():
+        aws.apigatewayv2.Route(
+            "route-" + route_key.lower().replace(" /", "-").replace("/", "-"),
+            api_id=api.id,
+            route_key=route_key,
+            authorization_type=auth,
+            target=pulumi.Output.concat("integrations/", integrations[alias_name].id),
+        )
+    aws.apigatewayv2.Stage(
+        "default-stage",
+        api_id=api.id,
+        name="$default",
+        auto_deploy=True,
+        default_route_settings={
+            "throttling_rate_limit": cfg.throttle_rate,
+            "throttling_burst_limit": cfg.throttle_burst,
+        },
+        access_log_settings={
+            "destination_arn": access_logs.arn,
+            "format": json.dumps(
+                {
+                    "requestId": "$context.requestId",
+                    "routeKey": "$context.routeKey",
+                    "status": "$context.status",
+                    "latencyMs": "$context.responseLatency",
+                    "integrationLatencyMs": "$context.integrationLatency",
+                }
+            ),
+        },
+    )
+
+    # -- CloudFront ----------------------------------------------------------------------
+    cache_policy = aws.cloudfront.CachePolicy(
+        "infer-get-cache",
+        name=f"{name}-infer-get",
+        comment="GET /infer keyed by query string",
+        min_ttl=0,
+        default_ttl=cfg.cache_ttl_s,
+        max_ttl=cfg.cache_ttl_s,
+        parameters_in_cache_key_and_forwarded_to_origin={
+            "cookies_config": {"cookie_behavior": "none"},
+            "headers_config": {"header_behavior": "none"},
+            "query_strings_config": {"query_string_behavior": "all"},
+            "enable_accept_encoding_gzip": True,
+            "enable_accept_encoding_brotli": True,
+        },
+    )
+    origin_domain = api.api_endpoint.apply(lambda url: url.removeprefix("https://").split("/")[0])
+    all_methods = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
+    behavior_common = {
+        "target_origin_id": "api",
+        "viewer_protocol_policy": "redirect-to-https",
+        "allowed_methods": all_methods,
+        # CloudFront never caches POST; GET/HEAD follow the cache policy.
+        "cached_methods": ["GET", "HEAD"],
+        "origin_request_policy_id": MANAGED_ORIGIN_REQUEST_ALL_VIEWER_EXCEPT_HOST,
+        "compress": True,
+    }
+    distribution = aws.cloudfront.Distribution(
+        "edge",
+        enabled=True,
+        comment=f"{name} inference edge",
+        http_version="http2and3",
+        is_ipv6_enabled=True,
+        price_class=cfg.price_class,
+        origins=[
+            {
+                "origin_id": "api",
+                "domain_name": origin_domain,
+                "custom_origin_config": {
+                    "http_port": 80,
+                    "https_port": 443,
+                    "origin_protocol_policy": "https-only",
+                    "origin_ssl_protocols": ["TLSv1.2"],
+                    "origin_keepalive_timeout": 60,
+                    "origin_read_timeout": 30,
+                },
+                "custom_headers": [{"name": ORIGIN_HEADER, "value": origin_secret.value}],
+            }
+        ],
+        default_cache_behavior={**behavior_common, "cache_policy_id": MANAGED_CACHE_DISABLED},
+        ordered_cache_behaviors=[{**behavior_common, "path_pattern": "/infer", "cache_policy_id": cache_policy.id}],
+        restrictions={"geo_restriction": {"restriction_type": "none"}},
+        viewer_certificate={"cloudfront_default_certificate": True},
+    )
+
+    pulumi.export("edgeUrl", pulumi.Output.concat("https://", distribution.domain_name))
+    pulumi.export("apiUrl", api.api_endpoint)
+    pulumi.export("functionName", function.name)
+    pulumi.export("liveAlias", live.name)
+    pulumi.export("candidateAlias", candidate.name)
+    pulumi.export("bucket", bucket.bucket)
+    pulumi.export("modelKey", model_object.key)
+    pulumi.export("modelSha256", model_sha)
+    pulumi.export("publishedVersion", function.version)
