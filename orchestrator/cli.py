@@ -135,13 +135,32 @@ def main(click_ctx: click.Context, config: Path | None) -> None:
     click_ctx.ensure_object(Ctx).config = config
 
 
-def _stacks(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> Any:
+def _stacks(ctx: Ctx, env_name: str, backend: str | None, program: str | None, *, package: bool = False) -> Any:
     from orchestrator import stacks, toolchain
 
     settings = ctx.settings()
     env = settings.environment(env_name)
-    spec = stacks.spec_for(settings, env, pulumi_root=toolchain.pulumi_root(settings.root), backend=backend)
+    extra: dict[str, str] = {"modelPath": str(settings.model)}
+    if package and program is None:
+        extra["packagePath"] = str(_package(ctx, settings, env).artifact.path)
+    spec = stacks.spec_for(
+        settings, env, pulumi_root=toolchain.pulumi_root(settings.root), backend=backend, extra_config=extra
+    )
     return stacks.Stacks(spec, stacks.load_program(program), ctx.reporter())
+
+
+def _package(ctx: Ctx, settings: Any, env: Any) -> Any:
+    from orchestrator import packaging
+    from orchestrator.progress import ProgressEvent
+
+    reporter = ctx.reporter()
+    reporter.event(ProgressEvent("step", f"packaging the function for {env.function.runtime}/{env.function.architecture}..."))
+    built = packaging.build_for_environment(settings.root, env.function.runtime, env.function.architecture)
+    reporter.event(
+        ProgressEvent("step", f"package {built.artifact.path.name}: {built.artifact.size / 1e6:.1f} MB zipped, "
+                      f"{built.unzipped_size / 1e6:.1f} MB unzipped ({built.limit_ratio:.0%} of Lambda's 250 MB limit)")
+    )
+    return built
 
 
 def _changes_line(result: dict[str, Any]) -> str:
@@ -193,7 +212,7 @@ def envs(ctx: Ctx) -> None:
 @click.pass_obj
 def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
     """Show what `up` would change in an environment, changing nothing."""
-    _run(ctx, lambda: asdict(_stacks(ctx, env_name, backend, program).preview()), _changes_line)
+    _run(ctx, lambda: asdict(_stacks(ctx, env_name, backend, program, package=True).preview()), _changes_line)
 
 
 @main.command()
@@ -202,7 +221,7 @@ def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -
 @click.pass_obj
 def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
     """Create or update an environment's stack. Ctrl-C cancels cleanly."""
-    _run(ctx, lambda: asdict(_stacks(ctx, env_name, backend, program).up()), _result_text)
+    _run(ctx, lambda: asdict(_stacks(ctx, env_name, backend, program, package=True).up()), _result_text)
 
 
 @main.command()
@@ -267,6 +286,28 @@ def destroy(
         return asdict(_stacks(ctx, env_name, backend, program).destroy(remove=remove))
 
     _run(ctx, action, _changes_line)
+
+
+@main.command()
+@env_option
+@json_option
+@click.pass_obj
+def package(ctx: Ctx, env_name: str) -> None:
+    """Build the Lambda zip for an environment's runtime and architecture (reproducible)."""
+
+    def action() -> dict[str, Any]:
+        settings = ctx.settings()
+        built = _package(ctx, settings, settings.environment(env_name))
+        return {
+            "path": str(built.artifact.path),
+            "sha256": built.artifact.sha256,
+            "zipped_bytes": built.artifact.size,
+            "unzipped_bytes": built.unzipped_size,
+            "files": built.files,
+            "limit_ratio": round(built.limit_ratio, 4),
+        }
+
+    _run(ctx, action, lambda r: f"{r['path']}\nsha256 {r['sha256']}\n{r['unzipped_bytes'] / 1e6:.1f} MB unzipped = {r['limit_ratio']:.1%} of the 250 MB limit")
 
 
 @main.command()

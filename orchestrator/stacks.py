@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import Cancelled, ConfigError, EngineError, StackLockedError
+from orchestrator.errors import Cancelled, ConfigError, EngineError, StackLockedError, ToolchainError
 from orchestrator.progress import NullReporter, ProgressEvent, Reporter, from_engine_event, op_name
 
 if TYPE_CHECKING:
@@ -105,11 +105,13 @@ def spec_for(
     pulumi_root: Path,
     backend: str | None = None,
     environ: Mapping[str, str] | None = None,
+    extra_config: Mapping[str, str] | None = None,
 ) -> StackSpec:
     """The stack of one environment: backend, secrets and config resolved from settings."""
     environ = os.environ if environ is None else environ
     provider, secret_env = resolve_secrets(env.name, env.is_local, settings.secrets_provider, environ)
-    config = {f"{CONFIG_NAMESPACE}:{key}": (value, False) for key, value in env.pulumi_config().items()}
+    values = {**env.pulumi_config(), **(extra_config or {})}
+    config = {f"{CONFIG_NAMESPACE}:{key}": (value, False) for key, value in values.items()}
     config["aws:region"] = (env.region, False)
     # The provider itself refuses any other account: a wrong profile cannot touch prod.
     config["aws:allowedAccountIds"] = (f'["{env.account_id}"]', False)
@@ -307,6 +309,14 @@ class Stacks:
             return StackLockedError(
                 f"stack {self.spec.stack!r} is locked by another update{': ' + holder if holder else ''}",
                 fix=f"wait for that run to finish; if it crashed, run `orchestrator unlock --env {self.spec.stack}`",
+            )
+        if "Could not automatically download and install resource plugin" in text:
+            plugin = next((ln.strip() for ln in text.splitlines() if "pulumi plugin install" in ln), "")
+            command = plugin.split("`")[1] if plugin.count("`") >= 2 else "pulumi plugin install resource aws"
+            return ToolchainError(
+                f"a Pulumi provider plugin is missing and cannot be downloaded here: {plugin[:300]}",
+                fix=f"on a machine with internet access run `{command}` (PULUMI_HOME shared with this one), "
+                "or rehearse without AWS: --env local",
             )
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         errors = [ln for ln in lines if ln.lower().startswith("error:")] or lines[-3:]

@@ -131,6 +131,8 @@ def _log(event: str, **fields: Any) -> None:
 
 MODEL, MODEL_ERROR = _init()
 ORIGIN_SECRET = os.environ.get("ORIGIN_VERIFY_SECRET", "")
+# Fixed for the life of a sandbox: one sandbox only ever runs one published version.
+FUNCTION_VERSION = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
 ORIGIN_HEADER = "x-origin-verify"
 
 
@@ -330,7 +332,7 @@ def _matrix(rows: list[Any], model: Model) -> np.ndarray:
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
     headers = {
         "content-type": "application/json",
-        "x-function-version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        "x-function-version": FUNCTION_VERSION,
     }
     if MODEL is not None:
         headers["x-model-version"] = MODEL.version
