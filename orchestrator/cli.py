@@ -135,7 +135,9 @@ def main(click_ctx: click.Context, config: Path | None) -> None:
     click_ctx.ensure_object(Ctx).config = config
 
 
-def _stacks(ctx: Ctx, env_name: str, backend: str | None, program: str | None, *, package: bool = False) -> Any:
+def _stacks(
+    ctx: Ctx, env_name: str, backend: str | None, program: str | None, *, package: bool = False
+) -> Any:
     from orchestrator import stacks, toolchain
 
     settings = ctx.settings()
@@ -154,11 +156,18 @@ def _package(ctx: Ctx, settings: Any, env: Any) -> Any:
     from orchestrator.progress import ProgressEvent
 
     reporter = ctx.reporter()
-    reporter.event(ProgressEvent("step", f"packaging the function for {env.function.runtime}/{env.function.architecture}..."))
+    reporter.event(
+        ProgressEvent(
+            "step", f"packaging the function for {env.function.runtime}/{env.function.architecture}..."
+        )
+    )
     built = packaging.build_for_environment(settings.root, env.function.runtime, env.function.architecture)
     reporter.event(
-        ProgressEvent("step", f"package {built.artifact.path.name}: {built.artifact.size / 1e6:.1f} MB zipped, "
-                      f"{built.unzipped_size / 1e6:.1f} MB unzipped ({built.limit_ratio:.0%} of Lambda's 250 MB limit)")
+        ProgressEvent(
+            "step",
+            f"package {built.artifact.path.name}: {built.artifact.size / 1e6:.1f} MB zipped, "
+            f"{built.unzipped_size / 1e6:.1f} MB unzipped ({built.limit_ratio:.0%} of Lambda's 250 MB limit)",
+        )
     )
     return built
 
@@ -307,7 +316,13 @@ def package(ctx: Ctx, env_name: str) -> None:
             "limit_ratio": round(built.limit_ratio, 4),
         }
 
-    _run(ctx, action, lambda r: f"{r['path']}\nsha256 {r['sha256']}\n{r['unzipped_bytes'] / 1e6:.1f} MB unzipped = {r['limit_ratio']:.1%} of the 250 MB limit")
+    _run(
+        ctx,
+        action,
+        lambda r: (
+            f"{r['path']}\nsha256 {r['sha256']}\n{r['unzipped_bytes'] / 1e6:.1f} MB unzipped = {r['limit_ratio']:.1%} of the 250 MB limit"
+        ),
+    )
 
 
 @main.command()

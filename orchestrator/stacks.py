@@ -298,9 +298,7 @@ class Stacks:
         return outcome.get("value")
 
     def _translate(self, what: str, exc: Exception) -> Exception:
-        stderr = getattr(exc, "stderr", "") or ""
-        stdout = getattr(exc, "stdout", "") or ""
-        text = f"{stderr}\n{stdout}"
+        text = str(exc)  # CommandError keeps the CLI's stdout and stderr only in its message
         if "currently locked" in text or type(exc).__name__ == "ConcurrentUpdateError":
             holder = _lock_holder(text) or "; ".join(
                 _describe(info)

@@ -17,6 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
 
@@ -71,7 +72,9 @@ class ServingConfig:
             package_path=c.get("packagePath"),
         )
         if cfg.snapstart and cfg.provisioned_concurrency:
-            raise ValueError("edgeship:snapstart and edgeship:provisionedConcurrency exclude each other; set one")
+            raise ValueError(
+                "edgeship:snapstart and edgeship:provisionedConcurrency exclude each other; set one"
+            )
         return cfg
 
 
@@ -102,9 +105,16 @@ def program() -> None:
     aws.s3.BucketServerSideEncryptionConfiguration(
         "models-encryption",
         bucket=bucket.id,
-        rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}, "bucket_key_enabled": True}],
+        rules=[
+            {
+                "apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
+                "bucket_key_enabled": True,
+            }
+        ],
     )
-    aws.s3.BucketVersioning("models-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"})
+    aws.s3.BucketVersioning(
+        "models-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}
+    )
     aws.s3.BucketPolicy(
         "models-tls-only",
         bucket=bucket.id,
@@ -141,7 +151,11 @@ def program() -> None:
             {
                 "Version": "2012-10-17",
                 "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
                 ],
             }
         ),
@@ -154,7 +168,12 @@ def program() -> None:
                 {
                     "Version": "2012-10-17",
                     "Statement": [
-                        {"Sid": "ReadModels", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{args[0]}/models/*"},
+                        {
+                            "Sid": "ReadModels",
+                            "Effect": "Allow",
+                            "Action": "s3:GetObject",
+                            "Resource": f"{args[0]}/models/*",
+                        },
                         {
                             "Sid": "WriteOwnLogs",
                             "Effect": "Allow",
@@ -185,7 +204,9 @@ def program() -> None:
         memory_size=cfg.memory_mb,
         timeout=cfg.timeout_s,
         publish=True,
-        reserved_concurrent_executions=cfg.reserved_concurrency if cfg.reserved_concurrency is not None else -1,
+        reserved_concurrent_executions=cfg.reserved_concurrency
+        if cfg.reserved_concurrency is not None
+        else -1,
         snap_start={"apply_on": "PublishedVersions"} if cfg.snapstart else None,
         logging_config={"log_format": "JSON", "log_group": log_group.name},
         environment={
@@ -298,7 +319,7 @@ def program() -> None:
     )
     origin_domain = api.api_endpoint.apply(lambda url: url.removeprefix("https://").split("/")[0])
     all_methods = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
-    behavior_common = {
+    behavior_common: dict[str, Any] = {
         "target_origin_id": "api",
         "viewer_protocol_policy": "redirect-to-https",
         "allowed_methods": all_methods,
@@ -307,30 +328,33 @@ def program() -> None:
         "origin_request_policy_id": MANAGED_ORIGIN_REQUEST_ALL_VIEWER_EXCEPT_HOST,
         "compress": True,
     }
-    distribution = aws.cloudfront.Distribution(
+    origin: dict[str, Any] = {
+        "origin_id": "api",
+        "domain_name": origin_domain,
+        "custom_origin_config": {
+            "http_port": 80,
+            "https_port": 443,
+            "origin_protocol_policy": "https-only",
+            "origin_ssl_protocols": ["TLSv1.2"],
+            "origin_keepalive_timeout": 60,
+            "origin_read_timeout": 30,
+        },
+        "custom_headers": [{"name": ORIGIN_HEADER, "value": origin_secret.value}],
+    }
+    # The two behaviours share most fields, merged with **; mypy cannot type such dicts
+    # against pulumi_aws's input TypedDicts, hence the one ignore below.
+    distribution = aws.cloudfront.Distribution(  # type: ignore[call-overload]
         "edge",
         enabled=True,
         comment=f"{name} inference edge",
         http_version="http2and3",
         is_ipv6_enabled=True,
         price_class=cfg.price_class,
-        origins=[
-            {
-                "origin_id": "api",
-                "domain_name": origin_domain,
-                "custom_origin_config": {
-                    "http_port": 80,
-                    "https_port": 443,
-                    "origin_protocol_policy": "https-only",
-                    "origin_ssl_protocols": ["TLSv1.2"],
-                    "origin_keepalive_timeout": 60,
-                    "origin_read_timeout": 30,
-                },
-                "custom_headers": [{"name": ORIGIN_HEADER, "value": origin_secret.value}],
-            }
-        ],
+        origins=[origin],
         default_cache_behavior={**behavior_common, "cache_policy_id": MANAGED_CACHE_DISABLED},
-        ordered_cache_behaviors=[{**behavior_common, "path_pattern": "/infer", "cache_policy_id": cache_policy.id}],
+        ordered_cache_behaviors=[
+            {**behavior_common, "path_pattern": "/infer", "cache_policy_id": cache_policy.id}
+        ],
         restrictions={"geo_restriction": {"restriction_type": "none"}},
         viewer_certificate={"cloudfront_default_certificate": True},
     )

@@ -47,12 +47,24 @@ def load_handler(env: dict[str, str]) -> ModuleType:
 @pytest.fixture(scope="module")
 def h() -> ModuleType:
     return load_handler(
-        {"MODEL_URI": MODEL.as_uri(), "MODEL_SHA256": sha256_file(MODEL), "ORIGIN_VERIFY_SECRET": SECRET,
-         "AWS_LAMBDA_FUNCTION_VERSION": "7"}
+        {
+            "MODEL_URI": MODEL.as_uri(),
+            "MODEL_SHA256": sha256_file(MODEL),
+            "ORIGIN_VERIFY_SECRET": SECRET,
+            "AWS_LAMBDA_FUNCTION_VERSION": "7",
+        }
     )
 
 
-def event(method: str, path: str, body: str | None = None, query: str = "", *, secret: str | None = SECRET, b64: bool = False) -> dict[str, Any]:
+def event(
+    method: str,
+    path: str,
+    body: str | None = None,
+    query: str = "",
+    *,
+    secret: str | None = SECRET,
+    b64: bool = False,
+) -> dict[str, Any]:
     headers = {"content-type": "application/json"}
     if secret is not None:
         headers["x-origin-verify"] = secret
@@ -88,10 +100,15 @@ def test_batch_named_features_get_and_base64(h: ModuleType) -> None:
     status, body, _ = call(h, event("POST", "/infer", json.dumps({"instances": rows})))
     assert status == 200 and [p["label"] for p in body["predictions"]] == ["setosa", "virginica"]
     named = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
-    assert call(h, event("POST", "/infer", json.dumps({"inputs": named})))[1]["predictions"][0]["label"] == "virginica"
+    assert (
+        call(h, event("POST", "/infer", json.dumps({"inputs": named})))[1]["predictions"][0]["label"]
+        == "virginica"
+    )
     status, body, _ = call(h, event("GET", "/infer", query="x=6.7,3.0,5.2,2.3"))
     assert status == 200 and body["predictions"][0]["label"] == "virginica"
-    status, body, _ = call(h, event("GET", "/infer", query="sepal_length=5.1&sepal_width=3.5&petal_length=1.4&petal_width=0.2"))
+    status, body, _ = call(
+        h, event("GET", "/infer", query="sepal_length=5.1&sepal_width=3.5&petal_length=1.4&petal_width=0.2")
+    )
     assert status == 200 and body["predictions"][0]["label"] == "setosa"
     encoded = base64.b64encode(json.dumps({"inputs": rows[0]}).encode()).decode()
     assert call(h, event("POST", "/infer", encoded, b64=True))[0] == 200
@@ -101,7 +118,10 @@ def test_healthz_and_candidate_route(h: ModuleType) -> None:
     status, body, _ = call(h, event("GET", "/healthz"))
     assert status == 200 and body["status"] == "ok" and body["model"]["sha256"] == sha256_file(MODEL)
     # the candidate route is protected by IAM at the API, not by the origin secret
-    assert call(h, event("POST", "/candidate/infer", json.dumps({"inputs": [1, 2, 3, 4]}), secret=None))[0] == 200
+    assert (
+        call(h, event("POST", "/candidate/infer", json.dumps({"inputs": [1, 2, 3, 4]}), secret=None))[0]
+        == 200
+    )
 
 
 @pytest.mark.parametrize(
@@ -117,7 +137,12 @@ def test_healthz_and_candidate_route(h: ModuleType) -> None:
         (event("POST", "/infer", '{"inputs": [1, 2, 3, 1e400]}'), 400, "not_finite", "finite"),
         (event("POST", "/infer", '{"x": 1}'), 400, "bad_shape", '{"inputs"'),
         (event("POST", "/infer", '{"instances": []}'), 400, "bad_shape", "non-empty"),
-        (event("POST", "/infer", json.dumps({"instances": [[1, 2, 3, 4]] * 300})), 413, "batch_too_large", "at most"),
+        (
+            event("POST", "/infer", json.dumps({"instances": [[1, 2, 3, 4]] * 300})),
+            413,
+            "batch_too_large",
+            "at most",
+        ),
         (event("POST", "/infer", "x" * 300_000), 413, "body_too_large", "split"),
         (event("POST", "/infer", "!!!", b64=True), 400, "bad_base64", "base64"),
         (event("POST", "/infer", '{"inputs": {"sepal_length": 1}}'), 400, "bad_features", "missing"),
@@ -132,7 +157,9 @@ def test_healthz_and_candidate_route(h: ModuleType) -> None:
         ("not an event", 400, "bad_event", "API Gateway"),
     ],
 )
-def test_bad_input_gets_actionable_4xx_json(h: ModuleType, ev: Any, status: int, error: str, hint: str) -> None:
+def test_bad_input_gets_actionable_4xx_json(
+    h: ModuleType, ev: Any, status: int, error: str, hint: str
+) -> None:
     got_status, body, headers = call(h, ev)
     assert (got_status, body["error"]) == (status, error)
     assert hint in body["detail"]
@@ -148,12 +175,17 @@ def test_model_with_wrong_sha256_is_unhealthy_never_serves() -> None:
 
 
 def test_missing_model_settings_and_bad_scheme() -> None:
-    assert call(load_handler({}), event("GET", "/healthz"))[1]["detail"] == "MODEL_URI and MODEL_SHA256 must be set"
+    assert (
+        call(load_handler({}), event("GET", "/healthz"))[1]["detail"]
+        == "MODEL_URI and MODEL_SHA256 must be set"
+    )
     ftp = load_handler({"MODEL_URI": "ftp://x/y", "MODEL_SHA256": "0" * 64})
     assert "unsupported MODEL_URI scheme" in call(ftp, event("GET", "/healthz"))[1]["detail"]
 
 
-def test_internal_fault_is_500_json_and_logged(h: ModuleType, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_internal_fault_is_500_json_and_logged(
+    h: ModuleType, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(rows: Any) -> Any:
         raise RuntimeError("onnx exploded")
 
@@ -161,12 +193,18 @@ def test_internal_fault_is_500_json_and_logged(h: ModuleType, capsys: pytest.Cap
     status, body, _ = call(h, event("POST", "/infer", '{"inputs": [1, 2, 3, 4]}'))
     assert status == 500 and body["error"] == "internal_error"
     log = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
-    assert log["event"] == "unhandled_error" and "onnx exploded" in log["error"] and log["route"] == "POST /infer"
+    assert (
+        log["event"] == "unhandled_error"
+        and "onnx exploded" in log["error"]
+        and log["route"] == "POST /infer"
+    )
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=25,
 )
 
@@ -174,13 +212,16 @@ json_values = st.recursive(
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "get", ""]),
-    path=st.sampled_from(["/infer", "/healthz", "/candidate/infer", "/", "", "/infer/"]) | st.text(max_size=15),
+    path=st.sampled_from(["/infer", "/healthz", "/candidate/infer", "/", "", "/infer/"])
+    | st.text(max_size=15),
     body=st.none() | st.text(max_size=200) | json_values.map(lambda v: json.dumps(v, allow_nan=True)),
     query=st.text(max_size=40),
     b64=st.booleans(),
     mangle=st.sampled_from(["none", "drop_context", "headers_not_dict", "body_not_str"]),
 )
-def test_no_event_crashes_the_handler(h: ModuleType, method: str, path: str, body: str | None, query: str, b64: bool, mangle: str) -> None:
+def test_no_event_crashes_the_handler(
+    h: ModuleType, method: str, path: str, body: str | None, query: str, b64: bool, mangle: str
+) -> None:
     ev: dict[str, Any] = event(method, path, body, query, b64=b64)
     if mangle == "drop_context":
         ev.pop("requestContext")

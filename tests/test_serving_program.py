@@ -24,9 +24,14 @@ class Mocks(pulumi.runtime.Mocks):
         name = args.name
         computed = {
             "aws:s3/bucket:Bucket": {"bucket": f"{name}-bucket", "arn": f"arn:aws:s3:::{name}-bucket"},
-            "aws:cloudwatch/logGroup:LogGroup": {"arn": f"arn:aws:logs:eu-west-1:111111111111:log-group:{args.inputs.get('name')}"},
+            "aws:cloudwatch/logGroup:LogGroup": {
+                "arn": f"arn:aws:logs:eu-west-1:111111111111:log-group:{args.inputs.get('name')}"
+            },
             "aws:iam/role:Role": {"arn": "arn:aws:iam::111111111111:role/fn"},
-            "aws:lambda/function:Function": {"version": "1", "arn": "arn:aws:lambda:eu-west-1:111111111111:function:fn"},
+            "aws:lambda/function:Function": {
+                "version": "1",
+                "arn": "arn:aws:lambda:eu-west-1:111111111111:function:fn",
+            },
             "aws:lambda/alias:Alias": {"invokeArn": f"arn:aws:apigateway:invoke/{args.inputs.get('name')}"},
             "aws:apigatewayv2/api:Api": {
                 "apiEndpoint": "https://abc123.execute-api.eu-west-1.amazonaws.com",
@@ -93,7 +98,10 @@ def full() -> Mocks:
 
 def test_bucket_is_private_encrypted_versioned_tls_only(empty: Mocks) -> None:
     block = empty.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    assert all(
+        block[k] is True
+        for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    )
     sse = empty.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
     assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
     versioning = empty.one("aws:s3/bucketVersioning:BucketVersioning")
@@ -119,7 +127,11 @@ def test_role_is_least_privilege(empty: Mocks) -> None:
     trust = json.loads(empty.one("aws:iam/role:Role")["assumeRolePolicy"])
     assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "lambda.amazonaws.com"}]
     policy = json.loads(empty.one("aws:iam/rolePolicy:RolePolicy")["policy"])
-    actions = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    actions = {
+        a
+        for s in policy["Statement"]
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
     assert actions == {"s3:GetObject", "logs:CreateLogStream", "logs:PutLogEvents"}
     assert not any("*" in a for a in actions)
     resources = {s["Sid"]: s["Resource"] for s in policy["Statement"]}
