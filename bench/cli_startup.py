@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import median, write_section  # noqa: E402
+from _report import median, write_section
 
 RUNS = 30
 BUDGET = 3.0
