@@ -128,7 +128,12 @@ def main(click_ctx: click.Context, config: Path | None) -> None:
       orchestrator preview --env dev        what `up` would change
       orchestrator up --env dev             deploy the stack (publishes a version)
       orchestrator outputs --env dev        edge URL, function, versions
+      orchestrator promote --env dev        gated blue/green rollout of a new version
+      orchestrator status --env dev         versions, weights, promotion in flight
       orchestrator destroy --env dev --yes  tear it down
+
+    --env local rehearses all of it on this machine: an AWS API emulator and a local
+    edge that runs the deployed code, no AWS account needed.
 
     Every command takes --json for machine-readable output.
     """
@@ -229,7 +234,14 @@ def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -
 @json_option
 @click.pass_obj
 def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
-    """Create or update an environment's stack. Ctrl-C cancels cleanly."""
+    """Create or update an environment's stack. Ctrl-C cancels cleanly.
+
+    For --env local this starts the emulator and the local edge (if not running) and
+    provisions an emulated copy of the stack with boto3 instead of Pulumi.
+    """
+    if _is_local(ctx, env_name) and program is None:
+        _run(ctx, lambda: _local_up(ctx, env_name), _local_text)
+        return
     _run(ctx, lambda: asdict(_stacks(ctx, env_name, backend, program, package=True).up()), _result_text)
 
 
@@ -249,6 +261,9 @@ def refresh(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -
 @click.pass_obj
 def outputs(ctx: Ctx, env_name: str, backend: str | None, program: str | None, show_secrets: bool) -> None:
     """Print an environment's stack outputs (edge URL, function, versions...)."""
+    if _is_local(ctx, env_name) and program is None:
+        _run(ctx, lambda: _local_target(ctx, env_name).describe(), _local_text)
+        return
     _run(
         ctx,
         lambda: _stacks(ctx, env_name, backend, program).outputs(show_secrets=show_secrets),
@@ -292,9 +307,11 @@ def destroy(
             )
         if not yes and not (sys.stdin.isatty() and click.confirm(f"Destroy every resource in {env_name!r}?")):
             raise RefusedError(f"destroy of {env_name!r} not confirmed", fix="answer yes, or pass --yes")
+        if _is_local(ctx, env_name) and program is None:
+            return {"operation": "destroy", "stack": env_name, "stopped": _local_target(ctx, env_name).stop()}
         return asdict(_stacks(ctx, env_name, backend, program).destroy(remove=remove))
 
-    _run(ctx, action, _changes_line)
+    _run(ctx, action, lambda r: _changes_line(r) if "changes" in r else f"local environment stopped: {r['stopped']}")
 
 
 @main.command()
@@ -346,3 +363,143 @@ def unlock(ctx: Ctx, env_name: str, backend: str | None, force: bool) -> None:
         return {"stack": env_name, "removed": [str(p) for p in removed]}
 
     _run(ctx, action, lambda r: f"removed {len(r['removed'])} lock(s) from {r['stack']}")
+
+
+# -- the local environment and releases -----------------------------------------------------
+
+
+def _is_local(ctx: Ctx, env_name: str) -> bool:
+    return bool(ctx.settings().environment(env_name).is_local)
+
+
+def _local_target(ctx: Ctx, env_name: str) -> Any:
+    from orchestrator.targets import LocalTarget
+
+    settings = ctx.settings()
+    return LocalTarget(settings, settings.environment(env_name))
+
+
+def _local_up(ctx: Ctx, env_name: str) -> dict[str, Any]:
+    target = _local_target(ctx, env_name)
+    published = target.publish(None, None, ctx.reporter())
+    return {"operation": "up", "stack": env_name, "function": target.function_name, "live_or_blue": published.blue,
+            "published_version": published.green, "changed": published.changed, **target.describe()}
+
+
+def _local_text(result: dict[str, Any]) -> str:
+    return "\n".join(f"{k} = {v}" for k, v in result.items())
+
+
+def _target(ctx: Ctx, env_name: str, backend: str | None) -> Any:
+    from orchestrator import stacks, toolchain
+    from orchestrator.targets import AwsTarget, LocalTarget
+
+    settings = ctx.settings()
+    env = settings.environment(env_name)
+    if env.is_local:
+        return LocalTarget(settings, env)
+    extra = {"modelPath": str(settings.model)}
+    spec = stacks.spec_for(settings, env, pulumi_root=toolchain.pulumi_root(settings.root), backend=backend, extra_config=extra)
+    return AwsTarget(settings, env, stacks.Stacks(spec, stacks.load_program(None), ctx.reporter()))
+
+
+def _release(ctx: Ctx, env_name: str, backend: str | None) -> Any:
+    from orchestrator.release import Release
+
+    settings = ctx.settings()
+    return Release(_target(ctx, env_name, backend), settings.environment(env_name), ctx.reporter(), settings.root / "reports")
+
+
+def _report_text(report: dict[str, Any]) -> str:
+    if report.get("dry_run"):
+        slo = report["slo"]
+        return "\n".join([
+            f"plan for {report['env']}: v{report['blue']} -> {report['green']}",
+            f"  schedule {report['schedule']}: green at {', '.join(f'{w}%' for w in report['steps'])}",
+            f"  gates: {report['gates']} (1 pre-traffic + 1 per step), bake {report['bake_s']:g}s, "
+            f"load {report['load']['users']} users x {report['load']['duration_s']:g}s",
+            f"  thresholds: p95 <= {slo['p95_ms']:g} ms, p99 <= {slo['p99_ms']:g} ms, errors <= {slo['max_error_ratio']:.1%}, "
+            f">= {slo['min_rps']:g} rps, >= {slo['min_samples']} samples, p95 <= blue x {slo['relative_p95_factor']:g}",
+            f"  expected duration: {report['expected_duration_s']:.0f}s if every gate passes",
+        ])
+    lines = [f"{report['outcome']}: {report['env']} v{report['blue']} -> v{report['green']} {report.get('reason') or ''}".rstrip()]
+    if report.get("directory"):
+        lines.append(f"report: {report['directory']}/report.md")
+    return "\n".join(lines)
+
+
+@main.command()
+@env_option
+@click.option("--schedule", type=click.Choice(["canary", "linear", "all-at-once", "explicit"]), default=None,
+              help="Override the environment's traffic schedule.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (versions, steps, gates, thresholds, duration); change nothing.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted promotion.")
+@click.option("--rollback", "roll_back", is_flag=True, help="Roll back an interrupted promotion.")
+@click.option("--function-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Function code to publish (default: programs/function). Local environment only.")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Model archive to publish (default: project.model).")
+@click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
+@json_option
+@click.pass_obj
+def promote(ctx: Ctx, env_name: str, schedule: str | None, dry_run: bool, resume: bool, roll_back: bool,
+            function_dir: Path | None, model: Path | None, backend: str | None) -> None:
+    """Publish a new version and shift `live` to it step by step, gated by load tests.
+
+    \b
+    1. publish green (live still serves blue) and record the promotion
+    2. pre-traffic gate: green alone, through the candidate route
+    3. each step: shift weights, bake, load-test the edge, judge green per version
+    4. finish on green, or roll back to blue on any failure, error, Ctrl-C or SIGTERM
+
+    Exit 7 when a gate failed (traffic rolled back), 4 when another promotion runs
+    or an interrupted one needs --resume or --rollback.
+    """
+    from orchestrator.release import PromoteOptions
+
+    if resume and roll_back:
+        raise click.UsageError("--resume and --rollback exclude each other")
+    options = PromoteOptions(schedule, dry_run, resume, roll_back, function_dir, model)
+
+    def action() -> dict[str, Any]:
+        release = _release(ctx, env_name, backend)
+        if dry_run:
+            return dict(release.dry_run(options))
+        return dict(release.promote(options).to_dict())
+
+    _run(ctx, action, _report_text)
+
+
+@main.command()
+@env_option
+@click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
+@json_option
+@click.pass_obj
+def rollback(ctx: Ctx, env_name: str, backend: str | None) -> None:
+    """Put `live` back on blue: of an interrupted promotion, or of the last one."""
+    _run(ctx, lambda: _release(ctx, env_name, backend).rollback(),
+         lambda r: f"{r['outcome']}: {r['env']} live -> v{r['live']} (promotion {r['promotion']})")
+
+
+@main.command()
+@env_option
+@click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
+@json_option
+@click.pass_obj
+def status(ctx: Ctx, env_name: str, backend: str | None) -> None:
+    """Versions, alias weights and any in-flight or interrupted promotion."""
+
+    def human(s: dict[str, Any]) -> str:
+        weights = ", ".join(f"v{v} {w:.0%}" for v, w in s["live"]["weights"].items())
+        lines = [f"{s['env']}: live v{s['live']['version']}" + (f" + {weights}" if weights else ""),
+                 f"  candidate v{s['candidate']}; versions {', '.join(s['versions'])}"]
+        p = s.get("promotion")
+        if p:
+            lines.append(f"  last promotion {p['id']}: {p['state']} (v{p['blue']} -> v{p['green']}, at {p['weight']}%)")
+        if s["interrupted"]:
+            lines.append(f"  INTERRUPTED: run `orchestrator promote --env {s['env']} --resume` or `--rollback`")
+        elif s["lock"]:
+            lines.append(f"  in flight: {s['lock']}")
+        return "\n".join(lines)
+
+    _run(ctx, lambda: _release(ctx, env_name, backend).status(), human)

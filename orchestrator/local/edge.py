@@ -1,0 +1,309 @@
+"""The local edge: plays CloudFront + API Gateway (HTTP API) + Lambda on 127.0.0.1.
+
+For each request it picks a version of the `live` alias by its routing weights (as
+Lambda does), runs that version's deployed code in a worker process started with that
+version's environment, converts HTTP to an API Gateway v2 event and back, and serves
+cacheable GETs from a TTL cache, as the CloudFront cache policy does. `/candidate/*`
+reaches the `candidate` alias and needs the candidate token (IAM auth in AWS).
+
+Alias state is read from the emulated Lambda API by a poller every 250 ms and at once on
+POST /_edgeship/refresh, so a traffic shift takes effect before the next request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import queue
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from orchestrator.local import emulator
+from orchestrator.local.provision import code_store, hex_of
+from orchestrator.local.worker import receive, send
+
+ROUTES = {("POST", "/infer"), ("GET", "/infer"), ("GET", "/healthz")}
+CANDIDATE_PREFIX = "/candidate"
+TOKEN_HEADER = "x-edgeship-candidate-token"
+POLL_S = 0.25
+
+
+class _Worker:
+    """One sandbox: a process running one version's handler."""
+
+    def __init__(self, version: str, code_dir: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.local.worker", str(code_dir), version],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert self.proc.stdin and self.proc.stdout
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        ready = receive(self.stdout)
+        if not ready:
+            raise RuntimeError(f"worker for version {version} exited during init (code {self.proc.wait()})")
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        send(self.stdin, event)  # type: ignore[arg-type]
+        response = receive(self.stdout)  # type: ignore[arg-type]
+        if response is None:
+            raise RuntimeError("worker died")
+        return dict(response)
+
+    def close(self) -> None:
+        try:
+            self.stdin.close()
+            self.proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+
+
+class VersionPool:
+    """Warm sandboxes of one version; requests borrow one at a time."""
+
+    def __init__(self, version: str, code_dir: Path, env: dict[str, str], size: int) -> None:
+        self.version, self.code_dir, self.env = version, code_dir, env
+        self.idle: queue.Queue[_Worker] = queue.Queue()
+        for _ in range(size):
+            self.idle.put(_Worker(version, code_dir, env))
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        worker = self.idle.get(timeout=60)
+        try:
+            response = worker.invoke(event)
+        except (OSError, RuntimeError):
+            worker.close()
+            worker = _Worker(self.version, self.code_dir, self.env)  # a crashed sandbox is replaced
+            raise
+        finally:
+            self.idle.put(worker)
+        return response
+
+    def close(self) -> None:
+        while not self.idle.empty():
+            self.idle.get_nowait().close()
+
+
+@dataclass
+class Routing:
+    """The aliases as last read from the emulator."""
+
+    live_version: str | None = None
+    live_weights: dict[str, float] = field(default_factory=dict)
+    candidate_version: str | None = None
+    read_at: float = 0.0
+
+    def pick_live(self, rng: random.Random) -> str | None:
+        """A version for one request, with Lambda's weighted routing."""
+        draw = rng.random()
+        for version, weight in self.live_weights.items():
+            if draw < weight:
+                return version
+            draw -= weight
+        return self.live_version
+
+
+class Edge:
+    """Routing, sandboxes and cache; the HTTP layer is `_Handler`."""
+
+    def __init__(self, state_dir: Path, emulator_url: str, function: str, cache_ttl_s: float, workers: int, token: str) -> None:
+        self.state_dir, self.function, self.cache_ttl_s, self.workers, self.token = (
+            state_dir, function, cache_ttl_s, workers, token,
+        )  # fmt: skip
+        self.emulator_url = emulator_url
+        self.ca = state_dir / "tls" / "cert.pem"
+        self.lam = emulator.client("lambda", emulator_url, self.ca)
+        self.routing = Routing()
+        self.pools: dict[str, VersionPool] = {}
+        self.pool_lock = threading.Lock()
+        self.cache: dict[str, tuple[float, int, dict[str, str], bytes]] = {}
+        self.rng = random.Random()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read both aliases from the emulated Lambda API."""
+        live = self.lam.get_alias(FunctionName=self.function, Name="live")
+        candidate = self.lam.get_alias(FunctionName=self.function, Name="candidate")
+        weights = {str(k): float(v) for k, v in (live.get("RoutingConfig") or {}).get("AdditionalVersionWeights", {}).items()}
+        self.routing = Routing(live["FunctionVersion"], weights, candidate["FunctionVersion"], time.monotonic())
+
+    def poll_forever(self) -> None:
+        """Background refresh, so shifts made by anyone show up within POLL_S."""
+        while True:
+            time.sleep(POLL_S)
+            try:
+                self.refresh()
+            except Exception as exc:  # the emulator may be restarting; keep serving the last view
+                print(json.dumps({"event": "alias_refresh_failed", "error": str(exc)}), file=sys.stderr)
+
+    def pool(self, version: str) -> VersionPool:
+        """Warm sandboxes for a version, started on first use."""
+        pool = self.pools.get(version)
+        if pool is not None:
+            return pool
+        with self.pool_lock:
+            if version not in self.pools:
+                self.pools[version] = self._start_pool(version)
+            return self.pools[version]
+
+    def _start_pool(self, version: str) -> VersionPool:
+        config = self.lam.get_function_configuration(FunctionName=self.function, Qualifier=version)
+        sha = hex_of(config["CodeSha256"])
+        code_dir = self.state_dir / "versions" / self.function / version
+        if not (code_dir / ".unpacked").exists():
+            zipfile.ZipFile(code_store(self.state_dir) / f"{sha}.zip").extractall(code_dir)
+            (code_dir / ".unpacked").write_text(sha)
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+            **emulator.CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.emulator_url,
+            "AWS_CA_BUNDLE": str(self.ca),
+            "AWS_LAMBDA_FUNCTION_NAME": self.function,
+            "AWS_LAMBDA_FUNCTION_VERSION": version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.get("MemorySize", 1024)),
+            **(config.get("Environment") or {}).get("Variables", {}),
+        }
+        return VersionPool(version, code_dir, env, self.workers)
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """One viewer request -> (status, headers, body)."""
+        parts = urlsplit(target)
+        path, query = parts.path, parts.query
+        candidate = path.startswith(CANDIDATE_PREFIX + "/")
+        route = (method, path[len(CANDIDATE_PREFIX) :] if candidate else path)
+        if route not in ROUTES:
+            return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
+        if candidate and headers.get(TOKEN_HEADER) != self.token:
+            return 403, {"content-type": "application/json"}, b'{"message":"Forbidden: the candidate route needs the candidate token"}'
+        cacheable = method == "GET" and route[1] == "/infer" and self.cache_ttl_s > 0 and not candidate
+        if cacheable:
+            hit = self.cache.get(target)
+            if hit and hit[0] > time.monotonic():
+                return hit[1], {**hit[2], "x-cache": "Hit from edgeship-local"}, hit[3]
+        routing = self.routing
+        version = routing.candidate_version if candidate else routing.pick_live(self.rng)
+        if version is None:
+            return 503, {"content-type": "application/json"}, b'{"message":"no version deployed"}'
+        try:
+            pool = self.pool(version)
+            response = pool.invoke(self._event(method, path, query, headers, body, pool))
+        except Exception as exc:  # a sandbox that cannot start or crashed: the caller sees 502
+            payload = json.dumps({"message": "Internal Server Error", "detail": f"version {version}: {exc}"})
+            return 502, {"content-type": "application/json", "x-function-version": version}, payload.encode()
+        status = int(response.get("statusCode", 200))
+        out_headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
+        raw = response.get("body") or ""
+        data = base64.b64decode(raw) if response.get("isBase64Encoded") else str(raw).encode()
+        if cacheable and status == 200:
+            self.cache[target] = (time.monotonic() + self.cache_ttl_s, status, out_headers, data)
+            out_headers["x-cache"] = "Miss from edgeship-local"
+        return status, out_headers, data
+
+    def _event(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, pool: VersionPool) -> dict[str, Any]:
+        secret = pool.env.get("ORIGIN_VERIFY_SECRET")
+        event_headers = {k: v for k, v in headers.items() if k not in ("x-origin-verify", TOKEN_HEADER)}
+        if secret:
+            event_headers["x-origin-verify"] = secret  # CloudFront's custom origin header
+        try:
+            text, is_b64 = body.decode(), False
+        except UnicodeDecodeError:
+            text, is_b64 = base64.b64encode(body).decode(), True
+        return {
+            "version": "2.0",
+            "routeKey": f"{method} {path}",
+            "rawPath": path,
+            "rawQueryString": query,
+            "headers": event_headers,
+            "requestContext": {
+                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
+                         "userAgent": headers.get("user-agent", "")},
+                "routeKey": f"{method} {path}", "stage": "$default", "requestId": uuid.uuid4().hex,
+                "timeEpoch": int(time.time() * 1000),
+            },  # fmt: skip
+            "body": text if body else None,
+            "isBase64Encoded": is_b64,
+        }
+
+    def status(self) -> dict[str, Any]:
+        """What the edge routes to right now."""
+        r = self.routing
+        return {"live": r.live_version, "weights": r.live_weights, "candidate": r.candidate_version, "warm": sorted(self.pools)}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as load-test clients expect
+    edge: Edge
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None  # per-request logging would cost more than the request
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.path.startswith("/_edgeship/"):
+            status, headers, data = self._control()
+        else:
+            headers_in = {k.lower(): v for k, v in self.headers.items()}
+            status, headers, data = self.edge.handle(self.command, self.path, headers_in, body)
+        self.send_response(status)
+        for key, value in headers.items():
+            if key not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(key, value)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _control(self) -> tuple[int, dict[str, str], bytes]:
+        if self.path == "/_edgeship/refresh" and self.command == "POST":
+            self.edge.refresh()
+        elif self.path != "/_edgeship/status":
+            return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
+        return 200, {"content-type": "application/json"}, json.dumps(self.edge.status()).encode()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+
+def serve(edge: Edge, port: int) -> None:
+    """Serve on 127.0.0.1:port until killed."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), type("Handler", (_Handler,), {"edge": edge}))
+    server.daemon_threads = True
+    threading.Thread(target=edge.poll_forever, daemon=True, name="alias-poller").start()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        for pool in edge.pools.values():
+            pool.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the edge daemon."""
+    parser = argparse.ArgumentParser(description="edgeship local edge")
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--emulator", required=True)
+    parser.add_argument("--function", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cache-ttl", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    token = (args.state_dir / "candidate-token").read_text().strip()
+    edge = Edge(args.state_dir, args.emulator, args.function, args.cache_ttl, args.workers, token)
+    serve(edge, args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Schedule -> steps: what a promotion will do, decided without any I/O."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from orchestrator.errors import ConfigError
+from orchestrator.settings import SCHEDULES, Environment, LoadSettings, SloSettings, TrafficSettings
+
+
+def weights(traffic: TrafficSettings, schedule: str | None = None) -> list[int]:
+    """Green's share of traffic (percent) at each step; the last step is always 100."""
+    kind = schedule or traffic.schedule
+    if kind == "canary":
+        return [traffic.canary_weight, 100]
+    if kind == "linear":
+        n = traffic.linear_steps
+        return [round(100 * (i + 1) / n) for i in range(n)]
+    if kind == "all-at-once":
+        return [100]
+    if kind == "explicit":
+        steps = list(traffic.weights)
+        return steps if steps and steps[-1] == 100 else [*steps, 100]
+    raise ConfigError(f"unknown schedule {kind!r}", fix=f"use one of {', '.join(SCHEDULES)}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A promotion of one environment from blue to green."""
+
+    env: str
+    blue: str
+    green: str
+    schedule: str
+    steps: list[int]
+    bake_s: float
+    slo: SloSettings
+    load: LoadSettings
+
+    @property
+    def gates(self) -> int:
+        """Load tests the plan runs: one pre-traffic, then one per step."""
+        return 1 + len(self.steps)
+
+    @property
+    def expected_duration_s(self) -> float:
+        """Time spent baking and load-testing if every gate passes at the first try."""
+        return self.load.duration_s + len(self.steps) * (self.bake_s + self.load.duration_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as `promote --dry-run --json` prints it."""
+        return {**asdict(self), "gates": self.gates, "expected_duration_s": self.expected_duration_s}
+
+
+def make_plan(env: Environment, blue: str, green: str, schedule: str | None = None) -> Plan:
+    """The plan for promoting `green` over `blue` in `env`."""
+    kind = schedule or env.traffic.schedule
+    return Plan(
+        env=env.name,
+        blue=blue,
+        green=green,
+        schedule=kind,
+        steps=weights(env.traffic, kind),
+        bake_s=env.traffic.bake_s,
+        slo=env.slo,
+        load=env.load,
+    )

@@ -1,0 +1,83 @@
+"""Promotion reports: report.json, report.md, the Locust HTML, and the GitHub step summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class StepReport:
+    """One gate: the weight green had and what the gate saw."""
+
+    name: str
+    weight: int
+    verdict: str
+    reasons: list[str]
+    green: dict[str, Any] | None
+    blue: dict[str, Any] | None
+    html: str | None = None
+    attempt: int = 1
+
+
+@dataclass
+class PromotionReport:
+    """Everything one promotion did, in order."""
+
+    id: str
+    env: str
+    blue: str | None
+    green: str
+    schedule: str
+    outcome: str = "running"  # promoted | rolled_back | failed | nothing_to_do
+    reason: str = ""
+    steps: list[StepReport] = field(default_factory=list)
+    overhead_s: list[float] = field(default_factory=list)
+    directory: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (report.json and `promote --json`)."""
+        return {
+            "id": self.id, "env": self.env, "blue": self.blue, "green": self.green, "schedule": self.schedule,
+            "outcome": self.outcome, "reason": self.reason, "directory": self.directory,
+            "overhead_s_per_step": [round(x, 3) for x in self.overhead_s],
+            "steps": [s.__dict__ for s in self.steps],
+        }  # fmt: skip
+
+
+def markdown(report: PromotionReport) -> str:
+    """report.md: one row per gate."""
+    lines = [
+        f"## edgeship promotion `{report.id}` on `{report.env}`: **{report.outcome.replace('_', ' ')}**",
+        "",
+        f"Blue v{report.blue} -> green v{report.green}, schedule `{report.schedule}`."
+        + (f" Reason: {report.reason}" if report.reason else ""),
+        "",
+        "| gate | green weight | samples green / blue | green p95 | green p99 | green errors | verdict |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in report.steps:
+        g, b = s.green or {}, s.blue or {}
+        lines.append(
+            f"| {s.name}{f' (try {s.attempt})' if s.attempt > 1 else ''} | {s.weight}% | {g.get('samples', 0)} / {b.get('samples', 0)} "
+            f"| {g.get('p95_ms', 0):.1f} ms | {g.get('p99_ms', 0):.1f} ms | {g.get('error_ratio', 0):.2%} "
+            f"| {s.verdict}: {'; '.join(s.reasons)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write(report: PromotionReport, directory: Path) -> Path:
+    """Write report.json and report.md; append to GITHUB_STEP_SUMMARY when set."""
+    directory.mkdir(parents=True, exist_ok=True)
+    report.directory = str(directory)
+    (directory / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    text = markdown(report)
+    (directory / "report.md").write_text(text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a") as fh:
+            fh.write(text + "\n")
+    return directory

@@ -1,0 +1,206 @@
+"""Where a release happens. The release code is the same for every environment; only
+how a version is published and where the edge is differ, behind this small interface.
+
+    LocalTarget  moto on 127.0.0.1 + the local edge; provisions with boto3
+    AwsTarget    the Pulumi stack (`up` publishes) + CloudFront; needs AWS credentials
+"""
+
+from __future__ import annotations
+
+import secrets
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from orchestrator.progress import ProgressEvent, Reporter
+from orchestrator.settings import Environment, Settings
+
+
+@dataclass(frozen=True)
+class Published:
+    """The outcome of publishing: blue serves `live` now, green is the new version."""
+
+    blue: str | None
+    green: str
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a load test sends requests."""
+
+    url: str
+    path: str = "/infer"
+    headers: dict[str, str] | None = None
+
+
+class Target(Protocol):
+    """What the release machinery needs from an environment."""
+
+    env: Environment
+    function_name: str
+    bucket: str
+
+    def lambda_client(self) -> Any: ...
+    def s3_client(self) -> Any: ...
+    def publish(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> Published: ...
+    def edge(self) -> Endpoint: ...
+    def candidate(self) -> Endpoint: ...
+    def traffic_moved(self) -> None: ...
+
+
+FUNCTION_DIR = Path(__file__).resolve().parents[1] / "programs" / "function"
+
+
+class LocalTarget:
+    """The local environment: emulator + local edge, started on demand and kept running."""
+
+    def __init__(self, settings: Settings, env: Environment) -> None:
+        from orchestrator.local.provision import LocalStack
+
+        self.settings, self.env = settings, env
+        self.state_dir = settings.root / ".edgeship" / "local"
+        stack = LocalStack.for_project(settings.project)
+        self.function_name, self.bucket = stack.function_name, stack.bucket
+        self._stack = stack
+        self._emulator_url: str | None = None
+
+    def emulator_url(self) -> str:
+        """The emulator's URL, starting it if needed."""
+        if self._emulator_url is None:
+            from orchestrator.local import emulator
+
+            self._emulator_url = emulator.ensure(self.state_dir).url
+        return self._emulator_url
+
+    def lambda_client(self) -> Any:
+        from orchestrator.local import emulator
+
+        return emulator.client("lambda", self.emulator_url(), self.ca())
+
+    def s3_client(self) -> Any:
+        from orchestrator.local import emulator
+
+        return emulator.client("s3", self.emulator_url(), self.ca())
+
+    def ca(self) -> Path:
+        """The emulator's certificate, which clients trust."""
+        return self.state_dir / "tls" / "cert.pem"
+
+    def publish(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> Published:
+        from orchestrator.local import emulator, provision
+
+        url = self.emulator_url()
+        reporter.event(ProgressEvent("step", f"local: emulator at {url}; provisioning {self.function_name}"))
+        deployed = provision.deploy(
+            emulator.client("lambda", url, self.ca()), emulator.client("s3", url, self.ca()),
+            emulator.client("iam", url, self.ca()), self._stack,
+            state_dir=self.state_dir, function_dir=function_dir or FUNCTION_DIR, model_path=model or self.settings.model,
+            memory_mb=self.env.function.memory_mb, timeout_s=self.env.function.timeout_s,
+        )  # fmt: skip
+        self.ensure_edge()
+        return Published(deployed.blue, deployed.green, deployed.changed)
+
+    def ensure_edge(self) -> str:
+        """The local edge's URL, starting it if needed."""
+        from orchestrator.local import daemon
+
+        state_file = self.state_dir / "edge.json"
+        running = daemon.read(state_file)
+        if running and daemon.healthy(running.url + "/_edgeship/status"):
+            return running.url
+        token_file = self.state_dir / "candidate-token"
+        if not token_file.exists():
+            token_file.parent.mkdir(parents=True, exist_ok=True)
+            token_file.write_text(secrets.token_urlsafe(24))
+        port = daemon.free_port(8787)
+        argv = [
+            daemon.python(), "-m", "orchestrator.local.edge", "--state-dir", str(self.state_dir),
+            "--emulator", self.emulator_url(), "--function", self.function_name, "--port", str(port),
+            "--cache-ttl", str(self.env.edge.cache_ttl_s),
+        ]  # fmt: skip
+        return daemon.start("edge", argv, state_file, self.state_dir / "edge.log", "/_edgeship/status", port).url
+
+    def edge(self) -> Endpoint:
+        return Endpoint(self.ensure_edge())
+
+    def candidate(self) -> Endpoint:
+        token = (self.state_dir / "candidate-token").read_text().strip()
+        from orchestrator.local.edge import TOKEN_HEADER
+
+        return Endpoint(self.ensure_edge(), "/candidate/infer", {TOKEN_HEADER: token})
+
+    def traffic_moved(self) -> None:
+        # The edge polls too; this makes the move effective before the next request.
+        url = self.ensure_edge() + "/_edgeship/refresh"
+        urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=5).read()
+
+    def stop(self) -> dict[str, bool]:
+        """Stop the edge and the emulator (their state goes with them)."""
+        import shutil
+
+        from orchestrator.local import daemon, emulator
+
+        stopped = {"edge": daemon.stop(self.state_dir / "edge.json"), "emulator": emulator.stop(self.state_dir)}
+        for transient in ("versions", "staging"):
+            shutil.rmtree(self.state_dir / transient, ignore_errors=True)
+        return stopped
+
+    def describe(self) -> dict[str, Any]:
+        """URLs for people: how to call the edge."""
+        from orchestrator.local import daemon
+
+        edge = daemon.read(self.state_dir / "edge.json")
+        emu = daemon.read(self.state_dir / "emulator.json")
+        return {"edge_url": edge.url if edge else None, "emulator_url": emu.url if emu else None}
+
+
+class AwsTarget:
+    """A real AWS environment, provisioned and published by the Pulumi program."""
+
+    def __init__(self, settings: Settings, env: Environment, stacks: Any) -> None:
+        self.settings, self.env, self.stacks = settings, env, stacks
+        self._outputs: dict[str, Any] | None = None
+
+    def _out(self) -> dict[str, Any]:
+        if self._outputs is None:
+            self._outputs = self.stacks.outputs(show_secrets=False)
+        return self._outputs
+
+    @property
+    def function_name(self) -> str:  # type: ignore[override]
+        return str(self._out()["functionName"])
+
+    @property
+    def bucket(self) -> str:  # type: ignore[override]
+        return str(self._out()["bucket"])
+
+    def lambda_client(self) -> Any:
+        import boto3
+
+        return boto3.client("lambda", region_name=self.env.region)
+
+    def s3_client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", region_name=self.env.region)
+
+    def publish(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> Published:
+        blue = None
+        if self._out().get("functionName"):
+            blue = self.lambda_client().get_alias(FunctionName=self.function_name, Name="live")["FunctionVersion"]
+        result = self.stacks.up()
+        self._outputs = result.outputs
+        return Published(blue, str(result.outputs["publishedVersion"]), result.changed)
+
+    def edge(self) -> Endpoint:
+        return Endpoint(str(self._out()["edgeUrl"]))
+
+    def candidate(self) -> Endpoint:
+        # IAM-protected route: the locustfile signs requests with SigV4 when told the region.
+        return Endpoint(str(self._out()["apiUrl"]), "/candidate/infer", {"x-edgeship-sigv4-region": self.env.region})
+
+    def traffic_moved(self) -> None:
+        return None
+
