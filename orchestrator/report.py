@@ -62,7 +62,7 @@ def markdown(report: PromotionReport) -> str:
     for s in report.steps:
         g, b = s.green or {}, s.blue or {}
         lines.append(
-            f"| {s.name}{f' (try {s.attempt})' if s.attempt > 1 else ''} | {s.weight}% | {g.get('samples', 0)} / {b.get('samples', 0)} "
+            f"| {s.name}{f' (try {s.attempt})' if s.attempt > 1 else ''} | {'alone' if s.name == 'pre-traffic' else f'{s.weight}%'} | {g.get('samples', 0)} / {b.get('samples', 0)} "
             f"| {g.get('p95_ms', 0):.1f} ms | {g.get('p99_ms', 0):.1f} ms | {g.get('error_ratio', 0):.2%} "
             f"| {s.verdict}: {'; '.join(s.reasons)} |"
         )

@@ -1,0 +1,110 @@
+"""`make demo`: the whole release flow on the local environment, in a few minutes.
+
+    1. start the local environment (AWS API emulator + local edge) and deploy model v1
+    2. promote model v2 through a canary schedule, gated by Locust at every step
+    3. try a deliberately slow v3 and watch the gates roll it back
+    4. leave the environment running, with how to call it and how to stop it
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from orchestrator.artifacts import build_model_archive
+
+FUNCTION_DIR = Path(__file__).resolve().parents[1] / "programs" / "function"
+
+
+def model_version(source: Path, version: str, out: Path) -> Path:
+    """A copy of a model archive with another version in its metadata."""
+    with tarfile.open(source, "r:gz") as tar:
+        metadata = json.load(tar.extractfile("metadata.json"))  # type: ignore[arg-type]
+        onnx = tar.extractfile("model.onnx").read()  # type: ignore[union-attr]
+    metadata["version"] = version
+    onnx_path = out.parent / f"{out.stem}.onnx"
+    onnx_path.write_bytes(onnx)
+    build_model_archive(onnx_path, metadata, out)
+    onnx_path.unlink()
+    return out
+
+
+def faulty_function(out_dir: Path, *, delay_s: float = 0.0, error_every: int = 0) -> Path:
+    """The real handler plus a fault: a fixed delay, or a 500 every Nth request."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = (FUNCTION_DIR / "handler.py").read_text()
+    fault = f'''
+
+# --- deliberately faulty build (edgeship demo/tests) ---
+_real_handler = handler
+_calls = 0
+
+
+def handler(event, context):
+    global _calls
+    _calls += 1
+    time.sleep({delay_s!r})
+    if {error_every!r} and _calls % {error_every!r} == 0:
+        return _raw_response(500, '{{"error":"internal_error","detail":"injected fault"}}')
+    return _real_handler(event, context)
+'''
+    (out_dir / "handler.py").write_text(source + fault)
+    return out_dir
+
+
+def main() -> int:
+    """Run the demo; exit 0 when v2 was promoted and v3 rolled back."""
+
+    from orchestrator import settings as settings_mod
+    from orchestrator.errors import GateFailedError
+    from orchestrator.progress import ConsoleReporter, ProgressEvent
+    from orchestrator.release import PromoteOptions, Release
+    from orchestrator.targets import LocalTarget
+
+    settings = settings_mod.load()
+    env = settings.environment("local")
+    target = LocalTarget(settings, env)
+    say = ConsoleReporter()
+    release = Release(target, env, say, settings.root / "reports")
+    work = Path(tempfile.mkdtemp(prefix="edgeship-demo-"))
+
+    def banner(text: str) -> None:
+        say.event(ProgressEvent("info", f"\n=== {text} ==="))
+
+    banner("1/4 fresh local environment, model v1")
+    target.stop()
+    shutil.rmtree(target.state_dir, ignore_errors=True)
+    first = target.publish(None, settings.model, say)
+    say.event(ProgressEvent("step", f"v{first.green} deployed; live serves it at {target.edge().url}"))
+
+    banner("2/4 promote model v2 (canary, gated)")
+    v2 = model_version(settings.model, "2", work / "model-v2.tar.gz")
+    report = release.promote(PromoteOptions(model=v2))
+    print(Path(report.directory, "report.md").read_text())
+
+    banner("3/4 a deliberately slow v3 (+300 ms per request)")
+    slow = faulty_function(work / "slow-v3", delay_s=0.3)
+    rolled_back = False
+    try:
+        release.promote(PromoteOptions(model=model_version(settings.model, "3", work / "model-v3.tar.gz"), function_dir=slow))
+    except GateFailedError as exc:
+        rolled_back = True
+        say.event(ProgressEvent("step", f"rolled back as it should be: {exc.message}"))
+    status = release.status()
+    say.event(ProgressEvent("step", f"live is on v{status['live']['version']} with weights {status['live']['weights'] or 'none'}"))
+
+    banner("4/4 the environment keeps running")
+    edge = target.edge().url
+    print(f"call it:  curl -s -X POST {edge}/infer -d '{{\"inputs\": [5.1, 3.5, 1.4, 0.2]}}'")
+    print(f"status:   .venv/bin/orchestrator status --env local")
+    print(f"stop it:  .venv/bin/orchestrator destroy --env local --yes")
+    ok = report.outcome == "promoted" and rolled_back and status["live"]["version"] == report.green
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
