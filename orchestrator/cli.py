@@ -239,10 +239,13 @@ def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> Non
     For --env local this starts the emulator and the local edge (if not running) and
     provisions an emulated copy of the stack with boto3 instead of Pulumi.
     """
-    if _is_local(ctx, env_name) and program is None:
-        _run(ctx, lambda: _local_up(ctx, env_name), _local_text)
-        return
-    _run(ctx, lambda: asdict(_stacks(ctx, env_name, backend, program, package=True).up()), _result_text)
+
+    def action() -> dict[str, Any]:
+        if _is_local(ctx, env_name) and program is None:
+            return _local_up(ctx, env_name)
+        return asdict(_stacks(ctx, env_name, backend, program, package=True).up())
+
+    _run(ctx, action, lambda r: _result_text(r) if "changes" in r else _local_text(r))
 
 
 @main.command()
@@ -261,14 +264,13 @@ def refresh(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -
 @click.pass_obj
 def outputs(ctx: Ctx, env_name: str, backend: str | None, program: str | None, show_secrets: bool) -> None:
     """Print an environment's stack outputs (edge URL, function, versions...)."""
-    if _is_local(ctx, env_name) and program is None:
-        _run(ctx, lambda: _local_target(ctx, env_name).describe(), _local_text)
-        return
-    _run(
-        ctx,
-        lambda: _stacks(ctx, env_name, backend, program).outputs(show_secrets=show_secrets),
-        lambda out: "\n".join(f"{k} = {v}" for k, v in sorted(out.items())) or "(no outputs)",
-    )
+
+    def action() -> dict[str, Any]:
+        if _is_local(ctx, env_name) and program is None:
+            return dict(_local_target(ctx, env_name).describe())
+        return dict(_stacks(ctx, env_name, backend, program).outputs(show_secrets=show_secrets))
+
+    _run(ctx, action, lambda out: "\n".join(f"{k} = {v}" for k, v in sorted(out.items())) or "(no outputs)")
 
 
 @main.command()
@@ -311,7 +313,11 @@ def destroy(
             return {"operation": "destroy", "stack": env_name, "stopped": _local_target(ctx, env_name).stop()}
         return asdict(_stacks(ctx, env_name, backend, program).destroy(remove=remove))
 
-    _run(ctx, action, lambda r: _changes_line(r) if "changes" in r else f"local environment stopped: {r['stopped']}")
+    _run(
+        ctx,
+        action,
+        lambda r: _changes_line(r) if "changes" in r else f"local environment stopped: {r['stopped']}",
+    )
 
 
 @main.command()
@@ -382,8 +388,15 @@ def _local_target(ctx: Ctx, env_name: str) -> Any:
 def _local_up(ctx: Ctx, env_name: str) -> dict[str, Any]:
     target = _local_target(ctx, env_name)
     published = target.publish(None, None, ctx.reporter())
-    return {"operation": "up", "stack": env_name, "function": target.function_name, "live_or_blue": published.blue,
-            "published_version": published.green, "changed": published.changed, **target.describe()}
+    return {
+        "operation": "up",
+        "stack": env_name,
+        "function": target.function_name,
+        "live_or_blue": published.blue,
+        "published_version": published.green,
+        "changed": published.changed,
+        **target.describe(),
+    }
 
 
 def _local_text(result: dict[str, Any]) -> str:
@@ -399,7 +412,9 @@ def _target(ctx: Ctx, env_name: str, backend: str | None) -> Any:
     if env.is_local:
         return LocalTarget(settings, env)
     extra = {"modelPath": str(settings.model)}
-    spec = stacks.spec_for(settings, env, pulumi_root=toolchain.pulumi_root(settings.root), backend=backend, extra_config=extra)
+    spec = stacks.spec_for(
+        settings, env, pulumi_root=toolchain.pulumi_root(settings.root), backend=backend, extra_config=extra
+    )
     return AwsTarget(settings, env, stacks.Stacks(spec, stacks.load_program(None), ctx.reporter()))
 
 
@@ -407,22 +422,31 @@ def _release(ctx: Ctx, env_name: str, backend: str | None) -> Any:
     from orchestrator.release import Release
 
     settings = ctx.settings()
-    return Release(_target(ctx, env_name, backend), settings.environment(env_name), ctx.reporter(), settings.root / "reports")
+    return Release(
+        _target(ctx, env_name, backend),
+        settings.environment(env_name),
+        ctx.reporter(),
+        settings.root / "reports",
+    )
 
 
 def _report_text(report: dict[str, Any]) -> str:
     if report.get("dry_run"):
         slo = report["slo"]
-        return "\n".join([
-            f"plan for {report['env']}: v{report['blue']} -> {report['green']}",
-            f"  schedule {report['schedule']}: green at {', '.join(f'{w}%' for w in report['steps'])}",
-            f"  gates: {report['gates']} (1 pre-traffic + 1 per step), bake {report['bake_s']:g}s, "
-            f"load {report['load']['users']} users x {report['load']['duration_s']:g}s",
-            f"  thresholds: p95 <= {slo['p95_ms']:g} ms, p99 <= {slo['p99_ms']:g} ms, errors <= {slo['max_error_ratio']:.1%}, "
-            f">= {slo['min_rps']:g} rps, >= {slo['min_samples']} samples, p95 <= blue x {slo['relative_p95_factor']:g}",
-            f"  expected duration: {report['expected_duration_s']:.0f}s if every gate passes",
-        ])
-    lines = [f"{report['outcome']}: {report['env']} v{report['blue']} -> v{report['green']} {report.get('reason') or ''}".rstrip()]
+        return "\n".join(
+            [
+                f"plan for {report['env']}: v{report['blue']} -> {report['green']}",
+                f"  schedule {report['schedule']}: green at {', '.join(f'{w}%' for w in report['steps'])}",
+                f"  gates: {report['gates']} (1 pre-traffic + 1 per step), bake {report['bake_s']:g}s, "
+                f"load {report['load']['users']} users x {report['load']['duration_s']:g}s",
+                f"  thresholds: p95 <= {slo['p95_ms']:g} ms, p99 <= {slo['p99_ms']:g} ms, errors <= {slo['max_error_ratio']:.1%}, "
+                f">= {slo['min_rps']:g} rps, >= {slo['min_samples']} samples, p95 <= blue x {slo['relative_p95_factor']:g}",
+                f"  expected duration: {report['expected_duration_s']:.0f}s if every gate passes",
+            ]
+        )
+    lines = [
+        f"{report['outcome']}: {report['env']} v{report['blue']} -> v{report['green']} {report.get('reason') or ''}".rstrip()
+    ]
     if report.get("directory"):
         lines.append(f"report: {report['directory']}/report.md")
     return "\n".join(lines)
@@ -430,20 +454,45 @@ def _report_text(report: dict[str, Any]) -> str:
 
 @main.command()
 @env_option
-@click.option("--schedule", type=click.Choice(["canary", "linear", "all-at-once", "explicit"]), default=None,
-              help="Override the environment's traffic schedule.")
-@click.option("--dry-run", is_flag=True, help="Print the plan (versions, steps, gates, thresholds, duration); change nothing.")
+@click.option(
+    "--schedule",
+    type=click.Choice(["canary", "linear", "all-at-once", "explicit"]),
+    default=None,
+    help="Override the environment's traffic schedule.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (versions, steps, gates, thresholds, duration); change nothing.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted promotion.")
 @click.option("--rollback", "roll_back", is_flag=True, help="Roll back an interrupted promotion.")
-@click.option("--function-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Function code to publish (default: programs/function). Local environment only.")
-@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Model archive to publish (default: project.model).")
+@click.option(
+    "--function-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Function code to publish (default: programs/function). Local environment only.",
+)
+@click.option(
+    "--model",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Model archive to publish (default: project.model).",
+)
 @click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
 @json_option
 @click.pass_obj
-def promote(ctx: Ctx, env_name: str, schedule: str | None, dry_run: bool, resume: bool, roll_back: bool,
-            function_dir: Path | None, model: Path | None, backend: str | None) -> None:
+def promote(
+    ctx: Ctx,
+    env_name: str,
+    schedule: str | None,
+    dry_run: bool,
+    resume: bool,
+    roll_back: bool,
+    function_dir: Path | None,
+    model: Path | None,
+    backend: str | None,
+) -> None:
     """Publish a new version and shift `live` to it step by step, gated by load tests.
 
     \b
@@ -477,8 +526,11 @@ def promote(ctx: Ctx, env_name: str, schedule: str | None, dry_run: bool, resume
 @click.pass_obj
 def rollback(ctx: Ctx, env_name: str, backend: str | None) -> None:
     """Put `live` back on blue: of an interrupted promotion, or of the last one."""
-    _run(ctx, lambda: _release(ctx, env_name, backend).rollback(),
-         lambda r: f"{r['outcome']}: {r['env']} live -> v{r['live']} (promotion {r['promotion']})")
+    _run(
+        ctx,
+        lambda: _release(ctx, env_name, backend).rollback(),
+        lambda r: f"{r['outcome']}: {r['env']} live -> v{r['live']} (promotion {r['promotion']})",
+    )
 
 
 @main.command()
@@ -491,13 +543,19 @@ def status(ctx: Ctx, env_name: str, backend: str | None) -> None:
 
     def human(s: dict[str, Any]) -> str:
         weights = ", ".join(f"v{v} {w:.0%}" for v, w in s["live"]["weights"].items())
-        lines = [f"{s['env']}: live v{s['live']['version']}" + (f" + {weights}" if weights else ""),
-                 f"  candidate v{s['candidate']}; versions {', '.join(s['versions'])}"]
+        lines = [
+            f"{s['env']}: live v{s['live']['version']}" + (f" + {weights}" if weights else ""),
+            f"  candidate v{s['candidate']}; versions {', '.join(s['versions'])}",
+        ]
         p = s.get("promotion")
         if p:
-            lines.append(f"  last promotion {p['id']}: {p['state']} (v{p['blue']} -> v{p['green']}, at {p['weight']}%)")
+            lines.append(
+                f"  last promotion {p['id']}: {p['state']} (v{p['blue']} -> v{p['green']}, at {p['weight']}%)"
+            )
         if s["interrupted"]:
-            lines.append(f"  INTERRUPTED: run `orchestrator promote --env {s['env']} --resume` or `--rollback`")
+            lines.append(
+                f"  INTERRUPTED: run `orchestrator promote --env {s['env']} --resume` or `--rollback`"
+            )
         elif s["lock"]:
             lines.append(f"  in flight: {s['lock']}")
         return "\n".join(lines)

@@ -1,9 +1,9 @@
 """`make demo`: the whole release flow on the local environment, in a few minutes.
 
-    1. start the local environment (AWS API emulator + local edge) and deploy model v1
-    2. promote model v2 through a canary schedule, gated by Locust at every step
-    3. try a deliberately slow v3 and watch the gates roll it back
-    4. leave the environment running, with how to call it and how to stop it
+1. start the local environment (AWS API emulator + local edge) and deploy model v1
+2. promote model v2 through a canary schedule, gated by Locust at every step
+3. try a deliberately slow v3 and watch the gates roll it back
+4. leave the environment running, with how to call it and how to stop it
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def faulty_function(out_dir: Path, *, delay_s: float = 0.0, error_every: int = 0
     """The real handler plus a fault: a fixed delay, or a 500 every Nth request."""
     out_dir.mkdir(parents=True, exist_ok=True)
     source = (FUNCTION_DIR / "handler.py").read_text()
-    fault = f'''
+    fault = f"""
 
 # --- deliberately faulty build (edgeship demo/tests) ---
 _real_handler = handler
@@ -51,7 +51,7 @@ def handler(event, context):
     if {error_every!r} and _calls % {error_every!r} == 0:
         return _raw_response(500, '{{"error":"internal_error","detail":"injected fault"}}')
     return _real_handler(event, context)
-'''
+"""
     (out_dir / "handler.py").write_text(source + fault)
     return out_dir
 
@@ -90,18 +90,27 @@ def main() -> int:
     slow = faulty_function(work / "slow-v3", delay_s=0.3)
     rolled_back = False
     try:
-        release.promote(PromoteOptions(model=model_version(settings.model, "3", work / "model-v3.tar.gz"), function_dir=slow))
+        release.promote(
+            PromoteOptions(
+                model=model_version(settings.model, "3", work / "model-v3.tar.gz"), function_dir=slow
+            )
+        )
     except GateFailedError as exc:
         rolled_back = True
         say.event(ProgressEvent("step", f"rolled back as it should be: {exc.message}"))
     status = release.status()
-    say.event(ProgressEvent("step", f"live is on v{status['live']['version']} with weights {status['live']['weights'] or 'none'}"))
+    say.event(
+        ProgressEvent(
+            "step",
+            f"live is on v{status['live']['version']} with weights {status['live']['weights'] or 'none'}",
+        )
+    )
 
     banner("4/4 the environment keeps running")
     edge = target.edge().url
     print(f"call it:  curl -s -X POST {edge}/infer -d '{{\"inputs\": [5.1, 3.5, 1.4, 0.2]}}'")
-    print(f"status:   .venv/bin/orchestrator status --env local")
-    print(f"stop it:  .venv/bin/orchestrator destroy --env local --yes")
+    print("status:   .venv/bin/orchestrator status --env local")
+    print("stop it:  .venv/bin/orchestrator destroy --env local --yes")
     ok = report.outcome == "promoted" and rolled_back and status["live"]["version"] == report.green
     return 0 if ok else 1
 

@@ -105,16 +105,11 @@ def judge(
 
     Absolute thresholds: p95, p99, error ratio, and a minimum rps scaled to green's
     share of traffic. Relative: green p95 at most blue p95 x factor when blue has
-    enough samples to compare against. Too few green samples is never a pass.
+    enough samples to compare against. Too few green samples is never a pass, but it
+    can be a fail: a version too slow to answer min_samples requests has shown enough.
     """
-    if green is None or green.samples < slo.min_samples:
-        got = green.samples if green else 0
-        return GateResult(
-            Verdict.INCONCLUSIVE,
-            [f"green answered {got} requests, fewer than min_samples={slo.min_samples}"],
-            green,
-            blue,
-        )
+    if green is None or green.samples == 0:
+        return GateResult(Verdict.INCONCLUSIVE, ["green answered 0 requests"], green, blue)
     reasons = []
     if green.p95_ms > slo.p95_ms:
         reasons.append(f"green p95 {green.p95_ms:.1f} ms > {slo.p95_ms:g} ms")
@@ -122,20 +117,27 @@ def judge(
         reasons.append(f"green p99 {green.p99_ms:.1f} ms > {slo.p99_ms:g} ms")
     if green.error_ratio > slo.max_error_ratio:
         reasons.append(f"green error ratio {green.error_ratio:.2%} > {slo.max_error_ratio:.2%}")
-    min_rps = slo.min_rps * green_share
-    if green.rps < min_rps:
-        reasons.append(f"green {green.rps:.1f} rps < {min_rps:.1f} rps (min_rps x {green_share:.0%} share)")
     if slo.relative_p95_factor and blue is not None and blue.samples >= slo.min_samples:
         limit = blue.p95_ms * slo.relative_p95_factor
         if green.p95_ms > limit:
             reasons.append(
                 f"green p95 {green.p95_ms:.1f} ms > blue p95 {blue.p95_ms:.1f} ms x {slo.relative_p95_factor:g}"
             )
+    if green.samples < slo.min_samples:
+        few = f"green answered {green.samples} requests, fewer than min_samples={slo.min_samples}"
+        if reasons:
+            return GateResult(Verdict.FAIL, [*reasons, f"(on {green.samples} samples)"], green, blue)
+        return GateResult(Verdict.INCONCLUSIVE, [few], green, blue)
+    min_rps = slo.min_rps * green_share
+    if green.rps < min_rps:
+        reasons.append(f"green {green.rps:.1f} rps < {min_rps:.1f} rps (min_rps x {green_share:.0%} share)")
     verdict = Verdict.FAIL if reasons else Verdict.PASS
     return GateResult(verdict, reasons or ["all thresholds met"], green, blue)
 
 
-def from_stats_file(data: dict[str, Any], blue: str, green: str, slo: SloSettings, green_share: float) -> GateResult:
+def from_stats_file(
+    data: dict[str, Any], blue: str, green: str, slo: SloSettings, green_share: float
+) -> GateResult:
     """Judge the per-version statistics file that loadtests/locustfile.py writes."""
     duration = float(data.get("duration_s") or 0.0)
     versions = data.get("versions", {})

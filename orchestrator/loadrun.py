@@ -35,8 +35,14 @@ class LoadRun:
 
 
 def run(
-    url: str, load: LoadSettings, out_dir: Path, name: str, *, path: str = "/infer",
-    headers: dict[str, str] | None = None, model: Path | None = None,
+    url: str,
+    load: LoadSettings,
+    out_dir: Path,
+    name: str,
+    *,
+    path: str = "/infer",
+    headers: dict[str, str] | None = None,
+    model: Path | None = None,
 ) -> LoadRun:
     """Headless Locust against `url` for load.duration_s; returns its per-version statistics."""
     out_dir.mkdir(parents=True, exist_ok=True)

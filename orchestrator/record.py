@@ -33,7 +33,11 @@ class Holder:
     @staticmethod
     def me() -> Holder:
         """This process."""
-        return Holder(os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "unknown", socket.gethostname(), os.getpid())
+        return Holder(
+            os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "unknown",
+            socket.gethostname(),
+            os.getpid(),
+        )
 
     def describe(self) -> str:
         """'user@host (pid N)'."""
@@ -62,7 +66,9 @@ class PromotionRecord:
     def new(env: str, blue: str, green: str, schedule: str, steps: list[int]) -> PromotionRecord:
         """A fresh record held by this process."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        return PromotionRecord(f"{stamp}-{uuid.uuid4().hex[:6]}", env, blue, green, schedule, steps, Holder.me())
+        return PromotionRecord(
+            f"{stamp}-{uuid.uuid4().hex[:6]}", env, blue, green, schedule, steps, Holder.me()
+        )
 
     def advance(self, step: int, weight: int) -> PromotionRecord:
         """The record after green reached `weight` at step index `step`."""
@@ -112,7 +118,11 @@ class RecordStore:
                 IfNoneMatch="*",
             )  # fmt: skip
         except self.s3.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            if exc.response.get("Error", {}).get("Code") not in (
+                "PreconditionFailed",
+                "412",
+                "ConditionalRequestConflict",
+            ):
                 raise
             other = self.lock_holder()
             raise PromotionLockedError(
@@ -122,7 +132,9 @@ class RecordStore:
 
     def take_over(self, holder: Holder) -> None:
         """Replace a dead holder's lock with ours (resume or rollback after a crash)."""
-        self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}/lock.json", Body=json.dumps(asdict(holder)).encode())
+        self.s3.put_object(
+            Bucket=self.bucket, Key=f"{self.prefix}/lock.json", Body=json.dumps(asdict(holder)).encode()
+        )
 
     def release(self) -> None:
         """Give the lock back."""

@@ -79,7 +79,10 @@ class Release:
         store = self._store()
         record, holder = store.current(), store.lock_holder()
         if record is None:
-            raise EdgeshipError(f"no promotion recorded for {self.env.name!r}; nothing to roll back", fix="see `orchestrator status`")
+            raise EdgeshipError(
+                f"no promotion recorded for {self.env.name!r}; nothing to roll back",
+                fix="see `orchestrator status`",
+            )
         if holder and not _gone(holder) and holder != Holder.me():
             raise PromotionLockedError(
                 f"a promotion of {self.env.name!r} is running: {holder.describe()}",
@@ -91,7 +94,9 @@ class Release:
         store.save(closed)
         if holder:
             store.release()
-        self.reporter.event(ProgressEvent("step", f"live -> v{record.blue} (100%); promotion {record.id} rolled back"))
+        self.reporter.event(
+            ProgressEvent("step", f"live -> v{record.blue} (100%); promotion {record.id} rolled back")
+        )
         return {"env": self.env.name, "live": record.blue, "promotion": closed.id, "outcome": ROLLED_BACK}
 
     # -- promotion --------------------------------------------------------------------------
@@ -112,7 +117,9 @@ class Release:
         interrupted = self._interrupted(store_before, options)
         if interrupted is not None and options.rollback:
             self.rollback()
-            report = PromotionReport(interrupted.id, self.env.name, interrupted.blue, interrupted.green, interrupted.schedule)
+            report = PromotionReport(
+                interrupted.id, self.env.name, interrupted.blue, interrupted.green, interrupted.schedule
+            )
             report.outcome, report.reason = ROLLED_BACK, "interrupted promotion rolled back"
             write(report, self.reports_root / self.env.name / interrupted.id)
             return report
@@ -122,13 +129,23 @@ class Release:
             store = self._store()
             store.take_over(Holder.me())
             record = PromotionRecord(**{**record.__dict__, "holder": Holder.me()})
-            self.reporter.event(ProgressEvent("step", f"resuming promotion {record.id} at step {record.step_reached + 1}"))
+            self.reporter.event(
+                ProgressEvent("step", f"resuming promotion {record.id} at step {record.step_reached + 1}")
+            )
         else:
             published = self.target.publish(options.function_dir, options.model, self.reporter)
             if published.blue is None or published.blue == published.green:
-                outcome = "first deploy: live serves it" if published.blue is None else "no change since the live version"
-                self.reporter.event(ProgressEvent("step", f"v{published.green}: {outcome}; nothing to promote"))
-                return PromotionReport("none", self.env.name, published.blue, published.green, "-", "nothing_to_do", outcome)
+                outcome = (
+                    "first deploy: live serves it"
+                    if published.blue is None
+                    else "no change since the live version"
+                )
+                self.reporter.event(
+                    ProgressEvent("step", f"v{published.green}: {outcome}; nothing to promote")
+                )
+                return PromotionReport(
+                    "none", self.env.name, published.blue, published.green, "-", "nothing_to_do", outcome
+                )
             plan = make_plan(self.env, published.blue, published.green, options.schedule)
             record = PromotionRecord.new(self.env.name, plan.blue, plan.green, plan.schedule, plan.steps)
             store = self._store()
@@ -138,11 +155,17 @@ class Release:
         report = PromotionReport(record.id, self.env.name, record.blue, record.green, record.schedule)
         return self._drive(plan, record, store, report)
 
-    def _drive(self, plan: Plan, record: PromotionRecord, store: RecordStore, report: PromotionReport) -> PromotionReport:
+    def _drive(
+        self, plan: Plan, record: PromotionRecord, store: RecordStore, report: PromotionReport
+    ) -> PromotionReport:
         directory = self.reports_root / self.env.name / record.id
         traffic = Traffic(self.target.lambda_client(), self.target.function_name)
         say = self.reporter.event
-        say(ProgressEvent("step", f"promotion {record.id}: v{plan.blue} -> v{plan.green}, {plan.schedule} {plan.steps}"))
+        say(
+            ProgressEvent(
+                "step", f"promotion {record.id}: v{plan.blue} -> v{plan.green}, {plan.schedule} {plan.steps}"
+            )
+        )
         try:
             with _sigterm_as_interrupt():
                 if record.step_reached < 0:
@@ -156,21 +179,35 @@ class Release:
                     self._moved()
                     record = record.advance(index, weight)
                     store.save(record)
-                    say(ProgressEvent("step", f"step {index + 1}/{len(plan.steps)}: green v{plan.green} at {weight}%"))
+                    say(
+                        ProgressEvent(
+                            "step", f"step {index + 1}/{len(plan.steps)}: green v{plan.green} at {weight}%"
+                        )
+                    )
                     moved = time.monotonic() - started
                     time.sleep(plan.bake_s)
                     judged = time.monotonic()
-                    tested = self._gate(plan, report, directory, f"step {index + 1}", weight, self.target.edge(), share=weight / 100)
+                    tested = self._gate(
+                        plan,
+                        report,
+                        directory,
+                        f"step {index + 1}",
+                        weight,
+                        self.target.edge(),
+                        share=weight / 100,
+                    )
                     report.overhead_s.append(moved + (time.monotonic() - judged - tested))
         except KeyboardInterrupt:
             self._roll_back(traffic, plan, record, store, report, directory, "interrupted (SIGINT/SIGTERM)")
             raise Cancelled(
-                f"promotion {record.id} interrupted; live is back on v{plan.blue}", fix="run `orchestrator promote` again"
+                f"promotion {record.id} interrupted; live is back on v{plan.blue}",
+                fix="run `orchestrator promote` again",
             ) from None
         except GateFailedError as exc:
             self._roll_back(traffic, plan, record, store, report, directory, exc.message)
             raise GateFailedError(
-                f"{exc.message}; live is back on v{plan.blue} (report: {directory / 'report.md'})", fix=exc.fix
+                f"{exc.message}; live is back on v{plan.blue} (report: {directory / 'report.md'})",
+                fix=exc.fix,
             ) from None
         except Exception as exc:
             self._roll_back(traffic, plan, record, store, report, directory, f"error: {exc}")
@@ -180,16 +217,31 @@ class Release:
         store.release()
         report.outcome = PROMOTED
         write(report, directory)
-        say(ProgressEvent("step", f"promoted: live -> v{plan.green} (100%); report {directory / 'report.md'}"))
+        say(
+            ProgressEvent("step", f"promoted: live -> v{plan.green} (100%); report {directory / 'report.md'}")
+        )
         return report
 
     def _gate(
-        self, plan: Plan, report: PromotionReport, directory: Path, name: str, weight: int, endpoint: Endpoint, *, share: float
+        self,
+        plan: Plan,
+        report: PromotionReport,
+        directory: Path,
+        name: str,
+        weight: int,
+        endpoint: Endpoint,
+        *,
+        share: float,
     ) -> float:
         """Load-test and judge green; extend once when inconclusive. Returns seconds spent load-testing."""
         spent = 0.0
         for attempt in (1, 2):
-            self.reporter.event(ProgressEvent("step", f"gate {name}: {plan.load.users} users for {plan.load.duration_s:g}s on {endpoint.url}{endpoint.path}"))
+            self.reporter.event(
+                ProgressEvent(
+                    "step",
+                    f"gate {name}: {plan.load.users} users for {plan.load.duration_s:g}s on {endpoint.url}{endpoint.path}",
+                )
+            )
             started = time.monotonic()
             run = loadrun.run(
                 endpoint.url, plan.load, directory, f"{name.replace(' ', '-')}-{attempt}",
@@ -208,7 +260,9 @@ class Release:
             if result.verdict == gate.Verdict.PASS:
                 return spent
             if result.verdict == gate.Verdict.FAIL:
-                raise GateFailedError(f"gate {name} failed: {'; '.join(result.reasons)}", fix="fix green and promote again")
+                raise GateFailedError(
+                    f"gate {name} failed: {'; '.join(result.reasons)}", fix="fix green and promote again"
+                )
         raise GateFailedError(f"gate {name} stayed inconclusive after one extension: {'; '.join(result.reasons)}",
                               fix="raise load.users or load.duration_s, or lower slo.min_samples")  # fmt: skip
 
@@ -223,11 +277,19 @@ class Release:
         except OSError as exc:
             ok, detail = False, str(exc)
         if not ok:
-            raise GateFailedError(f"green failed its health check: {detail}", fix="check the model artifact and its sha256")
+            raise GateFailedError(
+                f"green failed its health check: {detail}", fix="check the model artifact and its sha256"
+            )
 
     def _roll_back(
-        self, traffic: Traffic, plan: Plan, record: PromotionRecord, store: RecordStore, report: PromotionReport,
-        directory: Path, reason: str,
+        self,
+        traffic: Traffic,
+        plan: Plan,
+        record: PromotionRecord,
+        store: RecordStore,
+        report: PromotionReport,
+        directory: Path,
+        reason: str,
     ) -> None:
         say = self.reporter.event
         try:
@@ -246,7 +308,11 @@ class Release:
         store.release()
         report.outcome, report.reason = state, reason
         write(report, directory)
-        say(ProgressEvent("step", f"{state.replace('_', ' ')}: live on v{plan.blue}; {reason}", status="failed"))
+        say(
+            ProgressEvent(
+                "step", f"{state.replace('_', ' ')}: live on v{plan.blue}; {reason}", status="failed"
+            )
+        )
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -257,7 +323,9 @@ class Release:
         try:
             self.target.traffic_moved()
         except OSError as exc:
-            self.reporter.event(ProgressEvent("diagnostic", f"edge refresh failed ({exc}); it will catch up by polling"))
+            self.reporter.event(
+                ProgressEvent("diagnostic", f"edge refresh failed ({exc}); it will catch up by polling")
+            )
 
     def _interrupted(self, store: RecordStore, options: PromoteOptions) -> PromotionRecord | None:
         try:

@@ -120,7 +120,9 @@ class LocalTarget:
             "--emulator", self.emulator_url(), "--function", self.function_name, "--port", str(port),
             "--cache-ttl", str(self.env.edge.cache_ttl_s),
         ]  # fmt: skip
-        return daemon.start("edge", argv, state_file, self.state_dir / "edge.log", "/_edgeship/status", port).url
+        return daemon.start(
+            "edge", argv, state_file, self.state_dir / "edge.log", "/_edgeship/status", port
+        ).url
 
     def edge(self) -> Endpoint:
         return Endpoint(self.ensure_edge())
@@ -142,7 +144,10 @@ class LocalTarget:
 
         from orchestrator.local import daemon, emulator
 
-        stopped = {"edge": daemon.stop(self.state_dir / "edge.json"), "emulator": emulator.stop(self.state_dir)}
+        stopped = {
+            "edge": daemon.stop(self.state_dir / "edge.json"),
+            "emulator": emulator.stop(self.state_dir),
+        }
         for transient in ("versions", "staging"):
             shutil.rmtree(self.state_dir / transient, ignore_errors=True)
         return stopped
@@ -169,11 +174,11 @@ class AwsTarget:
         return self._outputs
 
     @property
-    def function_name(self) -> str:  # type: ignore[override]
+    def function_name(self) -> str:
         return str(self._out()["functionName"])
 
     @property
-    def bucket(self) -> str:  # type: ignore[override]
+    def bucket(self) -> str:
         return str(self._out()["bucket"])
 
     def lambda_client(self) -> Any:
@@ -189,7 +194,9 @@ class AwsTarget:
     def publish(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> Published:
         blue = None
         if self._out().get("functionName"):
-            blue = self.lambda_client().get_alias(FunctionName=self.function_name, Name="live")["FunctionVersion"]
+            blue = self.lambda_client().get_alias(FunctionName=self.function_name, Name="live")[
+                "FunctionVersion"
+            ]
         result = self.stacks.up()
         self._outputs = result.outputs
         return Published(blue, str(result.outputs["publishedVersion"]), result.changed)
@@ -199,8 +206,9 @@ class AwsTarget:
 
     def candidate(self) -> Endpoint:
         # IAM-protected route: the locustfile signs requests with SigV4 when told the region.
-        return Endpoint(str(self._out()["apiUrl"]), "/candidate/infer", {"x-edgeship-sigv4-region": self.env.region})
+        return Endpoint(
+            str(self._out()["apiUrl"]), "/candidate/infer", {"x-edgeship-sigv4-region": self.env.region}
+        )
 
     def traffic_moved(self) -> None:
         return None
-

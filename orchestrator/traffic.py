@@ -37,7 +37,9 @@ def routing_for(blue: str, green: str, percent: int) -> tuple[str, dict[str, flo
     """(FunctionVersion, AdditionalVersionWeights) for green at `percent`; pure and validated."""
     for name, value in (("blue", blue), ("green", green)):
         if not value.isdigit():
-            raise TrafficError(f"{name} version {value!r} is not a published version number", fix="publish a version first")
+            raise TrafficError(
+                f"{name} version {value!r} is not a published version number", fix="publish a version first"
+            )
     if blue == green:
         raise TrafficError(f"blue and green are the same version ({blue})", fix="deploy a new version first")
     if not 0 <= percent <= 100:
@@ -65,12 +67,14 @@ class Traffic:
     def shift(self, blue: str, green: str, percent: int) -> AliasState:
         """Send `percent` of live traffic to green, the rest to blue; 100 finishes on green."""
         version, weights = routing_for(blue, green, percent)
+        self._require_published(blue, green)
         return self._set(LIVE, version, weights)
 
     def rollback(self, blue: str) -> AliasState:
         """All live traffic back to blue, in one call."""
         if not blue.isdigit():
             raise TrafficError(f"cannot roll back to {blue!r}", fix="name a published version")
+        self._require_published(blue)
         return self._set(LIVE, blue, {})
 
     def point_candidate(self, version: str) -> AliasState:
@@ -80,7 +84,18 @@ class Traffic:
     def versions(self) -> list[str]:
         """Published version numbers, oldest first."""
         pages = self.lam.get_paginator("list_versions_by_function").paginate(FunctionName=self.function)
-        return sorted((v["Version"] for p in pages for v in p["Versions"] if v["Version"] != "$LATEST"), key=int)
+        return sorted(
+            (v["Version"] for p in pages for v in p["Versions"] if v["Version"] != "$LATEST"), key=int
+        )
+
+    def _require_published(self, *versions: str) -> None:
+        # Some emulators accept weights for versions that do not exist; refuse them here.
+        missing = sorted(set(versions) - set(self.versions()), key=int)
+        if missing:
+            raise TrafficError(
+                f"version(s) {', '.join(missing)} of {self.function} are not published",
+                fix="check `orchestrator status` for the published versions",
+            )
 
     def _set(self, alias: str, version: str, weights: dict[str, float]) -> AliasState:
         try:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +82,62 @@ def which_or_fail(name: str) -> str:
     path = shutil.which(name)
     assert path, f"{name} is not installed: run `make install`"
     return path
+
+
+LOCAL_TOML = """
+[project]
+name = "e2e"
+model = "{model}"
+
+[environments.local]
+region = "us-east-1"
+account_id = "123456789012"
+[environments.local.traffic]
+schedule = "canary"
+canary_weight = 20
+bake_s = 0.2
+[environments.local.load]
+users = 4
+spawn_rate = 4
+duration_s = {duration}
+[environments.local.slo]
+p95_ms = 150
+p99_ms = 400
+max_error_ratio = 0.01
+min_rps = 5
+min_samples = 30
+relative_p95_factor = 0
+"""
+
+SAMPLE_MODEL = REPO / "programs" / "function" / "sample" / "model.tar.gz"
+
+
+class LocalProject(Project):
+    """A temporary project whose local environment (emulator + edge) is its own."""
+
+    def __init__(self, root: Path, duration: float = 3) -> None:
+        self.root = root
+        self.config = root / "edgeship.toml"
+        self.config.write_text(LOCAL_TOML.format(model=SAMPLE_MODEL, duration=duration))
+        self.state = root / ".edgeship" / "local"
+
+    def model(self, version: str) -> Path:
+        from orchestrator.demo import model_version
+
+        return model_version(SAMPLE_MODEL, version, self.root / f"model-v{version}.tar.gz")
+
+    def json(self, *args: str) -> tuple[int, Any]:
+        import json
+
+        done = self.cli(*args, "--json")
+        try:
+            return done.returncode, json.loads(done.stdout)
+        except ValueError:
+            raise AssertionError(f"not JSON (exit {done.returncode}): {done.stdout}\n{done.stderr}") from None
+
+
+@pytest.fixture
+def local_project(tmp_path: Path) -> Any:
+    project = LocalProject(tmp_path)
+    yield project
+    project.cli("destroy", "--env", "local", "--yes")

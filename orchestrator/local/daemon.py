@@ -91,8 +91,16 @@ def healthy(url: str, timeout: float = 1.0, ca: Path | None = None) -> bool:
 
 
 def start(
-    name: str, argv: list[str], state_file: Path, log_file: Path, health_path: str, port: int,
-    env: dict[str, str] | None = None, timeout: float = 30.0, scheme: str = "http", ca: Path | None = None,
+    name: str,
+    argv: list[str],
+    state_file: Path,
+    log_file: Path,
+    health_path: str,
+    port: int,
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    scheme: str = "http",
+    ca: Path | None = None,
 ) -> Daemon:
     """Start a daemon detached from this process group, wait until it answers, record it."""
     state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +120,9 @@ def start(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log_file.read_text(errors="replace")[-800:]
-            raise LocalEnvError(f"{name} exited at start (code {proc.returncode}): {tail}", fix=f"see {log_file}")
+            raise LocalEnvError(
+                f"{name} exited at start (code {proc.returncode}): {tail}", fix=f"see {log_file}"
+            )
         if healthy(daemon.url + health_path, timeout=0.5, ca=ca):
             state_file.write_text(json.dumps(asdict(daemon)))
             return daemon

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import json
 import os
 import queue
@@ -59,8 +58,8 @@ class _Worker:
             raise RuntimeError(f"worker for version {version} exited during init (code {self.proc.wait()})")
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        send(self.stdin, event)  # type: ignore[arg-type]
-        response = receive(self.stdout)  # type: ignore[arg-type]
+        send(self.stdin, event)
+        response = receive(self.stdout)
         if response is None:
             raise RuntimeError("worker died")
         return dict(response)
@@ -121,7 +120,9 @@ class Routing:
 class Edge:
     """Routing, sandboxes and cache; the HTTP layer is `_Handler`."""
 
-    def __init__(self, state_dir: Path, emulator_url: str, function: str, cache_ttl_s: float, workers: int, token: str) -> None:
+    def __init__(
+        self, state_dir: Path, emulator_url: str, function: str, cache_ttl_s: float, workers: int, token: str
+    ) -> None:
         self.state_dir, self.function, self.cache_ttl_s, self.workers, self.token = (
             state_dir, function, cache_ttl_s, workers, token,
         )  # fmt: skip
@@ -139,8 +140,13 @@ class Edge:
         """Re-read both aliases from the emulated Lambda API."""
         live = self.lam.get_alias(FunctionName=self.function, Name="live")
         candidate = self.lam.get_alias(FunctionName=self.function, Name="candidate")
-        weights = {str(k): float(v) for k, v in (live.get("RoutingConfig") or {}).get("AdditionalVersionWeights", {}).items()}
-        self.routing = Routing(live["FunctionVersion"], weights, candidate["FunctionVersion"], time.monotonic())
+        weights = {
+            str(k): float(v)
+            for k, v in (live.get("RoutingConfig") or {}).get("AdditionalVersionWeights", {}).items()
+        }
+        self.routing = Routing(
+            live["FunctionVersion"], weights, candidate["FunctionVersion"], time.monotonic()
+        )
 
     def poll_forever(self) -> None:
         """Background refresh, so shifts made by anyone show up within POLL_S."""
@@ -181,7 +187,9 @@ class Edge:
         }
         return VersionPool(version, code_dir, env, self.workers)
 
-    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def handle(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         """One viewer request -> (status, headers, body)."""
         parts = urlsplit(target)
         path, query = parts.path, parts.query
@@ -190,7 +198,11 @@ class Edge:
         if route not in ROUTES:
             return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
         if candidate and headers.get(TOKEN_HEADER) != self.token:
-            return 403, {"content-type": "application/json"}, b'{"message":"Forbidden: the candidate route needs the candidate token"}'
+            return (
+                403,
+                {"content-type": "application/json"},
+                b'{"message":"Forbidden: the candidate route needs the candidate token"}',
+            )
         cacheable = method == "GET" and route[1] == "/infer" and self.cache_ttl_s > 0 and not candidate
         if cacheable:
             hit = self.cache.get(target)
@@ -215,7 +227,9 @@ class Edge:
             out_headers["x-cache"] = "Miss from edgeship-local"
         return status, out_headers, data
 
-    def _event(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, pool: VersionPool) -> dict[str, Any]:
+    def _event(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, pool: VersionPool
+    ) -> dict[str, Any]:
         secret = pool.env.get("ORIGIN_VERIFY_SECRET")
         event_headers = {k: v for k, v in headers.items() if k not in ("x-origin-verify", TOKEN_HEADER)}
         if secret:
@@ -231,11 +245,18 @@ class Edge:
             "rawQueryString": query,
             "headers": event_headers,
             "requestContext": {
-                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                         "userAgent": headers.get("user-agent", "")},
-                "routeKey": f"{method} {path}", "stage": "$default", "requestId": uuid.uuid4().hex,
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": headers.get("user-agent", ""),
+                },
+                "routeKey": f"{method} {path}",
+                "stage": "$default",
+                "requestId": uuid.uuid4().hex,
                 "timeEpoch": int(time.time() * 1000),
-            },  # fmt: skip
+            },
             "body": text if body else None,
             "isBase64Encoded": is_b64,
         }
@@ -243,7 +264,12 @@ class Edge:
     def status(self) -> dict[str, Any]:
         """What the edge routes to right now."""
         r = self.routing
-        return {"live": r.live_version, "weights": r.live_weights, "candidate": r.candidate_version, "warm": sorted(self.pools)}
+        return {
+            "live": r.live_version,
+            "weights": r.live_weights,
+            "candidate": r.candidate_version,
+            "warm": sorted(self.pools),
+        }
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from pathlib import Path
+from typing import Any, cast
 
 from orchestrator.local import daemon
 
@@ -30,7 +31,19 @@ def ensure(state_dir: Path) -> daemon.Daemon:
     if running and daemon.healthy(running.url + "/moto-api/", ca=cert):
         return running
     port = daemon.free_port(DEFAULT_PORT)
-    argv = [daemon.python(), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port), "-c", str(cert), "-k", str(key)]
+    argv = [
+        daemon.python(),
+        "-m",
+        "moto.server",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-c",
+        str(cert),
+        "-k",
+        str(key),
+    ]
     return daemon.start(
         "emulator", argv, state_file, state_dir / "emulator.log", "/moto-api/", port, scheme="https", ca=cert
     )
@@ -59,7 +72,9 @@ def certificate(state_dir: Path) -> tuple[Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=3650))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -67,7 +82,9 @@ def certificate(state_dir: Path) -> tuple[Path, Path]:
     )
     tls.mkdir(parents=True, exist_ok=True)
     key.write_bytes(
-        private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     key.chmod(0o600)
     cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
@@ -79,13 +96,13 @@ def stop(state_dir: Path) -> bool:
     return daemon.stop(state_dir / "emulator.json")
 
 
-def client(service: str, endpoint: str, ca: Path | None = None):  # type: ignore[no-untyped-def]
+def client(service: str, endpoint: str, ca: Path | None = None) -> Any:
     """A real boto3 client pointed at the emulator (trusting its certificate)."""
     import boto3
     from botocore.config import Config
 
     return boto3.client(
-        service,
+        cast(Any, service),  # one helper for every service the local target uses
         endpoint_url=endpoint,
         verify=str(ca) if ca else None,
         region_name=REGION,

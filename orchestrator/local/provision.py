@@ -58,14 +58,25 @@ def hex_of(code_sha256_b64: str) -> str:
 
 
 def deploy(
-    lam: Any, s3: Any, iam: Any, stack: LocalStack, *, state_dir: Path, function_dir: Path, model_path: Path,
-    memory_mb: int, timeout_s: int,
+    lam: Any,
+    s3: Any,
+    iam: Any,
+    stack: LocalStack,
+    *,
+    state_dir: Path,
+    function_dir: Path,
+    model_path: Path,
+    memory_mb: int,
+    timeout_s: int,
 ) -> Deployment:
     """Create or update everything; publish a version when code, model or config changed."""
     model = model_artifact(model_path)
     _bucket(s3, stack.bucket)
     model_key = f"models/{model.sha256}.tar.gz"
-    s3.put_object(Bucket=stack.bucket, Key=model_key, Body=model.path.read_bytes())
+    # Keys are content hashes: an object already there holds these bytes (or was
+    # tampered with, which the function's sha256 check exists to catch).
+    if not _exists(s3, stack.bucket, model_key):
+        s3.put_object(Bucket=stack.bucket, Key=model_key, Body=model.path.read_bytes())
 
     store = code_store(state_dir)
     # The function's own modules only: dependencies come from the host's environment,
@@ -94,7 +105,9 @@ def deploy(
     }  # fmt: skip
     existing = _config(lam, stack.function_name)
     if existing is None:
-        created = lam.create_function(FunctionName=stack.function_name, Code={"ZipFile": code}, Publish=True, **config)
+        created = lam.create_function(
+            FunctionName=stack.function_name, Code={"ZipFile": code}, Publish=True, **config
+        )
         green = created["Version"]
         for alias in (LIVE, CANDIDATE):
             lam.create_alias(FunctionName=stack.function_name, Name=alias, FunctionVersion=green)
@@ -107,7 +120,9 @@ def deploy(
     if same_code and same_env and latest is not None:
         return Deployment(blue, latest["Version"], False, model.sha256, package.artifact.sha256)
     lam.update_function_code(FunctionName=stack.function_name, ZipFile=code)
-    lam.update_function_configuration(FunctionName=stack.function_name, **{k: v for k, v in config.items() if k != "Architectures"})
+    lam.update_function_configuration(
+        FunctionName=stack.function_name, **{k: v for k, v in config.items() if k != "Architectures"}
+    )
     green = lam.publish_version(FunctionName=stack.function_name)["Version"]
     # `candidate` always follows the newest version, as the Pulumi program does.
     lam.update_alias(FunctionName=stack.function_name, Name=CANDIDATE, FunctionVersion=green)
@@ -129,11 +144,21 @@ def _bucket(s3: Any, bucket: str) -> None:
     )  # fmt: skip
     s3.put_bucket_encryption(
         Bucket=bucket,
-        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
     )
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     # No TLS-only bucket policy here: moto does not evaluate policy conditions and would
     # deny every request. The emulator serves HTTPS only, so access is TLS regardless.
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError:
+        return False
+    return True
 
 
 def _role(iam: Any, stack: LocalStack) -> str:
@@ -141,11 +166,18 @@ def _role(iam: Any, stack: LocalStack) -> str:
         return str(iam.get_role(RoleName=ROLE_NAME)["Role"]["Arn"])
     except iam.exceptions.NoSuchEntityException:
         pass
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
     arn = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     policy = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{stack.bucket}/models/*"}],
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{stack.bucket}/models/*"}
+        ],
     }
     iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="read-models", PolicyDocument=json.dumps(policy))
     return str(arn)

@@ -10,21 +10,21 @@ from __future__ import annotations
 import struct
 import sys
 import traceback
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import orjson
 
 HEADER = struct.Struct(">I")
 
 
-def send(stream: BinaryIO, message: Any) -> None:
+def send(stream: IO[bytes], message: Any) -> None:
     """Write one framed message."""
     body = orjson.dumps(message)
     stream.write(HEADER.pack(len(body)) + body)
     stream.flush()
 
 
-def receive(stream: BinaryIO) -> Any:
+def receive(stream: IO[bytes]) -> Any:
     """Read one framed message; None at end of stream."""
     head = stream.read(HEADER.size)
     if len(head) < HEADER.size:
@@ -51,7 +51,7 @@ def main() -> None:
     out = sys.stdout.buffer
     # Keep stdout for frames only; the handler's prints and logs go to stderr.
     sys.stdout = sys.stderr
-    import handler  # type: ignore[import-not-found]
+    import handler
 
     context = _Context(version)
     send(out, {"ready": True})

@@ -1,0 +1,228 @@
+"""Promotions end to end on the local environment: real moto server, real local edge
+running the deployed code, real Locust subprocesses. Nothing is mocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.demo import faulty_function
+from orchestrator.errors import ExitCode
+from tests.conftest import LocalProject
+
+
+def _up(project: LocalProject) -> dict[str, Any]:
+    code, result = project.json("up", "--env", "local")
+    assert code == 0, result
+    return dict(result)
+
+
+def _status(project: LocalProject) -> dict[str, Any]:
+    code, result = project.json("status", "--env", "local")
+    assert code == 0, result
+    return dict(result)
+
+
+def _wait_for(predicate: Any, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError("condition not met in time")
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def test_healthy_green_is_promoted_with_reports(local_project: LocalProject) -> None:
+    first = _up(local_project)
+    assert first["published_version"] == "1"
+    code, report = local_project.json("promote", "--env", "local", "--model", str(local_project.model("2")))
+    assert code == 0, report
+    assert report["outcome"] == "promoted" and (report["blue"], report["green"]) == ("1", "2")
+    assert [s["name"] for s in report["steps"]] == ["pre-traffic", "step 1", "step 2"]
+    canary = report["steps"][1]
+    # at 20 %, both versions answered and green was judged on its own requests
+    assert canary["green"]["samples"] >= 30 and canary["blue"]["samples"] > canary["green"]["samples"]
+    directory = Path(report["directory"])
+    assert {"report.json", "report.md"} <= {p.name for p in directory.iterdir()}
+    assert list(directory.glob("*.html")), "no Locust HTML report"
+    assert "| step 1 | 20% |" in (directory / "report.md").read_text()
+    status = _status(local_project)
+    assert status["live"] == {"version": "2", "weights": {}}
+    assert status["promotion"]["state"] == "promoted" and status["lock"] is None
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [({"delay_s": 0.3}, "p95"), ({"error_every": 5}, "error ratio")],
+    ids=["slow", "erroring"],
+)
+def test_bad_green_is_rolled_back(local_project: LocalProject, fault: dict[str, Any], reason: str) -> None:
+    _up(local_project)
+    bad = faulty_function(local_project.root / "bad", **fault)
+    code, error = local_project.json("promote", "--env", "local", "--function-dir", str(bad))
+    assert code == ExitCode.GATE_FAILED, error
+    assert reason in error["message"] and "live is back on v1" in error["message"]
+    status = _status(local_project)
+    assert status["live"] == {"version": "1", "weights": {}}
+    assert status["promotion"]["state"] in ("failed", "rolled_back") and status["lock"] is None
+
+
+def _start_slow_promotion(project: LocalProject) -> subprocess.Popen[str]:
+    # longer gates so the kill lands while traffic is split
+    project.config.write_text(project.config.read_text().replace("duration_s = 3", "duration_s = 6"))
+    env = project.env()
+    return subprocess.Popen(
+        project.argv("promote", "--env", "local", "--model", str(project.model("2"))),
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def _at_canary(project: LocalProject) -> bool:
+    status = _status(project)
+    return bool(
+        status["promotion"] and status["promotion"]["step_reached"] == 0 and status["live"]["weights"]
+    )
+
+
+def test_kill_9_mid_promotion_then_rollback(local_project: LocalProject) -> None:
+    _up(local_project)
+    run = _start_slow_promotion(local_project)
+    _wait_for(lambda: _at_canary(local_project))
+    _kill_group(run)
+
+    status = _status(local_project)
+    assert status["interrupted"] and status["live"]["weights"] == {"2": 0.2}
+    code, error = local_project.json("promote", "--env", "local")
+    assert code == ExitCode.LOCKED and "interrupted at 20%" in error["message"] and "--resume" in error["fix"]
+
+    code, result = local_project.json("rollback", "--env", "local")
+    assert code == 0, result
+    status = _status(local_project)
+    assert (
+        status["live"] == {"version": "1", "weights": {}}
+        and not status["interrupted"]
+        and status["lock"] is None
+    )
+
+
+def test_kill_9_mid_promotion_then_resume(local_project: LocalProject) -> None:
+    _up(local_project)
+    run = _start_slow_promotion(local_project)
+    _wait_for(lambda: _at_canary(local_project))
+    _kill_group(run)
+
+    code, report = local_project.json("promote", "--env", "local", "--resume")
+    assert code == 0, report
+    assert report["outcome"] == "promoted" and report["green"] == "2"
+    assert _status(local_project)["live"] == {"version": "2", "weights": {}}
+
+
+def test_second_promotion_is_refused_naming_the_holder(local_project: LocalProject) -> None:
+    _up(local_project)
+    first = _start_slow_promotion(local_project)
+    try:
+        _wait_for(lambda: _status(local_project)["lock"] is not None)
+        code, error = local_project.json("promote", "--env", "local")
+        assert code == ExitCode.LOCKED, error
+        assert f"pid {first.pid}" in error["message"]
+    finally:
+        _out, err = first.communicate(timeout=180)
+    assert first.returncode == 0, err
+
+
+def test_edge_split_follows_alias_weights(local_project: LocalProject) -> None:
+    from orchestrator import settings
+    from orchestrator.targets import LocalTarget
+    from orchestrator.traffic import Traffic
+
+    up = _up(local_project)
+    code, published = local_project.json("up", "--env", "local")  # same code: nothing new
+    assert code == 0 and published["published_version"] == up["published_version"]
+    loaded = settings.load(local_project.config)
+    target = LocalTarget(loaded, loaded.environment("local"))
+    from orchestrator.local import provision
+
+    stack = provision.LocalStack(target.function_name, target.bucket)
+    from orchestrator.local import emulator
+
+    url = target.emulator_url()
+    provision.deploy(
+        emulator.client("lambda", url, target.ca()), emulator.client("s3", url, target.ca()),
+        emulator.client("iam", url, target.ca()), stack, state_dir=target.state_dir,
+        function_dir=provision_dir(), model_path=local_project.model("2"), memory_mb=512, timeout_s=10,
+    )  # fmt: skip
+    Traffic(target.lambda_client(), target.function_name).shift("1", "2", 30)
+    target.traffic_moved()
+    n = 800
+    seen: Counter[str] = Counter()
+    body = json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]}).encode()
+    for _ in range(n):
+        request = urllib.request.Request(target.edge().url + "/infer", data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            seen[response.headers["x-function-version"]] += 1
+            assert json.loads(response.read())["model"]["version"] == response.headers["x-model-version"]
+    expected, sd = n * 0.3, (n * 0.3 * 0.7) ** 0.5
+    assert set(seen) == {"1", "2"}
+    assert abs(seen["2"] - expected) < 4.5 * sd, seen  # binomial bound, ~1e-5 false alarm
+
+
+def provision_dir() -> Path:
+    from orchestrator.targets import FUNCTION_DIR
+
+    return FUNCTION_DIR
+
+
+def test_model_with_wrong_sha256_is_never_shifted_to(local_project: LocalProject) -> None:
+    from orchestrator import settings
+    from orchestrator.targets import LocalTarget
+
+    _up(local_project)
+    code, _ = local_project.json("up", "--env", "local")
+    assert code == 0
+    # publish v2 with a new model, then corrupt that model object in S3
+    v2 = local_project.model("2")
+    text = local_project.config.read_text().split("\n")
+    local_project.config.write_text(
+        "\n".join(f'model = "{v2}"' if line.startswith("model = ") else line for line in text)
+    )
+    code, second = local_project.json("up", "--env", "local")
+    assert code == 0 and second["published_version"] == "2"
+    loaded = settings.load(local_project.config)
+    target = LocalTarget(loaded, loaded.environment("local"))
+    from orchestrator.artifacts import sha256_file
+
+    key = f"models/{sha256_file(v2)}.tar.gz"
+    target.s3_client().put_object(Bucket=target.bucket, Key=key, Body=b"tampered")
+
+    code, error = local_project.json("promote", "--env", "local")
+    assert code == ExitCode.GATE_FAILED, error
+    assert "health check" in error["message"] and "sha256 mismatch" in error["message"]
+    status = _status(local_project)
+    assert status["live"] == {"version": "1", "weights": {}}
+
+
+def test_killing_the_edge_mid_promotion_ends_in_rollback(local_project: LocalProject) -> None:
+    _up(local_project)
+    run = _start_slow_promotion(local_project)
+    _wait_for(lambda: _at_canary(local_project))
+    edge = json.loads((local_project.state / "edge.json").read_text())
+    os.killpg(edge["pid"], signal.SIGKILL)
+    _out, err = run.communicate(timeout=180)
+    assert run.returncode == ExitCode.GATE_FAILED, err
+    assert "no answer from any version" in err
+    status = _status(local_project)
+    assert status["live"] == {"version": "1", "weights": {}} and status["lock"] is None
