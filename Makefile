@@ -21,7 +21,8 @@ install: $(STAMP)  ## venv, package, pinned Pulumi CLI and linters (cached after
 	bash scripts/install-tools.sh
 
 lint: install  ## ruff and mypy
-	$(BIN)/ruff check orchestrator programs loadtests tests bench
+	$(BIN)/ruff check orchestrator programs loadtests tests bench scripts
+	$(BIN)/ruff format --check orchestrator programs loadtests tests bench scripts
 	$(BIN)/mypy
 
 unit: install  ## pytest only
