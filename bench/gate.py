@@ -22,6 +22,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -36,7 +37,7 @@ LATENCY = {"1": lambda rng: rng.uniform(4, 12), "2": lambda rng: rng.uniform(30,
 
 class _Service(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_ms: dict[str, list[float]] = {"1": [], "2": []}
+    server_ms: ClassVar[dict[str, list[float]]] = {"1": [], "2": []}
     lock = threading.Lock()
 
     def log_message(self, *_: object) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +16,13 @@ EXIT_CODES_TEXT = "\b\nExit codes:\n" + "\n".join(
 )
 
 
-@dataclass
 class Ctx:
     """What every command needs: where the config is and how to print."""
 
-    config: Path | None = None
-    as_json: bool = False
+    # A plain class, not a dataclass: `--help` must not pay for importing dataclasses.
+    def __init__(self, config: Path | None = None, as_json: bool = False) -> None:
+        self.config = config
+        self.as_json = as_json
 
     def settings(self) -> Any:
         from orchestrator import settings
@@ -38,6 +37,8 @@ class Ctx:
 
 def _emit(ctx: Ctx, payload: Any, human: Callable[[Any], str]) -> None:
     if ctx.as_json:
+        import json
+
         click.echo(json.dumps(payload, indent=2, default=str))
     else:
         click.echo(human(payload))
@@ -49,6 +50,8 @@ def _run(ctx: Ctx, action: Callable[[], Any], human: Callable[[Any], str]) -> No
         payload = action()
     except EdgeshipError as exc:
         if ctx.as_json:
+            import json
+
             click.echo(json.dumps(exc.to_dict(), indent=2))
         else:
             click.secho(f"error: {exc.message}", fg="red", err=True)
@@ -226,7 +229,7 @@ def envs(ctx: Ctx) -> None:
 @click.pass_obj
 def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
     """Show what `up` would change in an environment, changing nothing."""
-    _run(ctx, lambda: asdict(_stacks(ctx, env_name, backend, program, package=True).preview()), _changes_line)
+    _run(ctx, lambda: _asdict(_stacks(ctx, env_name, backend, program, package=True).preview()), _changes_line)
 
 
 @main.command()
@@ -243,7 +246,7 @@ def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> Non
     def action() -> dict[str, Any]:
         if _is_local(ctx, env_name) and program is None:
             return _local_up(ctx, env_name)
-        return asdict(_stacks(ctx, env_name, backend, program, package=True).up())
+        return _asdict(_stacks(ctx, env_name, backend, program, package=True).up())
 
     _run(ctx, action, lambda r: _result_text(r) if "changes" in r else _local_text(r))
 
@@ -254,7 +257,7 @@ def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> Non
 @click.pass_obj
 def refresh(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
     """Read the real resources back into the stack's state."""
-    _run(ctx, lambda: asdict(_stacks(ctx, env_name, backend, program).refresh()), _changes_line)
+    _run(ctx, lambda: _asdict(_stacks(ctx, env_name, backend, program).refresh()), _changes_line)
 
 
 @main.command()
@@ -311,7 +314,7 @@ def destroy(
             raise RefusedError(f"destroy of {env_name!r} not confirmed", fix="answer yes, or pass --yes")
         if _is_local(ctx, env_name) and program is None:
             return {"operation": "destroy", "stack": env_name, "stopped": _local_target(ctx, env_name).stop()}
-        return asdict(_stacks(ctx, env_name, backend, program).destroy(remove=remove))
+        return _asdict(_stacks(ctx, env_name, backend, program).destroy(remove=remove))
 
     _run(
         ctx,
@@ -561,3 +564,9 @@ def status(ctx: Ctx, env_name: str, backend: str | None) -> None:
         return "\n".join(lines)
 
     _run(ctx, lambda: _release(ctx, env_name, backend).status(), human)
+
+
+def _asdict(result: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(result)
