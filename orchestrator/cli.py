@@ -229,7 +229,9 @@ def envs(ctx: Ctx) -> None:
 @click.pass_obj
 def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
     """Show what `up` would change in an environment, changing nothing."""
-    _run(ctx, lambda: _asdict(_stacks(ctx, env_name, backend, program, package=True).preview()), _changes_line)
+    _run(
+        ctx, lambda: _asdict(_stacks(ctx, env_name, backend, program, package=True).preview()), _changes_line
+    )
 
 
 @main.command()
