@@ -10,6 +10,7 @@ Environment:
   EDGESHIP_PATH        request path (default /infer; gates on green use /candidate/infer)
   EDGESHIP_HEADERS     extra request headers as a JSON object
   EDGESHIP_MODEL       model.tar.gz whose metadata.json shapes the payload (default: sample)
+  EDGESHIP_SIGV4_REGION  sign requests with SigV4 for API Gateway IAM auth in this region
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ METADATA = _metadata()
 EXAMPLE = [float(v) for v in METADATA["input"]["example"]]
 PATH = os.environ.get("EDGESHIP_PATH", "/infer")
 HEADERS = {"content-type": "application/json", **json.loads(os.environ.get("EDGESHIP_HEADERS") or "{}")}
+# Set for IAM-protected routes (the AWS candidate route): requests are SigV4-signed.
+SIGV4_REGION = os.environ.get("EDGESHIP_SIGV4_REGION", "")
 
 # version -> latencies (ms) and error count; requests without the header go to `unattributed`.
 _versions: dict[str, dict[str, Any]] = {}
@@ -59,7 +62,21 @@ class InferenceUser(FastHttpUser):
 
     @task
     def infer(self) -> None:
-        self.client.post(PATH, data=_payload(), headers=HEADERS, name=PATH)
+        body = _payload()
+        headers = _signed(self.host or "", body) if SIGV4_REGION else HEADERS
+        self.client.post(PATH, data=body, headers=headers, name=PATH)
+
+
+def _signed(host: str, body: bytes) -> dict[str, str]:
+    # botocore is imported here, after Locust's gevent patching, never before it.
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.session import get_session
+
+    credentials = get_session().get_credentials()
+    request = AWSRequest(method="POST", url=host.rstrip("/") + PATH, data=body, headers=HEADERS)
+    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", SIGV4_REGION).add_auth(request)
+    return dict(request.headers.items())
 
 
 @events.test_start.add_listener

@@ -43,6 +43,7 @@ def run(
     path: str = "/infer",
     headers: dict[str, str] | None = None,
     model: Path | None = None,
+    sigv4_region: str | None = None,
 ) -> LoadRun:
     """Headless Locust against `url` for load.duration_s; returns its per-version statistics."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -54,6 +55,7 @@ def run(
         "EDGESHIP_PATH": path,
         "EDGESHIP_HEADERS": json.dumps(headers or {}),
         **({"EDGESHIP_MODEL": str(model)} if model else {}),
+        **({"EDGESHIP_SIGV4_REGION": sigv4_region} if sigv4_region else {}),
     }
     argv = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,

@@ -245,7 +245,7 @@ class Release:
             started = time.monotonic()
             run = loadrun.run(
                 endpoint.url, plan.load, directory, f"{name.replace(' ', '-')}-{attempt}",
-                path=endpoint.path, headers=endpoint.headers,
+                path=endpoint.path, headers=endpoint.headers, sigv4_region=endpoint.sigv4_region,
             )  # fmt: skip
             spent += time.monotonic() - started
             blue = None if name == "pre-traffic" else plan.blue
@@ -268,7 +268,10 @@ class Release:
 
     def _health(self, endpoint: Endpoint) -> None:
         url = endpoint.url + endpoint.path.rsplit("/", 1)[0] + "/healthz"
-        request = urllib.request.Request(url, headers=endpoint.headers or {})
+        headers = dict(endpoint.headers or {})
+        if endpoint.sigv4_region:
+            headers.update(sigv4_headers("GET", url, endpoint.sigv4_region))
+        request = urllib.request.Request(url, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 ok, detail = response.status == 200, ""
@@ -349,6 +352,22 @@ class Release:
             f"(v{record.blue} -> v{record.green}, holder {record.holder.describe()} is gone)",
             fix=f"`orchestrator promote --env {self.env.name} --resume` to continue, or `--rollback` to undo",
         )
+
+
+def sigv4_headers(method: str, url: str, region: str, body: bytes = b"") -> dict[str, str]:
+    """Headers that sign one request for API Gateway IAM auth, with the ambient AWS credentials."""
+    import boto3
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    credentials = boto3.Session().get_credentials()
+    if credentials is None:
+        raise EdgeshipError(
+            "no AWS credentials to sign the candidate request", fix="configure AWS credentials"
+        )
+    request = AWSRequest(method=method, url=url, data=body)
+    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(request)
+    return dict(request.headers.items())
 
 
 def _gone(holder: Holder) -> bool:

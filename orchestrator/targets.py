@@ -33,6 +33,8 @@ class Endpoint:
     url: str
     path: str = "/infer"
     headers: dict[str, str] | None = None
+    # Sign requests with SigV4 for API Gateway IAM auth (the AWS candidate route).
+    sigv4_region: str | None = None
 
 
 class Target(Protocol):
@@ -205,10 +207,8 @@ class AwsTarget:
         return Endpoint(str(self._out()["edgeUrl"]))
 
     def candidate(self) -> Endpoint:
-        # IAM-protected route: the locustfile signs requests with SigV4 when told the region.
-        return Endpoint(
-            str(self._out()["apiUrl"]), "/candidate/infer", {"x-edgeship-sigv4-region": self.env.region}
-        )
+        # IAM-protected route: requests are signed with the job's AWS credentials.
+        return Endpoint(str(self._out()["apiUrl"]), "/candidate/infer", sigv4_region=self.env.region)
 
     def traffic_moved(self) -> None:
         return None

@@ -126,10 +126,10 @@ class LocalProject(Project):
 
         return model_version(SAMPLE_MODEL, version, self.root / f"model-v{version}.tar.gz")
 
-    def json(self, *args: str) -> tuple[int, Any]:
+    def json(self, *args: str, **extra: str) -> tuple[int, Any]:
         import json
 
-        done = self.cli(*args, "--json")
+        done = self.cli(*args, "--json", **extra)
         try:
             return done.returncode, json.loads(done.stdout)
         except ValueError:

@@ -49,8 +49,17 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
 def test_healthy_green_is_promoted_with_reports(local_project: LocalProject) -> None:
     first = _up(local_project)
     assert first["published_version"] == "1"
-    code, report = local_project.json("promote", "--env", "local", "--model", str(local_project.model("2")))
+    summary = local_project.root / "step-summary.md"
+    code, report = local_project.json(
+        "promote",
+        "--env",
+        "local",
+        "--model",
+        str(local_project.model("2")),
+        GITHUB_STEP_SUMMARY=str(summary),
+    )
     assert code == 0, report
+    assert "**promoted**" in summary.read_text()
     assert report["outcome"] == "promoted" and (report["blue"], report["green"]) == ("1", "2")
     assert [s["name"] for s in report["steps"]] == ["pre-traffic", "step 1", "step 2"]
     canary = report["steps"][1]
@@ -226,3 +235,38 @@ def test_killing_the_edge_mid_promotion_ends_in_rollback(local_project: LocalPro
     assert "no answer from any version" in err
     status = _status(local_project)
     assert status["live"] == {"version": "1", "weights": {}} and status["lock"] is None
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(local_project: LocalProject) -> None:
+    _up(local_project)
+    code, plan = local_project.json("promote", "--env", "local", "--dry-run", "--schedule", "linear")
+    assert code == 0, plan
+    assert (
+        plan["dry_run"] and plan["blue"] == "1" and plan["steps"] == [25, 50, 75, 100] and plan["gates"] == 5
+    )
+    assert plan["slo"]["p95_ms"] == 150 and plan["expected_duration_s"] > 0
+    assert _status(local_project)["versions"] == ["1"]
+
+
+def test_sigint_mid_promotion_rolls_back(local_project: LocalProject) -> None:
+    _up(local_project)
+    run = _start_slow_promotion(local_project)
+    _wait_for(lambda: _at_canary(local_project))
+    run.send_signal(signal.SIGINT)
+    _out, err = run.communicate(timeout=120)
+    assert run.returncode == ExitCode.INTERRUPTED, err
+    assert "live is back on v1" in err
+    status = _status(local_project)
+    assert status["live"] == {"version": "1", "weights": {}}
+    assert status["promotion"]["state"] == "rolled_back" and status["lock"] is None
+
+
+def test_killing_the_emulator_mid_promotion_is_a_clear_error(local_project: LocalProject) -> None:
+    _up(local_project)
+    run = _start_slow_promotion(local_project)
+    _wait_for(lambda: _at_canary(local_project))
+    emulator = json.loads((local_project.state / "emulator.json").read_text())
+    os.killpg(emulator["pid"], signal.SIGKILL)
+    _out, err = run.communicate(timeout=180)
+    assert run.returncode not in (0, ExitCode.INTERRUPTED), err
+    assert "rolling back failed" in err and "orchestrator rollback --env local" in err

@@ -151,3 +151,16 @@ def test_holder_gone_only_when_known() -> None:
     assert holder_is_gone(holder, host="runner-1", pid_alive=False)
     assert not holder_is_gone(holder, host="runner-1", pid_alive=True)
     assert not holder_is_gone(holder, host="elsewhere", pid_alive=False)
+
+
+def test_sigv4_headers_sign_for_execute_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.release import sigv4_headers
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    headers = sigv4_headers(
+        "GET", "https://abc.execute-api.eu-west-1.amazonaws.com/candidate/healthz", "eu-west-1"
+    )
+    auth = headers["Authorization"]
+    assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-1/execute-api/aws4_request" in auth and "X-Amz-Date" in headers

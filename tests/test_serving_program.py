@@ -229,3 +229,10 @@ def test_cloudfront_edge(empty: Mocks, full: Mocks) -> None:
     assert policy["defaultTtl"] == 60 and policy["maxTtl"] == 60
     assert full.one("aws:cloudfront/cachePolicy:CachePolicy")["defaultTtl"] == 120
     assert full.one("aws:cloudfront/distribution:Distribution")["priceClass"] == "PriceClass_All"
+
+
+def test_origin_secret_is_a_pulumi_secret(empty: Mocks) -> None:
+    # generated once by a dynamic resource and kept secret in state and outputs
+    assert empty.options["origin-secret"].additional_secret_outputs == ["value"]
+    (secret,) = empty.of_type("pulumi-python:dynamic:Resource")
+    assert secret.name == "origin-secret"
