@@ -371,7 +371,7 @@ def sigv4_headers(method: str, url: str, region: str, body: bytes = b"") -> dict
 
 
 def _gone(holder: Holder) -> bool:
-    from orchestrator.local.daemon import alive
+    from orchestrator.processes import alive
     from orchestrator.record import holder_is_gone
 
     me = Holder.me()

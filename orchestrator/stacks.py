@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import Cancelled, ConfigError, EngineError, StackLockedError, ToolchainError
+from orchestrator.processes import alive
 from orchestrator.progress import NullReporter, ProgressEvent, Reporter, from_engine_event, op_name
 
 if TYPE_CHECKING:
@@ -341,7 +342,7 @@ def unlock(backend_url: str, project: str, stack: str, *, force: bool = False) -
     removed = []
     for lock, info in lock_files(backend_url, project, stack):
         pid, host = info.get("pid"), info.get("hostname")
-        if not force and host == socket.gethostname() and isinstance(pid, int) and _alive(pid):
+        if not force and host == socket.gethostname() and isinstance(pid, int) and alive(pid):
             raise StackLockedError(
                 f"stack {stack!r} is locked by pid {pid} on this host, which is still running",
                 fix="wait for it to finish, or stop it; pass --force only if you are sure it is stuck",
@@ -373,16 +374,6 @@ def _describe(info: dict[str, Any]) -> str:
         f"{info.get('username', '?')}@{info.get('hostname', '?')} "
         f"(pid {info.get('pid', '?')}) since {info.get('timestamp', '?')}"
     )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _lock_holder(text: str) -> str:

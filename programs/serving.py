@@ -21,6 +21,8 @@ from typing import Any
 
 import pulumi
 
+from orchestrator.settings import EdgeSettings, FunctionSettings
+
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 SAMPLE_MODEL = FUNCTION_DIR / "sample" / "model.tar.gz"
 ORIGIN_HEADER = "x-origin-verify"
@@ -29,21 +31,24 @@ CANDIDATE_ALIAS = "candidate"
 # AWS-managed policies, identical in every account and region.
 MANAGED_ORIGIN_REQUEST_ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 MANAGED_CACHE_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+_FUNCTION, _EDGE = FunctionSettings(), EdgeSettings()
 
 
 @dataclass(frozen=True)
 class ServingConfig:
     """The program's settings, read from stack config with safe defaults."""
 
-    runtime: str = "python3.12"
-    architecture: str = "arm64"
-    memory_mb: int = 1024
-    timeout_s: int = 10
+    # Defaults are edgeship.toml's own, so an empty stack config deploys what an
+    # environment with no overrides would.
+    runtime: str = _FUNCTION.runtime
+    architecture: str = _FUNCTION.architecture
+    memory_mb: int = _FUNCTION.memory_mb
+    timeout_s: int = _FUNCTION.timeout_s
     reserved_concurrency: int | None = None
     provisioned_concurrency: int | None = None
     snapstart: bool = False
-    cache_ttl_s: int = 60
-    price_class: str = "PriceClass_100"
+    cache_ttl_s: int = _EDGE.cache_ttl_s
+    price_class: str = _EDGE.price_class
     log_retention_days: int = 14
     throttle_rate: float = 500.0
     throttle_burst: int = 1000

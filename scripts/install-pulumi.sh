@@ -2,11 +2,10 @@
 # Puts a pinned Pulumi CLI where the orchestrator looks for it (.tools/pulumi/bin).
 #
 # Order of preference:
-#   1. a `pulumi` already on PATH at the pinned version (symlinked, nothing built);
-#   2. a cached build in .tools/pulumi/bin from an earlier run (instant);
-#   3. a build from the Go module proxy (needs Go >= 1.22).
-# The official installer downloads from a host that machines without internet
-# cannot reach, so it is deliberately not tried.
+#   1. a cached install in .tools/pulumi/bin from an earlier run (instant);
+#   2. a `pulumi` already on PATH at the pinned version (symlinked, nothing built);
+#   3. the official release archive, where it can be downloaded (30 s limit);
+#   4. a build from the Go module proxy (needs Go >= 1.22).
 #
 # Inline Automation API programs run their own language host inside the Python
 # process, so the CLI needs no pulumi-language-python for them; dynamic providers
@@ -46,6 +45,28 @@ if command -v pulumi >/dev/null 2>&1 && have_version "$(command -v pulumi)"; the
   echo "pulumi v$PULUMI_VERSION: using $(command -v pulumi)"
   exit 0
 fi
+
+official_archive() {
+  local arch
+  case "$(uname -m)" in x86_64) arch=x64 ;; aarch64 | arm64) arch=arm64 ;; *) return 1 ;; esac
+  local url="https://get.pulumi.com/releases/sdk/pulumi-v$PULUMI_VERSION-$(uname -s | tr '[:upper:]' '[:lower:]')-$arch.tar.gz"
+  local tmp
+  tmp="$(mktemp -d)"
+  if curl -fsSL --max-time 30 "$url" -o "$tmp/pulumi.tgz" 2>/dev/null && tar -xzf "$tmp/pulumi.tgz" -C "$tmp"; then
+    cp "$tmp/pulumi/pulumi" "$BIN/pulumi"
+    rm -rf "$tmp"
+    return 0
+  fi
+  rm -rf "$tmp"
+  return 1
+}
+
+if command -v curl >/dev/null 2>&1 && official_archive && have_version "$BIN/pulumi"; then
+  write_launcher
+  echo "pulumi v$PULUMI_VERSION: official release in $BIN"
+  exit 0
+fi
+echo "pulumi v$PULUMI_VERSION: the official release cannot be downloaded here; building from source"
 
 if ! command -v go >/dev/null 2>&1; then
   cat >&2 <<MSG

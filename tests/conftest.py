@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,10 +77,16 @@ def project(tmp_path: Path, pulumi_root: Path, monkeypatch: pytest.MonkeyPatch) 
     return Project(tmp_path)
 
 
-def which_or_fail(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is not installed: run `make install`"
-    return path
+def wait_for(predicate: Any, timeout: float = 120.0) -> None:
+    """Poll until predicate() is true; fail the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
 
 
 LOCAL_TOML = """

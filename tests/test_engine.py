@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from orchestrator import settings as settings_mod
 from orchestrator import stacks
 from orchestrator.errors import ExitCode
-from tests.conftest import Project
+from tests.conftest import Project, wait_for
 from tests.engine_program import SECRET_MARKER
 
 PROGRAM = "tests.engine_program:program"
@@ -22,15 +21,6 @@ def _stacks(project: Project, pulumi_root: Path) -> stacks.Stacks:
     settings = settings_mod.load(project.config)
     spec = stacks.spec_for(settings, settings.environment("test"), pulumi_root=pulumi_root)
     return stacks.Stacks(spec, stacks.load_program(PROGRAM))
-
-
-def _wait_for(predicate, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_up_outputs_idempotence_config_change_and_secret(project: Project, pulumi_root: Path) -> None:
@@ -101,7 +91,7 @@ def test_concurrent_up_is_refused_with_lock_holder(project: Project) -> None:
         EDGESHIP_TEST_STARTED_FILE=str(started),
     )
     try:
-        _wait_for(started.exists)
+        wait_for(started.exists)
         second = project.cli("up", "--env", "test", "--program", PROGRAM, "--json")
         assert second.returncode == ExitCode.LOCKED, second.stdout + second.stderr
         error = json.loads(second.stdout)
@@ -124,7 +114,7 @@ def test_sigint_during_up_leaves_a_usable_stack(project: Project) -> None:
         EDGESHIP_TEST_DELAY_S="5",
         EDGESHIP_TEST_STARTED_FILE=str(started),
     )
-    _wait_for(started.exists)
+    wait_for(started.exists)
     run.send_signal(signal.SIGINT)
     _out, err = run.communicate(timeout=120)
     assert run.returncode == ExitCode.INTERRUPTED, err
@@ -146,7 +136,7 @@ def test_stale_lock_from_a_killed_run_can_be_cleared(project: Project) -> None:
         EDGESHIP_TEST_DELAY_S="30",
         EDGESHIP_TEST_STARTED_FILE=str(started),
     )
-    _wait_for(started.exists)
+    wait_for(started.exists)
     # kill -9 the whole tree: nothing gets to release the lock
     import psutil
 

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from orchestrator.demo import faulty_function
 from orchestrator.errors import ExitCode
-from tests.conftest import LocalProject
+from tests.conftest import LocalProject, wait_for
 
 
 def _up(project: LocalProject) -> dict[str, Any]:
@@ -30,15 +29,6 @@ def _status(project: LocalProject) -> dict[str, Any]:
     code, result = project.json("status", "--env", "local")
     assert code == 0, result
     return dict(result)
-
-
-def _wait_for(predicate: Any, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError("condition not met in time")
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
@@ -110,7 +100,7 @@ def _at_canary(project: LocalProject) -> bool:
 def test_kill_9_mid_promotion_then_rollback(local_project: LocalProject) -> None:
     _up(local_project)
     run = _start_slow_promotion(local_project)
-    _wait_for(lambda: _at_canary(local_project))
+    wait_for(lambda: _at_canary(local_project))
     _kill_group(run)
 
     status = _status(local_project)
@@ -131,7 +121,7 @@ def test_kill_9_mid_promotion_then_rollback(local_project: LocalProject) -> None
 def test_kill_9_mid_promotion_then_resume(local_project: LocalProject) -> None:
     _up(local_project)
     run = _start_slow_promotion(local_project)
-    _wait_for(lambda: _at_canary(local_project))
+    wait_for(lambda: _at_canary(local_project))
     _kill_group(run)
 
     code, report = local_project.json("promote", "--env", "local", "--resume")
@@ -144,7 +134,7 @@ def test_second_promotion_is_refused_naming_the_holder(local_project: LocalProje
     _up(local_project)
     first = _start_slow_promotion(local_project)
     try:
-        _wait_for(lambda: _status(local_project)["lock"] is not None)
+        wait_for(lambda: _status(local_project)["lock"] is not None)
         code, error = local_project.json("promote", "--env", "local")
         assert code == ExitCode.LOCKED, error
         assert f"pid {first.pid}" in error["message"]
@@ -227,7 +217,7 @@ def test_model_with_wrong_sha256_is_never_shifted_to(local_project: LocalProject
 def test_killing_the_edge_mid_promotion_ends_in_rollback(local_project: LocalProject) -> None:
     _up(local_project)
     run = _start_slow_promotion(local_project)
-    _wait_for(lambda: _at_canary(local_project))
+    wait_for(lambda: _at_canary(local_project))
     edge = json.loads((local_project.state / "edge.json").read_text())
     os.killpg(edge["pid"], signal.SIGKILL)
     _out, err = run.communicate(timeout=180)
@@ -251,7 +241,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(local_project: LocalProject
 def test_sigint_mid_promotion_rolls_back(local_project: LocalProject) -> None:
     _up(local_project)
     run = _start_slow_promotion(local_project)
-    _wait_for(lambda: _at_canary(local_project))
+    wait_for(lambda: _at_canary(local_project))
     run.send_signal(signal.SIGINT)
     _out, err = run.communicate(timeout=120)
     assert run.returncode == ExitCode.INTERRUPTED, err
@@ -264,7 +254,7 @@ def test_sigint_mid_promotion_rolls_back(local_project: LocalProject) -> None:
 def test_killing_the_emulator_mid_promotion_is_a_clear_error(local_project: LocalProject) -> None:
     _up(local_project)
     run = _start_slow_promotion(local_project)
-    _wait_for(lambda: _at_canary(local_project))
+    wait_for(lambda: _at_canary(local_project))
     emulator = json.loads((local_project.state / "emulator.json").read_text())
     os.killpg(emulator["pid"], signal.SIGKILL)
     _out, err = run.communicate(timeout=180)

@@ -84,7 +84,7 @@ def test_record_and_lock(aws: Any) -> None:
 
 
 def test_dead_holder_is_detected() -> None:
-    from orchestrator.local.daemon import alive
+    from orchestrator.processes import alive
     from orchestrator.record import holder_is_gone
 
     proc = subprocess.Popen([sys.executable, "-c", "pass"])

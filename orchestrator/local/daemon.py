@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from orchestrator.errors import EdgeshipError
+from orchestrator.processes import alive
 
 
 class LocalEnvError(EdgeshipError):
@@ -49,21 +50,6 @@ def free_port(preferred: int = 0) -> int:
                 continue
             return int(sock.getsockname()[1])
     raise LocalEnvError("no free port on 127.0.0.1", fix="stop something listening on loopback")
-
-
-def alive(pid: int) -> bool:
-    """True if a process with this pid exists (and is not a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
 
 
 def read(state_file: Path) -> Daemon | None:
