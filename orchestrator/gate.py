@@ -130,7 +130,7 @@ def judge(
         return GateResult(Verdict.INCONCLUSIVE, [few], green, blue)
     min_rps = slo.min_rps * green_share
     if green.rps < min_rps:
-        reasons.append(f"green {green.rps:.1f} rps < {min_rps:.1f} rps (min_rps x {green_share:.0%} share)")
+        reasons.append(f"green {green.rps:.2f} rps < {min_rps:.2f} rps (min_rps x {green_share:.0%} share)")
     verdict = Verdict.FAIL if reasons else Verdict.PASS
     return GateResult(verdict, reasons or ["all thresholds met"], green, blue)
 

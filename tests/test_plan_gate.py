@@ -70,7 +70,7 @@ def stats(
         (None, stats(version="1"), 0.1, Verdict.INCONCLUSIVE, "green answered 0 requests"),
         # few samples never pass, but samples already over budget are a fail
         (stats(samples=12, p95=400, p99=400), None, 1.0, Verdict.FAIL, "(on 12 samples)"),
-        (stats(samples=60, duration=10), None, 1.0, Verdict.FAIL, "6.0 rps < 10.0 rps"),
+        (stats(samples=60, duration=10), None, 1.0, Verdict.FAIL, "6.00 rps < 10.00 rps"),
         # a 10 % canary only needs 10 % of min_rps
         (stats(samples=60, duration=10), None, 0.1, Verdict.PASS, "all thresholds met"),
         (stats(p95=90), stats(p95=40, version="1"), 0.5, Verdict.FAIL, "blue p95 40.0 ms x 1.5"),
