@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from orchestrator.errors import EXIT_CODE_HELP, EdgeshipError, ExitCode, RefusedError
+from orchestrator.errors import EXIT_CODE_HELP, ConfigError, EdgeshipError, ExitCode, RefusedError
 
 EXIT_CODES_TEXT = "\b\nExit codes:\n" + "\n".join(
     f"  {int(code):>3}  {text}" for code, text in EXIT_CODE_HELP.items()
@@ -150,6 +150,12 @@ def _stacks(
 
     settings = ctx.settings()
     env = settings.environment(env_name)
+    if env.is_local and program is None:
+        # Reached only by Pulumi-only commands: the others handle local before this.
+        raise ConfigError(
+            "this command works on Pulumi stacks; the local environment is provisioned with boto3",
+            fix="use `orchestrator status --env local`, or pick an AWS environment",
+        )
     extra: dict[str, str] = {"modelPath": str(settings.model)}
     if package and program is None:
         extra["packagePath"] = str(_package(ctx, settings, env).artifact.path)
@@ -229,9 +235,17 @@ def envs(ctx: Ctx) -> None:
 @click.pass_obj
 def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
     """Show what `up` would change in an environment, changing nothing."""
-    _run(
-        ctx, lambda: _asdict(_stacks(ctx, env_name, backend, program, package=True).preview()), _changes_line
-    )
+
+    def action() -> dict[str, Any]:
+        if _is_local(ctx, env_name) and program is None:
+            return {
+                "operation": "preview", "stack": env_name, "changes": {}, "duration_s": 0.0,
+                "note": "the local environment is provisioned directly by `up` (idempotent); "
+                "`status --env local` shows what is deployed",
+            }  # fmt: skip
+        return _asdict(_stacks(ctx, env_name, backend, program, package=True).preview())
+
+    _run(ctx, action, lambda r: _changes_line(r) + (f"\n{r['note']}" if r.get("note") else ""))
 
 
 @main.command()

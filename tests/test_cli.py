@@ -1,0 +1,67 @@
+"""The CLI surface: help, exit codes, --json, and errors a person can act on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from orchestrator.errors import ExitCode
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, config: Path = REPO / "edgeship.toml") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_help_lists_commands_and_exit_codes() -> None:
+    done = cli("--help")
+    assert done.returncode == 0
+    for word in ("promote", "rollback", "status", "preview", "up", "destroy", "Exit codes:", "130"):
+        assert word in done.stdout
+    promote = cli("promote", "--help")
+    assert "--dry-run" in promote.stdout and "--resume" in promote.stdout and "Exit 7" in promote.stdout
+
+
+def test_envs_json() -> None:
+    done = cli("envs", "--json")
+    rows = json.loads(done.stdout)
+    assert [r["name"] for r in rows] == ["local", "dev", "staging", "prod"]
+    assert next(r for r in rows if r["name"] == "local")["local"] is True
+
+
+def test_invalid_config_is_exit_2_naming_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "edgeship.toml"
+    bad.write_text('[environments.dev]\nregion = "eu-west-1"\naccount_id = "42"\n')
+    done = cli("envs", config=bad)
+    assert done.returncode == ExitCode.USAGE
+    assert str(bad) in done.stderr and "environments.dev.account_id" in done.stderr and "fix:" in done.stderr
+    as_json = json.loads(cli("envs", "--json", config=bad).stdout)
+    assert as_json["error"] == "ConfigError" and as_json["exit_code"] == 2
+
+
+def test_unknown_environment() -> None:
+    done = cli("status", "--env", "qa", "--json")
+    assert (
+        done.returncode == ExitCode.USAGE
+        and "known: dev, local, prod, staging" in json.loads(done.stdout)["message"]
+    )
+
+
+def test_pulumi_only_commands_explain_the_local_environment() -> None:
+    done = cli("history", "--env", "local")
+    assert done.returncode == ExitCode.USAGE and "status --env local" in done.stderr
+    preview = json.loads(cli("preview", "--env", "local", "--json").stdout)
+    assert preview["changes"] == {} and "provisioned directly by `up`" in preview["note"]
+
+
+def test_resume_and_rollback_exclude_each_other() -> None:
+    done = cli("promote", "--env", "local", "--resume", "--rollback")
+    assert done.returncode == ExitCode.USAGE and "exclude each other" in done.stderr
