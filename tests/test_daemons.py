@@ -15,7 +15,9 @@ from orchestrator.processes import alive
 def test_stale_pid_and_busy_port_are_handled(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (tmp_path / "emulator.json").write_text(json.dumps({"name": "emulator", "pid": dead.pid, "port": 1, "scheme": "https"}))
+    (tmp_path / "emulator.json").write_text(
+        json.dumps({"name": "emulator", "pid": dead.pid, "port": 1, "scheme": "https"})
+    )
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
