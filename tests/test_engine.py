@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,17 @@ def _stacks(project: Project, pulumi_root: Path) -> stacks.Stacks:
     settings = settings_mod.load(project.config)
     spec = stacks.spec_for(settings, settings.environment("test"), pulumi_root=pulumi_root)
     return stacks.Stacks(spec, stacks.load_program(PROGRAM))
+
+
+def _slow_up(project: Project, delay_s: int) -> subprocess.Popen[str]:
+    """`orchestrator up` whose dynamic resource takes delay_s; returns once the engine is inside it."""
+    started = project.root / "started"
+    run = project.popen(
+        "up", "--env", "test", "--program", PROGRAM,
+        EDGESHIP_TEST_DELAY_S=str(delay_s), EDGESHIP_TEST_STARTED_FILE=str(started),
+    )  # fmt: skip
+    wait_for(started.exists)
+    return run
 
 
 def test_up_outputs_idempotence_config_change_and_secret(project: Project, pulumi_root: Path) -> None:
@@ -80,18 +92,8 @@ def test_cli_up_json_then_destroy_and_remove(project: Project) -> None:
 
 
 def test_concurrent_up_is_refused_with_lock_holder(project: Project) -> None:
-    started = project.root / "started"
-    slow = project.popen(
-        "up",
-        "--env",
-        "test",
-        "--program",
-        PROGRAM,
-        EDGESHIP_TEST_DELAY_S="6",
-        EDGESHIP_TEST_STARTED_FILE=str(started),
-    )
+    slow = _slow_up(project, delay_s=6)
     try:
-        wait_for(started.exists)
         second = project.cli("up", "--env", "test", "--program", PROGRAM, "--json")
         assert second.returncode == ExitCode.LOCKED, second.stdout + second.stderr
         error = json.loads(second.stdout)
@@ -104,17 +106,7 @@ def test_concurrent_up_is_refused_with_lock_holder(project: Project) -> None:
 
 
 def test_sigint_during_up_leaves_a_usable_stack(project: Project) -> None:
-    started = project.root / "started"
-    run = project.popen(
-        "up",
-        "--env",
-        "test",
-        "--program",
-        PROGRAM,
-        EDGESHIP_TEST_DELAY_S="5",
-        EDGESHIP_TEST_STARTED_FILE=str(started),
-    )
-    wait_for(started.exists)
+    run = _slow_up(project, delay_s=5)
     run.send_signal(signal.SIGINT)
     _out, err = run.communicate(timeout=120)
     assert run.returncode == ExitCode.INTERRUPTED, err
@@ -126,17 +118,7 @@ def test_sigint_during_up_leaves_a_usable_stack(project: Project) -> None:
 
 
 def test_stale_lock_from_a_killed_run_can_be_cleared(project: Project) -> None:
-    started = project.root / "started"
-    run = project.popen(
-        "up",
-        "--env",
-        "test",
-        "--program",
-        PROGRAM,
-        EDGESHIP_TEST_DELAY_S="30",
-        EDGESHIP_TEST_STARTED_FILE=str(started),
-    )
-    wait_for(started.exists)
+    run = _slow_up(project, delay_s=30)
     # kill -9 the whole tree: nothing gets to release the lock
     import psutil
 

@@ -90,6 +90,19 @@ def _start_slow_promotion(project: LocalProject) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def _promotion_at_canary(project: LocalProject) -> subprocess.Popen[str]:
+    """v1 deployed, a promotion to v2 running with green at the canary weight."""
+    _up(project)
+    run = _start_slow_promotion(project)
+    wait_for(lambda: _at_canary(project))
+    return run
+
+
+def _kill_daemon(project: LocalProject, name: str) -> None:
+    state = json.loads((project.state / f"{name}.json").read_text())
+    os.killpg(state["pid"], signal.SIGKILL)
+
+
 def _at_canary(project: LocalProject) -> bool:
     status = _status(project)
     return bool(
@@ -98,9 +111,7 @@ def _at_canary(project: LocalProject) -> bool:
 
 
 def test_kill_9_mid_promotion_then_rollback(local_project: LocalProject) -> None:
-    _up(local_project)
-    run = _start_slow_promotion(local_project)
-    wait_for(lambda: _at_canary(local_project))
+    run = _promotion_at_canary(local_project)
     _kill_group(run)
 
     status = _status(local_project)
@@ -119,9 +130,7 @@ def test_kill_9_mid_promotion_then_rollback(local_project: LocalProject) -> None
 
 
 def test_kill_9_mid_promotion_then_resume(local_project: LocalProject) -> None:
-    _up(local_project)
-    run = _start_slow_promotion(local_project)
-    wait_for(lambda: _at_canary(local_project))
+    run = _promotion_at_canary(local_project)
     _kill_group(run)
 
     code, report = local_project.json("promote", "--env", "local", "--resume")
@@ -215,11 +224,8 @@ def test_model_with_wrong_sha256_is_never_shifted_to(local_project: LocalProject
 
 
 def test_killing_the_edge_mid_promotion_ends_in_rollback(local_project: LocalProject) -> None:
-    _up(local_project)
-    run = _start_slow_promotion(local_project)
-    wait_for(lambda: _at_canary(local_project))
-    edge = json.loads((local_project.state / "edge.json").read_text())
-    os.killpg(edge["pid"], signal.SIGKILL)
+    run = _promotion_at_canary(local_project)
+    _kill_daemon(local_project, "edge")
     _out, err = run.communicate(timeout=180)
     assert run.returncode == ExitCode.GATE_FAILED, err
     assert "no answer from any version" in err
@@ -239,9 +245,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(local_project: LocalProject
 
 
 def test_sigint_mid_promotion_rolls_back(local_project: LocalProject) -> None:
-    _up(local_project)
-    run = _start_slow_promotion(local_project)
-    wait_for(lambda: _at_canary(local_project))
+    run = _promotion_at_canary(local_project)
     run.send_signal(signal.SIGINT)
     _out, err = run.communicate(timeout=120)
     assert run.returncode == ExitCode.INTERRUPTED, err
@@ -252,11 +256,8 @@ def test_sigint_mid_promotion_rolls_back(local_project: LocalProject) -> None:
 
 
 def test_killing_the_emulator_mid_promotion_is_a_clear_error(local_project: LocalProject) -> None:
-    _up(local_project)
-    run = _start_slow_promotion(local_project)
-    wait_for(lambda: _at_canary(local_project))
-    emulator = json.loads((local_project.state / "emulator.json").read_text())
-    os.killpg(emulator["pid"], signal.SIGKILL)
+    run = _promotion_at_canary(local_project)
+    _kill_daemon(local_project, "emulator")
     _out, err = run.communicate(timeout=180)
     assert run.returncode not in (0, ExitCode.INTERRUPTED), err
     assert "rolling back failed" in err and "orchestrator rollback --env local" in err
