@@ -10,14 +10,9 @@ send load.
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +20,7 @@ from typing import Any
 from orchestrator import gate, loadrun
 from orchestrator.errors import Cancelled, EdgeshipError, GateFailedError, PromotionLockedError
 from orchestrator.plan import Plan, make_plan
+from orchestrator.processes import sigterm_as_interrupt
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import FAILED, PROMOTED, ROLLED_BACK, RUNNING, Holder, PromotionRecord, RecordStore
 from orchestrator.report import PromotionReport, StepReport, write
@@ -167,7 +163,7 @@ class Release:
             )
         )
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 if record.step_reached < 0:
                     traffic.point_candidate(plan.green)
                     self._health(self.target.candidate())
@@ -376,21 +372,3 @@ def _gone(holder: Holder) -> bool:
 
     me = Holder.me()
     return holder_is_gone(holder, host=me.host, pid_alive=alive(holder.pid))
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """CI cancels with SIGTERM: treat it like Ctrl-C so the promotion rolls back."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        sys.stderr.flush()

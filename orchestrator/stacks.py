@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import Cancelled, ConfigError, EngineError, StackLockedError, ToolchainError
-from orchestrator.processes import alive
+from orchestrator.processes import alive, sigterm_as_interrupt
 from orchestrator.progress import NullReporter, ProgressEvent, Reporter, from_engine_event, op_name
 
 if TYPE_CHECKING:
@@ -270,10 +270,9 @@ class Stacks:
                 outcome["error"] = exc
 
         worker = threading.Thread(target=work, name=f"pulumi-{what}", daemon=True)
-        previous = _sigterm_as_interrupt()
-        try:
+        interrupted = False
+        with sigterm_as_interrupt():
             worker.start()
-            interrupted = False
             while worker.is_alive():
                 try:
                     worker.join(0.2)
@@ -286,9 +285,6 @@ class Stacks:
                         )
                     interrupted = True
                     _signal_children(signal.SIGINT)
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
         if interrupted:
             raise Cancelled(
                 f"{what} of stack {self.spec.stack!r} was cancelled; the engine stopped cleanly",
@@ -301,7 +297,7 @@ class Stacks:
     def _translate(self, what: str, exc: Exception) -> Exception:
         text = str(exc)  # CommandError keeps the CLI's stdout and stderr only in its message
         if "currently locked" in text or type(exc).__name__ == "ConcurrentUpdateError":
-            holder = _lock_holder(text) or "; ".join(
+            holder = "; ".join(
                 _describe(info)
                 for _, info in lock_files(self.spec.backend_url, self.spec.project, self.spec.stack)
             )
@@ -376,14 +372,6 @@ def _describe(info: dict[str, Any]) -> str:
     )
 
 
-def _lock_holder(text: str) -> str:
-    # The diy backend says: "<lock file>: created by user@host (pid N) at TIME".
-    for line in text.splitlines():
-        if "created by" in line:
-            return line.strip().split("created by", 1)[1].strip()
-    return ""
-
-
 def _signal_children(sig: int) -> None:
     import psutil
 
@@ -393,17 +381,6 @@ def _signal_children(sig: int) -> None:
                 child.send_signal(sig)
         except psutil.Error:
             continue
-
-
-def _sigterm_as_interrupt() -> Any:
-    """Treat SIGTERM like Ctrl-C while an operation runs (CI cancels jobs with SIGTERM)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, handler)
 
 
 def _changes(summary: Any) -> dict[str, int]:

@@ -9,7 +9,6 @@ release touches, for rehearsal (private encrypted versioned bucket, model object
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import secrets
 import shutil
@@ -206,13 +205,3 @@ def _latest_published(lam: Any, name: str) -> dict[str, Any] | None:
         for v in page["Versions"] if v["Version"] != "$LATEST"
     ]  # fmt: skip
     return max(versions, key=lambda v: int(v["Version"])) if versions else None
-
-
-def version_config(lam: Any, name: str, version: str) -> dict[str, Any]:
-    """A published version's configuration (environment, code sha)."""
-    return dict(lam.get_function_configuration(FunctionName=name, Qualifier=version))
-
-
-def sha256_hex(data: bytes) -> str:
-    """Hex sha256 of bytes."""
-    return hashlib.sha256(data).hexdigest()
