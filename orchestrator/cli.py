@@ -422,31 +422,23 @@ def _local_text(result: dict[str, Any]) -> str:
     return "\n".join(f"{k} = {v}" for k, v in result.items())
 
 
-def _target(ctx: Ctx, env_name: str, backend: str | None) -> Any:
-    from orchestrator import stacks, toolchain
+def _target(ctx: Ctx, env_name: str, backend: str | None, *, package: bool) -> Any:
     from orchestrator.targets import AwsTarget, LocalTarget
 
     settings = ctx.settings()
     env = settings.environment(env_name)
     if env.is_local:
         return LocalTarget(settings, env)
-    extra = {"modelPath": str(settings.model)}
-    spec = stacks.spec_for(
-        settings, env, pulumi_root=toolchain.pulumi_root(settings.root), backend=backend, extra_config=extra
-    )
-    return AwsTarget(settings, env, stacks.Stacks(spec, stacks.load_program(None), ctx.reporter()))
+    # The same stack `up` drives, so a promotion publishes the same packaged zip.
+    return AwsTarget(settings, env, _stacks(ctx, env_name, backend, None, package=package))
 
 
-def _release(ctx: Ctx, env_name: str, backend: str | None) -> Any:
+def _release(ctx: Ctx, env_name: str, backend: str | None, *, publishes: bool = False) -> Any:
     from orchestrator.release import Release
 
     settings = ctx.settings()
-    return Release(
-        _target(ctx, env_name, backend),
-        settings.environment(env_name),
-        ctx.reporter(),
-        settings.root / "reports",
-    )
+    target = _target(ctx, env_name, backend, package=publishes)
+    return Release(target, settings.environment(env_name), ctx.reporter(), settings.root / "reports")
 
 
 def _report_text(report: dict[str, Any]) -> str:
@@ -530,7 +522,8 @@ def promote(
     options = PromoteOptions(schedule, dry_run, resume, roll_back, function_dir, model)
 
     def action() -> dict[str, Any]:
-        release = _release(ctx, env_name, backend)
+        # Only a real promotion publishes; a dry run or a resume needs no new zip.
+        release = _release(ctx, env_name, backend, publishes=not (dry_run or resume or roll_back))
         if dry_run:
             return dict(release.dry_run(options))
         return dict(release.promote(options).to_dict())

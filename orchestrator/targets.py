@@ -96,8 +96,7 @@ class LocalTarget:
         url = self.emulator_url()
         reporter.event(ProgressEvent("step", f"local: emulator at {url}; provisioning {self.function_name}"))
         deployed = provision.deploy(
-            emulator.client("lambda", url, self.ca()), emulator.client("s3", url, self.ca()),
-            emulator.client("iam", url, self.ca()), self._stack,
+            self.lambda_client(), self.s3_client(), emulator.client("iam", url, self.ca()), self._stack,
             state_dir=self.state_dir, function_dir=function_dir or FUNCTION_DIR, model_path=model or self.settings.model,
             memory_mb=self.env.function.memory_mb, timeout_s=self.env.function.timeout_s,
         )  # fmt: skip
