@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import platform
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
@@ -44,3 +48,20 @@ def percentile(samples: list[float], q: float) -> float:
 def median(samples: list[float]) -> float:
     """Median of the samples."""
     return statistics.median(samples)
+
+
+SAMPLE_MODEL = Path(__file__).resolve().parents[1] / "programs" / "function" / "sample" / "model.tar.gz"
+
+
+@contextmanager
+def local_project(root: Path, name: str, extra_toml: str = "") -> Iterator[list[str]]:
+    """A throwaway project with a local environment; yields the CLI argv, destroys it after."""
+    (root / "edgeship.toml").write_text(
+        f'[project]\nname = "{name}"\nmodel = "{SAMPLE_MODEL}"\n[environments.local]\n'
+        f'region = "us-east-1"\naccount_id = "123456789012"\n{extra_toml}'
+    )
+    cli = [sys.executable, "-m", "orchestrator", "--config", str(root / "edgeship.toml")]
+    try:
+        yield cli
+    finally:
+        subprocess.run([*cli, "destroy", "--env", "local", "--yes"], capture_output=True)

@@ -24,7 +24,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
-from _report import percentile, write_section  # noqa: E402  (path set up above)
+from _report import SAMPLE_MODEL, local_project, percentile, write_section  # noqa: E402  (path set up above)
 
 CALLS, WARMUP = 3000, 300
 BODY = json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]})
@@ -34,10 +34,9 @@ def direct_latencies() -> list[float]:
     """In-process handler calls with the model loaded from the sample archive."""
     from orchestrator.artifacts import sha256_file
 
-    sample = REPO / "programs" / "function" / "sample" / "model.tar.gz"
     code = f"""
 import json, os, sys, time
-os.environ.update(MODEL_URI={sample.as_uri()!r}, MODEL_SHA256={sha256_file(sample)!r})
+os.environ.update(MODEL_URI={SAMPLE_MODEL.as_uri()!r}, MODEL_SHA256={sha256_file(SAMPLE_MODEL)!r})
 sys.path.insert(0, {str(REPO / "programs" / "function")!r})
 import handler
 ev = {{"requestContext": {{"http": {{"method": "POST", "path": "/infer"}}}}, "headers": {{}}, "body": {BODY!r}}}
@@ -73,31 +72,20 @@ def main() -> int:
     from orchestrator.loadrun import run
     from orchestrator.settings import LoadSettings
 
-    sample = REPO / "programs" / "function" / "sample" / "model.tar.gz"
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "edgeship.toml").write_text(
-            f'[project]\nname = "edgebench"\nmodel = "{sample}"\n[environments.local]\nregion = "us-east-1"\n'
-            'account_id = "123456789012"\n'
+    with tempfile.TemporaryDirectory() as tmp, local_project(Path(tmp), "edgebench") as cli:
+        done = subprocess.run(
+            [*cli, "up", "--env", "local", "--json"], capture_output=True, text=True, check=True
         )
-        cli = [sys.executable, "-m", "orchestrator", "--config", str(root / "edgeship.toml")]
-        try:
-            up = json.loads(
-                subprocess.run(
-                    [*cli, "up", "--env", "local", "--json"], capture_output=True, text=True, check=True
-                ).stdout
-            )
-            port = int(up["edge_url"].rsplit(":", 1)[1])
-            direct = direct_latencies()
-            edge = edge_latencies(port)
-            load = run(
-                up["edge_url"], LoadSettings(users=16, spawn_rate=16, duration_s=20), root / "load", "edge"
-            )
-            answered = sum(len(v["latencies_ms"]) for v in load.stats["versions"].values())
-            errors = sum(v["errors"] for v in load.stats["versions"].values()) + load.stats["unattributed"]
-            rps = answered / load.stats["duration_s"]
-        finally:
-            subprocess.run([*cli, "destroy", "--env", "local", "--yes"], capture_output=True)
+        up = json.loads(done.stdout)
+        port = int(up["edge_url"].rsplit(":", 1)[1])
+        direct = direct_latencies()
+        edge = edge_latencies(port)
+        load = run(
+            up["edge_url"], LoadSettings(users=16, spawn_rate=16, duration_s=20), Path(tmp) / "load", "edge"
+        )
+        answered = sum(len(v["latencies_ms"]) for v in load.stats["versions"].values())
+        errors = sum(v["errors"] for v in load.stats["versions"].values()) + load.stats["unattributed"]
+        rps = answered / load.stats["duration_s"]
     d50, d99, e50, e99 = (
         percentile(direct, 50),
         percentile(direct, 99),

@@ -28,7 +28,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
-from _report import percentile, write_section  # noqa: E402  (path set up above)
+from _report import SAMPLE_MODEL, local_project, percentile, write_section  # noqa: E402  (path set up above)
 
 GREEN_SHARE = 0.10
 # Known per-version latency distributions (ms): green is slower and wider.
@@ -97,29 +97,20 @@ def measure_overhead() -> list[float]:
     """Overhead per step of a real local promotion."""
     from orchestrator.demo import model_version
 
-    sample = REPO / "programs" / "function" / "sample" / "model.tar.gz"
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "edgeship.toml").write_text(
-            f'[project]\nname = "bench"\nmodel = "{sample}"\n[environments.local]\nregion = "us-east-1"\n'
-            'account_id = "123456789012"\n[environments.local.traffic]\nschedule = "linear"\nlinear_steps = 4\n'
-            "bake_s = 0.5\n[environments.local.load]\nusers = 4\nspawn_rate = 4\nduration_s = 3\n"
-            "[environments.local.slo]\nmin_samples = 30\n"
+    settings = (
+        '[environments.local.traffic]\nschedule = "linear"\nlinear_steps = 4\nbake_s = 0.5\n'
+        "[environments.local.load]\nusers = 4\nspawn_rate = 4\nduration_s = 3\n"
+        "[environments.local.slo]\nmin_samples = 30\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp, local_project(Path(tmp), "bench", settings) as cli:
+        subprocess.run([*cli, "up", "--env", "local"], check=True, capture_output=True)
+        v2 = model_version(SAMPLE_MODEL, "2", Path(tmp) / "v2.tar.gz")
+        out = subprocess.run(
+            [*cli, "promote", "--env", "local", "--model", str(v2), "--json"], capture_output=True, text=True
         )
-        cli = [sys.executable, "-m", "orchestrator", "--config", str(root / "edgeship.toml")]
-        try:
-            subprocess.run([*cli, "up", "--env", "local"], check=True, capture_output=True)
-            v2 = model_version(sample, "2", root / "v2.tar.gz")
-            out = subprocess.run(
-                [*cli, "promote", "--env", "local", "--model", str(v2), "--json"],
-                capture_output=True,
-                text=True,
-            )
-            report = json.loads(out.stdout)
-            assert report["outcome"] == "promoted", report
-            return [float(x) for x in report["overhead_s_per_step"]]
-        finally:
-            subprocess.run([*cli, "destroy", "--env", "local", "--yes"], capture_output=True)
+        report = json.loads(out.stdout)
+        assert report["outcome"] == "promoted", report
+        return [float(x) for x in report["overhead_s_per_step"]]
 
 
 def main() -> int:

@@ -154,6 +154,7 @@ def test_second_promotion_is_refused_naming_the_holder(local_project: LocalProje
 
 def test_edge_split_follows_alias_weights(local_project: LocalProject) -> None:
     from orchestrator import settings
+    from orchestrator.progress import NullReporter
     from orchestrator.targets import LocalTarget
     from orchestrator.traffic import Traffic
 
@@ -162,17 +163,7 @@ def test_edge_split_follows_alias_weights(local_project: LocalProject) -> None:
     assert code == 0 and published["published_version"] == up["published_version"]
     loaded = settings.load(local_project.config)
     target = LocalTarget(loaded, loaded.environment("local"))
-    from orchestrator.local import provision
-
-    stack = provision.LocalStack(target.function_name, target.bucket)
-    from orchestrator.local import emulator
-
-    url = target.emulator_url()
-    provision.deploy(
-        emulator.client("lambda", url, target.ca()), emulator.client("s3", url, target.ca()),
-        emulator.client("iam", url, target.ca()), stack, state_dir=target.state_dir,
-        function_dir=provision_dir(), model_path=local_project.model("2"), memory_mb=512, timeout_s=10,
-    )  # fmt: skip
+    assert target.publish(None, local_project.model("2"), NullReporter()).green == "2"
     Traffic(target.lambda_client(), target.function_name).shift("1", "2", 30)
     target.traffic_moved()
     n = 800
@@ -186,12 +177,6 @@ def test_edge_split_follows_alias_weights(local_project: LocalProject) -> None:
     expected, sd = n * 0.3, (n * 0.3 * 0.7) ** 0.5
     assert set(seen) == {"1", "2"}
     assert abs(seen["2"] - expected) < 4.5 * sd, seen  # binomial bound, ~1e-5 false alarm
-
-
-def provision_dir() -> Path:
-    from orchestrator.targets import FUNCTION_DIR
-
-    return FUNCTION_DIR
 
 
 def test_model_with_wrong_sha256_is_never_shifted_to(local_project: LocalProject) -> None:
