@@ -255,11 +255,15 @@ def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -
 def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
     """Create or update an environment's stack. Ctrl-C cancels cleanly.
 
+    Refused (exit 4) while a promotion holds the environment's lease or was interrupted.
+
     For --env local this starts the emulator and the local edge (if not running) and
     provisions an emulated copy of the stack with boto3 instead of Pulumi.
     """
 
     def action() -> dict[str, Any]:
+        if program is None:  # a promotion owns the function while its lease is live
+            _release(ctx, env_name, backend).guard_up()
         if _is_local(ctx, env_name) and program is None:
             return _local_up(ctx, env_name)
         return _asdict(_stacks(ctx, env_name, backend, program, package=True).up())
@@ -476,8 +480,14 @@ def _report_text(report: dict[str, Any]) -> str:
     is_flag=True,
     help="Print the plan (versions, steps, gates, thresholds, duration); change nothing.",
 )
-@click.option("--resume", is_flag=True, help="Continue an interrupted promotion.")
-@click.option("--rollback", "roll_back", is_flag=True, help="Roll back an interrupted promotion.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted promotion with its recorded plan (exit 2 if none).",
+)
+@click.option(
+    "--rollback", "roll_back", is_flag=True, help="Roll back an interrupted promotion (exit 2 if none)."
+)
 @click.option(
     "--function-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -507,13 +517,21 @@ def promote(
     """Publish a new version and shift `live` to it step by step, gated by load tests.
 
     \b
-    1. publish green (live still serves blue) and record the promotion
+    1. take the environment's lease, publish green (live still serves blue), record the plan
     2. pre-traffic gate: green alone, through the candidate route
     3. each step: shift weights, bake, load-test the edge, judge green per version
-    4. finish on green, or roll back to blue on any failure, error, Ctrl-C or SIGTERM
+    4. finish on green, or roll back to blue on any failure, error, Ctrl-C, SIGTERM
+       or `orchestrator abort` from any machine
 
-    Exit 7 when a gate failed (traffic rolled back), 4 when another promotion runs
-    or an interrupted one needs --resume or --rollback.
+    Every step is written to the promotion record before it acts, so a run killed at
+    any instant can be finished from any machine: --resume continues with the recorded
+    plan, --rollback (or `orchestrator abort`) puts live back on blue. Both exit 2 when
+    nothing was interrupted.
+
+    \b
+    Exit 7 gate failed, 9 aborted (live back on blue), 130 interrupted (live back on
+    blue), 8 rollback incomplete (live may be split: run `orchestrator abort`), 4 another
+    run holds the lease or an interrupted promotion needs --resume or --rollback.
     """
     from orchestrator.release import PromoteOptions
 
@@ -537,12 +555,48 @@ def promote(
 @json_option
 @click.pass_obj
 def rollback(ctx: Ctx, env_name: str, backend: str | None) -> None:
-    """Put `live` back on blue: of an interrupted promotion, or of the last one."""
-    _run(
-        ctx,
-        lambda: _release(ctx, env_name, backend).rollback(),
-        lambda r: f"{r['outcome']}: {r['env']} live -> v{r['live']} (promotion {r['promotion']})",
-    )
+    """Put `live` back on blue: of an interrupted promotion, or of the last one.
+
+    Takes the promotion lease first: refused (exit 4) while a live driver holds it; use
+    `orchestrator abort` to stop a running promotion.
+    """
+    _run(ctx, lambda: _release(ctx, env_name, backend).rollback(), _recovered_text)
+
+
+@main.command()
+@env_option
+@click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="How long to wait for a running driver to roll back (default: lease_s + 30).",
+)
+@json_option
+@click.pass_obj
+def abort(ctx: Ctx, env_name: str, backend: str | None, wait_s: float | None) -> None:
+    """Stop a promotion from any machine and put `live` back on blue.
+
+    \b
+    - a running driver sees the request at its next heartbeat (about a second),
+      rolls back and exits 9;
+    - a driver that is gone (killed, cancelled CI job): abort waits until its lease
+      expires, takes the lease and rolls back itself;
+    - an interrupted rollback (record `rolling_back`) is finished.
+
+    Exit 0 once live is on blue at 100 % (or when nothing was in flight), 8 if the
+    rollback could not complete, 4 if the driver kept the lease past the wait.
+    """
+    _run(ctx, lambda: _release(ctx, env_name, backend).abort(wait_s), _recovered_text)
+
+
+def _recovered_text(r: dict[str, Any]) -> str:
+    weights = ", ".join(f"v{v} {w:.0%}" for v, w in r.get("weights", {}).items())
+    live = f"live v{r['live']}" + (f" + {weights}" if weights else " at 100%")
+    promotion = f" (promotion {r['promotion']})" if r.get("promotion") else ""
+    return f"{r['outcome']}: {r['env']} {live}{promotion}"
 
 
 @main.command()
@@ -562,13 +616,17 @@ def status(ctx: Ctx, env_name: str, backend: str | None) -> None:
         p = s.get("promotion")
         if p:
             lines.append(
-                f"  last promotion {p['id']}: {p['state']} (v{p['blue']} -> v{p['green']}, at {p['weight']}%)"
+                f"  last promotion {p['id']}: {p['phase']} (v{p['blue']} -> v{p['green']}, green at {p['weight']}%)"
+                + (f": {p['reason']}" if p.get("reason") else "")
             )
         if s["interrupted"]:
+            lease = s["lease"]
+            since = f"; its lease expired {-lease['expires_in_s']:.0f}s ago" if lease else ""
             lines.append(
-                f"  INTERRUPTED: run `orchestrator promote --env {s['env']} --resume` or `--rollback`"
+                f"  INTERRUPTED (driver {p['holder'] if p else '?'} is gone{since}): "
+                f"`orchestrator promote --env {s['env']} --resume`, or `orchestrator abort --env {s['env']}`"
             )
-        elif s["lock"]:
+        elif s["lease"] and s["lease"]["live"]:
             lines.append(f"  in flight: {s['lock']}")
         return "\n".join(lines)
 

@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     ENGINE = 5  # the Pulumi engine reported a failed update
     REFUSED = 6  # a safety check said no (wrong account, prod destroy, no confirmation)
     GATE_FAILED = 7  # a promotion gate failed and traffic was rolled back
+    ROLLBACK_INCOMPLETE = 8  # a rollback could not finish: live may be split, the record says so
+    ABORTED = 9  # an operator aborted the promotion (`orchestrator abort`); live is back on blue
     INTERRUPTED = 130  # Ctrl-C / SIGTERM; the operation was cancelled cleanly
 
 
@@ -28,6 +30,8 @@ EXIT_CODE_HELP = {
     ExitCode.ENGINE: "the Pulumi engine reported a failed update",
     ExitCode.REFUSED: "refused by a safety check",
     ExitCode.GATE_FAILED: "promotion gate failed; traffic rolled back",
+    ExitCode.ROLLBACK_INCOMPLETE: "rollback incomplete: live may be split; `orchestrator abort` finishes it",
+    ExitCode.ABORTED: "promotion aborted by an operator; traffic rolled back",
     ExitCode.INTERRUPTED: "interrupted; cancelled cleanly",
 }
 
@@ -61,6 +65,12 @@ class ConfigError(EdgeshipError):
     exit_code = ExitCode.USAGE
 
 
+class UsageError(EdgeshipError):
+    """The command does not apply to the environment as it is (e.g. --resume with nothing to resume)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class ToolchainError(EdgeshipError):
     """A required tool (the Pulumi CLI) is missing or the wrong version."""
 
@@ -77,6 +87,22 @@ class PromotionLockedError(EdgeshipError):
     """Another promotion is running on this environment."""
 
     exit_code = ExitCode.LOCKED
+
+
+class LeaseLostError(PromotionLockedError):
+    """This run's promotion lease was taken over: it must not touch `live` again."""
+
+
+class RollbackIncompleteError(EdgeshipError):
+    """Putting `live` back on blue did not finish; the record stays `rolling_back`."""
+
+    exit_code = ExitCode.ROLLBACK_INCOMPLETE
+
+
+class AbortedError(EdgeshipError):
+    """An operator aborted the promotion; traffic went back to the blue version."""
+
+    exit_code = ExitCode.ABORTED
 
 
 class EngineError(EdgeshipError):

@@ -2,15 +2,25 @@
 
 Never import locust here: its gevent monkey-patching breaks boto3 (ssl recursion) and
 Pulumi's gRPC in the same process.
+
+Locust never outlives the run that started it: it gets its own process group (a
+terminal's Ctrl-C reaches only the driver, which decides), is killed with its group on
+every exit path, receives SIGKILL from the kernel if the driver dies (PR_SET_PDEATHSIG,
+so even kill -9 of the driver leaves no load running), and is killed when it overruns
+its --run-time by a minute.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +33,10 @@ LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtests" / "locustfile.py"
 
 class LoadTestError(EdgeshipError):
     """Locust did not run or wrote no statistics."""
+
+
+class LoadRunStopped(Exception):
+    """`should_stop` asked for the run to end early; Locust was stopped. Carries the reason."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +58,13 @@ def run(
     headers: dict[str, str] | None = None,
     model: Path | None = None,
     sigv4_region: str | None = None,
+    should_stop: Callable[[], object] | None = None,
 ) -> LoadRun:
-    """Headless Locust against `url` for load.duration_s; returns its per-version statistics."""
+    """Headless Locust against `url` for load.duration_s; returns its per-version statistics.
+
+    `should_stop` is polled while Locust runs; a truthy answer stops Locust and raises
+    LoadRunStopped with that answer (an abort or a signal must not wait for the load).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     stats_file, html = out_dir / f"{name}.stats.json", out_dir / f"{name}.html"
     stats_file.unlink(missing_ok=True)
@@ -62,20 +81,68 @@ def run(
         "--users", str(load.users), "--spawn-rate", str(load.spawn_rate), "--run-time", f"{load.duration_s:g}s",
         "--html", str(html), "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
     ]  # fmt: skip
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        output, _ = proc.communicate(timeout=load.duration_s + 60)
-    except BaseException:
-        # Interrupted or timed out: stop Locust so it writes its file, then re-raise.
-        proc.send_signal(signal.SIGTERM)
+    log = out_dir / f"{name}.locust.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(
+            argv, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
+        )  # fmt: skip
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        raise
+            _wait(proc, load.duration_s + 60, should_stop)
+        finally:
+            _stop_group(proc)
+    output = log.read_text(errors="replace")
     if not stats_file.exists():
         raise LoadTestError(
             f"Locust wrote no statistics (exit {proc.returncode}): {output[-800:]}",
             fix="run the locustfile by hand: locust -f loadtests/locustfile.py --host URL",
         )
     return LoadRun(json.loads(stats_file.read_text()), html, stats_file)
+
+
+def _wait(proc: subprocess.Popen[str], timeout_s: float, should_stop: Callable[[], object] | None) -> None:
+    from orchestrator import faults
+
+    deadline, fired = time.monotonic() + timeout_s, False
+    while proc.poll() is None:
+        if not fired:  # once Locust is up: a fault here lands in the middle of a gate
+            fired = True
+            faults.point("in-gate")
+        reason = should_stop() if should_stop else None
+        if reason:
+            raise LoadRunStopped(reason)
+        if time.monotonic() > deadline:
+            raise LoadTestError(
+                f"Locust overran its run time by {timeout_s:g}s and was killed",
+                fix="check the edge answers at all (`orchestrator status`), or lower load.users",
+            )
+        time.sleep(0.1)
+
+
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM Locust's group (it writes its statistics), SIGKILL it if that takes too long."""
+    if proc.poll() is None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+    _signal_group(proc.pid, signal.SIGKILL)  # anything left in the group
+    proc.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A preexec_fn: the kernel sends the child SIGKILL when the driver dies (Linux)."""
+
+    def arm() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return  # not Linux: the group kill on every exit path still applies
+        if os.getppid() != parent:  # the driver died before prctl took effect
+            os._exit(1)
+
+    return arm

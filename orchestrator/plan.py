@@ -52,6 +52,22 @@ class Plan:
         """The plan as `promote --dry-run --json` prints it."""
         return {**asdict(self), "gates": self.gates, "expected_duration_s": self.expected_duration_s}
 
+    def to_snapshot(self) -> dict[str, Any]:
+        """What a promotion record keeps: resume runs this, not today's edgeship.toml."""
+        return asdict(self)
+
+
+def plan_from_dict(snapshot: dict[str, Any]) -> Plan:
+    """The plan a record kept (the inverse of Plan.to_snapshot)."""
+    return Plan(
+        **{
+            **snapshot,
+            "steps": [int(s) for s in snapshot["steps"]],
+            "slo": SloSettings(**snapshot["slo"]),
+            "load": LoadSettings(**snapshot["load"]),
+        }
+    )
+
 
 def make_plan(env: Environment, blue: str, green: str, schedule: str | None = None) -> Plan:
     """The plan for promoting `green` over `blue` in `env`."""

@@ -41,3 +41,38 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class SignalLatch:
+    """SIGINT and SIGTERM as flags instead of exceptions, for the whole of a promotion.
+
+    A promotion must never be cut between an alias call and the record write that follows
+    it, so signals only set `received`; the driver looks at it between actions and inside
+    its waits (bake, load test), and starts the rollback itself. While `rolling_back` is
+    set, further signals are acknowledged and ignored: the rollback finishes first.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.count = 0
+        self.rolling_back = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalLatch:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        self.received = self.received or signal.Signals(signum).name
+        if self.rolling_back or self.count > 1:
+            message = "\nedgeship: rolling back, please wait (live is being put back on blue)\n"
+        else:
+            message = f"\nedgeship: {signal.Signals(signum).name} received: stopping and rolling back\n"
+        os.write(2, message.encode())

@@ -1,154 +1,97 @@
-"""The durable promotion record and the one-promotion-per-environment lock.
+"""The durable promotion record and the abort request, in the environment's own bucket.
 
-Both live next to the model, in the environment's own bucket (the emulated one for
-`local`): `promotions/<env>/lock.json` is created with If-None-Match: * so only one
-promotion can hold it, and `promotions/<env>/current.json` says how far it got. A
-record left `running` with no live holder is an interrupted promotion: the next
-`promote`, `rollback` or `status` finds it and offers to resume or roll back.
+    promotions/<env>/current.json        the newest promotion (orchestrator/machine.py's record)
+    promotions/<env>/history/<id>.json   every promotion, as it ended (or as far as it got)
+    promotions/<env>/abort.json          an operator's request to stop a running promotion
+
+Writes of the record are fenced: each names the ETag it last read (If-Match), or that
+no record exists yet (If-None-Match: *). A driver that was taken over finds its ETag
+stale, gets FencedError, and stops without touching the alias. The abort request is
+its own object so that an operator never races the driver's writes of the record.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from orchestrator.errors import PromotionLockedError
+from orchestrator.errors import LeaseLostError
+from orchestrator.machine import PromotionRecord
 
-RUNNING, PROMOTED, ROLLED_BACK, FAILED = "running", "promoted", "rolled_back", "failed"
 
-
-@dataclass(frozen=True)
-class Holder:
-    """Who runs a promotion."""
-
-    user: str
-    host: str
-    pid: int
-
-    @staticmethod
-    def me() -> Holder:
-        """This process."""
-        return Holder(
-            os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "unknown",
-            socket.gethostname(),
-            os.getpid(),
-        )
-
-    def describe(self) -> str:
-        """'user@host (pid N)'."""
-        return f"{self.user}@{self.host} (pid {self.pid})"
+class FencedError(LeaseLostError):
+    """The record changed since we read it: another holder owns the promotion now."""
 
 
 @dataclass(frozen=True)
-class PromotionRecord:
-    """How far one promotion got; written before the first traffic move."""
+class AbortRequest:
+    """Someone asked the running promotion (or the lease holder) to stop and roll back."""
 
-    id: str
-    env: str
-    blue: str
-    green: str
-    schedule: str
-    steps: list[int]
-    holder: Holder
-    state: str = RUNNING
-    step_reached: int = -1  # index into steps; -1: no traffic moved yet
-    weight: int = 0
-    started: float = field(default_factory=time.time)
-    updated: float = field(default_factory=time.time)
-    reason: str = ""
-
-    @staticmethod
-    def new(env: str, blue: str, green: str, schedule: str, steps: list[int]) -> PromotionRecord:
-        """A fresh record held by this process."""
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        return PromotionRecord(
-            f"{stamp}-{uuid.uuid4().hex[:6]}", env, blue, green, schedule, steps, Holder.me()
-        )
-
-    def advance(self, step: int, weight: int) -> PromotionRecord:
-        """The record after green reached `weight` at step index `step`."""
-        return replace(self, step_reached=step, weight=weight, updated=time.time())
-
-    def close(self, state: str, reason: str = "") -> PromotionRecord:
-        """The record at the end of the promotion."""
-        return replace(self, state=state, reason=reason, updated=time.time())
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return asdict(self)
-
-    @staticmethod
-    def from_dict(data: dict[str, Any]) -> PromotionRecord:
-        """Parse the JSON form."""
-        return PromotionRecord(**{**data, "holder": Holder(**data["holder"]), "steps": list(data["steps"])})
+    by: str
+    at: float
+    promotion: str | None  # the record id, when the driver had written one
+    token: str | None  # the lease token of the driver it was meant for
 
 
-def holder_is_gone(holder: Holder, *, host: str, pid_alive: bool) -> bool:
-    """Whether a lock's holder has certainly stopped: only knowable for this host."""
-    return holder.host == host and not pid_alive
+def _precondition_failed(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("PreconditionFailed", "412", "ConditionalRequestConflict")
 
 
 class RecordStore:
-    """Records and the lock in an S3 bucket (real or emulated)."""
+    """Records and abort requests in an S3 bucket (real or emulated)."""
 
     def __init__(self, s3: Any, bucket: str, env: str) -> None:
         self.s3, self.bucket, self.env = s3, bucket, env
         self.prefix = f"promotions/{env}"
 
-    def current(self) -> PromotionRecord | None:
-        """The newest record, if any."""
-        data = self._get(f"{self.prefix}/current.json")
-        return PromotionRecord.from_dict(data) if data else None
+    def read(self) -> tuple[PromotionRecord | None, str | None]:
+        """The newest record and its ETag (None, None when there is none)."""
+        got = self._get(f"{self.prefix}/current.json")
+        if got is None:
+            return None, None
+        data, etag = got
+        data.pop("write", None)
+        return PromotionRecord.from_dict(data), etag
 
-    def lock_holder(self) -> Holder | None:
-        """Who holds the lock now, if anyone."""
-        data = self._get(f"{self.prefix}/lock.json")
-        return Holder(**data) if data else None
-
-    def acquire(self, holder: Holder) -> None:
-        """Take the environment's promotion lock, or say who has it."""
+    def write(self, record: PromotionRecord, etag: str | None) -> str:
+        """Write the record if it is still the one we read; returns the new ETag."""
+        body = json.dumps({**record.to_dict(), "write": uuid.uuid4().hex}, indent=2).encode()
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         try:
-            self.s3.put_object(
-                Bucket=self.bucket, Key=f"{self.prefix}/lock.json", Body=json.dumps(asdict(holder)).encode(),
-                IfNoneMatch="*",
-            )  # fmt: skip
+            put = self.s3.put_object(
+                Bucket=self.bucket, Key=f"{self.prefix}/current.json", Body=body, **condition
+            )
         except self.s3.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in (
-                "PreconditionFailed",
-                "412",
-                "ConditionalRequestConflict",
-            ):
+            if not _precondition_failed(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchKey":
                 raise
-            other = self.lock_holder()
-            raise PromotionLockedError(
-                f"another promotion of {self.env!r} is running: {other.describe() if other else 'unknown holder'}",
-                fix=f"wait for it; if it crashed, `orchestrator promote --env {self.env} --resume` or `--rollback`",
+            raise FencedError(
+                f"promotion record of {self.env!r} was changed by another holder; this run stops here",
+                fix=f"see `orchestrator status --env {self.env}`",
             ) from None
-
-    def take_over(self, holder: Holder) -> None:
-        """Replace a dead holder's lock with ours (resume or rollback after a crash)."""
-        self.s3.put_object(
-            Bucket=self.bucket, Key=f"{self.prefix}/lock.json", Body=json.dumps(asdict(holder)).encode()
-        )
-
-    def release(self) -> None:
-        """Give the lock back."""
-        self.s3.delete_object(Bucket=self.bucket, Key=f"{self.prefix}/lock.json")
-
-    def save(self, record: PromotionRecord) -> None:
-        """Write the record durably (current, plus history by id)."""
-        body = json.dumps(record.to_dict(), indent=2).encode()
-        self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}/current.json", Body=body)
+        # History is for people; the fenced write above is the one that counts.
         self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}/history/{record.id}.json", Body=body)
+        return str(put["ETag"])
 
-    def _get(self, key: str) -> dict[str, Any] | None:
+    def request_abort(self, by: str, promotion: str | None, token: str | None) -> AbortRequest:
+        """Ask the running driver to stop (it looks at every heartbeat)."""
+        request = AbortRequest(by, time.time(), promotion, token)
+        self.s3.put_object(
+            Bucket=self.bucket, Key=f"{self.prefix}/abort.json", Body=json.dumps(asdict(request)).encode()
+        )
+        return request
+
+    def abort_request(self) -> AbortRequest | None:
+        """The standing abort request, if any."""
+        got = self._get(f"{self.prefix}/abort.json")
+        return AbortRequest(**got[0]) if got else None
+
+    def _get(self, key: str) -> tuple[dict[str, Any], str] | None:
         try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            got = self.s3.get_object(Bucket=self.bucket, Key=key)
         except self.s3.exceptions.NoSuchKey:
             return None
-        return dict(json.loads(body))
+        return dict(json.loads(got["Body"].read())), str(got["ETag"])

@@ -1,32 +1,42 @@
-"""The promotion state machine: publish green, gate it alone, shift traffic step by step
-with a gate at each step, finish on green, or roll back to blue in one call.
+"""Promotion commands: promote, resume, rollback, abort, status, and the guard `up` runs.
 
-    plan (pure) -> lock + record -> pre-traffic gate -> [shift -> bake -> gate]* -> finish
-                                  any failure, error, SIGINT or SIGTERM -> rollback
+Each command looks at the environment (the promotion record, the lease, the alias), asks
+the pure command table (machine.verb) what to do, and, when it must move `live`, takes
+the lease first and hands the record to the driver (orchestrator/driver.py).
 
-The same code drives every environment; the Target says how to publish and where to
-send load.
+    look -> machine.verb -> [take lease -> publish -> write record] -> Driver.run -> conclude
 """
 
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator import gate, loadrun
-from orchestrator.errors import Cancelled, EdgeshipError, GateFailedError, PromotionLockedError
-from orchestrator.plan import Plan, make_plan
-from orchestrator.processes import sigterm_as_interrupt
+from orchestrator import faults, lease, machine
+from orchestrator.driver import Driver
+from orchestrator.errors import (
+    AbortedError,
+    Cancelled,
+    EdgeshipError,
+    GateFailedError,
+    PromotionLockedError,
+    RollbackIncompleteError,
+    UsageError,
+)
+from orchestrator.lease import Heartbeat, Lease, LeaseStore
+from orchestrator.machine import Outcome, Phase, PromotionRecord, Verb
+from orchestrator.plan import make_plan
+from orchestrator.processes import SignalLatch, alive, sigterm_as_interrupt
 from orchestrator.progress import ProgressEvent, Reporter
-from orchestrator.record import FAILED, PROMOTED, ROLLED_BACK, RUNNING, Holder, PromotionRecord, RecordStore
-from orchestrator.report import PromotionReport, StepReport, write
+from orchestrator.record import RecordStore
+from orchestrator.report import PromotionReport, write
 from orchestrator.settings import Environment
-from orchestrator.targets import Endpoint, Target
-from orchestrator.traffic import Traffic
+from orchestrator.targets import Target
+from orchestrator.traffic import AliasState, Traffic
 
 
 @dataclass(frozen=True)
@@ -45,330 +55,379 @@ class InterruptedPromotion(PromotionLockedError):
     """A previous promotion stopped half-way (crash, kill -9) and needs a decision."""
 
 
+@dataclass(frozen=True)
+class Look:
+    """The environment as a command finds it."""
+
+    deployed: bool
+    record: PromotionRecord | None = None
+    record_etag: str | None = None
+    lease: Lease | None = None
+    lease_live: bool = False
+
+    def verb(self, command: str) -> Verb:
+        return machine.verb(command, self.record, self.lease_live)
+
+
+@dataclass
+class Holding:
+    """What a command has while it holds the lease."""
+
+    heartbeat: Heartbeat
+    latch: SignalLatch
+
+
 class Release:
-    """Promotion, rollback and status of one environment."""
+    """Promotion, recovery and status of one environment."""
 
     def __init__(self, target: Target, env: Environment, reporter: Reporter, reports_root: Path) -> None:
         self.target, self.env, self.reporter, self.reports_root = target, env, reporter, reports_root
+        self.say = reporter.event
 
-    # -- status and recovery ------------------------------------------------------------
+    # -- looking --------------------------------------------------------------------------------
+
+    def look(self) -> Look:
+        """Record, lease and whether the lease is live, from any machine."""
+        try:
+            bucket = self.target.bucket
+            records = RecordStore(self.target.s3_client(), bucket, self.env.name)
+            record, etag = records.read()
+        except KeyError:  # a stack without outputs: never deployed
+            return Look(deployed=False)
+        except Exception as exc:
+            if _code(exc) == "NoSuchBucket":
+                return Look(deployed=False)
+            raise
+        held, _ = self._leases().read()
+        live = held is not None and not lease.is_stale(
+            held, now=time.time(), host=lease.host_name(), pid_alive=alive
+        )
+        return Look(True, record, etag, held, live)
 
     def status(self) -> dict[str, Any]:
-        """Versions, weights and any in-flight or interrupted promotion."""
+        """Versions, weights, the promotion record and the lease, as any machine sees them."""
         traffic = Traffic(self.target.lambda_client(), self.target.function_name)
         live, candidate = traffic.state("live"), traffic.state("candidate")
-        store = self._store()
-        record, holder = store.current(), store.lock_holder()
+        found = self.look()
+        record, held = found.record, found.lease
         return {
             "env": self.env.name,
             "function": self.target.function_name,
-            "live": {"version": live.version, "weights": live.weights},
+            "live": {"version": live.version, "weights": {v: w for v, w in live.weights.items() if w}},
             "candidate": candidate.version,
             "versions": traffic.versions(),
-            "promotion": record.to_dict() if record else None,
-            "lock": holder.describe() if holder else None,
-            "interrupted": bool(record and record.state == RUNNING and holder and _gone(holder)),
-        }
+            "promotion": _record_view(record) if record else None,
+            "lock": held.describe() if held else None,
+            "lease": {"holder": held.holder, "host": held.host, "pid": held.pid,
+                      "expires_in_s": round(held.expires_at - time.time(), 1), "live": found.lease_live}
+            if held else None,
+            "situation": str(machine.situation(record, found.lease_live)),
+            "interrupted": machine.situation(record, found.lease_live) == machine.Situation.INTERRUPTED,
+        }  # fmt: skip
 
-    def rollback(self) -> dict[str, Any]:
-        """Put `live` back on blue: an in-flight or interrupted promotion's, else the last promotion's."""
-        store = self._store()
-        record, holder = store.current(), store.lock_holder()
-        if record is None:
-            raise EdgeshipError(
-                f"no promotion recorded for {self.env.name!r}; nothing to roll back",
-                fix="see `orchestrator status`",
-            )
-        if holder and not _gone(holder) and holder != Holder.me():
-            raise PromotionLockedError(
-                f"a promotion of {self.env.name!r} is running: {holder.describe()}",
-                fix="interrupt it (Ctrl-C rolls back), or wait for it to finish",
-            )
-        Traffic(self.target.lambda_client(), self.target.function_name).rollback(record.blue)
-        self._moved()
-        closed = record.close(ROLLED_BACK, "rolled back by `orchestrator rollback`")
-        store.save(closed)
-        if holder:
-            store.release()
-        self.reporter.event(
-            ProgressEvent("step", f"live -> v{record.blue} (100%); promotion {record.id} rolled back")
-        )
-        return {"env": self.env.name, "live": record.blue, "promotion": closed.id, "outcome": ROLLED_BACK}
-
-    # -- promotion --------------------------------------------------------------------------
+    def guard_up(self) -> None:
+        """`up` must not change the function while a promotion owns the environment."""
+        found = self.look()
+        self._refuse(found, found.verb("up"), "up")
 
     def dry_run(self, options: PromoteOptions) -> dict[str, Any]:
         """The plan, from what is deployed now; changes nothing."""
-        lam = self.target.lambda_client()
         try:
-            blue = Traffic(lam, self.target.function_name).state("live").version
-        except Exception:  # nothing deployed yet
+            blue = Traffic(self.target.lambda_client(), self.target.function_name).state("live").version
+        except Exception:  # nothing deployed yet: the plan still shows steps and gates
             blue = "none"
         plan = make_plan(self.env, blue, "next published version", options.schedule)
         return {"dry_run": True, **plan.to_dict()}
 
+    # -- promote ----------------------------------------------------------------------------------
+
     def promote(self, options: PromoteOptions) -> PromotionReport:
-        """Run (or resume) a promotion to its end: promoted, or rolled back with a reason."""
-        store_before = self._store()
-        interrupted = self._interrupted(store_before, options)
-        if interrupted is not None and options.rollback:
-            self.rollback()
-            report = PromotionReport(
-                interrupted.id, self.env.name, interrupted.blue, interrupted.green, interrupted.schedule
+        """Run a promotion to its end (promoted, or rolled back with a reason), or resume one."""
+        command = (
+            "promote --resume" if options.resume else "promote --rollback" if options.rollback else "promote"
+        )
+        found = self.look()
+        if not found.deployed:
+            return self._first_deploy(options)
+        chosen = found.verb(command)
+        self._refuse(found, chosen, command)
+        if chosen == Verb.ROLL_BACK:
+            return self._recover(Outcome.ABORT, "rolled back by `promote --rollback`").report
+        with self._holding() as holding:
+            if chosen == Verb.RESUME:
+                record, etag = self._records().read()
+                assert record is not None
+                if record.plan_hash != machine.snapshot_hash(
+                    make_plan(self.env, record.blue, record.green, record.plan["schedule"]).to_snapshot()
+                ):
+                    self.say(ProgressEvent("diagnostic", f"edgeship.toml changed since promotion {record.id} started; "
+                                           "resuming with the recorded steps, SLOs and load"))  # fmt: skip
+                record = machine.resume(record, now=time.time(), by=holding.heartbeat.lease.holder)
+                etag = self._records().write(record, etag)  # this write fences out the old driver
+                return self._drive(
+                    holding, record, etag, announce=f"resuming promotion {record.id} at {record.phase}"
+                )
+            if chosen == Verb.FINISH_THEN_START:
+                self._finish_interrupted_rollback(holding)
+            return self._start(holding, options)
+
+    def _start(self, holding: Holding, options: PromoteOptions) -> PromotionReport:
+        faults.point("after-lease")
+        try:
+            with sigterm_as_interrupt():  # Ctrl-C cancels a publish as it always did; the lease is freed
+                published = self.target.publish(options.function_dir, options.model, self.reporter)
+        except KeyboardInterrupt:
+            raise Cancelled(
+                "interrupted while publishing; live was not touched", fix="run `orchestrator promote` again"
+            ) from None
+        faults.point("after-publish")
+        # Blue is what live serves now that the lease is held, not what it served before publish.
+        live = Traffic(self.target.lambda_client(), self.target.function_name).state()
+        if not live.whole:
+            raise EdgeshipError(
+                f"live is split ({live.describe()}) but no promotion is in flight",
+                fix=f"`orchestrator rollback --env {self.env.name}` puts it back on one version",
             )
-            report.outcome, report.reason = ROLLED_BACK, "interrupted promotion rolled back"
-            write(report, self.reports_root / self.env.name / interrupted.id)
+        if live.version == published.green:
+            self.say(
+                ProgressEvent(
+                    "step", f"v{published.green}: no change since the live version; nothing to promote"
+                )
+            )
+            return PromotionReport("none", self.env.name, live.version, published.green, "-", "nothing_to_do",
+                                   "no change since the live version")  # fmt: skip
+        plan = make_plan(self.env, live.version, published.green, options.schedule)
+        record = PromotionRecord.new(plan, holding.heartbeat.lease.holder, time.time())
+        _, etag = self._records().read()
+        etag = self._records().write(record, etag)
+        return self._drive(holding, record, etag,
+                           announce=f"promotion {record.id}: v{plan.blue} -> v{plan.green}, {plan.schedule} {plan.steps}")  # fmt: skip
+
+    def _first_deploy(self, options: PromoteOptions) -> PromotionReport:
+        published = self.target.publish(options.function_dir, options.model, self.reporter)
+        self.say(
+            ProgressEvent("step", f"v{published.green}: first deploy: live serves it; nothing to promote")
+        )
+        return PromotionReport(
+            "none", self.env.name, None, published.green, "-", "nothing_to_do", "first deploy"
+        )
+
+    # -- recovery -----------------------------------------------------------------------------------
+
+    def rollback(self) -> dict[str, Any]:
+        """Put live back on blue: an interrupted promotion's, else the last promotion's."""
+        found = self.look()
+        if found.record is None:
+            raise UsageError(f"no promotion recorded for {self.env.name!r}; nothing to roll back",
+                             fix="see `orchestrator status`")  # fmt: skip
+        self._refuse(found, found.verb("rollback"), "rollback")
+        return self._recover(Outcome.ABORT, "rolled back by `orchestrator rollback`").result
+
+    def abort(self, wait_s: float | None = None) -> dict[str, Any]:
+        """Stop a promotion from any machine: ask its driver, or finish the job if it is gone."""
+        found = self.look()
+        chosen = found.verb("abort") if found.deployed else Verb.NOTHING_TO_DO
+        if chosen == Verb.NOTHING_TO_DO:
+            return {"env": self.env.name, "outcome": "nothing_to_abort", **self._live_view()}
+        if chosen == Verb.ROLL_BACK:
+            return self._recover(Outcome.ABORT, "aborted by `orchestrator abort`").result
+        assert found.lease is not None
+        held = found.lease
+        me = lease.me(self.env.traffic.lease_s).holder
+        self._records().request_abort(me, held.promotion, held.token)
+        self.say(ProgressEvent("step", f"abort requested; waiting for {held.describe()}"))
+        deadline = time.monotonic() + (wait_s if wait_s is not None else self.env.traffic.lease_s + 30)
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.look()
+            if now.lease is None or now.lease.token != held.token:  # the driver let go
+                if now.record and now.record.in_flight and not now.lease_live:
+                    return self._recover(Outcome.ABORT, "aborted by `orchestrator abort`").result
+                if now.lease_live:
+                    continue  # someone else took it over (a resume, another abort): wait for them
+                return {"env": self.env.name, "outcome": str(now.record.phase) if now.record else "released",
+                        "promotion": now.record.id if now.record else None, **self._live_view()}  # fmt: skip
+            if not now.lease_live:  # its driver is gone: its lease ran out
+                return self._recover(Outcome.ABORT, "aborted by `orchestrator abort`").result
+        raise PromotionLockedError(
+            f"the driver of {self.env.name!r} did not act on the abort within the wait: {held.describe()}",
+            fix="run `orchestrator abort` again; once its lease expires, abort finishes the rollback itself",
+        )
+
+    @dataclass
+    class _Recovered:
+        report: PromotionReport
+        result: dict[str, Any]
+
+    def _recover(self, outcome: Outcome, reason: str) -> _Recovered:
+        """Take the lease and put live on the recorded blue, whatever the record's phase."""
+        with self._holding() as holding:
+            record, etag = self._records().read()
+            if record is None:
+                raise UsageError(
+                    f"no promotion recorded for {self.env.name!r}", fix="see `orchestrator status`"
+                )
+            by = holding.heartbeat.lease.holder
+            if record.phase in machine.TERMINAL and record.phase != Phase.PROMOTED:
+                # Already ended on blue: make sure live agrees (idempotent), record unchanged.
+                Traffic(self.target.lambda_client(), self.target.function_name).rollback(record.blue)
+                self.target.traffic_moved()
+                report = self._report(record)
+                report.outcome, report.reason = str(record.phase), record.reason
+                return self._Recovered(report, self._result(record))
+            record = machine.take_over(
+                record, now=time.time(), by=by, note=f"taken over to roll back: {reason}"
+            )
+            if record.phase != Phase.ROLLING_BACK:
+                record = machine.advance(record, outcome, now=time.time(), by=by, reason=reason)
+            etag = self._records().write(record, etag)
+            report = self._run(
+                holding, record, etag, announce=f"rolling back promotion {record.id} to v{record.blue}"
+            )
+            final, _ = self._records().read()
+            assert final is not None
+            return self._Recovered(report, self._result(final))
+
+    def _finish_interrupted_rollback(self, holding: Holding) -> None:
+        record, etag = self._records().read()
+        assert record is not None and record.phase == Phase.ROLLING_BACK
+        record = machine.take_over(record, now=time.time(), by=holding.heartbeat.lease.holder,
+                                   note="finishing an interrupted rollback before a new promotion")  # fmt: skip
+        etag = self._records().write(record, etag)
+        self._run(holding, record, etag, announce=f"finishing the interrupted rollback of {record.id} first")
+
+    # -- driving ------------------------------------------------------------------------------------
+
+    def _drive(self, holding: Holding, record: PromotionRecord, etag: str, announce: str) -> PromotionReport:
+        """Run a promotion (new or resumed) and turn its end into a report or an error."""
+        report = self._run(holding, record, etag, announce)
+        final, _ = self._records().read()
+        assert final is not None
+        where = f"{self._live().describe()} (report: {report.directory}/report.md)"
+        if final.phase == Phase.PROMOTED:
             return report
-
-        if interrupted is not None:
-            record = interrupted
-            store = self._store()
-            store.take_over(Holder.me())
-            record = PromotionRecord(**{**record.__dict__, "holder": Holder.me()})
-            self.reporter.event(
-                ProgressEvent("step", f"resuming promotion {record.id} at step {record.step_reached + 1}")
+        if final.phase == Phase.ABORTED:
+            raise AbortedError(f"promotion {final.id} aborted: {final.reason}; {where}",
+                               fix="see `orchestrator status`; promote again when ready")  # fmt: skip
+        if final.cause == Outcome.INTERRUPTED:
+            raise Cancelled(
+                f"promotion {final.id} {final.reason}; {where}", fix="run `orchestrator promote` again"
             )
-        else:
-            published = self.target.publish(options.function_dir, options.model, self.reporter)
-            if published.blue is None or published.blue == published.green:
-                outcome = (
-                    "first deploy: live serves it"
-                    if published.blue is None
-                    else "no change since the live version"
-                )
-                self.reporter.event(
-                    ProgressEvent("step", f"v{published.green}: {outcome}; nothing to promote")
-                )
-                return PromotionReport(
-                    "none", self.env.name, published.blue, published.green, "-", "nothing_to_do", outcome
-                )
-            plan = make_plan(self.env, published.blue, published.green, options.schedule)
-            record = PromotionRecord.new(self.env.name, plan.blue, plan.green, plan.schedule, plan.steps)
-            store = self._store()
-            store.acquire(record.holder)
-            store.save(record)
-        plan = make_plan(self.env, record.blue, record.green, record.schedule)
-        report = PromotionReport(record.id, self.env.name, record.blue, record.green, record.schedule)
-        return self._drive(plan, record, store, report)
+        if final.cause == Outcome.FAILED:
+            raise GateFailedError(f"{final.reason}; {where}", fix="fix green and promote again")
+        raise EdgeshipError(f"promotion {final.id} stopped: {final.reason}; {where}",
+                            fix="fix the cause and promote again")  # fmt: skip
 
-    def _drive(
-        self, plan: Plan, record: PromotionRecord, store: RecordStore, report: PromotionReport
-    ) -> PromotionReport:
+    def _run(self, holding: Holding, record: PromotionRecord, etag: str, announce: str) -> PromotionReport:
+        holding.heartbeat.attach(record.id)
+        report = self._report(record)
         directory = self.reports_root / self.env.name / record.id
-        traffic = Traffic(self.target.lambda_client(), self.target.function_name)
-        say = self.reporter.event
-        say(
-            ProgressEvent(
-                "step", f"promotion {record.id}: v{plan.blue} -> v{plan.green}, {plan.schedule} {plan.steps}"
-            )
+        self.say(ProgressEvent("step", announce))
+        driver = Driver(
+            self.target, self._records(), holding.heartbeat, holding.latch, self.reporter, report, directory
         )
         try:
-            with sigterm_as_interrupt():
-                if record.step_reached < 0:
-                    traffic.point_candidate(plan.green)
-                    self._health(self.target.candidate())
-                    self._gate(plan, report, directory, "pre-traffic", 0, self.target.candidate(), share=1.0)
-                for index in range(max(record.step_reached, 0), len(plan.steps)):
-                    weight = plan.steps[index]
-                    started = time.monotonic()
-                    traffic.shift(plan.blue, plan.green, weight)
-                    self._moved()
-                    record = record.advance(index, weight)
-                    store.save(record)
-                    say(
-                        ProgressEvent(
-                            "step", f"step {index + 1}/{len(plan.steps)}: green v{plan.green} at {weight}%"
-                        )
-                    )
-                    moved = time.monotonic() - started
-                    time.sleep(plan.bake_s)
-                    judged = time.monotonic()
-                    tested = self._gate(
-                        plan,
-                        report,
-                        directory,
-                        f"step {index + 1}",
-                        weight,
-                        self.target.edge(),
-                        share=weight / 100,
-                    )
-                    report.overhead_s.append(moved + (time.monotonic() - judged - tested))
-        except KeyboardInterrupt:
-            self._roll_back(traffic, plan, record, store, report, directory, "interrupted (SIGINT/SIGTERM)")
-            raise Cancelled(
-                f"promotion {record.id} interrupted; live is back on v{plan.blue}",
-                fix="run `orchestrator promote` again",
-            ) from None
-        except GateFailedError as exc:
-            self._roll_back(traffic, plan, record, store, report, directory, exc.message)
-            raise GateFailedError(
-                f"{exc.message}; live is back on v{plan.blue} (report: {directory / 'report.md'})",
-                fix=exc.fix,
-            ) from None
-        except Exception as exc:
-            self._roll_back(traffic, plan, record, store, report, directory, f"error: {exc}")
+            final = driver.run(record, etag)
+        except RollbackIncompleteError as exc:
+            report.outcome, report.reason = "rollback_incomplete", exc.message
+            write(report, directory)
             raise
-        record = record.close(PROMOTED)
-        store.save(record)
-        store.release()
-        report.outcome = PROMOTED
+        report.outcome, report.reason = str(final.phase), final.reason
         write(report, directory)
-        say(
-            ProgressEvent("step", f"promoted: live -> v{plan.green} (100%); report {directory / 'report.md'}")
+        status = "done" if final.phase == Phase.PROMOTED else "failed"
+        self.say(
+            ProgressEvent(
+                "step", f"{final.phase.replace('_', ' ')}: {self._live().describe()}", status=status
+            )
         )
         return report
 
-    def _gate(
-        self,
-        plan: Plan,
-        report: PromotionReport,
-        directory: Path,
-        name: str,
-        weight: int,
-        endpoint: Endpoint,
-        *,
-        share: float,
-    ) -> float:
-        """Load-test and judge green; extend once when inconclusive. Returns seconds spent load-testing."""
-        spent = 0.0
-        for attempt in (1, 2):
-            self.reporter.event(
-                ProgressEvent(
-                    "step",
-                    f"gate {name}: {plan.load.users} users for {plan.load.duration_s:g}s on {endpoint.url}{endpoint.path}",
-                )
-            )
-            started = time.monotonic()
-            run = loadrun.run(
-                endpoint.url, plan.load, directory, f"{name.replace(' ', '-')}-{attempt}",
-                path=endpoint.path, headers=endpoint.headers, sigv4_region=endpoint.sigv4_region,
-            )  # fmt: skip
-            spent += time.monotonic() - started
-            blue = None if name == "pre-traffic" else plan.blue
-            result = gate.from_stats_file(run.stats, blue or "", plan.green, plan.slo, share)
-            report.steps.append(
-                StepReport(name, weight, str(result.verdict), result.reasons,
-                           result.green.to_dict() if result.green else None,
-                           result.blue.to_dict() if result.blue else None, run.html.name, attempt)
-            )  # fmt: skip
-            self.reporter.event(ProgressEvent("gate", f"gate {name}: {result.verdict} ({'; '.join(result.reasons)})",
-                                              data=result.to_dict()))  # fmt: skip
-            if result.verdict == gate.Verdict.PASS:
-                return spent
-            if result.verdict == gate.Verdict.FAIL:
-                raise GateFailedError(
-                    f"gate {name} failed: {'; '.join(result.reasons)}", fix="fix green and promote again"
-                )
-        raise GateFailedError(f"gate {name} stayed inconclusive after one extension: {'; '.join(result.reasons)}",
-                              fix="raise load.users or load.duration_s, or lower slo.min_samples")  # fmt: skip
+    @contextmanager
+    def _holding(self) -> Iterator[Holding]:
+        """Hold the environment's lease (renewed in the background) and latch signals."""
+        lease_s = self.env.traffic.lease_s
+        store = self._leases()
+        held, etag = store.take(lease.me(lease_s), pid_alive=alive)
+        started = time.time()
+        records = self._records()
 
-    def _health(self, endpoint: Endpoint) -> None:
-        url = endpoint.url + endpoint.path.rsplit("/", 1)[0] + "/healthz"
-        headers = dict(endpoint.headers or {})
-        if endpoint.sigv4_region:
-            headers.update(sigv4_headers("GET", url, endpoint.sigv4_region))
-        request = urllib.request.Request(url, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                ok, detail = response.status == 200, ""
-        except urllib.error.HTTPError as exc:
-            ok, detail = False, exc.read().decode(errors="replace")[:300]
-        except OSError as exc:
-            ok, detail = False, str(exc)
-        if not ok:
-            raise GateFailedError(
-                f"green failed its health check: {detail}", fix="check the model artifact and its sha256"
+        def abort_requested(current: Lease) -> bool:
+            request = records.abort_request()
+            return bool(request and request.at >= started - 1 and
+                        (request.token == current.token or (request.promotion is not None and request.promotion == current.promotion)))  # fmt: skip
+
+        with Heartbeat(store, held, etag, lease_s, abort_requested) as heartbeat, SignalLatch() as latch:
+            try:
+                yield Holding(heartbeat, latch)
+            finally:
+                try:
+                    heartbeat.release()
+                except Exception as exc:  # unreachable S3: the lease simply expires
+                    self.say(
+                        ProgressEvent(
+                            "diagnostic", f"could not release the lease ({exc}); it expires in {lease_s:g}s"
+                        )
+                    )
+
+    # -- small helpers ------------------------------------------------------------------------------
+
+    def _refuse(self, found: Look, chosen: Verb, command: str) -> None:
+        env = self.env.name
+        if chosen == Verb.REFUSE_RUNNING:
+            assert found.lease is not None
+            raise PromotionLockedError(
+                f"a promotion of {env!r} is running: {found.lease.describe()}",
+                fix=f"wait for it, or stop it from any machine with `orchestrator abort --env {env}`",
+            )
+        if chosen == Verb.REFUSE_INTERRUPTED:
+            record = found.record
+            assert record is not None
+            raise InterruptedPromotion(
+                f"promotion {record.id} of {env!r} was interrupted in {record.phase} at {record.weight}% "
+                f"(v{record.blue} -> v{record.green}; its driver {record.holder} is gone)",
+                fix=f"`orchestrator promote --env {env} --resume` to continue, `--rollback` or `orchestrator abort` to undo",
+            )
+        if chosen == Verb.NOTHING_INTERRUPTED:
+            raise UsageError(
+                f"`{command}` acts on an interrupted promotion, and {env!r} has none"
+                + (f" (the last one, {found.record.id}, ended {found.record.phase})" if found.record else ""),
+                fix=f"run `orchestrator promote --env {env}` for a new promotion; nothing was published",
             )
 
-    def _roll_back(
-        self,
-        traffic: Traffic,
-        plan: Plan,
-        record: PromotionRecord,
-        store: RecordStore,
-        report: PromotionReport,
-        directory: Path,
-        reason: str,
-    ) -> None:
-        say = self.reporter.event
-        try:
-            if record.step_reached >= 0:
-                traffic.rollback(plan.blue)
-                self._moved()
-        except Exception as exc:  # the alias may be half-shifted: say so and keep the record open
-            report.outcome, report.reason = FAILED, f"{reason}; ROLLBACK FAILED: {exc}"
-            write(report, directory)
-            raise EdgeshipError(
-                f"{reason}; and rolling back failed: {exc}",
-                fix=f"run `orchestrator rollback --env {self.env.name}` once the environment is reachable",
-            ) from exc
-        state = ROLLED_BACK if record.step_reached >= 0 else FAILED
-        store.save(record.close(state, reason))
-        store.release()
-        report.outcome, report.reason = state, reason
-        write(report, directory)
-        say(
-            ProgressEvent(
-                "step", f"{state.replace('_', ' ')}: live on v{plan.blue}; {reason}", status="failed"
-            )
-        )
-
-    # -- helpers --------------------------------------------------------------------------------
-
-    def _store(self) -> RecordStore:
+    def _records(self) -> RecordStore:
         return RecordStore(self.target.s3_client(), self.target.bucket, self.env.name)
 
-    def _moved(self) -> None:
-        try:
-            self.target.traffic_moved()
-        except OSError as exc:
-            self.reporter.event(
-                ProgressEvent("diagnostic", f"edge refresh failed ({exc}); it will catch up by polling")
-            )
+    def _leases(self) -> LeaseStore:
+        return LeaseStore(self.target.s3_client(), self.target.bucket, self.env.name)
 
-    def _interrupted(self, store: RecordStore, options: PromoteOptions) -> PromotionRecord | None:
-        try:
-            record, holder = store.current(), store.lock_holder()
-        except Exception:  # no bucket yet: first deploy
-            return None
-        if holder is None:
-            return None
-        if not _gone(holder) and not (options.resume or options.rollback):
-            raise PromotionLockedError(
-                f"another promotion of {self.env.name!r} is running: {holder.describe()}",
-                fix="wait for it to finish; if it crashed on another machine, pass --resume or --rollback",
-            )
-        if record is None or record.state != RUNNING:
-            store.release()  # a lock without a running record protects nothing
-            return None
-        if options.resume or options.rollback:
-            return record
-        raise InterruptedPromotion(
-            f"promotion {record.id} of {self.env.name!r} was interrupted at {record.weight}% "
-            f"(v{record.blue} -> v{record.green}, holder {record.holder.describe()} is gone)",
-            fix=f"`orchestrator promote --env {self.env.name} --resume` to continue, or `--rollback` to undo",
+    def _live(self) -> AliasState:
+        return Traffic(self.target.lambda_client(), self.target.function_name).state()
+
+    def _live_view(self) -> dict[str, Any]:
+        live = self._live()
+        return {"live": live.version, "weights": {v: w for v, w in live.weights.items() if w}}
+
+    def _report(self, record: PromotionRecord) -> PromotionReport:
+        return PromotionReport(
+            record.id, self.env.name, record.blue, record.green, str(record.plan["schedule"])
         )
 
-
-def sigv4_headers(method: str, url: str, region: str, body: bytes = b"") -> dict[str, str]:
-    """Headers that sign one request for API Gateway IAM auth, with the ambient AWS credentials."""
-    import boto3
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-
-    credentials = boto3.Session().get_credentials()
-    if credentials is None:
-        raise EdgeshipError(
-            "no AWS credentials to sign the candidate request", fix="configure AWS credentials"
-        )
-    request = AWSRequest(method=method, url=url, data=body)
-    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(request)
-    return dict(request.headers.items())
+    def _result(self, record: PromotionRecord) -> dict[str, Any]:
+        return {
+            "env": self.env.name,
+            "promotion": record.id,
+            "outcome": str(record.phase),
+            **self._live_view(),
+        }
 
 
-def _gone(holder: Holder) -> bool:
-    from orchestrator.processes import alive
-    from orchestrator.record import holder_is_gone
+def _record_view(record: PromotionRecord) -> dict[str, Any]:
+    """The record as `status` shows it (the full log stays in S3)."""
+    data = record.to_dict()
+    data["weight"] = record.weight
+    data["transitions"] = data["transitions"][-5:]
+    return data
 
-    me = Holder.me()
-    return holder_is_gone(holder, host=me.host, pid_alive=alive(holder.pid))
+
+def _code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))

@@ -51,6 +51,9 @@ class TrafficSettings:
     linear_steps: int = 4
     weights: tuple[int, ...] = ()
     bake_s: float = 30.0
+    # How long a promotion's lease lasts unless renewed (every lease_s/3). A driver that
+    # dies holds the environment at most this long before any machine can take over.
+    lease_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -356,6 +359,12 @@ def _check(env: Environment, where: _Where, prefix: str) -> None:
             "e.g. weights = [5, 25, 50, 100]",
         ),
         (t.bake_s >= 0, "traffic.bake_s", "must not be negative", "use 0 for no bake time"),
+        (
+            t.lease_s >= 3,
+            "traffic.lease_s",
+            f"{t.lease_s:g} is too short to renew",
+            "use at least 3 (default 60)",
+        ),
         (
             s.p95_ms > 0 and s.p99_ms >= s.p95_ms,
             "slo.p99_ms",

@@ -8,11 +8,13 @@ how a version is published and where the edge is differ, behind this small inter
 from __future__ import annotations
 
 import secrets
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from orchestrator.errors import EdgeshipError
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.settings import Environment, Settings
 
@@ -211,3 +213,34 @@ class AwsTarget:
 
     def traffic_moved(self) -> None:
         return None
+
+
+def health(endpoint: Endpoint) -> str | None:
+    """GET the endpoint's /healthz; None when it answers 200, else what went wrong."""
+    url = endpoint.url + endpoint.path.rsplit("/", 1)[0] + "/healthz"
+    headers = dict(endpoint.headers or {})
+    if endpoint.sigv4_region:
+        headers.update(sigv4_headers("GET", url, endpoint.sigv4_region))
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
+            return None if response.status == 200 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return exc.read().decode(errors="replace")[:300]
+    except OSError as exc:
+        return str(exc)
+
+
+def sigv4_headers(method: str, url: str, region: str, body: bytes = b"") -> dict[str, str]:
+    """Headers that sign one request for API Gateway IAM auth, with the ambient AWS credentials."""
+    import boto3
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    credentials = boto3.Session().get_credentials()
+    if credentials is None:
+        raise EdgeshipError(
+            "no AWS credentials to sign the candidate request", fix="configure AWS credentials"
+        )
+    request = AWSRequest(method=method, url=url, data=body)
+    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(request)
+    return dict(request.headers.items())

@@ -6,7 +6,7 @@ move is checked before it is sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import EdgeshipError
@@ -24,6 +24,19 @@ class AliasState:
 
     version: str
     weights: dict[str, float]
+    revision: str = field(
+        default="", compare=False
+    )  # Lambda's RevisionId: an update naming it fails if the alias moved since
+
+    def describe(self) -> str:
+        """'live is on v1 at 100%' or 'live is on v1 + v2 20%'."""
+        extra = ", ".join(f"v{v} {w:.0%}" for v, w in self.weights.items() if w)
+        return f"live is on v{self.version}" + (f" + {extra}" if extra else " at 100%")
+
+    @property
+    def whole(self) -> bool:
+        """True when one version takes 100 % (no routing config)."""
+        return not any(self.weights.values())
 
     def share_of(self, version: str) -> float:
         """The fraction of requests `version` receives through this alias."""
@@ -62,16 +75,21 @@ class Traffic:
         """Read an alias."""
         got = self.lam.get_alias(FunctionName=self.function, Name=alias)
         weights = (got.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
-        return AliasState(got["FunctionVersion"], {str(k): float(v) for k, v in weights.items()})
+        return AliasState(
+            got["FunctionVersion"], {str(k): float(v) for k, v in weights.items()}, got.get("RevisionId", "")
+        )
 
-    def shift(self, blue: str, green: str, percent: int) -> AliasState:
-        """Send `percent` of live traffic to green, the rest to blue; 100 finishes on green."""
+    def shift(self, blue: str, green: str, percent: int, revision: str = "") -> AliasState:
+        """Send `percent` of live traffic to green, the rest to blue; 100 finishes on green.
+
+        With `revision`, Lambda refuses the update if the alias changed since it was read.
+        """
         version, weights = routing_for(blue, green, percent)
         self._require_published(blue, green)
-        return self._set(LIVE, version, weights)
+        return self._set(LIVE, version, weights, revision)
 
     def rollback(self, blue: str) -> AliasState:
-        """All live traffic back to blue, in one call."""
+        """All live traffic back to blue, in one call; unconditional, so safe to repeat."""
         if not blue.isdigit():
             raise TrafficError(f"cannot roll back to {blue!r}", fix="name a published version")
         self._require_published(blue)
@@ -97,13 +115,14 @@ class Traffic:
                 fix="check `orchestrator status` for the published versions",
             )
 
-    def _set(self, alias: str, version: str, weights: dict[str, float]) -> AliasState:
+    def _set(self, alias: str, version: str, weights: dict[str, float], revision: str = "") -> AliasState:
         try:
             self.lam.update_alias(
                 FunctionName=self.function,
                 Name=alias,
                 FunctionVersion=version,
                 RoutingConfig={"AdditionalVersionWeights": weights},
+                **({"RevisionId": revision} if revision else {}),
             )
         except Exception as exc:  # botocore errors carry the API's own message
             raise TrafficError(

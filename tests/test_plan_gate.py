@@ -9,7 +9,6 @@ import pytest
 from orchestrator import gate, plan
 from orchestrator.errors import ConfigError
 from orchestrator.gate import Verdict, VersionStats, judge, summarize
-from orchestrator.record import Holder, holder_is_gone
 from orchestrator.settings import Environment, SloSettings, TrafficSettings
 from orchestrator.traffic import AliasState, TrafficError, routing_for
 
@@ -146,15 +145,8 @@ def test_alias_share() -> None:
     assert state.share_of("1") == 0.75 and state.share_of("2") == 0.25 and state.share_of("3") == 0
 
 
-def test_holder_gone_only_when_known() -> None:
-    holder = Holder("ci", "runner-1", 42)
-    assert holder_is_gone(holder, host="runner-1", pid_alive=False)
-    assert not holder_is_gone(holder, host="runner-1", pid_alive=True)
-    assert not holder_is_gone(holder, host="elsewhere", pid_alive=False)
-
-
 def test_sigv4_headers_sign_for_execute_api(monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.release import sigv4_headers
+    from orchestrator.targets import sigv4_headers
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")

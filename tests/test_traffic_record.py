@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import json
+import threading
+import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator.errors import PromotionLockedError
+from orchestrator import lease, machine
+from orchestrator.errors import LeaseLostError, PromotionLockedError
+from orchestrator.lease import LeaseStore
 from orchestrator.local import emulator, provision
-from orchestrator.record import RUNNING, Holder, PromotionRecord, RecordStore
+from orchestrator.machine import PromotionRecord
+from orchestrator.plan import make_plan
+from orchestrator.processes import alive
+from orchestrator.record import FencedError, RecordStore
+from orchestrator.settings import Environment
 from orchestrator.targets import FUNCTION_DIR
 from orchestrator.traffic import Traffic, TrafficError
 
@@ -64,31 +72,100 @@ def test_shift_finish_and_rollback(aws: Any) -> None:
         traffic.shift("1", "99", 10)  # no such version: the API refuses, we say so
 
 
-def test_record_and_lock(aws: Any) -> None:
+def _stale(store: LeaseStore) -> None:
+    """Write a lease that expired a minute ago, held by a machine that is gone."""
+    gone = replace(lease.me(60), holder="ci-run-1", host="gone-runner", expires_at=time.time() - 60)
+    store.s3.put_object(Bucket=store.bucket, Key=store.key, Body=json.dumps(asdict(gone)).encode())
+
+
+def test_lease_take_refuse_renew_release(aws: Any) -> None:
     clients, stack = aws
-    store = RecordStore(clients["s3"], stack.bucket, "locktest")
-    assert store.current() is None and store.lock_holder() is None
-    me = Holder.me()
-    store.acquire(me)
+    store = LeaseStore(clients["s3"], stack.bucket, "leasetest")
+    assert store.read() == (None, None)
+    mine, etag = store.take(lease.me(60), pid_alive=alive)
     with pytest.raises(PromotionLockedError) as info:
-        store.acquire(Holder("other", "host", 1))
-    assert me.describe() in info.value.message
-    record = PromotionRecord.new("locktest", "1", "2", "canary", [10, 100])
-    store.save(record.advance(0, 10))
-    back = store.current()
-    assert back is not None and back.state == RUNNING and back.weight == 10 and back.holder == me
-    store.release()
-    assert store.lock_holder() is None
-    store.acquire(Holder("next", "host", 2))
-    store.release()
+        store.take(lease.me(60), pid_alive=lambda pid: True)
+    assert mine.holder in info.value.message and "orchestrator abort" in (info.value.fix or "")
+    renewed, etag2 = store.renew(mine, etag, 60)
+    assert etag2 != etag and renewed.token == mine.token and renewed.expires_at >= mine.expires_at
+    with pytest.raises(LeaseLostError):
+        store.renew(mine, etag, 60)  # a stale ETag: someone else's write
+    assert store.release(etag) is False and store.read()[0] == renewed  # the wrong ETag deletes nothing
+    assert store.release(etag2) is True and store.read() == (None, None)
 
 
-def test_dead_holder_is_detected() -> None:
-    from orchestrator.processes import alive
-    from orchestrator.record import holder_is_gone
+def test_deposed_holder_cannot_renew_or_release(aws: Any) -> None:
+    clients, stack = aws
+    store = LeaseStore(clients["s3"], stack.bucket, "deposed")
+    old, old_etag = store.take(lease.me(60), pid_alive=alive)
+    # the old holder's lease runs out; another machine takes it over
+    store.s3.put_object(
+        Bucket=store.bucket, Key=store.key, IfMatch=old_etag,
+        Body=json.dumps(asdict(replace(old, expires_at=time.time() - 1))).encode(),
+    )  # fmt: skip
+    expired_etag = store.read()[1]
+    assert expired_etag is not None
+    new, new_etag = store.take(replace(lease.me(60), holder="other-machine"), pid_alive=alive)
+    with pytest.raises(LeaseLostError, match="other-machine"):
+        store.renew(old, expired_etag, 60)
+    assert store.release(expired_etag) is False
+    assert store.read()[0] == new and store.release(new_etag)
 
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    me = Holder.me()
-    assert holder_is_gone(Holder(me.user, me.host, proc.pid), host=me.host, pid_alive=alive(proc.pid))
-    assert not holder_is_gone(me, host=me.host, pid_alive=alive(me.pid))
+
+def _race(s3: Any, bucket: str, env: str, machines: int) -> tuple[list[str], list[str]]:
+    """`machines` threads call take() at the same instant; returns (winners, losers)."""
+    barrier = threading.Barrier(machines)
+    won: list[str] = []
+    lost: list[str] = []
+
+    def contend(n: int) -> None:
+        mine = replace(lease.me(60), holder=f"machine-{n}")
+        barrier.wait()
+        try:
+            LeaseStore(s3, bucket, env).take(mine, pid_alive=alive)
+            won.append(mine.holder)
+        except PromotionLockedError:
+            lost.append(mine.holder)
+
+    threads = [threading.Thread(target=contend, args=(n,)) for n in range(machines)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return won, lost
+
+
+def test_of_many_machines_racing_for_a_stale_lease_exactly_one_wins(aws: Any) -> None:
+    clients, stack = aws
+    for attempt in range(3):
+        store = LeaseStore(clients["s3"], stack.bucket, f"race{attempt}")
+        _stale(store)
+        won, lost = _race(clients["s3"], stack.bucket, store.env, 6)
+        assert len(won) == 1 and len(lost) == 5, (won, lost)
+        held = store.read()[0]
+        assert held is not None and held.holder == won[0]
+
+
+def test_record_writes_are_fenced(aws: Any) -> None:
+    clients, stack = aws
+    store = RecordStore(clients["s3"], stack.bucket, "fencetest")
+    assert store.read() == (None, None)
+    plan = make_plan(Environment("fencetest", "us-east-1", "123456789012"), "1", "2")
+    record = PromotionRecord.new(plan, "driver-a", time.time())
+    etag = store.write(record, None)
+    with pytest.raises(FencedError):
+        store.write(record, None)  # "no record yet" is no longer true
+    taken = machine.take_over(record, now=time.time(), by="driver-b", note="taken over")
+    etag_b = store.write(taken, etag)
+    same_bytes = store.write(taken, etag_b)  # identical content still gets a new ETag
+    assert same_bytes != etag_b
+    with pytest.raises(FencedError):
+        store.write(machine.advance(record, machine.Outcome.DONE, now=time.time(), by="driver-a"), etag)
+    back, back_etag = store.read()
+    assert back == taken and back_etag == same_bytes
+    history = clients["s3"].get_object(
+        Bucket=stack.bucket, Key=f"promotions/fencetest/history/{record.id}.json"
+    )
+    assert json.loads(history["Body"].read())["holder"] == "driver-b"
+    request = store.request_abort("operator", record.id, None)
+    assert store.abort_request() == request

@@ -39,6 +39,7 @@ ROUTES = {("POST", "/infer"), ("GET", "/infer"), ("GET", "/healthz")}
 CANDIDATE_PREFIX = "/candidate"
 TOKEN_HEADER = "x-edgeship-candidate-token"
 POLL_S = 0.25
+RETIRE_S = 30.0  # idle sandboxes of versions no alias routes to are closed after this
 
 
 class _Worker:
@@ -78,10 +79,13 @@ class VersionPool:
     def __init__(self, version: str, code_dir: Path, env: dict[str, str], size: int) -> None:
         self.version, self.code_dir, self.env = version, code_dir, env
         self.idle: queue.Queue[_Worker] = queue.Queue()
+        self.closed = False
+        self.last_used = time.monotonic()
         for _ in range(size):
             self.idle.put(_Worker(version, code_dir, env))
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.last_used = time.monotonic()
         worker = self.idle.get(timeout=60)
         try:
             response = worker.invoke(event)
@@ -90,10 +94,14 @@ class VersionPool:
             worker = _Worker(self.version, self.code_dir, self.env)  # a crashed sandbox is replaced
             raise
         finally:
-            self.idle.put(worker)
+            if self.closed:  # retired while this request ran
+                worker.close()
+            else:
+                self.idle.put(worker)
         return response
 
     def close(self) -> None:
+        self.closed = True
         while not self.idle.empty():
             self.idle.get_nowait().close()
 
@@ -156,6 +164,19 @@ class Edge:
                 self.refresh()
             except Exception as exc:  # the emulator may be restarting; keep serving the last view
                 print(json.dumps({"event": "alias_refresh_failed", "error": str(exc)}), file=sys.stderr)
+            self.retire_idle()
+
+    def retire_idle(self) -> None:
+        """Close the sandboxes of versions no alias routes to and nobody called for a while,
+        as Lambda reclaims idle sandboxes (a long session would otherwise keep every version's)."""
+        routing = self.routing
+        routed = {routing.live_version, routing.candidate_version, *routing.live_weights}
+        now = time.monotonic()
+        with self.pool_lock:
+            idle = [v for v, p in self.pools.items() if v not in routed and now - p.last_used > RETIRE_S]
+            retired = [self.pools.pop(v) for v in idle]
+        for pool in retired:
+            pool.close()
 
     def pool(self, version: str) -> VersionPool:
         """Warm sandboxes for a version, started on first use."""

@@ -1,0 +1,245 @@
+"""Drives one promotion record to a terminal phase: act, then persist, one phase at a time.
+
+    loop while the record is in flight:
+        (the record already says phase P: the intent is durable)
+        fault point enter-P
+        run P's action -> Outcome        (machine.ACTIONS; a stop request cuts waits short)
+        fault point done-P
+        next = machine.advance(record, outcome)
+        write next, fenced by the ETag we last wrote (a deposed driver stops here)
+
+Stop requests are observed, never raised: SIGINT/SIGTERM (processes.SignalLatch), an
+operator's abort (seen by the lease heartbeat), and a lost lease. The first two turn the
+current phase's outcome into INTERRUPTED/ABORT, which the machine sends to rolling_back;
+a lost lease stops the driver at once without touching the alias again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator import faults, gate, loadrun
+from orchestrator.errors import EdgeshipError, LeaseLostError, RollbackIncompleteError
+from orchestrator.lease import Heartbeat
+from orchestrator.machine import Outcome, Phase, PromotionRecord, advance
+from orchestrator.plan import Plan
+from orchestrator.processes import SignalLatch
+from orchestrator.progress import ProgressEvent, Reporter
+from orchestrator.record import RecordStore
+from orchestrator.report import PromotionReport, StepReport
+from orchestrator.targets import Endpoint, Target, health
+from orchestrator.traffic import AliasState, Traffic
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one phase's action came to."""
+
+    outcome: Outcome
+    reason: str = ""
+
+
+class Driver:
+    """Runs the phases of one promotion while holding its lease."""
+
+    def __init__(
+        self,
+        target: Target,
+        records: RecordStore,
+        heartbeat: Heartbeat,
+        latch: SignalLatch,
+        reporter: Reporter,
+        report: PromotionReport,
+        directory: Path,
+    ) -> None:
+        self.target, self.records, self.heartbeat, self.latch = target, records, heartbeat, latch
+        self.say, self.report, self.directory = reporter.event, report, directory
+        self.traffic = Traffic(target.lambda_client(), target.function_name)
+        self.by = heartbeat.lease.holder
+
+    def run(self, record: PromotionRecord, etag: str) -> PromotionRecord:
+        """Drive `record` (already written, with `etag`) to a terminal phase and return it."""
+        plan = record.the_plan()
+        while record.in_flight:
+            phase = record.phase
+            faults.point(f"enter-{phase.replace('_', '-')}")
+            step = self._act(record, plan)
+            faults.point(f"done-{phase.replace('_', '-')}")
+            nxt = advance(record, step.outcome, now=time.time(), by=self.by, reason=step.reason)
+            if nxt is record:  # rolling_back is sticky: the alias call did not complete
+                raise RollbackIncompleteError(
+                    f"promotion {record.id}: could not put live back on v{record.blue}: {step.reason}; "
+                    f"live may be split ({self._alias_text()})",
+                    fix=f"run `orchestrator abort --env {record.env}` once AWS (or the emulator) answers",
+                )
+            etag = self._write(nxt, etag)
+            record = nxt
+            self._announce(record)
+        return record
+
+    # -- the actions, one per phase ------------------------------------------------------------
+
+    def _act(self, record: PromotionRecord, plan: Plan) -> Step:
+        if record.phase != Phase.ROLLING_BACK:
+            stop = self._stop_requested()
+            if stop is not None:
+                return stop
+        self.latch.rolling_back = record.phase == Phase.ROLLING_BACK
+        try:
+            if record.phase == Phase.PLANNED:
+                return self._prepare_candidate(plan)
+            if record.phase == Phase.PRE_TRAFFIC:
+                return self._gate(plan, "pre-traffic", 0, self.target.candidate(), share=1.0)
+            if record.phase == Phase.SHIFTING:
+                return self._move(plan.blue, plan.green, plan.steps[record.step])
+            if record.phase == Phase.BAKING:
+                return self._bake(plan.bake_s)
+            if record.phase == Phase.GATING:
+                weight = plan.steps[record.step]
+                return self._gate(
+                    plan, f"step {record.step + 1}", weight, self.target.edge(), share=weight / 100
+                )
+            if record.phase == Phase.PROMOTING:
+                return self._move(plan.blue, plan.green, 100)
+            return self._put_on_blue(record.blue)
+        except LeaseLostError:
+            raise
+        except Exception as exc:  # any failure of an action is a reason to roll back, never to stop half-way
+            message = exc.message if isinstance(exc, EdgeshipError) else f"{type(exc).__name__}: {exc}"
+            return Step(Outcome.ERROR, f"error: {message}")
+
+    def _prepare_candidate(self, plan: Plan) -> Step:
+        self._require_lease()
+        self.traffic.point_candidate(plan.green)
+        problem = health(self.target.candidate())
+        if problem is not None:
+            return Step(Outcome.FAILED, f"green failed its health check: {problem}")
+        return Step(Outcome.DONE)
+
+    def _move(self, blue: str, green: str, weight: int) -> Step:
+        before = self.traffic.state()
+        self._require_lease()
+        self.traffic.shift(blue, green, weight, revision=before.revision)
+        self._refresh_edge()
+        after = self.traffic.state()
+        if abs(after.share_of(green) - weight / 100) > 1e-6:
+            return Step(
+                Outcome.ERROR, f"error: live reads back {self._alias_text(after)}, not green at {weight}%"
+            )
+        return Step(Outcome.DONE)
+
+    def _put_on_blue(self, blue: str) -> Step:
+        self._require_lease()
+        self.traffic.rollback(blue)
+        self._refresh_edge()
+        after = self.traffic.state()
+        if after.version != blue or not after.whole:
+            return Step(Outcome.ERROR, f"live reads back {self._alias_text(after)}")
+        return Step(Outcome.DONE)
+
+    def _bake(self, seconds: float) -> Step:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            stop = self._stop_requested()
+            if stop is not None:
+                return stop
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        return Step(Outcome.DONE)
+
+    def _gate(self, plan: Plan, name: str, weight: int, endpoint: Endpoint, *, share: float) -> Step:
+        """Load-test and judge green; one extension when inconclusive."""
+        for attempt in (1, 2):
+            self.say(ProgressEvent(
+                "step", f"gate {name}: {plan.load.users} users for {plan.load.duration_s:g}s on {endpoint.url}{endpoint.path}",
+            ))  # fmt: skip
+            try:
+                run = loadrun.run(
+                    endpoint.url, plan.load, self.directory, f"{name.replace(' ', '-')}-{attempt}",
+                    path=endpoint.path, headers=endpoint.headers, sigv4_region=endpoint.sigv4_region,
+                    should_stop=self._stop_requested,
+                )  # fmt: skip
+            except loadrun.LoadRunStopped as stopped:
+                step = stopped.args[0]
+                assert isinstance(step, Step)
+                return step
+            blue = "" if name == "pre-traffic" else plan.blue
+            result = gate.from_stats_file(run.stats, blue, plan.green, plan.slo, share)
+            self.report.steps.append(
+                StepReport(name, weight, str(result.verdict), result.reasons,
+                           result.green.to_dict() if result.green else None,
+                           result.blue.to_dict() if result.blue else None, run.html.name, attempt)
+            )  # fmt: skip
+            self.say(ProgressEvent("gate", f"gate {name}: {result.verdict} ({'; '.join(result.reasons)})",
+                                   data=result.to_dict()))  # fmt: skip
+            if result.verdict == gate.Verdict.PASS:
+                return Step(Outcome.DONE)
+            if result.verdict == gate.Verdict.FAIL:
+                return Step(Outcome.FAILED, f"gate {name} failed: {'; '.join(result.reasons)}")
+        return Step(
+            Outcome.FAILED,
+            f"gate {name} stayed inconclusive after one extension: {'; '.join(result.reasons)} "
+            "(raise load.users or load.duration_s, or lower slo.min_samples)",
+        )
+
+    # -- stop requests, the lease, persistence ------------------------------------------------------
+
+    def _stop_requested(self) -> Step | None:
+        """A reason to stop now, or None. A lost lease is raised: nothing more may be done."""
+        if self.heartbeat.lost is not None:
+            raise self.heartbeat.lost
+        if self.latch.received:
+            return Step(Outcome.INTERRUPTED, f"interrupted ({self.latch.received})")
+        if self.heartbeat.abort_requested:
+            return Step(Outcome.ABORT, "aborted by an operator (`orchestrator abort`)")
+        return None
+
+    def _require_lease(self) -> None:
+        """Called right before every alias change: act only while the lease surely holds."""
+        if self.heartbeat.lost is not None:
+            raise self.heartbeat.lost
+        if not self.heartbeat.valid():
+            raise RollbackIncompleteError(
+                "the promotion lease could not be renewed (is S3 reachable?); this run stopped without "
+                f"touching live ({self._alias_text()})",
+                fix=f"run `orchestrator abort --env {self.records.env}` once AWS (or the emulator) answers",
+            )
+
+    def _write(self, record: PromotionRecord, etag: str) -> str:
+        try:
+            return self.records.write(record, etag)
+        except LeaseLostError:
+            raise
+        except Exception as exc:  # S3 unreachable: no intent can be written, so nothing more is done
+            raise RollbackIncompleteError(
+                f"promotion {record.id}: could not write the record ({type(exc).__name__}: {exc}); "
+                f"live may be split ({self._alias_text()})",
+                fix=f"run `orchestrator abort --env {record.env}` once AWS (or the emulator) answers",
+            ) from exc
+
+    def _refresh_edge(self) -> None:
+        try:
+            self.target.traffic_moved()
+        except OSError as exc:
+            self.say(ProgressEvent("diagnostic", f"edge refresh failed ({exc}); it will catch up by polling"))
+
+    def _alias_text(self, state: AliasState | None = None) -> str:
+        try:
+            return (state or self.traffic.state()).describe()
+        except Exception as exc:  # only for a message: the alias cannot be read either
+            return f"live could not be read: {type(exc).__name__}"
+
+    def _announce(self, record: PromotionRecord) -> None:
+        plan_steps = record.plan["steps"]
+        if record.phase == Phase.SHIFTING:
+            text = f"step {record.step + 1}/{len(plan_steps)}: green v{record.green} to {plan_steps[record.step]}%"
+        elif record.phase == Phase.ROLLING_BACK:
+            text = f"rolling back to v{record.blue}: {record.reason}"
+        else:
+            text = f"{record.phase.replace('_', ' ')}"
+        self.say(
+            ProgressEvent(
+                "step", f"[{record.id}] {text}", data={"phase": str(record.phase), "step": record.step}
+            )
+        )

@@ -1,0 +1,226 @@
+"""The promotion lease: at most one driver moves an environment's `live` alias at a time.
+
+The lease is one S3 object, `promotions/<env>/lock.json`, next to the promotion record.
+Every change to it is conditional, so two machines cannot both believe they hold it:
+
+    take     create-if-absent (If-None-Match: *), or replace a stale one (If-Match: its ETag)
+    renew    replace our own (If-Match: the ETag we wrote last); 412 = someone took it
+    release  delete our own (If-Match: the ETag we wrote last)
+
+A lease is stale when it expired (judged on any machine by `expires_at`), or at once
+when its holder ran on this host and that pid is dead. The holder is an identity, not a
+host name: `EDGESHIP_HOLDER` (CI sets the run URL), else user@host:pid; `EDGESHIP_HOST`
+overrides the host name (tests play "another machine" with it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from orchestrator.errors import EdgeshipError, LeaseLostError, PromotionLockedError
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds an environment's promotion lease, and until when."""
+
+    holder: str
+    host: str
+    pid: int
+    expires_at: float  # epoch seconds; machines are assumed NTP-synchronised
+    token: str  # one per acquisition; renewals keep it, a take-over changes it
+    promotion: str | None = None  # the promotion id, once its record exists
+    nonce: str = ""  # makes every body (and so every ETag) unique
+
+    def describe(self, now: float | None = None) -> str:
+        """'holder (host, pid N), lease expires in 12s' for messages."""
+        left = self.expires_at - (time.time() if now is None else now)
+        when = f"expires in {left:.0f}s" if left > 0 else f"expired {-left:.0f}s ago"
+        return f"{self.holder} (host {self.host}, pid {self.pid}), lease {when}"
+
+
+def host_name() -> str:
+    """This machine's name as leases record it."""
+    return os.environ.get("EDGESHIP_HOST") or socket.gethostname()
+
+
+def me(lease_s: float, promotion: str | None = None) -> Lease:
+    """A fresh lease for this process."""
+    host, pid = host_name(), os.getpid()
+    user = os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "unknown"
+    holder = os.environ.get("EDGESHIP_HOLDER") or f"{user}@{host}:{pid}"
+    return Lease(holder, host, pid, time.time() + lease_s, uuid.uuid4().hex, promotion, uuid.uuid4().hex)
+
+
+def is_stale(lease: Lease, *, now: float, host: str, pid_alive: Callable[[int], bool]) -> bool:
+    """Whether anyone may take this lease: expired, or its holder's process is gone from this host."""
+    return now >= lease.expires_at or (lease.host == host and not pid_alive(lease.pid))
+
+
+def _precondition_failed(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("PreconditionFailed", "412", "ConditionalRequestConflict")
+
+
+class LeaseStore:
+    """The lease object of one environment."""
+
+    def __init__(self, s3: Any, bucket: str, env: str) -> None:
+        self.s3, self.bucket, self.env = s3, bucket, env
+        self.key = f"promotions/{env}/lock.json"
+
+    def read(self) -> tuple[Lease | None, str | None]:
+        """The lease and its ETag, or (None, None) when nobody holds it."""
+        try:
+            got = self.s3.get_object(Bucket=self.bucket, Key=self.key)
+        except self.s3.exceptions.NoSuchKey:
+            return None, None
+        data = json.loads(got["Body"].read())
+        return Lease(**data), str(got["ETag"])
+
+    def take(self, mine: Lease, *, pid_alive: Callable[[int], bool]) -> tuple[Lease, str]:
+        """Take the lease if free or stale; PromotionLockedError naming the live holder otherwise."""
+        current, etag = self.read()
+        if current is not None and not is_stale(
+            current, now=time.time(), host=host_name(), pid_alive=pid_alive
+        ):
+            raise PromotionLockedError(
+                f"a promotion of {self.env!r} holds the lease: {current.describe()}",
+                fix=f"wait for it, or stop it from any machine with `orchestrator abort --env {self.env}`",
+            )
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        try:
+            return mine, self._put(mine, **condition)
+        except self.s3.exceptions.ClientError as exc:
+            if not _precondition_failed(exc):
+                raise
+        winner, _ = self.read()  # another machine took it between our read and our write
+        raise PromotionLockedError(
+            f"another machine took the lease of {self.env!r} first: {winner.describe() if winner else 'released since'}",
+            fix="run `orchestrator status` to see who is moving it",
+        )
+
+    def renew(
+        self, mine: Lease, etag: str, lease_s: float, promotion: str | None = None
+    ) -> tuple[Lease, str]:
+        """Extend our lease; LeaseLostError when someone else replaced it."""
+        renewed = replace(
+            mine,
+            expires_at=time.time() + lease_s,
+            promotion=promotion or mine.promotion,
+            nonce=uuid.uuid4().hex,
+        )
+        try:
+            return renewed, self._put(renewed, IfMatch=etag)
+        except self.s3.exceptions.NoSuchKey:
+            raise self._lost() from None
+        except self.s3.exceptions.ClientError as exc:
+            if _precondition_failed(exc):
+                raise self._lost() from None
+            raise
+
+    def release(self, etag: str) -> bool:
+        """Give the lease back if it is still ours; False when it is not (nothing deleted)."""
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
+        except self.s3.exceptions.ClientError as exc:
+            if _precondition_failed(exc) or exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+                return False
+            raise
+        return True
+
+    def _put(self, lease: Lease, **condition: str) -> str:
+        body = json.dumps(asdict(lease)).encode()
+        return str(self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body, **condition)["ETag"])
+
+    def _lost(self) -> LeaseLostError:
+        winner, _ = self.read()
+        return LeaseLostError(
+            f"this run lost the promotion lease of {self.env!r}"
+            + (f" to {winner.describe()}" if winner else " (it was removed)")
+            + "; it stopped without touching `live` again",
+            fix=f"see `orchestrator status --env {self.env}`: the new holder finishes the promotion",
+        )
+
+
+class Heartbeat:
+    """Renews a held lease in a background thread and watches for an abort request.
+
+    The main thread only reads the flags: `lost` (someone else holds the lease now, or it
+    could not be renewed before it ran out) and `abort_requested`. Renewal happens every
+    lease_s/3, so a driver stuck for longer than that, or cut off from S3, loses it.
+    """
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        lease: Lease,
+        etag: str,
+        lease_s: float,
+        abort_check: Callable[[Lease], bool],
+        tick_s: float = 1.0,
+    ) -> None:
+        self.store, self.lease, self.etag, self.lease_s = store, lease, etag, lease_s
+        self.abort_check, self.tick_s = abort_check, min(tick_s, lease_s / 3)
+        self.lost: EdgeshipError | None = None
+        self.abort_requested = False
+        self._valid_until = time.monotonic() + lease_s
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="edgeship-lease", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def attach(self, promotion: str) -> None:
+        """Name the promotion in the lease (status on other machines shows it)."""
+        self._renew(promotion)
+
+    def valid(self) -> bool:
+        """True while this process may still act: not deposed, and the lease has a third left."""
+        return self.lost is None and time.monotonic() < self._valid_until - self.lease_s / 3
+
+    def release(self) -> bool:
+        """Stop renewing and give the lease back (only if still ours)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        with self._lock:
+            return self.lost is None and self.store.release(self.etag)
+
+    def _renew(self, promotion: str | None = None) -> None:
+        with self._lock:
+            if self.lost is not None:
+                return
+            started = time.monotonic()
+            try:
+                self.lease, self.etag = self.store.renew(self.lease, self.etag, self.lease_s, promotion)
+            except LeaseLostError as exc:
+                self.lost = exc
+                return
+            self._valid_until = started + self.lease_s
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(self.tick_s):
+            try:
+                if time.monotonic() - last >= self.lease_s / 3:
+                    self._renew()
+                    last = time.monotonic()
+                if self.abort_check(self.lease):
+                    self.abort_requested = True
+            except Exception:  # S3 unreachable for a moment: `valid()` runs out if it lasts
+                continue
