@@ -63,10 +63,15 @@ class Driver:
         """Drive `record` (already written, with `etag`) to a terminal phase and return it."""
         plan = record.the_plan()
         while record.in_flight:
-            phase = record.phase
-            faults.point(f"enter-{phase.replace('_', '-')}")
-            step = self._act(record, plan)
-            faults.point(f"done-{phase.replace('_', '-')}")
+            phase = record.phase.replace("_", "-")
+            try:
+                faults.point(f"enter-{phase}")
+                step = self._act(record, plan)
+                faults.point(f"done-{phase}")
+            except LeaseLostError:
+                raise
+            except Exception as exc:  # whatever breaks between the record and the alias: roll back
+                step = _error(exc)
             nxt = advance(record, step.outcome, now=time.time(), by=self.by, reason=step.reason)
             if nxt is record:  # rolling_back is sticky: the alias call did not complete
                 raise RollbackIncompleteError(
@@ -107,8 +112,7 @@ class Driver:
         except LeaseLostError:
             raise
         except Exception as exc:  # any failure of an action is a reason to roll back, never to stop half-way
-            message = exc.message if isinstance(exc, EdgeshipError) else f"{type(exc).__name__}: {exc}"
-            return Step(Outcome.ERROR, f"error: {message}")
+            return _error(exc)
 
     def _prepare_candidate(self, plan: Plan) -> Step:
         self._require_lease()
@@ -243,3 +247,8 @@ class Driver:
                 "step", f"[{record.id}] {text}", data={"phase": str(record.phase), "step": record.step}
             )
         )
+
+
+def _error(exc: Exception) -> Step:
+    message = exc.message if isinstance(exc, EdgeshipError) else f"{type(exc).__name__}: {exc}"
+    return Step(Outcome.ERROR, f"error: {message}")

@@ -158,7 +158,7 @@ class Release:
                 record, etag = self._records().read()
                 assert record is not None
                 if record.plan_hash != machine.snapshot_hash(
-                    make_plan(self.env, record.blue, record.green, record.plan["schedule"]).to_snapshot()
+                    make_plan(self.env, record.blue, record.green).to_snapshot()
                 ):
                     self.say(ProgressEvent("diagnostic", f"edgeship.toml changed since promotion {record.id} started; "
                                            "resuming with the recorded steps, SLOs and load"))  # fmt: skip
@@ -240,15 +240,16 @@ class Release:
         while time.monotonic() < deadline:
             time.sleep(0.5)
             now = self.look()
-            if now.lease is None or now.lease.token != held.token:  # the driver let go
-                if now.record and now.record.in_flight and not now.lease_live:
-                    return self._recover(Outcome.ABORT, "aborted by `orchestrator abort`").result
-                if now.lease_live:
-                    continue  # someone else took it over (a resume, another abort): wait for them
-                return {"env": self.env.name, "outcome": str(now.record.phase) if now.record else "released",
-                        "promotion": now.record.id if now.record else None, **self._live_view()}  # fmt: skip
-            if not now.lease_live:  # its driver is gone: its lease ran out
+            if now.lease_live:
+                continue  # the driver, or whoever took over from it (a resume, another abort), is at work
+            if now.record and now.record.in_flight:  # its driver is gone mid-promotion: finish the job
                 return self._recover(Outcome.ABORT, "aborted by `orchestrator abort`").result
+            if now.lease is not None:  # it died before recording a promotion: clear its stale lease
+                with self._holding():
+                    pass
+            ours = now.record is not None and now.record.id == held.promotion
+            return {"env": self.env.name, "outcome": str(now.record.phase) if ours and now.record else "nothing_in_flight",
+                    "promotion": held.promotion, **self._live_view()}  # fmt: skip
         raise PromotionLockedError(
             f"the driver of {self.env.name!r} did not act on the abort within the wait: {held.describe()}",
             fix="run `orchestrator abort` again; once its lease expires, abort finishes the rollback itself",
@@ -303,7 +304,9 @@ class Release:
         report = self._run(holding, record, etag, announce)
         final, _ = self._records().read()
         assert final is not None
-        where = f"{self._live().describe()} (report: {report.directory}/report.md)"
+        live = self._live()
+        back = live.whole and live.version == final.blue
+        where = f"{'live is back on v' + final.blue + ' at 100%' if back else live.describe()} (report: {report.directory}/report.md)"
         if final.phase == Phase.PROMOTED:
             return report
         if final.phase == Phase.ABORTED:

@@ -101,6 +101,7 @@ account_id = "123456789012"
 schedule = "canary"
 canary_weight = 20
 bake_s = 0.2
+lease_s = 3
 [environments.local.load]
 users = 4
 spawn_rate = 4
@@ -146,3 +147,18 @@ def local_project(tmp_path: Path) -> Any:
     project = LocalProject(tmp_path)
     yield project
     project.cli("destroy", "--env", "local", "--yes")
+
+
+def locusts_of(root: Path) -> list[int]:
+    """Pids of Locust processes still running for a project (their --html lies under it)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"locust" in argv and any(arg.startswith(str(root).encode()) for arg in argv):
+            pids.append(int(proc.name))
+    return pids

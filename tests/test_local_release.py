@@ -61,7 +61,9 @@ def test_healthy_green_is_promoted_with_reports(local_project: LocalProject) -> 
     assert "| step 1 | 20% |" in (directory / "report.md").read_text()
     status = _status(local_project)
     assert status["live"] == {"version": "2", "weights": {}}
-    assert status["promotion"]["state"] == "promoted" and status["lock"] is None
+    assert status["promotion"]["phase"] == "promoted" and status["lock"] is None
+    phases = [t["phase"] for t in status["promotion"]["transitions"]]
+    assert phases == ["shifting", "baking", "gating", "promoting", "promoted"]  # the last five
 
 
 @pytest.mark.parametrize(
@@ -77,7 +79,8 @@ def test_bad_green_is_rolled_back(local_project: LocalProject, fault: dict[str, 
     assert reason in error["message"] and "live is back on v1" in error["message"]
     status = _status(local_project)
     assert status["live"] == {"version": "1", "weights": {}}
-    assert status["promotion"]["state"] in ("failed", "rolled_back") and status["lock"] is None
+    # both faults show in the pre-traffic gate: green never received live traffic
+    assert status["promotion"]["phase"] == "failed" and status["lock"] is None
 
 
 def _start_slow_promotion(project: LocalProject) -> subprocess.Popen[str]:
@@ -106,7 +109,10 @@ def _kill_daemon(project: LocalProject, name: str) -> None:
 def _at_canary(project: LocalProject) -> bool:
     status = _status(project)
     return bool(
-        status["promotion"] and status["promotion"]["step_reached"] == 0 and status["live"]["weights"]
+        status["promotion"]
+        and status["promotion"]["phase"] in ("baking", "gating")
+        and status["promotion"]["step"] == 0
+        and status["live"]["weights"]
     )
 
 
@@ -117,7 +123,8 @@ def test_kill_9_mid_promotion_then_rollback(local_project: LocalProject) -> None
     status = _status(local_project)
     assert status["interrupted"] and status["live"]["weights"] == {"2": 0.2}
     code, error = local_project.json("promote", "--env", "local")
-    assert code == ExitCode.LOCKED and "interrupted at 20%" in error["message"] and "--resume" in error["fix"]
+    assert code == ExitCode.LOCKED and "interrupted in" in error["message"] and "at 20%" in error["message"]
+    assert "--resume" in error["fix"]
 
     code, result = local_project.json("rollback", "--env", "local")
     assert code == 0, result
@@ -237,12 +244,12 @@ def test_sigint_mid_promotion_rolls_back(local_project: LocalProject) -> None:
     assert "live is back on v1" in err
     status = _status(local_project)
     assert status["live"] == {"version": "1", "weights": {}}
-    assert status["promotion"]["state"] == "rolled_back" and status["lock"] is None
+    assert status["promotion"]["phase"] == "rolled_back" and status["lock"] is None
 
 
 def test_killing_the_emulator_mid_promotion_is_a_clear_error(local_project: LocalProject) -> None:
     run = _promotion_at_canary(local_project)
     _kill_daemon(local_project, "emulator")
     _out, err = run.communicate(timeout=180)
-    assert run.returncode not in (0, ExitCode.INTERRUPTED), err
-    assert "rolling back failed" in err and "orchestrator rollback --env local" in err
+    assert run.returncode == ExitCode.ROLLBACK_INCOMPLETE, err
+    assert "live may be split" in err and "orchestrator abort --env local" in err
