@@ -237,7 +237,7 @@ class Driver:
     def _announce(self, record: PromotionRecord) -> None:
         plan_steps = record.plan["steps"]
         if record.phase == Phase.SHIFTING:
-            text = f"step {record.step + 1}/{len(plan_steps)}: green v{record.green} to {plan_steps[record.step]}%"
+            text = f"step {record.step + 1}/{len(plan_steps)}: shifting green v{record.green} to {plan_steps[record.step]}%"
         elif record.phase == Phase.ROLLING_BACK:
             text = f"rolling back to v{record.blue}: {record.reason}"
         else:

@@ -152,8 +152,13 @@ class Release:
         chosen = found.verb(command)
         self._refuse(found, chosen, command)
         if chosen == Verb.ROLL_BACK:
-            return self._recover(Outcome.ABORT, "rolled back by `promote --rollback`").report
+            return self._recover("promote --rollback", "rolled back by `promote --rollback`").report
         with self._holding() as holding:
+            # The lease is ours now: what was decided on must still hold (another machine may
+            # have finished, resumed or started a promotion between our look and our take).
+            again = self.look()
+            chosen = machine.verb(command, again.record, lease_live=False)
+            self._refuse(again, chosen, command)
             if chosen == Verb.RESUME:
                 record, etag = self._records().read()
                 assert record is not None
@@ -221,7 +226,7 @@ class Release:
             raise UsageError(f"no promotion recorded for {self.env.name!r}; nothing to roll back",
                              fix="see `orchestrator status`")  # fmt: skip
         self._refuse(found, found.verb("rollback"), "rollback")
-        return self._recover(Outcome.ABORT, "rolled back by `orchestrator rollback`").result
+        return self._recover("rollback", "rolled back by `orchestrator rollback`").result
 
     def abort(self, wait_s: float | None = None) -> dict[str, Any]:
         """Stop a promotion from any machine: ask its driver, or finish the job if it is gone."""
@@ -230,7 +235,7 @@ class Release:
         if chosen == Verb.NOTHING_TO_DO:
             return {"env": self.env.name, "outcome": "nothing_to_abort", **self._live_view()}
         if chosen == Verb.ROLL_BACK:
-            return self._recover(Outcome.ABORT, "aborted by `orchestrator abort`").result
+            return self._recover("abort", "aborted by `orchestrator abort`").result
         assert found.lease is not None
         held = found.lease
         me = lease.me(self.env.traffic.lease_s).holder
@@ -243,7 +248,7 @@ class Release:
             if now.lease_live:
                 continue  # the driver, or whoever took over from it (a resume, another abort), is at work
             if now.record and now.record.in_flight:  # its driver is gone mid-promotion: finish the job
-                return self._recover(Outcome.ABORT, "aborted by `orchestrator abort`").result
+                return self._recover("abort", "aborted by `orchestrator abort`").result
             if now.lease is not None:  # it died before recording a promotion: clear its stale lease
                 with self._holding():
                     pass
@@ -260,8 +265,9 @@ class Release:
         report: PromotionReport
         result: dict[str, Any]
 
-    def _recover(self, outcome: Outcome, reason: str) -> _Recovered:
-        """Take the lease and put live on the recorded blue, whatever the record's phase."""
+    def _recover(self, command: str, reason: str) -> _Recovered:
+        """Take the lease and put live on the recorded blue. Only `rollback` undoes a finished
+        promotion; for `abort` and `promote --rollback` one that ended meanwhile is left alone."""
         with self._holding() as holding:
             record, etag = self._records().read()
             if record is None:
@@ -269,10 +275,10 @@ class Release:
                     f"no promotion recorded for {self.env.name!r}", fix="see `orchestrator status`"
                 )
             by = holding.heartbeat.lease.holder
-            if record.phase in machine.TERMINAL and record.phase != Phase.PROMOTED:
-                # Already ended on blue: make sure live agrees (idempotent), record unchanged.
-                Traffic(self.target.lambda_client(), self.target.function_name).rollback(record.blue)
-                self.target.traffic_moved()
+            if not record.in_flight and not (command == "rollback" and record.phase == Phase.PROMOTED):
+                if record.phase != Phase.PROMOTED:  # ended on blue: make sure live agrees (idempotent)
+                    Traffic(self.target.lambda_client(), self.target.function_name).rollback(record.blue)
+                    self.target.traffic_moved()
                 report = self._report(record)
                 report.outcome, report.reason = str(record.phase), record.reason
                 return self._Recovered(report, self._result(record))
@@ -280,7 +286,7 @@ class Release:
                 record, now=time.time(), by=by, note=f"taken over to roll back: {reason}"
             )
             if record.phase != Phase.ROLLING_BACK:
-                record = machine.advance(record, outcome, now=time.time(), by=by, reason=reason)
+                record = machine.advance(record, Outcome.ABORT, now=time.time(), by=by, reason=reason)
             etag = self._records().write(record, etag)
             report = self._run(
                 holding, record, etag, announce=f"rolling back promotion {record.id} to v{record.blue}"

@@ -385,6 +385,12 @@ def _check(env: Environment, where: _Where, prefix: str) -> None:
             "users, spawn_rate and duration_s must be positive",
             "e.g. users = 10",
         ),
+        (
+            float(ld.duration_s).is_integer(),
+            "load.duration_s",
+            f"{ld.duration_s:g} is not a whole number of seconds (Locust's --run-time takes whole seconds)",
+            "e.g. duration_s = 5",
+        ),
     ]
     for ok, key, problem, fix in rules:
         if not ok:

@@ -65,3 +65,18 @@ def test_pulumi_only_commands_explain_the_local_environment() -> None:
 def test_resume_and_rollback_exclude_each_other() -> None:
     done = cli("promote", "--env", "local", "--resume", "--rollback")
     assert done.returncode == ExitCode.USAGE and "exclude each other" in done.stderr
+
+
+def test_every_exit_code_is_documented_in_help_and_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    help_text = cli("--help").stdout
+    for code in ExitCode:
+        assert f"| {int(code)} |" in readme, f"README's exit-code table lacks {int(code)}"
+        assert f"{int(code):>3}  " in help_text, f"--help lacks exit code {int(code)}"
+
+
+def test_abort_help_teaches_recovery() -> None:
+    done = cli("abort", "--help")
+    assert done.returncode == 0
+    for phrase in ("any machine", "its lease", "rolls back", "--wait", "Exit 0"):
+        assert phrase in done.stdout, phrase

@@ -61,6 +61,8 @@ def test_defaults_merge_with_environment_overrides() -> None:
         (_with({"slo": {"p95_ms": 500, "p99_ms": 100}}), "slo.p99_ms", "raise p99_ms"),
         (_with({"slo": {"max_error_ratio": 2}}), "slo.max_error_ratio", "0.01"),
         (_with({"load": {"users": 0}}), "load", "users"),
+        (_with({"load": {"duration_s": 0.5}}), "load.duration_s", "duration_s = 5"),
+        (_with({"traffic": {"lease_s": 1}}), "traffic.lease_s", "at least 3"),
         (_with({"colour": "red"}), "environments.dev.colour", "remove it"),
         (_with({"slo": {"p96_ms": 1}}), "environments.dev.slo.p96_ms", "p95_ms"),
         ({**BASE, "project": {"name": "bad name!"}}, "project.name", "letters"),

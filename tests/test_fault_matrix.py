@@ -1,0 +1,132 @@
+"""The fault matrix: every fault point x every action, on the local environment (real moto
+server, real Locust, real edge), each followed by recovery from another machine and the
+invariant check. Sizes and results are published in docs/reliability.md.
+
+Invariant after every case: `live` routes 100 % to exactly one of blue/green; the newest
+record is closed and agrees with the alias (promoted <-> green, anything else <-> blue);
+no lease is held; no Locust process is left.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator import faults
+from orchestrator.errors import ExitCode
+from tests.conftest import SAMPLE_MODEL, LocalProject, locusts_of
+
+ACTIONS = ("kill", "sigterm", "sigint", "raise")
+NO_RECORD = {"after-lease", "after-publish"}  # the driver had not written this promotion's record yet
+BEFORE_TRAFFIC = NO_RECORD | {"enter-planned", "done-planned", "enter-pre-traffic", "in-gate"}
+IN_ROLLBACK = {"enter-rolling-back", "done-rolling-back"}
+CASES = list(itertools.product(faults.POINTS, ACTIONS))
+
+FAST_TOML = """
+[project]
+name = "matrix"
+model = "{model}"
+
+[environments.local]
+region = "us-east-1"
+account_id = "123456789012"
+[environments.local.traffic]
+schedule = "canary"
+canary_weight = 50
+bake_s = 0
+lease_s = 3
+[environments.local.load]
+users = 4
+spawn_rate = 4
+duration_s = 1
+[environments.local.slo]
+p95_ms = 3000
+p99_ms = 6000
+max_error_ratio = 0.2
+min_rps = 1
+min_samples = 3
+relative_p95_factor = 0
+"""
+
+
+def expected(point: str, action: str) -> tuple[int, str | None]:
+    """(driver exit code, final phase of this promotion's record; None: no record was written)."""
+    if action == "kill":
+        if point in NO_RECORD:
+            return -9, None
+        return -9, "rolled_back" if point in IN_ROLLBACK else "aborted"  # recovered by `abort`
+    if action == "raise":
+        if point in NO_RECORD:
+            return ExitCode.ERROR, None
+        if point in IN_ROLLBACK:  # the rollback itself broke; `abort` finishes it
+            return ExitCode.ROLLBACK_INCOMPLETE, "rolled_back"
+        return ExitCode.ERROR, "failed" if point in BEFORE_TRAFFIC else "rolled_back"
+    # a signal: the driver rolls back by itself, or finishes a rollback already running
+    if point in IN_ROLLBACK:
+        return ExitCode.ERROR, "rolled_back"  # the injected error started that rollback
+    if point == "done-promoting":
+        return ExitCode.OK, "promoted"  # green was already live alone and the gates had passed
+    return ExitCode.INTERRUPTED, "failed" if point in BEFORE_TRAFFIC else "rolled_back"
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = tmp_path_factory.mktemp("matrix")
+    project = LocalProject(root)
+    project.config.write_text(FAST_TOML.format(model=SAMPLE_MODEL))
+    code, up = project.json("up", "--env", "local")
+    assert code == 0, up
+    project.versions = itertools.count(2)  # type: ignore[attr-defined]
+    yield project
+    project.cli("destroy", "--env", "local", "--yes")
+
+
+def _look(project: LocalProject) -> dict[str, Any]:
+    """`status` as another machine sees it (in-process: the same code as the CLI, without
+    paying an interpreter start three times per case)."""
+    from orchestrator import settings
+    from orchestrator.progress import NullReporter
+    from orchestrator.release import Release
+    from orchestrator.targets import LocalTarget
+
+    loaded = settings.load(project.config)
+    env = loaded.environment("local")
+    return Release(LocalTarget(loaded, env), env, NullReporter(), project.root / "reports").status()
+
+
+@pytest.mark.parametrize(("point", "action"), CASES, ids=[f"{p}={a}" for p, a in CASES])
+def test_fault(matrix: LocalProject, point: str, action: str) -> None:
+    before = _look(matrix)
+    blue = before["live"]["version"]
+    previous = before["promotion"]["id"] if before["promotion"] else None
+    spec = f"enter-gating=raise;{point}={action}" if point in IN_ROLLBACK else f"{point}={action}"
+    model: Path = matrix.model(str(next(matrix.versions)))  # type: ignore[attr-defined]
+    driver = subprocess.run(
+        matrix.argv("promote", "--env", "local", "--model", str(model)),
+        env=matrix.env(EDGESHIP_FAULT=spec, EDGESHIP_HOST="driver-machine"),
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    want_exit, want_phase = expected(point, action)
+    assert driver.returncode == want_exit, driver.stderr[-3000:]
+
+    # recovery from another machine: it sees what is left and finishes the job
+    seen = _look(matrix)
+    if seen["situation"] != "idle":
+        code, result = matrix.json("abort", "--env", "local", EDGESHIP_HOST="recovery-machine")
+        assert code == 0, result
+
+    after = _look(matrix)
+    record = after["promotion"]
+    assert after["live"]["weights"] == {}, after["live"]  # exactly one version, at 100 %
+    assert after["lease"] is None and not after["interrupted"]
+    assert locusts_of(matrix.root) == []
+    if want_phase is None:
+        assert (record["id"] if record else None) == previous and after["live"]["version"] == blue
+        return
+    assert record["id"] != previous and record["phase"] == want_phase, record
+    assert record["blue"] == blue
+    assert after["live"]["version"] == (record["green"] if want_phase == "promoted" else blue)
