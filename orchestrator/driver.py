@@ -58,12 +58,16 @@ class Driver:
         self.say, self.report, self.directory = reporter.event, report, directory
         self.traffic = Traffic(target.lambda_client(), target.function_name)
         self.by = heartbeat.lease.holder
+        self._waited = 0.0  # seconds of the current step spent baking or load-testing
 
     def run(self, record: PromotionRecord, etag: str) -> PromotionRecord:
         """Drive `record` (already written, with `etag`) to a terminal phase and return it."""
         plan = record.the_plan()
+        step_started = time.monotonic()
         while record.in_flight:
             phase = record.phase.replace("_", "-")
+            if record.phase == Phase.SHIFTING:  # overhead per step: all but bake and load time
+                step_started, self._waited = time.monotonic(), 0.0
             try:
                 faults.point(f"enter-{phase}")
                 step = self._act(record, plan)
@@ -80,6 +84,8 @@ class Driver:
                     fix=f"run `orchestrator abort --env {record.env}` once AWS (or the emulator) answers",
                 )
             etag = self._write(nxt, etag)
+            if record.phase == Phase.GATING:
+                self.report.overhead_s.append(time.monotonic() - step_started - self._waited)
             record = nxt
             self._announce(record)
         return record
@@ -144,6 +150,7 @@ class Driver:
         return Step(Outcome.DONE)
 
     def _bake(self, seconds: float) -> Step:
+        self._waited += seconds
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             stop = self._stop_requested()
@@ -158,6 +165,7 @@ class Driver:
             self.say(ProgressEvent(
                 "step", f"gate {name}: {plan.load.users} users for {plan.load.duration_s:g}s on {endpoint.url}{endpoint.path}",
             ))  # fmt: skip
+            started = time.monotonic()
             try:
                 run = loadrun.run(
                     endpoint.url, plan.load, self.directory, f"{name.replace(' ', '-')}-{attempt}",
@@ -168,6 +176,8 @@ class Driver:
                 step = stopped.args[0]
                 assert isinstance(step, Step)
                 return step
+            finally:
+                self._waited += time.monotonic() - started
             blue = "" if name == "pre-traffic" else plan.blue
             result = gate.from_stats_file(run.stats, blue, plan.green, plan.slo, share)
             self.report.steps.append(

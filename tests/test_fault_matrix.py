@@ -64,7 +64,8 @@ def expected(point: str, action: str) -> tuple[int, str | None]:
             return ExitCode.ERROR, None
         if point in IN_ROLLBACK:  # the rollback itself broke; `abort` finishes it
             return ExitCode.ROLLBACK_INCOMPLETE, "rolled_back"
-        return ExitCode.ERROR, "failed" if point in BEFORE_TRAFFIC else "rolled_back"
+        # an exception in done-pre-traffic replaces the gate's pass: still before any shift
+        return ExitCode.ERROR, "failed" if point in BEFORE_TRAFFIC | {"done-pre-traffic"} else "rolled_back"
     # a signal: the driver rolls back by itself, or finishes a rollback already running
     if point in IN_ROLLBACK:
         return ExitCode.ERROR, "rolled_back"  # the injected error started that rollback

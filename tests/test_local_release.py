@@ -52,6 +52,7 @@ def test_healthy_green_is_promoted_with_reports(local_project: LocalProject) -> 
     assert "**promoted**" in summary.read_text()
     assert report["outcome"] == "promoted" and (report["blue"], report["green"]) == ("1", "2")
     assert [s["name"] for s in report["steps"]] == ["pre-traffic", "step 1", "step 2"]
+    assert len(report["overhead_s_per_step"]) == 2  # one per step, as bench/gate.py reads it
     canary = report["steps"][1]
     # at 20 %, both versions answered and green was judged on its own requests
     assert canary["green"]["samples"] >= 30 and canary["blue"]["samples"] > canary["green"]["samples"]

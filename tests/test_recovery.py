@@ -45,6 +45,7 @@ def test_kill_9_then_abort_from_another_machine(local_project: LocalProject) -> 
 
 def test_abort_from_another_machine_stops_a_live_driver(local_project: LocalProject) -> None:
     run = _promotion_at_canary(local_project)
+    wait_for(lambda: _status(local_project)["promotion"]["phase"] == "gating", 30)  # Locust is running
     code, result = local_project.json("abort", "--env", "local", **OTHER)
     _out, err = run.communicate(timeout=60)
     assert run.returncode == ExitCode.ABORTED, err

@@ -45,7 +45,8 @@ RETIRE_S = 30.0  # idle sandboxes of versions no alias routes to are closed afte
 class _Worker:
     """One sandbox: a process running one version's handler."""
 
-    def __init__(self, version: str, code_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, version: str, code_dir: Path, env: dict[str, str], *, wait: bool = True) -> None:
+        self.version = version
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.local.worker", str(code_dir), version],
             stdin=subprocess.PIPE,
@@ -54,9 +55,16 @@ class _Worker:
         )
         assert self.proc.stdin and self.proc.stdout
         self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
-        ready = receive(self.stdout)
-        if not ready:
-            raise RuntimeError(f"worker for version {version} exited during init (code {self.proc.wait()})")
+        if wait:
+            self.ready()
+
+    def ready(self) -> _Worker:
+        """Wait for the sandbox's init (imports, model load) to finish."""
+        if not receive(self.stdout):
+            raise RuntimeError(
+                f"worker for version {self.version} exited during init (code {self.proc.wait()})"
+            )
+        return self
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         send(self.stdin, event)
@@ -81,8 +89,15 @@ class VersionPool:
         self.idle: queue.Queue[_Worker] = queue.Queue()
         self.closed = False
         self.last_used = time.monotonic()
-        for _ in range(size):
-            self.idle.put(_Worker(version, code_dir, env))
+        # Sandboxes initialise side by side, as Lambda's do: a cold version costs one init, not `size`.
+        starting = [_Worker(version, code_dir, env, wait=False) for _ in range(size)]
+        try:
+            for worker in starting:
+                self.idle.put(worker.ready())
+        except RuntimeError:
+            for worker in starting:
+                worker.close()
+            raise
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         self.last_used = time.monotonic()
