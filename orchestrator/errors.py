@@ -1,4 +1,21 @@
-"""One exception hierarchy; each error carries the fix and the exit code the CLI returns."""
+"""One exception hierarchy; each error carries the fix and the exit code the CLI returns.
+
+    EdgeshipError (1)                      message + fix; the CLI prints both, or --json
+    ├── ConfigError, UsageError (2)
+    ├── ToolchainError (3)
+    ├── StackLockedError (4)
+    ├── PromotionLockedError (4)           another run holds the promotion lease
+    │   ├── InterruptedPromotion           a dead driver left a promotion in flight
+    │   └── LeaseLostError                 this run was deposed: it must not touch `live`
+    │       └── FencedError                the record's ETag moved under us
+    ├── EngineError (5), RefusedError (6)
+    ├── GateFailedError (7)
+    ├── RollbackIncompleteError (8)        live may be split; the record says rolling_back
+    ├── AbortedError (9)
+    ├── Cancelled (130)
+    └── InjectedFault (1)                  a fault point armed with `raise` (tests)
+Module-local subclasses (TrafficError, LoadTestError) keep exit code 1.
+"""
 
 from __future__ import annotations
 
@@ -89,8 +106,16 @@ class PromotionLockedError(EdgeshipError):
     exit_code = ExitCode.LOCKED
 
 
+class InterruptedPromotion(PromotionLockedError):
+    """A previous promotion stopped half-way (crash, kill -9) and needs a decision."""
+
+
 class LeaseLostError(PromotionLockedError):
     """This run's promotion lease was taken over: it must not touch `live` again."""
+
+
+class FencedError(LeaseLostError):
+    """The promotion record changed since we read it: another holder owns the promotion now."""
 
 
 class RollbackIncompleteError(EdgeshipError):
@@ -103,6 +128,10 @@ class AbortedError(EdgeshipError):
     """An operator aborted the promotion; traffic went back to the blue version."""
 
     exit_code = ExitCode.ABORTED
+
+
+class InjectedFault(EdgeshipError):
+    """Raised by a fault point armed with `raise` (orchestrator/faults.py); tests only."""
 
 
 class EngineError(EdgeshipError):

@@ -24,7 +24,7 @@ import signal
 import time
 from collections import Counter
 
-from orchestrator.errors import ConfigError, EdgeshipError
+from orchestrator.errors import ConfigError, InjectedFault
 
 ENV_VAR = "EDGESHIP_FAULT"
 
@@ -38,10 +38,6 @@ POINTS: tuple[str, ...] = (
 )
 ACTIONS = ("kill", "sigterm", "sigint", "raise", "sleep")
 _TERM = re.compile(r"^\s*(?P<point>[a-z-]+)\s*[=:]\s*(?P<action>[a-z]+)(?:\((?P<arg>[^)]*)\))?\s*$")
-
-
-class InjectedFault(EdgeshipError):
-    """Raised by a fault point armed with `raise`."""
 
 
 def parse(spec: str) -> dict[str, tuple[str, str]]:

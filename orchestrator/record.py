@@ -18,12 +18,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from orchestrator.errors import LeaseLostError
+from orchestrator.errors import FencedError
 from orchestrator.machine import PromotionRecord
-
-
-class FencedError(LeaseLostError):
-    """The record changed since we read it: another holder owns the promotion now."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from orchestrator.errors import (
     Cancelled,
     EdgeshipError,
     GateFailedError,
+    InterruptedPromotion,
     PromotionLockedError,
     RollbackIncompleteError,
     UsageError,
@@ -51,10 +52,6 @@ class PromoteOptions:
     model: Path | None = None
 
 
-class InterruptedPromotion(PromotionLockedError):
-    """A previous promotion stopped half-way (crash, kill -9) and needs a decision."""
-
-
 @dataclass(frozen=True)
 class Look:
     """The environment as a command finds it."""
@@ -67,6 +64,14 @@ class Look:
 
     def verb(self, command: str) -> Verb:
         return machine.verb(command, self.record, self.lease_live)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What a rollback or abort did: the report, and the command's result."""
+
+    report: PromotionReport
+    result: dict[str, Any]
 
 
 @dataclass
@@ -260,12 +265,7 @@ class Release:
             fix="run `orchestrator abort` again; once its lease expires, abort finishes the rollback itself",
         )
 
-    @dataclass
-    class _Recovered:
-        report: PromotionReport
-        result: dict[str, Any]
-
-    def _recover(self, command: str, reason: str) -> _Recovered:
+    def _recover(self, command: str, reason: str) -> Recovered:
         """Take the lease and put live on the recorded blue. Only `rollback` undoes a finished
         promotion; for `abort` and `promote --rollback` one that ended meanwhile is left alone."""
         with self._holding() as holding:
@@ -281,7 +281,7 @@ class Release:
                     self.target.traffic_moved()
                 report = self._report(record)
                 report.outcome, report.reason = str(record.phase), record.reason
-                return self._Recovered(report, self._result(record))
+                return Recovered(report, self._result(record))
             record = machine.take_over(
                 record, now=time.time(), by=by, note=f"taken over to roll back: {reason}"
             )
@@ -293,7 +293,7 @@ class Release:
             )
             final, _ = self._records().read()
             assert final is not None
-            return self._Recovered(report, self._result(final))
+            return Recovered(report, self._result(final))
 
     def _finish_interrupted_rollback(self, holding: Holding) -> None:
         record, etag = self._records().read()

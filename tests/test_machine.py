@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator import faults, lease
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, InjectedFault
 from orchestrator.machine import (
     RESUME_AT,
     TERMINAL,
@@ -202,7 +202,7 @@ def test_fault_points_fire_once_and_count() -> None:
     try:
         faults.arm("done-baking=raise")
         faults.point("enter-baking")  # not armed: returns
-        with pytest.raises(faults.InjectedFault, match="done-baking"):
+        with pytest.raises(InjectedFault, match="done-baking"):
             faults.point("done-baking")
         faults.point("done-baking")  # second hit: inert
         assert faults.hits["done-baking"] == 2 and faults.hits["enter-baking"] == 1

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from orchestrator import lease, machine
-from orchestrator.errors import LeaseLostError, PromotionLockedError
+from orchestrator.errors import FencedError, LeaseLostError, PromotionLockedError
 from orchestrator.lease import LeaseStore
 from orchestrator.local import emulator, provision
 from orchestrator.machine import PromotionRecord
 from orchestrator.plan import make_plan
 from orchestrator.processes import alive
-from orchestrator.record import FencedError, RecordStore
+from orchestrator.record import RecordStore
 from orchestrator.settings import Environment
 from orchestrator.targets import FUNCTION_DIR
 from orchestrator.traffic import Traffic, TrafficError
