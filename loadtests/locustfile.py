@@ -9,8 +9,16 @@ Environment:
   EDGESHIP_STATS_FILE  where to write per-version statistics (JSON) at quit
   EDGESHIP_PATH        request path (default /infer; gates on green use /candidate/infer)
   EDGESHIP_HEADERS     extra request headers as a JSON object
+  EDGESHIP_EXAMPLE     one input row as a JSON list (the gate passes green's, from its metadata)
   EDGESHIP_MODEL       model.tar.gz whose metadata.json shapes the payload (default: sample)
+  EDGESHIP_LATE_MS     a request in flight at stop for longer than this counts as a timeout
+  EDGESHIP_GET_SHARE   share of requests sent as cacheable GET /infer?x=... (default 0)
   EDGESHIP_SIGV4_REGION  sign requests with SigV4 for API Gateway IAM auth in this region
+
+Statistics: per version, the latencies of successful requests and the count of failed
+ones (a fast error must not make a version look fast); failures without a version header
+(`unattributed`); and requests still in flight when the test stopped that had waited
+longer than EDGESHIP_LATE_MS (`in_flight`, timeouts). The gate charges the last two to green.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import tarfile
 import time
 from pathlib import Path
@@ -29,6 +38,24 @@ VERSION_HEADER = "x-function-version"
 SAMPLE_MODEL = Path(__file__).resolve().parents[1] / "programs" / "function" / "sample" / "model.tar.gz"
 
 
+def _die_with_parent() -> None:
+    """Started by a gate: have the kernel SIGKILL us when the driver dies, even by kill -9."""
+    parent = int(os.environ.get("EDGESHIP_PARENT_PID") or 0)
+    if not parent:
+        return  # standalone `locust -f`: nothing to follow
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the driver's group kill on every exit path still applies
+    if os.getppid() != parent:  # the driver died before we got here
+        os._exit(1)
+
+
+_die_with_parent()
+
+
 def _metadata() -> dict[str, Any]:
     with tarfile.open(os.environ.get("EDGESHIP_MODEL") or SAMPLE_MODEL, "r:gz") as tar:
         member = tar.extractfile("metadata.json")
@@ -36,23 +63,33 @@ def _metadata() -> dict[str, Any]:
         return dict(json.load(member))
 
 
-METADATA = _metadata()
-EXAMPLE = [float(v) for v in METADATA["input"]["example"]]
+def _example() -> list[float]:
+    given = os.environ.get("EDGESHIP_EXAMPLE")
+    if given:
+        return [float(v) for v in json.loads(given)]
+    return [float(v) for v in _metadata()["input"]["example"]]
+
+
+EXAMPLE = _example()
+GET_SHARE = float(os.environ.get("EDGESHIP_GET_SHARE") or 0)
 PATH = os.environ.get("EDGESHIP_PATH", "/infer")
 HEADERS = {"content-type": "application/json", **json.loads(os.environ.get("EDGESHIP_HEADERS") or "{}")}
 # Set for IAM-protected routes (the AWS candidate route): requests are SigV4-signed.
 SIGV4_REGION = os.environ.get("EDGESHIP_SIGV4_REGION", "")
 
-# version -> latencies (ms) and error count; requests without the header go to `unattributed`.
+# version -> latencies (ms) of successes and the error count; failures without the header
+# are `unattributed`; requests sent and not yet answered are counted in `_in_flight`.
 _versions: dict[str, dict[str, Any]] = {}
-_unattributed = 0
+_unattributed = {"failures": 0, "ok": 0}
+_in_flight: dict[int, float] = {}  # id of the request -> when it was sent
+_late_at_stop = 0  # in flight at stop for longer than EDGESHIP_LATE_MS: timeouts, not "no data"
+LATE_MS = float(os.environ.get("EDGESHIP_LATE_MS") or 0)
 _started = time.monotonic()
 
 
-def _payload() -> bytes:
+def _row() -> list[float]:
     # Jitter keeps every request distinct, as real traffic is.
-    row = [round(v * random.uniform(0.9, 1.1), 3) for v in EXAMPLE]
-    return json.dumps({"inputs": row}).encode()
+    return [round(v * random.uniform(0.9, 1.1), 3) for v in EXAMPLE]
 
 
 class InferenceUser(FastHttpUser):
@@ -62,19 +99,27 @@ class InferenceUser(FastHttpUser):
 
     @task
     def infer(self) -> None:
-        body = _payload()
-        headers = _signed(self.host or "", body) if SIGV4_REGION else HEADERS
-        self.client.post(PATH, data=body, headers=headers, name=PATH)
+        token = object()
+        _in_flight[id(token)] = time.monotonic()  # until the answer: one cut off at stop stays here
+        if GET_SHARE and random.random() < GET_SHARE:
+            target = f"{PATH}?x={','.join(str(v) for v in _row())}"
+            headers = _signed(self.host or "", "GET", target, b"") if SIGV4_REGION else HEADERS
+            self.client.get(target, headers=headers, name=f"GET {PATH}")
+        else:
+            body = json.dumps({"inputs": _row()}).encode()
+            headers = _signed(self.host or "", "POST", PATH, body) if SIGV4_REGION else HEADERS
+            self.client.post(PATH, data=body, headers=headers, name=PATH)
+        del _in_flight[id(token)]
 
 
-def _signed(host: str, body: bytes) -> dict[str, str]:
+def _signed(host: str, method: str, target: str, body: bytes) -> dict[str, str]:
     # botocore is imported here, after Locust's gevent patching, never before it.
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.session import get_session
 
     credentials = get_session().get_credentials()
-    request = AWSRequest(method="POST", url=host.rstrip("/") + PATH, data=body, headers=HEADERS)
+    request = AWSRequest(method=method, url=host.rstrip("/") + target, data=body, headers=HEADERS)
     SigV4Auth(credentials.get_frozen_credentials(), "execute-api", SIGV4_REGION).add_auth(request)
     return dict(request.headers.items())
 
@@ -87,18 +132,29 @@ def _on_start(**_: Any) -> None:
 
 @events.request.add_listener
 def _on_request(response_time: float, response: Any, exception: Any, **_: Any) -> None:
-    global _unattributed
     version = None
     if response is not None and getattr(response, "headers", None) is not None:
         version = response.headers.get(VERSION_HEADER)
+    status = getattr(response, "status_code", 0) or 0
+    failed = exception is not None or status >= 400 or status == 0
     if not version:
-        _unattributed += 1
+        _unattributed["failures" if failed else "ok"] += 1
         return
     entry = _versions.setdefault(version, {"latencies_ms": [], "errors": 0})
-    entry["latencies_ms"].append(round(float(response_time), 3))
-    status = getattr(response, "status_code", 0) or 0
-    if exception is not None or status >= 400:
+    if failed:
         entry["errors"] += 1
+    else:
+        entry["latencies_ms"].append(round(float(response_time), 3))
+
+
+@events.test_stopping.add_listener
+def _on_stopping(**_: Any) -> None:
+    # Users are still alive here; once stopped, their requests are gone without a trace.
+    # A request cut off after waiting longer than the gate's p99 budget would have failed
+    # it anyway (coordinated omission otherwise hides the slowest requests of all).
+    global _late_at_stop
+    now = time.monotonic()
+    _late_at_stop = sum(1 for sent in _in_flight.values() if LATE_MS and (now - sent) * 1000 > LATE_MS)
 
 
 @events.quitting.add_listener
@@ -110,6 +166,7 @@ def _on_quit(**_: Any) -> None:
         "duration_s": round(time.monotonic() - _started, 3),
         "path": PATH,
         "unattributed": _unattributed,
+        "in_flight": _late_at_stop,
         "versions": _versions,
     }
     tmp = Path(target).with_suffix(".tmp")

@@ -109,3 +109,14 @@ def zip_tree(sources: list[tuple[Path, str]], out: Path) -> LambdaPackage:
             zf.writestr(info, data, compresslevel=9)
             unzipped += len(data)
     return LambdaPackage(Artifact(out, sha256_file(out), out.stat().st_size), unzipped, len(entries))
+
+
+def model_example(path: Path) -> tuple[float, ...]:
+    """The example input row a model archive's metadata.json declares (empty if none)."""
+    import json
+    import tarfile
+
+    with tarfile.open(path, "r:gz") as tar:
+        member = tar.extractfile("metadata.json")
+        metadata = json.load(member) if member else {}
+    return tuple(float(v) for v in metadata.get("input", {}).get("example", ()))

@@ -65,6 +65,7 @@ class Driver:
         plan = record.the_plan()
         step_started = time.monotonic()
         while record.in_flight:
+            self.heartbeat.beat()
             phase = record.phase.replace("_", "-")
             if record.phase == Phase.SHIFTING:  # overhead per step: all but bake and load time
                 step_started, self._waited = time.monotonic(), 0.0
@@ -121,8 +122,7 @@ class Driver:
             return _error(exc)
 
     def _prepare_candidate(self, plan: Plan) -> Step:
-        self._require_lease()
-        self.traffic.point_candidate(plan.green)
+        self.traffic.point_candidate(plan.green, guard=self._require_lease)
         problem = health(self.target.candidate())
         if problem is not None:
             return Step(Outcome.FAILED, f"green failed its health check: {problem}")
@@ -130,8 +130,7 @@ class Driver:
 
     def _move(self, blue: str, green: str, weight: int) -> Step:
         before = self.traffic.state()
-        self._require_lease()
-        self.traffic.shift(blue, green, weight, revision=before.revision)
+        self.traffic.shift(blue, green, weight, revision=before.revision, guard=self._require_lease)
         self._refresh_edge()
         after = self.traffic.state()
         if abs(after.share_of(green) - weight / 100) > 1e-6:
@@ -141,8 +140,7 @@ class Driver:
         return Step(Outcome.DONE)
 
     def _put_on_blue(self, blue: str) -> Step:
-        self._require_lease()
-        self.traffic.rollback(blue)
+        self.traffic.rollback(blue, guard=self._require_lease)
         self._refresh_edge()
         after = self.traffic.state()
         if after.version != blue or not after.whole:
@@ -160,7 +158,8 @@ class Driver:
         return Step(Outcome.DONE)
 
     def _gate(self, plan: Plan, name: str, weight: int, endpoint: Endpoint, *, share: float) -> Step:
-        """Load-test and judge green; one extension when inconclusive."""
+        """Load-test and judge green; one extension when inconclusive, judged on both runs pooled."""
+        pooled: gate.LoadStats | None = None
         for attempt in (1, 2):
             self.say(ProgressEvent(
                 "step", f"gate {name}: {plan.load.users} users for {plan.load.duration_s:g}s on {endpoint.url}{endpoint.path}",
@@ -170,7 +169,8 @@ class Driver:
                 run = loadrun.run(
                     endpoint.url, plan.load, self.directory, f"{name.replace(' ', '-')}-{attempt}",
                     path=endpoint.path, headers=endpoint.headers, sigv4_region=endpoint.sigv4_region,
-                    should_stop=self._stop_requested,
+                    should_stop=self._stop_requested, example=list(plan.example) or None,
+                    late_ms=plan.slo.p99_ms,
                 )  # fmt: skip
             except loadrun.LoadRunStopped as stopped:
                 step = stopped.args[0]
@@ -179,11 +179,14 @@ class Driver:
             finally:
                 self._waited += time.monotonic() - started
             blue = "" if name == "pre-traffic" else plan.blue
-            result = gate.from_stats_file(run.stats, blue, plan.green, plan.slo, share)
+            stats = gate.LoadStats.read(run.stats)
+            pooled = pooled.pooled(stats) if pooled else stats
+            result = gate.judge_stats(pooled, blue, plan.green, plan.slo, share)
             self.report.steps.append(
                 StepReport(name, weight, str(result.verdict), result.reasons,
                            result.green.to_dict() if result.green else None,
-                           result.blue.to_dict() if result.blue else None, run.html.name, attempt)
+                           result.blue.to_dict() if result.blue else None, run.html.name, attempt,
+                           result.skipped)
             )  # fmt: skip
             self.say(ProgressEvent("gate", f"gate {name}: {result.verdict} ({'; '.join(result.reasons)})",
                                    data=result.to_dict()))  # fmt: skip
@@ -201,6 +204,7 @@ class Driver:
 
     def _stop_requested(self) -> Step | None:
         """A reason to stop now, or None. A lost lease is raised: nothing more may be done."""
+        self.heartbeat.beat()
         if self.heartbeat.lost is not None:
             raise self.heartbeat.lost
         if self.latch.received:
@@ -210,7 +214,8 @@ class Driver:
         return None
 
     def _require_lease(self) -> None:
-        """Called right before every alias change: act only while the lease surely holds."""
+        """Called right before every alias write (after its reads and checks): act only while
+        the lease surely holds."""
         if self.heartbeat.lost is not None:
             raise self.heartbeat.lost
         if not self.heartbeat.valid():

@@ -51,8 +51,51 @@ class VersionStats:
 
 
 @dataclass(frozen=True)
+class LoadStats:
+    """What one load test (or several, pooled) saw, as loadtests/locustfile.py writes it.
+
+    Latencies are of successful requests only: a fast error must not make green look fast.
+    """
+
+    duration_s: float
+    latencies_ms: dict[str, list[float]]  # version -> latencies of its successful requests
+    errors: dict[str, int]  # version -> failed requests it answered
+    unattributed_failures: int = 0  # failed with no version header (timeouts, 5xx from the edge...)
+    in_flight: int = 0  # still waiting for an answer when the test stopped: timeouts
+
+    @staticmethod
+    def read(data: dict[str, Any]) -> LoadStats:
+        """Parse the statistics file."""
+        versions = data.get("versions", {})
+        unattributed = data.get("unattributed", 0)
+        failures = unattributed.get("failures", 0) if isinstance(unattributed, dict) else unattributed
+        return LoadStats(
+            float(data.get("duration_s") or 0.0),
+            {v: [float(x) for x in e.get("latencies_ms", [])] for v, e in versions.items()},
+            {v: int(e.get("errors", 0)) for v, e in versions.items()},
+            int(failures),
+            int(data.get("in_flight", 0)),
+        )
+
+    def pooled(self, other: LoadStats) -> LoadStats:
+        """This run and another as one sample (a gate's extension adds to its first attempt)."""
+        versions = set(self.latencies_ms) | set(other.latencies_ms) | set(self.errors) | set(other.errors)
+        return LoadStats(
+            self.duration_s + other.duration_s,
+            {v: self.latencies_ms.get(v, []) + other.latencies_ms.get(v, []) for v in versions},
+            {v: self.errors.get(v, 0) + other.errors.get(v, 0) for v in versions},
+            self.unattributed_failures + other.unattributed_failures,
+            self.in_flight + other.in_flight,
+        )
+
+    def answered(self, version: str) -> int:
+        """Requests `version` answered, successful or not."""
+        return len(self.latencies_ms.get(version, [])) + self.errors.get(version, 0)
+
+
+@dataclass(frozen=True)
 class GateResult:
-    """The verdict on green, with every reason and the numbers behind it."""
+    """The verdict on green, with every reason, every skipped check and the numbers behind it."""
 
     verdict: Verdict
     reasons: list[str]
@@ -60,15 +103,18 @@ class GateResult:
     blue: VersionStats | None
     unattributed: int = 0
     others: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """For reports."""
         return {
             "verdict": str(self.verdict),
             "reasons": self.reasons,
+            "skipped": self.skipped,
             "green": self.green.to_dict() if self.green else None,
             "blue": self.blue.to_dict() if self.blue else None,
             "unattributed": self.unattributed,
+            "others": self.others,
         }
 
 
@@ -80,12 +126,12 @@ def percentile(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[int(rank) - 1]
 
 
-def summarize(version: str, latencies_ms: list[float], errors: int, duration_s: float) -> VersionStats:
-    """Per-version statistics from raw samples (errors are counted within the samples)."""
-    ordered = sorted(latencies_ms)
+def summarize(version: str, ok_latencies_ms: list[float], errors: int, duration_s: float) -> VersionStats:
+    """Per-version statistics: samples = successes + errors; percentiles over the successes."""
+    ordered = sorted(ok_latencies_ms)
     return VersionStats(
         version=version,
-        samples=len(ordered),
+        samples=len(ordered) + errors,
         errors=errors,
         duration_s=duration_s,
         p50_ms=percentile(ordered, 50),
@@ -101,60 +147,90 @@ def judge(
     *,
     green_share: float = 1.0,
 ) -> GateResult:
-    """Decide on green.
+    """Decide on green from its own statistics (failures nobody answered already charged to it).
 
-    Absolute thresholds: p95, p99, error ratio, and a minimum rps scaled to green's
-    share of traffic. Relative: green p95 at most blue p95 x factor when blue has
-    enough samples to compare against. Too few green samples is never a pass, but it
-    can be a fail: a version too slow to answer min_samples requests has shown enough.
+    Fewer than min_samples requests is inconclusive, never a verdict: one slow request in
+    forty is the nearest-rank p99, and must not fail a healthy version on its own. The
+    extension pools its samples with the first attempt (see `judge_stats`).
     """
+    skipped = []
+    if not slo.relative_p95_factor:
+        skipped.append("relative p95: disabled (slo.relative_p95_factor = 0)")
+    elif blue is None:
+        skipped.append("relative p95: blue answered no requests in this gate")
+    elif blue.samples - blue.errors < slo.min_samples:
+        skipped.append(
+            f"relative p95: blue answered {blue.samples - blue.errors} successful requests, "
+            f"fewer than min_samples={slo.min_samples}"
+        )
+    if not slo.min_rps:
+        skipped.append("min rps: disabled (slo.min_rps = 0)")
     if green is None or green.samples == 0:
-        return GateResult(Verdict.INCONCLUSIVE, ["green answered 0 requests"], green, blue)
+        return GateResult(Verdict.INCONCLUSIVE, ["green answered 0 requests"], green, blue, skipped=skipped)
+    if green.samples < slo.min_samples:
+        few = f"green answered {green.samples} requests, fewer than min_samples={slo.min_samples}"
+        return GateResult(Verdict.INCONCLUSIVE, [few], green, blue, skipped=skipped)
     reasons = []
-    if green.p95_ms > slo.p95_ms:
-        reasons.append(f"green p95 {green.p95_ms:.1f} ms > {slo.p95_ms:g} ms")
-    if green.p99_ms > slo.p99_ms:
-        reasons.append(f"green p99 {green.p99_ms:.1f} ms > {slo.p99_ms:g} ms")
+    if green.samples > green.errors:  # percentiles exist only over successful requests
+        if green.p95_ms > slo.p95_ms:
+            reasons.append(f"green p95 {green.p95_ms:.1f} ms > {slo.p95_ms:g} ms")
+        if green.p99_ms > slo.p99_ms:
+            reasons.append(f"green p99 {green.p99_ms:.1f} ms > {slo.p99_ms:g} ms")
     if green.error_ratio > slo.max_error_ratio:
         reasons.append(f"green error ratio {green.error_ratio:.2%} > {slo.max_error_ratio:.2%}")
-    if slo.relative_p95_factor and blue is not None and blue.samples >= slo.min_samples:
+    if slo.relative_p95_factor and blue is not None and blue.samples - blue.errors >= slo.min_samples:
         limit = blue.p95_ms * slo.relative_p95_factor
         if green.p95_ms > limit:
             reasons.append(
                 f"green p95 {green.p95_ms:.1f} ms > blue p95 {blue.p95_ms:.1f} ms x {slo.relative_p95_factor:g}"
             )
-    if green.samples < slo.min_samples:
-        few = f"green answered {green.samples} requests, fewer than min_samples={slo.min_samples}"
-        if reasons:
-            return GateResult(Verdict.FAIL, [*reasons, f"(on {green.samples} samples)"], green, blue)
-        return GateResult(Verdict.INCONCLUSIVE, [few], green, blue)
     min_rps = slo.min_rps * green_share
-    if green.rps < min_rps:
+    if slo.min_rps and green.rps < min_rps:
         reasons.append(f"green {green.rps:.2f} rps < {min_rps:.2f} rps (min_rps x {green_share:.0%} share)")
     verdict = Verdict.FAIL if reasons else Verdict.PASS
-    return GateResult(verdict, reasons or ["all thresholds met"], green, blue)
+    return GateResult(verdict, reasons or ["all thresholds met"], green, blue, skipped=skipped)
+
+
+def judge_stats(stats: LoadStats, blue: str, green: str, slo: SloSettings, green_share: float) -> GateResult:
+    """Judge a load test per version, charging green with every failure no version answered.
+
+    At a 10 % canary a green that times out or crashes in init sends back no version
+    header; judged against all traffic, blue's successes would dilute those failures.
+    Requests still in flight when the test stopped are timeouts, and charged the same way.
+    """
+    charged = stats.unattributed_failures + stats.in_flight
+    green_stats = None
+    if stats.answered(green) or charged:
+        green_stats = summarize(
+            green, stats.latencies_ms.get(green, []), stats.errors.get(green, 0) + charged, stats.duration_s
+        )
+    blue_stats = None
+    if blue and stats.answered(blue):
+        blue_stats = summarize(
+            blue, stats.latencies_ms.get(blue, []), stats.errors.get(blue, 0), stats.duration_s
+        )
+    result = judge(green_stats, blue_stats, slo, green_share=green_share)
+    reasons, verdict = list(result.reasons), result.verdict
+    if charged:
+        reasons.append(
+            f"{stats.unattributed_failures} requests got no answer from any version and {stats.in_flight} "
+            "were still in flight at the end: counted as green's failures"
+        )
+    others = {
+        v: stats.answered(v) for v in stats.latencies_ms if v not in (blue, green) and stats.answered(v)
+    }
+    if others:
+        # Traffic reached a version that is neither blue nor green: the alias is not what we set.
+        verdict = Verdict.FAIL
+        named = ", ".join(f"v{v} ({n} requests)" for v, n in sorted(others.items()))
+        reasons = [f"a third version answered: {named}; only v{blue or '-'} and v{green} should", *reasons]
+    if verdict == Verdict.FAIL and reasons and reasons[-1] == "all thresholds met":
+        reasons.remove("all thresholds met")
+    return GateResult(verdict, reasons, result.green, result.blue, charged, others, result.skipped)
 
 
 def from_stats_file(
     data: dict[str, Any], blue: str, green: str, slo: SloSettings, green_share: float
 ) -> GateResult:
     """Judge the per-version statistics file that loadtests/locustfile.py writes."""
-    duration = float(data.get("duration_s") or 0.0)
-    versions = data.get("versions", {})
-
-    def stats(version: str) -> VersionStats | None:
-        entry = versions.get(version)
-        if not entry:
-            return None
-        return summarize(version, entry["latencies_ms"], int(entry["errors"]), duration)
-
-    result = judge(stats(green), stats(blue), slo, green_share=green_share)
-    others = {v: len(e["latencies_ms"]) for v, e in versions.items() if v not in (blue, green)}
-    unattributed = int(data.get("unattributed", 0))
-    total = unattributed + sum(len(e["latencies_ms"]) for e in versions.values())
-    verdict, reasons = result.verdict, result.reasons
-    # Requests no version answered (edge down, connection refused) are failures too.
-    if total and unattributed / total > slo.max_error_ratio:
-        verdict = Verdict.FAIL
-        reasons = [f"{unattributed} of {total} requests got no answer from any version", *reasons]
-    return GateResult(verdict, reasons, result.green, result.blue, unattributed, others)
+    return judge_stats(LoadStats.read(data), blue, green, slo, green_share)

@@ -15,6 +15,7 @@ overrides the host name (tests play "another machine" with it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -38,7 +39,8 @@ class Lease:
     expires_at: float  # epoch seconds; machines are assumed NTP-synchronised
     token: str  # one per acquisition; renewals keep it, a take-over changes it
     promotion: str | None = None  # the promotion id, once its record exists
-    nonce: str = ""  # makes every body (and so every ETag) unique
+    nonce: str = ""  # one per write: makes every ETag unique, and a retried write recognisable
+    boot: str = ""  # boot id + pid namespace: a pid is only comparable where both match
 
     def describe(self, now: float | None = None) -> str:
         """'holder (host, pid N), lease expires in 12s' for messages."""
@@ -52,17 +54,31 @@ def host_name() -> str:
     return os.environ.get("EDGESHIP_HOST") or socket.gethostname()
 
 
+def boot_id() -> str:
+    """This kernel boot and pid namespace: two containers sharing a host name differ here."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot = fh.read().strip()
+        return f"{boot}:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""  # not Linux: a pid is never taken as proof that a holder is gone
+
+
 def me(lease_s: float, promotion: str | None = None) -> Lease:
     """A fresh lease for this process."""
     host, pid = host_name(), os.getpid()
     user = os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "unknown"
     holder = os.environ.get("EDGESHIP_HOLDER") or f"{user}@{host}:{pid}"
-    return Lease(holder, host, pid, time.time() + lease_s, uuid.uuid4().hex, promotion, uuid.uuid4().hex)
+    return Lease(
+        holder, host, pid, time.time() + lease_s, uuid.uuid4().hex, promotion, uuid.uuid4().hex, boot_id()
+    )
 
 
-def is_stale(lease: Lease, *, now: float, host: str, pid_alive: Callable[[int], bool]) -> bool:
-    """Whether anyone may take this lease: expired, or its holder's process is gone from this host."""
-    return now >= lease.expires_at or (lease.host == host and not pid_alive(lease.pid))
+def is_stale(lease: Lease, *, now: float, host: str, boot: str, pid_alive: Callable[[int], bool]) -> bool:
+    """Whether anyone may take this lease: expired, or its holder's process is gone from this
+    machine (same host name, same boot and pid namespace: only there is its pid meaningful)."""
+    same_machine = lease.host == host and bool(boot) and lease.boot == boot
+    return now >= lease.expires_at or (same_machine and not pid_alive(lease.pid))
 
 
 def _precondition_failed(exc: Exception) -> bool:
@@ -90,7 +106,7 @@ class LeaseStore:
         """Take the lease if free or stale; PromotionLockedError naming the live holder otherwise."""
         current, etag = self.read()
         if current is not None and not is_stale(
-            current, now=time.time(), host=host_name(), pid_alive=pid_alive
+            current, now=time.time(), host=host_name(), boot=boot_id(), pid_alive=pid_alive
         ):
             raise PromotionLockedError(
                 f"a promotion of {self.env!r} holds the lease: {current.describe()}",
@@ -102,30 +118,34 @@ class LeaseStore:
         except self.s3.exceptions.ClientError as exc:
             if not _precondition_failed(exc):
                 raise
-        winner, _ = self.read()  # another machine took it between our read and our write
+        winner, winner_etag = self.read()  # another machine took it between our read and our write
+        if winner is not None and winner_etag and winner.nonce == mine.nonce:
+            return mine, winner_etag  # our own write, retried after its answer was lost
         raise PromotionLockedError(
             f"another machine took the lease of {self.env!r} first: {winner.describe() if winner else 'released since'}",
             fix="run `orchestrator status` to see who is moving it",
         )
 
     def renew(
-        self, mine: Lease, etag: str, lease_s: float, promotion: str | None = None
+        self, mine: Lease, etag: str, lease_s: float, promotion: str | None = None, nonce: str | None = None
     ) -> tuple[Lease, str]:
-        """Extend our lease; LeaseLostError when someone else replaced it."""
+        """Extend our lease; LeaseLostError when someone else replaced it. A retry whose first
+        attempt landed (answer lost, 412 on the retry) finds its own nonce and succeeds."""
         renewed = replace(
             mine,
             expires_at=time.time() + lease_s,
             promotion=promotion or mine.promotion,
-            nonce=uuid.uuid4().hex,
+            nonce=nonce or uuid.uuid4().hex,
         )
         try:
             return renewed, self._put(renewed, IfMatch=etag)
-        except self.s3.exceptions.NoSuchKey:
-            raise self._lost() from None
         except self.s3.exceptions.ClientError as exc:
-            if _precondition_failed(exc):
-                raise self._lost() from None
-            raise
+            if not _precondition_failed(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchKey":
+                raise
+        current, current_etag = self.read()
+        if current is not None and current_etag and current.nonce == renewed.nonce:
+            return renewed, current_etag  # our own renewal, retried after its answer was lost
+        raise self._lost()
 
     def release(self, etag: str) -> bool:
         """Give the lease back if it is still ours; False when it is not (nothing deleted)."""
@@ -173,6 +193,9 @@ class Heartbeat:
         self.lost: EdgeshipError | None = None
         self.abort_requested = False
         self._valid_until = time.monotonic() + lease_s
+        # A main thread silent for this long is hung: stop renewing so another machine can take over.
+        self.max_quiet_s = max(15 * 60.0, lease_s)
+        self._last_beat = time.monotonic()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="edgeship-lease", daemon=True)
@@ -186,8 +209,14 @@ class Heartbeat:
         self._thread.join(timeout=30)
 
     def attach(self, promotion: str) -> None:
-        """Name the promotion in the lease (status on other machines shows it)."""
-        self._renew(promotion)
+        """Name the promotion in the lease (status on other machines shows it); best effort:
+        the record names its holder anyway, and a failed renewal shows in `valid()`."""
+        with contextlib.suppress(Exception):
+            self._renew(promotion)
+
+    def beat(self) -> None:
+        """The main thread is making progress (called between actions and inside every wait)."""
+        self._last_beat = time.monotonic()
 
     def valid(self) -> bool:
         """True while this process may still act: not deposed, and the lease has a third left."""
@@ -217,7 +246,8 @@ class Heartbeat:
         last = time.monotonic()
         while not self._stop.wait(self.tick_s):
             try:
-                if time.monotonic() - last >= self.lease_s / 3:
+                hung = time.monotonic() - self._last_beat > self.max_quiet_s
+                if not hung and time.monotonic() - last >= self.lease_s / 3:
                     self._renew()
                     last = time.monotonic()
                 if self.abort_check(self.lease):

@@ -5,15 +5,14 @@ Pulumi's gRPC in the same process.
 
 Locust never outlives the run that started it: it gets its own process group (a
 terminal's Ctrl-C reaches only the driver, which decides), is killed with its group on
-every exit path, receives SIGKILL from the kernel if the driver dies (PR_SET_PDEATHSIG,
-so even kill -9 of the driver leaves no load running), and is killed when it overruns
-its --run-time by a minute.
+every exit path, receives SIGKILL from the kernel if the driver dies (the locustfile sets
+PR_SET_PDEATHSIG at import, so even kill -9 of the driver leaves no load running), and is
+killed when it overruns its --run-time by a minute.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -59,6 +58,8 @@ def run(
     model: Path | None = None,
     sigv4_region: str | None = None,
     should_stop: Callable[[], object] | None = None,
+    example: list[float] | None = None,
+    late_ms: float | None = None,
 ) -> LoadRun:
     """Headless Locust against `url` for load.duration_s; returns its per-version statistics.
 
@@ -75,6 +76,11 @@ def run(
         "EDGESHIP_HEADERS": json.dumps(headers or {}),
         **({"EDGESHIP_MODEL": str(model)} if model else {}),
         **({"EDGESHIP_SIGV4_REGION": sigv4_region} if sigv4_region else {}),
+        **({"EDGESHIP_EXAMPLE": json.dumps(example)} if example else {}),
+        **({"EDGESHIP_LATE_MS": f"{late_ms:g}"} if late_ms else {}),
+        "EDGESHIP_GET_SHARE": f"{load.get_share:g}",
+        # The locustfile asks the kernel to kill it when this process dies (PR_SET_PDEATHSIG).
+        "EDGESHIP_PARENT_PID": str(os.getpid()),
     }
     argv = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,
@@ -84,8 +90,7 @@ def run(
     log = out_dir / f"{name}.locust.log"
     with open(log, "w") as sink:
         proc = subprocess.Popen(
-            argv, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
+            argv, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True, start_new_session=True
         )  # fmt: skip
         try:
             _wait(proc, load.duration_s + 60, should_stop)
@@ -132,17 +137,3 @@ def _stop_group(proc: subprocess.Popen[str]) -> None:
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-
-
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """A preexec_fn: the kernel sends the child SIGKILL when the driver dies (Linux)."""
-
-    def arm() -> None:
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            return  # not Linux: the group kill on every exit path still applies
-        if os.getppid() != parent:  # the driver died before prctl took effect
-            os._exit(1)
-
-    return arm

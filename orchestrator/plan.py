@@ -37,6 +37,9 @@ class Plan:
     bake_s: float
     slo: SloSettings
     load: LoadSettings
+    # One input row of green's model (its metadata's example): the gates' payloads are
+    # built from it, so a model with other features is load-tested with its own shape.
+    example: tuple[float, ...] = ()
 
     @property
     def gates(self) -> int:
@@ -53,8 +56,8 @@ class Plan:
         return {**asdict(self), "gates": self.gates, "expected_duration_s": self.expected_duration_s}
 
     def to_snapshot(self) -> dict[str, Any]:
-        """What a promotion record keeps: resume runs this, not today's edgeship.toml."""
-        return asdict(self)
+        """What a promotion record keeps: resume runs this, not today's edgeship.toml (JSON-shaped)."""
+        return {**asdict(self), "example": list(self.example)}
 
 
 def plan_from_dict(snapshot: dict[str, Any]) -> Plan:
@@ -65,11 +68,14 @@ def plan_from_dict(snapshot: dict[str, Any]) -> Plan:
             "steps": [int(s) for s in snapshot["steps"]],
             "slo": SloSettings(**snapshot["slo"]),
             "load": LoadSettings(**snapshot["load"]),
+            "example": tuple(float(v) for v in snapshot.get("example", ())),
         }
     )
 
 
-def make_plan(env: Environment, blue: str, green: str, schedule: str | None = None) -> Plan:
+def make_plan(
+    env: Environment, blue: str, green: str, schedule: str | None = None, example: tuple[float, ...] = ()
+) -> Plan:
     """The plan for promoting `green` over `blue` in `env`."""
     kind = schedule or env.traffic.schedule
     return Plan(
@@ -81,4 +87,5 @@ def make_plan(env: Environment, blue: str, green: str, schedule: str | None = No
         bake_s=env.traffic.bake_s,
         slo=env.slo,
         load=env.load,
+        example=example,
     )

@@ -56,7 +56,24 @@ class SignalLatch:
         self.received: str | None = None
         self.count = 0
         self.rolling_back = False
+        self._raise = False
         self._previous: dict[int, Any] = {}
+
+    @contextmanager
+    def raising(self) -> Iterator[None]:
+        """Inside the block a signal raises KeyboardInterrupt (work that is safe to cancel, such
+        as a publish before any record exists); one latched before the block raises at once."""
+        self.raise_if_received()
+        self._raise = True
+        try:
+            yield
+        finally:
+            self._raise = False
+
+    def raise_if_received(self) -> None:
+        """KeyboardInterrupt if a signal was latched."""
+        if self.received:
+            raise KeyboardInterrupt
 
     def __enter__(self) -> SignalLatch:
         if threading.current_thread() is threading.main_thread():
@@ -71,6 +88,8 @@ class SignalLatch:
     def _handle(self, signum: int, frame: Any) -> None:
         self.count += 1
         self.received = self.received or signal.Signals(signum).name
+        if self._raise:
+            raise KeyboardInterrupt
         if self.rolling_back or self.count > 1:
             message = "\nedgeship: rolling back, please wait (live is being put back on blue)\n"
         else:

@@ -12,6 +12,7 @@ its own object so that an operator never races the driver's writes of the record
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -53,24 +54,33 @@ class RecordStore:
         data.pop("write", None)
         return PromotionRecord.from_dict(data), etag
 
-    def write(self, record: PromotionRecord, etag: str | None) -> str:
-        """Write the record if it is still the one we read; returns the new ETag."""
-        body = json.dumps({**record.to_dict(), "write": uuid.uuid4().hex}, indent=2).encode()
+    def write(self, record: PromotionRecord, etag: str | None, write_id: str | None = None) -> str:
+        """Write the record if it is still the one we read; returns the new ETag.
+
+        Every body carries a write id. When S3 applied our PUT but the answer was lost, the
+        client's retry meets its own write and gets 412: the record then carries our write
+        id, and that is a success, not a take-over.
+        """
+        write_id = write_id or uuid.uuid4().hex
+        body = json.dumps({**record.to_dict(), "write": write_id}, indent=2).encode()
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        key = f"{self.prefix}/current.json"
         try:
-            put = self.s3.put_object(
-                Bucket=self.bucket, Key=f"{self.prefix}/current.json", Body=body, **condition
-            )
+            new_etag = str(self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **condition)["ETag"])
         except self.s3.exceptions.ClientError as exc:
             if not _precondition_failed(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchKey":
                 raise
-            raise FencedError(
-                f"promotion record of {self.env!r} was changed by another holder; this run stops here",
-                fix=f"see `orchestrator status --env {self.env}`",
-            ) from None
+            got = self._get(key)
+            if got is None or got[0].get("write") != write_id:
+                raise FencedError(
+                    f"promotion record of {self.env!r} was changed by another holder; this run stops here",
+                    fix=f"see `orchestrator status --env {self.env}`",
+                ) from None
+            new_etag = got[1]
         # History is for people; the fenced write above is the one that counts.
-        self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}/history/{record.id}.json", Body=body)
-        return str(put["ETag"])
+        with contextlib.suppress(self.s3.exceptions.ClientError):
+            self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}/history/{record.id}.json", Body=body)
+        return new_etag
 
     def request_abort(self, by: str, promotion: str | None, token: str | None) -> AbortRequest:
         """Ask the running driver to stop (it looks at every heartbeat)."""

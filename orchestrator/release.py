@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import faults, lease, machine
+from orchestrator.artifacts import model_example
 from orchestrator.driver import Driver
 from orchestrator.errors import (
     AbortedError,
@@ -31,7 +32,7 @@ from orchestrator.errors import (
 from orchestrator.lease import Heartbeat, Lease, LeaseStore
 from orchestrator.machine import Outcome, Phase, PromotionRecord, Verb
 from orchestrator.plan import make_plan
-from orchestrator.processes import SignalLatch, alive, sigterm_as_interrupt
+from orchestrator.processes import SignalLatch, alive
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import RecordStore
 from orchestrator.report import PromotionReport, write
@@ -105,7 +106,7 @@ class Release:
             raise
         held, _ = self._leases().read()
         live = held is not None and not lease.is_stale(
-            held, now=time.time(), host=lease.host_name(), pid_alive=alive
+            held, now=time.time(), host=lease.host_name(), boot=lease.boot_id(), pid_alive=alive
         )
         return Look(True, record, etag, held, live)
 
@@ -168,7 +169,9 @@ class Release:
                 record, etag = self._records().read()
                 assert record is not None
                 if record.plan_hash != machine.snapshot_hash(
-                    make_plan(self.env, record.blue, record.green).to_snapshot()
+                    make_plan(
+                        self.env, record.blue, record.green, example=record.the_plan().example
+                    ).to_snapshot()
                 ):
                     self.say(ProgressEvent("diagnostic", f"edgeship.toml changed since promotion {record.id} started; "
                                            "resuming with the recorded steps, SLOs and load"))  # fmt: skip
@@ -184,13 +187,14 @@ class Release:
     def _start(self, holding: Holding, options: PromoteOptions) -> PromotionReport:
         faults.point("after-lease")
         try:
-            with sigterm_as_interrupt():  # Ctrl-C cancels a publish as it always did; the lease is freed
+            with holding.latch.raising():  # Ctrl-C/SIGTERM cancel a publish (an `up`) cleanly
                 published = self.target.publish(options.function_dir, options.model, self.reporter)
+            faults.point("after-publish")
+            holding.latch.raise_if_received()  # before a record exists, a signal needs no rollback
         except KeyboardInterrupt:
             raise Cancelled(
                 "interrupted while publishing; live was not touched", fix="run `orchestrator promote` again"
             ) from None
-        faults.point("after-publish")
         # Blue is what live serves now that the lease is held, not what it served before publish.
         live = Traffic(self.target.lambda_client(), self.target.function_name).state()
         if not live.whole:
@@ -206,7 +210,8 @@ class Release:
             )
             return PromotionReport("none", self.env.name, live.version, published.green, "-", "nothing_to_do",
                                    "no change since the live version")  # fmt: skip
-        plan = make_plan(self.env, live.version, published.green, options.schedule)
+        example = model_example(published.model) if published.model else ()
+        plan = make_plan(self.env, live.version, published.green, options.schedule, example)
         record = PromotionRecord.new(plan, holding.heartbeat.lease.holder, time.time())
         _, etag = self._records().read()
         etag = self._records().write(record, etag)
@@ -251,13 +256,21 @@ class Release:
             time.sleep(0.5)
             now = self.look()
             if now.lease_live:
-                continue  # the driver, or whoever took over from it (a resume, another abort), is at work
+                if now.lease and now.lease.token != held.token and now.record and now.record.in_flight:
+                    held = now.lease  # a resume took over the same promotion: the request is for it now
+                    self._records().request_abort(me, now.record.id, held.token)
+                continue  # the driver, or whoever took over from it, is at work
             if now.record and now.record.in_flight:  # its driver is gone mid-promotion: finish the job
                 return self._recover("abort", "aborted by `orchestrator abort`").result
             if now.lease is not None:  # it died before recording a promotion: clear its stale lease
                 with self._holding():
                     pass
             ours = now.record is not None and now.record.id == held.promotion
+            if ours and now.record and now.record.phase == Phase.PROMOTED:
+                raise EdgeshipError(
+                    f"promotion {now.record.id} finished (promoted) before it saw the abort; live is on v{now.record.green}",
+                    fix=f"`orchestrator rollback --env {self.env.name}` puts live back on v{now.record.blue}",
+                )
             return {"env": self.env.name, "outcome": str(now.record.phase) if ours and now.record else "nothing_in_flight",
                     "promotion": held.promotion, **self._live_view()}  # fmt: skip
         raise PromotionLockedError(
@@ -288,11 +301,9 @@ class Release:
             if record.phase != Phase.ROLLING_BACK:
                 record = machine.advance(record, Outcome.ABORT, now=time.time(), by=by, reason=reason)
             etag = self._records().write(record, etag)
-            report = self._run(
+            report, final = self._run(
                 holding, record, etag, announce=f"rolling back promotion {record.id} to v{record.blue}"
             )
-            final, _ = self._records().read()
-            assert final is not None
             return Recovered(report, self._result(final))
 
     def _finish_interrupted_rollback(self, holding: Holding) -> None:
@@ -307,12 +318,11 @@ class Release:
 
     def _drive(self, holding: Holding, record: PromotionRecord, etag: str, announce: str) -> PromotionReport:
         """Run a promotion (new or resumed) and turn its end into a report or an error."""
-        report = self._run(holding, record, etag, announce)
-        final, _ = self._records().read()
-        assert final is not None
-        live = self._live()
-        back = live.whole and live.version == final.blue
-        where = f"{'live is back on v' + final.blue + ' at 100%' if back else live.describe()} (report: {report.directory}/report.md)"
+        report, final = self._run(holding, record, etag, announce)
+        live = self._live_or_none()
+        back = live is not None and live.whole and live.version == final.blue
+        seen = "live could not be read back" if live is None else live.describe()
+        where = f"{'live is back on v' + final.blue + ' at 100%' if back else seen} (report: {report.directory}/report.md)"
         if final.phase == Phase.PROMOTED:
             return report
         if final.phase == Phase.ABORTED:
@@ -327,7 +337,9 @@ class Release:
         raise EdgeshipError(f"promotion {final.id} stopped: {final.reason}; {where}",
                             fix="fix the cause and promote again")  # fmt: skip
 
-    def _run(self, holding: Holding, record: PromotionRecord, etag: str, announce: str) -> PromotionReport:
+    def _run(
+        self, holding: Holding, record: PromotionRecord, etag: str, announce: str
+    ) -> tuple[PromotionReport, PromotionRecord]:
         holding.heartbeat.attach(record.id)
         report = self._report(record)
         directory = self.reports_root / self.env.name / record.id
@@ -344,12 +356,10 @@ class Release:
         report.outcome, report.reason = str(final.phase), final.reason
         write(report, directory)
         status = "done" if final.phase == Phase.PROMOTED else "failed"
-        self.say(
-            ProgressEvent(
-                "step", f"{final.phase.replace('_', ' ')}: {self._live().describe()}", status=status
-            )
-        )
-        return report
+        live = self._live_or_none()
+        seen = live.describe() if live else "live could not be read back"
+        self.say(ProgressEvent("step", f"{final.phase.replace('_', ' ')}: {seen}", status=status))
+        return report, final
 
     @contextmanager
     def _holding(self) -> Iterator[Holding]:
@@ -411,6 +421,12 @@ class Release:
 
     def _live(self) -> AliasState:
         return Traffic(self.target.lambda_client(), self.target.function_name).state()
+
+    def _live_or_none(self) -> AliasState | None:
+        try:
+            return self._live()
+        except Exception:  # only for a message; the driver already read the alias back
+            return None
 
     def _live_view(self) -> dict[str, Any]:
         live = self._live()

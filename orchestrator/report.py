@@ -20,7 +20,8 @@ class StepReport:
     green: dict[str, Any] | None
     blue: dict[str, Any] | None
     html: str | None = None
-    attempt: int = 1
+    attempt: int = 1  # attempt 2 is judged on both attempts' requests pooled
+    skipped: list[str] = field(default_factory=list)  # checks not applied, each with its reason
 
 
 @dataclass
@@ -66,6 +67,9 @@ def markdown(report: PromotionReport) -> str:
             f"| {g.get('p95_ms', 0):.1f} ms | {g.get('p99_ms', 0):.1f} ms | {g.get('error_ratio', 0):.2%} "
             f"| {s.verdict}: {'; '.join(s.reasons)} |"
         )
+    skipped = sorted({f"- {s.name}: {why}" for s in report.steps for why in s.skipped})
+    if skipped:
+        lines += ["", "Checks not applied:", *skipped]
     return "\n".join(lines) + "\n"
 
 

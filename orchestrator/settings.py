@@ -75,6 +75,8 @@ class LoadSettings:
     users: int = 10
     spawn_rate: float = 10.0
     duration_s: float = 30.0
+    # Share of gate requests sent as cacheable GET /infer?x=... (the rest POST /infer).
+    get_share: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -384,6 +386,12 @@ def _check(env: Environment, where: _Where, prefix: str) -> None:
             "load",
             "users, spawn_rate and duration_s must be positive",
             "e.g. users = 10",
+        ),
+        (
+            0 <= ld.get_share <= 1,
+            "load.get_share",
+            f"{ld.get_share:g} is outside 0..1",
+            "e.g. get_share = 0.1",
         ),
         (
             float(ld.duration_s).is_integer(),

@@ -26,6 +26,7 @@ class Published:
     blue: str | None
     green: str
     changed: bool
+    model: Path | None = None  # the model archive green serves
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class LocalTarget:
             memory_mb=self.env.function.memory_mb, timeout_s=self.env.function.timeout_s,
         )  # fmt: skip
         self.ensure_edge()
-        return Published(deployed.blue, deployed.green, deployed.changed)
+        return Published(deployed.blue, deployed.green, deployed.changed, model or self.settings.model)
 
     def ensure_edge(self) -> str:
         """The local edge's URL, starting it if needed."""
@@ -187,12 +188,12 @@ class AwsTarget:
     def lambda_client(self) -> Any:
         import boto3
 
-        return boto3.client("lambda", region_name=self.env.region)
+        return boto3.client("lambda", region_name=self.env.region, config=_bounded())
 
     def s3_client(self) -> Any:
         import boto3
 
-        return boto3.client("s3", region_name=self.env.region)
+        return boto3.client("s3", region_name=self.env.region, config=_bounded())
 
     def publish(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> Published:
         blue = None
@@ -202,7 +203,7 @@ class AwsTarget:
             ]
         result = self.stacks.up()
         self._outputs = result.outputs
-        return Published(blue, str(result.outputs["publishedVersion"]), result.changed)
+        return Published(blue, str(result.outputs["publishedVersion"]), result.changed, self.settings.model)
 
     def edge(self) -> Endpoint:
         return Endpoint(str(self._out()["edgeUrl"]))
@@ -213,6 +214,14 @@ class AwsTarget:
 
     def traffic_moved(self) -> None:
         return None
+
+
+def _bounded() -> Any:
+    """Client timeouts well inside a lease's renewal window (lease_s/3, 20 s by default): a
+    driver must not sit in one API call while its lease runs out and another takes over."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=3, read_timeout=10, retries={"total_max_attempts": 2, "mode": "standard"})
 
 
 def health(endpoint: Endpoint) -> str | None:

@@ -6,12 +6,14 @@ move is checked before it is sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import EdgeshipError
 
 LIVE, CANDIDATE = "live", "candidate"
+Guard = Callable[[], None] | None
 
 
 class TrafficError(EdgeshipError):
@@ -79,25 +81,27 @@ class Traffic:
             got["FunctionVersion"], {str(k): float(v) for k, v in weights.items()}, got.get("RevisionId", "")
         )
 
-    def shift(self, blue: str, green: str, percent: int, revision: str = "") -> AliasState:
+    def shift(
+        self, blue: str, green: str, percent: int, revision: str = "", guard: Guard = None
+    ) -> AliasState:
         """Send `percent` of live traffic to green, the rest to blue; 100 finishes on green.
 
         With `revision`, Lambda refuses the update if the alias changed since it was read.
         """
         version, weights = routing_for(blue, green, percent)
         self._require_published(blue, green)
-        return self._set(LIVE, version, weights, revision)
+        return self._set(LIVE, version, weights, revision, guard)
 
-    def rollback(self, blue: str) -> AliasState:
+    def rollback(self, blue: str, guard: Guard = None) -> AliasState:
         """All live traffic back to blue, in one call; unconditional, so safe to repeat."""
         if not blue.isdigit():
             raise TrafficError(f"cannot roll back to {blue!r}", fix="name a published version")
         self._require_published(blue)
-        return self._set(LIVE, blue, {})
+        return self._set(LIVE, blue, {}, guard=guard)
 
-    def point_candidate(self, version: str) -> AliasState:
+    def point_candidate(self, version: str, guard: Guard = None) -> AliasState:
         """Point `candidate` at a version for pre-traffic tests."""
-        return self._set(CANDIDATE, version, {})
+        return self._set(CANDIDATE, version, {}, guard=guard)
 
     def versions(self) -> list[str]:
         """Published version numbers, oldest first."""
@@ -115,7 +119,11 @@ class Traffic:
                 fix="check `orchestrator status` for the published versions",
             )
 
-    def _set(self, alias: str, version: str, weights: dict[str, float], revision: str = "") -> AliasState:
+    def _set(
+        self, alias: str, version: str, weights: dict[str, float], revision: str = "", guard: Guard = None
+    ) -> AliasState:
+        if guard is not None:  # last check before the write: e.g. "do we still hold the lease?"
+            guard()
         try:
             self.lam.update_alias(
                 FunctionName=self.function,

@@ -144,18 +144,20 @@ def test_command_table(command: str, found: Phase | None, lease_live: bool, expe
 
 
 @pytest.mark.parametrize(
-    ("expires_at", "host", "pid_alive", "stale"),
+    ("expires_at", "host", "boot", "pid_alive", "stale"),
     [
-        (100.0, "runner-1", True, False),  # live on this host
-        (100.0, "runner-1", False, True),  # its process is gone: stale at once
-        (100.0, "elsewhere", False, False),  # another machine: only expiry tells
-        (49.0, "elsewhere", True, True),  # expired
-        (50.0, "elsewhere", True, True),  # expiry is inclusive
+        (100.0, "runner-1", "b1", True, False),  # live on this machine
+        (100.0, "runner-1", "b1", False, True),  # its process is gone: stale at once
+        (100.0, "runner-1", "b2", False, False),  # same host name, other container/boot: pid says nothing
+        (100.0, "runner-1", "", False, False),  # boot unknown (not Linux): pid says nothing
+        (100.0, "elsewhere", "b1", False, False),  # another machine: only expiry tells
+        (49.0, "elsewhere", "b1", True, True),  # expired
+        (50.0, "elsewhere", "b1", True, True),  # expiry is inclusive
     ],
 )
-def test_lease_staleness(expires_at: float, host: str, pid_alive: bool, stale: bool) -> None:
-    held = lease.Lease("ci", "runner-1", 42, expires_at, "t")
-    assert lease.is_stale(held, now=50.0, host=host, pid_alive=lambda pid: pid_alive) is stale
+def test_lease_staleness(expires_at: float, host: str, boot: str, pid_alive: bool, stale: bool) -> None:
+    held = lease.Lease("ci", "runner-1", 42, expires_at, "t", boot="b1")
+    assert lease.is_stale(held, now=50.0, host=host, boot=boot, pid_alive=lambda pid: pid_alive) is stale
 
 
 def test_lease_identity_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -67,8 +68,8 @@ def stats(
         (stats(errors=10), None, 1.0, Verdict.FAIL, "error ratio 2.00% > 1.00%"),
         (stats(samples=49), None, 1.0, Verdict.INCONCLUSIVE, "fewer than min_samples=50"),
         (None, stats(version="1"), 0.1, Verdict.INCONCLUSIVE, "green answered 0 requests"),
-        # few samples never pass, but samples already over budget are a fail
-        (stats(samples=12, p95=400, p99=400), None, 1.0, Verdict.FAIL, "(on 12 samples)"),
+        # few samples are never a verdict: one slow request in 12 is their p95 and p99
+        (stats(samples=12, p95=400, p99=400), None, 1.0, Verdict.INCONCLUSIVE, "fewer than min_samples=50"),
         (stats(samples=60, duration=10), None, 1.0, Verdict.FAIL, "6.00 rps < 10.00 rps"),
         # a 10 % canary only needs 10 % of min_rps
         (stats(samples=60, duration=10), None, 0.1, Verdict.PASS, "all thresholds met"),
@@ -92,30 +93,99 @@ def test_relative_check_can_be_disabled() -> None:
     )
 
 
-def test_summarize_percentiles_nearest_rank() -> None:
+def test_summarize_percentiles_over_successes_only() -> None:
     s = summarize("2", [float(i) for i in range(1, 101)], errors=3, duration_s=4)
     assert (s.p50_ms, s.p95_ms, s.p99_ms) == (50.0, 95.0, 99.0)
-    assert s.samples == 100 and s.error_ratio == 0.03 and s.rps == 25
+    assert s.samples == 103 and s.error_ratio == pytest.approx(3 / 103) and s.rps == pytest.approx(103 / 4)
     assert gate.percentile([], 95) == 0.0
 
 
-def test_stats_file_is_judged_per_version_and_counts_unanswered() -> None:
-    data = {
-        "duration_s": 10,
-        "unattributed": 0,
-        "versions": {
-            "1": {"latencies_ms": [10.0] * 900, "errors": 0},
-            "2": {"latencies_ms": [500.0] * 100, "errors": 0},
-        },
+def _file(
+    blue_ok: list[float],
+    green_ok: list[float],
+    green_errors: int = 0,
+    *,
+    unattributed: int = 0,
+    in_flight: int = 0,
+    others: dict[str, list[float]] | None = None,
+    duration: float = 10,
+) -> dict[str, Any]:
+    versions = {
+        "1": {"latencies_ms": blue_ok, "errors": 0},
+        "2": {"latencies_ms": green_ok, "errors": green_errors},
     }
+    versions.update({v: {"latencies_ms": ms, "errors": 0} for v, ms in (others or {}).items()})
+    return {
+        "duration_s": duration,
+        "unattributed": {"failures": unattributed, "ok": 0},
+        "in_flight": in_flight,
+        "versions": versions,
+    }
+
+
+def test_stats_file_is_judged_per_version() -> None:
     # the aggregate p95 would be 10 ms (mostly blue); green's own is 500 ms
-    result = gate.from_stats_file(data, "1", "2", SLO, green_share=0.1)
+    result = gate.from_stats_file(_file([10.0] * 900, [500.0] * 100), "1", "2", SLO, green_share=0.1)
     assert result.verdict == Verdict.FAIL and result.green and result.green.p95_ms == 500
-    data["versions"]["2"]["latencies_ms"] = [14.0] * 100  # within blue x 1.5
-    assert gate.from_stats_file(data, "1", "2", SLO, green_share=0.1).verdict == Verdict.PASS
-    data["unattributed"] = 50
-    failed = gate.from_stats_file(data, "1", "2", SLO, green_share=0.1)
-    assert failed.verdict == Verdict.FAIL and "got no answer" in failed.reasons[0]
+    ok = gate.from_stats_file(_file([10.0] * 900, [14.0] * 100), "1", "2", SLO, green_share=0.1)
+    assert ok.verdict == Verdict.PASS  # within blue x 1.5
+
+
+@pytest.mark.parametrize(
+    ("data", "verdict", "reason_part"),
+    [
+        # green fails 9 % of its requests without a version header at a 10 % canary: blue's
+        # 900 successes must not dilute them (they would be 1 % of all traffic)
+        (_file([10.0] * 900, [10.0] * 91, unattributed=9), Verdict.FAIL, "error ratio 9.00%"),
+        (_file([10.0] * 900, [10.0] * 91, unattributed=9), Verdict.FAIL, "counted as green's failures"),
+        # requests cut off at the end after waiting past p99: timeouts, charged to green
+        (_file([10.0] * 900, [10.0] * 95, in_flight=5), Verdict.FAIL, "5 were still in flight"),
+        # fast failures do not make green look fast: p95 is over its successes
+        (_file([10.0] * 900, [150.0] * 100, green_errors=1), Verdict.FAIL, "green p95 150.0 ms"),
+        # a version that is neither blue nor green answered: the alias is not what we set
+        (
+            _file([10.0] * 900, [10.0] * 100, others={"7": [10.0] * 3}),
+            Verdict.FAIL,
+            "a third version answered: v7",
+        ),
+        (_file([10.0] * 900, [10.0] * 100), Verdict.PASS, "all thresholds met"),
+    ],
+)
+def test_statistics_cannot_be_fooled(data: dict[str, Any], verdict: Verdict, reason_part: str) -> None:
+    result = gate.from_stats_file(data, "1", "2", SLO, green_share=0.1)
+    assert result.verdict == verdict
+    assert any(reason_part in r for r in result.reasons), result.reasons
+
+
+def test_one_outlier_in_few_samples_is_inconclusive_and_the_extension_pools() -> None:
+    first = gate.LoadStats.read(_file([10.0] * 300, [10.0] * 39 + [900.0]))  # 40 < min_samples=50
+    judged = gate.judge_stats(first, "1", "2", SLO, 0.1)
+    assert judged.verdict == Verdict.INCONCLUSIVE and "fewer than min_samples=50" in judged.reasons[0]
+    second = gate.LoadStats.read(_file([10.0] * 300, [10.0] * 70))
+    pooled = first.pooled(second)
+    assert pooled.answered("2") == 110 and pooled.duration_s == 20
+    # one slow request in 110: nearest-rank p99 is the 109th, 10 ms (in 40 it was the maximum)
+    assert gate.judge_stats(pooled, "1", "2", SLO, 0.1).verdict == Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    ("slo", "blue", "skipped_part"),
+    [
+        ({"relative_p95_factor": 0}, "1", "relative p95: disabled"),
+        ({}, "", "relative p95: blue answered no requests"),
+        ({"min_samples": 1000}, "1", "fewer than min_samples=1000"),
+        ({"min_rps": 0}, "1", "min rps: disabled"),
+    ],
+)
+def test_every_skipped_check_says_why(slo: dict[str, Any], blue: str, skipped_part: str) -> None:
+    result = gate.from_stats_file(_file([10.0] * 200, [10.0] * 100), blue, "2", replace(SLO, **slo), 0.5)
+    assert any(skipped_part in s for s in result.skipped), result.skipped
+    assert result.to_dict()["skipped"] == result.skipped
+
+
+def test_old_stats_files_with_a_plain_unattributed_count_still_read() -> None:
+    data = {"duration_s": 1, "unattributed": 4, "versions": {"2": {"latencies_ms": [1.0], "errors": 0}}}
+    assert gate.LoadStats.read(data).unattributed_failures == 4
 
 
 @pytest.mark.parametrize(

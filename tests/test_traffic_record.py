@@ -169,3 +169,27 @@ def test_record_writes_are_fenced(aws: Any) -> None:
     assert json.loads(history["Body"].read())["holder"] == "driver-b"
     request = store.request_abort("operator", record.id, None)
     assert store.abort_request() == request
+
+
+def test_a_retried_write_that_already_landed_is_not_a_take_over(aws: Any) -> None:
+    # S3 applied the PUT but its answer was lost; botocore retries with the same If-Match
+    # and gets 412: that is our own write, and must not stop the driver as "deposed".
+    clients, stack = aws
+    store = RecordStore(clients["s3"], stack.bucket, "retrytest")
+    plan = make_plan(Environment("retrytest", "us-east-1", "123456789012"), "1", "2")
+    record = PromotionRecord.new(plan, "driver-a", time.time())
+    etag = store.write(record, None)
+    nxt = machine.advance(record, machine.Outcome.DONE, now=time.time(), by="driver-a")
+    landed = store.write(nxt, etag, write_id="w-1")
+    assert store.write(nxt, etag, write_id="w-1") == landed  # the retry: same write id, same result
+    with pytest.raises(FencedError):
+        store.write(nxt, etag, write_id="w-2")  # another write from the old ETag is fenced
+
+    leases = LeaseStore(clients["s3"], stack.bucket, "retrytest")
+    mine, lease_etag = leases.take(lease.me(60), pid_alive=alive)
+    landed_lease, landed_etag = leases.renew(mine, lease_etag, 60, nonce="n-9")
+    again, again_etag = leases.renew(mine, lease_etag, 60, nonce="n-9")  # the retry: stale ETag, same nonce
+    assert again_etag == landed_etag and again.nonce == landed_lease.nonce == "n-9"
+    with pytest.raises(LeaseLostError):
+        leases.renew(mine, lease_etag, 60, nonce="n-10")  # a different write from the stale ETag
+    assert leases.release(again_etag)
