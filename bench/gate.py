@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -93,6 +94,67 @@ def measure_canary() -> dict[str, float]:
     }
 
 
+class _HeaderlessFailures(_Service):
+    """Green fails HEADERLESS_FAILURES of its requests with a 502 and no version header, as
+    API Gateway does when the function times out, is throttled or crashes in init."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        rng = random.Random()
+        green = rng.random() < GREEN_SHARE
+        if green and rng.random() < HEADERLESS_FAILURES:
+            body, status, version = b'{"message":"Internal Server Error"}', 502, None
+        else:
+            body, status, version = b'{"ok":true}', 200, "2" if green else "1"
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        if version:
+            self.send_header("x-function-version", version)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        return None  # connections cut when Locust stops are expected, not worth a traceback
+
+
+HEADERLESS_FAILURES = 0.07  # x 10 % share: 0.7 % of all traffic, under a 1 % SLO
+
+
+def measure_headerless() -> dict[str, Any]:
+    """A green failing 9 % of its requests without a version header, at a 10 % canary."""
+    from orchestrator import gate
+    from orchestrator.loadrun import run
+    from orchestrator.settings import LoadSettings, SloSettings
+
+    server = _QuietServer(("127.0.0.1", 0), _HeaderlessFailures)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(
+            url, LoadSettings(users=10, spawn_rate=10, duration_s=10, get_share=0), Path(tmp), "headerless"
+        )
+    server.shutdown()
+    stats = gate.LoadStats.read(result.stats)
+    judged = gate.judge_stats(stats, "1", "2", SloSettings(min_samples=100), GREEN_SHARE)
+    total = sum(stats.answered(v) for v in stats.latencies_ms) + stats.unattributed_failures
+    return {
+        "verdict": str(judged.verdict),
+        "reasons": judged.reasons,
+        "green_error_ratio": judged.green.error_ratio if judged.green else 0.0,
+        "blind_error_ratio": stats.unattributed_failures / total if total else 0.0,
+        "headerless": stats.unattributed_failures,
+        "total": total,
+    }
+
+
 def measure_overhead() -> list[float]:
     """Overhead per step of a real local promotion."""
     from orchestrator.demo import model_version
@@ -115,9 +177,11 @@ def measure_overhead() -> list[float]:
 
 def main() -> int:
     canary = measure_canary()
+    headerless = measure_headerless()
     overhead = measure_overhead()
     error = abs(canary["gate_green_p95"] - canary["server_green_p95"]) / canary["server_green_p95"]
     ok_p95, ok_overhead = error <= 0.10, max(overhead) <= 2.0
+    ok_headerless = headerless["verdict"] == "fail"
     body = f"""## Gate accuracy and step overhead (`bench/gate.py`)
 
 **Per-version p95 at a {GREEN_SHARE:.0%} canary**: loopback service, blue uniform 4-12 ms, green uniform
@@ -132,6 +196,13 @@ def main() -> int:
 
 Budget: gate's green p95 within 10 % of the server's: **{"met" if ok_p95 else "MISSED"}** ({error:.1%} off).
 
+**Failures without a version header at a {GREEN_SHARE:.0%} canary**: green fails {HEADERLESS_FAILURES:.0%} of its
+requests with a 502 and no `x-function-version` (a timeout, throttle or init crash behind API
+Gateway); 10 users for 10 s, {headerless["headerless"]} such failures in {headerless["total"]} requests.
+Judged against all traffic they are a {headerless["blind_error_ratio"]:.2%} error ratio, under the 1 % SLO;
+charged to green, whose requests they are, {headerless["green_error_ratio"]:.2%}. Gate verdict:
+**{headerless["verdict"]}** (must be fail: **{"met" if ok_headerless else "MISSED"}**).
+
 **Orchestration overhead per step** of a local linear promotion (4 steps; everything but
 bake and load-test time: alias read, RevisionId-fenced update and read-back, edge refresh,
 three fenced record writes (the intent before each phase: shifting, baking, gating), lease
@@ -139,7 +210,7 @@ renewals, judging, reporting; v0.1 wrote once per step and measured 0.21 s):
 {", ".join(f"{x:.3f} s" for x in overhead)}. Budget at most 2 s: **{"met" if ok_overhead else "MISSED"}**."""
     write_section("gate", body)
     print(body)
-    return 0 if ok_p95 and ok_overhead else 1
+    return 0 if ok_p95 and ok_overhead and ok_headerless else 1
 
 
 if __name__ == "__main__":

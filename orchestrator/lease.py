@@ -81,7 +81,8 @@ def is_stale(lease: Lease, *, now: float, host: str, boot: str, pid_alive: Calla
     return now >= lease.expires_at or (same_machine and not pid_alive(lease.pid))
 
 
-def _precondition_failed(exc: Exception) -> bool:
+def precondition_failed(exc: Exception) -> bool:
+    """True when S3 refused a conditional write (If-Match / If-None-Match did not hold)."""
     code = getattr(exc, "response", {}).get("Error", {}).get("Code")
     return code in ("PreconditionFailed", "412", "ConditionalRequestConflict")
 
@@ -116,7 +117,7 @@ class LeaseStore:
         try:
             return mine, self._put(mine, **condition)
         except self.s3.exceptions.ClientError as exc:
-            if not _precondition_failed(exc):
+            if not precondition_failed(exc):
                 raise
         winner, winner_etag = self.read()  # another machine took it between our read and our write
         if winner is not None and winner_etag and winner.nonce == mine.nonce:
@@ -140,7 +141,7 @@ class LeaseStore:
         try:
             return renewed, self._put(renewed, IfMatch=etag)
         except self.s3.exceptions.ClientError as exc:
-            if not _precondition_failed(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchKey":
+            if not precondition_failed(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchKey":
                 raise
         current, current_etag = self.read()
         if current is not None and current_etag and current.nonce == renewed.nonce:
@@ -152,7 +153,7 @@ class LeaseStore:
         try:
             self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
         except self.s3.exceptions.ClientError as exc:
-            if _precondition_failed(exc) or exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+            if precondition_failed(exc) or exc.response.get("Error", {}).get("Code") == "NoSuchKey":
                 return False
             raise
         return True

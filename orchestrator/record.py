@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from orchestrator.errors import FencedError
+from orchestrator.lease import precondition_failed
 from orchestrator.machine import PromotionRecord
 
 
@@ -31,11 +32,6 @@ class AbortRequest:
     at: float
     promotion: str | None  # the record id, when the driver had written one
     token: str | None  # the lease token of the driver it was meant for
-
-
-def _precondition_failed(exc: Exception) -> bool:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-    return code in ("PreconditionFailed", "412", "ConditionalRequestConflict")
 
 
 class RecordStore:
@@ -68,7 +64,7 @@ class RecordStore:
         try:
             new_etag = str(self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **condition)["ETag"])
         except self.s3.exceptions.ClientError as exc:
-            if not _precondition_failed(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchKey":
+            if not precondition_failed(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchKey":
                 raise
             got = self._get(key)
             if got is None or got[0].get("write") != write_id:

@@ -162,3 +162,51 @@ def locusts_of(root: Path) -> list[int]:
         if b"locust" in argv and any(arg.startswith(str(root).encode()) for arg in argv):
             pids.append(int(proc.name))
     return pids
+
+
+def onnx_classifier(out: Path, features: int, classes: int, version: str = "1") -> Path:
+    """A model archive of a small softmax classifier built in the test (no training needed):
+    `features` inputs, `classes` labels, the outputs the handler expects (label, probabilities)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from orchestrator.artifacts import build_model_archive
+
+    rng = np.random.default_rng(features * 100 + classes)
+    weights = numpy_helper.from_array(rng.normal(size=(features, classes)).astype(np.float32), "W")
+    bias = numpy_helper.from_array(rng.normal(size=(classes,)).astype(np.float32), "B")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["X", "W"], ["logits0"]),
+            helper.make_node("Add", ["logits0", "B"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+            helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
+        ],
+        "classifier",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, features])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, classes]),
+        ],
+        initializer=[weights, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx_path = out.with_suffix(".onnx")
+    onnx_path.write_bytes(model.SerializeToString())
+    metadata = {
+        "framework": "onnxruntime",
+        "name": f"classifier-{features}x{classes}",
+        "version": version,
+        "input": {
+            "name": "X",
+            "dtype": "float32",
+            "features": [f"f{i}" for i in range(features)],
+            "example": [round(float(v), 3) for v in rng.normal(size=features)],
+        },
+        "output": {"labels": [f"class-{c}" for c in range(classes)], "probabilities": "probabilities"},
+    }
+    build_model_archive(onnx_path, metadata, out)
+    onnx_path.unlink()
+    return out

@@ -67,6 +67,8 @@ def expected(point: str, action: str) -> tuple[int, str | None]:
         # an exception in done-pre-traffic replaces the gate's pass: still before any shift
         return ExitCode.ERROR, "failed" if point in BEFORE_TRAFFIC | {"done-pre-traffic"} else "rolled_back"
     # a signal: the driver rolls back by itself, or finishes a rollback already running
+    if point in NO_RECORD:
+        return ExitCode.INTERRUPTED, None  # the publish is cancelled; no record, live untouched
     if point in IN_ROLLBACK:
         return ExitCode.ERROR, "rolled_back"  # the injected error started that rollback
     if point == "done-promoting":

@@ -254,3 +254,20 @@ def test_killing_the_emulator_mid_promotion_is_a_clear_error(local_project: Loca
     _out, err = run.communicate(timeout=180)
     assert run.returncode == ExitCode.ROLLBACK_INCOMPLETE, err
     assert "live may be split" in err and "orchestrator abort --env local" in err
+
+
+def test_a_model_with_other_features_is_load_tested_with_its_own_payloads(
+    local_project: LocalProject,
+) -> None:
+    from tests.conftest import onnx_classifier
+
+    _up(local_project)  # iris: 4 features, 3 classes
+    wide = onnx_classifier(local_project.root / "wide.tar.gz", features=7, classes=5)
+    code, report = local_project.json("promote", "--env", "local", "--model", str(wide))
+    assert code == 0, report
+    assert report["outcome"] == "promoted"
+    # every gate judged green on answered requests: a 4-feature payload would get 400 on each
+    for step in report["steps"]:
+        assert step["green"]["samples"] > 0 and step["green"]["error_ratio"] == 0, step
+    status = _status(local_project)
+    assert status["live"] == {"version": "2", "weights": {}}
