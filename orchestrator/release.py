@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -95,16 +96,14 @@ class Release:
     def look(self) -> Look:
         """Record, lease and whether the lease is live, from any machine."""
         try:
-            bucket = self.target.bucket
-            records = RecordStore(self.target.s3_client(), bucket, self.env.name)
-            record, etag = records.read()
+            record, etag = self.records.read()
         except KeyError:  # a stack without outputs: never deployed
             return Look(deployed=False)
         except Exception as exc:
             if _code(exc) == "NoSuchBucket":
                 return Look(deployed=False)
             raise
-        held, _ = self._leases().read()
+        held, _ = self.leases.read()
         live = held is not None and not lease.is_stale(
             held, now=time.time(), host=lease.host_name(), boot=lease.boot_id(), pid_alive=alive
         )
@@ -166,7 +165,7 @@ class Release:
             chosen = machine.verb(command, again.record, lease_live=False)
             self._refuse(again, chosen, command)
             if chosen == Verb.RESUME:
-                record, etag = self._records().read()
+                record, etag = again.record, again.record_etag  # read with the lease held
                 assert record is not None
                 if record.plan_hash != machine.snapshot_hash(
                     make_plan(
@@ -176,7 +175,7 @@ class Release:
                     self.say(ProgressEvent("diagnostic", f"edgeship.toml changed since promotion {record.id} started; "
                                            "resuming with the recorded steps, SLOs and load"))  # fmt: skip
                 record = machine.resume(record, now=time.time(), by=holding.heartbeat.lease.holder)
-                etag = self._records().write(record, etag)  # this write fences out the old driver
+                etag = self.records.write(record, etag)  # this write fences out the old driver
                 return self._drive(
                     holding, record, etag, announce=f"resuming promotion {record.id} at {record.phase}"
                 )
@@ -213,8 +212,8 @@ class Release:
         example = model_example(published.model) if published.model else ()
         plan = make_plan(self.env, live.version, published.green, options.schedule, example)
         record = PromotionRecord.new(plan, holding.heartbeat.lease.holder, time.time())
-        _, etag = self._records().read()
-        etag = self._records().write(record, etag)
+        _, etag = self.records.read()
+        etag = self.records.write(record, etag)
         return self._drive(holding, record, etag,
                            announce=f"promotion {record.id}: v{plan.blue} -> v{plan.green}, {plan.schedule} {plan.steps}")  # fmt: skip
 
@@ -249,7 +248,7 @@ class Release:
         assert found.lease is not None
         held = found.lease
         me = lease.me(self.env.traffic.lease_s).holder
-        self._records().request_abort(me, held.promotion, held.token)
+        self.records.request_abort(me, held.promotion, held.token)
         self.say(ProgressEvent("step", f"abort requested; waiting for {held.describe()}"))
         deadline = time.monotonic() + (wait_s if wait_s is not None else self.env.traffic.lease_s + 30)
         while time.monotonic() < deadline:
@@ -258,7 +257,7 @@ class Release:
             if now.lease_live:
                 if now.lease and now.lease.token != held.token and now.record and now.record.in_flight:
                     held = now.lease  # a resume took over the same promotion: the request is for it now
-                    self._records().request_abort(me, now.record.id, held.token)
+                    self.records.request_abort(me, now.record.id, held.token)
                 continue  # the driver, or whoever took over from it, is at work
             if now.record and now.record.in_flight:  # its driver is gone mid-promotion: finish the job
                 return self._recover("abort", "aborted by `orchestrator abort`").result
@@ -282,7 +281,7 @@ class Release:
         """Take the lease and put live on the recorded blue. Only `rollback` undoes a finished
         promotion; for `abort` and `promote --rollback` one that ended meanwhile is left alone."""
         with self._holding() as holding:
-            record, etag = self._records().read()
+            record, etag = self.records.read()
             if record is None:
                 raise UsageError(
                     f"no promotion recorded for {self.env.name!r}", fix="see `orchestrator status`"
@@ -300,18 +299,18 @@ class Release:
             )
             if record.phase != Phase.ROLLING_BACK:
                 record = machine.advance(record, Outcome.ABORT, now=time.time(), by=by, reason=reason)
-            etag = self._records().write(record, etag)
+            etag = self.records.write(record, etag)
             report, final = self._run(
                 holding, record, etag, announce=f"rolling back promotion {record.id} to v{record.blue}"
             )
             return Recovered(report, self._result(final))
 
     def _finish_interrupted_rollback(self, holding: Holding) -> None:
-        record, etag = self._records().read()
+        record, etag = self.records.read()
         assert record is not None and record.phase == Phase.ROLLING_BACK
         record = machine.take_over(record, now=time.time(), by=holding.heartbeat.lease.holder,
                                    note="finishing an interrupted rollback before a new promotion")  # fmt: skip
-        etag = self._records().write(record, etag)
+        etag = self.records.write(record, etag)
         self._run(holding, record, etag, announce=f"finishing the interrupted rollback of {record.id} first")
 
     # -- driving ------------------------------------------------------------------------------------
@@ -345,7 +344,7 @@ class Release:
         directory = self.reports_root / self.env.name / record.id
         self.say(ProgressEvent("step", announce))
         driver = Driver(
-            self.target, self._records(), holding.heartbeat, holding.latch, self.reporter, report, directory
+            self.target, self.records, holding.heartbeat, holding.latch, self.reporter, report, directory
         )
         try:
             final = driver.run(record, etag)
@@ -365,10 +364,10 @@ class Release:
     def _holding(self) -> Iterator[Holding]:
         """Hold the environment's lease (renewed in the background) and latch signals."""
         lease_s = self.env.traffic.lease_s
-        store = self._leases()
+        store = self.leases
         held, etag = store.take(lease.me(lease_s), pid_alive=alive)
         started = time.time()
-        records = self._records()
+        records = self.records
 
         def abort_requested(current: Lease) -> bool:
             request = records.abort_request()
@@ -413,10 +412,14 @@ class Release:
                 fix=f"run `orchestrator promote --env {env}` for a new promotion; nothing was published",
             )
 
-    def _records(self) -> RecordStore:
+    # One store each per command: a boto3 client per look would be rebuilt every half second
+    # while `abort` waits. boto3 clients are thread-safe, so the heartbeat shares them.
+    @cached_property
+    def records(self) -> RecordStore:
         return RecordStore(self.target.s3_client(), self.target.bucket, self.env.name)
 
-    def _leases(self) -> LeaseStore:
+    @cached_property
+    def leases(self) -> LeaseStore:
         return LeaseStore(self.target.s3_client(), self.target.bucket, self.env.name)
 
     def _live(self) -> AliasState:
