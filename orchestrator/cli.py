@@ -456,7 +456,12 @@ def _report_text(report: dict[str, Any]) -> str:
                 f"load {report['load']['users']} users x {report['load']['duration_s']:g}s",
                 f"  thresholds: p95 <= {slo['p95_ms']:g} ms, p99 <= {slo['p99_ms']:g} ms, errors <= {slo['max_error_ratio']:.1%}, "
                 f">= {slo['min_rps']:g} rps, >= {slo['min_samples']} samples, p95 <= blue x {slo['relative_p95_factor']:g}",
-                f"  expected duration: {report['expected_duration_s']:.0f}s if every gate passes",
+                "  watched through every bake: green's Lambda Errors, Throttles, Duration"
+                + (f"; alarms {', '.join(slo['alarms'])}" if slo.get("alarms") else ""),
+                *(f"  hook ({h['on']}): {h['run']}" for h in report.get("hooks", [])),
+                *([f"  pause after the gate at {report['pause_at']}%"] if report.get("pause_at") else []),
+                f"  expected duration: {report['expected_duration_s']:.0f}s if every gate passes"
+                + (" (plus the pause)" if report.get("pause_at") else ""),
             ]
         )
     lines = [
@@ -500,6 +505,13 @@ def _report_text(report: dict[str, Any]) -> str:
     default=None,
     help="Model archive to publish (default: project.model).",
 )
+@click.option(
+    "--pause-at",
+    type=int,
+    default=None,
+    metavar="WEIGHT",
+    help="Hold at this step's weight (after its gate) until `orchestrator resume-promotion`.",
+)
 @click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
 @json_option
 @click.pass_obj
@@ -512,14 +524,17 @@ def promote(
     roll_back: bool,
     function_dir: Path | None,
     model: Path | None,
+    pause_at: int | None,
     backend: str | None,
 ) -> None:
     """Publish a new version and shift `live` to it step by step, gated by load tests.
 
     \b
     1. take the environment's lease, publish green (live still serves blue), record the plan
-    2. pre-traffic gate: green alone, through the candidate route
-    3. each step: shift weights, bake, load-test the edge, judge green per version
+    2. pre-traffic gate: green alone, through the candidate route; then pre-traffic hooks
+    3. each step: shift weights; bake while watching green's Lambda metrics and the
+       slo.alarms (a breach rolls back at once); load-test the edge, judge green per
+       version; run the step hooks; with --pause-at, hold until `resume-promotion`
     4. finish on green, or roll back to blue on any failure, error, Ctrl-C, SIGTERM
        or `orchestrator abort` from any machine
 
@@ -537,7 +552,11 @@ def promote(
 
     if resume and roll_back:
         raise click.UsageError("--resume and --rollback exclude each other")
-    options = PromoteOptions(schedule, dry_run, resume, roll_back, function_dir, model)
+    if pause_at is not None and (resume or roll_back):
+        raise click.UsageError(
+            "--pause-at applies to a new promotion (a resumed one keeps its recorded pause)"
+        )
+    options = PromoteOptions(schedule, dry_run, resume, roll_back, function_dir, model, pause_at)
 
     def action() -> dict[str, Any]:
         # Only a real promotion publishes; a dry run or a resume needs no new zip.
@@ -590,6 +609,46 @@ def abort(ctx: Ctx, env_name: str, backend: str | None, wait_s: float | None) ->
     rollback could not complete, 4 if the driver kept the lease past the wait.
     """
     _run(ctx, lambda: _release(ctx, env_name, backend).abort(wait_s), _recovered_text)
+
+
+@main.command("resume-promotion")
+@env_option
+@click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="How long to wait for the paused driver to go on (default: lease_s + 30).",
+)
+@json_option
+@click.pass_obj
+def resume_promotion(ctx: Ctx, env_name: str, backend: str | None, wait_s: float | None) -> None:
+    """Let a promotion held by `promote --pause-at` go on, from any machine.
+
+    \b
+    - a driver holding the pause sees the go-ahead within a second and goes on to the
+      next step; this command returns once it has (exit 0);
+    - a driver that is gone (killed, cancelled CI job) while paused: this command takes
+      the lease and drives the promotion on to its end, as `promote --resume` would
+      (exit codes as for promote).
+
+    Exit 2 when nothing is paused. `orchestrator abort` rolls a paused promotion back.
+    """
+
+    def action() -> dict[str, Any]:
+        return dict(_release(ctx, env_name, backend).resume_promotion(wait_s))
+
+    _run(ctx, action, _resumed_text)
+
+
+def _resumed_text(r: dict[str, Any]) -> str:
+    if "steps" in r:  # this machine drove the promotion to its end
+        return _report_text(r)
+    weights = ", ".join(f"v{v} {w:.0%}" for v, w in r.get("weights", {}).items())
+    live = f"live v{r['live']}" + (f" + {weights}" if weights else " at 100%")
+    return f"resumed: promotion {r['promotion']} of {r['env']} is {r['phase']}; {live}"
 
 
 def _recovered_text(r: dict[str, Any]) -> str:

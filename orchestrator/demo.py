@@ -33,8 +33,19 @@ def model_version(source: Path, version: str, out: Path) -> Path:
     return out
 
 
-def faulty_function(out_dir: Path, *, delay_s: float = 0.0, error_every: int = 0) -> Path:
-    """The real handler plus a fault: a fixed delay, or a 500 every Nth request."""
+def faulty_function(
+    out_dir: Path,
+    *,
+    delay_s: float = 0.0,
+    error_every: int = 0,
+    crash_every: int = 0,
+    live_only: bool = False,
+    crash_on_batch: bool = False,
+) -> Path:
+    """The real handler plus a fault: a fixed delay; a 500 every Nth request; an unhandled
+    exception (a function error: API Gateway answers without the function's headers) every
+    Nth request, only behind `live` with live_only (a broken live-path dependency), or on
+    every batch request (which real users send and the load test does not)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     source = (FUNCTION_DIR / "handler.py").read_text()
     fault = f"""
@@ -46,10 +57,16 @@ _calls = 0
 
 def handler(event, context):
     global _calls
-    _calls += 1
     time.sleep({delay_s!r})
+    if {crash_on_batch!r} and '"instances"' in (event.get("body") or ""):
+        raise RuntimeError("injected fault: batches crash this build")
+    if {live_only!r} and event.get("rawPath", "").startswith("/candidate"):
+        return _real_handler(event, context)
+    _calls += 1
     if {error_every!r} and _calls % {error_every!r} == 0:
         return _raw_response(500, '{{"error":"internal_error","detail":"injected fault"}}')
+    if {crash_every!r} and _calls % {crash_every!r} == 0:
+        raise RuntimeError("injected fault: unhandled exception")
     return _real_handler(event, context)
 """
     (out_dir / "handler.py").write_text(source + fault)

@@ -16,11 +16,13 @@ a lost lease stops the driver at once without touching the alias again.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import faults, gate, loadrun
+from orchestrator import faults, gate, loadrun, watch
+from orchestrator.cloudwatch import LambdaMetrics
 from orchestrator.errors import EdgeshipError, LeaseLostError, RollbackIncompleteError
 from orchestrator.lease import Heartbeat
 from orchestrator.machine import Outcome, Phase, PromotionRecord, advance
@@ -28,9 +30,12 @@ from orchestrator.plan import Plan
 from orchestrator.processes import SignalLatch
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import RecordStore
-from orchestrator.report import PromotionReport, StepReport
+from orchestrator.report import BakeReport, PauseReport, PromotionReport, StepReport
 from orchestrator.targets import Endpoint, Target, health
 from orchestrator.traffic import AliasState, Traffic
+
+WATCH_S = 2.0  # seconds between looks at green's metrics and the alarms during a bake
+CONTINUE_POLL_S = 1.0  # seconds between looks for the go-ahead while paused
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,12 @@ class Driver:
         self.target, self.records, self.heartbeat, self.latch = target, records, heartbeat, latch
         self.say, self.report, self.directory = reporter.event, report, directory
         self.traffic = Traffic(target.lambda_client(), target.function_name)
+        self.metrics = LambdaMetrics(
+            target.cloudwatch_client(), target.function_name, percentiles=target.percentiles
+        )
         self.by = heartbeat.lease.holder
-        self._waited = 0.0  # seconds of the current step spent baking or load-testing
+        self._waited = 0.0  # seconds of the current step spent baking, load-testing or paused
+        self._shifted_at = time.time()  # when live last moved: the start of the metrics window
 
     def run(self, record: PromotionRecord, etag: str) -> PromotionRecord:
         """Drive `record` (already written, with `etag`) to a terminal phase and return it."""
@@ -103,16 +112,20 @@ class Driver:
             if record.phase == Phase.PLANNED:
                 return self._prepare_candidate(plan)
             if record.phase == Phase.PRE_TRAFFIC:
-                return self._gate(plan, "pre-traffic", 0, self.target.candidate(), share=1.0)
+                step = self._gate(plan, "pre-traffic", 0, self.target.candidate(), share=1.0)
+                return self._hooks(plan, record, "pre-traffic") if step.outcome == Outcome.DONE else step
             if record.phase == Phase.SHIFTING:
                 return self._move(plan.blue, plan.green, plan.steps[record.step])
             if record.phase == Phase.BAKING:
-                return self._bake(plan.bake_s)
+                return self._watch(plan, record, plan.bake_s)
             if record.phase == Phase.GATING:
                 weight = plan.steps[record.step]
-                return self._gate(
+                step = self._gate(
                     plan, f"step {record.step + 1}", weight, self.target.edge(), share=weight / 100
                 )
+                return self._hooks(plan, record, "step") if step.outcome == Outcome.DONE else step
+            if record.phase == Phase.PAUSED:
+                return self._hold(plan, record)
             if record.phase == Phase.PROMOTING:
                 return self._move(plan.blue, plan.green, 100)
             return self._put_on_blue(record.blue)
@@ -126,11 +139,16 @@ class Driver:
         problem = health(self.target.candidate())
         if problem is not None:
             return Step(Outcome.FAILED, f"green failed its health check: {problem}")
+        # An alarm already firing (or misnamed) would end the first bake: say so before any traffic.
+        broken = watch.breach(watch.judge_alarms(self.metrics.alarms(plan.slo.alarms)))
+        if broken is not None:
+            return Step(Outcome.FAILED, f"{broken.name} before any traffic moved: {broken.detail}")
         return Step(Outcome.DONE)
 
     def _move(self, blue: str, green: str, weight: int) -> Step:
         before = self.traffic.state()
         self.traffic.shift(blue, green, weight, revision=before.revision, guard=self._require_lease)
+        self._shifted_at = time.time()
         self._refresh_edge()
         after = self.traffic.state()
         if abs(after.share_of(green) - weight / 100) > 1e-6:
@@ -147,15 +165,116 @@ class Driver:
             return Step(Outcome.ERROR, f"live reads back {self._alias_text(after)}")
         return Step(Outcome.DONE)
 
-    def _bake(self, seconds: float) -> Step:
-        self._waited += seconds
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            stop = self._stop_requested()
-            if stop is not None:
-                return stop
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+    def _watch(
+        self, plan: Plan, record: PromotionRecord, seconds: float | None, paused: bool = False
+    ) -> Step:
+        """Bake: wait `seconds` (None: until the go-ahead) with real users on green, looking at
+        its Lambda metrics and the alarms every WATCH_S; a breach ends the wait at once."""
+        weight = plan.steps[record.step]
+        name = f"step {record.step + 1}" + (" (paused)" if paused else "")
+        started = time.monotonic()
+        bake = BakeReport(name, weight, 0.0, 0, str(watch.Check.NOT_JUDGED), [])
+        self.report.bakes.append(bake)
+        next_look = started + WATCH_S
+        next_poll = started
+        try:
+            while True:
+                stop = self._stop_requested()
+                if stop is not None:
+                    bake.verdict = "stopped"
+                    return stop
+                now = time.monotonic()
+                done = now >= started + seconds if seconds is not None else False
+                if seconds is None and now >= next_poll:
+                    next_poll = now + CONTINUE_POLL_S
+                    done = self.records.continue_request(record.id) is not None
+                if done or now >= next_look:
+                    next_look = now + WATCH_S
+                    broken = self._look(plan, bake)
+                    if broken is not None:
+                        return Step(Outcome.FAILED, f"{name} at {weight}%: {broken.name}: {broken.detail}")
+                if done:
+                    if bake.looks == 0:  # nothing could be read all along: the watch was blind
+                        return Step(Outcome.ERROR, f"{name}: could not read green's metrics or the alarms")
+                    return Step(Outcome.DONE)
+                time.sleep(0.1)
+        finally:
+            bake.seconds = round(time.monotonic() - started, 3)
+            self._waited += bake.seconds
+
+    def _look(self, plan: Plan, bake: BakeReport) -> watch.MetricCheck | None:
+        """One look at green's metrics and the alarms; the breached check, if any."""
+        try:
+            seen = self.metrics.version(plan.green, self._shifted_at, time.time())
+            states = self.metrics.alarms(plan.slo.alarms)
+        except Exception as exc:  # CloudWatch throttled or away: the next look tries again
+            self.say(ProgressEvent("diagnostic", f"could not read CloudWatch ({type(exc).__name__}: {exc})"))
+            return None
+        checks = watch.judge_metrics(seen, plan.slo) + watch.judge_alarms(states)
+        broken = watch.breach(checks)
+        bake.looks += 1
+        bake.checks = [c.to_dict() for c in checks]
+        bake.verdict = str(watch.Check.BREACH if broken else watch.Check.OK)
+        if broken is not None:
+            self.say(ProgressEvent("gate", f"{bake.name}: {broken.name} breached: {broken.detail}",
+                                   data={"checks": bake.checks}))  # fmt: skip
+        return broken
+
+    def _hold(self, plan: Plan, record: PromotionRecord) -> Step:
+        """Paused: watch as a bake does until someone says go (`resume-promotion`)."""
+        weight = plan.steps[record.step]
+        self.say(ProgressEvent(
+            "step", f"paused at {weight}%: run `orchestrator resume-promotion --env {record.env}` to go on, "
+            f"or `orchestrator abort --env {record.env}` to roll back",
+        ))  # fmt: skip
+        pause = PauseReport(record.step, weight, time.time())
+        self.report.pauses.append(pause)
+        step = self._watch(plan, record, None, paused=True)
+        pause.seconds = round(time.time() - pause.started_at, 3)
+        go = self.records.continue_request(record.id) if step.outcome == Outcome.DONE else None
+        pause.ended_by = f"resumed by {go.by}" if go else step.reason
+        return step
+
+    def _hooks(self, plan: Plan, record: PromotionRecord, on: str) -> Step:
+        """Run the plan's hooks for this point in order; the first that does not pass fails the gate."""
+        chosen = [h for h in plan.hooks if h.on == on]
+        if not chosen:
+            return Step(Outcome.DONE)
+        from orchestrator import hooks
+
+        name = "pre-traffic" if on == "pre-traffic" else f"step {record.step + 1}"
+        weight = 0 if on == "pre-traffic" else plan.steps[record.step]
+        env = self._hook_env(record, weight)
+        for i, hook in enumerate(chosen):
+            self.say(ProgressEvent("step", f"hook {name}: {hook.run}"))
+            started = time.monotonic()
+            try:
+                result = hooks.run(
+                    on, hook.run, timeout_s=hook.timeout_s, cwd=self.target.settings.root, env=env,
+                    log=self.directory / f"hook-{name.replace(' ', '-')}-{i + 1}.log",
+                    should_stop=self._stop_requested,
+                )  # fmt: skip
+            finally:
+                self._waited += time.monotonic() - started
+            self.report.hooks.append({**result.to_dict(), "step": name})
+            if result.outcome == "stopped":
+                stop = self._stop_requested()
+                return stop or Step(Outcome.INTERRUPTED, "interrupted during a hook")
+            if not result.ok:
+                return Step(Outcome.FAILED, f"{name}: {result.describe()}")
         return Step(Outcome.DONE)
+
+    def _hook_env(self, record: PromotionRecord, weight: int) -> dict[str, str]:
+        edge, candidate = self.target.edge(), self.target.candidate()
+        return {
+            "EDGESHIP_ENV": record.env, "EDGESHIP_PROMOTION": record.id,
+            "EDGESHIP_BLUE": record.blue, "EDGESHIP_GREEN": record.green,
+            "EDGESHIP_WEIGHT": str(weight), "EDGESHIP_STEP": str(record.step + 1),
+            "EDGESHIP_EDGE_URL": edge.url, "EDGESHIP_CANDIDATE_URL": candidate.url + candidate.path,
+            # The local candidate route wants its token; on AWS the hook signs with its own credentials.
+            "EDGESHIP_CANDIDATE_HEADERS": json.dumps(candidate.headers or {}),
+            "EDGESHIP_REGION": candidate.sigv4_region or "",
+        }  # fmt: skip
 
     def _gate(self, plan: Plan, name: str, weight: int, endpoint: Endpoint, *, share: float) -> Step:
         """Load-test and judge green; one extension when inconclusive, judged on both runs pooled."""

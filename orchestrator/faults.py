@@ -29,7 +29,7 @@ from orchestrator.errors import ConfigError, InjectedFault
 ENV_VAR = "EDGESHIP_FAULT"
 
 # Phases with an action (see machine.ACTIONS); kept literal here so this module stays import-light.
-_PHASES = ("planned", "pre-traffic", "shifting", "baking", "gating", "promoting", "rolling-back")
+_PHASES = ("planned", "pre-traffic", "shifting", "baking", "gating", "paused", "promoting", "rolling-back")
 POINTS: tuple[str, ...] = (
     "after-lease",  # the promotion lease is held, nothing published yet
     "after-publish",  # green is published, no record written yet

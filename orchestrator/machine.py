@@ -5,6 +5,7 @@ it is about to do *before* doing it, runs the phase's action, then asks `advance
 next record. Any command that finds a record knows from it alone what was happening.
 
     planned ─> pre_traffic ─> shifting(i) ─> baking(i) ─> gating(i) ─┬─> shifting(i+1) ...
+                                                                     ├─> paused(i) ─> shifting(i+1) ...
                                                                      └─> promoting ─> promoted
     any in-flight phase ── failed gate, error, signal, abort ──> rolling_back ─> rolled_back
                                                                                | aborted | failed
@@ -32,7 +33,8 @@ class Phase(StrEnum):
     PRE_TRAFFIC = "pre_traffic"  # green alone behind the candidate route, gated
     SHIFTING = "shifting"  # live is being set to the step's weights
     BAKING = "baking"  # live at the step's weights, waiting bake_s
-    GATING = "gating"  # load test of the edge, green judged per version
+    GATING = "gating"  # load test of the edge, green judged per version, then the step's hooks
+    PAUSED = "paused"  # held at the step's weight (--pause-at) until `resume-promotion`
     PROMOTING = "promoting"  # live is being set to green alone
     PROMOTED = "promoted"
     ROLLING_BACK = "rolling_back"  # live is being put back on blue alone
@@ -59,30 +61,35 @@ ACTIONS: dict[Phase, str] = {
     Phase.PLANNED: "point the candidate alias at green and health-check it",
     Phase.PRE_TRAFFIC: "load-test green alone through the candidate route",
     Phase.SHIFTING: "set live to the step's weights (RevisionId-fenced) and read it back",
-    Phase.BAKING: "wait bake_s, watching for abort and signals",
-    Phase.GATING: "load-test the edge and judge green on its own requests",
+    Phase.BAKING: "wait bake_s, watching green's Lambda metrics, the SLO alarms, abort and signals",
+    Phase.GATING: "load-test the edge, judge green on its own requests, run the step's hooks",
+    Phase.PAUSED: "hold live at the step's weight, watching as a bake does, until `resume-promotion`",
     Phase.PROMOTING: "set live to green alone and read it back",
     Phase.ROLLING_BACK: "set live to blue alone and read it back (always, whatever the record says)",
 }
 
-# Where DONE leads. GATING is special-cased: the next step, or PROMOTING after the last.
+# Where DONE leads. GATING and PAUSED are special-cased: the pause (after the gate at the
+# plan's pause_at weight), the next step, or PROMOTING after the last.
 FORWARD: dict[Phase, Phase] = {
     Phase.PLANNED: Phase.PRE_TRAFFIC,
     Phase.PRE_TRAFFIC: Phase.SHIFTING,
     Phase.SHIFTING: Phase.BAKING,
     Phase.BAKING: Phase.GATING,
     Phase.GATING: Phase.SHIFTING,
+    Phase.PAUSED: Phase.SHIFTING,
     Phase.PROMOTING: Phase.PROMOTED,
 }
 
 # Where `promote --resume` restarts each phase: a gate is re-run from its shift (an
-# idempotent re-apply of the recorded weights), a rollback is finished.
+# idempotent re-apply of the recorded weights), a pause keeps holding (only a person ends
+# it), a rollback is finished.
 RESUME_AT: dict[Phase, Phase] = {
     Phase.PLANNED: Phase.PLANNED,
     Phase.PRE_TRAFFIC: Phase.PLANNED,
     Phase.SHIFTING: Phase.SHIFTING,
     Phase.BAKING: Phase.SHIFTING,
     Phase.GATING: Phase.SHIFTING,
+    Phase.PAUSED: Phase.PAUSED,
     Phase.PROMOTING: Phase.PROMOTING,
     Phase.ROLLING_BACK: Phase.ROLLING_BACK,
 }
@@ -196,7 +203,9 @@ def advance(
     nxt, step = FORWARD[phase], record.step
     if phase == Phase.PRE_TRAFFIC:
         step = 0
-    elif phase == Phase.GATING:
+    elif phase == Phase.GATING and record.plan.get("pause_at") == record.weight:
+        return replace(record, phase=Phase.PAUSED).log(now, by, f"holding at {record.weight}%")
+    elif phase in (Phase.GATING, Phase.PAUSED):
         step += 1
         if step >= len(record.plan["steps"]):
             nxt, step = Phase.PROMOTING, record.step
@@ -255,6 +264,8 @@ class Verb(StrEnum):
     REFUSE_INTERRUPTED = "refuse_interrupted"  # exit 4: --resume or --rollback (or abort)
     NOTHING_INTERRUPTED = "nothing_interrupted"  # exit 2: --resume/--rollback with nothing to act on
     NOTHING_TO_DO = "nothing_to_do"  # exit 0: abort with nothing in flight
+    CONTINUE = "continue"  # ask the driver holding a pause to go on; wait until it does
+    NOT_PAUSED = "not_paused"  # exit 2: resume-promotion with no promotion paused
 
 
 COMMANDS: dict[tuple[str, Situation], Verb] = {
@@ -276,6 +287,11 @@ COMMANDS: dict[tuple[str, Situation], Verb] = {
     ("up", Situation.IDLE): Verb.PROCEED,
     ("up", Situation.RUNNING): Verb.REFUSE_RUNNING,
     ("up", Situation.INTERRUPTED): Verb.REFUSE_INTERRUPTED,
+    # Only for a promotion in `paused` (any other phase: NOT_PAUSED). Interrupted while
+    # paused: this machine takes over and drives it on.
+    ("resume-promotion", Situation.IDLE): Verb.NOT_PAUSED,
+    ("resume-promotion", Situation.RUNNING): Verb.CONTINUE,
+    ("resume-promotion", Situation.INTERRUPTED): Verb.RESUME,
 }
 
 
@@ -283,6 +299,8 @@ def verb(command: str, record: PromotionRecord | None, lease_live: bool) -> Verb
     """What `command` should do on an environment in this state. Pure."""
     found = situation(record, lease_live)
     chosen = COMMANDS[(command, found)]
+    if command == "resume-promotion" and (record is None or record.phase != Phase.PAUSED):
+        return Verb.NOT_PAUSED
     if (
         chosen == Verb.REFUSE_INTERRUPTED
         and command == "promote"

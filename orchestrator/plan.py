@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from orchestrator.errors import ConfigError
-from orchestrator.settings import SCHEDULES, Environment, LoadSettings, SloSettings, TrafficSettings
+from orchestrator.errors import ConfigError, UsageError
+from orchestrator.settings import (
+    SCHEDULES,
+    Environment,
+    Hook,
+    LoadSettings,
+    SloSettings,
+    TrafficSettings,
+)
 
 
 def weights(traffic: TrafficSettings, schedule: str | None = None) -> list[int]:
@@ -40,6 +47,9 @@ class Plan:
     # One input row of green's model (its metadata's example): the gates' payloads are
     # built from it, so a model with other features is load-tested with its own shape.
     example: tuple[float, ...] = ()
+    hooks: tuple[Hook, ...] = ()
+    # Hold the promotion after the gate at this weight until `orchestrator resume-promotion`.
+    pause_at: int | None = None
 
     @property
     def gates(self) -> int:
@@ -57,7 +67,7 @@ class Plan:
 
     def to_snapshot(self) -> dict[str, Any]:
         """What a promotion record keeps: resume runs this, not today's edgeship.toml (JSON-shaped)."""
-        return {**asdict(self), "example": list(self.example)}
+        return {**asdict(self), "example": list(self.example), "hooks": [asdict(h) for h in self.hooks]}
 
 
 def plan_from_dict(snapshot: dict[str, Any]) -> Plan:
@@ -66,26 +76,40 @@ def plan_from_dict(snapshot: dict[str, Any]) -> Plan:
         **{
             **snapshot,
             "steps": [int(s) for s in snapshot["steps"]],
-            "slo": SloSettings(**snapshot["slo"]),
+            "slo": SloSettings(**{**snapshot["slo"], "alarms": tuple(snapshot["slo"].get("alarms", ()))}),
             "load": LoadSettings(**snapshot["load"]),
             "example": tuple(float(v) for v in snapshot.get("example", ())),
+            "hooks": tuple(Hook(**h) for h in snapshot.get("hooks", ())),
         }
     )
 
 
 def make_plan(
-    env: Environment, blue: str, green: str, schedule: str | None = None, example: tuple[float, ...] = ()
+    env: Environment,
+    blue: str,
+    green: str,
+    schedule: str | None = None,
+    example: tuple[float, ...] = (),
+    pause_at: int | None = None,
 ) -> Plan:
     """The plan for promoting `green` over `blue` in `env`."""
     kind = schedule or env.traffic.schedule
+    steps = weights(env.traffic, kind)
+    if pause_at is not None and pause_at not in steps[:-1]:
+        raise UsageError(
+            f"--pause-at {pause_at}: the {kind} schedule has no step at {pause_at}% before the last",
+            fix=f"pause at one of: {', '.join(str(s) for s in steps[:-1]) or '(none: the schedule has one step)'}",
+        )
     return Plan(
         env=env.name,
         blue=blue,
         green=green,
         schedule=kind,
-        steps=weights(env.traffic, kind),
+        steps=steps,
         bake_s=env.traffic.bake_s,
         slo=env.slo,
         load=env.load,
         example=example,
+        hooks=env.traffic.hooks,
+        pause_at=pause_at,
     )

@@ -3,11 +3,13 @@
     promotions/<env>/current.json        the newest promotion (orchestrator/machine.py's record)
     promotions/<env>/history/<id>.json   every promotion, as it ended (or as far as it got)
     promotions/<env>/abort.json          an operator's request to stop a running promotion
+    promotions/<env>/continue.json       an operator's go-ahead for a paused promotion
 
 Writes of the record are fenced: each names the ETag it last read (If-Match), or that
 no record exists yet (If-None-Match: *). A driver that was taken over finds its ETag
 stale, gets FencedError, and stops without touching the alias. The abort request is
-its own object so that an operator never races the driver's writes of the record.
+its own object so that an operator never races the driver's writes of the record; so is
+the go-ahead, which names the promotion so that it never lets a later one pass its pause.
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ class AbortRequest:
     at: float
     promotion: str | None  # the record id, when the driver had written one
     token: str | None  # the lease token of the driver it was meant for
+
+
+@dataclass(frozen=True)
+class ContinueRequest:
+    """Someone said a paused promotion may go on (`orchestrator resume-promotion`)."""
+
+    by: str
+    at: float
+    promotion: str
 
 
 class RecordStore:
@@ -90,6 +101,20 @@ class RecordStore:
         """The standing abort request, if any."""
         got = self._get(f"{self.prefix}/abort.json")
         return AbortRequest(**got[0]) if got else None
+
+    def request_continue(self, by: str, promotion: str) -> ContinueRequest:
+        """Let the paused promotion `promotion` go on (its driver looks while it holds)."""
+        request = ContinueRequest(by, time.time(), promotion)
+        self.s3.put_object(
+            Bucket=self.bucket, Key=f"{self.prefix}/continue.json", Body=json.dumps(asdict(request)).encode()
+        )
+        return request
+
+    def continue_request(self, promotion: str) -> ContinueRequest | None:
+        """The go-ahead for this promotion, if one was given."""
+        got = self._get(f"{self.prefix}/continue.json")
+        request = ContinueRequest(**got[0]) if got else None
+        return request if request and request.promotion == promotion else None
 
     def _get(self, key: str) -> tuple[dict[str, Any], str] | None:
         try:

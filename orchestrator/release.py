@@ -52,6 +52,7 @@ class PromoteOptions:
     rollback: bool = False
     function_dir: Path | None = None
     model: Path | None = None
+    pause_at: int | None = None  # hold after the gate at this weight until `resume-promotion`
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,9 @@ class Release:
             blue = Traffic(self.target.lambda_client(), self.target.function_name).state("live").version
         except Exception:  # nothing deployed yet: the plan still shows steps and gates
             blue = "none"
-        plan = make_plan(self.env, blue, "next published version", options.schedule)
+        plan = make_plan(
+            self.env, blue, "next published version", options.schedule, pause_at=options.pause_at
+        )
         return {"dry_run": True, **plan.to_dict()}
 
     # -- promote ----------------------------------------------------------------------------------
@@ -151,6 +154,8 @@ class Release:
         command = (
             "promote --resume" if options.resume else "promote --rollback" if options.rollback else "promote"
         )
+        if options.pause_at is not None:  # a wrong weight must fail before anything is published
+            make_plan(self.env, "1", "2", options.schedule, pause_at=options.pause_at)
         found = self.look()
         if not found.deployed:
             return self._first_deploy(options)
@@ -167,11 +172,10 @@ class Release:
             if chosen == Verb.RESUME:
                 record, etag = again.record, again.record_etag  # read with the lease held
                 assert record is not None
-                if record.plan_hash != machine.snapshot_hash(
-                    make_plan(
-                        self.env, record.blue, record.green, example=record.the_plan().example
-                    ).to_snapshot()
-                ):
+                recorded = record.the_plan()
+                today = make_plan(self.env, record.blue, record.green, recorded.schedule, recorded.example,
+                                  recorded.pause_at)  # fmt: skip
+                if record.plan_hash != machine.snapshot_hash(today.to_snapshot()):
                     self.say(ProgressEvent("diagnostic", f"edgeship.toml changed since promotion {record.id} started; "
                                            "resuming with the recorded steps, SLOs and load"))  # fmt: skip
                 record = machine.resume(record, now=time.time(), by=holding.heartbeat.lease.holder)
@@ -210,7 +214,7 @@ class Release:
             return PromotionReport("none", self.env.name, live.version, published.green, "-", "nothing_to_do",
                                    "no change since the live version")  # fmt: skip
         example = model_example(published.model) if published.model else ()
-        plan = make_plan(self.env, live.version, published.green, options.schedule, example)
+        plan = make_plan(self.env, live.version, published.green, options.schedule, example, options.pause_at)
         record = PromotionRecord.new(plan, holding.heartbeat.lease.holder, time.time())
         _, etag = self.records.read()
         etag = self.records.write(record, etag)
@@ -275,6 +279,35 @@ class Release:
         raise PromotionLockedError(
             f"the driver of {self.env.name!r} did not act on the abort within the wait: {held.describe()}",
             fix="run `orchestrator abort` again; once its lease expires, abort finishes the rollback itself",
+        )
+
+    def resume_promotion(self, wait_s: float | None = None) -> dict[str, Any]:
+        """Let a paused promotion go on: tell its driver, or drive it on here if it is gone."""
+        found = self.look()
+        chosen = found.verb("resume-promotion") if found.deployed else Verb.NOT_PAUSED
+        record = found.record
+        if chosen == Verb.NOT_PAUSED or record is None:
+            where = f"promotion {record.id} is {record.phase}" if record else "no promotion is recorded"
+            raise UsageError(f"nothing is paused in {self.env.name!r}: {where}",
+                             fix="`orchestrator promote --pause-at WEIGHT` holds a promotion at a step")  # fmt: skip
+        me = lease.me(self.env.traffic.lease_s).holder
+        self.records.request_continue(me, record.id)
+        if chosen == Verb.RESUME:  # paused and its driver gone: this machine drives it on
+            return self.promote(PromoteOptions(resume=True)).to_dict()
+        self.say(ProgressEvent("step", f"go-ahead given to promotion {record.id}; waiting for its driver"))
+        deadline = time.monotonic() + (wait_s if wait_s is not None else self.env.traffic.lease_s + 30)
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.look()
+            if now.record is None or now.record.id != record.id or now.record.phase != Phase.PAUSED:
+                seen = now.record.phase if now.record else "gone"
+                return {"env": self.env.name, "promotion": record.id, "outcome": "resumed", "phase": str(seen),
+                        **self._live_view()}  # fmt: skip
+            if not now.lease_live:  # its driver died while paused: finish the job here
+                return self.promote(PromoteOptions(resume=True)).to_dict()
+        raise PromotionLockedError(
+            f"the driver of promotion {record.id} did not go on within the wait",
+            fix="run `orchestrator resume-promotion` again; `orchestrator status` shows its lease",
         )
 
     def _recover(self, command: str, reason: str) -> Recovered:

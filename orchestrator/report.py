@@ -25,6 +25,29 @@ class StepReport:
 
 
 @dataclass
+class BakeReport:
+    """One bake (or pause): how long green was watched at a weight and what the last look saw."""
+
+    name: str  # "step 1", or "step 1 (paused)"
+    weight: int
+    seconds: float
+    looks: int
+    verdict: str  # "ok" | "breach" | "not_judged" (no look could be read) | "stopped"
+    checks: list[dict[str, Any]]  # watch.MetricCheck.to_dict() of the breach look, else the last
+
+
+@dataclass
+class PauseReport:
+    """A hold at a weight (--pause-at) and who ended it."""
+
+    step: int
+    weight: int
+    started_at: float
+    seconds: float = 0.0
+    ended_by: str = ""  # the resume-promotion caller, or what stopped it
+
+
+@dataclass
 class PromotionReport:
     """Everything one promotion did, in order."""
 
@@ -37,6 +60,9 @@ class PromotionReport:
     reason: str = ""
     steps: list[StepReport] = field(default_factory=list)
     overhead_s: list[float] = field(default_factory=list)
+    bakes: list[BakeReport] = field(default_factory=list)
+    hooks: list[dict[str, Any]] = field(default_factory=list)  # hooks.HookResult.to_dict()
+    pauses: list[PauseReport] = field(default_factory=list)
     directory: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,6 +72,8 @@ class PromotionReport:
             "outcome": self.outcome, "reason": self.reason, "directory": self.directory,
             "overhead_s_per_step": [round(x, 3) for x in self.overhead_s],
             "steps": [s.__dict__ for s in self.steps],
+            "bakes": [b.__dict__ for b in self.bakes], "hooks": self.hooks,
+            "pauses": [p.__dict__ for p in self.pauses],
         }  # fmt: skip
 
 
@@ -67,6 +95,20 @@ def markdown(report: PromotionReport) -> str:
             f"| {g.get('p95_ms', 0):.1f} ms | {g.get('p99_ms', 0):.1f} ms | {g.get('error_ratio', 0):.2%} "
             f"| {s.verdict}: {'; '.join(s.reasons)} |"
         )
+    if report.bakes:
+        lines += ["", "| bake | green weight | watched | looks | real-traffic metrics (last look) | verdict |",
+                  "|---|---:|---:|---:|---|---|"]  # fmt: skip
+        for bake in report.bakes:
+            seen = "; ".join(f"{c['name']}: {c['detail']}" for c in bake.checks) or "nothing read"
+            lines.append(
+                f"| {bake.name} | {bake.weight}% | {bake.seconds:.0f} s | {bake.looks} | {seen} | {bake.verdict} |"
+            )
+    if report.hooks:
+        lines += ["", "| hook | when | outcome | seconds |", "|---|---|---|---:|"]
+        for h in report.hooks:
+            lines.append(f"| `{h['run']}` | {h['on']} | {h['outcome']} | {h['seconds']:.1f} |")
+    for p in report.pauses:
+        lines += ["", f"Paused at {p.weight}% for {p.seconds:.0f} s; {p.ended_by}."]
     skipped = sorted({f"- {s.name}: {why}" for s in report.steps for why in s.skipped})
     if skipped:
         lines += ["", "Checks not applied:", *skipped]

@@ -42,6 +42,19 @@ class EdgeSettings:
     price_class: str = "PriceClass_100"
 
 
+HOOK_WHEN = ("pre-traffic", "step")
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A command a promotion runs (a Flagger webhook, an Argo analysis job): its non-zero
+    exit fails the gate it belongs to, so the promotion rolls back."""
+
+    on: str  # "pre-traffic": green alone behind the candidate route; "step": after each step's gate
+    run: str  # run with /bin/sh -c from the project directory
+    timeout_s: float = 60.0
+
+
 @dataclass(frozen=True)
 class TrafficSettings:
     """How `promote` moves the `live` alias from blue to green."""
@@ -54,6 +67,7 @@ class TrafficSettings:
     # How long a promotion's lease lasts unless renewed (every lease_s/3). A driver that
     # dies holds the environment at most this long before any machine can take over.
     lease_s: float = 60.0
+    hooks: tuple[Hook, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,8 @@ class SloSettings:
     min_rps: float = 5.0
     min_samples: int = 100
     relative_p95_factor: float = 1.5
+    # CloudWatch alarms watched through every bake: any in ALARM rolls the promotion back.
+    alarms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -265,9 +281,40 @@ def _section(cls: type, merged: dict[str, Any], where: _Where, prefix: str) -> A
                 )
             values[f.name] = tuple(value)
             continue
+        if f.name == "alarms":
+            if not isinstance(value, list) or not all(isinstance(a, str) and a for a in value):
+                where.fail(
+                    key, f"expected a list of alarm names, got {value!r}", 'e.g. alarms = ["prod-5xx"]'
+                )
+            values[f.name] = tuple(value)
+            continue
+        if f.name == "hooks":
+            values[f.name] = _hooks(value, where, key)
+            continue
         kind = {"int": int, "float": float, "str": str, "bool": bool}[str(f.type).replace(" | None", "")]
         values[f.name] = _typed(value, kind, where, key)
     return cls(**values)
+
+
+def _hooks(value: Any, where: _Where, key: str) -> tuple[Hook, ...]:
+    example = 'hooks = [{ on = "step", run = "scripts/check.sh", timeout_s = 60 }]'
+    if not isinstance(value, list):
+        where.fail(key, f"expected a list of tables, got {value!r}", example)
+    hooks = []
+    for i, item in enumerate(value):
+        at = f"{key}[{i}]"
+        _only_keys(item, {"on", "run", "timeout_s"}, where, at)
+        on = _typed(item.get("on", ""), str, where, f"{at}.on")
+        if on not in HOOK_WHEN:
+            where.fail(f"{at}.on", f"{on!r} is not a hook point", f"use one of {', '.join(HOOK_WHEN)}")
+        run = _typed(item.get("run", ""), str, where, f"{at}.run")
+        if not run.strip():
+            where.fail(f"{at}.run", "missing command", example)
+        timeout = _typed(item.get("timeout_s", 60.0), float, where, f"{at}.timeout_s")
+        if timeout <= 0:
+            where.fail(f"{at}.timeout_s", "must be positive", "e.g. timeout_s = 60")
+        hooks.append(Hook(on, run, timeout))
+    return tuple(hooks)
 
 
 def _environment(name: str, body: Any, defaults: dict[str, Any], where: _Where) -> Environment:

@@ -43,12 +43,15 @@ class Endpoint:
 class Target(Protocol):
     """What the release machinery needs from an environment."""
 
+    settings: Settings
     env: Environment
     function_name: str
     bucket: str
+    percentiles: bool  # CloudWatch serves percentile statistics (the emulator does not)
 
     def lambda_client(self) -> Any: ...
     def s3_client(self) -> Any: ...
+    def cloudwatch_client(self) -> Any: ...
     def publish(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> Published: ...
     def edge(self) -> Endpoint: ...
     def candidate(self) -> Endpoint: ...
@@ -60,6 +63,8 @@ FUNCTION_DIR = Path(__file__).resolve().parents[1] / "programs" / "function"
 
 class LocalTarget:
     """The local environment: emulator + local edge, started on demand and kept running."""
+
+    percentiles = False
 
     def __init__(self, settings: Settings, env: Environment) -> None:
         from orchestrator.local.provision import LocalStack
@@ -88,6 +93,11 @@ class LocalTarget:
         from orchestrator.local import emulator
 
         return emulator.client("s3", self.emulator_url(), self.ca())
+
+    def cloudwatch_client(self) -> Any:
+        from orchestrator.local import emulator
+
+        return emulator.client("cloudwatch", self.emulator_url(), self.ca())
 
     def ca(self) -> Path:
         """The emulator's certificate, which clients trust."""
@@ -168,6 +178,8 @@ class LocalTarget:
 class AwsTarget:
     """A real AWS environment, provisioned and published by the Pulumi program."""
 
+    percentiles = True
+
     def __init__(self, settings: Settings, env: Environment, stacks: Any) -> None:
         self.settings, self.env, self.stacks = settings, env, stacks
         self._outputs: dict[str, Any] | None = None
@@ -194,6 +206,11 @@ class AwsTarget:
         import boto3
 
         return boto3.client("s3", region_name=self.env.region, config=_bounded())
+
+    def cloudwatch_client(self) -> Any:
+        import boto3
+
+        return boto3.client("cloudwatch", region_name=self.env.region, config=_bounded())
 
     def publish(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> Published:
         blue = None

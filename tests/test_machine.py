@@ -218,3 +218,53 @@ def test_every_phase_with_an_action_has_both_fault_points() -> None:
     for phase in ACTIONS:
         name = phase.replace("_", "-")
         assert {f"enter-{name}", f"done-{name}"} <= set(faults.POINTS)
+
+
+def paused_record(pause_at: int | None) -> PromotionRecord:
+    return PromotionRecord.new(make_plan(ENV, "1", "2", pause_at=pause_at), "ci", now=1000.0)
+
+
+def test_pause_holds_after_the_gate_at_its_weight_then_goes_on() -> None:
+    current, seen = paused_record(33), []
+    for _ in range(9):
+        current = advance(current, Outcome.DONE, now=1.0, by="ci")
+        seen.append((str(current.phase), current.step))
+    assert seen == [
+        ("pre_traffic", -1),
+        ("shifting", 0), ("baking", 0), ("gating", 0), ("paused", 0),
+        ("shifting", 1), ("baking", 1), ("gating", 1),
+        ("shifting", 2),
+    ]  # fmt: skip
+    assert current.plan["pause_at"] == 33
+
+
+def test_a_paused_promotion_rolls_back_on_abort_and_resumes_holding() -> None:
+    from dataclasses import replace
+
+    paused = replace(paused_record(67), phase=Phase.PAUSED, step=1)
+    back = advance(paused, Outcome.ABORT, now=2.0, by="op")
+    assert (back.phase, back.then) == (Phase.ROLLING_BACK, Phase.ABORTED)
+    assert resume(paused, now=3.0, by="other").phase == Phase.PAUSED  # only a person ends a pause
+
+
+@pytest.mark.parametrize(
+    ("found", "lease_live", "expected"),
+    [
+        (None, False, Verb.NOT_PAUSED),
+        (Phase.PAUSED, True, Verb.CONTINUE),
+        (Phase.PAUSED, False, Verb.RESUME),  # its driver is gone: this machine drives it on
+        (Phase.GATING, True, Verb.NOT_PAUSED),
+        (Phase.PROMOTED, False, Verb.NOT_PAUSED),
+    ],
+)
+def test_resume_promotion_command(found: Phase | None, lease_live: bool, expected: Verb) -> None:
+    assert verb("resume-promotion", record(found, 0) if found else None, lease_live) == expected
+
+
+@pytest.mark.parametrize("weight", [100, 50, 0])
+def test_pause_at_must_be_a_step_before_the_last(weight: int) -> None:
+    from orchestrator.errors import UsageError
+
+    with pytest.raises(UsageError, match=f"no step at {weight}%") as info:
+        make_plan(ENV, "1", "2", pause_at=weight)
+    assert info.value.fix == "pause at one of: 33, 67"

@@ -63,6 +63,25 @@ def test_defaults_merge_with_environment_overrides() -> None:
         (_with({"load": {"users": 0}}), "load", "users"),
         (_with({"load": {"duration_s": 0.5}}), "load.duration_s", "duration_s = 5"),
         (_with({"traffic": {"lease_s": 1}}), "traffic.lease_s", "at least 3"),
+        (_with({"traffic": {"hooks": "x.sh"}}), "traffic.hooks", "hooks = ["),
+        (
+            _with({"traffic": {"hooks": [{"on": "later", "run": "x.sh"}]}}),
+            "traffic.hooks[0].on",
+            "pre-traffic",
+        ),
+        (_with({"traffic": {"hooks": [{"on": "step"}]}}), "traffic.hooks[0].run", "hooks = ["),
+        (
+            _with({"traffic": {"hooks": [{"on": "step", "run": "x", "timeout_s": 0}]}}),
+            "timeout_s",
+            "timeout_s = 60",
+        ),
+        (
+            _with({"traffic": {"hooks": [{"on": "step", "run": "x", "when": 1}]}}),
+            "traffic.hooks[0].when",
+            "remove it",
+        ),
+        (_with({"slo": {"alarms": "prod-5xx"}}), "slo.alarms", 'alarms = ["prod-5xx"]'),
+        (_with({"slo": {"alarms": [""]}}), "slo.alarms", 'alarms = ["prod-5xx"]'),
         (_with({"colour": "red"}), "environments.dev.colour", "remove it"),
         (_with({"slo": {"p96_ms": 1}}), "environments.dev.slo.p96_ms", "p95_ms"),
         ({**BASE, "project": {"name": "bad name!"}}, "project.name", "letters"),
@@ -102,3 +121,21 @@ def test_pulumi_config_carries_function_and_edge_settings() -> None:
     config = prod.pulumi_config()
     assert config["memoryMb"] == "2048" and config["reservedConcurrency"] == "200"
     assert config["priceClass"] == "PriceClass_All" and "provisionedConcurrency" not in config
+
+
+def test_hooks_and_alarms_parse_and_reach_the_plan() -> None:
+    from orchestrator.plan import make_plan, plan_from_dict
+
+    raw = _with({
+        "traffic": {"hooks": [{"on": "pre-traffic", "run": "scripts/smoke.sh"},
+                              {"on": "step", "run": "true", "timeout_s": 5}]},
+        "slo": {"alarms": ["prod-5xx", "prod-latency"]},
+    })  # fmt: skip
+    env = settings.parse(raw, Path("/proj/edgeship.toml")).environment("dev")
+    assert env.traffic.hooks == (
+        settings.Hook("pre-traffic", "scripts/smoke.sh", 60.0),
+        settings.Hook("step", "true", 5.0),
+    )
+    assert env.slo.alarms == ("prod-5xx", "prod-latency")
+    plan = make_plan(env, "1", "2", pause_at=10)
+    assert plan_from_dict(plan.to_snapshot()) == plan  # the record keeps hooks, alarms and the pause

@@ -8,6 +8,11 @@ reaches the `candidate` alias and needs the candidate token (IAM auth in AWS).
 
 Alias state is read from the emulated Lambda API by a poller every 250 ms and at once on
 POST /_edgeship/refresh, so a traffic shift takes effect before the next request.
+
+Like Lambda, the edge publishes Invocations, Errors, Throttles and Duration per alias and
+executed version to the emulator's CloudWatch every second (see telemetry.py), so a bake
+watches real-traffic metrics with the same queries as on AWS. A version whose sandboxes
+stay busy for THROTTLE_WAIT_S answers 429, as Lambda does at its concurrency limit.
 """
 
 from __future__ import annotations
@@ -33,13 +38,20 @@ from urllib.parse import urlsplit
 
 from orchestrator.local import emulator
 from orchestrator.local.provision import code_store, hex_of
-from orchestrator.local.worker import receive, send
+from orchestrator.local.telemetry import Telemetry
+from orchestrator.local.worker import Answer, receive, send
 
 ROUTES = {("POST", "/infer"), ("GET", "/infer"), ("GET", "/healthz")}
 CANDIDATE_PREFIX = "/candidate"
 TOKEN_HEADER = "x-edgeship-candidate-token"
 POLL_S = 0.25
 RETIRE_S = 30.0  # idle sandboxes of versions no alias routes to are closed after this
+THROTTLE_WAIT_S = 10.0  # a request waits this long for a free sandbox before it is throttled
+JSON = "application/json"
+
+
+class Throttled(Exception):
+    """No sandbox of the version became free in time (Lambda's concurrency limit)."""
 
 
 class _Worker:
@@ -66,12 +78,16 @@ class _Worker:
             )
         return self
 
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+    def invoke(self, event: dict[str, Any]) -> Answer:
         send(self.stdin, event)
-        response = receive(self.stdout)
-        if response is None:
+        frame = receive(self.stdout)
+        if frame is None:
             raise RuntimeError("worker died")
-        return dict(response)
+        return {
+            "response": dict(frame["response"]),
+            "error": bool(frame["error"]),
+            "duration_ms": float(frame["duration_ms"]),
+        }
 
     def close(self) -> None:
         try:
@@ -86,6 +102,8 @@ class VersionPool:
 
     def __init__(self, version: str, code_dir: Path, env: dict[str, str], size: int) -> None:
         self.version, self.code_dir, self.env = version, code_dir, env
+        self.wait_s = THROTTLE_WAIT_S
+        self.size = size
         self.idle: queue.Queue[_Worker] = queue.Queue()
         self.closed = False
         self.last_used = time.monotonic()
@@ -99,11 +117,15 @@ class VersionPool:
                 worker.close()
             raise
 
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+    def invoke(self, event: dict[str, Any]) -> Answer:
+        """Run one event in a free sandbox; Throttled when none frees up within `wait_s`."""
         self.last_used = time.monotonic()
-        worker = self.idle.get(timeout=60)
         try:
-            response = worker.invoke(event)
+            worker = self.idle.get(timeout=self.wait_s)
+        except queue.Empty:
+            raise Throttled(f"version {self.version}: all {self.size} sandboxes busy") from None
+        try:
+            answer = worker.invoke(event)
         except (OSError, RuntimeError):
             worker.close()
             worker = _Worker(self.version, self.code_dir, self.env)  # a crashed sandbox is replaced
@@ -113,7 +135,7 @@ class VersionPool:
                 worker.close()
             else:
                 self.idle.put(worker)
-        return response
+        return answer
 
     def close(self) -> None:
         self.closed = True
@@ -152,6 +174,7 @@ class Edge:
         self.emulator_url = emulator_url
         self.ca = state_dir / "tls" / "cert.pem"
         self.lam = emulator.client("lambda", emulator_url, self.ca)
+        self.telemetry = Telemetry(emulator.client("cloudwatch", emulator_url, self.ca), function)
         self.routing = Routing()
         self.pools: dict[str, VersionPool] = {}
         self.pool_lock = threading.Lock()
@@ -248,12 +271,23 @@ class Edge:
         version = routing.candidate_version if candidate else routing.pick_live(self.rng)
         if version is None:
             return 503, {"content-type": "application/json"}, b'{"message":"no version deployed"}'
+        alias = "candidate" if candidate else "live"
         try:
             pool = self.pool(version)
-            response = pool.invoke(self._event(method, path, query, headers, body, pool))
+            answer = pool.invoke(self._event(method, path, query, headers, body, pool))
+        except Throttled:
+            self.telemetry.record(alias, version, duration_ms=None, error=False, throttled=True)
+            # API Gateway answers for the function: none of the function's headers
+            return 429, {"content-type": JSON}, b'{"message":"Too Many Requests"}'
         except Exception as exc:  # a sandbox that cannot start or crashed: the caller sees 502
+            # Lambda counts a runtime that exits or fails init as a function error.
+            self.telemetry.record(alias, version, duration_ms=None, error=True, throttled=False)
             payload = json.dumps({"message": "Internal Server Error", "detail": f"version {version}: {exc}"})
-            return 502, {"content-type": "application/json", "x-function-version": version}, payload.encode()
+            return 502, {"content-type": JSON}, payload.encode()
+        self.telemetry.record(
+            alias, version, duration_ms=answer["duration_ms"], error=answer["error"], throttled=False
+        )
+        response = answer["response"]
         status = int(response.get("statusCode", 200))
         out_headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
         raw = response.get("body") or ""
@@ -352,6 +386,7 @@ def serve(edge: Edge, port: int) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", port), type("Handler", (_Handler,), {"edge": edge}))
     server.daemon_threads = True
     threading.Thread(target=edge.poll_forever, daemon=True, name="alias-poller").start()
+    threading.Thread(target=edge.telemetry.run_forever, daemon=True, name="metrics-flusher").start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

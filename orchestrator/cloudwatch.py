@@ -1,0 +1,88 @@
+"""Reads what a bake watches from CloudWatch: green's Lambda metrics and the named alarms.
+
+The same calls on AWS and on the local environment, whose edge publishes Lambda's
+metrics to the emulator (orchestrator/local/telemetry.py). The verdicts are in watch.py.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from orchestrator.watch import VersionMetrics
+
+NAMESPACE = "AWS/Lambda"
+PERIOD_S = 60  # Lambda's standard resolution
+
+
+class LambdaMetrics:
+    """Green's metrics behind one alias of one function, and the environment's alarms."""
+
+    def __init__(self, client: Any, function: str, *, percentiles: bool, alias: str = "live") -> None:
+        self.cw, self.function, self.alias = client, function, alias
+        # The emulator fails on percentile statistics; there the Average stands in (watch.py).
+        self.duration_stat = "p99" if percentiles else "Average"
+
+    def version(self, version: str, since: float, until: float) -> VersionMetrics:
+        """What Lambda counted for `version` through the alias between two epoch times."""
+        dims = [
+            {"Name": "FunctionName", "Value": self.function},
+            {"Name": "Resource", "Value": f"{self.function}:{self.alias}"},
+            {"Name": "ExecutedVersion", "Value": version},
+        ]
+
+        def query(qid: str, metric: str, stat: str) -> dict[str, Any]:
+            return {
+                "Id": qid,
+                "MetricStat": {
+                    "Metric": {"Namespace": NAMESPACE, "MetricName": metric, "Dimensions": dims},
+                    "Period": PERIOD_S,
+                    "Stat": stat,
+                },
+                "ReturnData": True,
+            }
+
+        got = self.cw.get_metric_data(
+            MetricDataQueries=[
+                query("invocations", "Invocations", "Sum"),
+                query("errors", "Errors", "Sum"),
+                query("throttles", "Throttles", "Sum"),
+                query("duration", "Duration", self.duration_stat),
+                query("samples", "Duration", "SampleCount"),
+            ],
+            StartTime=_utc(since),
+            EndTime=_utc(until + PERIOD_S),  # the current minute's bucket is still filling
+        )
+        values = {r["Id"]: [float(v) for v in r.get("Values", [])] for r in got["MetricDataResults"]}
+        return VersionMetrics(
+            invocations=sum(values.get("invocations", [])),
+            errors=sum(values.get("errors", [])),
+            throttles=sum(values.get("throttles", [])),
+            duration_ms=_combine(values.get("duration", []), values.get("samples", []), self.duration_stat),
+            duration_stat=self.duration_stat,
+        )
+
+    def alarms(self, names: tuple[str, ...]) -> dict[str, str | None]:
+        """StateValue of each named alarm (metric or composite); None for one that does not exist."""
+        states: dict[str, str | None] = dict.fromkeys(names)
+        for chunk in (names[i : i + 100] for i in range(0, len(names), 100)):  # the API's page limit
+            got = self.cw.describe_alarms(
+                AlarmNames=list(chunk), AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+            )
+            for alarm in [*got.get("MetricAlarms", []), *got.get("CompositeAlarms", [])]:
+                states[alarm["AlarmName"]] = alarm["StateValue"]
+        return states
+
+
+def _combine(per_period: list[float], samples: list[float], stat: str) -> float | None:
+    """One figure for the whole window from per-period ones: the sample-weighted mean of
+    Averages; for a percentile the worst period's (never lower than the true figure's share)."""
+    if not per_period:
+        return None
+    if stat == "Average" and len(samples) == len(per_period) and sum(samples) > 0:
+        return sum(v * n for v, n in zip(per_period, samples, strict=True)) / sum(samples)
+    return max(per_period)
+
+
+def _utc(epoch: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC)

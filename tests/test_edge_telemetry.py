@@ -1,0 +1,347 @@
+"""The local edge's CloudWatch metrics: MetricData building (pure), the worker's answer
+frame, the edge's recording of invocations, errors and throttles, and publishing to a
+real moto server. Nothing is mocked."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.local import daemon, emulator, telemetry, worker
+from orchestrator.local.edge import Edge, Routing, Throttled, VersionPool
+from orchestrator.local.telemetry import Batch, Counts, Telemetry
+from tests.conftest import REPO, LocalProject, wait_for
+
+AT = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+F = "edgeship-fn"
+
+
+def dims(alias: str, version: str, function: str = F) -> list[dict[str, str]]:
+    return [
+        {"Name": "FunctionName", "Value": function},
+        {"Name": "Resource", "Value": f"{function}:{alias}"},
+        {"Name": "ExecutedVersion", "Value": version},
+    ]
+
+
+# --- (a) MetricData building ---------------------------------------------------------------
+
+
+def test_one_version_gives_lambdas_four_metrics_with_exact_dimensions() -> None:
+    counts = Counts(invocations=3, errors=1)
+    for ms in (1.5, 1.5, 12.0):
+        counts.add_duration(ms)
+    items = telemetry.metric_data(F, Batch(AT, {("live", "7"): counts}))
+    base = {"Dimensions": dims("live", "7"), "Timestamp": AT}
+    assert items == [
+        {**base, "MetricName": "Invocations", "Unit": "Count", "Value": 3},
+        {**base, "MetricName": "Errors", "Unit": "Count", "Value": 1},
+        {**base, "MetricName": "Throttles", "Unit": "Count", "Value": 0},
+        {
+            **base,
+            "MetricName": "Duration",
+            "Unit": "Milliseconds",
+            "StatisticValues": {"SampleCount": 3.0, "Sum": 15.0, "Minimum": 1.5, "Maximum": 12.0},
+        },
+    ]
+
+
+def test_throttles_are_not_invocations_and_have_no_duration() -> None:
+    t = Telemetry(None, F)
+    for _ in range(2):
+        t.record("live", "2", duration_ms=None, error=False, throttled=True)
+    t.record("live", "1", duration_ms=4.04, error=False, throttled=False)
+    t.record("live", "1", duration_ms=3.96, error=True, throttled=False)
+    t.record("candidate", "2", duration_ms=None, error=True, throttled=False)  # a sandbox that crashed
+    items = telemetry.metric_data(F, Batch(AT, t._current))
+    by = {(i["MetricName"], i["Dimensions"][1]["Value"], i["Dimensions"][2]["Value"]): i for i in items}
+    assert set(by) == {
+        ("Invocations", f"{F}:candidate", "2"),
+        ("Errors", f"{F}:candidate", "2"),
+        ("Throttles", f"{F}:candidate", "2"),
+        ("Invocations", f"{F}:live", "1"),
+        ("Errors", f"{F}:live", "1"),
+        ("Throttles", f"{F}:live", "1"),
+        ("Duration", f"{F}:live", "1"),
+        ("Throttles", f"{F}:live", "2"),  # throttled only: no Invocations, Errors or Duration
+    }
+    assert by[("Throttles", f"{F}:live", "2")]["Value"] == 2
+    assert by[("Invocations", f"{F}:live", "1")]["Value"] == 2
+    assert by[("Errors", f"{F}:live", "1")]["Value"] == 1
+    assert by[("Duration", f"{F}:live", "1")]["StatisticValues"] == {
+        "SampleCount": 2.0, "Sum": 8.0, "Minimum": 3.96, "Maximum": 4.04,
+    }  # fmt: skip
+    assert by[("Invocations", f"{F}:candidate", "2")]["Value"] == 1
+    assert by[("Errors", f"{F}:candidate", "2")]["Value"] == 1
+
+
+def test_more_than_1000_items_are_split_into_calls() -> None:
+    counts = {("live", str(v)): Counts(invocations=1) for v in range(334)}  # 3 items each
+    items = telemetry.metric_data(F, Batch(AT, counts))
+    assert len(items) == 1002
+    assert [len(call) for call in telemetry.calls(items)] == [1000, 2]
+    assert telemetry.calls([]) == []
+
+
+def test_batches_older_than_five_minutes_are_dropped() -> None:
+    old, young = (
+        Batch(AT - datetime.timedelta(seconds=301), {}),
+        Batch(AT - datetime.timedelta(seconds=299), {}),
+    )
+    assert telemetry.recent([old, young], AT) == [young]
+
+
+# --- the worker's answer frame ----------------------------------------------------------------
+
+
+def test_answer_marks_only_a_raised_exception_as_a_function_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = iter([10.0, 10.25, 20.0, 20.5])
+    monkeypatch.setattr(worker.time, "perf_counter", lambda: next(ticks))
+    returned_500 = {"statusCode": 500, "body": "{}"}
+    assert worker.answer(lambda e, c: returned_500, {}, None) == {
+        "response": returned_500,
+        "error": False,
+        "duration_ms": 250.0,
+    }
+
+    def raises(event: Any, context: Any) -> Any:
+        raise ValueError("boom")
+
+    assert worker.answer(raises, {}, None) == {
+        "response": worker.FUNCTION_ERROR,
+        "error": True,
+        "duration_ms": 500.0,
+    }
+
+
+HANDLER = """
+import os, time
+
+def handler(event, context):
+    body = event.get("body") or ""
+    if body == "raise":
+        raise RuntimeError("boom")
+    if body == "exit":
+        os._exit(3)
+    return {"statusCode": 500 if body == "500" else 200, "headers": {"x-function-version": "1"}, "body": body}
+"""
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[VersionPool]:
+    (tmp_path / "handler.py").write_text(HANDLER)
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
+    pool = VersionPool("1", tmp_path, env, size=1)
+    yield pool
+    pool.close()
+
+
+def test_pool_answers_carry_error_and_duration_and_a_busy_pool_throttles(pool: VersionPool) -> None:
+    failed = pool.invoke({"body": "raise"})
+    assert failed["error"] is True and failed["response"] == worker.FUNCTION_ERROR
+    returned = pool.invoke({"body": "500"})
+    assert returned["error"] is False and returned["response"]["statusCode"] == 500
+    assert isinstance(returned["duration_ms"], float) and returned["duration_ms"] >= 0
+    held = pool.idle.get_nowait()  # the only sandbox is busy
+    pool.wait_s = 0.01
+    try:
+        with pytest.raises(Throttled):
+            pool.invoke({"body": ""})
+    finally:
+        pool.idle.put(held)
+
+
+# --- Edge.handle records what Lambda would count ---------------------------------------------
+
+
+def _bare_edge(pool: VersionPool, metrics: Telemetry) -> Edge:
+    """An Edge over one ready pool, without an emulator to read aliases from."""
+    import random
+    import threading
+
+    edge = Edge.__new__(Edge)
+    edge.function, edge.cache_ttl_s, edge.token, edge.cache = F, 60.0, "tok", {}
+    edge.routing, edge.rng = Routing("1", {}, "1"), random.Random(0)
+    edge.pools, edge.pool_lock, edge.telemetry = {"1": pool}, threading.Lock(), metrics
+    return edge
+
+
+def test_edge_records_invocations_errors_and_throttles_per_alias(pool: VersionPool) -> None:
+    metrics = Telemetry(None, F)
+    edge = _bare_edge(pool, metrics)
+    assert edge.handle("POST", "/infer", {}, b"500")[0] == 500  # returned 500: not an error
+    assert edge.handle("POST", "/infer", {}, b"raise")[0] == 502  # raised: a function error
+    assert edge.handle("GET", "/infer?x=1", {}, b"")[0] == 200
+    assert edge.handle("GET", "/infer?x=1", {}, b"")[1]["x-cache"].startswith("Hit")  # not an invocation
+    candidate = {"x-edgeship-candidate-token": "tok"}
+    assert edge.handle("POST", "/candidate/infer", candidate, b"")[0] == 200
+    held = pool.idle.get_nowait()
+    pool.wait_s = 0.01
+    try:
+        assert edge.handle("POST", "/infer", {}, b"") == (
+            429,
+            {"content-type": "application/json"},  # API Gateway's answer: no function headers
+            b'{"message":"Too Many Requests"}',
+        )
+    finally:
+        pool.idle.put(held)
+    assert edge.handle("POST", "/candidate/infer", candidate, b"exit")[0] == 502  # the sandbox died
+    live, cand = metrics._current[("live", "1")], metrics._current[("candidate", "1")]
+    assert (live.invocations, live.errors, live.throttles, live.timed) == (3, 1, 1, 3)
+    assert (cand.invocations, cand.errors, cand.throttles, cand.timed) == (2, 1, 0, 1)
+
+
+# --- (b), (c) publishing to a real moto server -----------------------------------------------
+
+
+class Moto:
+    """A moto server on a fixed loopback port (plain HTTP), restartable on that port."""
+
+    def __init__(self) -> None:
+        self.port = daemon.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: daemon.healthy(self.url + "/moto-api/", timeout=0.5), timeout=30)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[Moto]:
+    server = Moto()
+    server.start()
+    yield server
+    server.stop()
+
+
+def read(cloudwatch: Any, function: str, alias: str, version: str) -> dict[str, list[float]]:
+    """Each metric's statistics for one version, over one period that spans the test."""
+    now = datetime.datetime.now(datetime.UTC)
+    wanted = [
+        ("Invocations", "Sum"),
+        ("Errors", "Sum"),
+        ("Throttles", "Sum"),
+        ("Duration", "SampleCount"),
+        ("Duration", "Sum"),
+        ("Duration", "Average"),
+        ("Duration", "Maximum"),
+    ]
+    queries = [
+        {
+            "Id": f"q{i}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/Lambda",
+                    "MetricName": name,
+                    "Dimensions": dims(alias, version, function),
+                },
+                "Period": 3600,
+                "Stat": stat,
+            },
+        }
+        for i, (name, stat) in enumerate(wanted)
+    ]
+    result = cloudwatch.get_metric_data(
+        MetricDataQueries=queries,
+        StartTime=now - datetime.timedelta(minutes=30),
+        EndTime=now + datetime.timedelta(minutes=30),
+    )
+    values = {r["Id"]: r["Values"] for r in result["MetricDataResults"]}
+    return {f"{name} {stat}": values[f"q{i}"] for i, (name, stat) in enumerate(wanted)}
+
+
+def test_flush_publishes_lambdas_metrics_per_version(moto: Moto) -> None:
+    cloudwatch = emulator.client("cloudwatch", moto.url)
+    metrics = Telemetry(cloudwatch, "fn-b")
+    for duration in (10.0, 20.0, 30.0):
+        metrics.record("live", "1", duration_ms=duration, error=False, throttled=False)
+    metrics.record("live", "1", duration_ms=None, error=False, throttled=True)
+    metrics.record("live", "2", duration_ms=5.0, error=True, throttled=False)
+    metrics.record("live", "2", duration_ms=7.0, error=False, throttled=False)
+    assert metrics.flush() == 4 + 4
+    assert metrics.flush() == 0  # nothing new, nothing sent again
+    assert read(cloudwatch, "fn-b", "live", "1") == {
+        "Invocations Sum": [3.0],
+        "Errors Sum": [0.0],
+        "Throttles Sum": [1.0],
+        "Duration SampleCount": [3.0],
+        "Duration Sum": [60.0],
+        "Duration Average": [20.0],
+        "Duration Maximum": [30.0],
+    }
+    assert read(cloudwatch, "fn-b", "live", "2") == {
+        "Invocations Sum": [2.0],
+        "Errors Sum": [1.0],
+        "Throttles Sum": [0.0],
+        "Duration SampleCount": [2.0],
+        "Duration Sum": [12.0],
+        "Duration Average": [6.0],
+        "Duration Maximum": [7.0],
+    }
+    assert read(cloudwatch, "fn-b", "candidate", "1")["Invocations Sum"] == []
+
+
+def test_a_failed_flush_keeps_the_data_for_the_next_one() -> None:
+    server = Moto()
+    server.start()
+    cloudwatch = emulator.client("cloudwatch", server.url)
+    metrics = Telemetry(cloudwatch, "fn-c")
+    metrics.record("live", "1", duration_ms=3.0, error=False, throttled=False)
+    server.stop()
+    try:
+        with pytest.raises(Exception, match="Could not connect"):
+            metrics.flush()
+        metrics.record("live", "1", duration_ms=5.0, error=True, throttled=False)
+        server.start()  # the emulator restarted (empty)
+        assert metrics.flush() == 2 * 4  # both intervals, each its own batch
+        stats = read(cloudwatch, "fn-c", "live", "1")
+        assert stats["Invocations Sum"] == [2.0] and stats["Errors Sum"] == [1.0]
+        assert stats["Duration Sum"] == [8.0] and stats["Duration Maximum"] == [5.0]
+    finally:
+        server.stop()
+
+
+# --- end to end: the edge daemon publishes to the emulator's CloudWatch ----------------------
+
+
+def test_the_edge_daemon_publishes_invocations_to_the_emulator(local_project: LocalProject) -> None:
+    code, up = local_project.json("up", "--env", "local")
+    assert code == 0, up
+    running = daemon.read(local_project.state / "emulator.json")
+    assert running is not None
+    cloudwatch = emulator.client("cloudwatch", running.url, local_project.state / "tls" / "cert.pem")
+    lam = emulator.client("lambda", running.url, local_project.state / "tls" / "cert.pem")
+    (function,) = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
+    token = (local_project.state / "candidate-token").read_text().strip()
+    body = json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]}).encode()
+    for path, headers, n in (
+        ("/infer", {}, 7),
+        ("/candidate/infer", {"x-edgeship-candidate-token": token}, 2),
+    ):
+        for _ in range(n):
+            request = urllib.request.Request(up["edge_url"] + path, data=body, headers=headers, method="POST")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+
+    def published(alias: str, n: int) -> bool:
+        return read(cloudwatch, function, alias, "1")["Invocations Sum"] == [float(n)]
+
+    wait_for(lambda: published("live", 7) and published("candidate", 2), timeout=30)
+    live = read(cloudwatch, function, "live", "1")
+    assert live["Errors Sum"] == [0.0] and live["Duration SampleCount"] == [7.0]

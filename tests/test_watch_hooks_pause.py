@@ -1,0 +1,208 @@
+"""What a promotion watches besides its own load test, end to end on the local environment
+(real moto server with its CloudWatch, real edge publishing Lambda's metrics, real Locust,
+real hook processes): real-traffic metrics through the bake, header-less failures at a
+canary, hooks, and holding a promotion with --pause-at."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from orchestrator.demo import faulty_function
+from orchestrator.errors import ExitCode
+from tests.conftest import LocalProject, wait_for
+
+
+def _edit(project: LocalProject, old: str, new: str) -> None:
+    """Change one line of the test project's edgeship.toml (it must be there)."""
+    text = project.config.read_text()
+    assert old in text, old
+    project.config.write_text(text.replace(old, new, 1))
+
+
+def _report(project: LocalProject) -> dict[str, Any]:
+    """report.json of the newest promotion."""
+    promotion = _status(project)["promotion"]["id"]
+    return dict(json.loads((project.root / "reports" / "local" / promotion / "report.json").read_text()))
+
+
+def _up(project: LocalProject) -> None:
+    code, result = project.json("up", "--env", "local")
+    assert code == 0, result
+
+
+def _status(project: LocalProject) -> dict[str, Any]:
+    code, result = project.json("status", "--env", "local")
+    assert code == 0, result
+    return dict(result)
+
+
+def _edge_url(project: LocalProject) -> str:
+    return f"http://127.0.0.1:{json.loads((project.state / 'edge.json').read_text())['port']}"
+
+
+class _RealUsers:
+    """Users the load test does not imitate: they send batches, about 30 a second."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.stop = url, threading.Event()
+        self.answers: list[int] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _RealUsers:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}).encode()
+        while not self.stop.wait(0.03):
+            request = urllib.request.Request(
+                self.url + "/infer", body, {"content-type": "application/json"}, method="POST"
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    self.answers.append(response.status)
+            except urllib.error.HTTPError as error:
+                self.answers.append(error.code)
+            except OSError:
+                self.answers.append(0)
+
+
+def test_errors_seen_only_in_real_traffic_roll_back_during_the_bake(local_project: LocalProject) -> None:
+    _edit(local_project, "bake_s = 0.2", "bake_s = 30")
+    _up(local_project)
+    bad = faulty_function(local_project.root / "batch-crash", crash_on_batch=True)
+    with _RealUsers(_edge_url(local_project)) as users:
+        code, error = local_project.json("promote", "--env", "local", "--function-dir", str(bad))
+    assert code == ExitCode.GATE_FAILED, error
+    assert "step 1 at 20%: Errors:" in error["message"] and "live is back on v1" in error["message"]
+    assert 502 in users.answers  # real users did meet green's crashes
+    report = _report(local_project)
+    assert report["outcome"] == "rolled_back"
+    # the load test passed green before traffic, and never ran at 20 %: the bake stopped it first
+    assert [s["name"] for s in report["steps"]] == ["pre-traffic"]
+    bake = report["bakes"][0]
+    assert (bake["name"], bake["weight"], bake["verdict"]) == ("step 1", 20, "breach")
+    errors = next(c for c in bake["checks"] if c["name"] == "Errors")
+    assert errors["verdict"] == "breach" and errors["value"] > 0.5
+    assert _status(local_project)["live"] == {"version": "1", "weights": {}}
+
+
+def test_failures_without_a_version_header_at_a_10_percent_canary_are_charged_to_green(
+    local_project: LocalProject,
+) -> None:
+    _edit(local_project, "canary_weight = 20", "canary_weight = 10")
+    _edit(local_project, "min_samples = 30", "min_samples = 20")
+    _up(local_project)
+    # about 9 % of green's live requests crash; API Gateway answers those without green's
+    # headers, so against all traffic (blue's 90 % included) they would be under 1 %
+    bad = faulty_function(local_project.root / "crashes", crash_every=11, live_only=True)
+    code, error = local_project.json("promote", "--env", "local", "--function-dir", str(bad))
+    assert code == ExitCode.GATE_FAILED, error
+    assert (
+        error["message"].startswith("gate step 1 failed:")
+        and "got no answer from any version" in error["message"]
+    )
+    status = _status(local_project)
+    assert status["live"] == {"version": "1", "weights": {}}
+    assert status["promotion"]["phase"] == "rolled_back"
+
+
+SMOKE = """
+import json, os, urllib.request
+
+# the candidate route with the headers it needs, as a pre-traffic smoke test would call it
+request = urllib.request.Request(
+    os.environ["EDGESHIP_CANDIDATE_URL"], json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]}).encode(),
+    {"content-type": "application/json", **json.loads(os.environ["EDGESHIP_CANDIDATE_HEADERS"])},
+)
+with urllib.request.urlopen(request, timeout=10) as response:
+    assert response.headers["x-function-version"] == os.environ["EDGESHIP_GREEN"]
+"""
+KPI = """
+echo "kpi check at $EDGESHIP_WEIGHT% of v$EDGESHIP_GREEN"
+if [ "$EDGESHIP_WEIGHT" -ge 20 ]; then echo "conversion rate dropped" >&2; exit 3; fi
+"""
+
+
+def test_a_failing_step_hook_rolls_back_after_the_pre_traffic_hook_passed(
+    local_project: LocalProject,
+) -> None:
+    (local_project.root / "smoke.py").write_text(SMOKE)
+    (local_project.root / "kpi.sh").write_text(KPI)
+    hooks = 'hooks = [{ on = "pre-traffic", run = "python smoke.py" }, { on = "step", run = "sh kpi.sh" }]'
+    _edit(local_project, "lease_s = 3", f"lease_s = 3\n{hooks}")
+    _up(local_project)
+    code, error = local_project.json("promote", "--env", "local", "--model", str(local_project.model("2")))
+    assert code == ExitCode.GATE_FAILED, error
+    assert "step 1: hook `sh kpi.sh` (step) exited 3: conversion rate dropped" in error["message"], error
+    status = _status(local_project)
+    assert status["live"] == {"version": "1", "weights": {}} and status["promotion"]["phase"] == "rolled_back"
+    hooks_run = _report(local_project)["hooks"]
+    assert [(h["on"], h["step"], h["outcome"], h["exit_code"]) for h in hooks_run] == [
+        ("pre-traffic", "pre-traffic", "passed", 0),
+        ("step", "step 1", "failed", 3),
+    ]
+
+
+def _promote_in_background(project: LocalProject, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        project.argv("promote", "--env", "local", "--model", str(project.model("2")), "--json", *args),
+        env=project.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def _paused(project: LocalProject) -> bool:
+    promotion = _status(project)["promotion"]
+    return bool(promotion and promotion["phase"] == "paused")
+
+
+def test_pause_at_holds_with_the_lease_alive_until_resumed(local_project: LocalProject) -> None:
+    _up(local_project)
+    run = _promote_in_background(local_project, "--pause-at", "20")
+    try:
+        wait_for(lambda: _paused(local_project), timeout=120)
+        time.sleep(4)  # longer than lease_s (3 s): only renewals keep the lease
+        held = _status(local_project)
+        assert held["promotion"]["phase"] == "paused" and held["live"]["weights"] == {"2": 0.2}
+        assert held["situation"] == "running" and held["lease"]["live"]
+        code, resumed = local_project.json("resume-promotion", "--env", "local", EDGESHIP_HOST="approver")
+        assert code == 0, resumed
+        assert resumed["outcome"] == "resumed" and resumed["phase"] != "paused"
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 0, err[-2000:]
+    report = json.loads(out)
+    assert report["outcome"] == "promoted"
+    (pause,) = report["pauses"]
+    assert pause["weight"] == 20 and pause["seconds"] > 0 and pause["ended_by"].startswith("resumed by ")
+    assert [b["name"] for b in report["bakes"]] == ["step 1", "step 1 (paused)", "step 2"]
+    assert _status(local_project)["live"] == {"version": "2", "weights": {}}
+
+
+def test_resume_promotion_drives_on_a_pause_whose_driver_was_killed(local_project: LocalProject) -> None:
+    _up(local_project)
+    code, none = local_project.json("resume-promotion", "--env", "local")
+    assert code == ExitCode.USAGE and "nothing is paused" in none["message"]
+    run = _promote_in_background(local_project, "--pause-at", "20")
+    wait_for(lambda: _paused(local_project), timeout=120)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=30)
+    code, report = local_project.json("resume-promotion", "--env", "local", EDGESHIP_HOST="approver")
+    assert code == 0, report
+    assert report["outcome"] == "promoted"
+    status = _status(local_project)
+    assert status["live"] == {"version": "2", "weights": {}} and status["lease"] is None
