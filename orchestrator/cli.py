@@ -510,7 +510,8 @@ def _report_text(report: dict[str, Any]) -> str:
     type=int,
     default=None,
     metavar="WEIGHT",
-    help="Hold at this step's weight (after its gate) until `orchestrator resume-promotion`.",
+    help="Hold after the gate at this weight (any step but the last; see --dry-run) until "
+    "`orchestrator resume-promotion`.",
 )
 @click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
 @json_option

@@ -13,6 +13,7 @@ from orchestrator.watch import VersionMetrics
 
 NAMESPACE = "AWS/Lambda"
 PERIOD_S = 60  # Lambda's standard resolution
+ALARM_TYPES = ("MetricAlarm", "CompositeAlarm", "LogAlarm")
 
 
 class LambdaMetrics:
@@ -31,12 +32,17 @@ class LambdaMetrics:
             {"Name": "ExecutedVersion", "Value": version},
         ]
 
+        # One period spanning the whole window, so CloudWatch computes the percentile over all
+        # of it (per-minute p99s cannot be combined). CloudWatch rounds StartTime down to the
+        # minute: up to a minute before the shift is included, green's traffic of the step before.
+        period = PERIOD_S * (int((until - since) // PERIOD_S) + 2)
+
         def query(qid: str, metric: str, stat: str) -> dict[str, Any]:
             return {
                 "Id": qid,
                 "MetricStat": {
                     "Metric": {"Namespace": NAMESPACE, "MetricName": metric, "Dimensions": dims},
-                    "Period": PERIOD_S,
+                    "Period": period,
                     "Stat": stat,
                 },
                 "ReturnData": True,
@@ -51,7 +57,7 @@ class LambdaMetrics:
                 query("samples", "Duration", "SampleCount"),
             ],
             StartTime=_utc(since),
-            EndTime=_utc(until + PERIOD_S),  # the current minute's bucket is still filling
+            EndTime=_utc(since + period),
         )
         values = {r["Id"]: [float(v) for v in r.get("Values", [])] for r in got["MetricDataResults"]}
         return VersionMetrics(
@@ -63,20 +69,22 @@ class LambdaMetrics:
         )
 
     def alarms(self, names: tuple[str, ...]) -> dict[str, str | None]:
-        """StateValue of each named alarm (metric or composite); None for one that does not exist."""
+        """StateValue of each named alarm (metric, composite or log); None for one that does not exist."""
         states: dict[str, str | None] = dict.fromkeys(names)
-        for chunk in (names[i : i + 100] for i in range(0, len(names), 100)):  # the API's page limit
-            got = self.cw.describe_alarms(
-                AlarmNames=list(chunk), AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+        for chunk in (names[i : i + 100] for i in range(0, len(names), 100)):  # AlarmNames takes 100
+            pages = self.cw.get_paginator("describe_alarms").paginate(
+                AlarmNames=list(chunk), AlarmTypes=list(ALARM_TYPES), PaginationConfig={"PageSize": 100}
             )
-            for alarm in [*got.get("MetricAlarms", []), *got.get("CompositeAlarms", [])]:
-                states[alarm["AlarmName"]] = alarm["StateValue"]
+            for page in pages:
+                for kind in ALARM_TYPES:
+                    for alarm in page.get(f"{kind}s", []):
+                        states[alarm["AlarmName"]] = alarm["StateValue"]
         return states
 
 
 def _combine(per_period: list[float], samples: list[float], stat: str) -> float | None:
-    """One figure for the whole window from per-period ones: the sample-weighted mean of
-    Averages; for a percentile the worst period's (never lower than the true figure's share)."""
+    """One figure for the window. There is one period; should CloudWatch split it anyway,
+    Averages are weighted by their samples and a percentile takes the worst period's."""
     if not per_period:
         return None
     if stat == "Average" and len(samples) == len(per_period) and sum(samples) > 0:

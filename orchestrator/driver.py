@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +30,14 @@ from orchestrator.machine import Outcome, Phase, PromotionRecord, advance
 from orchestrator.plan import Plan
 from orchestrator.processes import SignalLatch
 from orchestrator.progress import ProgressEvent, Reporter
-from orchestrator.record import RecordStore
+from orchestrator.record import ContinueRequest, RecordStore
 from orchestrator.report import BakeReport, PauseReport, PromotionReport, StepReport
 from orchestrator.targets import Endpoint, Target, health
 from orchestrator.traffic import AliasState, Traffic
 
 WATCH_S = 2.0  # seconds between looks at green's metrics and the alarms during a bake
+LAST_LOOK_ATTEMPTS = 3  # the look that ends a bake is retried before the watch counts as blind
+SLIDING_S = 300.0  # while paused, the metrics window is the last five minutes
 CONTINUE_POLL_S = 1.0  # seconds between looks for the go-ahead while paused
 
 
@@ -117,7 +120,7 @@ class Driver:
             if record.phase == Phase.SHIFTING:
                 return self._move(plan.blue, plan.green, plan.steps[record.step])
             if record.phase == Phase.BAKING:
-                return self._watch(plan, record, plan.bake_s)
+                return self._bake(plan, record)
             if record.phase == Phase.GATING:
                 weight = plan.steps[record.step]
                 step = self._gate(
@@ -165,60 +168,9 @@ class Driver:
             return Step(Outcome.ERROR, f"live reads back {self._alias_text(after)}")
         return Step(Outcome.DONE)
 
-    def _watch(
-        self, plan: Plan, record: PromotionRecord, seconds: float | None, paused: bool = False
-    ) -> Step:
-        """Bake: wait `seconds` (None: until the go-ahead) with real users on green, looking at
-        its Lambda metrics and the alarms every WATCH_S; a breach ends the wait at once."""
-        weight = plan.steps[record.step]
-        name = f"step {record.step + 1}" + (" (paused)" if paused else "")
-        started = time.monotonic()
-        bake = BakeReport(name, weight, 0.0, 0, str(watch.Check.NOT_JUDGED), [])
-        self.report.bakes.append(bake)
-        next_look = started + WATCH_S
-        next_poll = started
-        try:
-            while True:
-                stop = self._stop_requested()
-                if stop is not None:
-                    bake.verdict = "stopped"
-                    return stop
-                now = time.monotonic()
-                done = now >= started + seconds if seconds is not None else False
-                if seconds is None and now >= next_poll:
-                    next_poll = now + CONTINUE_POLL_S
-                    done = self.records.continue_request(record.id) is not None
-                if done or now >= next_look:
-                    next_look = now + WATCH_S
-                    broken = self._look(plan, bake)
-                    if broken is not None:
-                        return Step(Outcome.FAILED, f"{name} at {weight}%: {broken.name}: {broken.detail}")
-                if done:
-                    if bake.looks == 0:  # nothing could be read all along: the watch was blind
-                        return Step(Outcome.ERROR, f"{name}: could not read green's metrics or the alarms")
-                    return Step(Outcome.DONE)
-                time.sleep(0.1)
-        finally:
-            bake.seconds = round(time.monotonic() - started, 3)
-            self._waited += bake.seconds
-
-    def _look(self, plan: Plan, bake: BakeReport) -> watch.MetricCheck | None:
-        """One look at green's metrics and the alarms; the breached check, if any."""
-        try:
-            seen = self.metrics.version(plan.green, self._shifted_at, time.time())
-            states = self.metrics.alarms(plan.slo.alarms)
-        except Exception as exc:  # CloudWatch throttled or away: the next look tries again
-            self.say(ProgressEvent("diagnostic", f"could not read CloudWatch ({type(exc).__name__}: {exc})"))
-            return None
-        checks = watch.judge_metrics(seen, plan.slo) + watch.judge_alarms(states)
-        broken = watch.breach(checks)
-        bake.looks += 1
-        bake.checks = [c.to_dict() for c in checks]
-        bake.verdict = str(watch.Check.BREACH if broken else watch.Check.OK)
-        if broken is not None:
-            self.say(ProgressEvent("gate", f"{bake.name}: {broken.name} breached: {broken.detail}",
-                                   data={"checks": bake.checks}))  # fmt: skip
-        return broken
+    def _bake(self, plan: Plan, record: PromotionRecord) -> Step:
+        deadline = time.monotonic() + plan.bake_s
+        return self._watch(plan, record, f"step {record.step + 1}", lambda: time.monotonic() >= deadline)
 
     def _hold(self, plan: Plan, record: PromotionRecord) -> Step:
         """Paused: watch as a bake does until someone says go (`resume-promotion`)."""
@@ -229,18 +181,110 @@ class Driver:
         ))  # fmt: skip
         pause = PauseReport(record.step, weight, time.time())
         self.report.pauses.append(pause)
-        step = self._watch(plan, record, None, paused=True)
+        go: list[ContinueRequest] = []
+        next_poll = 0.0
+
+        def go_ahead() -> bool:
+            nonlocal next_poll
+            if time.monotonic() < next_poll:
+                return False
+            next_poll = time.monotonic() + CONTINUE_POLL_S
+            try:
+                found = self.records.continue_request(record.id)
+            except Exception as exc:  # one S3 blip must not end a pause that may last hours
+                self.say(
+                    ProgressEvent(
+                        "diagnostic", f"could not read the go-ahead ({type(exc).__name__}); retrying"
+                    )
+                )
+                return False
+            go.extend([found] if found else [])
+            return found is not None
+
+        step = self._watch(plan, record, f"step {record.step + 1} (paused)", go_ahead, sliding=True)
         pause.seconds = round(time.time() - pause.started_at, 3)
-        go = self.records.continue_request(record.id) if step.outcome == Outcome.DONE else None
-        pause.ended_by = f"resumed by {go.by}" if go else step.reason
+        pause.ended_by = f"resumed by {go[0].by}" if go and step.outcome == Outcome.DONE else step.reason
         return step
+
+    def _watch(
+        self,
+        plan: Plan,
+        record: PromotionRecord,
+        name: str,
+        finished: Callable[[], bool],
+        sliding: bool = False,
+    ) -> Step:
+        """Wait until `finished()` with real users on green, looking at its Lambda metrics and
+        the alarms every WATCH_S; a breach ends the wait at once. The last look must succeed:
+        a watch that cannot see at the end has not seen the step."""
+        weight = plan.steps[record.step]
+        started = time.monotonic()
+        bake = BakeReport(name, weight, 0.0, 0, str(watch.Check.NOT_JUDGED), [])
+        self.report.bakes.append(bake)
+        next_look = started + WATCH_S
+        try:
+            while True:
+                stop = self._stop_requested()
+                if stop is not None:
+                    bake.verdict = "stopped"
+                    return stop
+                done = finished()
+                if done or time.monotonic() >= next_look:
+                    next_look = time.monotonic() + WATCH_S
+                    # While paused, a window that only grows would dilute errors that start late.
+                    since = max(self._shifted_at, time.time() - SLIDING_S) if sliding else self._shifted_at
+                    seen = self._look(plan, bake, since, attempts=LAST_LOOK_ATTEMPTS if done else 1)
+                    if seen is None and done:
+                        return Step(Outcome.ERROR, f"{name}: could not read green's metrics or the alarms")
+                    if seen is not None and seen.verdict == watch.Check.BREACH:
+                        return Step(Outcome.FAILED, f"{name} at {weight}%: {seen.name}: {seen.detail}")
+                if done:
+                    self._nothing_judged(bake)
+                    return Step(Outcome.DONE)
+                time.sleep(0.1)
+        finally:
+            bake.seconds = round(time.monotonic() - started, 3)
+            self._waited += bake.seconds
+
+    def _look(self, plan: Plan, bake: BakeReport, since: float, attempts: int) -> watch.MetricCheck | None:
+        """One look at green's metrics and the alarms: the breached check, else the first
+        check; None when CloudWatch could not be read (`attempts` times)."""
+        for attempt in range(attempts):
+            try:
+                seen = self.metrics.version(plan.green, since, time.time())
+                states = self.metrics.alarms(plan.slo.alarms)
+                break
+            except Exception as exc:  # CloudWatch throttled or away: the next look tries again
+                self.say(
+                    ProgressEvent("diagnostic", f"could not read CloudWatch ({type(exc).__name__}: {exc})")
+                )
+                if attempt + 1 < attempts:
+                    time.sleep(0.5)
+        else:
+            return None
+        checks = watch.judge_metrics(seen, plan.slo) + watch.judge_alarms(states)
+        broken = watch.breach(checks)
+        bake.looks += 1
+        bake.checks = [c.to_dict() for c in checks]
+        bake.verdict = str(watch.verdict(checks))
+        if broken is not None:
+            self.say(ProgressEvent("gate", f"{bake.name}: {broken.name} breached: {broken.detail}",
+                                   data={"checks": bake.checks}))  # fmt: skip
+        return broken or checks[0]
+
+    def _nothing_judged(self, bake: BakeReport) -> None:
+        """Say so when a bake ended without judging anything: on AWS, Lambda's metrics arrive
+        a minute or more late, so a short bake sees nothing (locally: no real traffic)."""
+        if bake.verdict == watch.Check.NOT_JUDGED and self.target.percentiles:
+            self.say(ProgressEvent("diagnostic", f"{bake.name}: no metric could be judged yet; raise "
+                                   "traffic.bake_s to a few minutes for the watch to see green's traffic"))  # fmt: skip
 
     def _hooks(self, plan: Plan, record: PromotionRecord, on: str) -> Step:
         """Run the plan's hooks for this point in order; the first that does not pass fails the gate."""
         chosen = [h for h in plan.hooks if h.on == on]
         if not chosen:
             return Step(Outcome.DONE)
-        from orchestrator import hooks
+        from orchestrator import hooks  # imported when used: most promotions have no hooks
 
         name = "pre-traffic" if on == "pre-traffic" else f"step {record.step + 1}"
         weight = 0 if on == "pre-traffic" else plan.steps[record.step]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ class PromoteOptions:
     function_dir: Path | None = None
     model: Path | None = None
     pause_at: int | None = None  # hold after the gate at this weight until `resume-promotion`
+    paused_id: str | None = None  # resume only this promotion, and only while it is paused
 
 
 @dataclass(frozen=True)
@@ -172,9 +173,17 @@ class Release:
             if chosen == Verb.RESUME:
                 record, etag = again.record, again.record_etag  # read with the lease held
                 assert record is not None
+                if options.paused_id is not None and (
+                    record.id != options.paused_id or record.phase != Phase.PAUSED
+                ):
+                    raise UsageError(
+                        f"promotion {options.paused_id} is no longer paused: {record.id} is {record.phase}",
+                        fix=f"see `orchestrator status --env {self.env.name}`",
+                    )
                 recorded = record.the_plan()
-                today = make_plan(self.env, record.blue, record.green, recorded.schedule, recorded.example,
-                                  recorded.pause_at)  # fmt: skip
+                # Only for the "config changed" notice: the recorded pause needs no re-validation.
+                today = replace(make_plan(self.env, record.blue, record.green, recorded.schedule, recorded.example),
+                                pause_at=recorded.pause_at)  # fmt: skip
                 if record.plan_hash != machine.snapshot_hash(today.to_snapshot()):
                     self.say(ProgressEvent("diagnostic", f"edgeship.toml changed since promotion {record.id} started; "
                                            "resuming with the recorded steps, SLOs and load"))  # fmt: skip
@@ -293,22 +302,33 @@ class Release:
         me = lease.me(self.env.traffic.lease_s).holder
         self.records.request_continue(me, record.id)
         if chosen == Verb.RESUME:  # paused and its driver gone: this machine drives it on
-            return self.promote(PromoteOptions(resume=True)).to_dict()
+            return self.promote(PromoteOptions(resume=True, paused_id=record.id)).to_dict()
         self.say(ProgressEvent("step", f"go-ahead given to promotion {record.id}; waiting for its driver"))
         deadline = time.monotonic() + (wait_s if wait_s is not None else self.env.traffic.lease_s + 30)
         while time.monotonic() < deadline:
             time.sleep(0.5)
             now = self.look()
             if now.record is None or now.record.id != record.id or now.record.phase != Phase.PAUSED:
-                seen = now.record.phase if now.record else "gone"
-                return {"env": self.env.name, "promotion": record.id, "outcome": "resumed", "phase": str(seen),
-                        **self._live_view()}  # fmt: skip
+                return self._went_on(record.id, now.record)
             if not now.lease_live:  # its driver died while paused: finish the job here
-                return self.promote(PromoteOptions(resume=True)).to_dict()
+                return self.promote(PromoteOptions(resume=True, paused_id=record.id)).to_dict()
         raise PromotionLockedError(
             f"the driver of promotion {record.id} did not go on within the wait",
             fix="run `orchestrator resume-promotion` again; `orchestrator status` shows its lease",
         )
+
+    def _went_on(self, paused: str, now: PromotionRecord | None) -> dict[str, Any]:
+        """What resume-promotion reports once the pause ended: it went on, or it did not."""
+        if now is None or now.id != paused:
+            raise EdgeshipError(f"promotion {paused} is no longer the current one",
+                                fix=f"see `orchestrator status --env {self.env.name}`")  # fmt: skip
+        if now.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED):
+            raise EdgeshipError(
+                f"promotion {paused} did not go on: it is {now.phase} ({now.reason or 'see its report'})",
+                fix=f"see `orchestrator status --env {self.env.name}`",
+            )
+        return {"env": self.env.name, "promotion": paused, "outcome": "resumed", "phase": str(now.phase),
+                **self._live_view()}  # fmt: skip
 
     def _recover(self, command: str, reason: str) -> Recovered:
         """Take the lease and put live on the recorded blue. Only `rollback` undoes a finished

@@ -32,7 +32,7 @@ class BakeReport:
     weight: int
     seconds: float
     looks: int
-    verdict: str  # "ok" | "breach" | "not_judged" (no look could be read) | "stopped"
+    verdict: str  # "ok" | "breach" | "not_judged" (nothing to judge yet, or nothing read) | "stopped"
     checks: list[dict[str, Any]]  # watch.MetricCheck.to_dict() of the breach look, else the last
 
 

@@ -120,6 +120,13 @@ def judge_alarms(states: dict[str, str | None]) -> list[MetricCheck]:
     return checks
 
 
+def verdict(checks: list[MetricCheck]) -> Check:
+    """One look's verdict: a breach if any; ok if anything was judged; else not judged."""
+    if breach(checks) is not None:
+        return Check.BREACH
+    return Check.OK if any(c.verdict == Check.OK for c in checks) else Check.NOT_JUDGED
+
+
 def breach(checks: list[MetricCheck]) -> MetricCheck | None:
     """The first breached check, or None."""
     return next((c for c in checks if c.verdict == Check.BREACH), None)

@@ -345,3 +345,33 @@ def test_the_edge_daemon_publishes_invocations_to_the_emulator(local_project: Lo
     wait_for(lambda: published("live", 7) and published("candidate", 2), timeout=30)
     live = read(cloudwatch, function, "live", "1")
     assert live["Errors Sum"] == [0.0] and live["Duration SampleCount"] == [7.0]
+
+
+def test_the_bake_reads_back_what_the_edge_published(moto: Moto) -> None:
+    """orchestrator/cloudwatch.py against the same real server: green's figures only, from
+    the window's start on, and the alarm states (missing ones as None)."""
+    import time
+
+    from orchestrator.cloudwatch import LambdaMetrics
+    from orchestrator.watch import VersionMetrics
+
+    cloudwatch = emulator.client("cloudwatch", moto.url)
+    since = time.time()
+    metrics = Telemetry(cloudwatch, "fn-w")
+    for ms in (10.0, 30.0):
+        metrics.record("live", "2", duration_ms=ms, error=False, throttled=False)
+    metrics.record("live", "2", duration_ms=5.0, error=True, throttled=False)
+    metrics.record("live", "2", duration_ms=None, error=False, throttled=True)
+    metrics.record("live", "1", duration_ms=1.0, error=True, throttled=False)  # blue's: not green's
+    metrics.record("candidate", "2", duration_ms=1.0, error=True, throttled=False)  # not behind live
+    metrics.flush()
+    reader = LambdaMetrics(cloudwatch, "fn-w", percentiles=False)
+    assert reader.version("2", since, time.time()) == VersionMetrics(3, 1, 1, 15.0, "Average")
+    assert reader.version("2", time.time() + 1, time.time() + 2) == VersionMetrics(0, 0, 0, None, "Average")
+
+    cloudwatch.put_metric_alarm(
+        AlarmName="fn-w-errors", MetricName="Errors", Namespace="AWS/Lambda", Statistic="Sum",
+        Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold",
+    )  # fmt: skip
+    cloudwatch.set_alarm_state(AlarmName="fn-w-errors", StateValue="ALARM", StateReason="test")
+    assert reader.alarms(("fn-w-errors", "no-such-alarm")) == {"fn-w-errors": "ALARM", "no-such-alarm": None}

@@ -66,3 +66,18 @@ def test_alarm_rules(states: dict[str, str | None], expected: list[Check], first
     assert [c.verdict for c in checks] == expected
     found = breach(checks)
     assert (found.name if found else None) == first_breach
+
+
+@pytest.mark.parametrize(
+    ("metrics", "alarms", "expected"),
+    [
+        (VersionMetrics(), {}, Check.NOT_JUDGED),  # a bake with no traffic judged nothing: say so
+        (VersionMetrics(), {"p-5xx": "OK"}, Check.OK),  # the alarm was judged
+        (VersionMetrics(100, 0, 0, 50.0), {}, Check.OK),
+        (VersionMetrics(100, 0, 0, 50.0), {"p-5xx": "ALARM"}, Check.BREACH),
+    ],
+)
+def test_one_looks_verdict(metrics: VersionMetrics, alarms: dict[str, str | None], expected: Check) -> None:
+    from orchestrator.watch import verdict
+
+    assert verdict(judge_metrics(metrics, SLO) + judge_alarms(alarms)) == expected

@@ -169,13 +169,15 @@ def _paused(project: LocalProject) -> bool:
 
 
 def test_pause_at_holds_with_the_lease_alive_until_resumed(local_project: LocalProject) -> None:
+    _edit(local_project, "canary_weight = 20", "canary_weight = 10")
+    _edit(local_project, "min_samples = 30", "min_samples = 20")
     _up(local_project)
-    run = _promote_in_background(local_project, "--pause-at", "20")
+    run = _promote_in_background(local_project, "--pause-at", "10")
     try:
         wait_for(lambda: _paused(local_project), timeout=120)
         time.sleep(4)  # longer than lease_s (3 s): only renewals keep the lease
         held = _status(local_project)
-        assert held["promotion"]["phase"] == "paused" and held["live"]["weights"] == {"2": 0.2}
+        assert held["promotion"]["phase"] == "paused" and held["live"]["weights"] == {"2": 0.1}
         assert held["situation"] == "running" and held["lease"]["live"]
         code, resumed = local_project.json("resume-promotion", "--env", "local", EDGESHIP_HOST="approver")
         assert code == 0, resumed
@@ -188,7 +190,7 @@ def test_pause_at_holds_with_the_lease_alive_until_resumed(local_project: LocalP
     report = json.loads(out)
     assert report["outcome"] == "promoted"
     (pause,) = report["pauses"]
-    assert pause["weight"] == 20 and pause["seconds"] > 0 and pause["ended_by"].startswith("resumed by ")
+    assert pause["weight"] == 10 and pause["seconds"] > 0 and pause["ended_by"].startswith("resumed by ")
     assert [b["name"] for b in report["bakes"]] == ["step 1", "step 1 (paused)", "step 2"]
     assert _status(local_project)["live"] == {"version": "2", "weights": {}}
 
@@ -201,8 +203,11 @@ def test_resume_promotion_drives_on_a_pause_whose_driver_was_killed(local_projec
     wait_for(lambda: _paused(local_project), timeout=120)
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=30)
+    # the config moved on meanwhile: the recorded plan (and its pause) still rules
+    _edit(local_project, "canary_weight = 20", "canary_weight = 30")
     code, report = local_project.json("resume-promotion", "--env", "local", EDGESHIP_HOST="approver")
     assert code == 0, report
     assert report["outcome"] == "promoted"
+    assert [b["name"] for b in report["bakes"]] == ["step 1 (paused)", "step 2"]
     status = _status(local_project)
     assert status["live"] == {"version": "2", "weights": {}} and status["lease"] is None
