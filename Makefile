@@ -26,7 +26,7 @@ lint: install  ## ruff and mypy
 	$(BIN)/mypy
 
 unit: install  ## pytest only
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q --durations=15
 
 test: lint unit  ## install, lint, test: the README's test command and what .ci/run calls
 

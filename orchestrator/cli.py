@@ -635,7 +635,8 @@ def resume_promotion(ctx: Ctx, env_name: str, backend: str | None, wait_s: float
       the lease and drives the promotion on to its end, as `promote --resume` would
       (exit codes as for promote).
 
-    Exit 2 when nothing is paused. `orchestrator abort` rolls a paused promotion back.
+    Exit 2 when nothing is paused, 1 when the promotion did not go on (a breach or an
+    abort ended the pause first). `orchestrator abort` rolls a paused promotion back.
     """
 
     def action() -> dict[str, Any]:

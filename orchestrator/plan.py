@@ -67,7 +67,12 @@ class Plan:
 
     def to_snapshot(self) -> dict[str, Any]:
         """What a promotion record keeps: resume runs this, not today's edgeship.toml (JSON-shaped)."""
-        return {**asdict(self), "example": list(self.example), "hooks": [asdict(h) for h in self.hooks]}
+        return {
+            **asdict(self),
+            "slo": {**asdict(self.slo), "alarms": list(self.slo.alarms)},
+            "example": list(self.example),
+            "hooks": [asdict(h) for h in self.hooks],
+        }
 
 
 def plan_from_dict(snapshot: dict[str, Any]) -> Plan:

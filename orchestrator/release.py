@@ -182,7 +182,7 @@ class Release:
                     )
                 recorded = record.the_plan()
                 # Only for the "config changed" notice: the recorded pause needs no re-validation.
-                today = replace(make_plan(self.env, record.blue, record.green, recorded.schedule, recorded.example),
+                today = replace(make_plan(self.env, record.blue, record.green, example=recorded.example),
                                 pause_at=recorded.pause_at)  # fmt: skip
                 if record.plan_hash != machine.snapshot_hash(today.to_snapshot()):
                     self.say(ProgressEvent("diagnostic", f"edgeship.toml changed since promotion {record.id} started; "
