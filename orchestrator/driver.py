@@ -170,7 +170,13 @@ class Driver:
 
     def _bake(self, plan: Plan, record: PromotionRecord) -> Step:
         deadline = time.monotonic() + plan.bake_s
-        return self._watch(plan, record, f"step {record.step + 1}", lambda: time.monotonic() >= deadline)
+        return self._watch(
+            plan,
+            record,
+            f"step {record.step + 1}",
+            lambda: time.monotonic() >= deadline,
+            waiting_s=plan.bake_s,
+        )
 
     def _hold(self, plan: Plan, record: PromotionRecord) -> Step:
         """Paused: watch as a bake does until someone says go (`resume-promotion`)."""
@@ -213,6 +219,7 @@ class Driver:
         name: str,
         finished: Callable[[], bool],
         sliding: bool = False,
+        waiting_s: float | None = None,
     ) -> Step:
         """Wait until `finished()` with real users on green, looking at its Lambda metrics and
         the alarms every WATCH_S; a breach ends the wait at once. The last look must succeed:
@@ -244,7 +251,8 @@ class Driver:
                 time.sleep(0.1)
         finally:
             bake.seconds = round(time.monotonic() - started, 3)
-            self._waited += bake.seconds
+            # Overhead per step excludes the configured bake (or the pause), not the looks past it.
+            self._waited += bake.seconds if waiting_s is None else min(bake.seconds, waiting_s)
 
     def _look(self, plan: Plan, bake: BakeReport, since: float, attempts: int) -> watch.MetricCheck | None:
         """One look at green's metrics and the alarms: the breached check, else the first

@@ -2,6 +2,7 @@
 
     EdgeshipError (1)                      message + fix; the CLI prints both, or --json
     ├── ConfigError, UsageError (2)
+    │   └── NotDeployedError               the environment's stack has no deployment yet
     ├── ToolchainError (3)
     ├── StackLockedError (4)
     ├── PromotionLockedError (4)           another run holds the promotion lease
@@ -86,6 +87,10 @@ class UsageError(EdgeshipError):
     """The command does not apply to the environment as it is (e.g. --resume with nothing to resume)."""
 
     exit_code = ExitCode.USAGE
+
+
+class NotDeployedError(UsageError):
+    """The environment's stack was never deployed (or was destroyed): nothing to act on yet."""
 
 
 class ToolchainError(EdgeshipError):

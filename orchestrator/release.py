@@ -26,6 +26,7 @@ from orchestrator.errors import (
     EdgeshipError,
     GateFailedError,
     InterruptedPromotion,
+    NotDeployedError,
     PromotionLockedError,
     RollbackIncompleteError,
     UsageError,
@@ -99,7 +100,7 @@ class Release:
         """Record, lease and whether the lease is live, from any machine."""
         try:
             record, etag = self.records.read()
-        except KeyError:  # a stack without outputs: never deployed
+        except NotDeployedError:  # a stack without outputs: never deployed
             return Look(deployed=False)
         except Exception as exc:
             if _code(exc) == "NoSuchBucket":

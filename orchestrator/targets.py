@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator.errors import EdgeshipError
+from orchestrator.errors import EdgeshipError, NotDeployedError
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.settings import Environment, Settings
 
@@ -189,13 +189,25 @@ class AwsTarget:
             self._outputs = self.stacks.outputs(show_secrets=False)
         return self._outputs
 
+    def _output(self, key: str) -> str:
+        """One stack output; a never-deployed stack is a usage error that says what to run."""
+        value = self._out().get(key)
+        if value is None:
+            name = self.env.name
+            raise NotDeployedError(
+                f"environment {name!r} is not deployed yet (its stack has no {key!r} output)",
+                fix=f"run `orchestrator up --env {name}` (or `orchestrator promote --env {name}`, "
+                "which deploys a first version)",
+            )
+        return str(value)
+
     @property
     def function_name(self) -> str:
-        return str(self._out()["functionName"])
+        return self._output("functionName")
 
     @property
     def bucket(self) -> str:
-        return str(self._out()["bucket"])
+        return self._output("bucket")
 
     def lambda_client(self) -> Any:
         import boto3
@@ -214,7 +226,7 @@ class AwsTarget:
 
     def publish(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> Published:
         blue = None
-        if self._out().get("functionName"):
+        if self._out().get("functionName"):  # deployed before: live serves blue
             blue = self.lambda_client().get_alias(FunctionName=self.function_name, Name="live")[
                 "FunctionVersion"
             ]
@@ -223,11 +235,11 @@ class AwsTarget:
         return Published(blue, str(result.outputs["publishedVersion"]), result.changed, self.settings.model)
 
     def edge(self) -> Endpoint:
-        return Endpoint(str(self._out()["edgeUrl"]))
+        return Endpoint(self._output("edgeUrl"))
 
     def candidate(self) -> Endpoint:
         # IAM-protected route: requests are signed with the job's AWS credentials.
-        return Endpoint(str(self._out()["apiUrl"]), "/candidate/infer", sigv4_region=self.env.region)
+        return Endpoint(self._output("apiUrl"), "/candidate/infer", sigv4_region=self.env.region)
 
     def traffic_moved(self) -> None:
         return None

@@ -146,3 +146,19 @@ def test_missing_passphrase_is_a_clear_config_error(project: Project, pulumi_roo
     with pytest.raises(Exception) as info:
         stacks.spec_for(settings, settings.environment("test"), pulumi_root=pulumi_root, environ={})
     assert "PULUMI_CONFIG_PASSPHRASE" in str(info.value)
+
+
+@pytest.mark.parametrize("command", ["status", "abort", "rollback"])
+def test_commands_on_a_never_deployed_environment_say_what_to_run(project: Project, command: str) -> None:
+    done = project.cli(command, "--env", "test", "--json")
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    error = json.loads(done.stdout)
+    assert "Traceback" not in done.stderr
+    if command == "rollback":  # nothing was ever promoted there
+        assert error["message"] == "no promotion recorded for 'test'; nothing to roll back"
+    else:
+        assert (
+            error["message"]
+            == "environment 'test' is not deployed yet (its stack has no 'functionName' output)"
+        )
+        assert "orchestrator up --env test" in error["fix"]
