@@ -680,12 +680,19 @@ def status(ctx: Ctx, env_name: str, backend: str | None) -> None:
                 f"  last promotion {p['id']}: {p['phase']} (v{p['blue']} -> v{p['green']}, green at {p['weight']}%)"
                 + (f": {p['reason']}" if p.get("reason") else "")
             )
+        paused = bool(p and p["phase"] == "paused")
         if s["interrupted"]:
             lease = s["lease"]
             since = f"; its lease expired {-lease['expires_in_s']:.0f}s ago" if lease else ""
+            go_on = f"resume-promotion --env {s['env']}" if paused else f"promote --env {s['env']} --resume"
             lines.append(
                 f"  INTERRUPTED (driver {p['holder'] if p else '?'} is gone{since}): "
-                f"`orchestrator promote --env {s['env']} --resume`, or `orchestrator abort --env {s['env']}`"
+                f"`orchestrator {go_on}`, or `orchestrator abort --env {s['env']}`"
+            )
+        elif paused:
+            lines.append(
+                f"  PAUSED at {p['weight'] if p else '?'}% by {s['lock']}: "
+                f"`orchestrator resume-promotion --env {s['env']}` to go on, `orchestrator abort --env {s['env']}` to roll back"
             )
         elif s["lease"] and s["lease"]["live"]:
             lines.append(f"  in flight: {s['lock']}")

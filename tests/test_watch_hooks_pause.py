@@ -179,6 +179,8 @@ def test_pause_at_holds_with_the_lease_alive_until_resumed(local_project: LocalP
         held = _status(local_project)
         assert held["promotion"]["phase"] == "paused" and held["live"]["weights"] == {"2": 0.1}
         assert held["situation"] == "running" and held["lease"]["live"]
+        shown = local_project.cli("status", "--env", "local").stdout
+        assert "PAUSED at 10%" in shown and "orchestrator resume-promotion --env local" in shown
         code, resumed = local_project.json("resume-promotion", "--env", "local", EDGESHIP_HOST="approver")
         assert code == 0, resumed
         assert resumed["outcome"] == "resumed" and resumed["phase"] != "paused"
