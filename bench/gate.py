@@ -98,8 +98,9 @@ def measure_canary() -> dict[str, float]:
 
 
 class _HeaderlessFailures(_Service):
-    """Green fails HEADERLESS_FAILURES of its requests with a 502 and no version header, as
-    API Gateway does when the function times out, is throttled or crashes in init."""
+    """Green fails HEADERLESS_FAILURES of its requests with a 500 and no version header, as
+    API Gateway does when the function crashes (a timeout's 504 and a throttle's 429 are
+    header-less too)."""
 
     def setup(self) -> None:
         super().setup()
@@ -110,7 +111,7 @@ class _HeaderlessFailures(_Service):
         rng = random.Random()
         green = rng.random() < GREEN_SHARE
         if green and rng.random() < HEADERLESS_FAILURES:
-            body, status, version = b'{"message":"Internal Server Error"}', 502, None
+            body, status, version = b'{"message":"Internal Server Error"}', 500, None
         else:
             body, status, version = b'{"ok":true}', 200, "2" if green else "1"
         self.send_response(status)
@@ -200,8 +201,8 @@ def main() -> int:
 Budget: gate's green p95 within 10 % of the server's: **{"met" if ok_p95 else "MISSED"}** ({error:.1%} off).
 
 **Failures without a version header at a {GREEN_SHARE:.0%} canary**: green fails {HEADERLESS_FAILURES:.0%} of its
-requests with a 502 and no `x-function-version` (a timeout, throttle or init crash behind API
-Gateway); 10 users for 10 s, {headerless["headerless"]} such failures in {headerless["total"]} requests.
+requests with a 500 and no `x-function-version` (a crash behind API Gateway; timeouts and
+throttles are header-less too); 10 users for 10 s, {headerless["headerless"]} such failures in {headerless["total"]} requests.
 Judged against all traffic they are a {headerless["blind_error_ratio"]:.2%} error ratio, under the 1 % SLO;
 charged to green, whose requests they are, {headerless["green_error_ratio"]:.2%}. Gate verdict:
 **{headerless["verdict"]}** (must be fail: **{"met" if ok_headerless else "MISSED"}**).

@@ -13,7 +13,9 @@ Environment:
   EDGESHIP_MODEL       model.tar.gz whose metadata.json shapes the payload (default: sample)
   EDGESHIP_LATE_MS     a request in flight at stop for longer than this counts as a timeout
   EDGESHIP_GET_SHARE   share of requests sent as cacheable GET /infer?x=... (default 0)
-  EDGESHIP_SIGV4_REGION  sign requests with SigV4 for API Gateway IAM auth in this region
+  EDGESHIP_SIGV4_REGION  sign requests with SigV4 for API Gateway IAM auth in this region,
+                       with the credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (the
+                       emulator's, for the local edge) or else the ambient ones
 
 Statistics: per version, the latencies of successful requests and the count of failed
 ones (a fast error must not make a version look fast); failures without a version header
@@ -74,7 +76,7 @@ EXAMPLE = _example()
 GET_SHARE = float(os.environ.get("EDGESHIP_GET_SHARE") or 0)
 PATH = os.environ.get("EDGESHIP_PATH", "/infer")
 HEADERS = {"content-type": "application/json", **json.loads(os.environ.get("EDGESHIP_HEADERS") or "{}")}
-# Set for IAM-protected routes (the AWS candidate route): requests are SigV4-signed.
+# Set for IAM-protected routes (the candidate route): requests are SigV4-signed.
 SIGV4_REGION = os.environ.get("EDGESHIP_SIGV4_REGION", "")
 
 # version -> latencies (ms) of successes and the error count; failures without the header
@@ -112,15 +114,24 @@ class InferenceUser(FastHttpUser):
         del _in_flight[id(token)]
 
 
+_credentials: Any = None  # botocore credentials, resolved at the first signed request
+
+
 def _signed(host: str, method: str, target: str, body: bytes) -> dict[str, str]:
     # botocore is imported here, after Locust's gevent patching, never before it.
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.session import get_session
 
-    credentials = get_session().get_credentials()
+    global _credentials
+    if _credentials is None:
+        # The environment's credential chain: the gate puts the emulator's keys in our
+        # environment for the local edge; on AWS they are the job's. Resolved once: a new
+        # session per request costs ~15 ms of CPU, which gevent's other users wait out.
+        _credentials = get_session().get_credentials()
     request = AWSRequest(method=method, url=host.rstrip("/") + target, data=body, headers=HEADERS)
-    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", SIGV4_REGION).add_auth(request)
+    # get_frozen_credentials refreshes expiring (assumed-role) credentials when due.
+    SigV4Auth(_credentials.get_frozen_credentials(), "execute-api", SIGV4_REGION).add_auth(request)
     return dict(request.headers.items())
 
 

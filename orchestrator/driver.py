@@ -16,7 +16,6 @@ a lost lease stops the driver at once without touching the alias again.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,7 +129,10 @@ class Driver:
             if record.phase == Phase.PAUSED:
                 return self._hold(plan, record)
             if record.phase == Phase.PROMOTING:
-                return self._move(plan.blue, plan.green, 100)
+                step = self._move(plan.blue, plan.green, 100)
+                if step.outcome == Outcome.DONE:
+                    self._invalidate_cache()
+                return step
             return self._put_on_blue(record.blue)
         except LeaseLostError:
             raise
@@ -166,6 +168,7 @@ class Driver:
         after = self.traffic.state()
         if after.version != blue or not after.whole:
             return Step(Outcome.ERROR, f"live reads back {self._alias_text(after)}")
+        self._invalidate_cache()
         return Step(Outcome.DONE)
 
     def _bake(self, plan: Plan, record: PromotionRecord) -> Step:
@@ -318,14 +321,20 @@ class Driver:
 
     def _hook_env(self, record: PromotionRecord, weight: int) -> dict[str, str]:
         edge, candidate = self.target.edge(), self.target.candidate()
+        # The candidate route wants SigV4 in EDGESHIP_REGION. Locally the hook signs with the
+        # emulator's credentials, given here; on AWS with its own (the job's) credentials.
+        signing = (
+            {**candidate.credentials, "AWS_DEFAULT_REGION": candidate.sigv4_region or ""}
+            if candidate.credentials
+            else {}
+        )
         return {
             "EDGESHIP_ENV": record.env, "EDGESHIP_PROMOTION": record.id,
             "EDGESHIP_BLUE": record.blue, "EDGESHIP_GREEN": record.green,
             "EDGESHIP_WEIGHT": str(weight), "EDGESHIP_STEP": str(record.step + 1),
             "EDGESHIP_EDGE_URL": edge.url, "EDGESHIP_CANDIDATE_URL": candidate.url + candidate.path,
-            # The local candidate route wants its token; on AWS the hook signs with its own credentials.
-            "EDGESHIP_CANDIDATE_HEADERS": json.dumps(candidate.headers or {}),
             "EDGESHIP_REGION": candidate.sigv4_region or "",
+            **signing,
         }  # fmt: skip
 
     def _gate(self, plan: Plan, name: str, weight: int, endpoint: Endpoint, *, share: float) -> Step:
@@ -340,6 +349,7 @@ class Driver:
                 run = loadrun.run(
                     endpoint.url, plan.load, self.directory, f"{name.replace(' ', '-')}-{attempt}",
                     path=endpoint.path, headers=endpoint.headers, sigv4_region=endpoint.sigv4_region,
+                    credentials=endpoint.credentials,
                     should_stop=self._stop_requested, example=list(plan.example) or None,
                     late_ms=plan.slo.p99_ms,
                 )  # fmt: skip
@@ -413,6 +423,15 @@ class Driver:
             self.target.traffic_moved()
         except OSError as exc:
             self.say(ProgressEvent("diagnostic", f"edge refresh failed ({exc}); it will catch up by polling"))
+
+    def _invalidate_cache(self) -> None:
+        """Drop the edge's cached answers once live settled on one version: they may be of the
+        version it left. A failure leaves them to expire by their TTL; no reason to roll back."""
+        try:
+            self.target.invalidate_cache()
+        except Exception as exc:  # OSError locally, botocore's errors on AWS: only a diagnostic
+            self.say(ProgressEvent("diagnostic", f"edge cache invalidation failed ({type(exc).__name__}: {exc}); "
+                                   "cached GET /infer answers expire with their TTL"))  # fmt: skip
 
     def _alias_text(self, state: AliasState | None = None) -> str:
         try:

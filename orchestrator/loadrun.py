@@ -57,6 +57,7 @@ def run(
     headers: dict[str, str] | None = None,
     model: Path | None = None,
     sigv4_region: str | None = None,
+    credentials: dict[str, str] | None = None,
     should_stop: Callable[[], object] | None = None,
     example: list[float] | None = None,
     late_ms: float | None = None,
@@ -65,12 +66,20 @@ def run(
 
     `should_stop` is polled while Locust runs; a truthy answer stops Locust and raises
     LoadRunStopped with that answer (an abort or a signal must not wait for the load).
+    `credentials` (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) are what Locust signs with when
+    `sigv4_region` is set; without them, the ambient AWS credentials.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stats_file, html = out_dir / f"{name}.stats.json", out_dir / f"{name}.html"
     stats_file.unlink(missing_ok=True)
+    ambient = dict(os.environ)
+    if credentials:
+        # A session token or profile belongs to other credentials than the ones given.
+        for key in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+            ambient.pop(key, None)
     env = {
-        **os.environ,
+        **ambient,
+        **(credentials or {}),
         "EDGESHIP_STATS_FILE": str(stats_file),
         "EDGESHIP_PATH": path,
         "EDGESHIP_HEADERS": json.dumps(headers or {}),

@@ -7,7 +7,6 @@ how a version is published and where the edge is differ, behind this small inter
 
 from __future__ import annotations
 
-import secrets
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -36,8 +35,11 @@ class Endpoint:
     url: str
     path: str = "/infer"
     headers: dict[str, str] | None = None
-    # Sign requests with SigV4 for API Gateway IAM auth (the AWS candidate route).
+    # Sign requests with SigV4 for API Gateway IAM auth (the candidate route) in this region,
     sigv4_region: str | None = None
+    # with these credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: the emulator's, for the
+    # local edge), else the ambient ones.
+    credentials: dict[str, str] | None = None
 
 
 class Target(Protocol):
@@ -56,6 +58,7 @@ class Target(Protocol):
     def edge(self) -> Endpoint: ...
     def candidate(self) -> Endpoint: ...
     def traffic_moved(self) -> None: ...
+    def invalidate_cache(self) -> None: ...
 
 
 FUNCTION_DIR = Path(__file__).resolve().parents[1] / "programs" / "function"
@@ -124,15 +127,11 @@ class LocalTarget:
         running = daemon.read(state_file)
         if running and daemon.healthy(running.url + "/_edgeship/status"):
             return running.url
-        token_file = self.state_dir / "candidate-token"
-        if not token_file.exists():
-            token_file.parent.mkdir(parents=True, exist_ok=True)
-            token_file.write_text(secrets.token_urlsafe(24))
         port = daemon.free_port(8787)
         argv = [
             daemon.python(), "-m", "orchestrator.local.edge", "--state-dir", str(self.state_dir),
             "--emulator", self.emulator_url(), "--function", self.function_name, "--port", str(port),
-            "--cache-ttl", str(self.env.edge.cache_ttl_s),
+            "--cache-ttl", str(self.env.edge.cache_ttl_s), "--region", self.env.region,
         ]  # fmt: skip
         return daemon.start(
             "edge", argv, state_file, self.state_dir / "edge.log", "/_edgeship/status", port
@@ -142,14 +141,25 @@ class LocalTarget:
         return Endpoint(self.ensure_edge())
 
     def candidate(self) -> Endpoint:
-        token = (self.state_dir / "candidate-token").read_text().strip()
-        from orchestrator.local.edge import TOKEN_HEADER
+        # SigV4-protected like the AWS route; the edge checks against the emulator's credentials.
+        from orchestrator.local import emulator
 
-        return Endpoint(self.ensure_edge(), "/candidate/infer", {TOKEN_HEADER: token})
+        keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        return Endpoint(
+            self.ensure_edge(), "/candidate/infer", sigv4_region=self.env.region,
+            credentials={k: emulator.CREDENTIALS[k] for k in keys},
+        )  # fmt: skip
 
     def traffic_moved(self) -> None:
         # The edge polls too; this makes the move effective before the next request.
-        url = self.ensure_edge() + "/_edgeship/refresh"
+        self._post("/_edgeship/refresh")
+
+    def invalidate_cache(self) -> None:
+        # The edge also empties its cache whenever it sees live change; this is the explicit one.
+        self._post("/_edgeship/invalidate")
+
+    def _post(self, path: str) -> None:
+        url = self.ensure_edge() + path
         urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=5).read()
 
     def stop(self) -> dict[str, bool]:
@@ -244,6 +254,26 @@ class AwsTarget:
     def traffic_moved(self) -> None:
         return None
 
+    def invalidate_cache(self) -> None:
+        """Invalidate CloudFront's cached GET /infer answers (they may be of a version live left)."""
+        import uuid
+
+        import boto3
+
+        distribution = self._out().get("distributionId")
+        if not distribution:
+            raise EdgeshipError(
+                "the stack exports no distributionId to invalidate",
+                fix=f"run `orchestrator up --env {self.env.name}` to refresh the stack's outputs",
+            )
+        boto3.client("cloudfront", region_name=self.env.region, config=_bounded()).create_invalidation(
+            DistributionId=str(distribution),
+            InvalidationBatch={
+                "Paths": {"Quantity": 1, "Items": ["/infer*"]},
+                "CallerReference": uuid.uuid4().hex,
+            },
+        )
+
 
 def _bounded() -> Any:
     """Client timeouts well inside a lease's renewal window (lease_s/3, 20 s by default): a
@@ -258,7 +288,7 @@ def health(endpoint: Endpoint) -> str | None:
     url = endpoint.url + endpoint.path.rsplit("/", 1)[0] + "/healthz"
     headers = dict(endpoint.headers or {})
     if endpoint.sigv4_region:
-        headers.update(sigv4_headers("GET", url, endpoint.sigv4_region))
+        headers.update(sigv4_headers("GET", url, endpoint.sigv4_region, credentials=endpoint.credentials))
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
             return None if response.status == 200 else f"HTTP {response.status}"
@@ -268,17 +298,26 @@ def health(endpoint: Endpoint) -> str | None:
         return str(exc)
 
 
-def sigv4_headers(method: str, url: str, region: str, body: bytes = b"") -> dict[str, str]:
-    """Headers that sign one request for API Gateway IAM auth, with the ambient AWS credentials."""
+def sigv4_headers(
+    method: str, url: str, region: str, body: bytes = b"", credentials: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Headers that sign one request for API Gateway IAM auth, with `credentials`
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) when given, else the ambient AWS credentials."""
     import boto3
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
 
-    credentials = boto3.Session().get_credentials()
-    if credentials is None:
-        raise EdgeshipError(
-            "no AWS credentials to sign the candidate request", fix="configure AWS credentials"
-        )
+    signer: Any
+    if credentials is not None:
+        signer = Credentials(credentials["AWS_ACCESS_KEY_ID"], credentials["AWS_SECRET_ACCESS_KEY"])
+    else:
+        ambient = boto3.Session().get_credentials()
+        if ambient is None:
+            raise EdgeshipError(
+                "no AWS credentials to sign the candidate request", fix="configure AWS credentials"
+            )
+        signer = ambient.get_frozen_credentials()
     request = AWSRequest(method=method, url=url, data=body)
-    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(request)
+    SigV4Auth(signer, "execute-api", region).add_auth(request)
     return dict(request.headers.items())

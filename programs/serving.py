@@ -366,6 +366,8 @@ def program() -> None:
 
     pulumi.export("edgeUrl", pulumi.Output.concat("https://", distribution.domain_name))
     pulumi.export("apiUrl", api.api_endpoint)
+    # The release invalidates cached GET /infer answers after a promotion or a rollback.
+    pulumi.export("distributionId", distribution.id)
     pulumi.export("functionName", function.name)
     pulumi.export("liveAlias", live.name)
     pulumi.export("candidateAlias", candidate.name)

@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 from orchestrator.local import daemon, emulator, telemetry, worker
 from orchestrator.local.edge import Edge, Routing, Throttled, VersionPool
 from orchestrator.local.telemetry import Batch, Counts, Telemetry
+from orchestrator.targets import sigv4_headers
 from tests.conftest import REPO, LocalProject, wait_for
 
 AT = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
@@ -132,6 +135,8 @@ def handler(event, context):
         raise RuntimeError("boom")
     if body == "exit":
         os._exit(3)
+    if body == "sleep":
+        time.sleep(30)
     return {"statusCode": 500 if body == "500" else 200, "headers": {"x-function-version": "1"}, "body": body}
 """
 
@@ -166,24 +171,40 @@ def test_pool_answers_carry_error_and_duration_and_a_busy_pool_throttles(pool: V
 def _bare_edge(pool: VersionPool, metrics: Telemetry) -> Edge:
     """An Edge over one ready pool, without an emulator to read aliases from."""
     import random
-    import threading
 
     edge = Edge.__new__(Edge)
-    edge.function, edge.cache_ttl_s, edge.token, edge.cache = F, 60.0, "tok", {}
+    edge.function, edge.cache_ttl_s, edge.region, edge.cache = F, 60.0, REGION, {}
+    edge.cache_generation, edge.cache_lock = 0, threading.Lock()
     edge.routing, edge.rng = Routing("1", {}, "1"), random.Random(0)
     edge.pools, edge.pool_lock, edge.telemetry = {"1": pool}, threading.Lock(), metrics
     return edge
 
 
+REGION = "eu-west-1"
+JSON = {"content-type": "application/json"}  # API Gateway's answers carry no function headers
+INTERNAL_ERROR = (500, JSON, b'{"message":"Internal Server Error"}')
+
+
+def signed(method: str, target: str, body: bytes, host: str = "127.0.0.1:8787") -> dict[str, str]:
+    """Headers of a candidate request signed as the local target signs it, as received."""
+    from orchestrator.targets import sigv4_headers
+
+    keys = {k: emulator.CREDENTIALS[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    headers = sigv4_headers(method, f"http://{host}{target}", REGION, body, credentials=keys)
+    return {"host": host, **{k.lower(): v for k, v in headers.items()}}
+
+
 def test_edge_records_invocations_errors_and_throttles_per_alias(pool: VersionPool) -> None:
     metrics = Telemetry(None, F)
     edge = _bare_edge(pool, metrics)
-    assert edge.handle("POST", "/infer", {}, b"500")[0] == 500  # returned 500: not an error
-    assert edge.handle("POST", "/infer", {}, b"raise")[0] == 502  # raised: a function error
+    returned = edge.handle("POST", "/infer", {}, b"500")  # returned 500: not an error, its own headers
+    assert returned[0] == 500 and returned[1]["x-function-version"] == "1"
+    assert edge.handle("POST", "/infer", {}, b"raise") == INTERNAL_ERROR  # raised: a function error
     assert edge.handle("GET", "/infer?x=1", {}, b"")[0] == 200
     assert edge.handle("GET", "/infer?x=1", {}, b"")[1]["x-cache"].startswith("Hit")  # not an invocation
-    candidate = {"x-edgeship-candidate-token": "tok"}
-    assert edge.handle("POST", "/candidate/infer", candidate, b"")[0] == 200
+    unsigned = edge.handle("POST", "/candidate/infer", {"host": "127.0.0.1:8787"}, b"")
+    assert unsigned == (403, JSON, b'{"message":"Forbidden"}')  # refused: not an invocation
+    assert edge.handle("POST", "/candidate/infer", signed("POST", "/candidate/infer", b""), b"")[0] == 200
     held = pool.idle.get_nowait()
     pool.wait_s = 0.01
     try:
@@ -194,10 +215,55 @@ def test_edge_records_invocations_errors_and_throttles_per_alias(pool: VersionPo
         )
     finally:
         pool.idle.put(held)
-    assert edge.handle("POST", "/candidate/infer", candidate, b"exit")[0] == 502  # the sandbox died
+    died = edge.handle("POST", "/candidate/infer", signed("POST", "/candidate/infer", b"exit"), b"exit")
+    assert died == INTERNAL_ERROR  # the sandbox died (and was replaced)
     live, cand = metrics._current[("live", "1")], metrics._current[("candidate", "1")]
     assert (live.invocations, live.errors, live.throttles, live.timed) == (3, 1, 1, 3)
     assert (cand.invocations, cand.errors, cand.throttles, cand.timed) == (2, 1, 0, 1)
+
+
+def test_a_function_past_its_timeout_gets_504_and_counts_as_an_error(tmp_path: Path) -> None:
+    (tmp_path / "handler.py").write_text(HANDLER)
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
+    slow = VersionPool("1", tmp_path, env, size=1, timeout_s=1.0)
+    try:
+        metrics = Telemetry(None, F)
+        edge = _bare_edge(slow, metrics)
+        (sleeper,) = [w.proc for w in list(slow.idle.queue)]
+        assert edge.handle("POST", "/infer", {}, b"sleep") == (
+            504,
+            JSON,
+            b'{"message":"Service Unavailable"}',
+        )
+        assert sleeper.wait(timeout=10) is not None  # the timed-out sandbox was killed
+        (fresh,) = [w.proc for w in list(slow.idle.queue)]
+        assert fresh.pid != sleeper.pid and fresh.poll() is None  # and replaced
+        assert edge.handle("POST", "/infer", {}, b"ok")[2] == b"ok"  # the new sandbox answers
+        live = metrics._current[("live", "1")]
+        assert (live.invocations, live.errors, live.throttles, live.timed) == (2, 1, 0, 2)
+        assert live.duration_max == 1000.0  # a timeout's Duration is the whole timeout
+    finally:
+        slow.close()
+
+
+def test_the_cache_is_emptied_on_invalidation_and_when_live_changes(pool: VersionPool) -> None:
+    edge = _bare_edge(pool, Telemetry(None, F))
+
+    def cache_of(target: str) -> str:
+        return edge.handle("GET", target, {}, b"")[1]["x-cache"]
+
+    assert [cache_of("/infer?x=1"), cache_of("/infer?x=1")] == [
+        "Miss from edgeship-local",
+        "Hit from edgeship-local",
+    ]
+    assert edge.invalidate() == 1
+    assert cache_of("/infer?x=1") == "Miss from edgeship-local"
+    edge.route(Routing("1", {}, "2"))  # only the candidate moved: cached live answers stand
+    assert cache_of("/infer?x=1") == "Hit from edgeship-local"
+    edge.route(Routing("1", {"2": 0.1}, "2"))  # live split: what was cached may be of the wrong version
+    assert edge.cache == {}
+    edge.route(Routing("2", {}, "2"))
+    assert edge.cache == {}
 
 
 # --- (b), (c) publishing to a real moto server -----------------------------------------------
@@ -328,16 +394,25 @@ def test_the_edge_daemon_publishes_invocations_to_the_emulator(local_project: Lo
     cloudwatch = emulator.client("cloudwatch", running.url, local_project.state / "tls" / "cert.pem")
     lam = emulator.client("lambda", running.url, local_project.state / "tls" / "cert.pem")
     (function,) = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
-    token = (local_project.state / "candidate-token").read_text().strip()
     body = json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]}).encode()
-    for path, headers, n in (
-        ("/infer", {}, 7),
-        ("/candidate/infer", {"x-edgeship-candidate-token": token}, 2),
-    ):
-        for _ in range(n):
-            request = urllib.request.Request(up["edge_url"] + path, data=body, headers=headers, method="POST")
-            with urllib.request.urlopen(request, timeout=10) as response:
-                assert response.status == 200
+    candidate = up["edge_url"] + "/candidate/infer"
+    # the candidate route wants SigV4 with the emulator's credentials: unsigned is refused
+    refused = urllib.request.Request(candidate, data=body, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as unsigned:
+        urllib.request.urlopen(refused, timeout=10)
+    assert unsigned.value.code == 403 and unsigned.value.read() == b'{"message":"Forbidden"}'
+    assert "x-function-version" not in unsigned.value.headers
+    for _ in range(7):
+        with urllib.request.urlopen(
+            urllib.request.Request(up["edge_url"] + "/infer", data=body), timeout=10
+        ) as r:
+            assert r.status == 200
+    for _ in range(2):
+        keys = {k: emulator.CREDENTIALS[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        region = "us-east-1"  # the project's
+        headers = sigv4_headers("POST", candidate, region, body, credentials=keys)
+        with urllib.request.urlopen(urllib.request.Request(candidate, body, headers), timeout=10) as r:
+            assert r.status == 200 and r.headers["x-function-version"] == "1"
 
     def published(alias: str, n: int) -> bool:
         return read(cloudwatch, function, alias, "1")["Invocations Sum"] == [float(n)]

@@ -172,8 +172,14 @@ def test_edge_split_follows_alias_weights(local_project: LocalProject) -> None:
     loaded = settings.load(local_project.config)
     target = LocalTarget(loaded, loaded.environment("local"))
     assert target.publish(None, local_project.model("2"), NullReporter()).green == "2"
+    # cached GETs: invalidated on request, and whenever live changes
+    cached = target.edge().url + "/infer?x=5.1,3.5,1.4,0.2"
+    assert [_x_cache(cached) for _ in range(2)] == ["Miss from edgeship-local", "Hit from edgeship-local"]
+    target.invalidate_cache()
+    assert [_x_cache(cached) for _ in range(2)] == ["Miss from edgeship-local", "Hit from edgeship-local"]
     Traffic(target.lambda_client(), target.function_name).shift("1", "2", 30)
     target.traffic_moved()
+    assert _x_cache(cached) == "Miss from edgeship-local"
     n = 800
     seen: Counter[str] = Counter()
     body = json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]}).encode()
@@ -185,6 +191,11 @@ def test_edge_split_follows_alias_weights(local_project: LocalProject) -> None:
     expected, sd = n * 0.3, (n * 0.3 * 0.7) ** 0.5
     assert set(seen) == {"1", "2"}
     assert abs(seen["2"] - expected) < 4.5 * sd, seen  # binomial bound, ~1e-5 false alarm
+
+
+def _x_cache(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.headers["x-cache"])
 
 
 def test_model_with_wrong_sha256_is_never_shifted_to(local_project: LocalProject) -> None:

@@ -87,7 +87,7 @@ def test_errors_seen_only_in_real_traffic_roll_back_during_the_bake(local_projec
         code, error = local_project.json("promote", "--env", "local", "--function-dir", str(bad))
     assert code == ExitCode.GATE_FAILED, error
     assert "step 1 at 20%: Errors:" in error["message"] and "live is back on v1" in error["message"]
-    assert 502 in users.answers  # real users did meet green's crashes
+    assert 500 in users.answers  # real users did meet green's crashes (API Gateway's 500)
     report = _report(local_project)
     assert report["outcome"] == "rolled_back"
     # the load test passed green before traffic, and never ran at 20 %: the bake stopped it first
@@ -122,11 +122,17 @@ def test_failures_without_a_version_header_at_a_10_percent_canary_are_charged_to
 SMOKE = """
 import json, os, urllib.request
 
-# the candidate route with the headers it needs, as a pre-traffic smoke test would call it
-request = urllib.request.Request(
-    os.environ["EDGESHIP_CANDIDATE_URL"], json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]}).encode(),
-    {"content-type": "application/json", **json.loads(os.environ["EDGESHIP_CANDIDATE_HEADERS"])},
-)
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+# the candidate route wants SigV4 in EDGESHIP_REGION, as a pre-traffic smoke test signs it:
+# with the credentials in its environment (locally, the emulator's, given by the driver)
+url, body = os.environ["EDGESHIP_CANDIDATE_URL"], json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]}).encode()
+signed = AWSRequest(method="POST", url=url, data=body, headers={"content-type": "application/json"})
+credentials = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+SigV4Auth(credentials, "execute-api", os.environ["EDGESHIP_REGION"]).add_auth(signed)
+request = urllib.request.Request(url, body, dict(signed.headers.items()))
 with urllib.request.urlopen(request, timeout=10) as response:
     assert response.headers["x-function-version"] == os.environ["EDGESHIP_GREEN"]
 """

@@ -4,7 +4,15 @@ For each request it picks a version of the `live` alias by its routing weights (
 Lambda does), runs that version's deployed code in a worker process started with that
 version's environment, converts HTTP to an API Gateway v2 event and back, and serves
 cacheable GETs from a TTL cache, as the CloudFront cache policy does. `/candidate/*`
-reaches the `candidate` alias and needs the candidate token (IAM auth in AWS).
+reaches the `candidate` alias and, like the AWS_IAM routes of the HTTP API, needs a valid
+SigV4 signature (service execute-api, the environment's region) made with the emulator's
+credentials (sigv4.py). The cache is emptied whenever `live` changes and on
+POST /_edgeship/invalidate (what a CloudFront invalidation does on AWS).
+
+Platform errors are answered as API Gateway answers them, with none of the function's
+headers (so the gate charges them to green): a function that raised or a sandbox that died
+500, a version at its concurrency limit 429, a function past its configured Timeout 504
+(its sandbox is killed and replaced, as Lambda does).
 
 Alias state is read from the emulated Lambda API by a poller every 250 ms and at once on
 POST /_edgeship/refresh, so a traffic shift takes effect before the next request.
@@ -19,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime
 import json
 import os
 import queue
 import random
+import select
 import socket
 import subprocess
 import sys
@@ -36,22 +46,42 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.local import emulator
+from orchestrator.local import emulator, sigv4
 from orchestrator.local.provision import code_store, hex_of
 from orchestrator.local.telemetry import Telemetry
 from orchestrator.local.worker import Answer, receive, send
 
 ROUTES = {("POST", "/infer"), ("GET", "/infer"), ("GET", "/healthz")}
 CANDIDATE_PREFIX = "/candidate"
-TOKEN_HEADER = "x-edgeship-candidate-token"
 POLL_S = 0.25
 RETIRE_S = 30.0  # idle sandboxes of versions no alias routes to are closed after this
 THROTTLE_WAIT_S = 10.0  # a request waits this long for a free sandbox before it is throttled
 JSON = "application/json"
+DEFAULT_TIMEOUT_S = 3.0  # Lambda's default when a version's configuration names none
+# What a function that ran past its Timeout gets: an HTTP API answers an integration
+# timeout with 504 (AWS documents 504 for HTTP APIs as for REST APIs) and the body
+# {"message":"Service Unavailable"}; we use that pair. (On AWS the integration timeout is
+# 1 s above the function's, programs/serving.py, so Lambda's own timeout may fire first and
+# surface as a 500: both are header-less failures the gate charges to green.)
+TIMEOUT_STATUS, TIMEOUT_MESSAGE = 504, "Service Unavailable"
 
 
 class Throttled(Exception):
     """No sandbox of the version became free in time (Lambda's concurrency limit)."""
+
+
+class TimedOut(Exception):
+    """The function ran past its configured Timeout; its sandbox was replaced."""
+
+    def __init__(self, version: str, timeout_s: float) -> None:
+        super().__init__(f"version {version}: no answer within {timeout_s:g} s")
+        self.timeout_s = timeout_s
+
+
+def gateway_answer(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
+    """API Gateway's own answer: its JSON message and none of the function's headers (no
+    x-function-version: the gate charges such failures to green)."""
+    return status, {"content-type": JSON}, json.dumps({"message": message}, separators=(",", ":")).encode()
 
 
 class _Worker:
@@ -78,8 +108,14 @@ class _Worker:
             )
         return self
 
-    def invoke(self, event: dict[str, Any]) -> Answer:
+    def invoke(self, event: dict[str, Any], timeout_s: float) -> Answer:
+        """One event; TimedOut when no answer starts within `timeout_s` (the caller replaces us)."""
         send(self.stdin, event)
+        # select on the pipe is exact: the worker writes nothing between frames, so the
+        # reader's buffer is empty whenever we wait here. A frame is written at once.
+        readable, _, _ = select.select([self.stdout], [], [], timeout_s)
+        if not readable:
+            raise TimedOut(self.version, timeout_s)
         frame = receive(self.stdout)
         if frame is None:
             raise RuntimeError("worker died")
@@ -100,8 +136,15 @@ class _Worker:
 class VersionPool:
     """Warm sandboxes of one version; requests borrow one at a time."""
 
-    def __init__(self, version: str, code_dir: Path, env: dict[str, str], size: int) -> None:
-        self.version, self.code_dir, self.env = version, code_dir, env
+    def __init__(
+        self,
+        version: str,
+        code_dir: Path,
+        env: dict[str, str],
+        size: int,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.version, self.code_dir, self.env, self.timeout_s = version, code_dir, env, timeout_s
         self.wait_s = THROTTLE_WAIT_S
         self.size = size
         self.idle: queue.Queue[_Worker] = queue.Queue()
@@ -118,17 +161,23 @@ class VersionPool:
             raise
 
     def invoke(self, event: dict[str, Any]) -> Answer:
-        """Run one event in a free sandbox; Throttled when none frees up within `wait_s`."""
+        """Run one event in a free sandbox; Throttled when none frees up within `wait_s`,
+        TimedOut when it runs past `timeout_s` (the sandbox is killed and replaced)."""
         self.last_used = time.monotonic()
         try:
             worker = self.idle.get(timeout=self.wait_s)
         except queue.Empty:
             raise Throttled(f"version {self.version}: all {self.size} sandboxes busy") from None
         try:
-            answer = worker.invoke(event)
-        except (OSError, RuntimeError):
+            answer = worker.invoke(event, self.timeout_s)
+        except (OSError, ValueError, RuntimeError, TimedOut):  # ValueError: its pipe was closed
+            worker.proc.kill()  # a timed-out handler may still run: Lambda stops its sandbox
             worker.close()
-            worker = _Worker(self.version, self.code_dir, self.env)  # a crashed sandbox is replaced
+            try:
+                worker = _Worker(self.version, self.code_dir, self.env)  # a failed sandbox is replaced
+            except (OSError, RuntimeError) as exc:  # the dead one goes back: the next request retries
+                print(json.dumps({"event": "sandbox_restart_failed", "version": self.version,
+                                  "error": str(exc)}), file=sys.stderr)  # fmt: skip
             raise
         finally:
             if self.closed:  # retired while this request ran
@@ -166,10 +215,10 @@ class Edge:
     """Routing, sandboxes and cache; the HTTP layer is `_Handler`."""
 
     def __init__(
-        self, state_dir: Path, emulator_url: str, function: str, cache_ttl_s: float, workers: int, token: str
+        self, state_dir: Path, emulator_url: str, function: str, cache_ttl_s: float, workers: int, region: str
     ) -> None:
-        self.state_dir, self.function, self.cache_ttl_s, self.workers, self.token = (
-            state_dir, function, cache_ttl_s, workers, token,
+        self.state_dir, self.function, self.cache_ttl_s, self.workers, self.region = (
+            state_dir, function, cache_ttl_s, workers, region,
         )  # fmt: skip
         self.emulator_url = emulator_url
         self.ca = state_dir / "tls" / "cert.pem"
@@ -179,6 +228,9 @@ class Edge:
         self.pools: dict[str, VersionPool] = {}
         self.pool_lock = threading.Lock()
         self.cache: dict[str, tuple[float, int, dict[str, str], bytes]] = {}
+        # Bumped by every invalidation: an answer computed before one is not cached after it.
+        self.cache_generation = 0
+        self.cache_lock = threading.Lock()
         self.rng = random.Random()
         self.refresh()
 
@@ -190,9 +242,22 @@ class Edge:
             str(k): float(v)
             for k, v in (live.get("RoutingConfig") or {}).get("AdditionalVersionWeights", {}).items()
         }
-        self.routing = Routing(
-            live["FunctionVersion"], weights, candidate["FunctionVersion"], time.monotonic()
-        )
+        self.route(Routing(live["FunctionVersion"], weights, candidate["FunctionVersion"], time.monotonic()))
+
+    def route(self, routing: Routing) -> None:
+        """Take a new view of the aliases. When live changed, the cache is emptied: an answer
+        cached from a version live moved away from must not outlive the move."""
+        before, self.routing = self.routing, routing  # first: requests from now on route anew
+        if (before.live_version, before.live_weights) != (routing.live_version, routing.live_weights):
+            self.invalidate()
+
+    def invalidate(self) -> int:
+        """Empty the cache, as a CloudFront invalidation of /infer* does; how many entries went."""
+        with self.cache_lock:
+            self.cache_generation += 1
+            dropped = len(self.cache)
+            self.cache.clear()
+        return dropped
 
     def poll_forever(self) -> None:
         """Background refresh, so shifts made by anyone show up within POLL_S."""
@@ -244,7 +309,8 @@ class Edge:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.get("MemorySize", 1024)),
             **(config.get("Environment") or {}).get("Variables", {}),
         }
-        return VersionPool(version, code_dir, env, self.workers)
+        timeout_s = float(config.get("Timeout") or DEFAULT_TIMEOUT_S)
+        return VersionPool(version, code_dir, env, self.workers, timeout_s)
 
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes
@@ -255,19 +321,17 @@ class Edge:
         candidate = path.startswith(CANDIDATE_PREFIX + "/")
         route = (method, path[len(CANDIDATE_PREFIX) :] if candidate else path)
         if route not in ROUTES:
-            return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
-        if candidate and headers.get(TOKEN_HEADER) != self.token:
-            return (
-                403,
-                {"content-type": "application/json"},
-                b'{"message":"Forbidden: the candidate route needs the candidate token"}',
-            )
+            return gateway_answer(404, "Not Found")
+        if candidate:
+            refused = self._unsigned(method, target, headers, body)
+            if refused is not None:
+                return gateway_answer(403, refused)
         cacheable = method == "GET" and route[1] == "/infer" and self.cache_ttl_s > 0 and not candidate
         if cacheable:
             hit = self.cache.get(target)
             if hit and hit[0] > time.monotonic():
                 return hit[1], {**hit[2], "x-cache": "Hit from edgeship-local"}, hit[3]
-        routing = self.routing
+        generation, routing = self.cache_generation, self.routing
         version = routing.candidate_version if candidate else routing.pick_live(self.rng)
         if version is None:
             return 503, {"content-type": "application/json"}, b'{"message":"no version deployed"}'
@@ -277,31 +341,57 @@ class Edge:
             answer = pool.invoke(self._event(method, path, query, headers, body, pool))
         except Throttled:
             self.telemetry.record(alias, version, duration_ms=None, error=False, throttled=True)
-            # API Gateway answers for the function: none of the function's headers
-            return 429, {"content-type": JSON}, b'{"message":"Too Many Requests"}'
-        except Exception as exc:  # a sandbox that cannot start or crashed: the caller sees 502
+            return gateway_answer(429, "Too Many Requests")
+        except TimedOut as timed_out:
+            # Lambda counts a timeout in Errors, with the whole timeout as its Duration.
+            ms = timed_out.timeout_s * 1000
+            self.telemetry.record(alias, version, duration_ms=ms, error=True, throttled=False)
+            return gateway_answer(TIMEOUT_STATUS, TIMEOUT_MESSAGE)
+        except Exception as exc:  # a sandbox that cannot start or crashed: API Gateway's 500
             # Lambda counts a runtime that exits or fails init as a function error.
             self.telemetry.record(alias, version, duration_ms=None, error=True, throttled=False)
-            payload = json.dumps({"message": "Internal Server Error", "detail": f"version {version}: {exc}"})
-            return 502, {"content-type": JSON}, payload.encode()
+            print(
+                json.dumps({"event": "sandbox_failed", "version": version, "error": str(exc)}),
+                file=sys.stderr,
+            )
+            return gateway_answer(500, "Internal Server Error")
         self.telemetry.record(
             alias, version, duration_ms=answer["duration_ms"], error=answer["error"], throttled=False
         )
+        if answer["error"]:  # the handler raised: API Gateway answers, not the function
+            return gateway_answer(500, "Internal Server Error")
         response = answer["response"]
         status = int(response.get("statusCode", 200))
         out_headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
         raw = response.get("body") or ""
         data = base64.b64decode(raw) if response.get("isBase64Encoded") else str(raw).encode()
         if cacheable and status == 200:
-            self.cache[target] = (time.monotonic() + self.cache_ttl_s, status, out_headers, data)
+            with self.cache_lock:
+                if generation == self.cache_generation:
+                    self.cache[target] = (
+                        time.monotonic() + self.cache_ttl_s,
+                        status,
+                        dict(out_headers),
+                        data,
+                    )
             out_headers["x-cache"] = "Miss from edgeship-local"
         return status, out_headers, data
+
+    def _unsigned(self, method: str, target: str, headers: dict[str, str], body: bytes) -> str | None:
+        """Why a candidate request is refused (API Gateway's message), or None when it is signed
+        with the emulator's credentials. The URL is the one the client addressed (its Host)."""
+        return sigv4.verify(
+            method, f"http://{headers.get('host', '127.0.0.1')}{target}", headers, body,
+            access_key=emulator.CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            secret_key=emulator.CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region=self.region, now=datetime.datetime.now(datetime.UTC),
+        )  # fmt: skip
 
     def _event(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, pool: VersionPool
     ) -> dict[str, Any]:
         secret = pool.env.get("ORIGIN_VERIFY_SECRET")
-        event_headers = {k: v for k, v in headers.items() if k not in ("x-origin-verify", TOKEN_HEADER)}
+        event_headers = {k: v for k, v in headers.items() if k != "x-origin-verify"}
         if secret:
             event_headers["x-origin-verify"] = secret  # CloudFront's custom origin header
         try:
@@ -374,6 +464,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _control(self) -> tuple[int, dict[str, str], bytes]:
         if self.path == "/_edgeship/refresh" and self.command == "POST":
             self.edge.refresh()
+        elif self.path == "/_edgeship/invalidate" and self.command == "POST":
+            dropped = self.edge.invalidate()
+            return 200, {"content-type": JSON}, json.dumps({"invalidated": dropped}).encode()
         elif self.path != "/_edgeship/status":
             return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
         return 200, {"content-type": "application/json"}, json.dumps(self.edge.status()).encode()
@@ -403,9 +496,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cache-ttl", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--region", default=emulator.REGION, help="the region candidate requests are signed for"
+    )
     args = parser.parse_args(argv)
-    token = (args.state_dir / "candidate-token").read_text().strip()
-    edge = Edge(args.state_dir, args.emulator, args.function, args.cache_ttl, args.workers, token)
+    edge = Edge(args.state_dir, args.emulator, args.function, args.cache_ttl, args.workers, args.region)
     serve(edge, args.port)
 
 

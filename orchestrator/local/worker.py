@@ -84,7 +84,7 @@ def answer(handle: Any, event: Any, context: Any) -> Answer:
     start = time.perf_counter()
     try:
         response = handle(event, context)
-    except Exception:  # a crash in user code is the function's 502, not the worker's end
+    except Exception:  # a crash in user code is a function error (the edge answers 500), not the worker's end
         duration_ms = (time.perf_counter() - start) * 1000  # before the traceback: not the handler's time
         traceback.print_exc()
         return {"response": FUNCTION_ERROR, "error": True, "duration_ms": duration_ms}
