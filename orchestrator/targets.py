@@ -122,11 +122,14 @@ class LocalTarget:
     def ensure_edge(self) -> str:
         """The local edge's URL, starting it if needed."""
         from orchestrator.local import daemon
+        from orchestrator.local.edge import REVISION
 
         state_file = self.state_dir / "edge.json"
         running = daemon.read(state_file)
         if running and daemon.healthy(running.url + "/_edgeship/status"):
-            return running.url
+            if _edge_revision(running.url) == REVISION:
+                return running.url
+            daemon.stop(state_file)  # started by an older edgeship: it would refuse today's requests
         port = daemon.free_port(8787)
         argv = [
             daemon.python(), "-m", "orchestrator.local.edge", "--state-dir", str(self.state_dir),
@@ -273,6 +276,17 @@ class AwsTarget:
                 "CallerReference": uuid.uuid4().hex,
             },
         )
+
+
+def _edge_revision(url: str) -> int | None:
+    """The revision a running local edge reports (None when it reports none)."""
+    import json
+
+    try:
+        with urllib.request.urlopen(url + "/_edgeship/status", timeout=5) as response:
+            return json.loads(response.read()).get("revision")
+    except (OSError, ValueError):
+        return None
 
 
 def _bounded() -> Any:

@@ -53,6 +53,9 @@ from orchestrator.local.worker import Answer, receive, send
 
 ROUTES = {("POST", "/infer"), ("GET", "/infer"), ("GET", "/healthz")}
 CANDIDATE_PREFIX = "/candidate"
+# What the release may expect of a running edge; a daemon left running by an older
+# edgeship (2: SigV4 on the candidate route, no token) is replaced, not reused.
+REVISION = 2
 POLL_S = 0.25
 RETIRE_S = 30.0  # idle sandboxes of versions no alias routes to are closed after this
 THROTTLE_WAIT_S = 10.0  # a request waits this long for a free sandbox before it is throttled
@@ -425,6 +428,7 @@ class Edge:
         """What the edge routes to right now."""
         r = self.routing
         return {
+            "revision": REVISION,
             "live": r.live_version,
             "weights": r.live_weights,
             "candidate": r.candidate_version,
