@@ -210,7 +210,7 @@ charged to green, whose requests they are, {headerless["green_error_ratio"]:.2%}
 **Orchestration overhead per step** of a local linear promotion (4 steps; everything but
 bake and load-test time: alias read, RevisionId-fenced update and read-back, edge refresh,
 three fenced record writes (the intent before each phase: shifting, baking, gating), lease
-renewals, judging, reporting; v0.1 wrote once per step and measured 0.21 s):
+renewals, the bake's closing look at CloudWatch, judging, reporting; v0.1 wrote once per step and measured 0.21 s):
 {", ".join(f"{x:.3f} s" for x in overhead)}. Budget at most 2 s: **{"met" if ok_overhead else "MISSED"}**."""
     write_section("gate", body)
     print(body)
