@@ -114,30 +114,41 @@ class InferenceUser(FastHttpUser):
         del _in_flight[id(token)]
 
 
-_credentials: Any = None  # botocore credentials, resolved at the first signed request
+_credentials: Any = None  # botocore credentials, resolved at test start when signing
 
 
-def _signed(host: str, method: str, target: str, body: bytes) -> dict[str, str]:
-    # botocore is imported here, after Locust's gevent patching, never before it.
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
+def _resolve_credentials() -> Any:
+    # botocore is imported here, after Locust's gevent patching, never before it. The
+    # environment's credential chain: the gate puts the emulator's keys in our environment
+    # for the local edge; on AWS they are the job's. Resolved once, before users start: a
+    # session per request costs ~15 ms of CPU, and the first import far more, which a
+    # one-second gate would spend without sending a request.
     from botocore.session import get_session
 
     global _credentials
     if _credentials is None:
-        # The environment's credential chain: the gate puts the emulator's keys in our
-        # environment for the local edge; on AWS they are the job's. Resolved once: a new
-        # session per request costs ~15 ms of CPU, which gevent's other users wait out.
         _credentials = get_session().get_credentials()
+    return _credentials
+
+
+def _signed(host: str, method: str, target: str, body: bytes) -> dict[str, str]:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    credentials = _resolve_credentials()
     request = AWSRequest(method=method, url=host.rstrip("/") + target, data=body, headers=HEADERS)
     # get_frozen_credentials refreshes expiring (assumed-role) credentials when due.
-    SigV4Auth(_credentials.get_frozen_credentials(), "execute-api", SIGV4_REGION).add_auth(request)
+    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", SIGV4_REGION).add_auth(request)
     return dict(request.headers.items())
 
 
 @events.test_start.add_listener
 def _on_start(**_: Any) -> None:
     global _started
+    if SIGV4_REGION:
+        import botocore.auth  # noqa: F401  (warm: see _resolve_credentials)
+
+        _resolve_credentials()
     _started = time.monotonic()
 
 
