@@ -142,8 +142,15 @@ def program() -> None:
         ),
         opts=pulumi.ResourceOptions(depends_on=[block]),
     )
+    # A new model is a new key, so Pulumi replaces this object: without retain_on_delete the
+    # `up` that publishes green would delete blue's model, and blue could not load it again
+    # (a rollback to a cold sandbox, or SnapStart's restore) exactly when it is needed.
     model_object = aws.s3.BucketObjectv2(
-        "model", bucket=bucket.id, key=model_key, source=pulumi.FileAsset(str(model_path))
+        "model",
+        bucket=bucket.id,
+        key=model_key,
+        source=pulumi.FileAsset(str(model_path)),
+        opts=pulumi.ResourceOptions(retain_on_delete=True),
     )
 
     # -- function ----------------------------------------------------------------------

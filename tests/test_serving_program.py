@@ -121,6 +121,8 @@ def test_model_object_is_keyed_by_content_hash(empty: Mocks) -> None:
     env = empty.one("aws:lambda/function:Function")["environment"]["variables"]
     assert env["MODEL_SHA256"] == sha
     assert env["MODEL_URI"] == f"s3://models-bucket/models/{sha}.tar.gz"
+    # replacing the object for a new model must keep blue's: a rollback still needs it
+    assert empty.options["model"].retain_on_delete is True
 
 
 def test_role_is_least_privilege(empty: Mocks) -> None:
