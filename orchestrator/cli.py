@@ -583,17 +583,18 @@ def rollback(ctx: Ctx, env_name: str, backend: str | None) -> None:
     _run(ctx, lambda: _release(ctx, env_name, backend).rollback(), _recovered_text)
 
 
+def _wait_option(for_what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--wait SECONDS: how long a command waits for another machine's driver to act."""
+    return click.option(
+        "--wait", "wait_s", type=float, default=None, metavar="SECONDS",
+        help=f"How long to wait for {for_what} (default: lease_s + 30).",
+    )  # fmt: skip
+
+
 @main.command()
 @env_option
 @click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
-@click.option(
-    "--wait",
-    "wait_s",
-    type=float,
-    default=None,
-    metavar="SECONDS",
-    help="How long to wait for a running driver to roll back (default: lease_s + 30).",
-)
+@_wait_option("a running driver to roll back")
 @json_option
 @click.pass_obj
 def abort(ctx: Ctx, env_name: str, backend: str | None, wait_s: float | None) -> None:
@@ -615,14 +616,7 @@ def abort(ctx: Ctx, env_name: str, backend: str | None, wait_s: float | None) ->
 @main.command("resume-promotion")
 @env_option
 @click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
-@click.option(
-    "--wait",
-    "wait_s",
-    type=float,
-    default=None,
-    metavar="SECONDS",
-    help="How long to wait for the paused driver to go on (default: lease_s + 30).",
-)
+@_wait_option("the paused driver to go on")
 @json_option
 @click.pass_obj
 def resume_promotion(ctx: Ctx, env_name: str, backend: str | None, wait_s: float | None) -> None:
