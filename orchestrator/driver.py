@@ -207,8 +207,10 @@ class Driver:
                     )
                 )
                 return False
-            go.extend([found] if found else [])
-            return found is not None
+            if found is None:
+                return False
+            go.append(found)
+            return True
 
         step = self._watch(plan, record, f"step {record.step + 1} (paused)", go_ahead, sliding=True)
         pause.seconds = round(time.time() - pause.started_at, 3)
@@ -243,11 +245,12 @@ class Driver:
                     next_look = time.monotonic() + WATCH_S
                     # While paused, a window that only grows would dilute errors that start late.
                     since = max(self._shifted_at, time.time() - SLIDING_S) if sliding else self._shifted_at
-                    seen = self._look(plan, bake, since, attempts=LAST_LOOK_ATTEMPTS if done else 1)
-                    if seen is None and done:
+                    checks = self._look(plan, bake, since, attempts=LAST_LOOK_ATTEMPTS if done else 1)
+                    if checks is None and done:
                         return Step(Outcome.ERROR, f"{name}: could not read green's metrics or the alarms")
-                    if seen is not None and seen.verdict == watch.Check.BREACH:
-                        return Step(Outcome.FAILED, f"{name} at {weight}%: {seen.name}: {seen.detail}")
+                    broken = watch.breach(checks or [])
+                    if broken is not None:
+                        return Step(Outcome.FAILED, f"{name} at {weight}%: {broken.name}: {broken.detail}")
                 if done:
                     self._nothing_judged(bake)
                     return Step(Outcome.DONE)
@@ -257,9 +260,11 @@ class Driver:
             # Overhead per step excludes the configured bake (or the pause), not the looks past it.
             self._waited += bake.seconds if waiting_s is None else min(bake.seconds, waiting_s)
 
-    def _look(self, plan: Plan, bake: BakeReport, since: float, attempts: int) -> watch.MetricCheck | None:
-        """One look at green's metrics and the alarms: the breached check, else the first
-        check; None when CloudWatch could not be read (`attempts` times)."""
+    def _look(
+        self, plan: Plan, bake: BakeReport, since: float, attempts: int
+    ) -> list[watch.MetricCheck] | None:
+        """One look at green's metrics and the alarms, recorded in `bake`: its checks, or None
+        when CloudWatch could not be read (`attempts` times)."""
         for attempt in range(attempts):
             try:
                 seen = self.metrics.version(plan.green, since, time.time())
@@ -281,7 +286,7 @@ class Driver:
         if broken is not None:
             self.say(ProgressEvent("gate", f"{bake.name}: {broken.name} breached: {broken.detail}",
                                    data={"checks": bake.checks}))  # fmt: skip
-        return broken or checks[0]
+        return checks
 
     def _nothing_judged(self, bake: BakeReport) -> None:
         """Say so when a bake ended without judging anything: on AWS, Lambda's metrics arrive

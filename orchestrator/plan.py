@@ -89,6 +89,15 @@ def plan_from_dict(snapshot: dict[str, Any]) -> Plan:
     )
 
 
+def check_pause_at(steps: list[int], kind: str, pause_at: int | None) -> None:
+    """A pause must be at a step's weight before the last (the last one is the promotion)."""
+    if pause_at is not None and pause_at not in steps[:-1]:
+        raise UsageError(
+            f"--pause-at {pause_at}: the {kind} schedule has no step at {pause_at}% before the last",
+            fix=f"pause at one of: {', '.join(str(s) for s in steps[:-1]) or '(none: the schedule has one step)'}",
+        )
+
+
 def make_plan(
     env: Environment,
     blue: str,
@@ -100,11 +109,7 @@ def make_plan(
     """The plan for promoting `green` over `blue` in `env`."""
     kind = schedule or env.traffic.schedule
     steps = weights(env.traffic, kind)
-    if pause_at is not None and pause_at not in steps[:-1]:
-        raise UsageError(
-            f"--pause-at {pause_at}: the {kind} schedule has no step at {pause_at}% before the last",
-            fix=f"pause at one of: {', '.join(str(s) for s in steps[:-1]) or '(none: the schedule has one step)'}",
-        )
+    check_pause_at(steps, kind, pause_at)
     return Plan(
         env=env.name,
         blue=blue,

@@ -33,7 +33,7 @@ from orchestrator.errors import (
 )
 from orchestrator.lease import Heartbeat, Lease, LeaseStore
 from orchestrator.machine import Outcome, Phase, PromotionRecord, Verb
-from orchestrator.plan import make_plan
+from orchestrator.plan import check_pause_at, make_plan, weights
 from orchestrator.processes import SignalLatch, alive
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import RecordStore
@@ -156,8 +156,8 @@ class Release:
         command = (
             "promote --resume" if options.resume else "promote --rollback" if options.rollback else "promote"
         )
-        if options.pause_at is not None:  # a wrong weight must fail before anything is published
-            make_plan(self.env, "1", "2", options.schedule, pause_at=options.pause_at)
+        kind = options.schedule or self.env.traffic.schedule  # a wrong pause fails before any publish
+        check_pause_at(weights(self.env.traffic, kind), kind, options.pause_at)
         found = self.look()
         if not found.deployed:
             return self._first_deploy(options)

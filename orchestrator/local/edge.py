@@ -337,7 +337,7 @@ class Edge:
         generation, routing = self.cache_generation, self.routing
         version = routing.candidate_version if candidate else routing.pick_live(self.rng)
         if version is None:
-            return 503, {"content-type": "application/json"}, b'{"message":"no version deployed"}'
+            return gateway_answer(503, "no version deployed")
         alias = "candidate" if candidate else "live"
         try:
             pool = self.pool(version)
@@ -472,8 +472,8 @@ class _Handler(BaseHTTPRequestHandler):
             dropped = self.edge.invalidate()
             return 200, {"content-type": JSON}, json.dumps({"invalidated": dropped}).encode()
         elif self.path != "/_edgeship/status":
-            return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
-        return 200, {"content-type": "application/json"}, json.dumps(self.edge.status()).encode()
+            return gateway_answer(404, "Not Found")
+        return 200, {"content-type": JSON}, json.dumps(self.edge.status()).encode()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
