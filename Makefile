@@ -5,28 +5,66 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint unit demo bench clean help
+.PHONY: install install-runtime test lint unit demo bench clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+# Installs come from uv.lock (every package pinned, with hashes): CI, deploys and a fresh
+# clone get the same versions. uv itself lives in .tools/uv (pinned), not in .venv, which
+# `uv sync` keeps to exactly the lock. After changing dependencies in pyproject.toml, run
+# `.tools/uv/bin/uv lock` and commit uv.lock; until then `--locked` refuses to install.
+UV_VERSION := 0.13.9
+UV := .tools/uv/bin/uv
+EXTRAS := --extra test --extra dev
+
+$(UV):
+	$(PYTHON) -m venv .tools/uv
+	.tools/uv/bin/pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+
+# --compile-bytecode, as pip does: without it the first processes of a run (the CLI, the
+# edge's sandboxes, Locust) each compile every module they import, and a first gate on a
+# fresh clone measured that instead of the edge (seen: 2 requests in a 3 s gate).
+UV_SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --quiet --compile-bytecode --python $(PYTHON)
+
+$(STAMP): pyproject.toml uv.lock $(UV)
+	$(UV_SYNC) $(EXTRAS)
 	touch $(STAMP)
 
-install: $(STAMP)  ## venv, package, pinned Pulumi CLI and linters (cached after the first run)
+install: $(STAMP)  ## venv from uv.lock, pinned Pulumi CLI and linters (cached after the first run)
 	bash scripts/install-pulumi.sh
 	bash scripts/install-tools.sh
+
+# What a deploy job needs, nothing more: the package and its runtime dependencies from the
+# lock (no test or dev extras, no linter build) and the Pulumi CLI. Deploy jobs run it
+# before they take AWS credentials.
+install-runtime: $(UV)  ## runtime-only install for deploy jobs
+	$(UV_SYNC)
+	bash scripts/install-pulumi.sh
 
 lint: install  ## ruff and mypy
 	$(BIN)/ruff check orchestrator programs loadtests tests bench scripts
 	$(BIN)/ruff format --check orchestrator programs loadtests tests bench scripts
 	$(BIN)/mypy
 
-unit: install  ## pytest only
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q --durations=15
+# Tests that judge no latency (the fault matrix: lenient SLOs; the local stack's engine runs)
+# run beside the rest of the suite at a low CPU priority: the suite alone leaves most of a
+# core idle (it waits on load tests and the engine), and the rest keeps its strict latency
+# gates undisturbed. Both must pass. Measured: 1210 s for the rest, 974 s for the niced
+# fault matrix (614 s when it ran alone); 20 min in all instead of 32 min in one stream.
+NICED_TESTS := tests/test_fault_matrix.py tests/test_local_stack.py
+NICED_LOG := .edgeship/niced-tests.log
+
+unit: install  ## pytest: the latency-blind tests (niced) beside the rest of the suite
+	@mkdir -p .edgeship
+	@export PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	nice -n 15 $(BIN)/pytest -q -p no:cacheprovider --durations=10 --basetemp="$(CURDIR)/.edgeship/pytest-niced" \
+		$(NICED_TESTS) > $(NICED_LOG) 2>&1 & niced=$$!; \
+	$(BIN)/pytest -q --durations=15 $(addprefix --ignore=,$(NICED_TESTS)); rest=$$?; \
+	wait $$niced; niced_status=$$?; \
+	echo "--- $(NICED_TESTS) (ran beside the rest, niced; log: $(NICED_LOG))"; \
+	tail -n 60 $(NICED_LOG); \
+	exit $$(( rest != 0 ? rest : niced_status ))
 
 test: lint unit  ## install, lint, test: the README's test command and what .ci/run calls
 
@@ -34,7 +72,8 @@ demo: install  ## the local environment end to end: deploy v1, promote v2, rejec
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m orchestrator.demo
 
 bench: install  ## benchmarks -> docs/performance.md
-	$(BIN)/pip install --quiet -e '.[bench]'
+	$(UV_SYNC) $(EXTRAS) --extra bench
+	rm -f $(STAMP)  # the next install syncs back to the test and dev extras
 	$(BIN)/python bench/run_all.py
 
 clean:  ## remove everything `install` and the local environment created

@@ -77,11 +77,14 @@ def main() -> int:
             [*cli, "up", "--env", "local", "--json"], capture_output=True, text=True, check=True
         )
         up = json.loads(done.stdout)
-        port = int(up["edge_url"].rsplit(":", 1)[1])
+        port = int(up["outputs"]["edgeUrl"].rsplit(":", 1)[1])
         direct = direct_latencies()
         edge = edge_latencies(port)
         load = run(
-            up["edge_url"], LoadSettings(users=16, spawn_rate=16, duration_s=20), Path(tmp) / "load", "edge"
+            up["outputs"]["edgeUrl"],
+            LoadSettings(users=16, spawn_rate=16, duration_s=20),
+            Path(tmp) / "load",
+            "edge",
         )
         answered = sum(len(v["latencies_ms"]) for v in load.stats["versions"].values())
         errors = sum(v["errors"] for v in load.stats["versions"].values()) + load.stats["unattributed"]

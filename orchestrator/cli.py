@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from orchestrator.errors import EXIT_CODE_HELP, ConfigError, EdgeshipError, ExitCode, RefusedError
+from orchestrator.errors import EXIT_CODE_HELP, EdgeshipError, ExitCode, RefusedError
 
 EXIT_CODES_TEXT = "\b\nExit codes:\n" + "\n".join(
     f"  {int(code):>3}  {text}" for code, text in EXIT_CODE_HELP.items()
@@ -143,51 +143,19 @@ def main(click_ctx: click.Context, config: Path | None) -> None:
     click_ctx.ensure_object(Ctx).config = config
 
 
-def _stacks(
-    ctx: Ctx, env_name: str, backend: str | None, program: str | None, *, package: bool = False
-) -> Any:
-    from orchestrator import stacks, toolchain
+def _target(ctx: Ctx, env_name: str, backend: str | None, program: str | None = None) -> Any:
+    """The environment's stack, as releases and stack commands use it (one path for all)."""
+    from orchestrator.targets import open_environment
 
     settings = ctx.settings()
     env = settings.environment(env_name)
-    if env.is_local and program is None:
-        # Reached only by Pulumi-only commands: the others handle local before this.
-        raise ConfigError(
-            "this command works on Pulumi stacks; the local environment is provisioned with boto3",
-            fix="use `orchestrator status --env local`, or pick an AWS environment",
-        )
-    extra: dict[str, str] = {"modelPath": str(settings.model)}
-    if package and program is None:
-        extra["packagePath"] = str(_package(ctx, settings, env).artifact.path)
-    spec = stacks.spec_for(
-        settings, env, pulumi_root=toolchain.pulumi_root(settings.root), backend=backend, extra_config=extra
-    )
-    return stacks.Stacks(spec, stacks.load_program(program), ctx.reporter())
-
-
-def _package(ctx: Ctx, settings: Any, env: Any) -> Any:
-    from orchestrator import packaging
-    from orchestrator.progress import ProgressEvent
-
-    reporter = ctx.reporter()
-    reporter.event(
-        ProgressEvent(
-            "step", f"packaging the function for {env.function.runtime}/{env.function.architecture}..."
-        )
-    )
-    built = packaging.build_for_environment(settings.root, env.function.runtime, env.function.architecture)
-    reporter.event(
-        ProgressEvent(
-            "step",
-            f"package {built.artifact.path.name}: {built.artifact.size / 1e6:.1f} MB zipped, "
-            f"{built.unzipped_size / 1e6:.1f} MB unzipped ({built.limit_ratio:.0%} of Lambda's 250 MB limit)",
-        )
-    )
-    return built
+    return open_environment(settings, env, reporter=ctx.reporter(), backend=backend, program=program)
 
 
 def _changes_line(result: dict[str, Any]) -> str:
-    changes = ", ".join(f"{n} {op}" for op, n in sorted(result["changes"].items()) if n) or "no changes"
+    from orchestrator.progress import counts
+
+    changes = counts(result["changes"])
     return f"{result['operation']} {result['stack']}: {changes} ({result['duration_s']:.1f}s)"
 
 
@@ -235,17 +203,7 @@ def envs(ctx: Ctx) -> None:
 @click.pass_obj
 def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
     """Show what `up` would change in an environment, changing nothing."""
-
-    def action() -> dict[str, Any]:
-        if _is_local(ctx, env_name) and program is None:
-            return {
-                "operation": "preview", "stack": env_name, "changes": {}, "duration_s": 0.0,
-                "note": "the local environment is provisioned directly by `up` (idempotent); "
-                "`status --env local` shows what is deployed",
-            }  # fmt: skip
-        return _asdict(_stacks(ctx, env_name, backend, program, package=True).preview())
-
-    _run(ctx, action, lambda r: _changes_line(r) + (f"\n{r['note']}" if r.get("note") else ""))
+    _run(ctx, lambda: _asdict(_target(ctx, env_name, backend, program).preview()), _changes_line)
 
 
 @main.command()
@@ -255,20 +213,20 @@ def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -
 def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
     """Create or update an environment's stack. Ctrl-C cancels cleanly.
 
-    Refused (exit 4) while a promotion holds the environment's lease or was interrupted.
+    Publishes a new version when the code, the model or the function's config changed
+    (`live` stays where releases put it; `candidate` follows the new version). Refused
+    (exit 4) while a promotion holds the environment's lease or was interrupted.
 
-    For --env local this starts the emulator and the local edge (if not running) and
-    provisions an emulated copy of the stack with boto3 instead of Pulumi.
+    For --env local this first starts the AWS API emulator if needed, and reads back
+    what a restarted emulator or a stopped edge lost, so `up` recreates it.
     """
 
     def action() -> dict[str, Any]:
         if program is None:  # a promotion owns the function while its lease is live
-            _release(ctx, env_name, backend).guard_up()
-        if _is_local(ctx, env_name) and program is None:
-            return _local_up(ctx, env_name)
-        return _asdict(_stacks(ctx, env_name, backend, program, package=True).up())
+            _release(ctx, env_name, backend).guard_stack_change("up")
+        return _asdict(_target(ctx, env_name, backend, program).up())
 
-    _run(ctx, action, lambda r: _result_text(r) if "changes" in r else _local_text(r))
+    _run(ctx, action, _result_text)
 
 
 @main.command()
@@ -277,7 +235,7 @@ def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> Non
 @click.pass_obj
 def refresh(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
     """Read the real resources back into the stack's state."""
-    _run(ctx, lambda: _asdict(_stacks(ctx, env_name, backend, program).refresh()), _changes_line)
+    _run(ctx, lambda: _asdict(_target(ctx, env_name, backend, program).refresh()), _changes_line)
 
 
 @main.command()
@@ -289,9 +247,7 @@ def outputs(ctx: Ctx, env_name: str, backend: str | None, program: str | None, s
     """Print an environment's stack outputs (edge URL, function, versions...)."""
 
     def action() -> dict[str, Any]:
-        if _is_local(ctx, env_name) and program is None:
-            return dict(_local_target(ctx, env_name).describe())
-        return dict(_stacks(ctx, env_name, backend, program).outputs(show_secrets=show_secrets))
+        return dict(_target(ctx, env_name, backend, program).stack_outputs(show_secrets=show_secrets))
 
     _run(ctx, action, lambda out: "\n".join(f"{k} = {v}" for k, v in sorted(out.items())) or "(no outputs)")
 
@@ -303,13 +259,49 @@ def outputs(ctx: Ctx, env_name: str, backend: str | None, program: str | None, s
 @click.pass_obj
 def history(ctx: Ctx, env_name: str, backend: str | None, program: str | None, limit: int) -> None:
     """List the stack's recent updates."""
+    from orchestrator.progress import counts
+
+    def human(rows: list[dict[str, Any]]) -> str:
+        lines = [
+            f"{r['started']}  {r['kind']:<8} {r['result']:<10} {counts(r['changes'], with_same=False)}"
+            + (f"  (#{r['version']})" if r["version"] else "")
+            for r in rows
+        ]
+        return "\n".join(lines) or "(no updates)"
+
+    _run(ctx, lambda: _target(ctx, env_name, backend, program).history(limit), human)
+
+
+@main.command("rotate-origin-secret")
+@env_option
+@click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
+@json_option
+@click.pass_obj
+def rotate_origin_secret(ctx: Ctx, env_name: str, backend: str | None) -> None:
+    """Replace the secret header CloudFront sends to the API, with no refused request.
+
+    Three `up` runs of the secret and what depends on it (never a new function version):
+    the API accepts the new value too, then CloudFront sends it, then the API forgets the
+    old one; on AWS each waits until the previous one applies everywhere (75 s of waiting
+    in all, plus CloudFront's deployment). Stopped half-way (Ctrl-C, a kill, a cancelled
+    job), run it again: it finishes that rotation. Refused (exit 4) while a promotion
+    holds the environment.
+
+    \b
+    Example:
+      orchestrator rotate-origin-secret --env prod
+    """
+
+    def action() -> dict[str, Any]:
+        from orchestrator import rotation
+
+        release = _release(ctx, env_name, backend)
+        release.guard_stack_change("rotate-origin-secret")
+        target = release.target
+        return rotation.rotate(target, ctx.reporter(), settle_s=target.cloud.origin_settle_s)
+
     _run(
-        ctx,
-        lambda: _stacks(ctx, env_name, backend, program).history(limit),
-        lambda rows: (
-            "\n".join(f"#{r['version']} {r['kind']:<8} {r['result']:<10} {r['started']}" for r in rows)
-            or "(no updates)"
-        ),
+        ctx, action, lambda r: f"origin secret rotated: {r['from']} -> {r['to']} ({len(r['stages'])} stages)"
     )
 
 
@@ -323,7 +315,11 @@ def history(ctx: Ctx, env_name: str, backend: str | None, program: str | None, l
 def destroy(
     ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: bool, force: bool, remove: bool
 ) -> None:
-    """Delete every resource of an environment. Asks first unless --yes; prod needs --force."""
+    """Delete every resource of an environment. Asks first unless --yes; prod needs --force.
+
+    For --env local this also stops the emulator and the edge and removes the stack (the
+    emulator forgets everything when it stops, so there is no history worth keeping).
+    """
 
     def action() -> dict[str, Any]:
         if env_name == "prod" and not force:
@@ -332,15 +328,15 @@ def destroy(
             )
         if not yes and not (sys.stdin.isatty() and click.confirm(f"Destroy every resource in {env_name!r}?")):
             raise RefusedError(f"destroy of {env_name!r} not confirmed", fix="answer yes, or pass --yes")
-        if _is_local(ctx, env_name) and program is None:
-            return {"operation": "destroy", "stack": env_name, "stopped": _local_target(ctx, env_name).stop()}
-        return _asdict(_stacks(ctx, env_name, backend, program).destroy(remove=remove))
+        if program is None:  # as for `up`: not while a promotion owns the function
+            _release(ctx, env_name, backend).guard_stack_change("destroy")
+        return dict(_target(ctx, env_name, backend, program).destroy(remove=remove))
 
-    _run(
-        ctx,
-        action,
-        lambda r: _changes_line(r) if "changes" in r else f"local environment stopped: {r['stopped']}",
-    )
+    def human(r: dict[str, Any]) -> str:
+        stopped = ", ".join(name for name, was in r.get("stopped", {}).items() if was)
+        return _changes_line(r) + (f"\nstopped: {stopped}" if stopped else "")
+
+    _run(ctx, action, human)
 
 
 @main.command()
@@ -348,11 +344,18 @@ def destroy(
 @json_option
 @click.pass_obj
 def package(ctx: Ctx, env_name: str) -> None:
-    """Build the Lambda zip for an environment's runtime and architecture (reproducible)."""
+    """Build the Lambda zip for an environment's runtime and architecture (reproducible).
+
+    Then imports its dependencies from the unpacked zip with the runtime's interpreter,
+    where this machine runs that architecture (exit 1 when they do not import); otherwise
+    says the package was not import-tested.
+    """
 
     def action() -> dict[str, Any]:
         settings = ctx.settings()
-        built = _package(ctx, settings, settings.environment(env_name))
+        from orchestrator.clouds import build_package
+
+        built, tested = build_package(settings, settings.environment(env_name), None, ctx.reporter())
         return {
             "path": str(built.artifact.path),
             "sha256": built.artifact.sha256,
@@ -360,6 +363,7 @@ def package(ctx: Ctx, env_name: str) -> None:
             "unzipped_bytes": built.unzipped_size,
             "files": built.files,
             "limit_ratio": round(built.limit_ratio, 4),
+            "import_test": tested,
         }
 
     _run(
@@ -394,54 +398,14 @@ def unlock(ctx: Ctx, env_name: str, backend: str | None, force: bool) -> None:
     _run(ctx, action, lambda r: f"removed {len(r['removed'])} lock(s) from {r['stack']}")
 
 
-# -- the local environment and releases -----------------------------------------------------
+# -- releases --------------------------------------------------------------------------------
 
 
-def _is_local(ctx: Ctx, env_name: str) -> bool:
-    return bool(ctx.settings().environment(env_name).is_local)
-
-
-def _local_target(ctx: Ctx, env_name: str) -> Any:
-    from orchestrator.targets import LocalTarget
-
-    settings = ctx.settings()
-    return LocalTarget(settings, settings.environment(env_name))
-
-
-def _local_up(ctx: Ctx, env_name: str) -> dict[str, Any]:
-    target = _local_target(ctx, env_name)
-    published = target.publish(None, None, ctx.reporter())
-    return {
-        "operation": "up",
-        "stack": env_name,
-        "function": target.function_name,
-        "live_or_blue": published.blue,
-        "published_version": published.green,
-        "changed": published.changed,
-        **target.describe(),
-    }
-
-
-def _local_text(result: dict[str, Any]) -> str:
-    return "\n".join(f"{k} = {v}" for k, v in result.items())
-
-
-def _target(ctx: Ctx, env_name: str, backend: str | None, *, package: bool) -> Any:
-    from orchestrator.targets import AwsTarget, LocalTarget
-
-    settings = ctx.settings()
-    env = settings.environment(env_name)
-    if env.is_local:
-        return LocalTarget(settings, env)
-    # The same stack `up` drives, so a promotion publishes the same packaged zip.
-    return AwsTarget(settings, env, _stacks(ctx, env_name, backend, None, package=package))
-
-
-def _release(ctx: Ctx, env_name: str, backend: str | None, *, publishes: bool = False) -> Any:
+def _release(ctx: Ctx, env_name: str, backend: str | None) -> Any:
     from orchestrator.release import Release
 
     settings = ctx.settings()
-    target = _target(ctx, env_name, backend, package=publishes)
+    target = _target(ctx, env_name, backend)
     return Release(target, settings.environment(env_name), ctx.reporter(), settings.root / "reports")
 
 
@@ -497,7 +461,7 @@ def _report_text(report: dict[str, Any]) -> str:
     "--function-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Function code to publish (default: programs/function). Local environment only.",
+    help="Function code to publish (default: programs/function).",
 )
 @click.option(
     "--model",
@@ -560,8 +524,7 @@ def promote(
     options = PromoteOptions(schedule, dry_run, resume, roll_back, function_dir, model, pause_at)
 
     def action() -> dict[str, Any]:
-        # Only a real promotion publishes; a dry run or a resume needs no new zip.
-        release = _release(ctx, env_name, backend, publishes=not (dry_run or resume or roll_back))
+        release = _release(ctx, env_name, backend)
         if dry_run:
             return dict(release.dry_run(options))
         return dict(release.promote(options).to_dict())

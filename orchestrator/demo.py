@@ -8,8 +8,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -77,26 +77,32 @@ def main() -> int:
     """Run the demo; exit 0 when v2 was promoted and v3 rolled back."""
 
     from orchestrator import settings as settings_mod
-    from orchestrator.errors import GateFailedError
-    from orchestrator.progress import ConsoleReporter, ProgressEvent
+    from orchestrator.errors import GateFailedError, NotDeployedError
+    from orchestrator.progress import ConsoleReporter, ProgressEvent, counts
     from orchestrator.release import PromoteOptions, Release
-    from orchestrator.targets import LocalTarget
+    from orchestrator.targets import open_environment
 
     settings = settings_mod.load()
     env = settings.environment("local")
-    target = LocalTarget(settings, env)
     say = ConsoleReporter()
+    target = open_environment(settings, env, reporter=say)
     release = Release(target, env, say, settings.root / "reports")
     work = Path(tempfile.mkdtemp(prefix="edgeship-demo-"))
 
     def banner(text: str) -> None:
         say.event(ProgressEvent("info", f"\n=== {text} ==="))
 
-    banner("1/4 fresh local environment, model v1")
-    target.stop()
-    shutil.rmtree(target.state_dir, ignore_errors=True)
-    first = target.publish(None, settings.model, say)
-    say.event(ProgressEvent("step", f"v{first.green} deployed; live serves it at {target.edge().url}"))
+    banner("1/4 a fresh local stack, model v1: `orchestrator up --env local` (Pulumi engine)")
+    with contextlib.suppress(NotDeployedError):  # nothing left from an earlier run
+        target.destroy()
+    first = target.up(model=settings.model)
+    changes = counts(first.changes, with_same=False)
+    say.event(ProgressEvent("step", f"stack {first.stack}: {changes} in {first.duration_s:.1f}s"))
+    say.event(
+        ProgressEvent(
+            "step", f"v{first.outputs['publishedVersion']} deployed; live serves it at {target.edge().url}"
+        )
+    )
 
     banner("2/4 promote model v2 (canary, gated)")
     v2 = model_version(settings.model, "2", work / "model-v2.tar.gz")
@@ -123,14 +129,31 @@ def main() -> int:
         )
     )
 
-    banner("4/4 the environment keeps running")
+    banner("4/4 the stack's history, and the environment keeps running")
+    for update in target.history(10):
+        changes = counts(update["changes"], with_same=False)
+        print(f"  {update['started']}  {update['kind']:<8} {update['result']:<10} {changes}")
     edge = target.edge().url
     print(f"call it:  curl -s -X POST {edge}/infer -d '{{\"inputs\": [5.1, 3.5, 1.4, 0.2]}}'")
     print("status:   .venv/bin/orchestrator status --env local")
+    print("history:  .venv/bin/orchestrator history --env local")
     print("stop it:  .venv/bin/orchestrator destroy --env local --yes")
     ok = report.outcome == "promoted" and rolled_back and status["live"]["version"] == report.green
     return 0 if ok else 1
 
 
+def run() -> int:
+    """main(), with edgeship's errors printed as the CLI prints them (message, fix)."""
+    from orchestrator.errors import EdgeshipError
+
+    try:
+        return main()
+    except EdgeshipError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"fix: {exc.fix}", file=sys.stderr)
+        return int(exc.exit_code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -31,7 +31,7 @@ from orchestrator.processes import SignalLatch
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import ContinueRequest, RecordStore
 from orchestrator.report import BakeReport, PauseReport, PromotionReport, StepReport
-from orchestrator.targets import Endpoint, Target, health
+from orchestrator.targets import Endpoint, StackTarget, health
 from orchestrator.traffic import AliasState, Traffic
 
 WATCH_S = 2.0  # seconds between looks at green's metrics and the alarms during a bake
@@ -53,7 +53,7 @@ class Driver:
 
     def __init__(
         self,
-        target: Target,
+        target: StackTarget,
         records: RecordStore,
         heartbeat: Heartbeat,
         latch: SignalLatch,
@@ -143,7 +143,11 @@ class Driver:
         self.traffic.point_candidate(plan.green, guard=self._require_lease)
         problem = health(self.target.candidate())
         if problem is not None:
-            return Step(Outcome.FAILED, f"green failed its health check: {problem}")
+            # Callers get no details (a failed init is a bare 500): the function's log has them.
+            where = self.target.function_logs()
+            return Step(
+                Outcome.FAILED, f"green failed its health check: {problem} (its log says why: {where})"
+            )
         # An alarm already firing (or misnamed) would end the first bake: say so before any traffic.
         broken = watch.breach(watch.judge_alarms(self.metrics.alarms(plan.slo.alarms)))
         if broken is not None:

@@ -7,10 +7,13 @@ Runtime's offline tools) and zipped reproducibly: same inputs, same sha256.
 
 from __future__ import annotations
 
+import os
+import platform
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +40,7 @@ class PackageSpec:
     """What to build: for which runtime and architecture, from which code and pins."""
 
     runtime: str = "python3.12"
-    architecture: str = "arm64"
+    architecture: str = "x86_64"  # the architecture whose package is import-tested (smoke_import)
     function_dir: Path = FUNCTION_DIR
     with_dependencies: bool = True
     # Our pins are complete without their declared extras; baselines resolve normally.
@@ -74,8 +77,8 @@ def _install_wheels(spec: PackageSpec, target: Path, cache: Path) -> None:
         "--python-version", spec.python_version, "--target", str(target), "--cache-dir", str(cache),
         "-r", str(spec.function_dir / "requirements.txt"),
     ]  # fmt: skip
-    for platform in spec.platforms:
-        cmd += ["--platform", platform]
+    for tag in spec.platforms:
+        cmd += ["--platform", tag]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise PackagingError(
@@ -95,8 +98,67 @@ def _prune(stage: Path) -> None:
             file.unlink()
 
 
-def build_for_environment(root: Path, runtime: str, architecture: str) -> LambdaPackage:
+# What the handler imports at init; an import that aborts (onnxruntime's arm64 builds have
+# done so on Lambda: onnxruntime#10038, #15650) must fail the deploy, not the first request.
+SMOKE = (
+    "import numpy, onnxruntime, orjson; onnxruntime.get_available_providers(); print(onnxruntime.__version__)"
+)
+HOST_ARCH = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine())
+
+
+def runtime_interpreter(runtime: str) -> str | None:
+    """A working interpreter of the runtime's Python version ('python3.12' -> 3.12): the one
+    on PATH, else one pyenv installed. A pyenv shim is on PATH for every installed version
+    but runs only the active ones, so each candidate must answer with the right version."""
+    version = runtime.removeprefix("python")
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    installed = sorted(pyenv.glob(f"versions/{version}.*/bin/{runtime}"), reverse=True)
+    for candidate in [shutil.which(runtime), *map(str, installed)]:
+        if candidate and _reports(candidate, version):
+            return candidate
+    return None
+
+
+def _reports(python: str, version: str) -> bool:
+    try:
+        out = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == version
+
+
+def smoke_import(package: Path, runtime: str, architecture: str) -> str:
+    """Import the zip's dependencies as Lambda would, from the unpacked zip alone, with the
+    runtime's interpreter. Only possible where this machine runs that architecture and has
+    that Python; returns what was done (or why not), raises PackagingError on a failure."""
+    if architecture != HOST_ARCH:
+        return f"not import-tested: this machine is {platform.machine()}, the package is {architecture}"
+    python = runtime_interpreter(runtime)  # e.g. python3.12
+    if python is None:
+        return f"not import-tested: no working {runtime} interpreter (on PATH or installed by pyenv)"
+    with tempfile.TemporaryDirectory(prefix="edgeship-smoke-") as tmp:
+        zipfile.ZipFile(package).extractall(tmp)
+        script = f"import sys; sys.path.insert(0, {tmp!r}); {SMOKE}"
+        # -I -S: no user site, no site-packages: what the zip carries, nothing else
+        result = subprocess.run(
+            [python, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=120
+        )
+    if result.returncode != 0:
+        raise PackagingError(
+            f"the {runtime}/{architecture} package does not import (exit {result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-600:]}",
+            fix="pin versions in programs/function/requirements.txt that import on that platform",
+        )
+    return f"import-tested with {runtime} on {architecture}: onnxruntime {result.stdout.strip()}"
+
+
+def build_for_environment(
+    root: Path, runtime: str, architecture: str, function_dir: Path = FUNCTION_DIR
+) -> LambdaPackage:
     """The zip `up` deploys for an environment, in .edgeship/build/."""
-    spec = PackageSpec(runtime=runtime, architecture=architecture)
+    spec = PackageSpec(function_dir=function_dir, runtime=runtime, architecture=architecture)
     out = root / ".edgeship" / "build" / f"function-{runtime}-{architecture}.zip"
     return build(spec, out, root / ".edgeship" / "cache" / "pip")

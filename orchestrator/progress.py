@@ -43,6 +43,8 @@ class ConsoleReporter:
     """Readable, colored lines on stderr for a terminal (plain text when piped)."""
 
     _STYLE: ClassVar[dict[str, str]] = {"started": "cyan", "done": "green", "failed": "bold red"}
+    # Piped output has no colours: the suffix tells a resource's start from its end.
+    _SUFFIX: ClassVar[dict[str, str]] = {"started": " ...", "done": ": done", "failed": ": FAILED"}
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -52,7 +54,7 @@ class ConsoleReporter:
     def event(self, event: ProgressEvent) -> None:
         style = self._STYLE.get(event.status or "", "")
         if event.kind == "resource":
-            text = f"  {event.op or ''} {event.message}"
+            text = f"  {event.op or ''} {event.message}{self._SUFFIX.get(event.status or '', '')}"
         elif event.kind == "diagnostic":
             style = "yellow" if event.status != "failed" else "bold red"
             text = f"  ! {event.message}"
@@ -95,18 +97,22 @@ def from_engine_event(raw: Any) -> ProgressEvent | None:
         )
     if raw.summary_event is not None:
         changes = {op_name(k): v for k, v in (raw.summary_event.resource_changes or {}).items()}
-        return ProgressEvent("summary", f"changes: {_counts(changes)}", data={"changes": changes})
+        return ProgressEvent("summary", f"changes: {counts(changes)}", data={"changes": changes})
     return None
 
 
 def _short(urn: str) -> str:
-    # urn:pulumi:stack::project::type::name -> "type name"
+    # urn:pulumi:stack::project::type::name -> "type name" (a dynamic resource's type
+    # without the dynamic provider's prefix: "edgeship:Function function")
     parts = urn.split("::")
-    return f"{parts[-2]} {parts[-1]}" if len(parts) >= 4 else urn
+    kind = parts[-2].removeprefix("pulumi-python:dynamic/") if len(parts) >= 4 else ""
+    return f"{kind} {parts[-1]}" if len(parts) >= 4 else urn
 
 
-def _counts(changes: dict[str, int]) -> str:
-    return ", ".join(f"{n} {op}" for op, n in sorted(changes.items()) if n) or "none"
+def counts(changes: dict[str, int], *, with_same: bool = True) -> str:
+    """'1 replace, 2 update, 6 same' (without the unchanged ones unless `with_same`)."""
+    shown = [f"{n} {op}" for op, n in sorted(changes.items()) if n and (with_same or op != "same")]
+    return ", ".join(shown) or "no changes"
 
 
 def op_name(op: Any) -> str:

@@ -39,7 +39,7 @@ from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import RecordStore
 from orchestrator.report import PromotionReport, write
 from orchestrator.settings import Environment
-from orchestrator.targets import Target
+from orchestrator.targets import StackTarget
 from orchestrator.traffic import AliasState, Traffic
 
 
@@ -90,7 +90,7 @@ class Holding:
 class Release:
     """Promotion, recovery and status of one environment."""
 
-    def __init__(self, target: Target, env: Environment, reporter: Reporter, reports_root: Path) -> None:
+    def __init__(self, target: StackTarget, env: Environment, reporter: Reporter, reports_root: Path) -> None:
         self.target, self.env, self.reporter, self.reports_root = target, env, reporter, reports_root
         self.say = reporter.event
 
@@ -133,10 +133,10 @@ class Release:
             "interrupted": machine.situation(record, found.lease_live) == machine.Situation.INTERRUPTED,
         }  # fmt: skip
 
-    def guard_up(self) -> None:
-        """`up` must not change the function while a promotion owns the environment."""
+    def guard_stack_change(self, command: str) -> None:
+        """`up` and `destroy` must not change the function while a promotion owns the environment."""
         found = self.look()
-        self._refuse(found, found.verb("up"), "up")
+        self._refuse(found, found.verb("up"), command)
 
     def dry_run(self, options: PromoteOptions) -> dict[str, Any]:
         """The plan, from what is deployed now; changes nothing."""
@@ -245,6 +245,8 @@ class Release:
     def rollback(self) -> dict[str, Any]:
         """Put live back on blue: an interrupted promotion's, else the last promotion's."""
         found = self.look()
+        if not found.deployed:
+            self.target.require_deployed()
         if found.record is None:
             raise UsageError(f"no promotion recorded for {self.env.name!r}; nothing to roll back",
                              fix="see `orchestrator status`")  # fmt: skip

@@ -26,7 +26,9 @@ class FunctionSettings:
     """The Lambda function's shape."""
 
     runtime: str = "python3.12"
-    architecture: str = "arm64"
+    # The architecture whose package `orchestrator package` import-tests on this project's
+    # CI machines (x86_64); arm64 packages are built the same way but not import-tested here.
+    architecture: str = "x86_64"
     memory_mb: int = 1024
     timeout_s: int = 10
     reserved_concurrency: int | None = None
@@ -40,6 +42,15 @@ class EdgeSettings:
 
     cache_ttl_s: int = 60
     price_class: str = "PriceClass_100"
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """The model bucket (models, and the promotion records under promotions/)."""
+
+    # `orchestrator destroy` empties the bucket unless this is set: then the bucket and its
+    # records survive a destroy (AWS refuses to delete a bucket that is not empty).
+    keep_on_destroy: bool = False
 
 
 HOOK_WHEN = ("pre-traffic", "step")
@@ -104,6 +115,7 @@ class Environment:
     account_id: str
     function: FunctionSettings = field(default_factory=FunctionSettings)
     edge: EdgeSettings = field(default_factory=EdgeSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
     traffic: TrafficSettings = field(default_factory=TrafficSettings)
     slo: SloSettings = field(default_factory=SloSettings)
     load: LoadSettings = field(default_factory=LoadSettings)
@@ -124,6 +136,7 @@ class Environment:
             "snapstart": "true" if f.snapstart else "false",
             "cacheTtlS": str(e.cache_ttl_s),
             "priceClass": e.price_class,
+            "keepOnDestroy": "true" if self.storage.keep_on_destroy else "false",
         }
         if f.reserved_concurrency is not None:
             config["reservedConcurrency"] = str(f.reserved_concurrency)
@@ -163,6 +176,7 @@ class Settings:
 _SECTIONS: dict[str, type] = {
     "function": FunctionSettings,
     "edge": EdgeSettings,
+    "storage": StorageSettings,
     "traffic": TrafficSettings,
     "slo": SloSettings,
     "load": LoadSettings,
@@ -374,6 +388,14 @@ def _check(env: Environment, where: _Where, prefix: str) -> None:
             "function.snapstart",
             "SnapStart and provisioned concurrency exclude each other",
             "set one of them only",
+        ),
+        (
+            f.provisioned_concurrency is None
+            or f.reserved_concurrency is None
+            or f.provisioned_concurrency <= f.reserved_concurrency,
+            "function.provisioned_concurrency",
+            f"{f.provisioned_concurrency} is more than reserved_concurrency = {f.reserved_concurrency}",
+            "lower provisioned_concurrency or raise reserved_concurrency (Lambda refuses more)",
         ),
         (
             env.edge.price_class in PRICE_CLASSES,

@@ -8,7 +8,9 @@ history) and turns engine failures into edgeship errors.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import signal
 import threading
 import time
@@ -17,13 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import Cancelled, ConfigError, EngineError, StackLockedError, ToolchainError
+from orchestrator.errors import (
+    Cancelled,
+    ConfigError,
+    EngineError,
+    NotDeployedError,
+    StackLockedError,
+    ToolchainError,
+)
 from orchestrator.processes import alive, sigterm_as_interrupt
 from orchestrator.progress import NullReporter, ProgressEvent, Reporter, from_engine_event, op_name
 
 if TYPE_CHECKING:
     from pulumi import automation as auto
 
+    from orchestrator import automation
     from orchestrator.settings import Environment, Settings
 
 Program = Callable[[], None]
@@ -135,59 +145,118 @@ class Stacks:
         self.spec = spec
         self.program = program
         self.reporter: Reporter = reporter or NullReporter()
+        self._workspace: automation.Workspace | None = None
         self._stack: auto.Stack | None = None
+        self._configured = False
 
     # -- selection -------------------------------------------------------------------
 
-    def stack(self) -> auto.Stack:
-        """Create or select the stack and write its config (once per instance)."""
-        if self._stack is not None:
-            return self._stack
+    def workspace(self) -> automation.Workspace:
+        """The Automation API workspace of this stack's project (made once per instance)."""
+        if self._workspace is not None:
+            return self._workspace
         from pulumi import automation as auto
 
         spec = self.spec
         if spec.backend_url.startswith("file://"):
             Path(spec.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
         spec.work_dir.mkdir(parents=True, exist_ok=True)
-        opts = auto.LocalWorkspaceOptions(
+        project = auto.ProjectSettings(
+            name=spec.project, runtime="python", backend=auto.ProjectBackend(url=spec.backend_url)
+        )
+        from orchestrator import automation
+
+        self._workspace = automation.Workspace(
             work_dir=str(spec.work_dir),
-            pulumi_command=auto.PulumiCommand(root=str(spec.pulumi_root)),
-            project_settings=auto.ProjectSettings(
-                name=spec.project, runtime="python", backend=auto.ProjectBackend(url=spec.backend_url)
-            ),
+            pulumi_command=_pulumi_command(spec.pulumi_root),
+            # Written in place (not atomically) by the workspace: only when it changed, or a
+            # `status` here would make another command's engine read a half-written file.
+            project_settings=None if _project_written(spec.work_dir, project) else project,
             secrets_provider=spec.secrets_provider,
             env_vars={"PULUMI_SKIP_UPDATE_CHECK": "true", **spec.env_vars},
+            program=self.program,
         )
-        stack = self._engine(
-            "select",
-            lambda: auto.create_or_select_stack(
-                stack_name=spec.stack, project_name=spec.project, program=self.program, opts=opts
-            ),
-        )
-        if spec.config:
-            config = {
-                key: auto.ConfigValue(value=value, secret=secret)
-                for key, (value, secret) in spec.config.items()
-            }
-            self._engine("config", lambda: stack.set_all_config(config))
-        self._stack = stack
+        return self._workspace
+
+    def stack(self, *, create: bool = True) -> auto.Stack:
+        """The stack, selected once per instance. `create` makes it if missing and writes its
+        config (what preview and up need); reads and deletes only select it, so a missing
+        stack is a NotDeployedError instead of a new empty one."""
+        from pulumi import automation as auto
+
+        spec = self.spec
+        if self._stack is None:
+            workspace = self.workspace()
+            from orchestrator import automation
+
+            try:
+                self._stack = automation.Stack.open(spec.stack, workspace, create=create)
+            except auto.StackNotFoundError:
+                raise self._not_deployed() from None
+            except auto.CommandError as exc:
+                raise self._translate("select", exc) from None
+        stack = self._stack
+        assert stack is not None
+        if create and spec.config and not self._configured:
+            if not self._config_written():
+                config = {
+                    key: auto.ConfigValue(value=value, secret=secret)
+                    for key, (value, secret) in spec.config.items()
+                }
+                self._engine("config", lambda: stack.set_all_config(config))
+            self._configured = True
         return stack
+
+    def _config_written(self) -> bool:
+        """True when the workspace's stack settings already hold exactly this config, so a
+        `pulumi config set-all` (a CLI run on every up and preview) can be skipped."""
+        import yaml
+
+        if any(secret for _, secret in self.spec.config.values()):
+            return False  # a secret is stored encrypted: nothing to compare
+        try:
+            settings = (
+                yaml.safe_load((self.spec.work_dir / f"Pulumi.{self.spec.stack}.yaml").read_text()) or {}
+            )
+        except (OSError, yaml.YAMLError):
+            return False
+        written = settings.get("config") or {}
+        return all(written.get(key) == value for key, (value, _) in self.spec.config.items())
+
+    def _not_deployed(self) -> NotDeployedError:
+        stack = self.spec.stack
+        return NotDeployedError(
+            f"environment {stack!r} has no stack yet (nothing deployed)",
+            fix=f"run `orchestrator up --env {stack}` (or `orchestrator promote --env {stack}`, "
+            "which deploys a first version)",
+        )
 
     # -- operations --------------------------------------------------------------------
 
-    def preview(self) -> OperationResult:
-        """What `up` would change, without changing anything."""
+    def preview(self, *, refresh: bool = False) -> OperationResult:
+        """What `up` would change, without changing anything (`refresh`: read the real
+        resources first, when the state may describe some that are gone)."""
         stack = self.stack()
         started = time.monotonic()
-        result = self._cancellable("preview", lambda: stack.preview(on_event=self._on_event, color="never"))
+        result = self._cancellable(
+            "preview", lambda: stack.preview(on_event=self._on_event, color="never", refresh=refresh or None)
+        )
         changes = {op_name(k): v for k, v in (result.change_summary or {}).items()}
         return OperationResult("preview", self.spec.stack, changes, {}, time.monotonic() - started)
 
-    def up(self) -> OperationResult:
-        """Create or update the stack's resources."""
+    def up(self, *, refresh: bool = False, only: str | None = None) -> OperationResult:
+        """Create or update the stack's resources (`refresh` first, as for preview; `only`:
+        the resource of this URN and what depends on it, nothing else)."""
         stack = self.stack()
+        _start_operation(stack)
         started = time.monotonic()
-        result = self._cancellable("up", lambda: stack.up(on_event=self._on_event, color="never"))
+        result = self._cancellable(
+            "up",
+            lambda: stack.up(
+                on_event=self._on_event, color="never", refresh=refresh or None,
+                target=[only] if only else None, target_dependents=True if only else None,
+            ),
+        )  # fmt: skip
         return OperationResult(
             "up",
             self.spec.stack,
@@ -198,7 +267,8 @@ class Stacks:
 
     def refresh(self) -> OperationResult:
         """Read the real resources back into the state."""
-        stack = self.stack()
+        stack = self.stack(create=False)
+        _start_operation(stack)
         started = time.monotonic()
         result = self._cancellable("refresh", lambda: stack.refresh(on_event=self._on_event, color="never"))
         return OperationResult(
@@ -207,7 +277,8 @@ class Stacks:
 
     def destroy(self, *, remove: bool = False) -> OperationResult:
         """Delete every resource; with `remove`, also delete the stack and its history."""
-        stack = self.stack()
+        stack = self.stack(create=False)
+        _start_operation(stack)
         started = time.monotonic()
         result = self._cancellable("destroy", lambda: stack.destroy(on_event=self._on_event, color="never"))
         if remove:
@@ -218,18 +289,39 @@ class Stacks:
         )
 
     def outputs(self, *, show_secrets: bool = False) -> dict[str, Any]:
-        """The stack's outputs; secret values are masked unless asked for."""
-        stack = self.stack()
-        raw = self._engine("outputs", stack.outputs)
-        return _plain(raw, show_secrets=show_secrets)
+        """The stack's outputs; secret values are masked unless asked for.
+
+        Masked outputs are one CLI run (`stack output --json`), with no select first: every
+        command of a release reads them, so they are kept cheap. A missing stack is a
+        NotDeployedError."""
+        from pulumi import automation as auto
+
+        if show_secrets:
+            self.stack(create=False)  # a missing stack is a NotDeployedError
+            decrypted = auto.LocalWorkspace.stack_outputs(self.workspace(), self.spec.stack)
+            return _plain(decrypted, show_secrets=True)
+
+        # Seen once under load: "failed to load checkpoint: EOF" while a promotion's `up`
+        # wrote the stack. Another command's `status` or `abort` waits that out, not fails.
+        for attempt in range(5):
+            try:
+                masked = self.workspace().stack_outputs(self.spec.stack)  # one CLI run, no select
+                return _plain(masked, show_secrets=False)
+            except auto.StackNotFoundError:
+                raise self._not_deployed() from None
+            except auto.CommandError as exc:
+                if "checkpoint" not in str(exc) or attempt == 4:
+                    raise self._translate("outputs", exc) from None
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def history(self, limit: int = 10) -> list[dict[str, Any]]:
         """The most recent updates, newest first."""
-        stack = self.stack()
+        stack = self.stack(create=False)
         entries = self._engine("history", lambda: stack.history(page_size=limit, page=1))
         return [
             {
-                "version": e.version,
+                "version": e.version or None,  # the file backend numbers none (0)
                 "kind": e.kind,
                 "result": e.result,
                 "started": e.start_time.isoformat() if e.start_time else None,
@@ -242,6 +334,11 @@ class Stacks:
     # -- plumbing ----------------------------------------------------------------------
 
     def _on_event(self, raw: Any) -> None:
+        from orchestrator import automation
+
+        changes = automation.changes_of(raw)
+        if changes is not None and isinstance(self._stack, automation.Stack):
+            self._stack.summarise(changes)  # what UpResult's summary will say
         event = from_engine_event(raw)
         if event is not None:
             self.reporter.event(event)
@@ -314,7 +411,12 @@ class Stacks:
                 "or rehearse without AWS: --env local",
             )
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        errors = [ln for ln in lines if ln.lower().startswith("error:")] or lines[-3:]
+        errors = [ln for ln in lines if ln.lower().startswith("error:") and "Traceback" not in ln] or lines[
+            -3:
+        ]
+        # A provider's Python traceback: its last exception line is what went wrong.
+        raised = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception): ", ln)]
+        errors = errors + raised[-1:]
         detail = " | ".join(dict.fromkeys(errors)) or str(exc)
         return EngineError(
             f"pulumi {what} failed for stack {self.spec.stack!r}: {detail}",
@@ -370,6 +472,39 @@ def _describe(info: dict[str, Any]) -> str:
         f"{info.get('username', '?')}@{info.get('hostname', '?')} "
         f"(pid {info.get('pid', '?')}) since {info.get('timestamp', '?')}"
     )
+
+
+@functools.cache
+def _pulumi_command(root: Path) -> auto.PulumiCommand:
+    """One per process. Making one runs `pulumi version` (0.4 s: the CLI is a 116 MB binary)
+    to validate it, except for our own build, whose version `make install` checked."""
+    from pulumi import automation as auto
+
+    from orchestrator import toolchain
+
+    if toolchain.is_pinned_build(root):
+        from orchestrator import automation
+
+        return automation.KnownPulumi(root, toolchain.PULUMI_VERSION)
+    return auto.PulumiCommand(root=str(root))
+
+
+def _start_operation(stack: auto.Stack) -> None:
+    from orchestrator import automation
+
+    if isinstance(stack, automation.Stack):
+        stack.start_operation()
+
+
+def _project_written(work_dir: Path, project: auto.ProjectSettings) -> bool:
+    """True when work_dir's Pulumi.yaml already says what `project` says."""
+    import yaml
+
+    try:
+        written = yaml.safe_load((work_dir / "Pulumi.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    return bool(written == project.to_dict())
 
 
 def _signal_children(sig: int) -> None:

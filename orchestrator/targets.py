@@ -1,30 +1,33 @@
-"""Where a release happens. The release code is the same for every environment; only
-how a version is published and where the edge is differ, behind this small interface.
+"""Where a release happens: an environment's stack, read and changed through the engine.
 
-    LocalTarget  moto on 127.0.0.1 + the local edge; provisions with boto3
-    AwsTarget    the Pulumi stack (`up` publishes) + CloudFront; needs AWS credentials
+The release code is the same for every environment. It reads what it needs from the
+stack's outputs (function, bucket, edge and API URLs, region), publishes by running `up`,
+and reaches AWS through the environment's cloud (orchestrator/clouds.py), the one place
+where the local environment and AWS differ.
 """
 
 from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from orchestrator.clouds import Cloud
 from orchestrator.errors import EdgeshipError, NotDeployedError
-from orchestrator.progress import ProgressEvent, Reporter
+from orchestrator.progress import NullReporter, Reporter
+from orchestrator.rotation import Rotation
 from orchestrator.settings import Environment, Settings
+from orchestrator.stacks import OperationResult, Stacks
 
 
 @dataclass(frozen=True)
 class Published:
-    """The outcome of publishing: blue serves `live` now, green is the new version."""
+    """The outcome of publishing: the version `up` published (green) and its model."""
 
-    blue: str | None
     green: str
-    changed: bool
     model: Path | None = None  # the model archive green serves
 
 
@@ -42,169 +45,43 @@ class Endpoint:
     credentials: dict[str, str] | None = None
 
 
-class Target(Protocol):
-    """What the release machinery needs from an environment."""
-
-    settings: Settings
-    env: Environment
-    function_name: str
-    bucket: str
-    percentiles: bool  # CloudWatch serves percentile statistics (the emulator does not)
-
-    def lambda_client(self) -> Any: ...
-    def s3_client(self) -> Any: ...
-    def cloudwatch_client(self) -> Any: ...
-    def publish(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> Published: ...
-    def edge(self) -> Endpoint: ...
-    def candidate(self) -> Endpoint: ...
-    def traffic_moved(self) -> None: ...
-    def invalidate_cache(self) -> None: ...
+# Builds the environment's Stacks with extra `edgeship:*` config (model, package) and a reporter.
+StacksFactory = Callable[[Mapping[str, str], Reporter], Stacks]
 
 
-FUNCTION_DIR = Path(__file__).resolve().parents[1] / "programs" / "function"
+class StackTarget:
+    """One environment, as its stack describes it."""
 
-
-class LocalTarget:
-    """The local environment: emulator + local edge, started on demand and kept running."""
-
-    percentiles = False
-
-    def __init__(self, settings: Settings, env: Environment) -> None:
-        from orchestrator.local.provision import LocalStack
-
-        self.settings, self.env = settings, env
-        self.state_dir = settings.root / ".edgeship" / "local"
-        stack = LocalStack.for_project(settings.project)
-        self.function_name, self.bucket = stack.function_name, stack.bucket
-        self._stack = stack
-        self._emulator_url: str | None = None
-
-    def emulator_url(self) -> str:
-        """The emulator's URL, starting it if needed."""
-        if self._emulator_url is None:
-            from orchestrator.local import emulator
-
-            self._emulator_url = emulator.ensure(self.state_dir).url
-        return self._emulator_url
-
-    def lambda_client(self) -> Any:
-        from orchestrator.local import emulator
-
-        return emulator.client("lambda", self.emulator_url(), self.ca())
-
-    def s3_client(self) -> Any:
-        from orchestrator.local import emulator
-
-        return emulator.client("s3", self.emulator_url(), self.ca())
-
-    def cloudwatch_client(self) -> Any:
-        from orchestrator.local import emulator
-
-        return emulator.client("cloudwatch", self.emulator_url(), self.ca())
-
-    def ca(self) -> Path:
-        """The emulator's certificate, which clients trust."""
-        return self.state_dir / "tls" / "cert.pem"
-
-    def publish(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> Published:
-        from orchestrator.local import emulator, provision
-
-        url = self.emulator_url()
-        reporter.event(ProgressEvent("step", f"local: emulator at {url}; provisioning {self.function_name}"))
-        deployed = provision.deploy(
-            self.lambda_client(), self.s3_client(), emulator.client("iam", url, self.ca()), self._stack,
-            state_dir=self.state_dir, function_dir=function_dir or FUNCTION_DIR, model_path=model or self.settings.model,
-            memory_mb=self.env.function.memory_mb, timeout_s=self.env.function.timeout_s,
-        )  # fmt: skip
-        self.ensure_edge()
-        return Published(deployed.blue, deployed.green, deployed.changed, model or self.settings.model)
-
-    def ensure_edge(self) -> str:
-        """The local edge's URL, starting it if needed."""
-        from orchestrator.local import daemon
-        from orchestrator.local.edge import REVISION
-
-        state_file = self.state_dir / "edge.json"
-        running = daemon.read(state_file)
-        if running and daemon.healthy(running.url + "/_edgeship/status"):
-            if _edge_revision(running.url) == REVISION:
-                return running.url
-            daemon.stop(state_file)  # started by an older edgeship: it would refuse today's requests
-        port = daemon.free_port(8787)
-        argv = [
-            daemon.python(), "-m", "orchestrator.local.edge", "--state-dir", str(self.state_dir),
-            "--emulator", self.emulator_url(), "--function", self.function_name, "--port", str(port),
-            "--cache-ttl", str(self.env.edge.cache_ttl_s), "--region", self.env.region,
-        ]  # fmt: skip
-        return daemon.start(
-            "edge", argv, state_file, self.state_dir / "edge.log", "/_edgeship/status", port
-        ).url
-
-    def edge(self) -> Endpoint:
-        return Endpoint(self.ensure_edge())
-
-    def candidate(self) -> Endpoint:
-        # SigV4-protected like the AWS route; the edge checks against the emulator's credentials.
-        from orchestrator.local import emulator
-
-        keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-        return Endpoint(
-            self.ensure_edge(), "/candidate/infer", sigv4_region=self.env.region,
-            credentials={k: emulator.CREDENTIALS[k] for k in keys},
-        )  # fmt: skip
-
-    def traffic_moved(self) -> None:
-        # The edge polls too; this makes the move effective before the next request.
-        self._post("/_edgeship/refresh")
-
-    def invalidate_cache(self) -> None:
-        # The edge also empties its cache whenever it sees live change; this is the explicit one.
-        self._post("/_edgeship/invalidate")
-
-    def _post(self, path: str) -> None:
-        url = self.ensure_edge() + path
-        urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=5).read()
-
-    def stop(self) -> dict[str, bool]:
-        """Stop the edge and the emulator (their state goes with them)."""
-        import shutil
-
-        from orchestrator.local import daemon, emulator
-
-        stopped = {
-            "edge": daemon.stop(self.state_dir / "edge.json"),
-            "emulator": emulator.stop(self.state_dir),
-        }
-        for transient in ("versions", "staging"):
-            shutil.rmtree(self.state_dir / transient, ignore_errors=True)
-        return stopped
-
-    def describe(self) -> dict[str, Any]:
-        """URLs for people: how to call the edge."""
-        from orchestrator.local import daemon
-
-        edge = daemon.read(self.state_dir / "edge.json")
-        emu = daemon.read(self.state_dir / "emulator.json")
-        return {"edge_url": edge.url if edge else None, "emulator_url": emu.url if emu else None}
-
-
-class AwsTarget:
-    """A real AWS environment, provisioned and published by the Pulumi program."""
-
-    percentiles = True
-
-    def __init__(self, settings: Settings, env: Environment, stacks: Any) -> None:
-        self.settings, self.env, self.stacks = settings, env, stacks
+    def __init__(
+        self,
+        settings: Settings,
+        env: Environment,
+        cloud: Cloud,
+        stacks: StacksFactory,
+        *,
+        reporter: Reporter | None = None,
+        packaged: bool = True,
+    ) -> None:
+        self.settings, self.env, self.cloud, self._stacks = settings, env, cloud, stacks
+        self.reporter: Reporter = reporter or NullReporter()
+        self.packaged = packaged  # False for a --program override: it brings its own code
         self._outputs: dict[str, Any] | None = None
 
-    def _out(self) -> dict[str, Any]:
+    @property
+    def percentiles(self) -> bool:
+        return self.cloud.percentiles
+
+    # -- what the stack says ------------------------------------------------------------------
+
+    def outputs(self) -> dict[str, Any]:
+        """The stack's outputs (read once per command; `up` replaces them)."""
         if self._outputs is None:
-            self._outputs = self.stacks.outputs(show_secrets=False)
+            self._outputs = self._stacks({}, self.reporter).outputs(show_secrets=False)
         return self._outputs
 
     def _output(self, key: str) -> str:
         """One stack output; a never-deployed stack is a usage error that says what to run."""
-        value = self._out().get(key)
+        value = self.outputs().get(key)
         if value is None:
             name = self.env.name
             raise NotDeployedError(
@@ -214,6 +91,10 @@ class AwsTarget:
             )
         return str(value)
 
+    def require_deployed(self) -> None:
+        """NotDeployedError (saying what to run) unless the stack has been deployed."""
+        self._output("functionName")
+
     @property
     def function_name(self) -> str:
         return self._output("functionName")
@@ -222,79 +103,144 @@ class AwsTarget:
     def bucket(self) -> str:
         return self._output("bucket")
 
-    def lambda_client(self) -> Any:
-        import boto3
+    # -- AWS, as the environment reaches it ----------------------------------------------------
 
-        return boto3.client("lambda", region_name=self.env.region, config=_bounded())
+    # Clients serve a deployed environment: a missing stack is reported (NotDeployedError)
+    # before anything is started for it (the local emulator).
+    def lambda_client(self) -> Any:
+        self.outputs()
+        return self.cloud.client("lambda")
 
     def s3_client(self) -> Any:
-        import boto3
-
-        return boto3.client("s3", region_name=self.env.region, config=_bounded())
+        self.outputs()
+        return self.cloud.client("s3")
 
     def cloudwatch_client(self) -> Any:
-        import boto3
-
-        return boto3.client("cloudwatch", region_name=self.env.region, config=_bounded())
-
-    def publish(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> Published:
-        blue = None
-        if self._out().get("functionName"):  # deployed before: live serves blue
-            blue = self.lambda_client().get_alias(FunctionName=self.function_name, Name="live")[
-                "FunctionVersion"
-            ]
-        result = self.stacks.up()
-        self._outputs = result.outputs
-        return Published(blue, str(result.outputs["publishedVersion"]), result.changed, self.settings.model)
+        self.outputs()
+        return self.cloud.client("cloudwatch")
 
     def edge(self) -> Endpoint:
         return Endpoint(self._output("edgeUrl"))
 
     def candidate(self) -> Endpoint:
-        # IAM-protected route: requests are signed with the job's AWS credentials.
-        return Endpoint(self._output("apiUrl"), "/candidate/infer", sigv4_region=self.env.region)
+        # The IAM-protected route: requests are signed (SigV4, execute-api) in the stack's region.
+        region = self.outputs().get("region") or self.env.region
+        return Endpoint(
+            self._output("apiUrl"), "/candidate/infer", sigv4_region=str(region),
+            credentials=self.cloud.signing_credentials(),
+        )  # fmt: skip
+
+    def function_logs(self) -> str:
+        """Where the function's own log lines go (an init failure's details are there)."""
+        return self.cloud.function_logs(self.function_name)
 
     def traffic_moved(self) -> None:
-        return None
+        self.cloud.traffic_moved(self.outputs())
 
     def invalidate_cache(self) -> None:
-        """Invalidate CloudFront's cached GET /infer answers (they may be of a version live left)."""
-        import uuid
+        self.cloud.invalidate(self.outputs())
 
-        import boto3
+    # -- the engine ---------------------------------------------------------------------------
 
-        distribution = self._out().get("distributionId")
-        if not distribution:
-            raise EdgeshipError(
-                "the stack exports no distributionId to invalidate",
-                fix=f"run `orchestrator up --env {self.env.name}` to refresh the stack's outputs",
-            )
-        boto3.client("cloudfront", region_name=self.env.region, config=_bounded()).create_invalidation(
-            DistributionId=str(distribution),
-            InvalidationBatch={
-                "Paths": {"Quantity": 1, "Items": ["/infer*"]},
-                "CallerReference": uuid.uuid4().hex,
-            },
-        )
+    def _config(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> dict[str, str]:
+        config = {"modelPath": str(model or self.settings.model)}
+        if self.packaged:
+            config["packagePath"] = str(self.cloud.package(function_dir, reporter))
+        return config
+
+    def preview(self, function_dir: Path | None = None, model: Path | None = None) -> OperationResult:
+        """What `up` would change (after reading back what a restarted cloud lost)."""
+        stale = self.cloud.prepare()
+        config = self._config(function_dir, model, self.reporter)
+        return self._stacks(config, self.reporter).preview(refresh=stale)
+
+    def up(
+        self,
+        function_dir: Path | None = None,
+        model: Path | None = None,
+        reporter: Reporter | None = None,
+        *,
+        extra: Mapping[str, str] | None = None,
+        only: str | None = None,
+    ) -> OperationResult:
+        """Create or update the environment; publishes a version when code, model or config
+        changed. `extra`: more `edgeship:*` config; `only`: that resource's URN and what
+        depends on it, nothing else (the program still runs whole, with this config)."""
+        reporter = reporter or self.reporter
+        stale = self.cloud.prepare()
+        config = {**self._config(function_dir, model, reporter), **(extra or {})}
+        result = self._stacks(config, reporter).up(refresh=stale, only=only)
+        self.cloud.reconciled()
+        self._outputs = result.outputs
+        return result
+
+    def rotate_origin_secret(self, to: Rotation, urn: str, reporter: Reporter) -> None:
+        """One stage of an origin-secret rotation: an `up` of the secret and what depends on
+        it only (the API's accepted values, the edge's header), never a new function version.
+        It gets the config a plain `up` gives (a package built here, the project's model),
+        not paths recorded by whichever machine ran the last `up`."""
+        self.up(reporter=reporter, extra={"originSecretRotation": str(to)}, only=urn)
+
+    def publish(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> Published:
+        result = self.up(function_dir, model, reporter)
+        return Published(str(result.outputs["publishedVersion"]), model or self.settings.model)
+
+    def refresh(self) -> OperationResult:
+        stacks = self._stacks({}, self.reporter)
+        stacks.stack(create=False)  # a missing stack is reported before the cloud is started
+        self.cloud.prepare()
+        result = stacks.refresh()
+        self.cloud.reconciled()
+        return result
+
+    def destroy(self, *, remove: bool = False) -> dict[str, Any]:
+        """Delete every resource, then stop what the cloud runs for the environment (also
+        when there was no stack left to destroy; never after a failed destroy: a locked
+        stack means another command is at work on it)."""
+        from dataclasses import asdict
+
+        stacks = self._stacks({}, self.reporter)
+        try:
+            stacks.stack(create=False)
+        except NotDeployedError:
+            self.cloud.destroyed()
+            raise
+        self.cloud.prepare()
+        result = stacks.destroy(remove=remove or not self.cloud.keeps_history)
+        stopped = self.cloud.destroyed()
+        self._outputs = None
+        return {**asdict(result), **({"stopped": stopped} if stopped else {})}
+
+    def stack_outputs(self, *, show_secrets: bool = False) -> dict[str, Any]:
+        return self._stacks({}, self.reporter).outputs(show_secrets=show_secrets)
+
+    def history(self, limit: int) -> list[dict[str, Any]]:
+        return self._stacks({}, self.reporter).history(limit)
 
 
-def _edge_revision(url: str) -> int | None:
-    """The revision a running local edge reports (None when it reports none)."""
-    import json
+def open_environment(
+    settings: Settings,
+    env: Environment,
+    *,
+    reporter: Reporter | None = None,
+    backend: str | None = None,
+    program: str | None = None,
+) -> StackTarget:
+    """An environment's target: its cloud, and its stack in the project's backend
+    (`program`: a 'module:function' to run instead of the environment's own)."""
+    from orchestrator import clouds, stacks, toolchain
 
-    try:
-        with urllib.request.urlopen(url + "/_edgeship/status", timeout=5) as response:
-            return json.loads(response.read()).get("revision")
-    except (OSError, ValueError):
-        return None
+    cloud = clouds.for_environment(settings, env)
+    chosen = stacks.load_program(program) if program else cloud.program()
 
+    def open_stacks(extra: Mapping[str, str], reporter: Reporter) -> Stacks:
+        spec = stacks.spec_for(
+            settings, env, pulumi_root=toolchain.pulumi_root(settings.root), backend=backend,
+            extra_config=extra,
+        )  # fmt: skip
+        return Stacks(spec, chosen, reporter)
 
-def _bounded() -> Any:
-    """Client timeouts well inside a lease's renewal window (lease_s/3, 20 s by default): a
-    driver must not sit in one API call while its lease runs out and another takes over."""
-    from botocore.config import Config
-
-    return Config(connect_timeout=3, read_timeout=10, retries={"total_max_attempts": 2, "mode": "standard"})
+    return StackTarget(settings, env, cloud, open_stacks, reporter=reporter, packaged=program is None)
 
 
 def health(endpoint: Endpoint) -> str | None:

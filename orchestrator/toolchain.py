@@ -38,6 +38,14 @@ def pulumi_root(project_root: Path) -> Path:
     )
 
 
+def is_pinned_build(root: Path) -> bool:
+    """True for the CLI `make install` built (exactly PULUMI_VERSION): the Automation API's
+    minimum-version validation can be skipped (it still runs `pulumi version` once)."""
+    return (root / "bin").resolve() == (
+        Path(__file__).resolve().parents[1] / ".tools" / "pulumi" / "bin"
+    ).resolve()
+
+
 def pulumi_version(root: Path) -> str:
     """The version the CLI under `root` reports, e.g. 'v3.260.0'."""
     try:

@@ -4,8 +4,11 @@
     Lambda (least-privilege role, published versions) with aliases:
         live       the traffic switch; its version and weights belong to `orchestrator promote`
         candidate  the newest version, for pre-traffic tests through a protected route
-    HTTP API (payload 2.0) on `live`; /candidate/* on `candidate` behind IAM auth
-    CloudFront in front, adding a secret origin header the function checks
+    HTTP API (payload 2.0) on `live`, behind an origin authorizer (programs/authorizer):
+        only requests carrying CloudFront's secret origin header reach the function;
+        /candidate/* on `candidate` behind IAM auth (SigV4-signed pre-traffic tests)
+    CloudFront in front (https only), adding that header; the accepted values live in an
+        SSM SecureString parameter, so rotating them publishes no function version
 
 Settings come from stack config, namespace `edgeship`; every one has a safe default so
 the program runs with empty config. `orchestrator up` writes the config from edgeship.toml.
@@ -13,8 +16,10 @@ the program runs with empty config. `orchestrator up` writes the config from edg
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,7 @@ import pulumi
 from orchestrator.settings import EdgeSettings, FunctionSettings
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
+AUTHORIZER = Path(__file__).resolve().parent / "authorizer" / "origin.py"
 SAMPLE_MODEL = FUNCTION_DIR / "sample" / "model.tar.gz"
 ORIGIN_HEADER = "x-origin-verify"
 LIVE_ALIAS = "live"
@@ -32,6 +38,19 @@ CANDIDATE_ALIAS = "candidate"
 MANAGED_ORIGIN_REQUEST_ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 MANAGED_CACHE_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 _FUNCTION, _EDGE = FunctionSettings(), EdgeSettings()
+# API Gateway caches the authorizer's answer per header value this long; a cached "allow"
+# of a rotated-out value lasts at most this much after a rotation ends.
+AUTHORIZER_RESULT_TTL_S = 300
+# Live routes and what each may invoke; /candidate/* is the candidate alias's, behind IAM.
+LIVE_ROUTES = ("POST /infer", "GET /infer", "GET /healthz")
+CANDIDATE_ROUTES = ("POST /candidate/infer", "GET /candidate/infer", "GET /candidate/healthz")
+
+
+def base_name(project: str, stack: str) -> str:
+    """`<project>-<stack>` as S3, Lambda, IAM and CloudWatch names all accept it: lower
+    case, letters, digits and single hyphens (S3 bucket names allow nothing else)."""
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", f"{project}-{stack}".lower())).strip("-")
+    return name[:40].rstrip("-") or "edgeship"
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,8 @@ class ServingConfig:
     throttle_burst: int = 1000
     model_path: str = str(SAMPLE_MODEL)
     package_path: str | None = None
+    keep_on_destroy: bool = False
+    origin_rotation: str = "0:settled"
 
     @staticmethod
     def from_stack() -> ServingConfig:
@@ -75,11 +96,16 @@ class ServingConfig:
             throttle_burst=c.get_int("throttleBurst") or d.throttle_burst,
             model_path=c.get("modelPath") or d.model_path,
             package_path=c.get("packagePath"),
+            keep_on_destroy=c.get_bool("keepOnDestroy") or False,
+            origin_rotation=c.get("originSecretRotation") or d.origin_rotation,
         )
         if cfg.snapstart and cfg.provisioned_concurrency:
             raise ValueError(
                 "edgeship:snapstart and edgeship:provisionedConcurrency exclude each other; set one"
             )
+        reserved, provisioned = cfg.reserved_concurrency, cfg.provisioned_concurrency
+        if provisioned and reserved is not None and provisioned > reserved:
+            raise ValueError("edgeship:provisionedConcurrency must not exceed edgeship:reservedConcurrency")
         return cfg
 
 
@@ -88,14 +114,24 @@ def program() -> None:
     import pulumi_aws as aws
 
     cfg = ServingConfig.from_stack()
-    name = f"{pulumi.get_project()}-{pulumi.get_stack()}"
+    if not cfg.package_path:
+        # A handler-only archive cannot import numpy or onnxruntime on Lambda.
+        raise ValueError(
+            "edgeship:packagePath is not set: deploy with `orchestrator up`, which builds the "
+            "function package (handler and its dependencies) for the runtime and architecture"
+        )
+    name = base_name(pulumi.get_project(), pulumi.get_stack())
     function_name = f"{name}-infer"
     model_path = Path(cfg.model_path)
     model_sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
     model_key = f"models/{model_sha}.tar.gz"
 
     # -- model bucket ------------------------------------------------------------------
-    bucket = aws.s3.Bucket("models", bucket_prefix=f"{name}-models-"[:37], force_destroy=False)
+    # Destroy empties the bucket (models, code, promotion records) unless the environment
+    # keeps its data (`[storage] keep_on_destroy`): then AWS refuses, and the data stays.
+    bucket = aws.s3.Bucket(
+        "models", bucket_prefix=f"{name}-models-"[:37], force_destroy=not cfg.keep_on_destroy
+    )
     block = aws.s3.BucketPublicAccessBlock(
         "models-public-access",
         bucket=bucket.id,
@@ -153,58 +189,24 @@ def program() -> None:
         opts=pulumi.ResourceOptions(retain_on_delete=True),
     )
 
-    # -- function ----------------------------------------------------------------------
-    log_group = aws.cloudwatch.LogGroup(
-        "function-logs", name=f"/aws/lambda/{function_name}", retention_in_days=cfg.log_retention_days
+    # The function's code, keyed by its content like the model (an inline upload of the
+    # 36 MB zip would sit next to Lambda's 50 MB direct-upload limit). Kept on delete for
+    # the same reason as the model: older published versions still name it.
+    package = Path(cfg.package_path)
+    package_digest = hashlib.sha256(package.read_bytes()).digest()
+    code_object = aws.s3.BucketObjectv2(
+        "code",
+        bucket=bucket.id,
+        key=f"code/{package_digest.hex()}.zip",
+        source=pulumi.FileAsset(str(package)),
+        opts=pulumi.ResourceOptions(retain_on_delete=True),
     )
-    role = aws.iam.Role(
-        "function-role",
-        assume_role_policy=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "lambda.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
-    )
-    aws.iam.RolePolicy(
-        "function-policy",
-        role=role.id,
-        policy=pulumi.Output.all(bucket.arn, log_group.arn).apply(
-            lambda args: json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "ReadModels",
-                            "Effect": "Allow",
-                            "Action": "s3:GetObject",
-                            "Resource": f"{args[0]}/models/*",
-                        },
-                        {
-                            "Sid": "WriteOwnLogs",
-                            "Effect": "Allow",
-                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                            "Resource": f"{args[1]}:*",
-                        },
-                    ],
-                }
-            )
-        ),
-    )
-    from programs.origin_secret import OriginSecret
 
-    origin_secret = OriginSecret("origin-secret")
-    code = (
-        pulumi.FileArchive(cfg.package_path)
-        if cfg.package_path
-        else pulumi.AssetArchive({"handler.py": pulumi.FileAsset(str(FUNCTION_DIR / "handler.py"))})
-    )
+    # -- function ----------------------------------------------------------------------
+    log_group, role, role_policy = _identity(
+        aws, "function", f"/aws/lambda/{function_name}", cfg.log_retention_days,
+        ("ReadModels", "s3:GetObject", bucket.arn.apply(lambda arn: f"{arn}/models/*")),
+    )  # fmt: skip
     function = aws.lambda_.Function(
         "function",
         name=function_name,
@@ -212,7 +214,9 @@ def program() -> None:
         runtime=cfg.runtime,
         architectures=[cfg.architecture],
         handler="handler.handler",
-        code=code,
+        s3_bucket=bucket.id,
+        s3_key=code_object.key,
+        source_code_hash=base64.b64encode(package_digest).decode(),
         memory_size=cfg.memory_mb,
         timeout=cfg.timeout_s,
         publish=True,
@@ -221,14 +225,17 @@ def program() -> None:
         else -1,
         snap_start={"apply_on": "PublishedVersions"} if cfg.snapstart else None,
         logging_config={"log_format": "JSON", "log_group": log_group.name},
+        # Nothing secret here: environment variables are frozen into every published
+        # version and readable with lambda:GetFunctionConfiguration.
         environment={
             "variables": {
                 "MODEL_URI": pulumi.Output.concat("s3://", bucket.bucket, "/", model_object.key),
                 "MODEL_SHA256": model_sha,
-                "ORIGIN_VERIFY_SECRET": origin_secret.value,
             }
         },
-        opts=pulumi.ResourceOptions(depends_on=[log_group]),
+        # The first init reads the model with the role's policy: it must exist by then
+        # (IAM is eventually consistent; an init that fails is retried by Lambda).
+        opts=pulumi.ResourceOptions(depends_on=[log_group, role_policy]),
     )
     live = aws.lambda_.Alias(
         "live",
@@ -249,10 +256,59 @@ def program() -> None:
             provisioned_concurrent_executions=cfg.provisioned_concurrency,
         )
 
+    # -- origin protection ----------------------------------------------------------------
+    from programs.origin_secret import OriginSecret
+
+    origin_secret = OriginSecret("origin-secret", cfg.origin_rotation)
+    accepted = aws.ssm.Parameter(
+        "origin-secrets",
+        name=f"/{name}/origin-secrets",
+        type="SecureString",
+        value=origin_secret.accepted.apply(json.dumps),
+        description="Values of the x-origin-verify header the API accepts (orchestrator rotate-origin-secret)",
+    )
+    authorizer_logs, authorizer_role, authorizer_policy = _identity(
+        aws, "authorizer", f"/aws/lambda/{name}-origin", cfg.log_retention_days,
+        ("ReadAcceptedSecrets", "ssm:GetParameter", accepted.arn),
+    )  # fmt: skip
+    authorizer_function = aws.lambda_.Function(
+        "authorizer",
+        name=f"{name}-origin",
+        role=authorizer_role.arn,
+        runtime=cfg.runtime,
+        architectures=[cfg.architecture],
+        handler="origin.handler",
+        code=pulumi.AssetArchive({"origin.py": pulumi.FileAsset(str(AUTHORIZER))}),
+        memory_size=128,
+        timeout=5,
+        logging_config={"log_format": "JSON", "log_group": authorizer_logs.name},
+        environment={"variables": {"ORIGIN_SECRETS_PARAMETER": accepted.name}},
+        opts=pulumi.ResourceOptions(depends_on=[authorizer_logs, authorizer_policy]),
+    )
+
     # -- HTTP API ----------------------------------------------------------------------
     api = aws.apigatewayv2.Api("api", name=f"{name}-api", protocol_type="HTTP")
     access_logs = aws.cloudwatch.LogGroup(
         "api-access-logs", name=f"/aws/apigateway/{name}-api", retention_in_days=cfg.log_retention_days
+    )
+    origin_authorizer = aws.apigatewayv2.Authorizer(
+        "origin-authorizer",
+        api_id=api.id,
+        name="origin",
+        authorizer_type="REQUEST",
+        authorizer_uri=authorizer_function.invoke_arn,
+        authorizer_payload_format_version="2.0",
+        enable_simple_responses=True,
+        # Without the header API Gateway answers 401 itself; with it, one call per value per TTL.
+        identity_sources=[f"$request.header.{ORIGIN_HEADER}"],
+        authorizer_result_ttl_in_seconds=AUTHORIZER_RESULT_TTL_S,
+    )
+    aws.lambda_.Permission(
+        "authorizer-invoke",
+        action="lambda:InvokeFunction",
+        function=authorizer_function.name,
+        principal="apigateway.amazonaws.com",
+        source_arn=pulumi.Output.concat(api.execution_arn, "/authorizers/", origin_authorizer.id),
     )
     integrations = {}
     for alias_name, alias in ((LIVE_ALIAS, live), (CANDIDATE_ALIAS, candidate)):
@@ -265,31 +321,34 @@ def program() -> None:
             payload_format_version="2.0",
             timeout_milliseconds=min(cfg.timeout_s * 1000 + 1000, 30000),
         )
-        aws.lambda_.Permission(
-            f"{alias_name}-invoke",
-            action="lambda:InvokeFunction",
-            function=function.name,
-            qualifier=alias.name,
-            principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.concat(api.execution_arn, "/*/*"),
-        )
-    routes = {
-        "POST /infer": (LIVE_ALIAS, "NONE"),
-        "GET /infer": (LIVE_ALIAS, "NONE"),
-        "GET /healthz": (LIVE_ALIAS, "NONE"),
-        # Pre-traffic tests reach the candidate only with signed (SigV4) requests.
-        "POST /candidate/infer": (CANDIDATE_ALIAS, "AWS_IAM"),
-        "GET /candidate/infer": (CANDIDATE_ALIAS, "AWS_IAM"),
-        "GET /candidate/healthz": (CANDIDATE_ALIAS, "AWS_IAM"),
-    }
-    for route_key, (alias_name, auth) in routes.items():
-        aws.apigatewayv2.Route(
-            "route-" + route_key.lower().replace(" /", "-").replace("/", "-"),
-            api_id=api.id,
-            route_key=route_key,
-            authorization_type=auth,
-            target=pulumi.Output.concat("integrations/", integrations[alias_name].id),
-        )
+    # One permission per route: each alias can be invoked through its own routes only.
+    for alias_name, alias, route_keys in (
+        (LIVE_ALIAS, live, LIVE_ROUTES),
+        (CANDIDATE_ALIAS, candidate, CANDIDATE_ROUTES),
+    ):
+        for route_key in route_keys:
+            method, path = route_key.split(" ", 1)
+            slug = _slug(route_key)
+            aws.lambda_.Permission(
+                f"invoke-{slug}",
+                action="lambda:InvokeFunction",
+                function=function.name,
+                qualifier=alias.name,
+                principal="apigateway.amazonaws.com",
+                source_arn=pulumi.Output.concat(api.execution_arn, f"/*/{method}{path}"),
+            )
+            protected = (
+                {"authorization_type": "AWS_IAM"}
+                if alias_name == CANDIDATE_ALIAS
+                else {"authorization_type": "CUSTOM", "authorizer_id": origin_authorizer.id}
+            )
+            aws.apigatewayv2.Route(
+                f"route-{slug}",
+                api_id=api.id,
+                route_key=route_key,
+                target=pulumi.Output.concat("integrations/", integrations[alias_name].id),
+                **protected,
+            )
     aws.apigatewayv2.Stage(
         "default-stage",
         api_id=api.id,
@@ -308,32 +367,39 @@ def program() -> None:
                     "status": "$context.status",
                     "latencyMs": "$context.responseLatency",
                     "integrationLatencyMs": "$context.integrationLatency",
+                    "authorizerError": "$context.authorizer.error",
                 }
             ),
         },
     )
 
     # -- CloudFront ----------------------------------------------------------------------
-    cache_policy = aws.cloudfront.CachePolicy(
-        "infer-get-cache",
-        name=f"{name}-infer-get",
-        comment="GET /infer keyed by query string",
-        min_ttl=0,
-        default_ttl=cfg.cache_ttl_s,
-        max_ttl=cfg.cache_ttl_s,
-        parameters_in_cache_key_and_forwarded_to_origin={
-            "cookies_config": {"cookie_behavior": "none"},
-            "headers_config": {"header_behavior": "none"},
-            "query_strings_config": {"query_string_behavior": "all"},
-            "enable_accept_encoding_gzip": True,
-            "enable_accept_encoding_brotli": True,
-        },
-    )
+    if cfg.cache_ttl_s > 0:
+        infer_cache_policy: pulumi.Input[str] = aws.cloudfront.CachePolicy(
+            "infer-get-cache",
+            name=f"{name}-infer-get",
+            comment="GET /infer keyed by query string",
+            min_ttl=0,
+            default_ttl=cfg.cache_ttl_s,
+            max_ttl=cfg.cache_ttl_s,
+            parameters_in_cache_key_and_forwarded_to_origin={
+                "cookies_config": {"cookie_behavior": "none"},
+                "headers_config": {"header_behavior": "none"},
+                "query_strings_config": {"query_string_behavior": "all"},
+                "enable_accept_encoding_gzip": True,
+                "enable_accept_encoding_brotli": True,
+            },
+        ).id
+    else:
+        # A policy with TTL 0 must not name encodings (CloudFront rejects it): the managed
+        # CachingDisabled policy is exactly "no caching".
+        infer_cache_policy = MANAGED_CACHE_DISABLED
     origin_domain = api.api_endpoint.apply(lambda url: url.removeprefix("https://").split("/")[0])
     all_methods = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
     behavior_common: dict[str, Any] = {
         "target_origin_id": "api",
-        "viewer_protocol_policy": "redirect-to-https",
+        # A redirect would turn a POST into a GET: plain HTTP is refused instead.
+        "viewer_protocol_policy": "https-only",
         "allowed_methods": all_methods,
         # CloudFront never caches POST; GET/HEAD follow the cache policy.
         "cached_methods": ["GET", "HEAD"],
@@ -351,7 +417,8 @@ def program() -> None:
             "origin_keepalive_timeout": 60,
             "origin_read_timeout": 30,
         },
-        "custom_headers": [{"name": ORIGIN_HEADER, "value": origin_secret.value}],
+        # CloudFront replaces a viewer's header of this name with its own value.
+        "custom_headers": [{"name": ORIGIN_HEADER, "value": origin_secret.sent}],
     }
     # The two behaviours share most fields, merged with **; mypy cannot type such dicts
     # against pulumi_aws's input TypedDicts, hence the one ignore below.
@@ -365,7 +432,7 @@ def program() -> None:
         origins=[origin],
         default_cache_behavior={**behavior_common, "cache_policy_id": MANAGED_CACHE_DISABLED},
         ordered_cache_behaviors=[
-            {**behavior_common, "path_pattern": "/infer", "cache_policy_id": cache_policy.id}
+            {**behavior_common, "path_pattern": "/infer", "cache_policy_id": infer_cache_policy}
         ],
         restrictions={"geo_restriction": {"restriction_type": "none"}},
         viewer_certificate={"cloudfront_default_certificate": True},
@@ -382,3 +449,56 @@ def program() -> None:
     pulumi.export("modelKey", model_object.key)
     pulumi.export("modelSha256", model_sha)
     pulumi.export("publishedVersion", function.version)
+    pulumi.export("region", pulumi.Config("aws").get("region") or "us-east-1")
+    # Where an origin-secret rotation stands, and the resource a rotation's `up` targets.
+    pulumi.export("originSecretRotation", origin_secret.rotation)
+    pulumi.export("originSecretUrn", origin_secret.urn)
+
+
+_LAMBDA_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+
+
+def _identity(
+    aws: Any, prefix: str, log_group: str, retention_days: int, reads: tuple[str, str, pulumi.Output[str]]
+) -> tuple[Any, Any, Any]:
+    """A function's log group, and its role (`<prefix>-role`) whose inline policy allows
+    `reads` (Sid, action, resource) and writing that log group: nothing else."""
+    logs = aws.cloudwatch.LogGroup(f"{prefix}-logs", name=log_group, retention_in_days=retention_days)
+    role = aws.iam.Role(f"{prefix}-role", assume_role_policy=_LAMBDA_TRUST)
+    sid, action, resource = reads
+    policy = aws.iam.RolePolicy(
+        f"{prefix}-policy",
+        role=role.id,
+        policy=pulumi.Output.all(resource, logs.arn).apply(
+            lambda args: _policy(
+                (sid, action, args[0]),
+                ("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], f"{args[1]}:*"),
+            )
+        ),
+    )
+    return logs, role, policy
+
+
+def _policy(*statements: tuple[str, str | list[str], str]) -> str:
+    """An IAM policy document of Allow statements (Sid, actions, resource)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource}
+                for sid, action, resource in statements
+            ],
+        }
+    )
+
+
+def _slug(route_key: str) -> str:
+    """'POST /candidate/infer' -> 'post-candidate-infer' (a resource name)."""
+    return route_key.lower().replace(" /", "-").replace("/", "-")

@@ -5,7 +5,8 @@
 #   1. a cached install in .tools/pulumi/bin from an earlier run (instant);
 #   2. a `pulumi` already on PATH at the pinned version (symlinked, nothing built);
 #   3. the official release archive, where it can be downloaded (30 s limit);
-#   4. a build from the Go module proxy (needs Go >= 1.22).
+#   4. a build from the Go module proxy (needs Go >= 1.26.6: pkg/v3's go.mod says so;
+#      with an older Go, GOTOOLCHAIN=auto lets it fetch that toolchain).
 #
 # Inline Automation API programs run their own language host inside the Python
 # process, so the CLI needs no pulumi-language-python for them; dynamic providers
@@ -72,7 +73,7 @@ if ! command -v go >/dev/null 2>&1; then
   cat >&2 <<MSG
 error: no Pulumi CLI v$PULUMI_VERSION found and Go is not installed to build one.
 fix: install Pulumi v$PULUMI_VERSION (https://www.pulumi.com/docs/install/) and put it on PATH,
-     or install Go >= 1.22 and run 'make install' again.
+     or install Go >= 1.26.6 and run 'make install' again.
 MSG
   exit 3
 fi
@@ -86,7 +87,7 @@ mkdir -p "$BUILD"
 cat >"$BUILD/go.mod" <<GOMOD
 module edgeship.local/pulumi-build
 
-go 1.24
+go 1.26.6
 
 require (
 	github.com/pulumi/pulumi/pkg/v3 v$PULUMI_VERSION

@@ -20,7 +20,7 @@ if command -v actionlint >/dev/null 2>&1 && actionlint -version | head -1 | grep
 fi
 if ! command -v go >/dev/null 2>&1; then
   echo "error: actionlint $ACTIONLINT_VERSION is missing and Go is not installed to build it." >&2
-  echo "fix: install Go >= 1.22, or put actionlint $ACTIONLINT_VERSION on PATH, then run 'make install'." >&2
+  echo "fix: install Go >= 1.25 (actionlint $ACTIONLINT_VERSION's go.mod needs it), or put actionlint $ACTIONLINT_VERSION on PATH, then run 'make install'." >&2
   exit 3
 fi
 GOBIN="$BIN" go install "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +107,15 @@ lease_s = 3
 users = 4
 spawn_rate = 4
 duration_s = {duration}
+# Thresholds that only a fault fails: these tests judge the release machinery, and a 2-core
+# CI machine running two test streams has seen a healthy green's p95 above 150 ms, and a
+# starved gate end with a few requests in flight past p99_ms (charged to green as timeouts:
+# 4 in 292, 1.4 %). The faults under test fail by far more: 9 % and 20 % of green's requests.
+# The test of a slow green sets its own latency thresholds (tests/test_local_release.py).
 [environments.local.slo]
-p95_ms = 150
-p99_ms = 400
-max_error_ratio = 0.01
+p95_ms = 1000
+p99_ms = 2000
+max_error_ratio = 0.05
 min_rps = 5
 min_samples = 30
 relative_p95_factor = 0
@@ -127,6 +133,14 @@ class LocalProject(Project):
         self.config.write_text(LOCAL_TOML.format(model=SAMPLE_MODEL, duration=duration))
         self.state = root / ".edgeship" / "local"
 
+    def env(self, **extra: str) -> dict[str, str]:
+        # The local stack's own passphrase (edgeship's fixed one), as for a user: the same
+        # stack is read in this process too (`target()`).
+        env = super().env(**extra)
+        if "PULUMI_CONFIG_PASSPHRASE" not in extra:
+            env.pop("PULUMI_CONFIG_PASSPHRASE", None)
+        return env
+
     def model(self, version: str) -> Path:
         from orchestrator.demo import model_version
 
@@ -141,12 +155,28 @@ class LocalProject(Project):
         except ValueError:
             raise AssertionError(f"not JSON (exit {done.returncode}): {done.stdout}\n{done.stderr}") from None
 
+    def target(self) -> Any:
+        """The environment's target, in this process (the code the CLI runs)."""
+        from orchestrator import settings
+        from orchestrator.targets import open_environment
+
+        loaded = settings.load(self.config)
+        return open_environment(loaded, loaded.environment("local"))
+
+    def stop(self) -> None:
+        """Stop the edge and the emulator without the engine: the stack's state goes with
+        the temporary directory (`destroy` itself is tested in test_local_stack.py)."""
+        from orchestrator.local import daemon, emulator
+
+        daemon.stop(self.state / "edge.json")
+        emulator.stop(self.state)
+
 
 @pytest.fixture
 def local_project(tmp_path: Path) -> Any:
     project = LocalProject(tmp_path)
     yield project
-    project.cli("destroy", "--env", "local", "--yes")
+    project.stop()
 
 
 def locusts_of(root: Path) -> list[int]:
@@ -210,3 +240,34 @@ def onnx_classifier(out: Path, features: int, classes: int, version: str = "1") 
     build_model_archive(onnx_path, metadata, out)
     onnx_path.unlink()
     return out
+
+
+class Moto:
+    """A moto server on a fixed loopback port (plain HTTP), restartable on that port."""
+
+    def __init__(self) -> None:
+        from orchestrator.local import daemon
+
+        self.port = daemon.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        from orchestrator.local import daemon
+
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: daemon.healthy(self.url + "/moto-api/", timeout=0.5), timeout=30)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[Moto]:
+    server = Moto()
+    server.start()
+    yield server
+    server.stop()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.errors import ExitCode
+from tests.conftest import LocalProject
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,11 +56,24 @@ def test_unknown_environment() -> None:
     )
 
 
-def test_pulumi_only_commands_explain_the_local_environment() -> None:
-    done = cli("history", "--env", "local")
-    assert done.returncode == ExitCode.USAGE and "status --env local" in done.stderr
-    preview = json.loads(cli("preview", "--env", "local", "--json").stdout)
-    assert preview["changes"] == {} and "provisioned directly by `up`" in preview["note"]
+def test_every_command_on_a_never_deployed_stack_says_what_to_run(local_project: LocalProject) -> None:
+    for command in (
+        ["status"],
+        ["outputs"],
+        ["history"],
+        ["refresh"],
+        ["abort"],
+        ["rollback"],
+        ["destroy", "--yes"],
+    ):
+        done = local_project.cli(*command, "--env", "local")
+        assert done.returncode == ExitCode.USAGE, (command, done.stderr)
+        assert "not deployed" in done.stderr or "no stack yet" in done.stderr, (command, done.stderr)
+        assert "orchestrator up --env local" in done.stderr and "Traceback" not in done.stderr, (
+            command,
+            done.stderr,
+        )
+    assert not (local_project.state / "emulator.json").exists()  # nothing was started for it
 
 
 def test_resume_and_rollback_exclude_each_other() -> None:

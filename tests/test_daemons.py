@@ -6,7 +6,11 @@ import json
 import socket
 import subprocess
 import sys
+import threading
+import urllib.request
 from pathlib import Path
+
+import pytest
 
 from orchestrator.local import daemon, emulator
 from orchestrator.processes import alive
@@ -33,3 +37,83 @@ def test_stale_pid_and_busy_port_are_handled(tmp_path: Path) -> None:
             assert emulator.stop(tmp_path)
     assert not (tmp_path / "emulator.json").exists()
     assert not emulator.stop(tmp_path)  # stopping twice is not an error
+
+
+# A daemon that binds the port it is given (exits if it cannot) and answers every GET with
+# its pid, as the edge's status does.
+FAKE_DAEMON = """
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Status(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"pid": os.getpid()}).encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Status).serve_forever()
+"""
+
+
+def _pid_at(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return int(json.loads(response.read())["pid"])
+
+
+def _start_fake(root: Path, port: int) -> daemon.Daemon:
+    script = root / "fake.py"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(FAKE_DAEMON)
+    return daemon.start(
+        "fake", lambda port: [sys.executable, str(script), str(port)], root / "fake.json", root / "fake.log",
+        "/", port, ours=lambda d: _pid_at(d.url) == d.pid,
+    )  # fmt: skip
+
+
+def test_a_port_taken_after_the_look_is_not_mistaken_for_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another project's daemon holds the port by the time ours binds it, and answers there...
+    other = _start_fake(tmp_path / "other", daemon.free_port())
+    looks = iter([other.port])  # ...though it was free when start() looked
+    real = daemon.free_port
+    monkeypatch.setattr(daemon, "free_port", lambda preferred=0: next(looks, None) or real(preferred))
+    try:
+        started = _start_fake(tmp_path / "ours", other.port)
+        try:
+            assert started.port != other.port  # it lost the port, exited, and started on a fresh one
+            assert _pid_at(started.url) == started.pid  # and what answers there is ours
+            assert daemon.read(tmp_path / "ours" / "fake.json") == started
+        finally:
+            assert daemon.stop(tmp_path / "ours" / "fake.json")
+    finally:
+        assert daemon.stop(tmp_path / "other" / "fake.json")
+
+
+def test_two_starts_racing_for_one_preferred_port_each_get_their_own(tmp_path: Path) -> None:
+    preferred = daemon.free_port()
+    barrier = threading.Barrier(2)
+    started: dict[str, daemon.Daemon | BaseException] = {}
+
+    def start(name: str) -> None:
+        barrier.wait()
+        try:
+            started[name] = _start_fake(tmp_path / name, preferred)
+        except BaseException as exc:  # reported below, not lost in the thread
+            started[name] = exc
+
+    threads = [threading.Thread(target=start, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        a, b = started["a"], started["b"]
+        assert isinstance(a, daemon.Daemon) and isinstance(b, daemon.Daemon), started
+        assert a.port != b.port
+        assert _pid_at(a.url) == a.pid and _pid_at(b.url) == b.pid
+    finally:
+        for name in ("a", "b"):
+            daemon.stop(tmp_path / name / "fake.json")

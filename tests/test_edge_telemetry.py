@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -20,9 +18,10 @@ import pytest
 
 from orchestrator.local import daemon, emulator, telemetry, worker
 from orchestrator.local.edge import Edge, Routing, Throttled, VersionPool
+from orchestrator.local.origin import Origin, read_origin, write_origin
 from orchestrator.local.telemetry import Batch, Counts, Telemetry
 from orchestrator.targets import sigv4_headers
-from tests.conftest import REPO, LocalProject, wait_for
+from tests.conftest import REPO, LocalProject, Moto, wait_for
 
 AT = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 F = "edgeship-fn"
@@ -127,10 +126,13 @@ def test_answer_marks_only_a_raised_exception_as_a_function_error(monkeypatch: p
 
 
 HANDLER = """
-import os, time
+import json, os, time
 
 def handler(event, context):
     body = event.get("body") or ""
+    if body == "who":  # what reached the function: the origin header, the route's authorization
+        seen = {"origin": event["headers"].get("x-origin-verify"), "authorizer": event["requestContext"]["authorizer"]}
+        return {"statusCode": 200, "headers": {"x-function-version": "1"}, "body": json.dumps(seen)}
     if body == "raise":
         raise RuntimeError("boom")
     if body == "exit":
@@ -177,6 +179,7 @@ def _bare_edge(pool: VersionPool, metrics: Telemetry) -> Edge:
     edge.cache_generation, edge.cache_lock = 0, threading.Lock()
     edge.routing, edge.rng = Routing("1", {}, "1"), random.Random(0)
     edge.pools, edge.pool_lock, edge.telemetry = {"1": pool}, threading.Lock(), metrics
+    edge.origin = Origin("now", ("now", "next"))  # mid-rotation: two values accepted
     return edge
 
 
@@ -220,6 +223,38 @@ def test_edge_records_invocations_errors_and_throttles_per_alias(pool: VersionPo
     live, cand = metrics._current[("live", "1")], metrics._current[("candidate", "1")]
     assert (live.invocations, live.errors, live.throttles, live.timed) == (3, 1, 1, 3)
     assert (cand.invocations, cand.errors, cand.throttles, cand.timed) == (2, 1, 0, 1)
+
+
+def test_the_api_refuses_what_did_not_come_through_cloudfront_before_any_sandbox(pool: VersionPool) -> None:
+    metrics = Telemetry(None, F)
+    edge = _bare_edge(pool, metrics)
+    # straight to the API (the stack's apiUrl, under /api): no header 401, a wrong one 403
+    assert edge.handle("POST", "/api/infer", {}, b"who") == (401, JSON, b'{"message":"Unauthorized"}')
+    wrong = edge.handle("POST", "/api/infer", {"x-origin-verify": "guess"}, b"who")
+    assert wrong == (403, JSON, b'{"message":"Forbidden"}')
+    assert ("live", "1") not in metrics._current  # refused before the function: no invocation
+    # any accepted value passes (both, mid-rotation)
+    for value in ("now", "next"):
+        status, _, body = edge.handle("POST", "/api/infer", {"x-origin-verify": value}, b"who")
+        assert (status, json.loads(body)["origin"]) == (200, value)
+    # through CloudFront: its value replaces whatever a viewer sent
+    status, _, body = edge.handle("POST", "/infer", {"x-origin-verify": "guess"}, b"who")
+    assert status == 200 and json.loads(body) == {"origin": "now", "authorizer": {"lambda": None}}
+    # the candidate route: IAM, whose context the function sees (and no origin header needed)
+    target = "/api/candidate/infer"
+    status, _, body = edge.handle("POST", target, signed("POST", target, b"who"), b"who")
+    assert status == 200 and set(json.loads(body)["authorizer"]) == {"iam"}
+    # fail closed: an edge whose origin file is unreadable accepts nothing
+    edge.origin = Origin("", ())
+    assert edge.handle("POST", "/infer", {}, b"who")[0] == 401
+
+
+def test_origin_values_are_written_owner_only_and_read_back(tmp_path: Path) -> None:
+    write_origin(tmp_path, "a", ["a", "b"])
+    assert read_origin(tmp_path) == Origin("a", ("a", "b"))
+    assert (tmp_path / "origin.json").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "origin.json").write_text("{not json")
+    assert read_origin(tmp_path) == Origin("", ())
 
 
 def test_a_function_past_its_timeout_gets_504_and_counts_as_an_error(tmp_path: Path) -> None:
@@ -267,33 +302,6 @@ def test_the_cache_is_emptied_on_invalidation_and_when_live_changes(pool: Versio
 
 
 # --- (b), (c) publishing to a real moto server -----------------------------------------------
-
-
-class Moto:
-    """A moto server on a fixed loopback port (plain HTTP), restartable on that port."""
-
-    def __init__(self) -> None:
-        self.port = daemon.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: daemon.healthy(self.url + "/moto-api/", timeout=0.5), timeout=30)
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[Moto]:
-    server = Moto()
-    server.start()
-    yield server
-    server.stop()
 
 
 def read(cloudwatch: Any, function: str, alias: str, version: str) -> dict[str, list[float]]:
@@ -395,7 +403,7 @@ def test_the_edge_daemon_publishes_invocations_to_the_emulator(local_project: Lo
     lam = emulator.client("lambda", running.url, local_project.state / "tls" / "cert.pem")
     (function,) = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
     body = json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]}).encode()
-    candidate = up["edge_url"] + "/candidate/infer"
+    candidate = up["outputs"]["edgeUrl"] + "/candidate/infer"
     # the candidate route wants SigV4 with the emulator's credentials: unsigned is refused
     refused = urllib.request.Request(candidate, data=body, method="POST")
     with pytest.raises(urllib.error.HTTPError) as unsigned:
@@ -404,7 +412,7 @@ def test_the_edge_daemon_publishes_invocations_to_the_emulator(local_project: Lo
     assert "x-function-version" not in unsigned.value.headers
     for _ in range(7):
         with urllib.request.urlopen(
-            urllib.request.Request(up["edge_url"] + "/infer", data=body), timeout=10
+            urllib.request.Request(up["outputs"]["edgeUrl"] + "/infer", data=body), timeout=10
         ) as r:
             assert r.status == 200
     for _ in range(2):

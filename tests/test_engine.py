@@ -148,17 +148,25 @@ def test_missing_passphrase_is_a_clear_config_error(project: Project, pulumi_roo
     assert "PULUMI_CONFIG_PASSPHRASE" in str(info.value)
 
 
-@pytest.mark.parametrize("command", ["status", "abort", "rollback"])
+@pytest.mark.parametrize("command", ["status", "abort", "rollback", "outputs", "history", "refresh"])
 def test_commands_on_a_never_deployed_environment_say_what_to_run(project: Project, command: str) -> None:
     done = project.cli(command, "--env", "test", "--json")
     assert done.returncode == ExitCode.USAGE, done.stderr
     error = json.loads(done.stdout)
     assert "Traceback" not in done.stderr
-    if command == "rollback":  # nothing was ever promoted there
-        assert error["message"] == "no promotion recorded for 'test'; nothing to roll back"
-    else:
-        assert (
-            error["message"]
-            == "environment 'test' is not deployed yet (its stack has no 'functionName' output)"
-        )
-        assert "orchestrator up --env test" in error["fix"]
+    assert error["error"] == "NotDeployedError"
+    assert error["message"] == "environment 'test' has no stack yet (nothing deployed)"
+    assert "orchestrator up --env test" in error["fix"]
+
+
+def test_a_stack_created_but_never_deployed_says_what_to_run(project: Project) -> None:
+    # a preview creates the stack (and its config) but deploys nothing: no outputs yet
+    preview = project.cli("preview", "--env", "test", "--program", PROGRAM)
+    assert preview.returncode == 0, preview.stderr
+    done = project.cli("status", "--env", "test", "--json")
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    error = json.loads(done.stdout)
+    assert (
+        error["message"] == "environment 'test' is not deployed yet (its stack has no 'functionName' output)"
+    )
+    assert "orchestrator up --env test" in error["fix"]

@@ -20,12 +20,18 @@ from orchestrator import faults
 from orchestrator.errors import ExitCode
 from tests.conftest import SAMPLE_MODEL, LocalProject, locusts_of
 
-ACTIONS = ("kill", "sigterm", "sigint", "raise")
+ACTIONS = ("kill", "sigterm", "raise")
+# SIGINT and SIGTERM reach the same handler (processes.SignalLatch, installed with the
+# lease, before the first point): SIGINT runs at three points that span the promotion
+# (before the publish, in a gate, in the rollback) to keep that equivalence checked.
+SIGINT_AT = ("after-lease", "in-gate", "done-rolling-back")
 NO_RECORD = {"after-lease", "after-publish"}  # the driver had not written this promotion's record yet
 BEFORE_TRAFFIC = NO_RECORD | {"enter-planned", "done-planned", "enter-pre-traffic", "in-gate"}
 IN_ROLLBACK = {"enter-rolling-back", "done-rolling-back"}
 # The matrix promotion does not pause: kills while paused are tested in test_local_release.py.
-CASES = [(p, a) for p, a in itertools.product(faults.POINTS, ACTIONS) if "paused" not in p]
+CASES = [(p, a) for p, a in itertools.product(faults.POINTS, ACTIONS) if "paused" not in p] + [
+    (p, "sigint") for p in SIGINT_AT
+]
 
 FAST_TOML = """
 [project]
@@ -39,11 +45,16 @@ account_id = "123456789012"
 schedule = "canary"
 canary_weight = 50
 bake_s = 0
-lease_s = 3
+# 8 s, renewed every 2.7 s: `make unit` runs the matrix at a low CPU priority, where a 3 s
+# lease was once lost between renewals (the driver then stops, as it must, but that is not
+# the case under test). A killed driver's lease runs out 5 s later than with 3.
+lease_s = 8
 [environments.local.load]
 users = 4
 spawn_rate = 4
-duration_s = 1
+# 2 s: `make unit` runs the matrix at a low CPU priority beside the rest of the suite, and a
+# 1 s gate there can end before green has answered min_samples.
+duration_s = 2
 [environments.local.slo]
 p95_ms = 3000
 p99_ms = 6000
@@ -85,21 +96,19 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Any:
     code, up = project.json("up", "--env", "local")
     assert code == 0, up
     project.versions = itertools.count(2)  # type: ignore[attr-defined]
+    project.looker = project.target()  # type: ignore[attr-defined]
     yield project
-    project.cli("destroy", "--env", "local", "--yes")
+    project.stop()
 
 
 def _look(project: LocalProject) -> dict[str, Any]:
-    """`status` as another machine sees it (in-process: the same code as the CLI, without
-    paying an interpreter start three times per case)."""
-    from orchestrator import settings
+    """`status` as another machine sees it: in-process, with the same code as the CLI, and
+    the stack's outputs read once (function and bucket do not change between cases)."""
     from orchestrator.progress import NullReporter
     from orchestrator.release import Release
-    from orchestrator.targets import LocalTarget
 
-    loaded = settings.load(project.config)
-    env = loaded.environment("local")
-    return Release(LocalTarget(loaded, env), env, NullReporter(), project.root / "reports").status()
+    target = project.looker  # type: ignore[attr-defined]
+    return Release(target, target.env, NullReporter(), project.root / "reports").status()
 
 
 @pytest.mark.parametrize(("point", "action"), CASES, ids=[f"{p}={a}" for p, a in CASES])
@@ -126,7 +135,13 @@ def test_fault(matrix: LocalProject, point: str, action: str) -> None:
     after = _look(matrix)
     record = after["promotion"]
     assert after["live"]["weights"] == {}, after["live"]  # exactly one version, at 100 %
-    assert after["lease"] is None and not after["interrupted"]
+    # No lease is held. A driver killed before it wrote a record leaves its lease behind;
+    # once expired that is no one's (the next promotion takes it over), and a look that
+    # comes later than lease_s finds the environment idle with nothing to recover.
+    lease_left = after["lease"]
+    assert (lease_left is None or not lease_left["live"]) and not after["interrupted"], lease_left
+    if lease_left is not None:
+        assert (point, action) in {(p, "kill") for p in NO_RECORD}, lease_left
     assert locusts_of(matrix.root) == []
     if want_phase is None:
         assert (record["id"] if record else None) == previous and after["live"]["version"] == blue

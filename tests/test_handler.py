@@ -20,13 +20,12 @@ from orchestrator.artifacts import sha256_file
 REPO = Path(__file__).resolve().parents[1]
 HANDLER = REPO / "programs" / "function" / "handler.py"
 MODEL = REPO / "programs" / "function" / "sample" / "model.tar.gz"
-SECRET = "edge-secret"
 
 
 def load_handler(env: dict[str, str]) -> ModuleType:
     """A fresh handler module, as a new Lambda sandbox would import it."""
-    saved = {k: os.environ.get(k) for k in (*env, "MODEL_URI", "MODEL_SHA256", "ORIGIN_VERIFY_SECRET")}
-    for key in ("MODEL_URI", "MODEL_SHA256", "ORIGIN_VERIFY_SECRET"):
+    saved = {k: os.environ.get(k) for k in (*env, "MODEL_URI", "MODEL_SHA256")}
+    for key in ("MODEL_URI", "MODEL_SHA256"):
         os.environ.pop(key, None)
     os.environ.update(env)
     try:
@@ -50,7 +49,6 @@ def h() -> ModuleType:
         {
             "MODEL_URI": MODEL.as_uri(),
             "MODEL_SHA256": sha256_file(MODEL),
-            "ORIGIN_VERIFY_SECRET": SECRET,
             "AWS_LAMBDA_FUNCTION_VERSION": "7",
         }
     )
@@ -62,19 +60,20 @@ def event(
     body: str | None = None,
     query: str = "",
     *,
-    secret: str | None = SECRET,
+    signed: bool = False,
     b64: bool = False,
 ) -> dict[str, Any]:
-    headers = {"content-type": "application/json"}
-    if secret is not None:
-        headers["x-origin-verify"] = secret
+    """An HTTP API event; `signed`: API Gateway authenticated it with IAM (the candidate routes)."""
+    context: dict[str, Any] = {"http": {"method": method, "path": path}}
+    if signed:
+        context["authorizer"] = {"iam": {"accessKey": "AKIA", "accountId": "111111111111"}}
     return {
         "version": "2.0",
         "routeKey": f"{method} {path}",
         "rawPath": path,
         "rawQueryString": query,
-        "headers": headers,
-        "requestContext": {"http": {"method": method, "path": path}},
+        "headers": {"content-type": "application/json"},
+        "requestContext": context,
         "body": body,
         "isBase64Encoded": b64,
     }
@@ -117,11 +116,14 @@ def test_batch_named_features_get_and_base64(h: ModuleType) -> None:
 def test_healthz_and_candidate_route(h: ModuleType) -> None:
     status, body, _ = call(h, event("GET", "/healthz"))
     assert status == 200 and body["status"] == "ok" and body["model"]["sha256"] == sha256_file(MODEL)
-    # the candidate route is protected by IAM at the API, not by the origin secret
+    # the candidate route is the one API Gateway authenticated with IAM; the IAM context says so
     assert (
-        call(h, event("POST", "/candidate/infer", json.dumps({"inputs": [1, 2, 3, 4]}), secret=None))[0]
+        call(h, event("POST", "/candidate/infer", json.dumps({"inputs": [1, 2, 3, 4]}), signed=True))[0]
         == 200
     )
+    assert call(h, event("GET", "/candidate/healthz", signed=True))[0] == 200
+    # the same path without it did not come through the candidate route: no such route
+    assert call(h, event("POST", "/candidate/infer", json.dumps({"inputs": [1, 2, 3, 4]})))[0] == 404
 
 
 @pytest.mark.parametrize(
@@ -151,8 +153,6 @@ def test_healthz_and_candidate_route(h: ModuleType) -> None:
         (event("DELETE", "/infer"), 405, "method_not_allowed", "POST /infer"),
         (event("POST", "/healthz"), 405, "method_not_allowed", "GET /healthz"),
         (event("GET", "/nope"), 404, "not_found", "routes"),
-        (event("POST", "/infer", '{"inputs": [1, 2, 3, 4]}', secret=None), 403, "forbidden", "edge URL"),
-        (event("POST", "/infer", '{"inputs": [1, 2, 3, 4]}', secret="wrong"), 403, "forbidden", "edge URL"),
         ({"foo": "bar"}, 400, "bad_event", "requestContext"),
         ("not an event", 400, "bad_event", "API Gateway"),
     ],
@@ -166,21 +166,24 @@ def test_bad_input_gets_actionable_4xx_json(
     assert headers["content-type"] == "application/json"
 
 
-def test_model_with_wrong_sha256_is_unhealthy_never_serves() -> None:
-    bad = load_handler({"MODEL_URI": MODEL.as_uri(), "MODEL_SHA256": "0" * 64})
-    status, body, _ = call(bad, event("GET", "/healthz"))
-    assert status == 503 and "sha256 mismatch" in body["detail"]
-    status, body, _ = call(bad, event("POST", "/infer", '{"inputs": [1, 2, 3, 4]}'))
-    assert status == 503 and body["error"] == "model_unavailable"
-
-
-def test_missing_model_settings_and_bad_scheme() -> None:
-    assert (
-        call(load_handler({}), event("GET", "/healthz"))[1]["detail"]
-        == "MODEL_URI and MODEL_SHA256 must be set"
-    )
-    ftp = load_handler({"MODEL_URI": "ftp://x/y", "MODEL_SHA256": "0" * 64})
-    assert "unsupported MODEL_URI scheme" in call(ftp, event("GET", "/healthz"))[1]["detail"]
+@pytest.mark.parametrize(
+    ("env", "logged"),
+    [
+        ({"MODEL_URI": MODEL.as_uri(), "MODEL_SHA256": "0" * 64}, "sha256 mismatch"),
+        ({}, "MODEL_URI and MODEL_SHA256 must be set"),
+        ({"MODEL_URI": "ftp://x/y", "MODEL_SHA256": "0" * 64}, "unsupported MODEL_URI scheme"),
+    ],
+    ids=["wrong-sha256", "no-settings", "bad-scheme"],
+)
+def test_a_model_that_cannot_load_fails_the_init_with_details_in_the_log(
+    env: dict[str, str], logged: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The init fails, so Lambda retries it on the next request; no sandbox serves without a model.
+    with pytest.raises(Exception, match=r"model|MODEL_URI") as raised:
+        load_handler(env)
+    assert type(raised.value).__name__ == "ModelError"
+    log = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert log["event"] == "model_load_failed" and logged in log["error"]
 
 
 def test_internal_fault_is_500_json_and_logged(

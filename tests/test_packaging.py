@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from orchestrator.artifacts import sha256_file
-from orchestrator.packaging import PackageSpec, build
+from orchestrator.packaging import (
+    HOST_ARCH,
+    PackageSpec,
+    PackagingError,
+    build,
+    runtime_interpreter,
+    smoke_import,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".edgeship" / "cache" / "pip"
@@ -51,3 +61,58 @@ print(json.dumps(handler.handler(ev, None)))
     response = json.loads(out.stdout)
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["predictions"][0]["label"] == "setosa"
+    # what `orchestrator package` runs after a build: the import test, with the runtime's interpreter
+    assert smoke_import(package.artifact.path, runtime, arch).startswith(
+        f"import-tested with {runtime} on {arch}"
+    )
+
+
+def test_a_package_that_does_not_import_fails_the_smoke_test(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(broken, "w") as z:
+        z.writestr("numpy/__init__.py", "import os; os.abort()  # as onnxruntime has on Lambda arm64\n")
+    arch = {"x86_64": "x86_64", "aarch64": "arm64"}[platform.machine()]
+    runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    with pytest.raises(PackagingError, match="does not import"):
+        smoke_import(broken, runtime, arch)
+    other = "arm64" if arch == "x86_64" else "x86_64"
+    assert smoke_import(broken, runtime, other).startswith(
+        f"not import-tested: this machine is {platform.machine()}"
+    )
+    assert smoke_import(broken, "python3.99", arch) == (
+        "not import-tested: no working python3.99 interpreter (on PATH or installed by pyenv)"
+    )
+
+
+def test_an_interpreter_on_path_that_does_not_run_is_not_the_runtimes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a pyenv shim of an inactive version does: it is on PATH and refuses to run
+    shim = tmp_path / "python3.98"
+    shim.write_text("#!/bin/sh\necho 'pyenv: python3.98: command not found' >&2\nexit 127\n")
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+    assert runtime_interpreter("python3.98") is None
+    mine = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    found = runtime_interpreter(mine)
+    assert found is not None
+    reported = subprocess.run(
+        [found, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True
+    )
+    assert reported.stdout.strip() == str(sys.version_info[:2])
+
+
+def test_the_default_runtimes_package_imports_with_that_runtime(tmp_path: Path) -> None:
+    # `orchestrator package` for an environment with no overrides: python3.12 on x86_64
+    spec = PackageSpec()
+    assert spec.architecture == HOST_ARCH, (
+        f"this machine is {platform.machine()}: the default zip is {spec.architecture}"
+    )
+    assert runtime_interpreter(spec.runtime) is not None, (
+        f"no working {spec.runtime} here (pyenv installs one)"
+    )
+    package = build(spec, tmp_path / "default.zip", CACHE)
+    assert smoke_import(package.artifact.path, spec.runtime, spec.architecture).startswith(
+        f"import-tested with {spec.runtime} on {spec.architecture}: onnxruntime "
+    )

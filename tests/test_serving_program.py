@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -30,7 +33,11 @@ class Mocks(pulumi.runtime.Mocks):
             "aws:iam/role:Role": {"arn": "arn:aws:iam::111111111111:role/fn"},
             "aws:lambda/function:Function": {
                 "version": "1",
-                "arn": "arn:aws:lambda:eu-west-1:111111111111:function:fn",
+                "arn": f"arn:aws:lambda:eu-west-1:111111111111:function:{args.inputs.get('name')}",
+                "invokeArn": f"arn:aws:apigateway:invoke/{args.inputs.get('name')}",
+            },
+            "aws:ssm/parameter:Parameter": {
+                "arn": f"arn:aws:ssm:eu-west-1:111111111111:parameter{args.inputs.get('name')}"
             },
             "aws:lambda/alias:Alias": {"invokeArn": f"arn:aws:apigateway:invoke/{args.inputs.get('name')}"},
             "aws:apigatewayv2/api:Api": {
@@ -38,7 +45,11 @@ class Mocks(pulumi.runtime.Mocks):
                 "executionArn": "arn:aws:execute-api:eu-west-1:111111111111:abc123",
             },
             "aws:cloudfront/distribution:Distribution": {"domainName": "d111.cloudfront.net"},
-            "pulumi-python:dynamic:Resource": {"value": "mock-origin-secret"},
+            "pulumi-python:dynamic:Resource": {
+                "sent": "mock-origin-secret",
+                "accepted": ["mock-origin-secret"],
+                "rotation": args.inputs.get("rotation"),
+            },
         }.get(args.typ, {})
         outputs.update(computed)
         return f"{name}-id", outputs
@@ -55,10 +66,16 @@ class Mocks(pulumi.runtime.Mocks):
         return found[0].inputs
 
 
-def run_program(config: dict[str, str]) -> Mocks:
+# Any file stands in for the function package: the program hashes it and uploads it as is.
+PACKAGE = Path(__file__).resolve()
+
+
+def run_program(config: dict[str, str], *, project: str = "edgeship", stack: str = "dev") -> Mocks:
     mocks = Mocks()
-    pulumi.runtime.set_mocks(mocks, project="edgeship", stack="dev", preview=False)
-    pulumi.runtime.set_all_config({f"edgeship:{k}": v for k, v in config.items()})
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
+    pulumi.runtime.set_all_config(
+        {f"edgeship:{k}": v for k, v in {"packagePath": str(PACKAGE), **config}.items()}
+    )
 
     @pulumi.runtime.test
     def deploy() -> None:
@@ -117,8 +134,8 @@ def test_model_object_is_keyed_by_content_hash(empty: Mocks) -> None:
     import hashlib
 
     sha = hashlib.sha256(serving.SAMPLE_MODEL.read_bytes()).hexdigest()
-    assert empty.one("aws:s3/bucketObjectv2:BucketObjectv2")["key"] == f"models/{sha}.tar.gz"
-    env = empty.one("aws:lambda/function:Function")["environment"]["variables"]
+    assert empty.one("aws:s3/bucketObjectv2:BucketObjectv2", "model")["key"] == f"models/{sha}.tar.gz"
+    env = empty.one("aws:lambda/function:Function", "function")["environment"]["variables"]
     assert env["MODEL_SHA256"] == sha
     assert env["MODEL_URI"] == f"s3://models-bucket/models/{sha}.tar.gz"
     # replacing the object for a new model must keep blue's: a rollback still needs it
@@ -126,9 +143,9 @@ def test_model_object_is_keyed_by_content_hash(empty: Mocks) -> None:
 
 
 def test_role_is_least_privilege(empty: Mocks) -> None:
-    trust = json.loads(empty.one("aws:iam/role:Role")["assumeRolePolicy"])
+    trust = json.loads(empty.one("aws:iam/role:Role", "function-role")["assumeRolePolicy"])
     assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "lambda.amazonaws.com"}]
-    policy = json.loads(empty.one("aws:iam/rolePolicy:RolePolicy")["policy"])
+    policy = json.loads(empty.one("aws:iam/rolePolicy:RolePolicy", "function-policy")["policy"])
     actions = {
         a
         for s in policy["Statement"]
@@ -144,20 +161,23 @@ def test_role_is_least_privilege(empty: Mocks) -> None:
 
 
 def test_function_defaults(empty: Mocks) -> None:
-    fn = empty.one("aws:lambda/function:Function")
-    assert fn["runtime"] == "python3.12" and fn["architectures"] == ["arm64"]
+    fn = empty.one("aws:lambda/function:Function", "function")
+    assert fn["runtime"] == "python3.12" and fn["architectures"] == ["x86_64"]
     assert fn["memorySize"] == 1024 and fn["timeout"] == 10 and fn["publish"] is True
     assert fn["reservedConcurrentExecutions"] == -1 and "snapStart" not in fn
     assert fn["handler"] == "handler.handler"
     assert fn["loggingConfig"]["logGroup"] == "/aws/lambda/edgeship-dev-infer"
-    assert fn["environment"]["variables"]["ORIGIN_VERIFY_SECRET"] == "mock-origin-secret"
+    # nothing secret in the environment: it is frozen into every version and readable
+    assert set(fn["environment"]["variables"]) == {"MODEL_URI", "MODEL_SHA256"}
+    # the first init reads the model with the role's policy: it must exist first
+    assert "function-policy" in {d._name for d in empty.options["function"].depends_on}  # type: ignore[union-attr]
     logs = empty.one("aws:cloudwatch/logGroup:LogGroup", "function-logs")
     assert logs["retentionInDays"] == 14
     assert not empty.of_type("aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig")
 
 
 def test_function_full_config(full: Mocks) -> None:
-    fn = full.one("aws:lambda/function:Function")
+    fn = full.one("aws:lambda/function:Function", "function")
     assert fn["runtime"] == "python3.13" and fn["architectures"] == ["x86_64"]
     assert fn["memorySize"] == 2048 and fn["timeout"] == 5 and fn["reservedConcurrentExecutions"] == 50
     pc = full.one("aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig")
@@ -166,7 +186,7 @@ def test_function_full_config(full: Mocks) -> None:
 
 
 def test_snapstart_excludes_provisioned_concurrency() -> None:
-    fn = run_program({"snapstart": "true"}).one("aws:lambda/function:Function")
+    fn = run_program({"snapstart": "true"}).one("aws:lambda/function:Function", "function")
     assert fn["snapStart"] == {"applyOn": "PublishedVersions"}
     with pytest.raises(Exception, match="exclude each other"):
         run_program({"snapstart": "true", "provisionedConcurrency": "2"})
@@ -185,7 +205,7 @@ def test_live_alias_ignores_version_and_weights(empty: Mocks) -> None:
     assert not empty.options["candidate"].ignore_changes
 
 
-def test_http_api_routes_integrations_permissions_stage(empty: Mocks) -> None:
+def test_http_api_routes_integrations_stage(empty: Mocks) -> None:
     assert empty.one("aws:apigatewayv2/api:Api")["protocolType"] == "HTTP"
     integrations = {r.name: r.inputs for r in empty.of_type("aws:apigatewayv2/integration:Integration")}
     assert {i["payloadFormatVersion"] for i in integrations.values()} == {"2.0"}
@@ -193,19 +213,119 @@ def test_http_api_routes_integrations_permissions_stage(empty: Mocks) -> None:
     assert integrations["live-integration"]["integrationUri"].endswith("/live")
     assert integrations["candidate-integration"]["integrationUri"].endswith("/candidate")
     routes = {r.inputs["routeKey"]: r.inputs for r in empty.of_type("aws:apigatewayv2/route:Route")}
-    assert set(routes) >= {"POST /infer", "GET /infer", "GET /healthz", "POST /candidate/infer"}
-    assert routes["POST /infer"]["target"] == "integrations/live-integration-id"
-    assert routes["POST /candidate/infer"]["target"] == "integrations/candidate-integration-id"
-    assert routes["POST /candidate/infer"]["authorizationType"] == "AWS_IAM"
-    assert routes["POST /infer"]["authorizationType"] == "NONE"
-    for perm in empty.of_type("aws:lambda/permission:Permission"):
-        assert perm.inputs["principal"] == "apigateway.amazonaws.com"
-        assert perm.inputs["sourceArn"] == "arn:aws:execute-api:eu-west-1:111111111111:abc123/*/*"
-        assert perm.inputs["qualifier"] in ("live", "candidate")
+    assert set(routes) == set(serving.LIVE_ROUTES) | set(serving.CANDIDATE_ROUTES)
+    for key in serving.LIVE_ROUTES:  # every live route behind the origin authorizer
+        assert routes[key]["target"] == "integrations/live-integration-id"
+        assert (routes[key]["authorizationType"], routes[key]["authorizerId"]) == (
+            "CUSTOM",
+            "origin-authorizer-id",
+        )
+    for key in serving.CANDIDATE_ROUTES:  # the candidate's behind IAM (SigV4)
+        assert routes[key]["target"] == "integrations/candidate-integration-id"
+        assert routes[key]["authorizationType"] == "AWS_IAM" and "authorizerId" not in routes[key]
     stage = empty.one("aws:apigatewayv2/stage:Stage")
     assert stage["name"] == "$default" and stage["autoDeploy"] is True
     assert stage["defaultRouteSettings"]["throttlingRateLimit"] > 0
     assert stage["accessLogSettings"]["destinationArn"].endswith("/aws/apigateway/edgeship-dev-api")
+
+
+def test_each_alias_can_be_invoked_through_its_own_routes_only(empty: Mocks) -> None:
+    api = "arn:aws:execute-api:eu-west-1:111111111111:abc123"
+    granted = {
+        (p.inputs["qualifier"], p.inputs["sourceArn"])
+        for p in empty.of_type("aws:lambda/permission:Permission")
+        if p.inputs["function"] == "edgeship-dev-infer"
+    }
+    assert granted == {
+        ("live", f"{api}/*/POST/infer"), ("live", f"{api}/*/GET/infer"), ("live", f"{api}/*/GET/healthz"),
+        ("candidate", f"{api}/*/POST/candidate/infer"), ("candidate", f"{api}/*/GET/candidate/infer"),
+        ("candidate", f"{api}/*/GET/candidate/healthz"),
+    }  # fmt: skip
+    assert not any(arn.endswith("/*/*") for _, arn in granted)
+    for perm in empty.of_type("aws:lambda/permission:Permission"):
+        assert perm.inputs["principal"] == "apigateway.amazonaws.com"
+
+
+def test_origin_authorizer_refuses_direct_calls_before_the_function(empty: Mocks) -> None:
+    authorizer = empty.one("aws:apigatewayv2/authorizer:Authorizer")
+    assert authorizer["authorizerType"] == "REQUEST" and authorizer["enableSimpleResponses"] is True
+    assert authorizer["identitySources"] == ["$request.header.x-origin-verify"]  # absent: 401, no call
+    assert authorizer["authorizerResultTtlInSeconds"] == serving.AUTHORIZER_RESULT_TTL_S > 0
+    assert authorizer["authorizerUri"] == "arn:aws:apigateway:invoke/edgeship-dev-origin"
+    fn = empty.one("aws:lambda/function:Function", "authorizer")
+    assert fn["handler"] == "origin.handler" and fn["memorySize"] == 128
+    assert fn["environment"]["variables"] == {"ORIGIN_SECRETS_PARAMETER": "/edgeship-dev/origin-secrets"}
+    (invoke,) = [
+        p.inputs for p in empty.of_type("aws:lambda/permission:Permission") if p.name == "authorizer-invoke"
+    ]
+    assert (
+        invoke["sourceArn"]
+        == "arn:aws:execute-api:eu-west-1:111111111111:abc123/authorizers/origin-authorizer-id"
+    )
+    # the accepted values: a SecureString the authorizer alone may read
+    parameter = empty.one("aws:ssm/parameter:Parameter")
+    value = parameter["value"]  # a secret: the mocks see Pulumi's secret wrapper around it
+    assert parameter["type"] == "SecureString" and isinstance(value, dict)
+    assert json.loads(value["value"]) == ["mock-origin-secret"]
+    policy = json.loads(empty.one("aws:iam/rolePolicy:RolePolicy", "authorizer-policy")["policy"])
+    assert {
+        (s["Action"] if isinstance(s["Action"], str) else tuple(s["Action"])) for s in policy["Statement"]
+    } == {"ssm:GetParameter", ("logs:CreateLogStream", "logs:PutLogEvents")}
+    assert (
+        policy["Statement"][0]["Resource"]
+        == "arn:aws:ssm:eu-west-1:111111111111:parameter/edgeship-dev/origin-secrets"
+    )
+
+
+def test_origin_secret_is_sent_by_cloudfront_and_kept_secret(empty: Mocks) -> None:
+    assert sorted(empty.options["origin-secret"].additional_secret_outputs or []) == ["accepted", "sent"]
+    (secret,) = empty.of_type("pulumi-python:dynamic:Resource")
+    assert secret.name == "origin-secret" and secret.inputs["rotation"] == "0:settled"
+    (origin,) = empty.one("aws:cloudfront/distribution:Distribution")["origins"]
+    assert origin["customHeaders"] == [{"name": "x-origin-verify", "value": "mock-origin-secret"}]
+    rotating = run_program({"originSecretRotation": "3:accepting"})
+    assert rotating.of_type("pulumi-python:dynamic:Resource")[0].inputs["rotation"] == "3:accepting"
+
+
+def test_code_comes_from_s3_keyed_by_its_hash() -> None:
+    mocks = run_program({})
+    digest = hashlib.sha256(PACKAGE.read_bytes()).digest()
+    code = mocks.one("aws:s3/bucketObjectv2:BucketObjectv2", "code")
+    assert code["key"] == f"code/{digest.hex()}.zip" and mocks.options["code"].retain_on_delete is True
+    fn = mocks.one("aws:lambda/function:Function", "function")
+    assert (fn["s3Bucket"], fn["s3Key"]) == ("models-id", code["key"]) and "code" not in fn
+    assert fn["sourceCodeHash"] == base64.b64encode(digest).decode()
+
+
+def test_a_missing_package_is_an_error_never_a_handler_only_archive() -> None:
+    with pytest.raises(Exception, match="packagePath is not set"):
+        run_program({"packagePath": ""})
+
+
+def test_destroy_empties_the_bucket_unless_the_environment_keeps_its_data(empty: Mocks) -> None:
+    assert empty.one("aws:s3/bucket:Bucket")["forceDestroy"] is True
+    kept = run_program({"keepOnDestroy": "true"})
+    assert kept.one("aws:s3/bucket:Bucket")["forceDestroy"] is False
+
+
+@pytest.mark.parametrize(
+    ("project", "stack", "base"),
+    [
+        ("edgeship", "dev", "edgeship-dev"),
+        ("My_Project", "Prod", "my-project-prod"),
+        ("a__b", "x.y", "a-b-x-y"),
+    ],
+)
+def test_names_are_valid_for_s3_and_lambda(project: str, stack: str, base: str) -> None:
+    assert serving.base_name(project, stack) == base
+    mocks = run_program({}, project=project, stack=stack)
+    assert mocks.one("aws:s3/bucket:Bucket")["bucketPrefix"] == f"{base}-models-"
+    assert mocks.one("aws:lambda/function:Function", "function")["name"] == f"{base}-infer"
+
+
+def test_provisioned_concurrency_above_reserved_is_refused() -> None:
+    with pytest.raises(Exception, match="must not exceed"):
+        run_program({"reservedConcurrency": "2", "provisionedConcurrency": "3"})
 
 
 def test_cloudfront_edge(empty: Mocks, full: Mocks) -> None:
@@ -215,14 +335,15 @@ def test_cloudfront_edge(empty: Mocks, full: Mocks) -> None:
     custom = origin["customOriginConfig"]
     assert custom["originProtocolPolicy"] == "https-only" and custom["originSslProtocols"] == ["TLSv1.2"]
     assert custom["originKeepaliveTimeout"] == 60
-    assert origin["customHeaders"] == [{"name": "x-origin-verify", "value": "mock-origin-secret"}]
     assert dist["httpVersion"] == "http2and3" and dist["priceClass"] == "PriceClass_100"
     default = dist["defaultCacheBehavior"]
-    assert default["viewerProtocolPolicy"] == "redirect-to-https" and default["compress"] is True
+    # a redirect would turn a POST into a GET: plain HTTP is refused
+    assert default["viewerProtocolPolicy"] == "https-only" and default["compress"] is True
     assert default["originRequestPolicyId"] == serving.MANAGED_ORIGIN_REQUEST_ALL_VIEWER_EXCEPT_HOST
     assert default["cachePolicyId"] == serving.MANAGED_CACHE_DISABLED
     (infer,) = dist["orderedCacheBehaviors"]
     assert infer["pathPattern"] == "/infer" and infer["cachedMethods"] == ["GET", "HEAD"]
+    assert infer["viewerProtocolPolicy"] == "https-only" and infer["cachePolicyId"] == "infer-get-cache-id"
     assert "forwardedValues" not in default and "forwardedValues" not in infer
     assert not default.get("lambdaFunctionAssociations") and not infer.get("lambdaFunctionAssociations")
     policy = empty.one("aws:cloudfront/cachePolicy:CachePolicy")
@@ -233,8 +354,15 @@ def test_cloudfront_edge(empty: Mocks, full: Mocks) -> None:
     assert full.one("aws:cloudfront/distribution:Distribution")["priceClass"] == "PriceClass_All"
 
 
-def test_origin_secret_is_a_pulumi_secret(empty: Mocks) -> None:
-    # generated once by a dynamic resource and kept secret in state and outputs
-    assert empty.options["origin-secret"].additional_secret_outputs == ["value"]
-    (secret,) = empty.of_type("pulumi-python:dynamic:Resource")
-    assert secret.name == "origin-secret"
+def test_cache_ttl_0_uses_the_managed_caching_disabled_policy() -> None:
+    # CloudFront rejects a TTL-0 policy that names encodings: no policy of ours at all
+    mocks = run_program({"cacheTtlS": "0"})
+    assert not mocks.of_type("aws:cloudfront/cachePolicy:CachePolicy")
+    (infer,) = mocks.one("aws:cloudfront/distribution:Distribution")["orderedCacheBehaviors"]
+    assert infer["cachePolicyId"] == serving.MANAGED_CACHE_DISABLED
+
+
+def test_outputs_name_the_rotation(empty: Mocks) -> None:
+    # (outputs are not visible to mocks; the contract test reads the program's exports)
+    source = Path(serving.__file__).read_text()
+    assert 'pulumi.export("originSecretRotation"' in source and 'pulumi.export("originSecretUrn"' in source

@@ -54,6 +54,12 @@ def test_defaults_merge_with_environment_overrides() -> None:
             "function.snapstart",
             "one of them",
         ),
+        (
+            _with({"function": {"reserved_concurrency": 2, "provisioned_concurrency": 3}}),
+            "function.provisioned_concurrency",
+            "raise reserved_concurrency",
+        ),
+        (_with({"storage": {"keep_on_destroy": "yes"}}), "storage.keep_on_destroy", ""),
         (_with({"traffic": {"schedule": "yolo"}}), "traffic.schedule", "canary"),
         (_with({"traffic": {"schedule": "explicit"}}), "traffic.weights", "weights = ["),
         (_with({"traffic": {"weights": [50, 10]}}), "traffic.weights", "weights = ["),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
-from dataclasses import asdict, replace
-from pathlib import Path
+import zipfile
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pytest
@@ -14,46 +15,55 @@ import pytest
 from orchestrator import lease, machine
 from orchestrator.errors import FencedError, LeaseLostError, PromotionLockedError
 from orchestrator.lease import LeaseStore
-from orchestrator.local import emulator, provision
+from orchestrator.local import emulator
 from orchestrator.machine import PromotionRecord
 from orchestrator.plan import make_plan
 from orchestrator.processes import alive
 from orchestrator.record import RecordStore
 from orchestrator.settings import Environment
-from orchestrator.targets import FUNCTION_DIR
 from orchestrator.traffic import Traffic, TrafficError
 
-SAMPLE = Path(__file__).resolve().parents[1] / "programs" / "function" / "sample" / "model.tar.gz"
+
+@dataclass(frozen=True)
+class _Names:
+    function_name: str = "traffic-test-infer"
+    bucket: str = "traffic-test-models"
 
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A function with versions 1-3 (`live` on 1, `candidate` on 3) and a bucket, made with
+    plain boto3 calls: these tests are about the Traffic and store adapters, not the stack."""
     state = tmp_path_factory.mktemp("emulator")
     server = emulator.ensure(state)
     ca = state / "tls" / "cert.pem"
     clients = {name: emulator.client(name, server.url, ca) for name in ("lambda", "s3", "iam")}
-    stack = provision.LocalStack("traffic-test-infer", "traffic-test-models")
-    from orchestrator.demo import model_version
-
+    names = _Names()
+    clients["s3"].create_bucket(Bucket=names.bucket)
+    trust = {
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ]
+    }
+    role = clients["iam"].create_role(RoleName="traffic-test", AssumeRolePolicyDocument=json.dumps(trust))[
+        "Role"
+    ]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as zf:
+        zf.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    lam = clients["lambda"]
     for version in ("1", "2", "3"):
-        model = model_version(SAMPLE, version, state / f"m{version}.tar.gz")
-        provision.deploy(clients["lambda"], clients["s3"], clients["iam"], stack, state_dir=state,
-                         function_dir=FUNCTION_DIR, model_path=model, memory_mb=512, timeout_s=10)  # fmt: skip
-    yield clients, stack
+        config = {"Role": role, "Environment": {"Variables": {"VERSION": version}}}
+        if version == "1":
+            lam.create_function(FunctionName=names.function_name, Runtime="python3.12", Handler="handler.handler",
+                                Code={"ZipFile": code.getvalue()}, Publish=True, **config)  # fmt: skip
+        else:
+            lam.update_function_configuration(FunctionName=names.function_name, **config)
+            lam.publish_version(FunctionName=names.function_name)
+    lam.create_alias(FunctionName=names.function_name, Name="live", FunctionVersion="1")
+    lam.create_alias(FunctionName=names.function_name, Name="candidate", FunctionVersion="3")
+    yield clients, names
     emulator.stop(state)
-
-
-def test_deploy_publishes_versions_and_is_idempotent(aws: Any, tmp_path: Path) -> None:
-    clients, stack = aws
-    traffic = Traffic(clients["lambda"], stack.function_name)
-    assert traffic.versions() == ["1", "2", "3"]
-    assert traffic.state("candidate").version == "3" and traffic.state("live").version == "1"
-    env = clients["lambda"].get_function_configuration(FunctionName=stack.function_name, Qualifier="2")[
-        "Environment"
-    ]
-    assert env["Variables"]["MODEL_URI"].startswith(f"s3://{stack.bucket}/models/")
-    block = clients["s3"].get_public_access_block(Bucket=stack.bucket)["PublicAccessBlockConfiguration"]
-    assert all(block.values())
 
 
 def test_shift_finish_and_rollback(aws: Any) -> None:

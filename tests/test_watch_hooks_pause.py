@@ -106,7 +106,8 @@ def test_failures_without_a_version_header_at_a_10_percent_canary_are_charged_to
     _edit(local_project, "min_samples = 30", "min_samples = 20")
     _up(local_project)
     # about 9 % of green's live requests crash; API Gateway answers those without green's
-    # headers, so against all traffic (blue's 90 % included) they would be under 1 %
+    # headers, so against all traffic (blue's 90 % included) they would be under 1 %, far
+    # under the 5 % threshold; charged to green they are over it
     bad = faulty_function(local_project.root / "crashes", crash_every=11, live_only=True)
     code, error = local_project.json("promote", "--env", "local", "--function-dir", str(bad))
     assert code == ExitCode.GATE_FAILED, error
@@ -169,9 +170,20 @@ def _promote_in_background(project: LocalProject, *args: str) -> subprocess.Pope
     )  # fmt: skip
 
 
-def _paused(project: LocalProject) -> bool:
-    promotion = _status(project)["promotion"]
-    return bool(promotion and promotion["phase"] == "paused")
+def _wait_paused(project: LocalProject, run: subprocess.Popen[str]) -> None:
+    """Until the promotion run in the background pauses; it ending first fails the test
+    with what it printed (a gate's verdict, an error) instead of a bare timeout."""
+
+    def paused() -> bool:
+        if run.poll() is not None:
+            out, err = run.communicate()
+            raise AssertionError(
+                f"the promotion ended (exit {run.returncode}) before pausing: {out[-2000:]}{err[-2000:]}"
+            )
+        promotion = _status(project)["promotion"]
+        return bool(promotion and promotion["phase"] == "paused")
+
+    wait_for(paused, timeout=120)
 
 
 def test_pause_at_holds_with_the_lease_alive_until_resumed(local_project: LocalProject) -> None:
@@ -180,7 +192,7 @@ def test_pause_at_holds_with_the_lease_alive_until_resumed(local_project: LocalP
     _up(local_project)
     run = _promote_in_background(local_project, "--pause-at", "10")
     try:
-        wait_for(lambda: _paused(local_project), timeout=120)
+        _wait_paused(local_project, run)
         time.sleep(4)  # longer than lease_s (3 s): only renewals keep the lease
         held = _status(local_project)
         assert held["promotion"]["phase"] == "paused" and held["live"]["weights"] == {"2": 0.1}
@@ -208,7 +220,7 @@ def test_resume_promotion_drives_on_a_pause_whose_driver_was_killed(local_projec
     code, none = local_project.json("resume-promotion", "--env", "local")
     assert code == ExitCode.USAGE and "nothing is paused" in none["message"]
     run = _promote_in_background(local_project, "--pause-at", "20")
-    wait_for(lambda: _paused(local_project), timeout=120)
+    _wait_paused(local_project, run)
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=30)
     # the config moved on meanwhile: the recorded plan (and its pause) still rules

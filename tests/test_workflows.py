@@ -73,4 +73,139 @@ def test_every_workflow_call_exists_with_its_options(call: list[str]) -> None:
     assert set(used) <= known, f"unknown options for {call[0]}: {set(used) - known}"
     # and click parses the whole call
     ctx = command.make_context(call[0], list(call[1:]), resilient_parsing=False)
-    assert ctx.params.get("env_name") in ("dev", "staging", "prod")
+    # an environment by name, or the dispatch input passed through as a variable
+    assert ctx.params.get("env_name") in ("dev", "staging", "prod", "$EDGESHIP_ENV")
+
+
+# --- deploy.yml, point by point (docs/ci.md explains each) -------------------------------------
+
+DEPLOY = yaml.safe_load((REPO / ".github" / "workflows" / "deploy.yml").read_text())
+CI = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+CREDENTIALS = "aws-actions/configure-aws-credentials@"
+
+
+def _steps(job: dict) -> list[dict]:
+    return list(job.get("steps", []))
+
+
+def _with_credentials() -> dict[str, dict]:
+    return {
+        name: job
+        for name, job in DEPLOY["jobs"].items()
+        if any(CREDENTIALS in str(s.get("uses", "")) for s in _steps(job))
+    }
+
+
+def _on(workflow: dict) -> dict:
+    return workflow.get("on") or workflow.get(True)  # PyYAML reads the key `on` as True
+
+
+def test_every_deploy_job_installs_the_runtime_before_it_takes_credentials() -> None:
+    jobs = _with_credentials()
+    assert set(jobs) == {
+        "preview-dev",
+        "preview-staging",
+        "preview-prod",
+        "dev",
+        "staging",
+        "prod",
+        "recover",
+    }
+    for name, job in jobs.items():
+        steps = _steps(job)
+        install = [i for i, s in enumerate(steps) if "make install" in str(s.get("run", ""))]
+        credentials = [i for i, s in enumerate(steps) if CREDENTIALS in str(s.get("uses", ""))]
+        assert [steps[i]["run"] for i in install] == ["make install-runtime"], name  # no test/dev extras
+        assert install[0] < credentials[0], f"{name}: installs after taking credentials"
+
+
+def test_no_expression_is_spliced_into_a_shell_script() -> None:
+    for workflow in WORKFLOWS:
+        for name, job in yaml.safe_load(workflow.read_text())["jobs"].items():
+            for step in _steps(job):
+                assert "${{" not in str(step.get("run", "")), f"{workflow.name}:{name}: {step.get('run')}"
+
+
+def test_dispatch_offers_every_recovery_action_per_environment() -> None:
+    inputs = _on(DEPLOY)["workflow_dispatch"]["inputs"]
+    assert inputs["environment"]["options"] == ["dev", "staging", "prod"]
+    assert inputs["action"]["options"] == ["promote", "resume", "rollback", "abort"]
+    recover = DEPLOY["jobs"]["recover"]
+    assert recover["env"]["EDGESHIP_ENV"] == "${{ inputs.environment }}"
+    assert recover["env"]["EDGESHIP_ACTION"] == "${{ inputs.action }}"
+    script = next(s["run"] for s in _steps(recover) if "case" in str(s.get("run", "")))
+    for action, command in (("resume", "promote --env \"$EDGESHIP_ENV\" --resume"),
+                            ("rollback", "promote --env \"$EDGESHIP_ENV\" --rollback"),
+                            ("abort", "abort --env \"$EDGESHIP_ENV\"")):  # fmt: skip
+        assert f"{action}) exec .venv/bin/orchestrator {command}" in script
+
+
+def test_every_promotion_runs_under_exec_names_its_run_and_is_aborted_if_cancelled() -> None:
+    for name in ("dev", "staging", "prod", "recover"):
+        job = DEPLOY["jobs"][name]
+        assert job["env"]["EDGESHIP_HOLDER"].endswith("/actions/runs/${{ github.run_id }}"), name
+        runs = [str(s.get("run", "")) for s in _steps(job)]
+        promotes = [
+            line.strip()
+            for r in runs
+            for line in r.splitlines()
+            if "orchestrator promote" in line or 'orchestrator abort --env "$EDGESHIP_ENV" --json' in line
+        ]
+        assert promotes and all("exec .venv/bin/orchestrator" in line for line in promotes), (name, promotes)
+        cancelled = [s for s in _steps(job) if s.get("if") == "cancelled()"]
+        assert len(cancelled) == 1 and "orchestrator abort --env" in cancelled[0]["run"], name
+        assert job["concurrency"]["cancel-in-progress"] is False
+
+
+def test_nothing_deploys_before_the_tests_and_the_preview_it_approves() -> None:
+    jobs = DEPLOY["jobs"]
+    assert jobs["tests"]["uses"] == "./.github/workflows/ci.yml"
+    assert "workflow_call" in _on(CI)
+    for env in ("dev", "staging", "prod"):
+        needs = jobs[env]["needs"]
+        assert "tests" in needs and f"preview-{env}" in needs, env
+        assert f"needs.preview-{env}.result == 'success'" in jobs[env]["if"], env
+        preview = jobs[f"preview-{env}"]
+        assert preview["environment"] == f"{env}-preview"  # a read-only role, no reviewers
+        runs = " ".join(str(s.get("run", "")) for s in _steps(preview))
+        assert "orchestrator preview" in runs and "GITHUB_STEP_SUMMARY" in runs
+        assert " up " not in runs and "promote" not in runs
+    assert "staging" in jobs["prod"]["needs"]
+
+
+def test_each_environment_deploys_only_from_its_refs() -> None:
+    main, tag = "github.ref == 'refs/heads/main'", "startsWith(github.ref, 'refs/tags/v')"
+    jobs = DEPLOY["jobs"]
+    assert main in jobs["dev"]["if"] and tag not in jobs["dev"]["if"]
+    assert main in jobs["staging"]["if"] and tag in jobs["staging"]["if"]
+    assert tag in jobs["prod"]["if"] and main not in jobs["prod"]["if"]
+    recover = jobs["recover"]["if"]
+    assert (
+        f"inputs.environment == 'dev' && {main}" in recover
+        and f"inputs.environment == 'prod' && {tag}" in recover
+    )
+
+
+def test_the_pr_comment_is_one_comment_updated_by_a_job_without_credentials() -> None:
+    job = DEPLOY["jobs"]["comment"]
+    assert job["permissions"] == {"pull-requests": "write"} and job["needs"] == ["preview-dev"]
+    uses = [str(s.get("uses", "")) for s in _steps(job)]
+    assert any(u.startswith("actions/download-artifact@") for u in uses)
+    assert not any(CREDENTIALS in u or u.startswith("actions/checkout@") for u in uses)
+    script = next(s["with"]["script"] for s in _steps(job) if "github-script" in str(s.get("uses", "")))
+    assert "updateComment" in script and "<!-- edgeship-preview:dev -->" in script
+
+
+def test_ci_cancels_superseded_runs_of_pull_requests_only_and_caches_only_there() -> None:
+    assert CI["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    setup_go = next(
+        s for s in _steps(CI["jobs"]["test"]) if str(s.get("uses", "")).startswith("actions/setup-go@")
+    )
+    major, minor = (int(x) for x in str(setup_go["with"]["go-version"]).split(".")[:2])
+    assert (major, minor) >= (1, 26)  # Pulumi pkg/v3 v3.260.0's go.mod: go 1.26.6
+    assert any(str(s.get("uses", "")).startswith("actions/cache@") for s in _steps(CI["jobs"]["test"]))
+    online = [s for s in _steps(CI["jobs"]["test"]) if "zizmor" in str(s.get("run", ""))]
+    assert len(online) == 1 and "--offline" not in online[0]["run"] and online[0]["continue-on-error"] is True
+    deploy_uses = [str(s.get("uses", "")) for job in DEPLOY["jobs"].values() for s in _steps(job)]
+    assert not any(u.startswith("actions/cache@") for u in deploy_uses)
+    assert not any(s.get("with", {}).get("cache") for job in DEPLOY["jobs"].values() for s in _steps(job))

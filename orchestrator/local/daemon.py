@@ -1,7 +1,8 @@
 """Background processes that outlive one command: start, find, stop, with a state file.
 
 A state file (pid, port, url) says where a daemon is. A stale file (the pid is gone, or
-belongs to something else) is ignored and replaced; a taken port makes us pick another.
+belongs to something else) is ignored and replaced; a taken port makes us pick another,
+including one taken between our look and the daemon's bind.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -78,43 +80,58 @@ def healthy(url: str, timeout: float = 1.0, ca: Path | None = None) -> bool:
 
 def start(
     name: str,
-    argv: list[str],
+    argv: Callable[[int], list[str]],
     state_file: Path,
     log_file: Path,
     health_path: str,
     port: int,
     env: dict[str, str] | None = None,
+    inherit: bool = True,
     timeout: float = 30.0,
     scheme: str = "http",
     ca: Path | None = None,
+    ours: Callable[[Daemon], bool] = lambda daemon: True,
+    attempts: int = 3,
 ) -> Daemon:
-    """Start a daemon detached from this process group, wait until it answers, record it."""
+    """Start a daemon detached from this process group on `port` (if free, else any free
+    port), wait until it answers, record it.
+
+    `argv(port)` is its command line. A port that is free when we look can be taken before
+    the daemon binds it (two projects starting at once both pick the preferred port): the
+    loser exits at start, and meanwhile the winner answers its health URL. So an answer
+    counts only if `ours(daemon)` says it came from our process, and a daemon that exited
+    because someone else now holds its port is started again on a fresh one. Its
+    environment is this process's plus `env`, or `env` alone when not `inherit`.
+    """
     state_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            # Its own session: Ctrl-C on a command must not take the environment down.
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
-            cwd=state_file.parent,
-        )
-    daemon = Daemon(name, proc.pid, port, scheme)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_file.read_text(errors="replace")[-800:]
-            raise LocalEnvError(
-                f"{name} exited at start (code {proc.returncode}): {tail}", fix=f"see {log_file}"
+    for _ in range(attempts):
+        port = free_port(port)
+        with log_file.open("ab") as log:
+            proc = subprocess.Popen(
+                argv(port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # Its own session: Ctrl-C on a command must not take the environment down.
+                start_new_session=True,
+                env={**(os.environ if inherit else {}), **(env or {})},
+                cwd=state_file.parent,
             )
-        if healthy(daemon.url + health_path, timeout=0.5, ca=ca):
-            state_file.write_text(json.dumps(asdict(daemon)))
-            return daemon
-        time.sleep(0.1)
-    proc.kill()
-    raise LocalEnvError(f"{name} did not answer within {timeout:.0f}s", fix=f"see {log_file}")
+        daemon = Daemon(name, proc.pid, port, scheme)
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None:
+            if healthy(daemon.url + health_path, timeout=0.5, ca=ca) and ours(daemon):
+                state_file.write_text(json.dumps(asdict(daemon)))
+                return daemon
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise LocalEnvError(f"{name} did not answer within {timeout:.0f}s", fix=f"see {log_file}")
+            time.sleep(0.1)
+        if free_port(port) == port:
+            break  # it exited for a reason of its own: starting it again would not help
+        # else another process took the port between our look and the daemon's bind: a fresh one
+    tail = log_file.read_text(errors="replace")[-800:]
+    raise LocalEnvError(f"{name} exited at start (code {proc.returncode}): {tail}", fix=f"see {log_file}")
 
 
 def stop(state_file: Path, timeout: float = 10.0) -> bool:

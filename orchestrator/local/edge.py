@@ -6,7 +6,9 @@ version's environment, converts HTTP to an API Gateway v2 event and back, and se
 cacheable GETs from a TTL cache, as the CloudFront cache policy does. `/candidate/*`
 reaches the `candidate` alias and, like the AWS_IAM routes of the HTTP API, needs a valid
 SigV4 signature (service execute-api, the environment's region) made with the emulator's
-credentials (sigv4.py). The cache is emptied whenever `live` changes and on
+credentials (sigv4.py). The other routes, like the HTTP API behind its origin authorizer,
+need the origin header (origin.py): the CloudFront part adds it; requests sent to the API
+directly (under /api, the stack's apiUrl) without it are refused before any sandbox runs. The cache is emptied whenever `live` changes and on
 POST /_edgeship/invalidate (what a CloudFront invalidation does on AWS).
 
 Platform errors are answered as API Gateway answers them, with none of the function's
@@ -47,15 +49,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.local import emulator, sigv4
-from orchestrator.local.provision import code_store, hex_of
+from orchestrator.local.code import code_store, hex_of
+from orchestrator.local.origin import HEADER as ORIGIN_HEADER
+from orchestrator.local.origin import read_origin
 from orchestrator.local.telemetry import Telemetry
 from orchestrator.local.worker import Answer, receive, send
 
 ROUTES = {("POST", "/infer"), ("GET", "/infer"), ("GET", "/healthz")}
 CANDIDATE_PREFIX = "/candidate"
+# Requests under this prefix go to the HTTP API directly (the stack's apiUrl), not
+# through CloudFront: without its origin header they are refused, as on AWS.
+API_PREFIX = "/api"
 # What the release may expect of a running edge; a daemon left running by an older
-# edgeship (2: SigV4 on the candidate route, no token) is replaced, not reused.
-REVISION = 2
+# edgeship (2: SigV4 on the candidate route, no token; 3: the origin authorizer, apiUrl
+# under /api) is replaced, not reused.
+REVISION = 3
 POLL_S = 0.25
 RETIRE_S = 30.0  # idle sandboxes of versions no alias routes to are closed after this
 THROTTLE_WAIT_S = 10.0  # a request waits this long for a free sandbox before it is throttled
@@ -235,6 +243,7 @@ class Edge:
         self.cache_generation = 0
         self.cache_lock = threading.Lock()
         self.rng = random.Random()
+        self.origin = read_origin(state_dir)
         self.refresh()
 
     def refresh(self) -> None:
@@ -318,7 +327,36 @@ class Edge:
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        """One viewer request -> (status, headers, body)."""
+        """One request -> (status, headers, body). Under API_PREFIX it goes straight to the
+        HTTP API (its execute-api URL); anything else comes through CloudFront first."""
+        if target == API_PREFIX or target.startswith(API_PREFIX + "/"):
+            return self.api(method, target[len(API_PREFIX) :] or "/", headers, body, addressed=target)
+        # CloudFront: its origin header replaces any a viewer sent, then its cache.
+        headers = {**headers, ORIGIN_HEADER: self.origin.sent}
+        cacheable = method == "GET" and urlsplit(target).path == "/infer" and self.cache_ttl_s > 0
+        if cacheable:
+            hit = self.cache.get(target)
+            if hit and hit[0] > time.monotonic():
+                return hit[1], {**hit[2], "x-cache": "Hit from edgeship-local"}, hit[3]
+        generation = self.cache_generation
+        status, out_headers, data = self.api(method, target, headers, body, addressed=target)
+        if cacheable and status == 200:
+            with self.cache_lock:
+                if generation == self.cache_generation:
+                    self.cache[target] = (
+                        time.monotonic() + self.cache_ttl_s,
+                        status,
+                        dict(out_headers),
+                        data,
+                    )
+            out_headers["x-cache"] = "Miss from edgeship-local"
+        return status, out_headers, data
+
+    def api(
+        self, method: str, target: str, headers: dict[str, str], body: bytes, *, addressed: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        """The HTTP API: route, authorize (IAM on /candidate/*, the origin authorizer on
+        the rest), invoke the alias's version."""
         parts = urlsplit(target)
         path, query = parts.path, parts.query
         candidate = path.startswith(CANDIDATE_PREFIX + "/")
@@ -326,22 +364,21 @@ class Edge:
         if route not in ROUTES:
             return gateway_answer(404, "Not Found")
         if candidate:
-            refused = self._unsigned(method, target, headers, body)
+            refused = self._unsigned(method, addressed, headers, body)
             if refused is not None:
                 return gateway_answer(403, refused)
-        cacheable = method == "GET" and route[1] == "/infer" and self.cache_ttl_s > 0 and not candidate
-        if cacheable:
-            hit = self.cache.get(target)
-            if hit and hit[0] > time.monotonic():
-                return hit[1], {**hit[2], "x-cache": "Hit from edgeship-local"}, hit[3]
-        generation, routing = self.cache_generation, self.routing
+        else:
+            denied = self.origin.refusal(headers)
+            if denied is not None:
+                return gateway_answer(*denied)
+        routing = self.routing
         version = routing.candidate_version if candidate else routing.pick_live(self.rng)
         if version is None:
             return gateway_answer(503, "no version deployed")
         alias = "candidate" if candidate else "live"
         try:
             pool = self.pool(version)
-            answer = pool.invoke(self._event(method, path, query, headers, body, pool))
+            answer = pool.invoke(self._event(method, path, query, headers, body, signed=candidate))
         except Throttled:
             self.telemetry.record(alias, version, duration_ms=None, error=False, throttled=True)
             return gateway_answer(429, "Too Many Requests")
@@ -368,16 +405,6 @@ class Edge:
         out_headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
         raw = response.get("body") or ""
         data = base64.b64decode(raw) if response.get("isBase64Encoded") else str(raw).encode()
-        if cacheable and status == 200:
-            with self.cache_lock:
-                if generation == self.cache_generation:
-                    self.cache[target] = (
-                        time.monotonic() + self.cache_ttl_s,
-                        status,
-                        dict(out_headers),
-                        data,
-                    )
-            out_headers["x-cache"] = "Miss from edgeship-local"
         return status, out_headers, data
 
     def _unsigned(self, method: str, target: str, headers: dict[str, str], body: bytes) -> str | None:
@@ -391,12 +418,8 @@ class Edge:
         )  # fmt: skip
 
     def _event(
-        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, pool: VersionPool
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, *, signed: bool
     ) -> dict[str, Any]:
-        secret = pool.env.get("ORIGIN_VERIFY_SECRET")
-        event_headers = {k: v for k, v in headers.items() if k != "x-origin-verify"}
-        if secret:
-            event_headers["x-origin-verify"] = secret  # CloudFront's custom origin header
         try:
             text, is_b64 = body.decode(), False
         except UnicodeDecodeError:
@@ -406,7 +429,7 @@ class Edge:
             "routeKey": f"{method} {path}",
             "rawPath": path,
             "rawQueryString": query,
-            "headers": event_headers,
+            "headers": headers,
             "requestContext": {
                 "http": {
                     "method": method,
@@ -417,6 +440,15 @@ class Edge:
                 },
                 "routeKey": f"{method} {path}",
                 "stage": "$default",
+                # what the route's authorization left in the request, as API Gateway does
+                "authorizer": {
+                    "iam": {
+                        "accessKey": emulator.CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        "accountId": emulator.ACCOUNT,
+                    }
+                }
+                if signed
+                else {"lambda": None},
                 "requestId": uuid.uuid4().hex,
                 "timeEpoch": int(time.time() * 1000),
             },
@@ -429,6 +461,7 @@ class Edge:
         r = self.routing
         return {
             "revision": REVISION,
+            "pid": os.getpid(),  # how whoever started the edge knows it is theirs on this port
             "live": r.live_version,
             "weights": r.live_weights,
             "candidate": r.candidate_version,
@@ -468,6 +501,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _control(self) -> tuple[int, dict[str, str], bytes]:
         if self.path == "/_edgeship/refresh" and self.command == "POST":
             self.edge.refresh()
+        elif self.path == "/_edgeship/origin" and self.command == "POST":
+            self.edge.origin = read_origin(self.edge.state_dir)  # one assignment: requests see old or new
         elif self.path == "/_edgeship/invalidate" and self.command == "POST":
             dropped = self.edge.invalidate()
             return 200, {"content-type": JSON}, json.dumps({"invalidated": dropped}).encode()

@@ -15,6 +15,7 @@ from orchestrator.local import daemon
 
 DEFAULT_PORT = 4566
 REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
 # moto accepts any credentials; fixed ones keep boto3 from looking for real ones.
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "edgeship-local",
@@ -23,29 +24,37 @@ CREDENTIALS = {
 }
 
 
+def running(state_dir: Path) -> daemon.Daemon | None:
+    """The emulator of state_dir if it runs and answers."""
+    found = daemon.read(state_dir / "emulator.json")
+    cert = state_dir / "tls" / "cert.pem"
+    if found and cert.exists() and daemon.healthy(found.url + "/moto-api/", ca=cert):
+        return found
+    return None
+
+
 def ensure(state_dir: Path) -> daemon.Daemon:
     """The running emulator, started if needed (stale state and busy ports handled)."""
     state_file = state_dir / "emulator.json"
     cert, key = certificate(state_dir)
-    running = daemon.read(state_file)
-    if running and daemon.healthy(running.url + "/moto-api/", ca=cert):
-        return running
-    port = daemon.free_port(DEFAULT_PORT)
-    argv = [
-        daemon.python(),
-        "-m",
-        "moto.server",
-        "-H",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-c",
-        str(cert),
-        "-k",
-        str(key),
-    ]
+    found = running(state_dir)
+    if found:
+        return found
+
+    def argv(port: int) -> list[str]:
+        return [daemon.python(), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port), "-c", str(cert), "-k", str(key)]  # fmt: skip
+
+    # No identity check needed: another project's emulator fails our TLS verification (its
+    # certificate is its own), so its answer on our port never counts as ours.
     return daemon.start(
-        "emulator", argv, state_file, state_dir / "emulator.log", "/moto-api/", port, scheme="https", ca=cert
+        "emulator",
+        argv,
+        state_file,
+        state_dir / "emulator.log",
+        "/moto-api/",
+        DEFAULT_PORT,
+        scheme="https",
+        ca=cert,
     )
 
 

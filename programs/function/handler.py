@@ -1,7 +1,14 @@
 """The inference function: API Gateway v2 (payload 2.0) events in, JSON predictions out.
 
 The model loads once per sandbox, at import (Lambda's init phase, which is not billed
-per request and runs on a full CPU), and is verified against MODEL_SHA256 before use.
+per request and runs on a full CPU), and is verified against MODEL_SHA256 before use. A
+model that cannot be loaded fails the init: Lambda retries it on the next request (a
+read that raced IAM, a throttled S3 call) instead of a sandbox serving errors for life,
+or a SnapStart snapshot freezing the failure. The details go to the log only.
+
+Who may call is decided before the function runs: API Gateway's origin authorizer lets
+through only requests CloudFront sent, and IAM auth guards /candidate/* (the request's
+IAM context says a request came that way).
 Requests are validated strictly: every problem the caller can fix gets a 4xx JSON body
 saying what to fix; a 5xx means our fault and is logged as one JSON line.
 """
@@ -10,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import io
 import json
 import math
@@ -27,7 +33,7 @@ import orjson
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH = 256
-ROUTE_PREFIXES = ("/candidate",)  # the protected pre-traffic route reaches the same code
+CANDIDATE_PREFIX = "/candidate"  # the IAM-protected pre-traffic route reaches the same code
 
 
 class RequestError(Exception):
@@ -121,30 +127,28 @@ def _fetch(uri: str) -> bytes:
     raise ModelError(f"unsupported MODEL_URI scheme in {uri!r}: use s3://bucket/key or file:///path")
 
 
-def _init() -> tuple[Model | None, str | None]:
+def _init() -> Model:
     uri, sha = os.environ.get("MODEL_URI"), os.environ.get("MODEL_SHA256")
     if not uri or not sha:
-        return None, "MODEL_URI and MODEL_SHA256 must be set"
+        _log("model_load_failed", error="MODEL_URI and MODEL_SHA256 must be set")
+        raise ModelError("MODEL_URI and MODEL_SHA256 must be set")
     try:
-        return load_model(uri, sha), None
-    except Exception as exc:  # any load failure makes the function unhealthy, not crash-looping
-        _log("model_load_failed", error=str(exc))
-        return None, str(exc)
+        return load_model(uri, sha)
+    except Exception as exc:  # logged with its details, then the init fails (Lambda retries it)
+        _log("model_load_failed", error=repr(exc), uri=uri)
+        raise ModelError(f"model load failed: {exc}") from exc
 
 
 def _log(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, "ts": round(time.time(), 3), **fields}), file=sys.stderr)
 
 
-MODEL, MODEL_ERROR = _init()
-ORIGIN_SECRET = os.environ.get("ORIGIN_VERIFY_SECRET", "")
+MODEL = _init()
 _HEADERS = {
     "content-type": "application/json",
     "x-function-version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-    **({"x-model-version": MODEL.version} if MODEL is not None else {}),
+    "x-model-version": MODEL.version,
 }
-
-ORIGIN_HEADER = "x-origin-verify"
 
 
 # -- request handling ---------------------------------------------------------------------
@@ -165,20 +169,14 @@ def _route(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise RequestError(400, "bad_event", "expected an API Gateway v2 HTTP event object")
     method, path = _method_and_path(event)
-    candidate = False
-    for prefix in ROUTE_PREFIXES:
-        if path.startswith(prefix + "/"):
-            path, candidate = path[len(prefix) :], True
-    # CloudFront adds the origin secret; without it the request went around the edge.
-    # Candidate routes are protected by IAM auth at the API instead.
-    if ORIGIN_SECRET and not candidate and not _from_edge(event):
-        raise RequestError(403, "forbidden", "call the CloudFront edge URL, not the API directly")
+    if path.startswith(CANDIDATE_PREFIX + "/") and _signed(event):
+        path = path[len(CANDIDATE_PREFIX) :]
     if path == "/healthz":
         if method != "GET":
             raise RequestError(405, "method_not_allowed", "use GET /healthz")
         return _health()
     if path == "/infer":
-        model = _model()
+        model = MODEL
         if method == "POST":
             rows = _rows_from_body(event, model)
         elif method == "GET":
@@ -206,26 +204,15 @@ def _method_and_path(event: dict[str, Any]) -> tuple[str, str]:
     raise RequestError(400, "bad_event", "event has no requestContext.http.method/path")
 
 
-def _from_edge(event: dict[str, Any]) -> bool:
-    headers = event.get("headers")
-    supplied = headers.get(ORIGIN_HEADER, "") if isinstance(headers, dict) else ""
-    return isinstance(supplied, str) and hmac.compare_digest(supplied.encode(), ORIGIN_SECRET.encode())
-
-
-def _model() -> Model:
-    if MODEL is None:
-        raise _Unavailable(MODEL_ERROR or "model not loaded")
-    return MODEL
-
-
-class _Unavailable(RequestError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(503, "model_unavailable", detail)
+def _signed(event: dict[str, Any]) -> bool:
+    """True when API Gateway authenticated the request with IAM (SigV4): only the
+    candidate routes use IAM auth, so that is how a candidate request is recognised."""
+    context = event.get("requestContext")
+    authorizer = context.get("authorizer") if isinstance(context, dict) else None
+    return isinstance(authorizer, dict) and isinstance(authorizer.get("iam"), dict)
 
 
 def _health() -> dict[str, Any]:
-    if MODEL is None:
-        return _response(503, {"status": "unhealthy", "error": "model_unavailable", "detail": MODEL_ERROR})
     return _response(
         200, {"status": "ok", "model": {"name": MODEL.name, "version": MODEL.version, "sha256": MODEL.sha256}}
     )

@@ -1,0 +1,268 @@
+"""Where an environment's stack lives: AWS, or the AWS API emulator on this machine.
+
+This is the one place where environments differ. A release reads everything else from
+the environment's stack (orchestrator/targets.py), whichever cloud holds it:
+
+    AwsCloud       boto3's default credential chain; programs/serving.py; CloudFront
+    EmulatorCloud  moto on 127.0.0.1 (started on demand), its certificate and fixed
+                   credentials; programs/local.py; the local edge's cache
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from orchestrator.errors import EdgeshipError, NotDeployedError
+from orchestrator.packaging import FUNCTION_DIR
+from orchestrator.progress import ProgressEvent, Reporter
+from orchestrator.settings import Environment, Settings
+
+
+class Cloud(Protocol):
+    """How one environment's AWS is reached."""
+
+    percentiles: bool  # CloudWatch serves percentile statistics (the emulator does not)
+    keeps_history: bool  # after `destroy`, the stack and its history stay
+    # Seconds a rotation stage takes to apply everywhere, before the next may start.
+    origin_settle_s: Mapping[str, float]
+
+    def program(self) -> Callable[[], None]: ...
+    def prepare(self) -> bool: ...
+    def reconciled(self) -> None: ...
+    def client(self, service: str) -> Any: ...
+    def signing_credentials(self) -> dict[str, str] | None: ...
+    def package(self, function_dir: Path | None, reporter: Reporter) -> Path: ...
+    def traffic_moved(self, outputs: Mapping[str, Any]) -> None: ...
+    def invalidate(self, outputs: Mapping[str, Any]) -> None: ...
+    def destroyed(self) -> dict[str, bool]: ...
+    def function_logs(self, function: str) -> str: ...
+
+
+def for_environment(settings: Settings, env: Environment) -> Cloud:
+    """The cloud an environment's stack lives in."""
+    return EmulatorCloud(settings, env) if env.is_local else AwsCloud(settings, env)
+
+
+class AwsCloud:
+    """A real AWS account, reached with boto3's default credential chain (OIDC in CI)."""
+
+    percentiles = True
+    keeps_history = True
+    origin_settle_s: Mapping[str, float] = MappingProxyType(
+        {
+            # the authorizer re-reads the accepted values every 30 s (programs/authorizer/origin.py):
+            # the edge may send the new one only once every sandbox knows it
+            "accepting": 40.0,
+            # `up` returns once CloudFront reports Deployed; requests it sent with the old
+            # value before then may still be in flight (origin read timeout: 30 s)
+            "sending": 35.0,
+        }
+    )
+
+    def __init__(self, settings: Settings, env: Environment) -> None:
+        self.settings, self.env = settings, env
+
+    def program(self) -> Callable[[], None]:
+        from programs.serving import program
+
+        return program
+
+    def prepare(self) -> bool:
+        return False  # AWS does not forget resources between commands
+
+    def reconciled(self) -> None:
+        return None
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=self.env.region, config=bounded())  # type: ignore[call-overload]
+
+    def signing_credentials(self) -> dict[str, str] | None:
+        return None  # the job's own credentials sign candidate requests
+
+    def function_logs(self, function: str) -> str:
+        return f"CloudWatch Logs, log group /aws/lambda/{function}"
+
+    def package(self, function_dir: Path | None, reporter: Reporter) -> Path:
+        built, _tested = build_package(self.settings, self.env, function_dir, reporter)
+        return built.artifact.path
+
+    def traffic_moved(self, outputs: Mapping[str, Any]) -> None:
+        return None  # API Gateway invokes the alias: a move is effective at once
+
+    def invalidate(self, outputs: Mapping[str, Any]) -> None:
+        """Invalidate CloudFront's cached GET /infer answers (they may be of a version live left)."""
+        import uuid
+
+        distribution = outputs.get("distributionId")
+        if not distribution:
+            raise EdgeshipError(
+                "the stack exports no distributionId to invalidate",
+                fix=f"run `orchestrator up --env {self.env.name}` to refresh the stack's outputs",
+            )
+        self.client("cloudfront").create_invalidation(
+            DistributionId=str(distribution),
+            InvalidationBatch={
+                "Paths": {"Quantity": 1, "Items": ["/infer*"]},
+                "CallerReference": uuid.uuid4().hex,
+            },
+        )
+
+    def destroyed(self) -> dict[str, bool]:
+        return {}
+
+
+class EmulatorCloud:
+    """The local environment: moto in server mode on 127.0.0.1 and the local edge, both
+    started on demand, their state in `.edgeship/local` of the project."""
+
+    percentiles = False
+    # The emulator forgets everything when it stops: a history would describe nothing.
+    keeps_history = False
+    # The edge takes new origin values at once, within the `up` that changes them.
+    origin_settle_s: Mapping[str, float] = MappingProxyType({})
+
+    def __init__(self, settings: Settings, env: Environment) -> None:
+        self.settings, self.env = settings, env
+        self.state_dir = settings.root / ".edgeship" / "local"
+
+    def program(self) -> Callable[[], None]:
+        from programs.local import program_for
+
+        return program_for(self.state_dir)
+
+    def prepare(self) -> bool:
+        """Start the emulator for the engine; True when the stack's state may describe
+        resources that are gone, so the operation must refresh first: the emulator is not
+        the one the stack was last reconciled with (it restarted, empty), or the edge died."""
+        from orchestrator.local import daemon, emulator
+
+        running = emulator.ensure(self.state_dir)
+        # The edge's process, not its answer: a busy edge is slow, not gone.
+        edge_alive = daemon.read(self.state_dir / "edge.json") is not None
+        return self._reconciled_with() != _identity(running) or not edge_alive
+
+    def reconciled(self) -> None:
+        """The stack's state now matches this emulator (after an up or a refresh)."""
+        from orchestrator.local import emulator
+
+        running = emulator.running(self.state_dir)
+        if running is not None:
+            self._marker.write_text(_identity(running))
+
+    @property
+    def _marker(self) -> Path:
+        return self.state_dir / "reconciled-with-emulator"
+
+    def _reconciled_with(self) -> str | None:
+        try:
+            return self._marker.read_text()
+        except OSError:
+            return None
+
+    def client(self, service: str) -> Any:
+        """A client of the emulator the stack was reconciled with. Any other (none running,
+        or one restarted empty) holds none of the environment: that is a NotDeployedError
+        saying to run `up`, not an empty emulator started behind the user's back."""
+        from orchestrator.local import emulator
+
+        running = emulator.running(self.state_dir)
+        if running is None or _identity(running) != self._reconciled_with():
+            state = "is not running" if running is None else "was restarted"
+            raise NotDeployedError(
+                f"the local emulator {state}: it holds none of the local environment any more",
+                fix=f"run `orchestrator up --env {self.env.name}` to deploy it again",
+            )
+        return emulator.client(service, running.url, self.state_dir / "tls" / "cert.pem")
+
+    def function_logs(self, function: str) -> str:
+        return str(self.state_dir / "edge.log")  # the edge's sandboxes write there
+
+    def signing_credentials(self) -> dict[str, str]:
+        # The edge verifies candidate requests' SigV4 signatures against the emulator's keys.
+        from orchestrator.local import emulator
+
+        return {k: emulator.CREDENTIALS[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+
+    def package(self, function_dir: Path | None, reporter: Reporter) -> Path:
+        from orchestrator.local import code
+
+        # Content-addressed: a concurrent command building another zip cannot change this one.
+        return code.source_zip(function_dir or FUNCTION_DIR, self.state_dir)
+
+    def traffic_moved(self, outputs: Mapping[str, Any]) -> None:
+        # The edge polls the alias too; this makes a move effective before the next request.
+        _post(outputs, "/_edgeship/refresh")
+
+    def invalidate(self, outputs: Mapping[str, Any]) -> None:
+        # The edge also empties its cache whenever it sees `live` change; this is the explicit one.
+        _post(outputs, "/_edgeship/invalidate")
+
+    def destroyed(self) -> dict[str, bool]:
+        """After `destroy`: stop the edge and the emulator (its data goes with it), drop the code."""
+        import shutil
+
+        from orchestrator.local import daemon, emulator
+
+        stopped = {
+            "edge": daemon.stop(self.state_dir / "edge.json"),
+            "emulator": emulator.stop(self.state_dir),
+        }
+        for transient in ("versions", "staging", "code"):
+            shutil.rmtree(self.state_dir / transient, ignore_errors=True)
+        self._marker.unlink(missing_ok=True)
+        return stopped
+
+
+def _identity(running: Any) -> str:
+    """Which emulator this is: its pid and the process's start time (a pid alone can come
+    back after a reboot)."""
+    import psutil
+
+    try:
+        started = psutil.Process(running.pid).create_time()
+    except psutil.Error:
+        started = 0.0
+    return f"{running.pid}@{started:.2f}"
+
+
+def build_package(
+    settings: Settings, env: Environment, function_dir: Path | None, reporter: Reporter
+) -> tuple[Any, str]:
+    """The Lambda zip for an environment's runtime and architecture, with dependencies, and
+    what its import test found (it raises PackagingError when the zip does not import)."""
+    from orchestrator import packaging
+
+    fn = env.function
+    reporter.event(ProgressEvent("step", f"packaging the function for {fn.runtime}/{fn.architecture}..."))
+    built = packaging.build_for_environment(
+        settings.root, fn.runtime, fn.architecture, function_dir or FUNCTION_DIR
+    )
+    reporter.event(
+        ProgressEvent(
+            "step",
+            f"package {built.artifact.path.name}: {built.artifact.size / 1e6:.1f} MB zipped, "
+            f"{built.unzipped_size / 1e6:.1f} MB unzipped ({built.limit_ratio:.0%} of Lambda's 250 MB limit)",
+        )
+    )
+    tested = packaging.smoke_import(built.artifact.path, fn.runtime, fn.architecture)
+    reporter.event(ProgressEvent("step", f"package {built.artifact.path.name}: {tested}"))
+    return built, tested
+
+
+def _post(outputs: Mapping[str, Any], path: str) -> None:
+    url = str(outputs["edgeUrl"]) + path
+    urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=5).read()
+
+
+def bounded() -> Any:
+    """Client timeouts well inside a lease's renewal window (lease_s/3, 20 s by default): a
+    driver must not sit in one API call while its lease runs out and another takes over."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=3, read_timeout=10, retries={"total_max_attempts": 2, "mode": "standard"})

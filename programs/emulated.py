@@ -1,0 +1,536 @@
+"""The local environment's resources: Pulumi dynamic resources whose providers call the
+AWS API emulator (moto in server mode) through boto3, and the local edge daemon.
+
+How a provider finds the emulator: every resource carries `stateDir` (the local
+environment's directory), which stays the same across emulator restarts and is never
+compared in `diff`. At each call a provider reads `<stateDir>/emulator.json` (its URL)
+and trusts `<stateDir>/tls/cert.pem`, so `refresh` and `destroy` work from the state
+alone and an emulator restarted on another port changes nothing but the Edge (the
+daemon is started with the URL, so it is the one input that carries it).
+
+Providers are pickled by reference: the engine's provider process imports this module
+again. No side effects at import, and class names are part of every local stack's state:
+renaming one orphans existing local stacks (fix: `orchestrator destroy --env local`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+
+PROVIDER_KEY = "__provider"
+
+# -- plumbing shared by the providers ------------------------------------------------------
+
+_clients_lock = threading.Lock()
+_clients_cache: dict[tuple[str, str, str], Any] = {}
+
+
+def client(state_dir: str, service: str) -> Any:
+    """A boto3 client for the emulator that `state_dir` runs (made once per URL: the
+    provider answers on several threads, and boto3 clients are thread-safe once made)."""
+    from orchestrator.local import daemon, emulator
+    from orchestrator.local.daemon import LocalEnvError
+
+    running = daemon.read(Path(state_dir) / "emulator.json")
+    if running is None:
+        raise LocalEnvError(
+            f"the emulator of {state_dir} is not running",
+            fix="run the command through `orchestrator`, which starts it before the engine runs",
+        )
+    key = (state_dir, running.url, service)
+    with _clients_lock:
+        if key not in _clients_cache:
+            _clients_cache[key] = emulator.client(service, running.url, Path(state_dir) / "tls" / "cert.pem")
+        return _clients_cache[key]
+
+
+def _norm(value: Any) -> Any:
+    """Numbers come back from the engine as floats: compare 512.0 and 512 as equal."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_norm(v) for v in value]
+    return value
+
+
+def _inputs(props: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in props.items() if k != PROVIDER_KEY}
+
+
+def _exists_already(exc: Exception) -> bool:
+    """Lambda's "already exists" (ResourceConflictException; moto says ConflictException for aliases)."""
+    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+    return code in ("ResourceConflictException", "ConflictException")
+
+
+class _Provider(ResourceProvider):
+    """Diffs only the inputs each resource names (never `stateDir`, never outputs)."""
+
+    UPDATE: tuple[str, ...] = ()
+    REPLACE: tuple[str, ...] = ()
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [k for k in (*self.UPDATE, *self.REPLACE) if _norm(olds.get(k)) != _norm(news.get(k))]
+        return DiffResult(
+            changes=bool(changed),
+            replaces=[k for k in changed if k in self.REPLACE],
+            delete_before_replace=False,
+        )
+
+
+# -- bucket ---------------------------------------------------------------------------------
+
+
+class _BucketProvider(_Provider):
+    REPLACE = ("bucket",)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        s3, name = client(props["stateDir"], "s3"), props["bucket"]
+        if not self._exists(s3, name):
+            s3.create_bucket(Bucket=name)
+        s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+            },
+        )  # fmt: skip
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        # Versioned as in AWS: the promotion record relies on conditional writes, not on
+        # versions, but an overwritten model must stay recoverable.
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        # No TLS-only bucket policy: moto does not evaluate policy conditions and would deny
+        # every request. The emulator serves HTTPS only, so access is TLS regardless.
+        return CreateResult(name, {**_inputs(props), "arn": f"arn:aws:s3:::{name}"})
+
+    @staticmethod
+    def _exists(s3: Any, name: str) -> bool:
+        try:
+            s3.head_bucket(Bucket=name)
+        except s3.exceptions.ClientError:
+            return False
+        return True
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        if not self._exists(client(props["stateDir"], "s3"), id_):
+            return ReadResult(None, {})  # gone (the emulator restarted): the next `up` recreates it
+        return ReadResult(id_, _inputs(props))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        s3 = client(props["stateDir"], "s3")
+        try:
+            # A versioned bucket: every version and delete marker goes first (records, leases,
+            # models kept for rollback).
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=id_):
+                for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    s3.delete_object(Bucket=id_, Key=item["Key"], VersionId=item["VersionId"])
+            s3.delete_bucket(Bucket=id_)
+        except s3.exceptions.NoSuchBucket:
+            pass
+
+
+class Bucket(Resource, module="edgeship", name="Bucket"):
+    """A private, encrypted, versioned bucket for models and promotion records."""
+
+    arn: pulumi.Output[str]
+    bucket: pulumi.Output[str]
+
+    def __init__(self, name: str, state_dir: str, bucket: str) -> None:
+        super().__init__(_BucketProvider(), name, {"stateDir": state_dir, "bucket": bucket, "arn": None})
+
+
+# -- model object ---------------------------------------------------------------------------
+
+
+class _ModelObjectProvider(_Provider):
+    REPLACE = ("bucket", "key", "sha256")
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        s3 = client(props["stateDir"], "s3")
+        # Keys are content hashes: an object already there holds these bytes (or was tampered
+        # with, which the function's sha256 check at load exists to catch).
+        if not self._exists(s3, props["bucket"], props["key"]):
+            s3.put_object(Bucket=props["bucket"], Key=props["key"], Body=Path(props["source"]).read_bytes())
+        return CreateResult(f"{props['bucket']}/{props['key']}", _inputs(props))
+
+    @staticmethod
+    def _exists(s3: Any, bucket: str, key: str) -> bool:
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except s3.exceptions.ClientError:
+            return False
+        return True
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        s3 = client(props["stateDir"], "s3")
+        found = self._exists(s3, props["bucket"], props["key"])
+        return ReadResult(id_, _inputs(props)) if found else ReadResult(None, {})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        s3 = client(props["stateDir"], "s3")
+        with contextlib.suppress(s3.exceptions.ClientError):
+            s3.delete_object(Bucket=props["bucket"], Key=props["key"])
+
+
+class ModelObject(Resource, module="edgeship", name="ModelObject"):
+    """The model archive, stored under its sha256."""
+
+    key: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(_ModelObjectProvider(), name, props, opts)
+
+
+# -- role -----------------------------------------------------------------------------------
+
+
+class _RoleProvider(_Provider):
+    REPLACE = ("roleName", "bucket")
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        iam, name = client(props["stateDir"], "iam"), props["roleName"]
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        try:
+            arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        except iam.exceptions.EntityAlreadyExistsException:
+            arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+        # Least privilege, as in the serving program: read the models, nothing else.
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{props['bucket']}/models/*",
+                }
+            ],
+        }
+        iam.put_role_policy(RoleName=name, PolicyName="read-models", PolicyDocument=json.dumps(policy))
+        return CreateResult(name, {**_inputs(props), "arn": arn})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        iam = client(props["stateDir"], "iam")
+        try:
+            arn = iam.get_role(RoleName=id_)["Role"]["Arn"]
+        except iam.exceptions.NoSuchEntityException:
+            return ReadResult(None, {})
+        return ReadResult(id_, {**_inputs(props), "arn": arn})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        iam = client(props["stateDir"], "iam")
+        try:
+            for policy in iam.list_role_policies(RoleName=id_)["PolicyNames"]:
+                iam.delete_role_policy(RoleName=id_, PolicyName=policy)
+            iam.delete_role(RoleName=id_)
+        except iam.exceptions.NoSuchEntityException:
+            pass
+
+
+class Role(Resource, module="edgeship", name="Role"):
+    """The function's execution role."""
+
+    arn: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any]) -> None:
+        super().__init__(_RoleProvider(), name, {**props, "arn": None})
+
+
+# -- function -------------------------------------------------------------------------------
+
+
+class _FunctionProvider(_Provider):
+    # Whatever makes a new published version on AWS.
+    UPDATE = (
+        "roleArn",
+        "runtime",
+        "memoryMb",
+        "timeoutS",
+        "codeSha256",
+        "environment",
+        "reservedConcurrency",
+        "architecture",
+    )
+    REPLACE = ("functionName",)
+
+    @staticmethod
+    def _config(props: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Runtime": props["runtime"], "Role": props["roleArn"], "Handler": "handler.handler",
+            "MemorySize": int(props["memoryMb"]), "Timeout": int(props["timeoutS"]),
+            "Environment": {"Variables": dict(props["environment"])},
+        }  # fmt: skip
+
+    @staticmethod
+    def _concurrency(lam: Any, props: dict[str, Any]) -> None:
+        reserved = props.get("reservedConcurrency")
+        if reserved is None:
+            lam.delete_function_concurrency(FunctionName=props["functionName"])
+        else:
+            lam.put_function_concurrency(
+                FunctionName=props["functionName"], ReservedConcurrentExecutions=int(reserved)
+            )
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        lam = client(props["stateDir"], "lambda")
+        try:
+            created = lam.create_function(
+                FunctionName=props["functionName"], Code={"ZipFile": Path(props["codePath"]).read_bytes()},
+                Publish=True, Architectures=[props["architecture"]], **self._config(props),
+            )  # fmt: skip
+        except lam.exceptions.ClientError as exc:
+            if not _exists_already(exc):
+                raise
+            # An `up` killed between this call and its checkpoint left the function without
+            # a state entry: adopt it (publishing this code and config) rather than fail forever.
+            adopted = self._publish(lam, props["functionName"], props, code_changed=True)
+            return CreateResult(props["functionName"], adopted)
+        self._concurrency(lam, props)
+        return CreateResult(
+            props["functionName"],
+            {**_inputs(props), "version": created["Version"], "arn": created["FunctionArn"]},
+        )
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        lam = client(news["stateDir"], "lambda")
+        code_changed = any(_norm(olds.get(k)) != _norm(news.get(k)) for k in ("codeSha256", "architecture"))
+        return UpdateResult(self._publish(lam, id_, news, code_changed=code_changed))
+
+    def _publish(self, lam: Any, name: str, props: dict[str, Any], *, code_changed: bool) -> dict[str, Any]:
+        """Bring the function to `props` and publish a version (`publish = true` in serving.py)."""
+        if code_changed:
+            lam.update_function_code(
+                FunctionName=name,
+                ZipFile=Path(props["codePath"]).read_bytes(),
+                Architectures=[props["architecture"]],
+            )
+        lam.update_function_configuration(FunctionName=name, **self._config(props))
+        self._concurrency(lam, props)
+        published = lam.publish_version(FunctionName=name)
+        arn = str(published["FunctionArn"]).rsplit(":", 1)[0]  # unqualified, as create reports it
+        return {**_inputs(props), "version": published["Version"], "arn": arn}
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        lam = client(props["stateDir"], "lambda")
+        try:
+            pages = lam.get_paginator("list_versions_by_function").paginate(FunctionName=id_)
+            versions = [
+                int(v["Version"]) for page in pages for v in page["Versions"] if v["Version"] != "$LATEST"
+            ]
+        except lam.exceptions.ResourceNotFoundException:
+            return ReadResult(None, {})
+        if not versions:
+            return ReadResult(None, {})
+        # Inputs stay as declared (what diff compares); the newest version is an output.
+        return ReadResult(id_, {**_inputs(props), "version": str(max(versions))})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        lam = client(props["stateDir"], "lambda")
+        with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
+            lam.delete_function(FunctionName=id_)
+
+
+class Function(Resource, module="edgeship", name="Function"):
+    """The inference function; every update publishes a version (`version`)."""
+
+    version: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    functionName: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any]) -> None:
+        super().__init__(
+            _FunctionProvider(), name, {**props, "version": None, "arn": None},
+            # The origin secret is in the environment: never in plain text in the state.
+            pulumi.ResourceOptions(additional_secret_outputs=["environment"]),
+        )  # fmt: skip
+
+
+# -- aliases --------------------------------------------------------------------------------
+
+
+class _AliasProvider(_Provider):
+    UPDATE = ("functionVersion",)
+    REPLACE = ("functionName", "name")
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        lam = client(props["stateDir"], "lambda")
+        try:
+            lam.create_alias(
+                FunctionName=props["functionName"],
+                Name=props["name"],
+                FunctionVersion=props["functionVersion"],
+            )
+        except lam.exceptions.ClientError as exc:
+            if not _exists_already(exc):
+                raise
+            # Left by an `up` killed before its checkpoint: adopt it. `live` keeps what it
+            # serves (a release moved it); `candidate` follows the new version.
+            if props["name"] == "live":
+                serving = lam.get_alias(FunctionName=props["functionName"], Name=props["name"])[
+                    "FunctionVersion"
+                ]
+                return CreateResult(
+                    f"{props['functionName']}:{props['name']}", {**_inputs(props), "currentVersion": serving}
+                )
+            lam.update_alias(
+                FunctionName=props["functionName"],
+                Name=props["name"],
+                FunctionVersion=props["functionVersion"],
+            )
+        return CreateResult(
+            f"{props['functionName']}:{props['name']}",
+            {**_inputs(props), "currentVersion": props["functionVersion"]},
+        )
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        lam = client(news["stateDir"], "lambda")
+        lam.update_alias(
+            FunctionName=news["functionName"], Name=news["name"], FunctionVersion=news["functionVersion"]
+        )
+        return UpdateResult({**_inputs(news), "currentVersion": news["functionVersion"]})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        lam = client(props["stateDir"], "lambda")
+        try:
+            alias = lam.get_alias(FunctionName=props["functionName"], Name=props["name"])
+        except lam.exceptions.ResourceNotFoundException:
+            return ReadResult(None, {})
+        # `functionVersion` stays the declared input: a refresh after a promotion must not
+        # make the next diff move `live` back. What the alias serves is `currentVersion`.
+        return ReadResult(id_, {**_inputs(props), "currentVersion": alias["FunctionVersion"]})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        lam = client(props["stateDir"], "lambda")
+        with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
+            lam.delete_alias(FunctionName=props["functionName"], Name=props["name"])
+
+
+class Alias(Resource, module="edgeship", name="Alias"):
+    """`live` or `candidate`."""
+
+    name: pulumi.Output[str]
+    currentVersion: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(_AliasProvider(), name, {**props, "currentVersion": None}, opts)
+
+
+# -- the local edge daemon ------------------------------------------------------------------
+
+
+class _EdgeProvider(_Provider):
+    # The origin secret changes without a restart (a rotation must not drop a request).
+    ORIGIN = ("originSent", "originAccepted")
+    UPDATE = ("emulatorUrl", "functionName", "cacheTtlS", "region", "revision", *ORIGIN)
+
+    @staticmethod
+    def _start(props: dict[str, Any]) -> dict[str, Any]:
+        from orchestrator.local import daemon
+
+        state_dir = Path(props["stateDir"])
+        _write_origin(props)
+
+        def argv(port: int) -> list[str]:
+            return [
+                daemon.python(), "-m", "orchestrator.local.edge", "--state-dir", str(state_dir),
+                "--emulator", props["emulatorUrl"], "--function", props["functionName"], "--port", str(port),
+                "--cache-ttl", str(_norm(props["cacheTtlS"])), "--region", props["region"],
+            ]  # fmt: skip
+
+        def ours(edge: daemon.Daemon) -> bool:
+            # Another project's edge can answer on the port ours was meant to take (both
+            # picked 8787 at once): only an edge reporting our process's pid is ours.
+            try:
+                with urllib.request.urlopen(edge.url + "/_edgeship/status", timeout=2) as response:
+                    return bool(json.loads(response.read()).get("pid") == edge.pid)
+            except (OSError, ValueError):
+                return False
+
+        # Detached (own session, output to edge.log): the engine does not wait for it. It
+        # outlives this provider process, so none of the engine's variables go with it (the
+        # stack's passphrase among them), nor the provider's no-bytecode setting.
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("PULUMI_") and k != "PYTHONDONTWRITEBYTECODE"
+        }
+        running = daemon.start(
+            "edge", argv, state_dir / "edge.json", state_dir / "edge.log", "/_edgeship/status", 8787, env=clean,
+            inherit=False, ours=ours,
+        )  # fmt: skip
+        return {**_inputs(props), "url": running.url, "pid": running.pid}
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        from orchestrator.local import daemon
+
+        daemon.stop(Path(props["stateDir"]) / "edge.json")  # one edge per environment
+        return CreateResult("local-edge", self._start(props))
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        from orchestrator.local import daemon
+
+        changed = {k for k in self.UPDATE if _norm(olds.get(k)) != _norm(news.get(k))}
+        running = daemon.read(Path(news["stateDir"]) / "edge.json")
+        if changed <= set(self.ORIGIN) and running is not None and running.pid == _norm(olds.get("pid")):
+            # As CloudFront and the authorizer take a new header value: in place, no restart.
+            _write_origin(news)
+            urllib.request.urlopen(
+                urllib.request.Request(running.url + "/_edgeship/origin", method="POST"), timeout=10
+            ).close()
+            return UpdateResult({**_inputs(news), "url": olds["url"], "pid": olds["pid"]})
+        daemon.stop(Path(news["stateDir"]) / "edge.json")
+        return UpdateResult(self._start(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        from orchestrator.local import daemon
+
+        # Gone only when its process is: a read (refresh, a preview that refreshes) must
+        # never stop an edge, which may be serving a promotion's gate this very second.
+        running = daemon.read(Path(props["stateDir"]) / "edge.json")
+        if running is None or running.pid != _norm(props.get("pid")):
+            return ReadResult(None, {})  # the next `up` starts it again
+        return ReadResult(id_, _inputs(props))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        from orchestrator.local import daemon
+
+        daemon.stop(Path(props["stateDir"]) / "edge.json")
+
+
+def _write_origin(props: dict[str, Any]) -> None:
+    """The origin secret where the edge reads it (owner-only; never on its command line)."""
+    from orchestrator.local.origin import write_origin
+
+    write_origin(Path(props["stateDir"]), str(props["originSent"]), [str(v) for v in props["originAccepted"]])
+
+
+class Edge(Resource, module="edgeship", name="Edge"):
+    """The local edge daemon: CloudFront and API Gateway in front of the function."""
+
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(_EdgeProvider(), name, {**props, "url": None, "pid": None}, opts)

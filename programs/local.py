@@ -1,0 +1,103 @@
+"""The local environment's stack: the serving stack's shape, on the AWS API emulator.
+
+The same `edgeship:*` config as programs/serving.py (it reads it through the same
+`ServingConfig.from_stack`) and the same outputs, so a release reads both alike. The
+resources are dynamic ones (programs/emulated.py) because the AWS provider plugin is not
+needed, nor installable, to rehearse on one machine; the local edge plays CloudFront and
+the HTTP API, both on one origin: the API's own URL is under /api (requests there lack
+CloudFront's origin header and are refused, as on AWS); `/candidate/*` is the
+IAM-protected route.
+
+    Bucket ── ModelObject ─┐
+      └── Role ─────────── Function ── Alias live (its version is the release's)
+                                   └── Alias candidate (follows the newest version)
+    OriginSecret (sent, accepted) ──────────── Edge (the daemon; needs both aliases)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pulumi
+
+# The edge's cache has no id of its own (EmulatorCloud.invalidate posts to the edge).
+DISTRIBUTION_ID = "local-edge"
+
+
+def program_for(state_dir: Path) -> Callable[[], None]:
+    """The inline program of the local environment whose emulator and edge live in state_dir."""
+
+    def program() -> None:
+        from orchestrator.artifacts import sha256_file
+        from orchestrator.local import code, daemon
+        from orchestrator.local.edge import API_PREFIX, REVISION
+        from orchestrator.packaging import FUNCTION_DIR
+        from programs.emulated import Alias, Bucket, Edge, Function, ModelObject, Role
+        from programs.origin_secret import OriginSecret
+        from programs.serving import CANDIDATE_ALIAS, LIVE_ALIAS, ServingConfig
+
+        cfg = ServingConfig.from_stack()
+        region = pulumi.Config("aws").get("region") or "us-east-1"
+        sd = str(state_dir)
+        name = f"{pulumi.get_project()}-{pulumi.get_stack()}"
+        model_path = Path(cfg.model_path)
+        model_sha = sha256_file(model_path)
+        package = Path(cfg.package_path) if cfg.package_path else code.source_zip(FUNCTION_DIR, state_dir)
+        code_path, code_sha = code.store(package, state_dir)  # where the edge runs versions from
+        emulator = daemon.read(state_dir / "emulator.json")
+
+        bucket = Bucket("models", sd, f"{name}-models")
+        model = ModelObject(
+            "model",
+            {"stateDir": sd, "bucket": bucket.bucket, "key": f"models/{model_sha}.tar.gz",
+             "source": str(model_path), "sha256": model_sha},
+            # Versions published earlier still load their model (a rollback's target);
+            # destroy empties the bucket.
+            pulumi.ResourceOptions(retain_on_delete=True),
+        )  # fmt: skip
+        role = Role(
+            "function-role", {"stateDir": sd, "roleName": f"{name}-function", "bucket": bucket.bucket}
+        )
+        origin_secret = OriginSecret("origin-secret", cfg.origin_rotation)
+        function = Function(
+            "function",
+            {
+                "stateDir": sd, "functionName": f"{name}-infer", "roleArn": role.arn, "runtime": cfg.runtime,
+                "architecture": cfg.architecture, "memoryMb": cfg.memory_mb, "timeoutS": cfg.timeout_s,
+                "reservedConcurrency": cfg.reserved_concurrency, "codePath": str(code_path), "codeSha256": code_sha,
+                "environment": {
+                    "MODEL_URI": pulumi.Output.concat("s3://", bucket.bucket, "/", model.key),
+                    "MODEL_SHA256": model_sha,
+                },
+            },
+        )  # fmt: skip
+        alias = {"stateDir": sd, "functionName": function.functionName, "functionVersion": function.version}
+        # As in serving.py: `orchestrator promote` owns which version `live` serves.
+        live = Alias(
+            "live", {**alias, "name": LIVE_ALIAS}, pulumi.ResourceOptions(ignore_changes=["functionVersion"])
+        )
+        candidate = Alias("candidate", {**alias, "name": CANDIDATE_ALIAS})
+        edge = Edge(
+            "edge",
+            {"stateDir": sd, "emulatorUrl": emulator.url if emulator else "not-running",
+             "functionName": function.functionName, "cacheTtlS": cfg.cache_ttl_s, "region": region,
+             "revision": REVISION, "originSent": origin_secret.sent, "originAccepted": origin_secret.accepted},
+            pulumi.ResourceOptions(depends_on=[live, candidate]),
+        )  # fmt: skip
+
+        pulumi.export("edgeUrl", edge.url)
+        pulumi.export("apiUrl", edge.url.apply(lambda url: url + API_PREFIX))
+        pulumi.export("distributionId", DISTRIBUTION_ID)
+        pulumi.export("functionName", function.functionName)
+        pulumi.export("liveAlias", live.name)
+        pulumi.export("candidateAlias", candidate.name)
+        pulumi.export("bucket", bucket.bucket)
+        pulumi.export("modelKey", model.key)
+        pulumi.export("modelSha256", model_sha)
+        pulumi.export("publishedVersion", function.version)
+        pulumi.export("region", region)
+        pulumi.export("originSecretRotation", origin_secret.rotation)
+        pulumi.export("originSecretUrn", origin_secret.urn)
+
+    return program

@@ -1,0 +1,63 @@
+"""The contract between the two programs: the serving program (AWS) and the local program
+read the same `edgeship:*` config keys and export the same output keys, so one release
+path reads both.
+
+Both run under Pulumi's mocks here (about a second); tests/test_local_stack.py checks that
+the local stack's real outputs, from the engine, are these keys too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from programs import local, serving
+
+PACKAGE = Path(__file__).resolve()  # any file: the programs hash it and upload it as is
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        outputs = {"version": "1", "arn": "arn:mock", "url": "http://127.0.0.1:1", "value": "s",
+                   "bucket": "b", "key": "k", "name": args.inputs.get("name", args.name),
+                   "functionName": "fn", "apiEndpoint": "https://x", "domainName": "d", "executionArn": "e",
+                   "sent": "s", "accepted": ["s"], "rotation": "0:settled", "invokeArn": "i"}  # fmt: skip
+        return f"{args.name}-id", {**outputs, **args.inputs}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
+        return {}, None
+
+
+def surface(program: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[set[str], set[str]]:
+    """(config keys read in namespace edgeship, output keys exported) by one program."""
+    exported: set[str] = set()
+    read: set[str] = set()
+    real_full_key = pulumi.Config.full_key
+
+    def full_key(self: pulumi.Config, key: str) -> str:
+        name = real_full_key(self, key)
+        if name.startswith("edgeship:"):
+            read.add(name)
+        return name
+
+    monkeypatch.setattr(pulumi.Config, "full_key", full_key)
+    monkeypatch.setattr(pulumi, "export", lambda name, value: exported.add(name))
+    pulumi.runtime.set_mocks(_Mocks(), project="edgeship", stack="local", preview=False)
+    # a package, as `orchestrator up` always passes one (the serving program requires it)
+    pulumi.runtime.set_all_config({"aws:region": "eu-west-1", "edgeship:packagePath": str(PACKAGE)})
+    pulumi.runtime.test(program)()
+    return read, exported
+
+
+def test_local_and_serving_programs_share_config_and_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving_config, serving_outputs = surface(serving.program, monkeypatch)
+    local_config, local_outputs = surface(local.program_for(tmp_path), monkeypatch)
+    assert serving_outputs == local_outputs
+    assert serving_config == local_config
+    assert {"functionName", "bucket", "edgeUrl", "apiUrl", "publishedVersion", "region",
+            "originSecretRotation", "originSecretUrn"} <= local_outputs  # fmt: skip
