@@ -94,6 +94,7 @@ def run(
     argv = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,
         "--users", str(load.users), "--spawn-rate", str(load.spawn_rate), "--run-time", f"{load.duration_s:g}s",
+        "--stop-timeout", f"{stop_grace_s(late_ms):g}",
         "--html", str(html), "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
     ]  # fmt: skip
     log = out_dir / f"{name}.locust.log"
@@ -112,6 +113,20 @@ def run(
             fix="run the locustfile by hand: locust -f loadtests/locustfile.py --host URL",
         )
     return LoadRun(json.loads(stats_file.read_text()), html, stats_file)
+
+
+STOP_GRACE_MAX_S = 8.0  # below _stop_group's 10 s SIGTERM wait: Locust still writes its statistics
+
+
+def stop_grace_s(late_ms: float | None) -> float:
+    """How long Locust lets requests in flight at the end of the run finish (--stop-timeout).
+
+    Locust's default cuts them off, and the ones cut off are the slowest of the run: dropping
+    them flatters the gate's percentiles and, on a starved machine, can leave a gate with no
+    answer at all. Waiting up to the p99 budget (`late_ms`) measures every request that
+    could still pass; the ones still unanswered then are timeouts (the locustfile counts them).
+    """
+    return min(late_ms / 1000, STOP_GRACE_MAX_S) if late_ms else 0.0
 
 
 def _wait(proc: subprocess.Popen[str], timeout_s: float, should_stop: Callable[[], object] | None) -> None:
