@@ -19,6 +19,11 @@ Environment:
                        with the credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (the
                        emulator's, for the local edge) or else the ambient ones
 
+Distributed (`load.workers` > 1): the orchestrator runs this file as a master and N
+workers. Each worker sends the master what it measured since its last report, with
+Locust's own reports; the master merges them and writes the file, with the number of
+workers whose last report never came (`workers_lost`).
+
 Statistics: per version, the latencies of successful requests and the count of failed
 ones (a fast error must not make a version look fast); failures without a version header
 (`unattributed`); and requests still unanswered after the stop grace that had waited longer
@@ -86,8 +91,11 @@ SIGV4_REGION = os.environ.get("EDGESHIP_SIGV4_REGION", "")
 _versions: dict[str, dict[str, Any]] = {}
 _unattributed = {"failures": 0, "ok": 0}
 _in_flight: dict[int, float] = {}  # id of the request -> when it was sent
+_late = 0  # unanswered past EDGESHIP_LATE_MS once the users had stopped: timeouts
 LATE_MS = float(os.environ.get("EDGESHIP_LATE_MS") or 0)
 _started = time.monotonic()
+_environment: Any = None  # Locust's Environment: the runner says master, worker or alone
+_final_reports: set[str] = set()  # master: workers whose report after their stop arrived
 
 
 def _row() -> list[float]:
@@ -170,22 +178,73 @@ def _on_request(response_time: float, response: Any, exception: Any, **_: Any) -
         entry["latencies_ms"].append(round(float(response_time), 3))
 
 
+def _count_late() -> int:
+    """Once the users are stopped: requests in flight at the end had --stop-timeout (the p99
+    budget) to finish and were measured if they did. One still unanswered had waited past
+    the budget and would have failed the gate anyway; dropping it would hide the slowest
+    request of all."""
+    now = time.monotonic()
+    late = sum(1 for sent in _in_flight.values() if LATE_MS and (now - sent) * 1000 >= LATE_MS)
+    _in_flight.clear()
+    return late
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_: Any) -> None:
+    global _environment
+    _environment = environment
+
+
+@events.report_to_master.add_listener
+def _on_report_to_master(data: dict[str, Any], **_: Any) -> None:
+    # Worker: hand over what was measured since the last report. The report sent after the
+    # worker's users stopped is its last ("final"): its late requests are counted then.
+    from locust.runners import STATE_STOPPED
+
+    global _versions, _unattributed
+    final = _environment is not None and _environment.runner.state == STATE_STOPPED
+    data["edgeship"] = {
+        "versions": _versions,
+        "unattributed": _unattributed,
+        "in_flight": _count_late() if final else 0,
+        "final": final,
+    }
+    _versions, _unattributed = {}, {"failures": 0, "ok": 0}
+
+
+@events.worker_report.add_listener
+def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    # Master: merge a worker's numbers into the ones this process writes at quit.
+    global _late
+    part = data.get("edgeship")
+    if not part:
+        return
+    for version, entry in part["versions"].items():
+        mine = _versions.setdefault(version, {"latencies_ms": [], "errors": 0})
+        mine["latencies_ms"].extend(entry["latencies_ms"])
+        mine["errors"] += entry["errors"]
+    for key in _unattributed:
+        _unattributed[key] += part["unattributed"][key]
+    _late += part["in_flight"]
+    if part["final"]:
+        _final_reports.add(client_id)
+
+
 @events.quitting.add_listener
 def _on_quit(**_: Any) -> None:
     target = os.environ.get("EDGESHIP_STATS_FILE")
     if not target:
-        return
-    # Users are stopped: requests in flight at the end had --stop-timeout (the p99 budget) to
-    # finish and were measured if they did. One still unanswered had waited past the budget
-    # and would have failed the gate anyway; dropping it would hide the slowest request of all.
-    now = time.monotonic()
-    late = sum(1 for sent in _in_flight.values() if LATE_MS and (now - sent) * 1000 >= LATE_MS)
+        return  # a worker, or standalone without a file
+    options = getattr(_environment, "parsed_options", None)
+    expected = int(getattr(options, "expect_workers", 0) or 0) if getattr(options, "master", False) else 0
     data = {
-        "duration_s": round(now - _started, 3),
+        "duration_s": round(time.monotonic() - _started, 3),
         "path": PATH,
         "unattributed": _unattributed,
-        "in_flight": late,
+        "in_flight": _late + _count_late(),
         "versions": _versions,
+        "workers": expected,
+        "workers_lost": max(0, expected - len(_final_reports)),
     }
     tmp = Path(target).with_suffix(".tmp")
     tmp.write_text(json.dumps(data))

@@ -81,6 +81,7 @@ class LambdaPackage:
     artifact: Artifact
     unzipped_size: int
     files: int
+    bytecode: bool = False  # carries precompiled bytecode for its runtime
 
     @property
     def limit_ratio(self) -> float:
@@ -88,12 +89,14 @@ class LambdaPackage:
         return self.unzipped_size / LAMBDA_UNZIPPED_LIMIT
 
 
-def zip_tree(sources: list[tuple[Path, str]], out: Path) -> LambdaPackage:
-    """Zip (directory, prefix-in-zip) pairs reproducibly, skipping caches and bytecode."""
+def zip_tree(sources: list[tuple[Path, str]], out: Path, *, bytecode: bool = False) -> LambdaPackage:
+    """Zip (directory, prefix-in-zip) pairs reproducibly; bytecode only when `bytecode` says
+    the tree's was compiled for the package (anything else there is a stray local cache)."""
     entries: dict[str, Path] = {}
     for directory, prefix in sources:
         for file in directory.rglob("*"):
-            if file.is_dir() or "__pycache__" in file.parts or file.suffix in (".pyc", ".pyo"):
+            stray = "__pycache__" in file.parts or file.suffix in (".pyc", ".pyo")
+            if file.is_dir() or (stray and not bytecode):
                 continue
             arcname = f"{prefix}{file.relative_to(directory).as_posix()}"
             entries[arcname] = file
@@ -108,7 +111,9 @@ def zip_tree(sources: list[tuple[Path, str]], out: Path) -> LambdaPackage:
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, data, compresslevel=9)
             unzipped += len(data)
-    return LambdaPackage(Artifact(out, sha256_file(out), out.stat().st_size), unzipped, len(entries))
+    return LambdaPackage(
+        Artifact(out, sha256_file(out), out.stat().st_size), unzipped, len(entries), bytecode
+    )
 
 
 def model_example(path: Path) -> tuple[float, ...]:

@@ -362,6 +362,7 @@ def package(ctx: Ctx, env_name: str) -> None:
             "zipped_bytes": built.artifact.size,
             "unzipped_bytes": built.unzipped_size,
             "files": built.files,
+            "bytecode": built.bytecode,
             "limit_ratio": round(built.limit_ratio, 4),
             "import_test": tested,
         }

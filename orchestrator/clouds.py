@@ -250,6 +250,14 @@ def build_package(
             f"{built.unzipped_size / 1e6:.1f} MB unzipped ({built.limit_ratio:.0%} of Lambda's 250 MB limit)",
         )
     )
+    if not built.bytecode:
+        reporter.event(
+            ProgressEvent(
+                "diagnostic",
+                f"package {built.artifact.path.name} carries no bytecode: no working {fn.runtime} "
+                "here, so every cold start compiles the code it imports (install that Python)",
+            )
+        )
     tested = packaging.smoke_import(built.artifact.path, fn.runtime, fn.architecture)
     reporter.event(ProgressEvent("step", f"package {built.artifact.path.name}: {tested}"))
     return built, tested

@@ -8,14 +8,23 @@ terminal's Ctrl-C reaches only the driver, which decides), is killed with its gr
 every exit path, receives SIGKILL from the kernel if the driver dies (the locustfile sets
 PR_SET_PDEATHSIG at import, so even kill -9 of the driver leaves no load running), and is
 killed when it overruns its --run-time by a minute.
+
+One Locust process generates at most one core's worth of load. With `load.workers` > 1
+it runs as Locust's own distributed mode: a master (no users; it starts the test once
+every worker has connected, then merges the workers' per-version statistics into the
+same file) and that many worker processes, each in its own group like the master. A
+worker that dies fails the run at once, with its exit status and its log: its requests
+would otherwise be missing from the verdict.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +41,10 @@ LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtests" / "locustfile.py"
 
 class LoadTestError(EdgeshipError):
     """Locust did not run or wrote no statistics."""
+
+
+class WorkerLostError(LoadTestError):
+    """A Locust worker died (or stopped reporting) while the load ran."""
 
 
 class LoadRunStopped(Exception):
@@ -97,25 +110,46 @@ def run(
         "--stop-timeout", f"{stop_grace_s(late_ms):g}",
         "--html", str(html), "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
     ]  # fmt: skip
+    port = _free_port() if load.workers > 1 else 0
+    if port:
+        argv += [
+            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+            "--expect-workers", str(load.workers), "--expect-workers-max-wait", str(WORKERS_MAX_WAIT_S),
+        ]  # fmt: skip
     log = out_dir / f"{name}.locust.log"
+    workers: list[tuple[subprocess.Popen[str], Path]] = []
     with open(log, "w") as sink:
         proc = subprocess.Popen(
-            argv, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            argv, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+            start_new_session=True,
         )  # fmt: skip
         try:
-            _wait(proc, load.duration_s + 60, should_stop)
+            for i in range(load.workers if port else 0):
+                workers.append(_start_worker(port, env, out_dir / f"{name}.worker{i + 1}.log"))
+            startup_s = WORKERS_MAX_WAIT_S if port else 0
+            _wait(proc, workers, load.duration_s + stop_grace_s(late_ms) + startup_s + 60, should_stop)
         finally:
-            _stop_group(proc)
+            _stop_group(proc)  # a master tells its workers to quit and waits for their last report
+            for worker, _ in workers:
+                _stop_group(worker)
     output = log.read_text(errors="replace")
     if not stats_file.exists():
         raise LoadTestError(
             f"Locust wrote no statistics (exit {proc.returncode}): {output[-800:]}",
             fix="run the locustfile by hand: locust -f loadtests/locustfile.py --host URL",
         )
-    return LoadRun(json.loads(stats_file.read_text()), html, stats_file)
+    stats = json.loads(stats_file.read_text())
+    if stats.get("workers_lost"):
+        raise WorkerLostError(
+            f"{stats['workers_lost']} of {load.workers} Locust workers stopped reporting before the "
+            "load test ended: their requests are missing from the statistics",
+            fix="see the worker logs in the report folder; lower load.workers if the machine is short of memory",
+        )
+    return LoadRun(stats, html, stats_file)
 
 
-STOP_GRACE_MAX_S = 8.0  # below _stop_group's 10 s SIGTERM wait: Locust still writes its statistics
+WORKERS_MAX_WAIT_S = 60  # for every worker to connect before the master gives up
+STOP_GRACE_MAX_S = 8  # below _stop_group's 10 s SIGTERM wait: Locust still writes its statistics
 
 
 def stop_grace_s(late_ms: float | None) -> float:
@@ -126,10 +160,40 @@ def stop_grace_s(late_ms: float | None) -> float:
     answer at all. Waiting up to the p99 budget (`late_ms`) measures every request that
     could still pass; the ones still unanswered then are timeouts (the locustfile counts them).
     """
-    return min(late_ms / 1000, STOP_GRACE_MAX_S) if late_ms else 0.0
+    # Locust takes whole seconds: round up, never cutting the budget short.
+    return float(min(math.ceil(late_ms / 1000), STOP_GRACE_MAX_S)) if late_ms else 0.0
 
 
-def _wait(proc: subprocess.Popen[str], timeout_s: float, should_stop: Callable[[], object] | None) -> None:
+def _start_worker(port: int, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], Path]:
+    argv = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+        "--master-host", "127.0.0.1", "--master-port", str(port),
+        "--loglevel", "WARNING", "--exit-code-on-error", "0",
+    ]  # fmt: skip
+    # The master writes the statistics; a worker's environment names the file it serves.
+    worker_env = {k: v for k, v in env.items() if k != "EDGESHIP_STATS_FILE"}
+    worker_env["EDGESHIP_WORKER_OF"] = env["EDGESHIP_STATS_FILE"]
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(
+            argv, env=worker_env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+    return proc, log
+
+
+def _free_port() -> int:
+    """A loopback port for the master (the kernel's pick; the master binds it a moment later)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(
+    proc: subprocess.Popen[str],
+    workers: list[tuple[subprocess.Popen[str], Path]],
+    timeout_s: float,
+    should_stop: Callable[[], object] | None,
+) -> None:
     from orchestrator import faults
 
     deadline, fired = time.monotonic() + timeout_s, False
@@ -137,6 +201,14 @@ def _wait(proc: subprocess.Popen[str], timeout_s: float, should_stop: Callable[[
         if not fired:  # once Locust is up: a fault here lands in the middle of a gate
             fired = True
             faults.point("in-gate")
+        for i, (worker, log) in enumerate(workers):
+            # A worker quits with 0 when the master ends the test; anything else is a death.
+            if worker.poll() not in (None, 0):
+                raise WorkerLostError(
+                    f"Locust worker {i + 1} of {len(workers)} died ({_status(worker.returncode)}) "
+                    f"during the load test: {log.read_text(errors='replace').strip()[-400:] or 'no output'}",
+                    fix=f"see {log}; lower load.workers if the machine is short of memory",
+                )
         reason = should_stop() if should_stop else None
         if reason:
             raise LoadRunStopped(reason)
@@ -146,6 +218,12 @@ def _wait(proc: subprocess.Popen[str], timeout_s: float, should_stop: Callable[[
                 fix="check the edge answers at all (`orchestrator status`), or lower load.users",
             )
         time.sleep(0.1)
+
+
+def _status(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit {code}"
 
 
 def _stop_group(proc: subprocess.Popen[str]) -> None:

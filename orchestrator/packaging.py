@@ -2,7 +2,13 @@
 
 Wheels are fetched for the configured runtime and architecture (manylinux, cp3XX),
 never the build machine's, then pruned of what inference never imports (tests, ONNX
-Runtime's offline tools) and zipped reproducibly: same inputs, same sha256.
+Runtime's offline tools, headers, type stubs), compiled to bytecode for the runtime, and
+zipped reproducibly: same inputs, same sha256.
+
+Why ship bytecode: Lambda unpacks the zip on a read-only filesystem, so without it every
+cold start compiles every module it imports from source, and nothing is ever cached. The
+bytecode is `unchecked-hash` (valid without comparing timestamps, which a zip's two-second
+clock would break) and its file names say /var/task, where Lambda unpacks the code.
 """
 
 from __future__ import annotations
@@ -25,10 +31,19 @@ CODE_FILES = ("handler.py",)
 # Lambda's Python runtimes run on Amazon Linux 2023 (glibc 2.34).
 GLIBC_TAGS = ("manylinux_2_34", "manylinux_2_28", "manylinux_2_27", "manylinux_2_17", "manylinux2014")
 ARCH_TAGS = {"arm64": "aarch64", "x86_64": "x86_64"}
-# Never imported by `import onnxruntime, numpy` and InferenceSession.run.
+# Never imported by `import onnxruntime, numpy` and InferenceSession.run; the pruned zip
+# is import- and prediction-tested (tests/test_packaging.py).
 PRUNE_DIRS = ("tests", "__pycache__", "f2py")
-PRUNE_PATHS = ("bin", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools")
-PRUNE_SUFFIXES = (".pyc", ".pyi")
+PRUNE_PATHS = (
+    "bin", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools",
+    # C headers, static libraries and Cython examples: for building against numpy, not running it
+    "numpy/_core/include", "numpy/_core/lib", "numpy/random/_examples", "numpy/_pyinstaller",
+)  # fmt: skip
+# ONNX Runtime's C API library (a third of the package): the Python binding carries its own
+# copy of the runtime and never loads it (it needs only libc, libstdc++ and libgcc).
+PRUNE_GLOBS = ("onnxruntime/capi/libonnxruntime.so*",)
+PRUNE_SUFFIXES = (".pyc", ".pyi", ".pxd")
+LAMBDA_TASK_ROOT = "/var/task"
 
 
 class PackagingError(EdgeshipError):
@@ -45,6 +60,10 @@ class PackageSpec:
     with_dependencies: bool = True
     # Our pins are complete without their declared extras; baselines resolve normally.
     resolve_dependencies: bool = False
+    # Precompiled bytecode for the runtime (needs that Python here; see the module doc).
+    bytecode: bool = True
+    # The prune lists are checked against our pins only (scipy, say, imports numpy.f2py).
+    prune: bool = True
 
     @property
     def python_version(self) -> str:
@@ -66,8 +85,34 @@ def build(spec: PackageSpec, out: Path, cache: Path) -> LambdaPackage:
             shutil.copy2(spec.function_dir / name, stage / name)
         if spec.with_dependencies:
             _install_wheels(spec, stage, cache)
-            _prune(stage)
-        return zip_tree([(stage, "")], out)
+            if spec.prune:
+                _prune(stage)
+            else:  # still never ship bytecode from elsewhere: ours is compiled below
+                _prune_bytecode(stage)
+        compiled = spec.bytecode and _compile(spec.runtime, stage)
+        return zip_tree([(stage, "")], out, bytecode=compiled)
+
+
+def _compile(runtime: str, stage: Path) -> bool:
+    """Bytecode for every module, by the runtime's own interpreter (a pyc is version-bound);
+    False when this machine has none. Deterministic: one process in sorted order (workers
+    would see different interned-string states), a fixed hash seed (frozenset constants)."""
+    python = runtime_interpreter(runtime)
+    if python is None:
+        return False
+    result = subprocess.run(
+        [
+            python, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
+            "-s", str(stage), "-p", LAMBDA_TASK_ROOT, str(stage),
+        ],
+        capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise PackagingError(
+            f"could not compile the {runtime} package: {(result.stdout + result.stderr).strip()[-600:]}",
+            fix="pin versions in programs/function/requirements.txt whose sources compile with that runtime",
+        )
+    return True
 
 
 def _install_wheels(spec: PackageSpec, target: Path, cache: Path) -> None:
@@ -90,12 +135,20 @@ def _install_wheels(spec: PackageSpec, target: Path, cache: Path) -> None:
 
 def _prune(stage: Path) -> None:
     doomed = [stage / rel for rel in PRUNE_PATHS]
+    for pattern in PRUNE_GLOBS:
+        for file in stage.glob(pattern):
+            file.unlink()
     doomed += [d for d in stage.rglob("*") if d.is_dir() and d.name in PRUNE_DIRS]
     for directory in doomed:
         shutil.rmtree(directory, ignore_errors=True)
     for file in stage.rglob("*"):
         if file.is_file() and file.suffix in PRUNE_SUFFIXES:
             file.unlink()
+
+
+def _prune_bytecode(stage: Path) -> None:
+    for directory in [d for d in stage.rglob("__pycache__") if d.is_dir()]:
+        shutil.rmtree(directory)
 
 
 # What the handler imports at init; an import that aborts (onnxruntime's arm64 builds have

@@ -6,6 +6,7 @@ this file by hand and CI fails on it, so the message must be enough on its own.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -104,6 +105,9 @@ class LoadSettings:
     duration_s: float = 30.0
     # Share of gate requests sent as cacheable GET /infer?x=... (the rest POST /infer).
     get_share: float = 0.1
+    # Locust processes generating the load: 1 runs Locust alone (one core at most); more run
+    # a master and that many workers on this machine ("auto" in edgeship.toml: one per core).
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -278,6 +282,11 @@ def _typed(value: Any, kind: type, where: _Where, key: str) -> Any:
     return value
 
 
+def available_cores() -> int:
+    """The cores this process may run on (a CI runner's or a container's share, not the host's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _section(cls: type, merged: dict[str, Any], where: _Where, prefix: str) -> Any:
     _only_keys(merged, {f.name for f in fields(cls)}, where, prefix)
     values: dict[str, Any] = {}
@@ -304,6 +313,13 @@ def _section(cls: type, merged: dict[str, Any], where: _Where, prefix: str) -> A
             continue
         if f.name == "hooks":
             values[f.name] = _hooks(value, where, key)
+            continue
+        if f.name == "workers" and isinstance(value, str):
+            if value != "auto":
+                where.fail(
+                    key, f"{value!r} is not a number of processes", 'use a number, or "auto" (one per core)'
+                )
+            values[f.name] = available_cores()
             continue
         kind = {"int": int, "float": float, "str": str, "bool": bool}[str(f.type).replace(" | None", "")]
         values[f.name] = _typed(value, kind, where, key)
@@ -455,6 +471,12 @@ def _check(env: Environment, where: _Where, prefix: str) -> None:
             "load",
             "users, spawn_rate and duration_s must be positive",
             "e.g. users = 10",
+        ),
+        (
+            ld.workers >= 1,
+            "load.workers",
+            f"{ld.workers} is not a number of processes",
+            'e.g. workers = "auto"',
         ),
         (
             0 <= ld.get_share <= 1,

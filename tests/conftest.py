@@ -180,16 +180,23 @@ def local_project(tmp_path: Path) -> Any:
 
 
 def locusts_of(root: Path) -> list[int]:
-    """Pids of Locust processes still running for a project (their --html lies under it)."""
+    """Pids of Locust processes still running for a project: a single process or a master
+    (its --html lies under the project), or a worker (its environment names the run's file)."""
     pids = []
+    under = str(root).encode()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0") if b"--worker" in argv else []
         except OSError:
             continue
-        if b"locust" in argv and any(arg.startswith(str(root).encode()) for arg in argv):
+        if b"locust" not in argv:
+            continue
+        if any(arg.startswith(under) for arg in argv) or b"EDGESHIP_WORKER_OF=" + under in [
+            e[: len(b"EDGESHIP_WORKER_OF=") + len(under)] for e in environ
+        ]:
             pids.append(int(proc.name))
     return pids
 

@@ -1,9 +1,14 @@
-"""The load run's end, with a real Locust process against a loopback server whose answers
-take longer than the run: requests in flight when the run time is up are measured if they
-finish within the p99 budget, counted as timeouts if they do not, never silently dropped."""
+"""The load run, with real Locust processes against a loopback server.
+
+Its end: requests in flight when the run time is up are measured if they finish within the
+p99 budget, counted as timeouts if they do not, never silently dropped. Its workers: a
+master and N workers count every request the server answered exactly once, and a worker
+that dies fails the run with its status."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +25,16 @@ LOAD = LoadSettings(users=USERS, spawn_rate=USERS, duration_s=1, get_share=0)
 
 
 def _slow_server(delay_s: float) -> ThreadingHTTPServer:
+    answered, lock = [0], threading.Lock()
+
     class Slow(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as Locust's clients expect
+
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length", 0)))
             time.sleep(delay_s)
+            with lock:
+                answered[0] += 1
             body = b'{"prediction": 0}'
             self.send_response(200)
             self.send_header("x-function-version", "7")
@@ -36,6 +47,7 @@ def _slow_server(delay_s: float) -> ThreadingHTTPServer:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     server.daemon_threads = True
+    server.answered = answered  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -45,6 +57,69 @@ def slow(request: pytest.FixtureRequest) -> Iterator[str]:
     server = _slow_server(request.param)
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+@pytest.fixture
+def counting() -> Iterator[ThreadingHTTPServer]:
+    server = _slow_server(0.005)
+    yield server
+    server.shutdown()
+
+
+def _url(server: ThreadingHTTPServer) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_a_master_and_two_workers_count_every_answer_once(
+    counting: ThreadingHTTPServer, tmp_path: Path
+) -> None:
+    load = LoadSettings(users=4, spawn_rate=4, duration_s=2, get_share=0, workers=2)
+    run = loadrun.run(_url(counting), load, tmp_path, "pair", late_ms=2000)
+    answered = counting.answered[0]  # type: ignore[attr-defined]
+    recorded = len(run.stats["versions"]["7"]["latencies_ms"]) + run.stats["versions"]["7"]["errors"]
+    assert answered > 20 and recorded == answered, (recorded, answered)
+    assert (run.stats["workers"], run.stats["workers_lost"], run.stats["in_flight"]) == (2, 0, 0)
+    assert {p.name for p in tmp_path.glob("pair.worker*.log")} == {"pair.worker1.log", "pair.worker2.log"}
+
+
+def test_a_worker_killed_mid_run_fails_it_with_its_status(
+    counting: ThreadingHTTPServer, tmp_path: Path
+) -> None:
+    load = LoadSettings(users=4, spawn_rate=4, duration_s=20, get_share=0, workers=2)
+    killed: list[int] = []
+
+    def kill_a_worker_once_load_flows() -> None:
+        if not killed and counting.answered[0] > 20:  # type: ignore[attr-defined]
+            worker = next(pid for pid in _children() if b"--worker" in _cmdline(pid))
+            os.kill(worker, signal.SIGKILL)
+            killed.append(worker)
+
+    started = time.monotonic()
+    with pytest.raises(loadrun.WorkerLostError, match=r"Locust worker [12] of 2 died \(killed by SIGKILL\)"):
+        loadrun.run(
+            _url(counting), load, tmp_path, "kill", late_ms=2000, should_stop=kill_a_worker_once_load_flows
+        )
+    assert killed and time.monotonic() - started < 20  # failed at once, not at the end of the run
+    assert not [pid for pid in _children() if b"locust" in _cmdline(pid)]  # master and survivor gone
+
+
+def _children() -> list[int]:
+    mine = str(os.getpid())
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "stat").read_text().rsplit(")", 1)[1].split()[1] == mine:
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @pytest.mark.parametrize("slow", [1.6], indirect=True)
@@ -65,9 +140,10 @@ def test_requests_unanswered_after_the_p99_budget_are_timeouts(slow: str, tmp_pa
 
 
 @pytest.mark.parametrize(
-    ("late_ms", "grace_s"), [(None, 0.0), (0, 0.0), (400, 0.4), (6000, 6.0), (60000, 8.0)]
+    ("late_ms", "grace_s"),
+    [(None, 0.0), (0, 0.0), (400, 1.0), (1000, 1.0), (6000, 6.0), (6001, 7.0), (60000, 8.0)],
 )
-def test_the_stop_grace_is_the_p99_budget_capped_below_the_sigterm_wait(
+def test_the_stop_grace_is_the_p99_budget_in_whole_seconds_capped_below_the_sigterm_wait(
     late_ms: float | None, grace_s: float
 ) -> None:
     assert loadrun.stop_grace_s(late_ms) == grace_s

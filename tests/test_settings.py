@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def test_defaults_merge_with_environment_overrides() -> None:
         (_with({"slo": {"max_error_ratio": 2}}), "slo.max_error_ratio", "0.01"),
         (_with({"load": {"users": 0}}), "load", "users"),
         (_with({"load": {"duration_s": 0.5}}), "load.duration_s", "duration_s = 5"),
+        (_with({"load": {"workers": "many"}}), "load.workers", '"auto"'),
+        (_with({"load": {"workers": 0}}), "load.workers", '"auto"'),
         (_with({"traffic": {"lease_s": 1}}), "traffic.lease_s", "at least 3"),
         (_with({"traffic": {"hooks": "x.sh"}}), "traffic.hooks", "hooks = ["),
         (
@@ -100,6 +103,14 @@ def test_invalid_config_names_file_key_and_fix(raw: dict, key: str, fix_part: st
     assert "/proj/edgeship.toml" in err.message
     assert key in err.message
     assert err.fix and fix_part in err.fix
+
+
+@pytest.mark.parametrize(("given", "workers"), [(None, 1), (3, 3), ("auto", len(os.sched_getaffinity(0)))])
+def test_load_workers_default_to_one_process_and_auto_means_a_worker_per_core(
+    given: int | str | None, workers: int
+) -> None:
+    raw = _with({"load": {} if given is None else {"workers": given}})
+    assert settings.parse(raw, Path("/x/edgeship.toml")).environment("dev").load.workers == workers
 
 
 def test_unknown_environment_lists_known_ones() -> None:
