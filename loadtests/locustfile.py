@@ -5,29 +5,37 @@ From a gate: the orchestrator runs it headless in its own process (Locust's geve
 patching breaks boto3 and gRPC in-process) and reads the per-version statistics file
 written at quit: Locust's --json has no percentiles and its CSV lags at shutdown.
 
-Environment:
-  EDGESHIP_STATS_FILE  where to write per-version statistics (JSON) at quit
-  EDGESHIP_PATH        request path (default /infer; gates on green use /candidate/infer)
-  EDGESHIP_HEADERS     extra request headers as a JSON object
-  EDGESHIP_EXAMPLE     one input row as a JSON list (the gate passes green's, from its metadata)
-  EDGESHIP_MODEL       model.tar.gz whose metadata.json shapes the payload (default: sample)
-  EDGESHIP_LATE_MS     the p99 budget: a request still unanswered this long after it was sent,
-                       when the run ends (the gate lets requests in flight finish for up to
-                       this long: --stop-timeout), counts as a timeout
-  EDGESHIP_GET_SHARE   share of requests sent as cacheable GET /infer?x=... (default 0)
-  EDGESHIP_SIGV4_REGION  sign requests with SigV4 for API Gateway IAM auth in this region,
-                       with the credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (the
-                       emulator's, for the local edge) or else the ambient ones
+Options (Locust command-line options, each also read from the environment variable shown;
+the gate sets the variables):
+  --edgeship-path        EDGESHIP_PATH: request path (default /infer; gates on green use
+                         /candidate/infer)
+  --edgeship-headers     EDGESHIP_HEADERS: extra request headers as a JSON object
+  --edgeship-example     EDGESHIP_EXAMPLE: one input row as a JSON list (the gate passes
+                         green's, from its metadata); else from EDGESHIP_MODEL, a
+                         model.tar.gz whose metadata.json shapes the payload (default: sample)
+  --edgeship-late-ms     EDGESHIP_LATE_MS: the p99 budget: a request still unanswered this
+                         long after it was sent, when the run ends (the gate lets requests in
+                         flight finish for up to this long: --stop-timeout), is a timeout
+  --edgeship-get-share   EDGESHIP_GET_SHARE: share of requests sent as cacheable
+                         GET /infer?x=... (default 0)
+  --edgeship-sigv4-region  EDGESHIP_SIGV4_REGION: sign requests with SigV4 for API Gateway
+                         IAM auth in this region, with the credentials in AWS_ACCESS_KEY_ID/
+                         AWS_SECRET_ACCESS_KEY (the emulator's, for the local edge) or else
+                         the ambient ones (a remote worker's: its machine's own role)
+  EDGESHIP_STATS_FILE    where to write per-version statistics (JSON) at quit
 
-Distributed (`load.workers` > 1): the orchestrator runs this file as a master and N
-workers. Each worker sends the master what it measured since its last report, with
-Locust's own reports; the master merges them and writes the file, with the number of
-workers whose last report never came (`workers_lost`).
+Distributed (`load.workers` > 1, or `load.remote_workers`): the orchestrator runs this file
+as a master and N workers. Locust forwards the master's options to every worker when the
+test starts, so a worker on another machine needs only
+`locust -f locustfile.py --worker --master-host HOST --master-port PORT`. Each worker sends
+the master what it measured since its last report, with Locust's own reports; the master
+merges them and writes the file, with the number of workers whose last report never came
+(`workers_lost`).
 
 Statistics: per version, the latencies of successful requests and the count of failed
 ones (a fast error must not make a version look fast); failures without a version header
 (`unattributed`); and requests still unanswered after the stop grace that had waited longer
-than EDGESHIP_LATE_MS (`in_flight`, timeouts). The gate charges the last two to green.
+than the p99 budget (`in_flight`, timeouts). The gate charges the last two to green.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import random
 import signal
 import tarfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,34 +74,72 @@ def _die_with_parent() -> None:
 _die_with_parent()
 
 
-def _metadata() -> dict[str, Any]:
-    with tarfile.open(os.environ.get("EDGESHIP_MODEL") or SAMPLE_MODEL, "r:gz") as tar:
+def _example_of(model: str) -> list[float]:
+    with tarfile.open(model or SAMPLE_MODEL, "r:gz") as tar:
         member = tar.extractfile("metadata.json")
         assert member is not None
-        return dict(json.load(member))
+        return [float(v) for v in json.load(member)["input"]["example"]]
 
 
-def _example() -> list[float]:
-    given = os.environ.get("EDGESHIP_EXAMPLE")
-    if given:
-        return [float(v) for v in json.loads(given)]
-    return [float(v) for v in _metadata()["input"]["example"]]
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    def option(name: str, default: str, help_text: str) -> None:
+        variable = "EDGESHIP_" + name.upper().replace("-", "_")
+        parser.add_argument(
+            f"--edgeship-{name}", env_var=variable, default=default, help=help_text, include_in_web_ui=False
+        )
+
+    option("path", "/infer", "request path")
+    option("headers", "{}", "extra request headers, a JSON object")
+    option("example", "", "one input row, a JSON list (default: from EDGESHIP_MODEL's metadata)")
+    option("late-ms", "0", "the p99 budget: unanswered this long at the end is a timeout")
+    option("get-share", "0", "share of requests sent as cacheable GETs")
+    option("sigv4-region", "", "sign requests with SigV4 for this region")
 
 
-EXAMPLE = _example()
-GET_SHARE = float(os.environ.get("EDGESHIP_GET_SHARE") or 0)
-PATH = os.environ.get("EDGESHIP_PATH", "/infer")
-HEADERS = {"content-type": "application/json", **json.loads(os.environ.get("EDGESHIP_HEADERS") or "{}")}
-# Set for IAM-protected routes (the candidate route): requests are SigV4-signed.
-SIGV4_REGION = os.environ.get("EDGESHIP_SIGV4_REGION", "")
+@dataclass(frozen=True)
+class Shape:
+    """What each request looks like, from the options (a worker's arrive from the master)."""
+
+    path: str = "/infer"
+    headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
+    example: tuple[float, ...] = ()
+    late_ms: float = 0.0
+    get_share: float = 0.0
+    sigv4_region: str = ""  # set for IAM-protected routes (the candidate route)
+
+    @classmethod
+    def of(cls, options: Any) -> Shape:
+        example = options.edgeship_example
+        return cls(
+            path=options.edgeship_path,
+            headers={"content-type": "application/json", **json.loads(options.edgeship_headers or "{}")},
+            example=tuple(float(v) for v in json.loads(example)),
+            late_ms=float(options.edgeship_late_ms or 0),
+            get_share=float(options.edgeship_get_share or 0),
+            sigv4_region=options.edgeship_sigv4_region,
+        )
+
+
+SHAPE = Shape()
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_: Any) -> None:
+    global _environment
+    _environment = environment
+    options = environment.parsed_options
+    if options is not None and not options.edgeship_example and not getattr(options, "worker", False):
+        # Resolved where the model file is (alone, or the master): workers get the row itself.
+        options.edgeship_example = json.dumps(_example_of(os.environ.get("EDGESHIP_MODEL", "")))
+
 
 # version -> latencies (ms) of successes and the error count; failures without the header
 # are `unattributed`; requests sent and not yet answered are counted in `_in_flight`.
 _versions: dict[str, dict[str, Any]] = {}
 _unattributed = {"failures": 0, "ok": 0}
 _in_flight: dict[int, float] = {}  # id of the request -> when it was sent
-_late = 0  # unanswered past EDGESHIP_LATE_MS once the users had stopped: timeouts
-LATE_MS = float(os.environ.get("EDGESHIP_LATE_MS") or 0)
+_late = 0  # unanswered past the p99 budget once the users had stopped: timeouts
 _started = time.monotonic()
 _environment: Any = None  # Locust's Environment: the runner says master, worker or alone
 _final_reports: set[str] = set()  # master: workers whose report after their stop arrived
@@ -100,7 +147,7 @@ _final_reports: set[str] = set()  # master: workers whose report after their sto
 
 def _row() -> list[float]:
     # Jitter keeps every request distinct, as real traffic is.
-    return [round(v * random.uniform(0.9, 1.1), 3) for v in EXAMPLE]
+    return [round(v * random.uniform(0.9, 1.1), 3) for v in SHAPE.example]
 
 
 class InferenceUser(FastHttpUser):
@@ -112,14 +159,17 @@ class InferenceUser(FastHttpUser):
     def infer(self) -> None:
         token = object()
         _in_flight[id(token)] = time.monotonic()  # until the answer: one cut off at stop stays here
-        if GET_SHARE and random.random() < GET_SHARE:
-            target = f"{PATH}?x={','.join(str(v) for v in _row())}"
-            headers = _signed(self.host or "", "GET", target, b"") if SIGV4_REGION else HEADERS
-            self.client.get(target, headers=headers, name=f"GET {PATH}")
+        shape = SHAPE
+        if shape.get_share and random.random() < shape.get_share:
+            target = f"{shape.path}?x={','.join(str(v) for v in _row())}"
+            headers = _signed(self.host or "", "GET", target, b"") if shape.sigv4_region else shape.headers
+            self.client.get(target, headers=headers, name=f"GET {shape.path}")
         else:
             body = json.dumps({"inputs": _row()}).encode()
-            headers = _signed(self.host or "", "POST", PATH, body) if SIGV4_REGION else HEADERS
-            self.client.post(PATH, data=body, headers=headers, name=PATH)
+            headers = (
+                _signed(self.host or "", "POST", shape.path, body) if shape.sigv4_region else shape.headers
+            )
+            self.client.post(shape.path, data=body, headers=headers, name=shape.path)
         del _in_flight[id(token)]
 
 
@@ -145,16 +195,19 @@ def _signed(host: str, method: str, target: str, body: bytes) -> dict[str, str]:
     from botocore.awsrequest import AWSRequest
 
     credentials = _resolve_credentials()
-    request = AWSRequest(method=method, url=host.rstrip("/") + target, data=body, headers=HEADERS)
+    request = AWSRequest(method=method, url=host.rstrip("/") + target, data=body, headers=SHAPE.headers)
     # get_frozen_credentials refreshes expiring (assumed-role) credentials when due.
-    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", SIGV4_REGION).add_auth(request)
+    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", SHAPE.sigv4_region).add_auth(request)
     return dict(request.headers.items())
 
 
 @events.test_start.add_listener
-def _on_start(**_: Any) -> None:
-    global _started
-    if SIGV4_REGION:
+def _on_start(environment: Any, **_: Any) -> None:
+    # Before any user starts; on a worker, the master's options have arrived by now.
+    global _started, SHAPE
+    if environment.parsed_options is not None:
+        SHAPE = Shape.of(environment.parsed_options)
+    if SHAPE.sigv4_region:
         import botocore.auth  # noqa: F401  (warm: see _resolve_credentials)
 
         _resolve_credentials()
@@ -184,15 +237,10 @@ def _count_late() -> int:
     the budget and would have failed the gate anyway; dropping it would hide the slowest
     request of all."""
     now = time.monotonic()
-    late = sum(1 for sent in _in_flight.values() if LATE_MS and (now - sent) * 1000 >= LATE_MS)
+    budget = SHAPE.late_ms
+    late = sum(1 for sent in _in_flight.values() if budget and (now - sent) * 1000 >= budget)
     _in_flight.clear()
     return late
-
-
-@events.init.add_listener
-def _on_init(environment: Any, **_: Any) -> None:
-    global _environment
-    _environment = environment
 
 
 @events.report_to_master.add_listener
@@ -239,7 +287,7 @@ def _on_quit(**_: Any) -> None:
     expected = int(getattr(options, "expect_workers", 0) or 0) if getattr(options, "master", False) else 0
     data = {
         "duration_s": round(time.monotonic() - _started, 3),
-        "path": PATH,
+        "path": SHAPE.path,
         "unattributed": _unattributed,
         "in_flight": _late + _count_late(),
         "versions": _versions,

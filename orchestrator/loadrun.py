@@ -110,11 +110,13 @@ def run(
         "--stop-timeout", f"{stop_grace_s(late_ms):g}",
         "--html", str(html), "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
     ]  # fmt: skip
-    port = _free_port() if load.workers > 1 else 0
+    distributed = load.workers > 1 or load.remote_workers > 0
+    port = (load.master_port or _free_port(load.master_bind)) if distributed else 0
     if port:
+        expected = load.workers + load.remote_workers
         argv += [
-            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-            "--expect-workers", str(load.workers), "--expect-workers-max-wait", str(WORKERS_MAX_WAIT_S),
+            "--master", "--master-bind-host", load.master_bind, "--master-bind-port", str(port),
+            "--expect-workers", str(expected), "--expect-workers-max-wait", str(WORKERS_MAX_WAIT_S),
         ]  # fmt: skip
     log = out_dir / f"{name}.locust.log"
     workers: list[tuple[subprocess.Popen[str], Path]] = []
@@ -125,7 +127,8 @@ def run(
         )  # fmt: skip
         try:
             for i in range(load.workers if port else 0):
-                workers.append(_start_worker(port, env, out_dir / f"{name}.worker{i + 1}.log"))
+                log = out_dir / f"{name}.worker{i + 1}.log"
+                workers.append(_start_worker(_reach(load.master_bind), port, env, log))
             startup_s = WORKERS_MAX_WAIT_S if port else 0
             _wait(proc, workers, load.duration_s + stop_grace_s(late_ms) + startup_s + 60, should_stop)
         finally:
@@ -141,7 +144,7 @@ def run(
     stats = json.loads(stats_file.read_text())
     if stats.get("workers_lost"):
         raise WorkerLostError(
-            f"{stats['workers_lost']} of {load.workers} Locust workers stopped reporting before the "
+            f"{stats['workers_lost']} of {stats['workers']} Locust workers stopped reporting before the "
             "load test ended: their requests are missing from the statistics",
             fix="see the worker logs in the report folder; lower load.workers if the machine is short of memory",
         )
@@ -164,10 +167,10 @@ def stop_grace_s(late_ms: float | None) -> float:
     return float(min(math.ceil(late_ms / 1000), STOP_GRACE_MAX_S)) if late_ms else 0.0
 
 
-def _start_worker(port: int, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], Path]:
+def _start_worker(host: str, port: int, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], Path]:
     argv = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
-        "--master-host", "127.0.0.1", "--master-port", str(port),
+        "--master-host", host, "--master-port", str(port),
         "--loglevel", "WARNING", "--exit-code-on-error", "0",
     ]  # fmt: skip
     # The master writes the statistics; a worker's environment names the file it serves.
@@ -181,11 +184,16 @@ def _start_worker(port: int, env: dict[str, str], log: Path) -> tuple[subprocess
     return proc, log
 
 
-def _free_port() -> int:
-    """A loopback port for the master (the kernel's pick; the master binds it a moment later)."""
+def _free_port(host: str) -> int:
+    """A port for the master (the kernel's pick; the master binds it a moment later)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _reach(bind: str) -> str:
+    """Where this machine's workers find a master bound to `bind`."""
+    return "127.0.0.1" if bind in ("", "*", "0.0.0.0") else bind
 
 
 def _wait(

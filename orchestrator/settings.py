@@ -108,6 +108,12 @@ class LoadSettings:
     # Locust processes generating the load: 1 runs Locust alone (one core at most); more run
     # a master and that many workers on this machine ("auto" in edgeship.toml: one per core).
     workers: int = 1
+    # Load beyond this machine: workers started elsewhere (`locust -f loadtests/locustfile.py
+    # --worker --master-host HOST --master-port PORT`) that the master also waits for. The
+    # master then listens on master_bind:master_port (loopback and a free port otherwise).
+    remote_workers: int = 0
+    master_bind: str = "127.0.0.1"
+    master_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -477,6 +483,13 @@ def _check(env: Environment, where: _Where, prefix: str) -> None:
             "load.workers",
             f"{ld.workers} is not a number of processes",
             'e.g. workers = "auto"',
+        ),
+        (ld.remote_workers >= 0, "load.remote_workers", "must not be negative", "use 0 for none"),
+        (
+            ld.remote_workers == 0 or 0 < ld.master_port < 65536,
+            "load.master_port",
+            "remote workers need a fixed port to connect to",
+            "e.g. master_port = 5557, and master_bind = an address they can reach",
         ),
         (
             0 <= ld.get_share <= 1,

@@ -7,8 +7,11 @@ that dies fails the run with its status."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,16 +28,17 @@ LOAD = LoadSettings(users=USERS, spawn_rate=USERS, duration_s=1, get_share=0)
 
 
 def _slow_server(delay_s: float) -> ThreadingHTTPServer:
-    answered, lock = [0], threading.Lock()
+    answered, lock, seen = [0], threading.Lock(), set()
 
     class Slow(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as Locust's clients expect
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
+            body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
             time.sleep(delay_s)
             with lock:
                 answered[0] += 1
+                seen.add((self.path, len(body["inputs"])))
             body = b'{"prediction": 0}'
             self.send_response(200)
             self.send_header("x-function-version", "7")
@@ -48,6 +52,7 @@ def _slow_server(delay_s: float) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     server.daemon_threads = True
     server.answered = answered  # type: ignore[attr-defined]
+    server.seen = seen  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -80,6 +85,43 @@ def test_a_master_and_two_workers_count_every_answer_once(
     assert answered > 20 and recorded == answered, (recorded, answered)
     assert (run.stats["workers"], run.stats["workers_lost"], run.stats["in_flight"]) == (2, 0, 0)
     assert {p.name for p in tmp_path.glob("pair.worker*.log")} == {"pair.worker1.log", "pair.worker2.log"}
+
+
+def test_a_remote_worker_gets_the_request_shape_from_the_master(
+    counting: ThreadingHTTPServer, tmp_path: Path
+) -> None:
+    # "Remote": started by hand as on another machine, with none of the gate's environment;
+    # the master forwards its options (path, example row, ...) when the test starts.
+    port = _port()
+    load = LoadSettings(
+        users=4, spawn_rate=4, duration_s=2, get_share=0, workers=1, remote_workers=1, master_port=port
+    )
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("EDGESHIP_")}
+    remote = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(loadrun.LOCUSTFILE), "--worker", "--master-port", str(port)],
+        env=bare, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        example = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+        run = loadrun.run(
+            _url(counting), load, tmp_path, "remote", path="/custom/infer", example=example, late_ms=2000
+        )
+        assert remote.wait(timeout=30) == 0  # the master told it to quit
+    finally:
+        remote.kill()
+        remote.wait()
+    assert (run.stats["workers"], run.stats["workers_lost"]) == (2, 0)
+    recorded = len(run.stats["versions"]["7"]["latencies_ms"]) + run.stats["versions"]["7"]["errors"]
+    assert recorded == counting.answered[0]  # type: ignore[attr-defined]
+    assert counting.seen == {("/custom/infer", 7)}  # type: ignore[attr-defined]
+
+
+def _port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def test_a_worker_killed_mid_run_fails_it_with_its_status(

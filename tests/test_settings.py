@@ -71,6 +71,7 @@ def test_defaults_merge_with_environment_overrides() -> None:
         (_with({"load": {"duration_s": 0.5}}), "load.duration_s", "duration_s = 5"),
         (_with({"load": {"workers": "many"}}), "load.workers", '"auto"'),
         (_with({"load": {"workers": 0}}), "load.workers", '"auto"'),
+        (_with({"load": {"remote_workers": 2}}), "load.master_port", "master_port = 5557"),
         (_with({"traffic": {"lease_s": 1}}), "traffic.lease_s", "at least 3"),
         (_with({"traffic": {"hooks": "x.sh"}}), "traffic.hooks", "hooks = ["),
         (
