@@ -142,7 +142,8 @@ _in_flight: dict[int, float] = {}  # id of the request -> when it was sent
 _late = 0  # unanswered past the p99 budget once the users had stopped: timeouts
 _started = time.monotonic()
 _environment: Any = None  # Locust's Environment: the runner says master, worker or alone
-_final_reports: set[str] = set()  # master: workers whose report after their stop arrived
+_final_reports: dict[str, float] = {}  # master: worker -> its load window, once its last report came
+_window: float | None = None  # worker: seconds from its test start to its users' stop
 
 
 def _row() -> list[float]:
@@ -249,13 +250,16 @@ def _on_report_to_master(data: dict[str, Any], **_: Any) -> None:
     # worker's users stopped is its last ("final"): its late requests are counted then.
     from locust.runners import STATE_STOPPED
 
-    global _versions, _unattributed
+    global _versions, _unattributed, _window
     final = _environment is not None and _environment.runner.state == STATE_STOPPED
+    if final and _window is None:
+        _window = time.monotonic() - _started
     data["edgeship"] = {
         "versions": _versions,
         "unattributed": _unattributed,
         "in_flight": _count_late() if final else 0,
         "final": final,
+        "window_s": _window,
     }
     _versions, _unattributed = {}, {"failures": 0, "ok": 0}
 
@@ -275,7 +279,7 @@ def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
         _unattributed[key] += part["unattributed"][key]
     _late += part["in_flight"]
     if part["final"]:
-        _final_reports.add(client_id)
+        _final_reports[client_id] = float(part["window_s"] or 0)
 
 
 @events.quitting.add_listener
@@ -286,7 +290,9 @@ def _on_quit(**_: Any) -> None:
     options = getattr(_environment, "parsed_options", None)
     expected = int(getattr(options, "expect_workers", 0) or 0) if getattr(options, "master", False) else 0
     data = {
-        "duration_s": round(time.monotonic() - _started, 3),
+        # The load's length: with workers, theirs (the master's own clock also runs while it
+        # hands out users and collects the last reports, which would understate requests/s).
+        "duration_s": round(max(_final_reports.values(), default=0) or time.monotonic() - _started, 3),
         "path": SHAPE.path,
         "unattributed": _unattributed,
         "in_flight": _late + _count_late(),

@@ -460,13 +460,14 @@ def _report_text(report: dict[str, Any]) -> str:
 )
 @click.option(
     "--function-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False, path_type=Path, resolve_path=True),
     default=None,
     help="Function code to publish (default: programs/function).",
 )
 @click.option(
     "--model",
-    type=click.Path(dir_okay=False, path_type=Path),
+    # resolved here: the engine's providers run elsewhere than the caller's directory
+    type=click.Path(dir_okay=False, path_type=Path, resolve_path=True),
     default=None,
     help="Model archive to publish (default: project.model).",
 )
@@ -663,3 +664,136 @@ def _asdict(result: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
     return asdict(result)
+
+
+@main.group()
+def model() -> None:
+    """Models: pack an ONNX file and what it means into the archive edgeship ships."""
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@model.command("pack")
+@click.argument("onnx_file", metavar="MODEL.onnx", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--features", required=True, metavar="F1,F2,...", help="Input column names, in the model's order."
+)
+@click.option(
+    "--labels", default="", metavar="A,B,...", help="Class names in class order; omit for a regressor."
+)
+@click.option("--name", required=True, help="Model name, reported by every response.")
+@click.option("--version", "model_version", required=True, help="Model version, reported by every response.")
+@click.option(
+    "--example",
+    default="",
+    metavar="V1,V2,...",
+    help="One typical input row: the gates' load payload (default: 0 for every feature).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("model.tar.gz"),
+    show_default=True,
+    help="Where to write the archive.",
+)
+@json_option
+@click.pass_obj
+def model_pack(
+    ctx: Ctx,
+    onnx_file: Path,
+    features: str,
+    labels: str,
+    name: str,
+    model_version: str,
+    example: str,
+    output: Path,
+) -> None:
+    """Write model.tar.gz (model.onnx + metadata.json) and print its sha256.
+
+    The model is opened with ONNX Runtime and run once on the example row first: its input
+    must take as many features as --features names; with --labels it must output a label
+    and one probability per label (a classifier), without them one number per row (a
+    regressor). Promote it with `orchestrator promote --env E --model model.tar.gz`.
+    """
+
+    def action() -> dict[str, Any]:
+        from orchestrator.errors import UsageError
+        from orchestrator.modelpack import PackRequest, pack
+
+        try:
+            row = tuple(float(v) for v in _names(example))
+        except ValueError:
+            raise UsageError(
+                f"--example {example!r} is not a list of numbers", fix="e.g. --example 5.1,3.5"
+            ) from None
+        request = PackRequest(onnx_file, _names(features), _names(labels), name, model_version, row)
+        built = pack(request, output)
+        return {"path": str(built.path), "sha256": built.sha256, "bytes": built.size, "task": request.task}
+
+    _run(ctx, action, lambda r: f"{r['path']} ({r['task']})\nsha256 {r['sha256']}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--name", default=None, help="Project name (default: the directory's name).")
+@click.option("--force", is_flag=True, help="Overwrite the files init writes if they exist.")
+@json_option
+@click.pass_obj
+def init(ctx: Ctx, directory: Path, name: str | None, force: bool) -> None:
+    """Start shipping a model from this repository (or DIRECTORY).
+
+    \b
+    Writes:
+      edgeship.toml                          environments local, dev, staging, prod
+      .github/workflows/edgeship-deploy.yml  previews, deploys, approvals, recovery
+      models/model.tar.gz                    the sample model (replace it: `model pack`)
+    and appends a short section to README.md. Refuses to overwrite any of those files
+    unless --force (exit 6). Then: `orchestrator up --env local`.
+    """
+
+    def action() -> dict[str, Any]:
+        import re
+
+        from orchestrator.scaffold import write
+
+        root = directory.resolve()
+        project = name or re.sub(r"[^A-Za-z0-9_-]+", "-", root.name).strip("-") or "my-model"
+        root.mkdir(parents=True, exist_ok=True)
+        return {"directory": str(root), "project": project, **write(root, project, force=force)}
+
+    _run(
+        ctx,
+        action,
+        lambda r: (
+            "\n".join(f"wrote {p}" for p in r["written"] + r["readme"])
+            + "\nnext: orchestrator up --env local"
+        ),
+    )
+
+
+@main.command("install-pulumi")
+@click.option(
+    "--dir",
+    "target",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to install (default: .tools/pulumi beside edgeship.toml, where commands look first).",
+)
+@json_option
+@click.pass_obj
+def install_pulumi(ctx: Ctx, target: Path | None) -> None:
+    """Install the pinned Pulumi CLI for this project, as `make install` does in edgeship's
+    own checkout: a `pulumi` on PATH at the pinned version is linked, else the official
+    release is downloaded, else it is built with Go (several minutes, once)."""
+
+    def action() -> dict[str, Any]:
+        from orchestrator import toolchain
+
+        where = target or (ctx.settings().root / ".tools" / "pulumi")
+        toolchain.install(where)
+        return {"pulumi_root": str(where), "version": toolchain.pulumi_version(where)}
+
+    _run(ctx, action, lambda r: f"pulumi {r['version']} in {r['pulumi_root']}/bin")

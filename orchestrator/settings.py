@@ -14,6 +14,8 @@ from typing import Any, NoReturn
 
 from orchestrator.errors import ConfigError
 
+SAMPLE_MODEL = Path(__file__).resolve().parents[1] / "programs" / "function" / "sample" / "model.tar.gz"
+
 CONFIG_FILE = "edgeship.toml"
 SCHEDULES = ("canary", "linear", "all-at-once", "explicit")
 ARCHITECTURES = ("arm64", "x86_64")
@@ -237,8 +239,11 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
     secrets_provider = project.get("secrets_provider")
     if secrets_provider is not None:
         _typed(secrets_provider, str, where, "project.secrets_provider")
-    model = path.parent / _typed(
-        project.get("model", "programs/function/sample/model.tar.gz"), str, where, "project.model"
+    # Without project.model: the sample model edgeship ships (in its checkout or its wheel).
+    model = (
+        path.parent / _typed(project["model"], str, where, "project.model")
+        if "model" in project
+        else SAMPLE_MODEL
     )
 
     defaults = raw.get("defaults", {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from orchestrator.errors import ToolchainError
@@ -33,9 +34,26 @@ def pulumi_root(project_root: Path) -> Path:
         return Path(on_path).resolve().parent.parent
     raise ToolchainError(
         f"the Pulumi CLI is not installed (looked in {local / 'bin'} and on PATH)",
-        fix=f"run `make install` (builds Pulumi v{PULUMI_VERSION} with Go if needed), "
-        f"or install Pulumi v{PULUMI_VERSION} and put it on PATH",
+        fix=f"run `orchestrator install-pulumi` (or `make install` in edgeship's checkout; both build "
+        f"Pulumi v{PULUMI_VERSION} with Go if needed), or install Pulumi v{PULUMI_VERSION} and put it on PATH",
     )
+
+
+INSTALLER = Path(__file__).resolve().parent / "tools" / "install-pulumi.sh"
+
+
+def install(target: Path) -> None:
+    """Put the pinned CLI under `target`/bin with the same script `make install` runs (a CLI on
+    PATH at the pinned version is linked; else the official release; else a Go build), and the
+    dynamic-provider launcher bound to this interpreter: the one that has edgeship installed."""
+    env = {**os.environ, "EDGESHIP_TOOLS_DIR": str(target), "EDGESHIP_PYTHON": sys.executable}
+    # Its progress goes to stderr: stdout stays the command's result (`--json`).
+    done = subprocess.run(["bash", str(INSTALLER)], env=env, stdout=sys.stderr)
+    if done.returncode != 0:
+        raise ToolchainError(
+            f"installing Pulumi v{PULUMI_VERSION} into {target} failed (exit {done.returncode})",
+            fix=f"read its output above; or install Pulumi v{PULUMI_VERSION} yourself and put it on PATH",
+        )
 
 
 def is_pinned_build(root: Path) -> bool:

@@ -201,14 +201,12 @@ def locusts_of(root: Path) -> list[int]:
     return pids
 
 
-def onnx_classifier(out: Path, features: int, classes: int, version: str = "1") -> Path:
-    """A model archive of a small softmax classifier built in the test (no training needed):
-    `features` inputs, `classes` labels, the outputs the handler expects (label, probabilities)."""
+def classifier_onnx(path: Path, features: int, classes: int) -> Path:
+    """A small softmax classifier as an ONNX file (no training needed): outputs the label
+    ([N] int64) and the probabilities ([N, classes] float), as skl2onnx exports without ZipMap."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-
-    from orchestrator.artifacts import build_model_archive
 
     rng = np.random.default_rng(features * 100 + classes)
     weights = numpy_helper.from_array(rng.normal(size=(features, classes)).astype(np.float32), "W")
@@ -230,8 +228,44 @@ def onnx_classifier(out: Path, features: int, classes: int, version: str = "1") 
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(model)
-    onnx_path = out.with_suffix(".onnx")
-    onnx_path.write_bytes(model.SerializeToString())
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def regressor_onnx(path: Path, features: int) -> Path:
+    """A small linear regressor as an ONNX file: one [N, 1] float output."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(features)
+    weights = numpy_helper.from_array(rng.normal(size=(features, 1)).astype(np.float32), "W")
+    bias = numpy_helper.from_array(np.asarray([0.5], dtype=np.float32), "B")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["input", "W"], ["y0"]),
+            helper.make_node("Add", ["y0", "B"], ["variable"]),
+        ],
+        "regressor",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, features])],
+        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])],
+        initializer=[weights, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def onnx_classifier(out: Path, features: int, classes: int, version: str = "1") -> Path:
+    """A model archive of a small softmax classifier built in the test (no training needed):
+    `features` inputs, `classes` labels, the outputs the handler expects (label, probabilities)."""
+    import numpy as np
+
+    from orchestrator.artifacts import build_model_archive
+
+    rng = np.random.default_rng(features * 100 + classes)
+    onnx_path = classifier_onnx(out.with_suffix(".onnx"), features, classes)
     metadata = {
         "framework": "onnxruntime",
         "name": f"classifier-{features}x{classes}",

@@ -119,6 +119,26 @@ def test_every_deploy_job_installs_the_runtime_before_it_takes_credentials() -> 
         assert install[0] < credentials[0], f"{name}: installs after taking credentials"
 
 
+def test_every_job_that_packages_has_the_lambda_runtimes_python_for_its_bytecode() -> None:
+    # `up`, `preview` and `promote` build the zip, compiling its bytecode with the runtime's own
+    # interpreter (without one the zip has none and every cold start compiles from source).
+    from orchestrator.settings import load
+
+    runtimes = {env.function.runtime for env in load(REPO / "edgeship.toml").environments.values()}
+    for workflow in WORKFLOWS:
+        jobs = yaml.safe_load(workflow.read_text())["jobs"]
+        for name, job in jobs.items():
+            for step in _steps(job):
+                if "actions/setup-python" not in str(step.get("uses", "")):
+                    continue
+                versions = str(step["with"]["python-version"]).split()
+                assert {r.removeprefix("python") for r in runtimes} <= set(versions), (workflow.name, name)
+                assert versions[-1] == "3.11", (
+                    workflow.name,
+                    name,
+                )  # the default python stays the tested one
+
+
 def test_no_expression_is_spliced_into_a_shell_script() -> None:
     for workflow in WORKFLOWS:
         for name, job in yaml.safe_load(workflow.read_text())["jobs"].items():

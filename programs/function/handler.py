@@ -53,23 +53,30 @@ class Model:
 
     session: Any
     input_name: str
-    output_names: list[str]
+    output_names: list[str]  # a classifier's label and probabilities, or a regressor's value
     features: list[str]
-    labels: list[str]
+    labels: list[str]  # empty: a regressor
     name: str
     version: str
     sha256: str
 
     def predict(self, rows: np.ndarray) -> str:
-        """The 200 response body for these rows: class label and probabilities per row."""
-        labels, probabilities = self.session.run(self.output_names, {self.input_name: rows})
-        names = self.labels
+        """The 200 response body for these rows: per row, the class label and probabilities
+        (a classifier) or the predicted value (a regressor)."""
+        outputs = self.session.run(self.output_names, {self.input_name: rows})
         # orjson writes the float32 rows straight from numpy; building Python floats
         # and encoding with the json module cost more than the model run itself.
-        predictions = [
-            {"label": names[cls], "class": cls, "probabilities": probabilities[i]}
-            for i, cls in enumerate(labels.tolist())
-        ]
+        predictions: list[dict[str, Any]]
+        if self.labels:
+            labels, probabilities = outputs
+            names = self.labels
+            predictions = [
+                {"label": names[cls], "class": cls, "probabilities": probabilities[i]}
+                for i, cls in enumerate(labels.tolist())
+            ]
+        else:
+            values = outputs[0].reshape(len(rows), -1)[:, 0]
+            predictions = [{"value": value} for value in values]
         return orjson.dumps(
             {"predictions": predictions, "model": self.identity}, option=orjson.OPT_SERIALIZE_NUMPY
         ).decode()
@@ -101,12 +108,18 @@ def load_model(uri: str, expected_sha256: str) -> Model:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+    output = metadata.get("output", {})
+    labels = list(output.get("labels") or [])
+    declared = [output.get("label"), output.get("probabilities")] if labels else [output.get("value")]
+    # `orchestrator model pack` names the outputs; older archives list them in that order.
+    names = [o.name for o in session.get_outputs()]
+    chosen = declared if all(n in names for n in declared) else names[: len(declared)]
     return Model(
         session=session,
         input_name=session.get_inputs()[0].name,
-        output_names=[o.name for o in session.get_outputs()],
+        output_names=chosen,
         features=list(metadata["input"]["features"]),
-        labels=list(metadata["output"]["labels"]),
+        labels=labels,
         name=str(metadata["name"]),
         version=str(metadata["version"]),
         sha256=actual,
@@ -220,7 +233,9 @@ def _health() -> dict[str, Any]:
 def _rows_from_body(event: dict[str, Any], model: Model) -> np.ndarray:
     body = event.get("body")
     if body is None or body == "":
-        raise RequestError(400, "missing_body", 'send a JSON body like {"inputs": [5.1, 3.5, 1.4, 0.2]}')
+        raise RequestError(
+            400, "missing_body", f'send a JSON body like {{"inputs": [{len(model.features)} numbers]}}'
+        )
     if not isinstance(body, str):
         raise RequestError(400, "bad_body", "the body must be a string")
     if len(body) > MAX_BODY_BYTES * 2:  # cheap bound before decoding
@@ -256,7 +271,8 @@ def _rows_from_body(event: dict[str, Any], model: Model) -> np.ndarray:
         raise RequestError(
             400,
             "bad_shape",
-            'send {"inputs": [4 numbers]} for one row or {"instances": [[4 numbers], ...]} for a batch',
+            f'send {{"inputs": [{len(model.features)} numbers]}} for one row or '
+            f'{{"instances": [[{len(model.features)} numbers], ...]}} for a batch',
         )
     if "instances" in payload:
         instances = payload["instances"]
@@ -279,7 +295,9 @@ def _rows_from_query(event: dict[str, Any], model: Model) -> np.ndarray:
         return _matrix([[_number(v, f"x[{i}]") for i, v in enumerate(values)]], model)
     if not params:
         raise RequestError(
-            400, "missing_input", f"pass ?x=5.1,3.5,1.4,0.2 or ?{'=..&'.join(model.features)}=.."
+            400,
+            "missing_input",
+            f"pass ?x= and {len(model.features)} comma-separated numbers, or ?{'=..&'.join(model.features)}=..",
         )
     return _matrix([_row_from_mapping({k: v[0] for k, v in params.items()}, model)], model)
 
