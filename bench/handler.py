@@ -131,7 +131,12 @@ def _zip_sizes() -> dict[str, int]:
     sizes = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind, directory in HANDLERS.items():
-            spec = PackageSpec(function_dir=directory, resolve_dependencies=kind != "ours")
+            # arm64, as labelled below; baselines resolve their own dependencies and are not
+            # pruned (our prune lists are checked against our pins only), as in cold_start.py
+            ours = kind == "ours"
+            spec = PackageSpec(
+                architecture="arm64", function_dir=directory, resolve_dependencies=not ours, prune=ours
+            )
             sizes[kind] = build(spec, Path(tmp) / f"{kind}.zip", cache).artifact.size
     return sizes
 

@@ -80,8 +80,13 @@ class _Provider(ResourceProvider):
     UPDATE: tuple[str, ...] = ()
     REPLACE: tuple[str, ...] = ()
 
+    @staticmethod
+    def changed(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+        """The inputs among `keys` whose values differ."""
+        return [k for k in keys if _norm(olds.get(k)) != _norm(news.get(k))]
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in (*self.UPDATE, *self.REPLACE) if _norm(olds.get(k)) != _norm(news.get(k))]
+        changed = self.changed(olds, news, (*self.UPDATE, *self.REPLACE))
         return DiffResult(
             changes=bool(changed),
             replaces=[k for k in changed if k in self.REPLACE],
@@ -492,7 +497,7 @@ class _EdgeProvider(_Provider):
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         from orchestrator.local import daemon
 
-        changed = {k for k in self.UPDATE if _norm(olds.get(k)) != _norm(news.get(k))}
+        changed = set(self.changed(olds, news, self.UPDATE))
         running = daemon.read(Path(news["stateDir"]) / "edge.json")
         if changed <= set(self.ORIGIN) and running is not None and running.pid == _norm(olds.get("pid")):
             # As CloudFront and the authorizer take a new header value: in place, no restart.

@@ -179,6 +179,46 @@ def local_project(tmp_path: Path) -> Any:
     project.stop()
 
 
+class Viewers:
+    """Viewers posting `body` to the edge's /infer from `threads` threads, `pause_s` apart,
+    until the `with` block ends. `answers` holds every status; a connection that failed is
+    recorded as the error's repr (a refused or reset connection is a failed request too)."""
+
+    def __init__(self, url: str, body: bytes, threads: int = 1, pause_s: float = 0.0) -> None:
+        import threading
+
+        self.url, self.body, self.pause_s = url, body, pause_s
+        self.stop = threading.Event()
+        self.answers: list[int | str] = []
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> Viewers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=15)
+
+    def _run(self) -> None:
+        import urllib.error
+        import urllib.request
+
+        while not self.stop.wait(self.pause_s):
+            request = urllib.request.Request(
+                self.url + "/infer", self.body, {"content-type": "application/json"}, method="POST"
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    self.answers.append(response.status)
+            except urllib.error.HTTPError as error:
+                self.answers.append(error.code)
+            except OSError as error:
+                self.answers.append(repr(error))
+
+
 def locusts_of(root: Path) -> list[int]:
     """Pids of Locust processes still running for a project: a single process or a master
     (its --html lies under the project), or a worker (its environment names the run's file)."""

@@ -95,36 +95,15 @@ def _pack(project: Project, *args: str) -> tuple[int, Any]:
 def test_pack_writes_the_archive_and_prints_its_sha256(project: Project, tmp_path: Path) -> None:
     onnx_file = regressor_onnx(tmp_path / "price.onnx", 5)
     out = tmp_path / "price.tar.gz"
-    code, result = _pack(
-        project,
-        str(onnx_file),
-        "--features",
-        "a,b,c,d,e",
-        "--name",
-        "price",
-        "--version",
-        "3",
-        "-o",
-        str(out),
-    )
+    declared = (str(onnx_file), "--features", "a,b,c,d,e", "--name", "price", "--version", "3")
+    code, result = _pack(project, *declared, "-o", str(out))
     assert code == 0, result
     assert result["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest() and result["task"] == "regression"
     with tarfile.open(out) as tar:
         assert sorted(tar.getnames()) == ["metadata.json", "model.onnx"]
         assert json.load(tar.extractfile("metadata.json"))["input"]["features"] == ["a", "b", "c", "d", "e"]  # type: ignore[arg-type]
     again = tmp_path / "again.tar.gz"
-    _pack(
-        project,
-        str(onnx_file),
-        "--features",
-        "a,b,c,d,e",
-        "--name",
-        "price",
-        "--version",
-        "3",
-        "-o",
-        str(again),
-    )
+    _pack(project, *declared, "-o", str(again))
     assert again.read_bytes() == out.read_bytes()  # reproducible: the sha256 is the model's identity
 
 

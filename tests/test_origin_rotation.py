@@ -4,7 +4,6 @@ API refuses what did not come through the edge, and a rotation under load refuse
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from typing import Any
@@ -13,7 +12,7 @@ from orchestrator.local import daemon
 from orchestrator.local.origin import Origin, read_origin
 from orchestrator.progress import NullReporter
 from orchestrator.rotation import Rotation
-from tests.conftest import LocalProject, wait_for
+from tests.conftest import LocalProject, Viewers, wait_for
 
 BODY = json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]}).encode()
 
@@ -27,31 +26,6 @@ def _post(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[st
             return response.status, dict(response.headers)
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers)
-
-
-class _Users:
-    """Viewers posting to the edge without pause, from a few threads, until stopped."""
-
-    def __init__(self, url: str, threads: int = 3) -> None:
-        self.url, self.stop, self.answers = url, threading.Event(), []  # type: ignore[var-annotated]
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def __enter__(self) -> _Users:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=15)
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.answers.append(_post(self.url + "/infer")[0])
-            except OSError as error:  # a refused or reset connection is a failed request too
-                self.answers.append(repr(error))
 
 
 def test_rotating_the_origin_secret_under_load_refuses_no_request(local_project: LocalProject) -> None:
@@ -68,7 +42,7 @@ def test_rotating_the_origin_secret_under_load_refuses_no_request(local_project:
         assert status == refused and "x-function-version" not in {k.lower() for k in answer}
     assert _post(api_url + "/infer", {"x-origin-verify": before.sent})[0] == 200
 
-    with _Users(edge_url) as users:
+    with Viewers(edge_url, BODY, threads=3) as users:
         wait_for(lambda: len(users.answers) >= 30, timeout=60)
         code, rotated = local_project.json("rotate-origin-secret", "--env", "local")
         assert code == 0, rotated

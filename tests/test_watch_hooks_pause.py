@@ -9,15 +9,12 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from orchestrator.demo import faulty_function
 from orchestrator.errors import ExitCode
-from tests.conftest import LocalProject, wait_for
+from tests.conftest import LocalProject, Viewers, wait_for
 
 
 def _edit(project: LocalProject, old: str, new: str) -> None:
@@ -48,42 +45,15 @@ def _edge_url(project: LocalProject) -> str:
     return f"http://127.0.0.1:{json.loads((project.state / 'edge.json').read_text())['port']}"
 
 
-class _RealUsers:
-    """Users the load test does not imitate: they send batches, about 30 a second."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.stop = url, threading.Event()
-        self.answers: list[int] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> _RealUsers:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-
-    def _run(self) -> None:
-        body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}).encode()
-        while not self.stop.wait(0.03):
-            request = urllib.request.Request(
-                self.url + "/infer", body, {"content-type": "application/json"}, method="POST"
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    self.answers.append(response.status)
-            except urllib.error.HTTPError as error:
-                self.answers.append(error.code)
-            except OSError:
-                self.answers.append(0)
+# Users the load test does not imitate: they send batches, about 30 a second.
+BATCHES = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}).encode()
 
 
 def test_errors_seen_only_in_real_traffic_roll_back_during_the_bake(local_project: LocalProject) -> None:
     _edit(local_project, "bake_s = 0.2", "bake_s = 30")
     _up(local_project)
     bad = faulty_function(local_project.root / "batch-crash", crash_on_batch=True)
-    with _RealUsers(_edge_url(local_project)) as users:
+    with Viewers(_edge_url(local_project), BATCHES, pause_s=0.03) as users:
         code, error = local_project.json("promote", "--env", "local", "--function-dir", str(bad))
     assert code == ExitCode.GATE_FAILED, error
     assert "step 1 at 20%: Errors:" in error["message"] and "live is back on v1" in error["message"]

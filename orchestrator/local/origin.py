@@ -8,13 +8,13 @@ them without a restart and without a refused request.
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-HEADER = "x-origin-verify"
+from programs.authorizer.origin import HEADER, authorized
+
 FILE = "origin.json"
 
 
@@ -29,8 +29,7 @@ class Origin:
         supplied = headers.get(HEADER)
         if not supplied:
             return 401, "Unauthorized"
-        matches = [hmac.compare_digest(supplied.encode(), value.encode()) for value in self.accepted]
-        return None if any(matches) else (403, "Forbidden")
+        return None if authorized(supplied, self.accepted) else (403, "Forbidden")
 
 
 def write_origin(state_dir: Path, sent: str, accepted: list[str]) -> None:
