@@ -206,9 +206,10 @@ def _signed(host: str, method: str, target: str, body: bytes) -> dict[str, str]:
 def _on_start(environment: Any, **_: Any) -> None:
     # Before any user starts; on a worker, the master's options have arrived by now.
     global _started, SHAPE
-    if environment.parsed_options is not None:
-        SHAPE = Shape.of(environment.parsed_options)
-    if SHAPE.sigv4_region:
+    options = environment.parsed_options
+    if options is not None:
+        SHAPE = Shape.of(options)
+    if SHAPE.sigv4_region and not getattr(options, "master", False):  # a master sends nothing
         import botocore.auth  # noqa: F401  (warm: see _resolve_credentials)
 
         _resolve_credentials()

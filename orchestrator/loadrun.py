@@ -127,8 +127,8 @@ def run(
         )  # fmt: skip
         try:
             for i in range(load.workers if port else 0):
-                log = out_dir / f"{name}.worker{i + 1}.log"
-                workers.append(_start_worker(_reach(load.master_bind), port, env, log))
+                worker_log = out_dir / f"{name}.worker{i + 1}.log"
+                workers.append(_start_worker(_reach(load.master_bind), port, env, worker_log))
             startup_s = WORKERS_MAX_WAIT_S if port else 0
             _wait(proc, workers, load.duration_s + stop_grace_s(late_ms) + startup_s + 60, should_stop)
         finally:

@@ -33,7 +33,7 @@ GLIBC_TAGS = ("manylinux_2_34", "manylinux_2_28", "manylinux_2_27", "manylinux_2
 ARCH_TAGS = {"arm64": "aarch64", "x86_64": "x86_64"}
 # Never imported by `import onnxruntime, numpy` and InferenceSession.run; the pruned zip
 # is import- and prediction-tested (tests/test_packaging.py).
-PRUNE_DIRS = ("tests", "__pycache__", "f2py")
+PRUNE_DIRS = ("tests", "f2py")
 PRUNE_PATHS = (
     "bin", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools",
     # C headers, static libraries and Cython examples: for building against numpy, not running it
@@ -42,7 +42,7 @@ PRUNE_PATHS = (
 # ONNX Runtime's C API library (a third of the package): the Python binding carries its own
 # copy of the runtime and never loads it (it needs only libc, libstdc++ and libgcc).
 PRUNE_GLOBS = ("onnxruntime/capi/libonnxruntime.so*",)
-PRUNE_SUFFIXES = (".pyc", ".pyi", ".pxd")
+PRUNE_SUFFIXES = (".pyi", ".pxd")
 LAMBDA_TASK_ROOT = "/var/task"
 
 
@@ -85,10 +85,9 @@ def build(spec: PackageSpec, out: Path, cache: Path) -> LambdaPackage:
             shutil.copy2(spec.function_dir / name, stage / name)
         if spec.with_dependencies:
             _install_wheels(spec, stage, cache)
+            _drop_bytecode(stage)  # never ship bytecode from elsewhere: ours is compiled below
             if spec.prune:
                 _prune(stage)
-            else:  # still never ship bytecode from elsewhere: ours is compiled below
-                _prune_bytecode(stage)
         compiled = spec.bytecode and _compile(spec.runtime, stage)
         return zip_tree([(stage, "")], out, bytecode=compiled)
 
@@ -146,9 +145,11 @@ def _prune(stage: Path) -> None:
             file.unlink()
 
 
-def _prune_bytecode(stage: Path) -> None:
+def _drop_bytecode(stage: Path) -> None:
     for directory in [d for d in stage.rglob("__pycache__") if d.is_dir()]:
         shutil.rmtree(directory)
+    for file in [f for f in stage.rglob("*") if f.suffix in (".pyc", ".pyo") and f.is_file()]:
+        file.unlink()
 
 
 # What the handler imports at init; an import that aborts (onnxruntime's arm64 builds have
