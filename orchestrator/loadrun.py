@@ -136,6 +136,13 @@ def run(
             for worker, _ in workers:
                 _stop_group(worker)
     output = log.read_text(errors="replace")
+    if not stats_file.exists() and port and "Address already in use" in output:
+        raise LoadTestError(
+            f"the Locust master could not listen on {load.master_bind}:{port}: another process holds "
+            f"the port (Locust's log: {log})",
+            fix=f"free load.master_port = {port}, or leave master_port unset for a free port "
+            "(only remote workers need a fixed one)",
+        )
     if not stats_file.exists():
         raise LoadTestError(
             f"Locust wrote no statistics (exit {proc.returncode}): {output[-800:]}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -116,9 +117,27 @@ def test_a_remote_worker_gets_the_request_shape_from_the_master(
     assert counting.seen == {("/custom/infer", 7)}  # type: ignore[attr-defined]
 
 
-def _port() -> int:
-    import socket
+def test_a_master_that_cannot_start_fails_the_run_with_its_own_reason(
+    counting: ThreadingHTTPServer, tmp_path: Path
+) -> None:
+    # The master's port is taken: the master quits at once, and the error carries its own
+    # log and the fix, not a worker's (the workers only waited for a master to connect to).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        load = LoadSettings(users=2, spawn_rate=2, duration_s=2, get_share=0, workers=2, master_port=port)
+        with pytest.raises(loadrun.LoadTestError) as caught:
+            loadrun.run(_url(counting), load, tmp_path, "busy", late_ms=2000)
+    assert type(caught.value) is loadrun.LoadTestError
+    assert f"could not listen on 127.0.0.1:{port}: another process holds the port" in str(caught.value)
+    assert "busy.locust.log" in str(caught.value)  # the master's log, where Locust says why
+    assert f"free load.master_port = {port}" in (caught.value.fix or "")
+    assert counting.answered[0] == 0  # type: ignore[attr-defined]
+    assert not [pid for pid in _children() if b"locust" in _cmdline(pid)]
 
+
+def _port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
