@@ -1,6 +1,7 @@
 """edgeship from its wheel, in a repository of someone else's: the wheel is built, installed
 into a fresh virtualenv in a temporary directory (the dependencies at the versions of
-uv.lock), and everything runs from there, with no path into this checkout: `init`,
+uv.lock), and everything runs from there, with no path into this checkout, in a directory
+with packages of its own named `programs` and `loadtests`: `init`,
 `install-pulumi` (it links the pinned CLI this checkout built, found on PATH as a user's
 own install would be, instead of building it again), `model pack` of a model made here,
 `up` and `promote --env local` to promoted, and `destroy`."""
@@ -50,6 +51,11 @@ def test_the_wheel_runs_a_promotion_in_a_repository_of_its_own(tmp_path: Path) -
 
     home = tmp_path / "fraud-model"
     home.mkdir()
+    # The team's repository has packages of its own named like edgeship's top-level ones;
+    # every process edgeship starts there (the engine's providers, Locust) must use its own.
+    for name in ("programs", "loadtests"):
+        (home / name).mkdir()
+        (home / name / "__init__.py").write_text(f"raise ImportError('the repository\\'s own {name}')\n")
     env = {
         k: v
         for k, v in os.environ.items()
