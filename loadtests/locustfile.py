@@ -35,7 +35,10 @@ merges them and writes the file, with the number of workers whose last report ne
 Statistics: per version, the latencies of successful requests and the count of failed
 ones (a fast error must not make a version look fast); failures without a version header
 (`unattributed`); and requests still unanswered after the stop grace that had waited longer
-than the p99 budget (`in_flight`, timeouts). The gate charges the last two to green.
+than the p99 budget (`in_flight`, timeouts). The gate charges the last two to green. And
+how late each load-generating process ran (`generator_lag_ms`): a timer due every 10 ms,
+and how late it fired. Every answer waits as long for the process to get to it, so that
+delay is in every latency measured; the gate says so when it is large.
 """
 
 from __future__ import annotations
@@ -144,6 +147,9 @@ _started = time.monotonic()
 _environment: Any = None  # Locust's Environment: the runner says master, worker or alone
 _final_reports: dict[str, float] = {}  # master: worker -> its load window, once its last report came
 _window: float | None = None  # worker: seconds from its test start to its users' stop
+_lag_ms: list[float] = []  # how late the lag probe's timer fired, each time (see _probe_lag)
+_probe: Any = None  # the lag probe's greenlet, while users run here
+LAG_PROBE_S = 0.01
 
 
 def _row() -> list[float]:
@@ -215,6 +221,30 @@ def _on_start(environment: Any, **_: Any) -> None:
         _resolve_credentials()
     _quiet_gc()
     _started = time.monotonic()
+    if not getattr(options, "master", False):
+        import gevent
+
+        global _probe
+        _probe = gevent.spawn(_probe_lag)
+
+
+def _probe_lag() -> None:
+    """How late this process gets to what is due: a response ready on its socket waits just
+    as long as this timer does, behind other users' work, a collection or a busy core."""
+    import gevent
+
+    while True:
+        due = time.monotonic() + LAG_PROBE_S
+        gevent.sleep(LAG_PROBE_S)
+        _lag_ms.append(round(max(0.0, time.monotonic() - due) * 1000, 3))
+
+
+@events.test_stop.add_listener
+def _on_stop(**_: Any) -> None:
+    global _probe
+    if _probe is not None:  # users stopped: an idle loop is no measure of the load's
+        _probe.kill(block=False)
+        _probe = None
 
 
 def _quiet_gc() -> None:
@@ -269,7 +299,7 @@ def _on_report_to_master(data: dict[str, Any], **_: Any) -> None:
     # worker's users stopped is its last ("final"): its late requests are counted then.
     from locust.runners import STATE_STOPPED
 
-    global _versions, _unattributed, _window
+    global _versions, _unattributed, _window, _lag_ms
     final = _environment is not None and _environment.runner.state == STATE_STOPPED
     if final and _window is None:
         _window = time.monotonic() - _started
@@ -279,8 +309,9 @@ def _on_report_to_master(data: dict[str, Any], **_: Any) -> None:
         "in_flight": _count_late() if final else 0,
         "final": final,
         "window_s": _window,
+        "lag_ms": _lag_ms,
     }
-    _versions, _unattributed = {}, {"failures": 0, "ok": 0}
+    _versions, _unattributed, _lag_ms = {}, {"failures": 0, "ok": 0}, []
 
 
 @events.worker_report.add_listener
@@ -297,6 +328,7 @@ def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
     for key in _unattributed:
         _unattributed[key] += part["unattributed"][key]
     _late += part["in_flight"]
+    _lag_ms.extend(part.get("lag_ms", ()))
     if part["final"]:
         _final_reports[client_id] = float(part["window_s"] or 0)
 
@@ -318,6 +350,7 @@ def _on_quit(**_: Any) -> None:
         "versions": _versions,
         "workers": expected,
         "workers_lost": max(0, expected - len(_final_reports)),
+        "generator_lag_ms": _lag_ms,
     }
     tmp = Path(target).with_suffix(".tmp")
     tmp.write_text(json.dumps(data))

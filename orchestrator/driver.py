@@ -376,17 +376,17 @@ class Driver:
                 StepReport(name, weight, str(result.verdict), result.reasons,
                            result.green.to_dict() if result.green else None,
                            result.blue.to_dict() if result.blue else None, run.html.name, attempt,
-                           result.skipped)
+                           result.skipped, result.caveats)
             )  # fmt: skip
-            self.say(ProgressEvent("gate", f"gate {name}: {result.verdict} ({'; '.join(result.reasons)})",
-                                   data=result.to_dict()))  # fmt: skip
+            said = "; ".join([*result.reasons, *result.caveats])
+            self.say(ProgressEvent("gate", f"gate {name}: {result.verdict} ({said})", data=result.to_dict()))
             if result.verdict == gate.Verdict.PASS:
                 return Step(Outcome.DONE)
             if result.verdict == gate.Verdict.FAIL:
-                return Step(Outcome.FAILED, f"gate {name} failed: {'; '.join(result.reasons)}")
+                return Step(Outcome.FAILED, f"gate {name} failed: {said}")
         return Step(
             Outcome.FAILED,
-            f"gate {name} stayed inconclusive after one extension: {'; '.join(result.reasons)} "
+            f"gate {name} stayed inconclusive after one extension: {'; '.join([*result.reasons, *result.caveats])} "
             "(raise load.users or load.duration_s, or lower slo.min_samples)",
         )
 

@@ -62,6 +62,7 @@ class LoadStats:
     errors: dict[str, int]  # version -> failed requests it answered
     unattributed_failures: int = 0  # failed with no version header (timeouts, 5xx from the edge...)
     in_flight: int = 0  # still waiting for an answer when the test stopped: timeouts
+    generator_lag_ms: list[float] = field(default_factory=list)  # how late the load generator ran
 
     @staticmethod
     def read(data: dict[str, Any]) -> LoadStats:
@@ -75,6 +76,7 @@ class LoadStats:
             {v: int(e.get("errors", 0)) for v, e in versions.items()},
             int(failures),
             int(data.get("in_flight", 0)),
+            [float(x) for x in data.get("generator_lag_ms", [])],
         )
 
     def pooled(self, other: LoadStats) -> LoadStats:
@@ -86,6 +88,7 @@ class LoadStats:
             {v: self.errors.get(v, 0) + other.errors.get(v, 0) for v in versions},
             self.unattributed_failures + other.unattributed_failures,
             self.in_flight + other.in_flight,
+            self.generator_lag_ms + other.generator_lag_ms,
         )
 
     def answered(self, version: str) -> int:
@@ -104,6 +107,7 @@ class GateResult:
     unattributed: int = 0
     others: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)  # what the numbers carry besides the service
 
     def to_dict(self) -> dict[str, Any]:
         """For reports."""
@@ -111,6 +115,7 @@ class GateResult:
             "verdict": str(self.verdict),
             "reasons": self.reasons,
             "skipped": self.skipped,
+            "caveats": self.caveats,
             "green": self.green.to_dict() if self.green else None,
             "blue": self.blue.to_dict() if self.blue else None,
             "unattributed": self.unattributed,
@@ -191,6 +196,30 @@ def judge(
     return GateResult(verdict, reasons or ["all thresholds met"], green, blue, skipped=skipped)
 
 
+# The load generator's own delay (p95) past this share of the p95 budget is named with the verdict.
+GENERATOR_LAG_SHARE = 0.1
+
+
+def generator_caveats(lag_ms: list[float], slo: SloSettings) -> list[str]:
+    """What the load generator's own delay means for this gate's latencies.
+
+    Every answer waits for the generator to get to it, so its delay is in every latency the
+    gate measured, green's and blue's alike. The verdict stands (a gate failed on a late
+    generator still rolls back: safe, and the reason says to look here); the caveat says
+    how much of the budget the generator took, and what to change.
+    """
+    if not lag_ms or slo.p95_ms <= 0:
+        return []
+    late = percentile(sorted(lag_ms), 95)
+    if late <= slo.p95_ms * GENERATOR_LAG_SHARE:
+        return []
+    return [
+        f"the load generator ran late (its own delay p95 {late:.1f} ms, {late / slo.p95_ms:.0%} of the "
+        f"p95 budget) and that delay is in every latency it measured: lower load.users, or run "
+        f"load.workers on cores the service does not use"
+    ]
+
+
 def judge_stats(stats: LoadStats, blue: str, green: str, slo: SloSettings, green_share: float) -> GateResult:
     """Judge a load test per version, charging green with every failure no version answered.
 
@@ -226,7 +255,8 @@ def judge_stats(stats: LoadStats, blue: str, green: str, slo: SloSettings, green
         reasons = [f"a third version answered: {named}; only v{blue or '-'} and v{green} should", *reasons]
     if verdict == Verdict.FAIL and reasons and reasons[-1] == "all thresholds met":
         reasons.remove("all thresholds met")
-    return GateResult(verdict, reasons, result.green, result.blue, charged, others, result.skipped)
+    caveats = generator_caveats(stats.generator_lag_ms, slo)
+    return GateResult(verdict, reasons, result.green, result.blue, charged, others, result.skipped, caveats)
 
 
 def from_stats_file(

@@ -22,6 +22,7 @@ class StepReport:
     html: str | None = None
     attempt: int = 1  # attempt 2 is judged on both attempts' requests pooled
     skipped: list[str] = field(default_factory=list)  # checks not applied, each with its reason
+    caveats: list[str] = field(default_factory=list)  # what the gate's numbers carry besides the service
 
 
 @dataclass
@@ -112,6 +113,9 @@ def markdown(report: PromotionReport) -> str:
     skipped = sorted({f"- {s.name}: {why}" for s in report.steps for why in s.skipped})
     if skipped:
         lines += ["", "Checks not applied:", *skipped]
+    caveats = [f"- {s.name}: {why}" for s in report.steps for why in s.caveats]
+    if caveats:
+        lines += ["", "Caveats:", *caveats]
     return "\n".join(lines) + "\n"
 
 

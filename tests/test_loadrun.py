@@ -85,6 +85,7 @@ def test_a_master_and_two_workers_count_every_answer_once(
     recorded = len(run.stats["versions"]["7"]["latencies_ms"]) + run.stats["versions"]["7"]["errors"]
     assert answered > 20 and recorded == answered, (recorded, answered)
     assert (run.stats["workers"], run.stats["workers_lost"], run.stats["in_flight"]) == (2, 0, 0)
+    assert len(run.stats["generator_lag_ms"]) >= 50  # the workers' lag probes, merged on the master
     assert {p.name for p in tmp_path.glob("pair.worker*.log")} == {"pair.worker1.log", "pair.worker2.log"}
 
 
@@ -115,6 +116,29 @@ def test_a_remote_worker_gets_the_request_shape_from_the_master(
     recorded = len(run.stats["versions"]["7"]["latencies_ms"]) + run.stats["versions"]["7"]["errors"]
     assert recorded == counting.answered[0]  # type: ignore[attr-defined]
     assert counting.seen == {("/custom/infer", 7)}  # type: ignore[attr-defined]
+
+
+def test_a_frozen_load_generator_shows_in_its_lag(counting: ThreadingHTTPServer, tmp_path: Path) -> None:
+    # Locust stopped for half a second mid-run (a busy core, a long collection): every answer
+    # waited that long for it, and so did its lag probe, which is what the gate reads.
+    load = LoadSettings(users=2, spawn_rate=2, duration_s=3, get_share=0)
+    frozen: list[int] = []
+
+    def freeze_once_load_flows() -> None:
+        if not frozen and counting.answered[0] > 20:  # type: ignore[attr-defined]
+            (locust,) = [pid for pid in _children() if b"locust" in _cmdline(pid)]
+            os.kill(locust, signal.SIGSTOP)
+            time.sleep(0.5)
+            os.kill(locust, signal.SIGCONT)
+            frozen.append(locust)
+
+    run = loadrun.run(
+        _url(counting), load, tmp_path, "frozen", late_ms=2000, should_stop=freeze_once_load_flows
+    )
+    assert frozen
+    lag = run.stats["generator_lag_ms"]
+    assert max(lag) >= 400, sorted(lag)[-5:]
+    assert sorted(lag)[len(lag) // 2] < 100  # the rest of the run was on time
 
 
 def test_a_master_that_cannot_start_fails_the_run_with_its_own_reason(

@@ -183,6 +183,44 @@ def test_every_skipped_check_says_why(slo: dict[str, Any], blue: str, skipped_pa
     assert result.to_dict()["skipped"] == result.skipped
 
 
+@pytest.mark.parametrize(
+    ("lag_ms", "green_ok", "verdict", "caveat"),
+    [
+        ([], [10.0] * 100, Verdict.PASS, None),  # an old statistics file: nothing known
+        ([0.2] * 95 + [9.0] * 5, [10.0] * 100, Verdict.PASS, None),  # p95 0.2 ms: nothing to say
+        ([0.2] * 94 + [10.0] * 6, [10.0] * 100, Verdict.PASS, None),  # p95 at 10% of the budget: still fine
+        (
+            [0.2] * 90 + [10.5] * 10,
+            [10.0] * 100,
+            Verdict.PASS,
+            "own delay p95 10.5 ms, 10% of the p95 budget",
+        ),
+        # a late generator makes green slow: the verdict stands, and says where to look
+        ([40.0] * 100, [150.0] * 100, Verdict.FAIL, "own delay p95 40.0 ms, 40% of the p95 budget"),
+    ],
+)
+def test_a_late_load_generator_is_named_with_the_verdict(
+    lag_ms: list[float], green_ok: list[float], verdict: Verdict, caveat: str | None
+) -> None:
+    result = gate.from_stats_file(
+        {**_file([10.0] * 200, green_ok), "generator_lag_ms": lag_ms}, "1", "2", SLO, 0.5
+    )
+    assert result.verdict == verdict
+    if caveat is None:
+        assert result.caveats == []
+    else:
+        assert len(result.caveats) == 1 and caveat in result.caveats[0], result.caveats
+        assert "lower load.users, or run load.workers on cores the service does not use" in result.caveats[0]
+    assert result.to_dict()["caveats"] == result.caveats
+
+
+def test_the_extension_pools_the_generator_delay_of_both_attempts() -> None:
+    first = gate.LoadStats.read({**_file([10.0] * 300, [10.0] * 40), "generator_lag_ms": [50.0] * 10})
+    second = gate.LoadStats.read({**_file([10.0] * 300, [10.0] * 70), "generator_lag_ms": [0.1] * 290})
+    assert first.pooled(second).generator_lag_ms == [50.0] * 10 + [0.1] * 290
+    assert gate.judge_stats(first.pooled(second), "1", "2", SLO, 0.1).caveats == []  # p95 of 300: 0.1 ms
+
+
 def test_old_stats_files_with_a_plain_unattributed_count_still_read() -> None:
     data = {"duration_s": 1, "unattributed": 4, "versions": {"2": {"latencies_ms": [1.0], "errors": 0}}}
     assert gate.LoadStats.read(data).unattributed_failures == 4

@@ -1,0 +1,29 @@
+"""report.md: what a reader of a promotion's summary sees besides the table."""
+
+from __future__ import annotations
+
+from orchestrator.report import PromotionReport, StepReport, markdown
+
+
+def test_report_md_lists_each_gates_caveats_and_skipped_checks() -> None:
+    report = PromotionReport(
+        id="p1", env="prod", blue="1", green="2", schedule="canary", outcome="rolled_back"
+    )
+    late = "the load generator ran late (its own delay p95 40.0 ms, 40% of the p95 budget)"
+    report.steps = [
+        StepReport(
+            "pre-traffic", 0, "pass", ["all thresholds met"], None, None, skipped=["min rps: disabled"]
+        ),
+        StepReport("step 1", 10, "fail", ["green p95 150.0 ms > 100 ms"], None, None, caveats=[late]),
+    ]
+    text = markdown(report)
+    assert text.endswith(
+        f"Checks not applied:\n- pre-traffic: min rps: disabled\n\nCaveats:\n- step 1: {late}\n"
+    )
+    assert report.to_dict()["steps"][1]["caveats"] == [late]
+
+
+def test_report_md_has_no_caveats_section_when_every_gate_measured_cleanly() -> None:
+    report = PromotionReport(id="p1", env="prod", blue="1", green="2", schedule="canary", outcome="promoted")
+    report.steps = [StepReport("step 1", 10, "pass", ["all thresholds met"], None, None)]
+    assert "Caveats" not in markdown(report)
