@@ -37,8 +37,9 @@ ones (a fast error must not make a version look fast); failures without a versio
 (`unattributed`); and requests still unanswered after the stop grace that had waited longer
 than the p99 budget (`in_flight`, timeouts). The gate charges the last two to green. And
 how late each load-generating process ran (`generator_lag_ms`): a timer due every 10 ms,
-and how late it fired. Every answer waits as long for the process to get to it, so that
-delay is in every latency measured; the gate says so when it is large.
+and how late it fired. An answer waits for the process to get to it too, so that delay is
+in the latencies measured (a lower bound on what the generator adds: docs/performance.md);
+the gate says so when it is large.
 """
 
 from __future__ import annotations
@@ -229,8 +230,8 @@ def _on_start(environment: Any, **_: Any) -> None:
 
 
 def _probe_lag() -> None:
-    """How late this process gets to what is due: a response ready on its socket waits just
-    as long as this timer does, behind other users' work, a collection or a busy core."""
+    """How late this process gets to what is due: a response ready on its socket waits behind
+    the same work (other users', a collection, a busy core) as this timer does."""
     import gevent
 
     while True:

@@ -10,6 +10,7 @@ the environment's stack (orchestrator/targets.py), whichever cloud holds it:
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -152,8 +153,14 @@ class EmulatorCloud:
         from orchestrator.local import emulator
 
         running = emulator.running(self.state_dir)
-        if running is not None:
-            self._marker.write_text(_identity(running))
+        if running is None or self._reconciled_with() == _identity(running):
+            return
+        # Atomically: a command reading it meanwhile (`status` during a promotion's publish)
+        # must see the old identity or the new one, never an empty file that reads as
+        # "the emulator was restarted".
+        temporary = self._marker.with_name(f"{self._marker.name}.{os.getpid()}.tmp")
+        temporary.write_text(_identity(running))
+        os.replace(temporary, self._marker)
 
     @property
     def _marker(self) -> Path:

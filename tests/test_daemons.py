@@ -117,3 +117,43 @@ def test_two_starts_racing_for_one_preferred_port_each_get_their_own(tmp_path: P
     finally:
         for name in ("a", "b"):
             daemon.stop(tmp_path / name / "fake.json")
+
+
+def test_a_command_reading_the_emulator_marker_while_it_is_rewritten_never_sees_a_restart(
+    tmp_path: Path,
+) -> None:
+    # `status` during a promotion's publish: the publish rewrites which emulator the stack
+    # was reconciled with while `status` reads it. A half-written (empty) marker would read
+    # as "the local emulator was restarted" and fail `status` with exit 2.
+    from orchestrator import clouds, settings
+    from tests.conftest import LocalProject
+
+    project = LocalProject(tmp_path)
+    loaded = settings.load(project.config)
+    cloud = clouds.EmulatorCloud(loaded, loaded.environment("local"))
+    marker = cloud.state_dir / "reconciled-with-emulator"
+    emulator.ensure(cloud.state_dir)
+    try:
+        cloud.reconciled()
+        identity = marker.read_text()
+        seen: set[str] = set()
+        done = threading.Event()
+
+        def read() -> None:
+            while not done.is_set():
+                seen.add(marker.read_text())
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            for _ in range(200):
+                (tmp_path / "other").write_text("another emulator")
+                (tmp_path / "other").replace(marker)  # as if reconciled with another one before
+                cloud.reconciled()
+        finally:
+            done.set()
+            reader.join()
+        assert seen == {identity, "another emulator"}
+        assert cloud.client("s3") is not None  # this emulator, as reconciled last
+    finally:
+        assert emulator.stop(cloud.state_dir)
