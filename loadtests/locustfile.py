@@ -212,20 +212,20 @@ def _signed(host: str, method: str, target: str, body: bytes) -> dict[str, str]:
 @events.test_start.add_listener
 def _on_start(environment: Any, **_: Any) -> None:
     # Before any user starts; on a worker, the master's options have arrived by now.
-    global _started, SHAPE
+    global _started, SHAPE, _probe
     options = environment.parsed_options
     if options is not None:
         SHAPE = Shape.of(options)
-    if SHAPE.sigv4_region and not getattr(options, "master", False):  # a master sends nothing
+    sends = not getattr(options, "master", False)  # a master sends nothing
+    if SHAPE.sigv4_region and sends:
         import botocore.auth  # noqa: F401  (warm: see _resolve_credentials)
 
         _resolve_credentials()
     _quiet_gc()
     _started = time.monotonic()
-    if not getattr(options, "master", False):
+    if sends:
         import gevent
 
-        global _probe
         _probe = gevent.spawn(_probe_lag)
 
 

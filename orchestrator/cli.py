@@ -755,12 +755,10 @@ def init(ctx: Ctx, directory: Path, name: str | None, force: bool) -> None:
     """
 
     def action() -> dict[str, Any]:
-        import re
-
-        from orchestrator.scaffold import write
+        from orchestrator.scaffold import project_name, write
 
         root = directory.resolve()
-        project = name or re.sub(r"[^A-Za-z0-9_-]+", "-", root.name).strip("-") or "my-model"
+        project = name or project_name(root)
         root.mkdir(parents=True, exist_ok=True)
         return {"directory": str(root), "project": project, **write(root, project, force=force)}
 

@@ -386,7 +386,7 @@ class Driver:
                 return Step(Outcome.FAILED, f"gate {name} failed: {said}")
         return Step(
             Outcome.FAILED,
-            f"gate {name} stayed inconclusive after one extension: {'; '.join([*result.reasons, *result.caveats])} "
+            f"gate {name} stayed inconclusive after one extension: {said} "
             "(raise load.users or load.duration_s, or lower slo.min_samples)",
         )
 

@@ -41,6 +41,11 @@ class PackRequest:
     def task(self) -> str:
         return CLASSIFICATION if self.labels else REGRESSION
 
+    @property
+    def row(self) -> tuple[float, ...]:
+        """The example row: the one given, or 0.0 per feature."""
+        return self.example or (0.0,) * len(self.features)
+
 
 @dataclass(frozen=True)
 class Graph:
@@ -68,7 +73,7 @@ def metadata(request: PackRequest, graph: Graph) -> dict[str, Any]:
             "name": graph.input_name,
             "dtype": "float32",
             "features": list(request.features),
-            "example": list(request.example or (0.0,) * len(request.features)),
+            "example": list(request.row),
         },
         "output": output,
     }
@@ -118,7 +123,7 @@ def check(request: PackRequest, graph: Graph) -> None:
 def _classifier_outputs(graph: Graph) -> tuple[str, str]:
     """(label output, probabilities output): the integer one and the float matrix."""
     labels = [name for name, kind, shape in graph.outputs if "int" in kind and len(shape) == 1]
-    probabilities = [name for name, kind, shape in graph.outputs if "float" in kind and len(shape) == 2]
+    probabilities = [name for name, kind, shape in graph.outputs if _is_probabilities(kind, shape)]
     if len(graph.outputs) != 2 or len(labels) != 1 or len(probabilities) != 1:
         kinds = ", ".join(f"{n}: {k} {list(s)}" for n, k, s in graph.outputs)
         raise ModelPackError(
@@ -130,9 +135,13 @@ def _classifier_outputs(graph: Graph) -> tuple[str, str]:
     return labels[0], probabilities[0]
 
 
+def _is_probabilities(kind: str, shape: tuple[Any, ...]) -> bool:
+    return "float" in kind and len(shape) == 2  # [N, classes]
+
+
 def _class_count(graph: Graph) -> int | None:
     for _, kind, shape in graph.outputs:
-        if "float" in kind and len(shape) == 2:
+        if _is_probabilities(kind, shape):
             return int(shape[1])
     return None
 
@@ -164,7 +173,7 @@ def inspect(request: PackRequest) -> Graph:
     features = len(request.features)
     if isinstance(width, int) and width != features:
         return Graph(inputs[0].name, width, ())  # check() names the mismatch
-    row = np.asarray([list(request.example or (0.0,) * features)], dtype=np.float32)
+    row = np.asarray([list(request.row)], dtype=np.float32)
     try:
         results = session.run(None, {inputs[0].name: row})
     except Exception as exc:

@@ -102,10 +102,10 @@ USER_TESTS = """  tests:
     permissions:
       contents: read
     steps:
-      - uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1
+      - uses: {checkout}
         with:
           persist-credentials: false
-      - uses: actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97 # v7.0.0
+      - uses: {setup_python}
         with:
           python-version: "3.11"
       - name: Install
@@ -123,7 +123,12 @@ def deploy_workflow() -> str:
     if match is None:
         raise TemplateError("the deploy workflow template has no tests job to rewrite", fix="report this bug")
     pin = _pin()
-    text = text[: match.start()] + USER_TESTS.format(pin=pin) + text[match.end() :]
+    # The actions at the pins the template's other jobs use: one place to bump them.
+    pinned = {
+        name: _pinned_action(text, f"actions/{name.replace('_', '-')}")
+        for name in ("checkout", "setup_python")
+    }
+    text = text[: match.start()] + USER_TESTS.format(pin=pin, **pinned) + text[match.end() :]
     text = _rewrite(text, "(ci.yml, called below)", "(the tests job below)", "deploy workflow")
     text = _rewrite(
         text, "The runtime only, from uv.lock.", "This release of edgeship, pinned.", "deploy workflow"
@@ -131,6 +136,19 @@ def deploy_workflow() -> str:
     return _rewrite(
         text, "run: make install-runtime", f'run: python -m pip install "{pin}"', "deploy workflow"
     )
+
+
+def _pinned_action(workflow: str, action: str) -> str:
+    """`action@sha # version` as the workflow pins it."""
+    found = re.search(rf"uses: ({re.escape(action)}@[0-9a-f]{{40}} # \S+)", workflow)
+    if found is None:
+        raise TemplateError(f"the deploy workflow template does not pin {action}", fix="report this bug")
+    return found.group(1)
+
+
+def project_name(root: Path) -> str:
+    """A project name from the repository's directory name (Pulumi's allowed characters)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", root.name).strip("-") or "my-model"
 
 
 def readme_section() -> str:

@@ -26,12 +26,11 @@ from typing import Any
 
 import pulumi
 
-from orchestrator.settings import EdgeSettings, FunctionSettings
+from orchestrator.settings import SAMPLE_MODEL, EdgeSettings, FunctionSettings
 from programs.authorizer.origin import HEADER as ORIGIN_HEADER
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 AUTHORIZER = Path(__file__).resolve().parent / "authorizer" / "origin.py"
-SAMPLE_MODEL = FUNCTION_DIR / "sample" / "model.tar.gz"
 LIVE_ALIAS = "live"
 CANDIDATE_ALIAS = "candidate"
 # AWS-managed policies, identical in every account and region.

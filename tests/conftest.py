@@ -245,7 +245,6 @@ def classifier_onnx(path: Path, features: int, classes: int) -> Path:
     """A small softmax classifier as an ONNX file (no training needed): outputs the label
     ([N] int64) and the probabilities ([N, classes] float), as skl2onnx exports without ZipMap."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(features * 100 + classes)
@@ -266,6 +265,14 @@ def classifier_onnx(path: Path, features: int, classes: int) -> Path:
         ],
         initializer=[weights, bias],
     )
+    return _saved(graph, path)
+
+
+def _saved(graph: Any, path: Path) -> Path:
+    """The graph as a checked ONNX model file (opset 17), as exporters write them."""
+    import onnx
+    from onnx import helper
+
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
@@ -275,7 +282,6 @@ def classifier_onnx(path: Path, features: int, classes: int) -> Path:
 def regressor_onnx(path: Path, features: int) -> Path:
     """A small linear regressor as an ONNX file: one [N, 1] float output."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(features)
@@ -291,10 +297,7 @@ def regressor_onnx(path: Path, features: int) -> Path:
         [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])],
         initializer=[weights, bias],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.checker.check_model(model)
-    path.write_bytes(model.SerializeToString())
-    return path
+    return _saved(graph, path)
 
 
 def onnx_classifier(out: Path, features: int, classes: int, version: str = "1") -> Path:
