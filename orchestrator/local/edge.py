@@ -488,7 +488,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/_edgeship/"):
             status, headers, data = self._control()
         else:
-            headers_in = {k.lower(): v for k, v in self.headers.items()}
+            headers_in = sigv4.received(self.headers.items())  # a repeated header: its values, comma-joined
             status, headers, data = self.edge.handle(self.command, self.path, headers_in, body)
         self.send_response(status)
         for key, value in headers.items():
