@@ -17,7 +17,8 @@ the gate sets the variables):
                          long after it was sent, when the run ends (the gate lets requests in
                          flight finish for up to this long: --stop-timeout), is a timeout
   --edgeship-get-share   EDGESHIP_GET_SHARE: share of requests sent as cacheable
-                         GET /infer?x=... (default 0)
+                         GET /infer?x=... (default 0), the query
+                         percent-encoded as SigV4 canonicalises it
   --edgeship-sigv4-region  EDGESHIP_SIGV4_REGION: sign requests with SigV4 for API Gateway
                          IAM auth in this region, with the credentials in AWS_ACCESS_KEY_ID/
                          AWS_SECRET_ACCESS_KEY (the emulator's, for the local edge) or else
@@ -53,6 +54,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from locust import FastHttpUser, constant, events, task
 
@@ -169,16 +171,26 @@ class InferenceUser(FastHttpUser):
         _in_flight[id(token)] = time.monotonic()  # until the answer: one cut off at stop stays here
         shape = SHAPE
         if shape.get_share and random.random() < shape.get_share:
-            target = f"{shape.path}?x={','.join(str(v) for v in _row())}"
-            headers = _signed(self.host or "", "GET", target, b"") if shape.sigv4_region else shape.headers
+            target, headers = _get(self.host or "", _row())
             self.client.get(target, headers=headers, name=f"GET {shape.path}")
         else:
-            body = json.dumps({"inputs": _row()}).encode()
-            headers = (
-                _signed(self.host or "", "POST", shape.path, body) if shape.sigv4_region else shape.headers
-            )
+            body, headers = _post(self.host or "", _row())
             self.client.post(shape.path, data=body, headers=headers, name=shape.path)
         del _in_flight[id(token)]
+
+
+def _get(host: str, row: list[float]) -> tuple[str, dict[str, str]]:
+    """GET's target and headers for one row. The query goes out already in SigV4's encoding
+    (',' as %2C): a signer takes a query as sent, API Gateway canonicalises it, and the two
+    agree only when they are the same bytes (a raw comma was refused on AWS)."""
+    target = f"{SHAPE.path}?x={quote(','.join(str(v) for v in row), safe='-_.~')}"
+    return target, (_signed(host, "GET", target, b"") if SHAPE.sigv4_region else SHAPE.headers)
+
+
+def _post(host: str, row: list[float]) -> tuple[bytes, dict[str, str]]:
+    """POST's body and headers for one row."""
+    body = json.dumps({"inputs": row}).encode()
+    return body, (_signed(host, "POST", SHAPE.path, body) if SHAPE.sigv4_region else SHAPE.headers)
 
 
 _credentials: Any = None  # botocore credentials, resolved at test start when signing

@@ -9,6 +9,7 @@ where the local environment and AWS differ.
 from __future__ import annotations
 
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -262,12 +263,21 @@ def sigv4_headers(
     method: str, url: str, region: str, body: bytes = b"", credentials: dict[str, str] | None = None
 ) -> dict[str, str]:
     """Headers that sign one request for API Gateway IAM auth, with `credentials`
-    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) when given, else the ambient AWS credentials."""
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) when given, else the ambient AWS credentials.
+    The URL's query must already be in SigV4's encoding (sigv4.encode_query): botocore signs
+    a query as given, API Gateway as it canonicalises it, and only then are they the same."""
     import boto3
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
+    from orchestrator.local import sigv4
+
+    if not sigv4.is_encoded(urllib.parse.urlsplit(url).query):
+        raise EdgeshipError(
+            f"the query of {url} is not percent-encoded as SigV4 signs it: API Gateway would refuse it",
+            fix="build the query with orchestrator.local.sigv4.encode_query",
+        )
     signer: Any
     if credentials is not None:
         signer = Credentials(credentials["AWS_ACCESS_KEY_ID"], credentials["AWS_SECRET_ACCESS_KEY"])

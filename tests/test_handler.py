@@ -105,6 +105,11 @@ def test_batch_named_features_get_and_base64(h: ModuleType) -> None:
     )
     status, body, _ = call(h, event("GET", "/infer", query="x=6.7,3.0,5.2,2.3"))
     assert status == 200 and body["predictions"][0]["label"] == "virginica"
+    # as the gate sends it: percent-encoded as SigV4 canonicalises it (rawQueryString is as sent)
+    encoded_query = "x=6.7%2C3.0%2C5.2%2C2.3"
+    assert call(h, event("GET", "/infer", query=encoded_query))[1]["predictions"] == body["predictions"]
+    status, body, _ = call(h, event("GET", "/infer", query="x=6.7e%2B0%2C-3.0e-0%2C5.2%2C2.3"))
+    assert status == 200 and len(body["predictions"]) == 1  # '+' and '-' of exponents and signs
     status, body, _ = call(
         h, event("GET", "/infer", query="sepal_length=5.1&sepal_width=3.5&petal_length=1.4&petal_width=0.2")
     )

@@ -8,8 +8,16 @@ import datetime
 import hashlib
 import http.client
 import io
-from collections.abc import Callable
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,8 +27,11 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from orchestrator import loadrun
+from orchestrator.errors import EdgeshipError
 from orchestrator.local import emulator, sigv4
-from orchestrator.targets import sigv4_headers
+from orchestrator.settings import LoadSettings
+from orchestrator.targets import Endpoint, health, sigv4_headers
 
 BASE = "http://127.0.0.1:8787"
 TARGET = "/candidate/infer?x=1"
@@ -271,3 +282,172 @@ def test_suite_vector_signed_request_is_accepted_and_a_tampered_one_refused(dire
         assert vector.verify(signed, token=token + "x") == sigv4.UNKNOWN_KEY
     else:  # long-term keys: a request carrying a token is not theirs
         assert vector.verify([*signed, ("X-Amz-Security-Token", "abc")], token=None) == sigv4.UNKNOWN_KEY
+
+
+# --- what edgeship's signers send: the gate (the locustfile) and the health check -----------
+
+# A gate's rows: commas between values, negative numbers, exponents (str() of a float).
+ROWS = [[5.1, 3.5, 1.4, 0.2], [-1.5, 2e-07, 1e20, 0.0], [-0.001, 12345.678, -3e-10, 7.0]]
+SIGN_WITH_THE_GATE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("gate_locustfile", sys.argv[1])
+gate = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # as Locust loads it
+spec.loader.exec_module(gate)
+host, region, rows = sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+gate.SHAPE = gate.Shape(path="/candidate/infer", sigv4_region=region)
+sent = []
+for row in rows:
+    target, headers = gate._get(host, row)
+    sent.append(["GET", target, "", headers])
+    body, headers = gate._post(host, row)
+    sent.append(["POST", gate.SHAPE.path, body.decode(), headers])
+print(json.dumps(sent))
+"""
+
+
+def _credentials_env() -> dict[str, str]:
+    ambient = {k: v for k, v in os.environ.items() if k not in ("AWS_SESSION_TOKEN", "AWS_PROFILE")}
+    return {**ambient, **KEYS}
+
+
+def _received(headers: dict[str, str]) -> dict[str, str]:
+    """What the edge receives: the signed headers and the Host the client sends."""
+    return {"host": "127.0.0.1:8787", **{k.lower(): v for k, v in headers.items()}}
+
+
+def _at(headers: dict[str, str]) -> datetime.datetime:
+    return datetime.datetime.strptime(headers["x-amz-date"], sigv4.STAMP).replace(tzinfo=datetime.UTC)
+
+
+def test_what_the_gate_sends_is_encoded_and_accepted() -> None:
+    """The locustfile's own request builders (in a process of their own: Locust's gevent
+    patching must come before botocore's import), for GETs with commas, negative numbers
+    and exponents, and POSTs: the query goes out encoded and the verifier accepts each."""
+    out = subprocess.run(
+        [sys.executable, "-c", SIGN_WITH_THE_GATE, str(loadrun.LOCUSTFILE), BASE, REGION, json.dumps(ROWS)],
+        env=_credentials_env(), capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    sent = json.loads(out.stdout)
+    assert [method for method, *_ in sent] == ["GET", "POST"] * len(ROWS)
+    for (method, target, body, headers), row in zip(sent, [r for r in ROWS for _ in (0, 1)], strict=True):
+        if method == "GET":
+            # '+' (1e+20) encoded too: parse_qs would read a raw one as a space
+            assert target == "/candidate/infer?x=" + "%2C".join(str(v) for v in row).replace("+", "%2B")
+        received = _received(headers)
+        assert sigv4.verify(
+            method, BASE + target, received, body.encode(), access_key=KEYS["AWS_ACCESS_KEY_ID"],
+            secret_key=KEYS["AWS_SECRET_ACCESS_KEY"], region=REGION, now=_at(received),
+        ) is None, (method, target)  # fmt: skip
+
+
+def test_a_query_signed_as_sent_with_raw_commas_is_refused() -> None:
+    """What the gate did before: botocore signs a raw query as already encoded; API Gateway
+    (and the verifier) canonicalise ',' as %2C, so the signature cannot match."""
+    request = Request(method="GET", target="/candidate/infer?x=5.1,3.5,1.4,0.2", body=b"")
+    assert check(request) == sigv4.MISMATCH
+    encoded = Request(method="GET", target="/candidate/infer?x=5.1%2C3.5%2C1.4%2C0.2", body=b"")
+    assert check(encoded) is None
+
+
+def test_the_health_check_signer_takes_only_an_encoded_query() -> None:
+    query = sigv4.encode_query([("x", "5.1,-3.5,1e-05")])
+    assert query == "x=5.1%2C-3.5%2C1e-05"
+    url = f"{BASE}/candidate/healthz?{query}"
+    received = _received(sigv4_headers("GET", url, REGION, credentials=KEYS))
+    verdict = sigv4.verify(
+        "GET", url, received, b"", access_key=KEYS["AWS_ACCESS_KEY_ID"],
+        secret_key=KEYS["AWS_SECRET_ACCESS_KEY"], region=REGION, now=_at(received),
+    )  # fmt: skip
+    assert verdict is None
+    with pytest.raises(EdgeshipError, match="not percent-encoded as SigV4 signs it"):
+        sigv4_headers("GET", f"{BASE}/candidate/healthz?x=5.1,3.5", REGION, credentials=KEYS)
+
+
+# --- through the local edge's HTTP layer ----------------------------------------------------
+
+ECHO = """
+def handler(event, context):  # what the function saw of the query
+    return {"statusCode": 200, "headers": {"x-function-version": "1"}, "body": event["rawQueryString"]}
+"""
+
+
+@pytest.fixture
+def edge(tmp_path: Path) -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
+    """The local edge (its Edge and HTTP handler) over one echoing sandbox pool, on a free
+    port; yields its URL and every answer it sent: (method, target, status)."""
+    from orchestrator.local.edge import VersionPool, _Handler
+    from orchestrator.local.telemetry import Telemetry
+    from tests.conftest import REPO
+    from tests.test_edge_telemetry import _bare_edge
+
+    (tmp_path / "handler.py").write_text(ECHO)
+    pool = VersionPool("1", tmp_path, {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}, size=2)
+    answers: list[tuple[str, str, int]] = []
+
+    class Recording(_Handler):
+        edge = _bare_edge(pool, Telemetry(None, "edgeship-fn"))
+
+        def send_response(self, code: int, message: str | None = None) -> None:
+            answers.append((self.command, self.path, code))
+            super().send_response(code, message)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", answers
+    finally:
+        server.shutdown()
+        pool.close()
+
+
+def _send(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read()
+
+
+def test_the_edge_accepts_a_spec_signed_get_with_commas_and_refuses_it_tampered(
+    edge: tuple[str, list[tuple[str, str, int]]],
+) -> None:
+    """Signed independently of edgeship's code: botocore's signer given a URL whose query is
+    already encoded (it then signs exactly what is sent)."""
+    base, _ = edge
+    url = f"{base}/candidate/infer?" + sigv4.encode_query([("x", "5.1,-3.5,1e-05,0.2")])
+    request = AWSRequest(method="GET", url=url)
+    SigV4Auth(
+        Credentials(KEYS["AWS_ACCESS_KEY_ID"], KEYS["AWS_SECRET_ACCESS_KEY"]), "execute-api", REGION
+    ).add_auth(request)
+    headers = dict(request.headers.items())
+    # the function sees the query as sent; parse_qs (the handler's) decodes the commas
+    assert _send(url, headers) == (200, b"x=5.1%2C-3.5%2C1e-05%2C0.2")
+    refused = (403, json.dumps({"message": sigv4.MISMATCH}, separators=(",", ":")).encode())
+    assert _send(url.replace("0.2", "0.3"), headers) == refused  # tampered query
+    assert _send(url, {**headers, "X-Amz-Date": "20260101T000000Z"})[0] == 403  # tampered date
+
+
+def test_the_gates_load_with_gets_on_the_candidate_route_is_not_refused(
+    edge: tuple[str, list[tuple[str, str, int]]], tmp_path: Path
+) -> None:
+    """The real gate: Locust with the locustfile, half GETs, signing for the candidate route
+    with the emulator's credentials, against the local edge: no request refused, and each
+    GET went out with its commas encoded. (Before: every GET refused by a spec verifier.)"""
+    base, answers = edge
+    load = LoadSettings(users=2, spawn_rate=2, duration_s=2, get_share=0.5)
+    loadrun.run(
+        base, load, tmp_path / "gate", "gate", path="/candidate/infer", sigv4_region=REGION, credentials=KEYS,
+        example=[5.1, -3.5, 1e-05, 0.2],
+    )  # fmt: skip
+    gets = [target for method, target, _ in answers if method == "GET"]
+    posts = [target for method, target, _ in answers if method == "POST"]
+    assert gets and posts
+    assert [a for a in answers if a[2] == 403] == []
+    assert all("%2C" in target and "," not in target for target in gets)
+
+
+def test_the_health_check_passes_the_edge(edge: tuple[str, list[tuple[str, str, int]]]) -> None:
+    base, answers = edge
+    assert health(Endpoint(base, "/candidate/infer", sigv4_region=REGION, credentials=KEYS)) is None
+    assert answers == [("GET", "/candidate/healthz", 200)]
