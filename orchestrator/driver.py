@@ -332,11 +332,16 @@ class Driver:
         edge, candidate = self.target.edge(), self.target.candidate()
         # The candidate route wants SigV4 in EDGESHIP_REGION. Locally the hook signs with the
         # emulator's credentials, given here; on AWS with its own (the job's) credentials.
+        # An ambient session token belongs to other keys: blanked (botocore then sends none),
+        # or the edge refuses the hook's request as API Gateway would.
         signing = (
-            {**candidate.credentials, "AWS_DEFAULT_REGION": candidate.sigv4_region or ""}
+            {
+                **candidate.credentials, "AWS_SESSION_TOKEN": "", "AWS_SECURITY_TOKEN": "",
+                "AWS_DEFAULT_REGION": candidate.sigv4_region or "",
+            }
             if candidate.credentials
             else {}
-        )
+        )  # fmt: skip
         return {
             "EDGESHIP_ENV": record.env, "EDGESHIP_PROMOTION": record.id,
             "EDGESHIP_BLUE": record.blue, "EDGESHIP_GREEN": record.green,

@@ -95,13 +95,13 @@ import json, os, urllib.request
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+from botocore.session import get_session
 
 # the candidate route wants SigV4 in EDGESHIP_REGION, as a pre-traffic smoke test signs it:
 # with the credentials in its environment (locally, the emulator's, given by the driver)
 url, body = os.environ["EDGESHIP_CANDIDATE_URL"], json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]}).encode()
 signed = AWSRequest(method="POST", url=url, data=body, headers={"content-type": "application/json"})
-credentials = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+credentials = get_session().get_credentials().get_frozen_credentials()
 SigV4Auth(credentials, "execute-api", os.environ["EDGESHIP_REGION"]).add_auth(signed)
 request = urllib.request.Request(url, body, dict(signed.headers.items()))
 with urllib.request.urlopen(request, timeout=10) as response:
@@ -121,7 +121,10 @@ def test_a_failing_step_hook_rolls_back_after_the_pre_traffic_hook_passed(
     hooks = 'hooks = [{ on = "pre-traffic", run = "python smoke.py" }, { on = "step", run = "sh kpi.sh" }]'
     _edit(local_project, "lease_s = 3", f"lease_s = 3\n{hooks}")
     _up(local_project)
-    code, error = local_project.json("promote", "--env", "local", "--model", str(local_project.model("2")))
+    # a developer's shell with temporary credentials: their token is not the emulator keys'
+    code, error = local_project.json(
+        "promote", "--env", "local", "--model", str(local_project.model("2")), AWS_SESSION_TOKEN="sso-token"
+    )
     assert code == ExitCode.GATE_FAILED, error
     assert "step 1: hook `sh kpi.sh` (step) exited 3: conversion rate dropped" in error["message"], error
     status = _status(local_project)
