@@ -129,6 +129,53 @@ def test_verify(
     assert check(request, at) == expected
 
 
+@pytest.mark.parametrize(
+    ("sent", "canonical", "encoded"),
+    [
+        ("x=5.1,3.5,1.4,0.2", "x=5.1%2C3.5%2C1.4%2C0.2", False),  # what the gate sent before
+        ("x=5.1%2C-3.5%2C1e-05", "x=5.1%2C-3.5%2C1e-05", True),  # what it sends now
+        ("x=1e+20", "x=1e%2B20", False),  # '+' is not a space in SigV4: %2B
+        ("x=1e%2B20", "x=1e%2B20", True),
+        ("x=a%2cb", "x=a%2Cb", False),  # lower-case hex: API Gateway canonicalises to upper
+        ("b=2&a=1&a=0", "a=0&a=1&b=2", True),  # sorted by key, then value
+        ("flag&x=", "flag=&x=", True),  # no '=': an empty value
+        ("a=b=c", "a=b%3Dc", False),
+        ("", "", True),
+    ],
+)
+def test_queries_canonicalised_and_whether_sent_encoded(sent: str, canonical: str, encoded: bool) -> None:
+    assert sigv4.canonical_query(sent) == canonical
+    assert sigv4.is_encoded(sent) is encoded
+
+
+def test_host_must_be_signed() -> None:
+    request = AWSRequest(method="GET", url=BASE + "/candidate/healthz")
+    SigV4Auth(
+        Credentials(KEYS["AWS_ACCESS_KEY_ID"], KEYS["AWS_SECRET_ACCESS_KEY"]), "execute-api", REGION
+    ).add_auth(request)
+    signed = {k.lower(): v for k, v in request.headers.items()}
+    fields = dict(p.strip().split("=", 1) for p in signed["authorization"].split(" ", 1)[1].split(","))
+    assert fields["SignedHeaders"] == "host;x-amz-date"
+    # the same signature over x-amz-date alone, re-computed as a client leaving Host out would
+    scope = f"{signed['x-amz-date'][:8]}/{REGION}/execute-api/aws4_request"
+    creq = sigv4.canonical_request(
+        "GET", "/candidate/healthz", "", signed, ["x-amz-date"], hashlib.sha256(b"").hexdigest()
+    )
+    signature = sigv4.signature(
+        KEYS["AWS_SECRET_ACCESS_KEY"], scope, sigv4.string_to_sign(signed["x-amz-date"], scope, creq)
+    )
+    credential = fields["Credential"]
+    hostless = {
+        "host": "127.0.0.1:8787", "x-amz-date": signed["x-amz-date"],
+        "authorization": f"{sigv4.ALGORITHM} Credential={credential}, SignedHeaders=x-amz-date, Signature={signature}",
+    }  # fmt: skip
+    verdict = sigv4.verify(
+        "GET", BASE + "/candidate/healthz", hostless, b"", access_key=KEYS["AWS_ACCESS_KEY_ID"],
+        secret_key=KEYS["AWS_SECRET_ACCESS_KEY"], region=REGION, now=_at(signed),
+    )  # fmt: skip
+    assert verdict == sigv4.MISMATCH
+
+
 def test_stale_and_future_dates_are_refused_with_api_gateways_wording() -> None:
     request = Request()
     stamp = request.headers["x-amz-date"]

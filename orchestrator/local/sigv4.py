@@ -173,8 +173,10 @@ def verify(
     if credential.split("/", 1)[0] != access_key or seen.get(TOKEN) != session_token:
         return UNKNOWN_KEY  # AWS's word for a token that is missing, extra or not this key's
     names = signed.split(";")
-    if any(name not in seen for name in names):
-        return MISMATCH  # a signed header that did not arrive cannot have been signed as sent
+    if "host" not in names or any(name not in seen for name in names):
+        # The spec signs Host always; a signed header that did not arrive cannot have been
+        # signed as sent.
+        return MISMATCH
     payload_hash = hashlib.sha256(body).hexdigest()
     # A declared payload hash is what the signature covers: it must be this body's.
     if "x-amz-content-sha256" in names and seen["x-amz-content-sha256"] != payload_hash:
