@@ -304,8 +304,12 @@ class Driver:
         checks = self._look(plan, bake, self._shifted_at, attempts=LAST_LOOK_ATTEMPTS if past_end else 1)
         newest = None
         if past_end and checks is not None:
-            try:  # how far green's datapoints reach: only needed once the window has closed
-                newest = self.metrics.newest(plan.green, end - timing.resolution_s, time.time())
+            # How far green's datapoints reach: only needed once the window has closed. A bake
+            # extended long past its bound asks only for the recent ones (an older datapoint
+            # would have ended it at an earlier look).
+            after = max(end - timing.resolution_s, time.time() - timing.wait_s - timing.look_s)
+            try:
+                newest = self.metrics.newest(plan.green, after, time.time())
             except Exception as exc:  # the bound still ends the bake; the next look asks again
                 self.say(
                     ProgressEvent("diagnostic", f"could not read CloudWatch ({type(exc).__name__}: {exc})")

@@ -162,6 +162,9 @@ def test_hooks_and_alarms_parse_and_reach_the_plan() -> None:
     assert env.slo.alarms == ("prod-5xx", "prod-latency")
     plan = make_plan(env, "1", "2", pause_at=10)
     assert plan_from_dict(plan.to_snapshot()) == plan  # the record keeps hooks, alarms and the pause
+    assert (plan.metric_delay_s, plan.unjudged_bake) == (120.0, "fail")  # and what a bake waits for
+    older = {k: v for k, v in plan.to_snapshot().items() if k not in ("metric_delay_s", "unjudged_bake")}
+    assert plan_from_dict(older).metric_delay_s is None  # a record from before: the environment's
 
 
 @pytest.mark.parametrize(
