@@ -261,3 +261,27 @@ def test_resume_promotion_drives_on_a_pause_whose_driver_was_killed(local_projec
     assert [b["name"] for b in report["bakes"]] == ["step 1 (paused)", "step 2"]
     status = _status(local_project)
     assert status["live"] == {"version": "2", "weights": {}} and status["lease"] is None
+
+
+def test_a_bake_waiting_for_late_metrics_still_stops_on_a_signal(local_project: LocalProject) -> None:
+    """The wait past bake_s for green's datapoints is part of the bake: Ctrl-C there rolls
+    back at once, not when the wait would have ended (here half a minute later)."""
+    _edit(local_project, "bake_s = 0", "bake_s = 1\nmetric_delay_s = 30")
+    _up(local_project)
+    run = _promote_in_background(local_project)
+    try:
+        assert run.stderr is not None
+        for line in run.stderr:  # progress, one JSON object a line, until the bake starts waiting
+            if "step 1: no metric of green judged yet: waiting up to" in line:
+                break
+        else:
+            raise AssertionError(f"the promotion ended (exit {run.wait()}) before its bake waited")
+        run.send_signal(signal.SIGINT)
+        _out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == ExitCode.INTERRUPTED, err[-2000:]
+    report = _report(local_project)
+    assert report["outcome"] == "rolled_back" and report["bakes"][0]["verdict"] == "stopped"
+    assert _status(local_project)["live"] == {"version": "1", "weights": {}}
