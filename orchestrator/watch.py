@@ -232,12 +232,11 @@ def decide(
             _next_look(now, end, bound, timing), "waiting",
         )  # fmt: skip
     if judged(checks):  # every datapoint of the window is in: green's traffic simply ended earlier
-        return Decision(Action.PASS, Check.OK, f"judged; no datapoint of green newer than {timing.wait_s:g} s "
-                        "past the bake's end")  # fmt: skip
-    nothing = (
-        f"no metric of green judged {timing.wait_s:g} s past the bake's end "
-        f"({_what_was_seen(checks)}); an OK alarm says nothing about green"
-    )
+        return Decision(Action.PASS, Check.OK, "green judged; its datapoints stop short of the bake's end "
+                        f"and none came in the {timing.wait_s:g} s after it")  # fmt: skip
+    quiet = any(c.kind == "alarm" and c.verdict == Check.OK for c in checks)
+    nothing = f"no metric of green judged {timing.wait_s:g} s past the bake's end ({_what_was_seen(checks)})" + (
+        "; an OK alarm says nothing about green" if quiet else "")  # fmt: skip
     if unjudged == "extend":
         return Decision(Action.WAIT, Check.NOT_JUDGED, f"{nothing}: baking on until green's traffic is judged "
                         '(traffic.unjudged_bake = "extend")', now + timing.look_s, "extending")  # fmt: skip

@@ -179,6 +179,8 @@ def test_a_bake_that_judged_no_metric_of_green_is_never_ok_whatever_the_alarms_s
     failed = decide(checks(NOTHING, alarms), now=END + 180, end=END, newest=None, timing=AWS)
     assert failed.reason.startswith("no metric of green judged 180 s past the bake's end")
     assert "an OK alarm says nothing about green" in failed.reason
+    alone = decide(checks(NOTHING), now=END + 180, end=END, newest=None, timing=AWS)
+    assert alone.action == Action.FAIL and "alarm" not in alone.reason
 
 
 @pytest.mark.parametrize(
