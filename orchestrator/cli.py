@@ -410,6 +410,16 @@ def _release(ctx: Ctx, env_name: str, backend: str | None) -> Any:
     return Release(target, settings.environment(env_name), ctx.reporter(), settings.root / "reports")
 
 
+def _late_metrics(plan: dict[str, Any]) -> str:
+    """What a bake waits for past bake_s, in the dry run's words."""
+    if not plan["bake_s"] or plan.get("metric_delay_s") is None:
+        return ", "
+    return (
+        f" + green's late metrics (up to {plan['metric_delay_s']:g}s late; "
+        f"a bake that judged nothing of green: {plan['unjudged_bake']}), "
+    )
+
+
 def _report_text(report: dict[str, Any]) -> str:
     if report.get("dry_run"):
         slo = report["slo"]
@@ -417,8 +427,9 @@ def _report_text(report: dict[str, Any]) -> str:
             [
                 f"plan for {report['env']}: v{report['blue']} -> {report['green']}",
                 f"  schedule {report['schedule']}: green at {', '.join(f'{w}%' for w in report['steps'])}",
-                f"  gates: {report['gates']} (1 pre-traffic + 1 per step), bake {report['bake_s']:g}s, "
-                f"load {report['load']['users']} users x {report['load']['duration_s']:g}s",
+                f"  gates: {report['gates']} (1 pre-traffic + 1 per step), bake {report['bake_s']:g}s"
+                + _late_metrics(report)
+                + f"load {report['load']['users']} users x {report['load']['duration_s']:g}s",
                 f"  thresholds: p95 <= {slo['p95_ms']:g} ms, p99 <= {slo['p99_ms']:g} ms, errors <= {slo['max_error_ratio']:.1%}, "
                 f">= {slo['min_rps']:g} rps, >= {slo['min_samples']} samples, p95 <= blue x {slo['relative_p95_factor']:g}",
                 "  watched through every bake: green's Lambda Errors, Throttles, Duration"

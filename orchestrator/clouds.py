@@ -20,13 +20,19 @@ from typing import Any, Protocol
 from orchestrator.errors import EdgeshipError, NotDeployedError
 from orchestrator.packaging import FUNCTION_DIR
 from orchestrator.progress import ProgressEvent, Reporter
-from orchestrator.settings import Environment, Settings
+from orchestrator.settings import CLOUDWATCH_RESOLUTION_S, Environment, Settings
 
 
 class Cloud(Protocol):
     """How one environment's AWS is reached."""
 
     percentiles: bool  # CloudWatch serves percentile statistics (the emulator does not)
+    # How a bake looks at Lambda's metrics here: seconds between looks, the period of one
+    # datapoint, and a margin on top of the metrics' delay (watch.Timing; the delay itself
+    # is traffic.metric_delay_s).
+    look_s: float
+    metric_resolution_s: float
+    metric_slack_s: float
     keeps_history: bool  # after `destroy`, the stack and its history stay
     # Seconds a rotation stage takes to apply everywhere, before the next may start.
     origin_settle_s: Mapping[str, float]
@@ -52,6 +58,11 @@ class AwsCloud:
     """A real AWS account, reached with boto3's default credential chain (OIDC in CI)."""
 
     percentiles = True
+    # Lambda's metrics have one datapoint a minute: a look every minute sees all there is
+    # (GetMetricData is billed per metric read, so faster polling only costs).
+    look_s = CLOUDWATCH_RESOLUTION_S
+    metric_resolution_s = CLOUDWATCH_RESOLUTION_S
+    metric_slack_s = 0.0
     keeps_history = True
     origin_settle_s: Mapping[str, float] = MappingProxyType(
         {
@@ -123,6 +134,11 @@ class EmulatorCloud:
     started on demand, their state in `.edgeship/local` of the project."""
 
     percentiles = False
+    # The edge publishes one datapoint a second (as late as traffic.metric_delay_s says), from
+    # a thread of its own: on a busy machine a flush can be seconds late, hence the margin.
+    look_s = 2.0
+    metric_resolution_s = 1.0
+    metric_slack_s = 5.0
     # The emulator forgets everything when it stops: a history would describe nothing.
     keeps_history = False
     # The edge takes new origin values at once, within the `up` that changes them.

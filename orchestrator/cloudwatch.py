@@ -19,18 +19,30 @@ ALARM_TYPES = ("MetricAlarm", "CompositeAlarm", "LogAlarm")
 class LambdaMetrics:
     """Green's metrics behind one alias of one function, and the environment's alarms."""
 
-    def __init__(self, client: Any, function: str, *, percentiles: bool, alias: str = "live") -> None:
+    def __init__(
+        self,
+        client: Any,
+        function: str,
+        *,
+        percentiles: bool,
+        alias: str = "live",
+        resolution_s: float = PERIOD_S,
+    ) -> None:
         self.cw, self.function, self.alias = client, function, alias
         # The emulator fails on percentile statistics; there the Average stands in (watch.py).
         self.duration_stat = "p99" if percentiles else "Average"
+        self.resolution_s = resolution_s  # the period of one datapoint (the local edge: 1 s)
 
-    def version(self, version: str, since: float, until: float) -> VersionMetrics:
-        """What Lambda counted for `version` through the alias between two epoch times."""
-        dims = [
+    def _dimensions(self, version: str) -> list[dict[str, str]]:
+        return [
             {"Name": "FunctionName", "Value": self.function},
             {"Name": "Resource", "Value": f"{self.function}:{self.alias}"},
             {"Name": "ExecutedVersion", "Value": version},
         ]
+
+    def version(self, version: str, since: float, until: float) -> VersionMetrics:
+        """What Lambda counted for `version` through the alias between two epoch times."""
+        dims = self._dimensions(version)
 
         # One period spanning the whole window, so CloudWatch computes the percentile over all
         # of it (per-minute p99s cannot be combined). CloudWatch rounds StartTime down to the
@@ -67,6 +79,43 @@ class LambdaMetrics:
             duration_ms=_combine(values.get("duration", []), values.get("samples", []), self.duration_stat),
             duration_stat=self.duration_stat,
         )
+
+    def newest(self, version: str, after: float, until: float) -> float | None:
+        """The start (epoch seconds) of the newest period, at the cloud's resolution, in which
+        Lambda counted invocations of `version` through the alias, looking no further back
+        than the period holding `after`; None when there is none yet.
+
+        This is how a bake knows its window is covered: the data arrive late, and the one big
+        period `version` asks for has no useful Timestamp. One metric over a short range: cheap.
+        """
+        step = int(max(1, self.resolution_s))
+        start = (int(after) // step) * step  # aligned, as CloudWatch aligns datapoints to the period
+        end = max(until, start + step) + step
+        got = self.cw.get_metric_data(
+            MetricDataQueries=[
+                {
+                    "Id": "coverage",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": NAMESPACE, "MetricName": "Invocations",
+                            "Dimensions": self._dimensions(version),
+                        },
+                        "Period": step,
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": True,
+                }
+            ],
+            StartTime=_utc(start),
+            EndTime=_utc(end),
+        )  # fmt: skip
+        seen = [
+            t.timestamp()
+            for r in got["MetricDataResults"]
+            for t, v in zip(r.get("Timestamps", []), r.get("Values", []), strict=False)
+            if float(v) > 0
+        ]
+        return max(seen, default=None)
 
     def alarms(self, names: tuple[str, ...]) -> dict[str, str | None]:
         """StateValue of each named alarm (metric, composite or log); None for one that does not exist."""

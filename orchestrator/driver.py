@@ -34,10 +34,17 @@ from orchestrator.report import BakeReport, PauseReport, PromotionReport, StepRe
 from orchestrator.targets import Endpoint, StackTarget, health
 from orchestrator.traffic import AliasState, Traffic
 
-WATCH_S = 2.0  # seconds between looks at green's metrics and the alarms during a bake
 LAST_LOOK_ATTEMPTS = 3  # the look that ends a bake is retried before the watch counts as blind
 SLIDING_S = 300.0  # while paused, the metrics window is the last five minutes
 CONTINUE_POLL_S = 1.0  # seconds between looks for the go-ahead while paused
+
+
+_UNJUDGED_FIX = (
+    "A bake judges real users' traffic on green: send some through the edge during bakes, raise "
+    'traffic.metric_delay_s if Lambda\'s metrics arrive later here, set traffic.unjudged_bake = "extend" '
+    "to bake on until green's traffic is judged, or bake_s = 0 where no real users are (the gates alone "
+    "judge green)"
+)
 
 
 @dataclass(frozen=True)
@@ -65,8 +72,9 @@ class Driver:
         self.say, self.report, self.directory = reporter.event, report, directory
         self.traffic = Traffic(target.lambda_client(), target.function_name)
         self.metrics = LambdaMetrics(
-            target.cloudwatch_client(), target.function_name, percentiles=target.percentiles
-        )
+            target.cloudwatch_client(), target.function_name, percentiles=target.percentiles,
+            resolution_s=target.cloud.metric_resolution_s,
+        )  # fmt: skip
         self.by = heartbeat.lease.holder
         self._waited = 0.0  # seconds of the current step spent baking, load-testing or paused
         self._shifted_at = time.time()  # when live last moved: the start of the metrics window
@@ -176,14 +184,12 @@ class Driver:
         return Step(Outcome.DONE)
 
     def _bake(self, plan: Plan, record: PromotionRecord) -> Step:
-        deadline = time.monotonic() + plan.bake_s
-        return self._watch(
-            plan,
-            record,
-            f"step {record.step + 1}",
-            lambda: time.monotonic() >= deadline,
-            waiting_s=plan.bake_s,
-        )
+        name, weight = f"step {record.step + 1}", plan.steps[record.step]
+        if plan.bake_s <= 0:
+            self.report.bakes.append(BakeReport(name, weight, 0.0, 0, "skipped", [],
+                                                reason="bake_s = 0: no bake, the gates alone judge green"))  # fmt: skip
+            return Step(Outcome.DONE)
+        return self._watch(plan, record, name, end=time.time() + plan.bake_s)
 
     def _hold(self, plan: Plan, record: PromotionRecord) -> Step:
         """Paused: watch as a bake does until someone says go (`resume-promotion`)."""
@@ -216,7 +222,7 @@ class Driver:
             go.append(found)
             return True
 
-        step = self._watch(plan, record, f"step {record.step + 1} (paused)", go_ahead, sliding=True)
+        step = self._watch(plan, record, f"step {record.step + 1} (paused)", go_ahead=go_ahead)
         pause.seconds = round(time.time() - pause.started_at, 3)
         pause.ended_by = f"resumed by {go[0].by}" if go and step.outcome == Outcome.DONE else step.reason
         return step
@@ -226,43 +232,97 @@ class Driver:
         plan: Plan,
         record: PromotionRecord,
         name: str,
-        finished: Callable[[], bool],
-        sliding: bool = False,
-        waiting_s: float | None = None,
+        *,
+        end: float | None = None,
+        go_ahead: Callable[[], bool] | None = None,
     ) -> Step:
-        """Wait until `finished()` with real users on green, looking at its Lambda metrics and
-        the alarms every WATCH_S; a breach ends the wait at once. The last look must succeed:
-        a watch that cannot see at the end has not seen the step."""
+        """Watch green's Lambda metrics and the alarms with real users on it, every look_s of
+        the cloud; a breach ends the watch at once (rollback).
+
+        A bake (`end`: when its window closes, epoch seconds) ends as watch.decide says: once
+        green's late datapoints cover the window, or at the bound past it; it never passes
+        without a judged metric of green. A pause (`go_ahead`) has no window: it ends on the
+        go-ahead, whatever was judged (a person decides); its window slides over the last
+        SLIDING_S so errors that start late are not diluted. The look that ends either must
+        succeed: a watch that cannot see at the end has not seen the step."""
         weight = plan.steps[record.step]
         started = time.monotonic()
         bake = BakeReport(name, weight, 0.0, 0, str(watch.Check.NOT_JUDGED), [])
         self.report.bakes.append(bake)
-        next_look = started + WATCH_S
+        delay = plan.metric_delay_s if plan.metric_delay_s is not None else self.target.env.metric_delay_s
+        timing = self.target.metric_timing(delay)
+        next_look = time.time() + timing.look_s if end is None else min(time.time() + timing.look_s, end)
+        said: set[str] = set()
         try:
             while True:
-                stop = self._stop_requested()
+                stop = self._stop_requested()  # every 0.1 s, waiting for datapoints included
                 if stop is not None:
                     bake.verdict = "stopped"
                     return stop
-                done = finished()
-                if done or time.monotonic() >= next_look:
-                    next_look = time.monotonic() + WATCH_S
-                    # While paused, a window that only grows would dilute errors that start late.
-                    since = max(self._shifted_at, time.time() - SLIDING_S) if sliding else self._shifted_at
+                done = go_ahead is not None and go_ahead()
+                if not done and time.time() < next_look:
+                    time.sleep(0.1)
+                    continue
+                if end is None:  # a pause
+                    since = max(self._shifted_at, time.time() - SLIDING_S)
                     checks = self._look(plan, bake, since, attempts=LAST_LOOK_ATTEMPTS if done else 1)
                     if checks is None and done:
                         return Step(Outcome.ERROR, f"{name}: could not read green's metrics or the alarms")
                     broken = watch.breach(checks or [])
                     if broken is not None:
                         return Step(Outcome.FAILED, f"{name} at {weight}%: {broken.name}: {broken.detail}")
-                if done:
-                    self._nothing_judged(bake)
+                    if done:
+                        bake.reason = "ended by the go-ahead" + (
+                            "" if bake.verdict != watch.Check.NOT_JUDGED else
+                            f"; no metric of green judged in its last {SLIDING_S:g} s")  # fmt: skip
+                        return Step(Outcome.DONE)
+                    next_look = time.time() + timing.look_s
+                    continue
+                decision = self._bake_look(plan, bake, end, timing)
+                bake.verdict, bake.reason = str(decision.verdict), decision.reason
+                if decision.action == watch.Action.PASS:
                     return Step(Outcome.DONE)
-                time.sleep(0.1)
+                if decision.action == watch.Action.BLIND:
+                    return Step(Outcome.ERROR, f"{name}: {decision.reason}")
+                if decision.action == watch.Action.FAIL:
+                    if decision.verdict == watch.Check.BREACH:
+                        return Step(Outcome.FAILED, f"{name} at {weight}%: {decision.reason}")
+                    return Step(Outcome.FAILED, f"{name} at {weight}%: not judged: {decision.reason}. "
+                                f"{_UNJUDGED_FIX}")  # fmt: skip
+                self._say_once(said, name, decision)
+                next_look = decision.look_at or time.time() + timing.look_s
         finally:
             bake.seconds = round(time.monotonic() - started, 3)
-            # Overhead per step excludes the configured bake (or the pause), not the looks past it.
-            self._waited += bake.seconds if waiting_s is None else min(bake.seconds, waiting_s)
+            if end is not None:
+                bake.waited_s = round(max(0.0, bake.seconds - plan.bake_s), 3)
+            # A bake's wait for late metrics is part of it, as a pause is: not overhead.
+            self._waited += bake.seconds
+
+    def _bake_look(self, plan: Plan, bake: BakeReport, end: float, timing: watch.Timing) -> watch.Decision:
+        """One look at a bake whose window ends at `end`, and what it comes to."""
+        past_end = time.time() >= end
+        checks = self._look(plan, bake, self._shifted_at, attempts=LAST_LOOK_ATTEMPTS if past_end else 1)
+        newest = None
+        if past_end and checks is not None:
+            # How far green's datapoints reach: only needed once the window has closed. A bake
+            # extended long past its bound asks only for the recent ones (an older datapoint
+            # would have ended it at an earlier look).
+            after = max(end - timing.resolution_s, time.time() - timing.wait_s - timing.look_s)
+            try:
+                newest = self.metrics.newest(plan.green, after, time.time())
+            except Exception as exc:  # the bound still ends the bake; the next look asks again
+                self.say(
+                    ProgressEvent("diagnostic", f"could not read CloudWatch ({type(exc).__name__}: {exc})")
+                )
+        return watch.decide(
+            checks, now=time.time(), end=end, newest=newest, timing=timing, unjudged=plan.unjudged_bake
+        )
+
+    def _say_once(self, said: set[str], name: str, decision: watch.Decision) -> None:
+        """Progress when a bake starts waiting for its late datapoints, and when it extends."""
+        if decision.stage in ("waiting", "extending") and decision.stage not in said:
+            said.add(decision.stage)
+            self.say(ProgressEvent("step", f"{name}: {decision.reason}"))
 
     def _look(
         self, plan: Plan, bake: BakeReport, since: float, attempts: int
@@ -291,13 +351,6 @@ class Driver:
             self.say(ProgressEvent("gate", f"{bake.name}: {broken.name} breached: {broken.detail}",
                                    data={"checks": bake.checks}))  # fmt: skip
         return checks
-
-    def _nothing_judged(self, bake: BakeReport) -> None:
-        """Say so when a bake ended without judging anything: on AWS, Lambda's metrics arrive
-        a minute or more late, so a short bake sees nothing (locally: no real traffic)."""
-        if bake.verdict == watch.Check.NOT_JUDGED and self.target.percentiles:
-            self.say(ProgressEvent("diagnostic", f"{bake.name}: no metric could be judged yet; raise "
-                                   "traffic.bake_s to a few minutes for the watch to see green's traffic"))  # fmt: skip
 
     def _hooks(self, plan: Plan, record: PromotionRecord, on: str) -> Step:
         """Run the plan's hooks for this point in order; the first that does not pass fails the gate."""

@@ -50,6 +50,10 @@ class Plan:
     hooks: tuple[Hook, ...] = ()
     # Hold the promotion after the gate at this weight until `orchestrator resume-promotion`.
     pause_at: int | None = None
+    # How late green's metrics may arrive (None in records older than it: the environment's),
+    # and what a bake does when it judged nothing of green by then (watch.decide).
+    metric_delay_s: float | None = None
+    unjudged_bake: str = "fail"
 
     @property
     def gates(self) -> int:
@@ -122,4 +126,6 @@ def make_plan(
         example=example,
         hooks=env.traffic.hooks,
         pause_at=pause_at,
+        metric_delay_s=env.metric_delay_s,
+        unjudged_bake=env.traffic.unjudged_bake,
     )

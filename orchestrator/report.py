@@ -33,8 +33,12 @@ class BakeReport:
     weight: int
     seconds: float
     looks: int
-    verdict: str  # "ok" | "breach" | "not_judged" (nothing to judge yet, or nothing read) | "stopped"
+    # "ok" (a metric of green judged over the window) | "breach" | "not_judged" (nothing of
+    # green judged, or nothing read) | "stopped" | "skipped" (bake_s = 0)
+    verdict: str
     checks: list[dict[str, Any]]  # watch.MetricCheck.to_dict() of the breach look, else the last
+    reason: str = ""  # why it ended (or waited) as it did: watch.Decision.reason
+    waited_s: float = 0.0  # seconds past bake_s spent waiting for green's late datapoints
 
 
 @dataclass
@@ -101,8 +105,12 @@ def markdown(report: PromotionReport) -> str:
                   "|---|---:|---:|---:|---|---|"]  # fmt: skip
         for bake in report.bakes:
             seen = "; ".join(f"{c['name']}: {c['detail']}" for c in bake.checks) or "nothing read"
+            # why it waited past bake_s (Lambda's metrics arrive late), or ended as it did
+            waited = f" (+{bake.waited_s:.0f} s for late metrics)" if bake.waited_s >= 0.5 else ""
+            why = f": {bake.reason}" if bake.reason else ""
             lines.append(
-                f"| {bake.name} | {bake.weight}% | {bake.seconds:.0f} s | {bake.looks} | {seen} | {bake.verdict} |"
+                f"| {bake.name} | {bake.weight}% | {bake.seconds:.0f} s{waited} | {bake.looks} | {seen} "
+                f"| {bake.verdict}{why} |"
             )
     if report.hooks:
         lines += ["", "| hook | when | outcome | seconds |", "|---|---|---|---:|"]

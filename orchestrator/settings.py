@@ -22,6 +22,14 @@ ARCHITECTURES = ("arm64", "x86_64")
 RUNTIMES = ("python3.12", "python3.13")
 PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
 LOCAL_ENV = "local"
+UNJUDGED_BAKE = ("fail", "extend")  # what a bake does when it judged nothing of green (watch.decide)
+# Lambda's metrics on AWS: one datapoint per minute, visible about a minute or more after it.
+CLOUDWATCH_RESOLUTION_S = 60.0
+AWS_METRIC_DELAY_S = 120.0  # how late a bake allows them to be, by default (traffic.metric_delay_s)
+# The local edge publishes this late by default: later than the local bakes' look interval and
+# than the short bakes tests use, so a local bake has to wait for its datapoints as one on AWS
+# does (a bake that did not would judge nothing here too), for seconds rather than minutes.
+LOCAL_METRIC_DELAY_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,16 @@ class TrafficSettings:
     canary_weight: int = 10
     linear_steps: int = 4
     weights: tuple[int, ...] = ()
-    bake_s: float = 30.0
+    # Seconds green is watched with real users at each step, plus the wait for its late
+    # metrics (up to one period + metric_delay_s more); 0: no bake (the gates alone judge green).
+    bake_s: float = 300.0
+    # How late Lambda's metrics may reach CloudWatch. On AWS a bound the bake allows for
+    # (default AWS_METRIC_DELAY_S); locally also how late the edge publishes them
+    # (default LOCAL_METRIC_DELAY_S). None: the environment's default (Environment.metric_delay_s).
+    metric_delay_s: float | None = None
+    # A bake that judged no metric of green by then: "fail" (roll back) or "extend" (bake on
+    # until green's traffic is judged). Never a pass.
+    unjudged_bake: str = "fail"
     # How long a promotion's lease lasts unless renewed (every lease_s/3). A driver that
     # dies holds the environment at most this long before any machine can take over.
     lease_s: float = 60.0
@@ -137,6 +154,13 @@ class Environment:
         """True for the emulated environment that needs no AWS account."""
         return self.name == LOCAL_ENV
 
+    @property
+    def metric_delay_s(self) -> float:
+        """How late Lambda's metrics may reach CloudWatch here (traffic.metric_delay_s, or the default)."""
+        if self.traffic.metric_delay_s is not None:
+            return self.traffic.metric_delay_s
+        return LOCAL_METRIC_DELAY_S if self.is_local else AWS_METRIC_DELAY_S
+
     def pulumi_config(self) -> dict[str, str]:
         """Stack config (namespace `edgeship`) that the serving program reads."""
         f, e = self.function, self.edge
@@ -154,6 +178,8 @@ class Environment:
             config["reservedConcurrency"] = str(f.reserved_concurrency)
         if f.provisioned_concurrency is not None:
             config["provisionedConcurrency"] = str(f.provisioned_concurrency)
+        if self.is_local:  # the local edge publishes Lambda's metrics as late as AWS does
+            config["metricDelayS"] = f"{self.metric_delay_s:g}"
         return config
 
 
@@ -457,6 +483,28 @@ def _check(env: Environment, where: _Where, prefix: str) -> None:
             "e.g. weights = [5, 25, 50, 100]",
         ),
         (t.bake_s >= 0, "traffic.bake_s", "must not be negative", "use 0 for no bake time"),
+        (
+            env.is_local or t.bake_s == 0 or t.bake_s >= CLOUDWATCH_RESOLUTION_S,
+            "traffic.bake_s",
+            f"{t.bake_s:g} s is shorter than one datapoint of Lambda's metrics on AWS "
+            f"({CLOUDWATCH_RESOLUTION_S:g} s): such a bake cannot watch green's traffic on its own",
+            f"set bake_s = 0 (no bake: the gates alone judge green) or at least {CLOUDWATCH_RESOLUTION_S:g}, "
+            f"e.g. 300; each bake then also waits up to {CLOUDWATCH_RESOLUTION_S:g} s + metric_delay_s "
+            f"({env.metric_delay_s:g} s) for green's late datapoints",
+        ),
+        (
+            env.metric_delay_s >= 0,
+            "traffic.metric_delay_s",
+            "must not be negative",
+            f"how late Lambda's metrics may arrive, e.g. {AWS_METRIC_DELAY_S:g} on AWS, "
+            f"{LOCAL_METRIC_DELAY_S:g} locally",
+        ),
+        (
+            t.unjudged_bake in UNJUDGED_BAKE,
+            "traffic.unjudged_bake",
+            f"{t.unjudged_bake!r} is not what a bake can do when it judged nothing of green",
+            'use "fail" (roll back) or "extend" (bake on until green\'s traffic is judged)',
+        ),
         (
             t.lease_s >= 3,
             "traffic.lease_s",

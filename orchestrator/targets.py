@@ -22,6 +22,7 @@ from orchestrator.progress import NullReporter, Reporter
 from orchestrator.rotation import Rotation
 from orchestrator.settings import Environment, Settings
 from orchestrator.stacks import OperationResult, Stacks
+from orchestrator.watch import Timing
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ class StackTarget:
     @property
     def percentiles(self) -> bool:
         return self.cloud.percentiles
+
+    def metric_timing(self, delay_s: float) -> Timing:
+        """How a bake looks at Lambda's metrics here, which reach CloudWatch up to `delay_s` late."""
+        c = self.cloud
+        return Timing(c.look_s, c.metric_resolution_s, delay_s, c.metric_slack_s)
 
     # -- what the stack says ------------------------------------------------------------------
 

@@ -16,7 +16,16 @@ Rules, one per check (each reported per step, judged or not, with its reason):
   as the gate's percentiles are. Lambda's Duration is handler time only, so this is a lower
   bound of what users see; the gate measures the rest.
 - Alarms: any named alarm in ALARM is a breach; a named alarm that does not exist is a
-  breach too (a typo must not switch the watch off).
+  breach too (a typo must not switch the watch off). An alarm that is OK says nothing about
+  green (it may watch something else, or have no data yet): it never makes a look `ok`.
+
+When a bake ends (`decide`): Lambda's metrics reach CloudWatch late (on AWS a minute or
+more, at 60 s resolution), so a bake is over only when green's datapoints cover its window
+(the newest one's period reaches the window's end) or when the longest delay the cloud
+allows for has passed since the window's end (then every datapoint of the window is in).
+Until then it waits, still failing at once on a breach. Past that bound, a bake that judged
+no metric of green fails as not judged (or, with `traffic.unjudged_bake = "extend"`, goes on
+watching until green's traffic is judged): it is never `ok`.
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ class MetricCheck:
     value: float | str | None
     limit: float | str | None
     detail: str
+    kind: str = "metric"  # "metric": of green's own invocations; "alarm": a named CloudWatch alarm
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -112,21 +122,136 @@ def judge_alarms(states: dict[str, str | None]) -> list[MetricCheck]:
     for name, state in sorted(states.items()):
         if state is None:
             checks.append(MetricCheck(f"alarm {name}", Check.BREACH, "missing", "OK",
-                                      "no CloudWatch alarm has this name (check slo.alarms)"))  # fmt: skip
+                                      "no CloudWatch alarm has this name (check slo.alarms)", "alarm"))  # fmt: skip
         elif state == "ALARM":
-            checks.append(MetricCheck(f"alarm {name}", Check.BREACH, state, "OK", "in ALARM"))
+            checks.append(MetricCheck(f"alarm {name}", Check.BREACH, state, "OK", "in ALARM", "alarm"))
         else:
-            checks.append(MetricCheck(f"alarm {name}", Check.OK, state, "OK", state))
+            checks.append(MetricCheck(f"alarm {name}", Check.OK, state, "OK", state, "alarm"))
     return checks
 
 
+def judged(checks: list[MetricCheck]) -> bool:
+    """True when at least one metric of green's own invocations was judged (ok or breach);
+    alarms do not count: an OK alarm is no evidence about green."""
+    return any(c.kind == "metric" and c.verdict != Check.NOT_JUDGED for c in checks)
+
+
 def verdict(checks: list[MetricCheck]) -> Check:
-    """One look's verdict: a breach if any; ok if anything was judged; else not judged."""
+    """One look's verdict: a breach if any; ok only if a metric of green was judged; else not judged."""
     if breach(checks) is not None:
         return Check.BREACH
-    return Check.OK if any(c.verdict == Check.OK for c in checks) else Check.NOT_JUDGED
+    return Check.OK if judged(checks) else Check.NOT_JUDGED
 
 
 def breach(checks: list[MetricCheck]) -> MetricCheck | None:
     """The first breached check, or None."""
     return next((c for c in checks if c.verdict == Check.BREACH), None)
+
+
+# -- when a bake ends ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How a cloud's Lambda metrics arrive, and how often a bake looks at them."""
+
+    look_s: float  # between looks (AWS: CloudWatch's resolution; polling faster learns nothing)
+    resolution_s: float  # the period of one datapoint (AWS: 60 s; the local edge: 1 s)
+    delay_s: float  # how late a datapoint may become visible after its period ends
+    slack_s: float = 0.0  # a busy machine's margin (the local edge flushes from a thread)
+
+    @property
+    def wait_s(self) -> float:
+        """How long past a window's end its last datapoint may still arrive: the bound."""
+        return self.resolution_s + self.delay_s + self.slack_s
+
+
+def covered(newest: float | None, end: float, resolution_s: float) -> bool:
+    """Green's datapoints reach the window's end: the newest one's period (it starts at
+    `newest`, epoch seconds) ends at or after `end`."""
+    return newest is not None and newest + resolution_s >= end
+
+
+class Action(StrEnum):
+    """What the driver does after a look at a bake."""
+
+    WAIT = "wait"  # look again at `look_at`
+    PASS = "pass"  # the bake is over and green was judged over its window
+    FAIL = "fail"  # a breach, or nothing of green judged by the bound
+    BLIND = "blind"  # CloudWatch could not be read when the bake had to end
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A look's consequence for the bake: what to do, the bake's verdict so far, and why."""
+
+    action: Action
+    verdict: Check
+    reason: str
+    look_at: float | None = None  # with WAIT: when to look next (epoch seconds)
+    # with WAIT: "baking" (the window is open), "waiting" (for its late datapoints, up to the
+    # bound), "extending" (past the bound with nothing of green judged, unjudged_bake = "extend")
+    stage: str = ""
+
+
+def decide(
+    checks: list[MetricCheck] | None,
+    *,
+    now: float,
+    end: float,
+    newest: float | None,
+    timing: Timing,
+    unjudged: str = "fail",
+) -> Decision:
+    """The consequence of one look at a bake whose window ends at `end` (epoch seconds).
+
+    `checks` is None when CloudWatch could not be read; `newest` is the start of green's
+    newest datapoint (Invocations) at the cloud's resolution, None when none was seen.
+    """
+    bound = end + timing.wait_s
+    if checks is None:
+        if now >= bound:
+            return Decision(Action.BLIND, Check.NOT_JUDGED, "could not read green's metrics or the alarms")
+        return Decision(Action.WAIT, Check.NOT_JUDGED, "CloudWatch could not be read; looking again",
+                        _next_look(now, end, bound, timing), "baking" if now < end else "waiting")  # fmt: skip
+    found = breach(checks)
+    if found is not None:
+        return Decision(Action.FAIL, Check.BREACH, f"{found.name}: {found.detail}")
+    seen = verdict(checks)
+    if now < end:
+        return Decision(Action.WAIT, seen, "baking", _next_look(now, end, bound, timing), "baking")
+    if covered(newest, end, timing.resolution_s) and judged(checks):
+        return Decision(Action.PASS, Check.OK, "green's datapoints cover the bake")
+    if now < bound:
+        what = "green's datapoints do not reach the bake's end yet" if judged(checks) else (
+            "no metric of green judged yet")  # fmt: skip
+        return Decision(
+            Action.WAIT, seen,
+            f"{what}: waiting up to {timing.wait_s:g} s past it (metrics arrive up to "
+            f"{timing.delay_s:g} s late, at {timing.resolution_s:g} s resolution)",
+            _next_look(now, end, bound, timing), "waiting",
+        )  # fmt: skip
+    if judged(checks):  # every datapoint of the window is in: green's traffic simply ended earlier
+        return Decision(Action.PASS, Check.OK, "green judged; its datapoints stop short of the bake's end "
+                        f"and none came in the {timing.wait_s:g} s after it")  # fmt: skip
+    quiet = any(c.kind == "alarm" and c.verdict == Check.OK for c in checks)
+    nothing = f"no metric of green judged {timing.wait_s:g} s past the bake's end ({_what_was_seen(checks)})" + (
+        "; an OK alarm says nothing about green" if quiet else "")  # fmt: skip
+    if unjudged == "extend":
+        return Decision(Action.WAIT, Check.NOT_JUDGED, f"{nothing}: baking on until green's traffic is judged "
+                        '(traffic.unjudged_bake = "extend")', now + timing.look_s, "extending")  # fmt: skip
+    return Decision(Action.FAIL, Check.NOT_JUDGED, nothing)
+
+
+def _next_look(now: float, end: float, bound: float, timing: Timing) -> float:
+    """The regular look, or earlier when the window ends (or the bound passes) before it."""
+    due = now + timing.look_s
+    for moment in (end, bound):
+        if now < moment < due:
+            return moment
+    return due
+
+
+def _what_was_seen(checks: list[MetricCheck]) -> str:
+    metrics = [c for c in checks if c.kind == "metric"]
+    return "; ".join(f"{c.name}: {c.detail}" for c in metrics) or "nothing read"

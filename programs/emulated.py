@@ -449,7 +449,7 @@ class Alias(Resource, module="edgeship", name="Alias"):
 class _EdgeProvider(_Provider):
     # The origin secret changes without a restart (a rotation must not drop a request).
     ORIGIN = ("originSent", "originAccepted")
-    UPDATE = ("emulatorUrl", "functionName", "cacheTtlS", "region", "revision", *ORIGIN)
+    UPDATE = ("emulatorUrl", "functionName", "cacheTtlS", "region", "revision", "metricDelayS", *ORIGIN)
 
     @staticmethod
     def _start(props: dict[str, Any]) -> dict[str, Any]:
@@ -463,6 +463,7 @@ class _EdgeProvider(_Provider):
                 daemon.python(), "-m", "orchestrator.local.edge", "--state-dir", str(state_dir),
                 "--emulator", props["emulatorUrl"], "--function", props["functionName"], "--port", str(port),
                 "--cache-ttl", str(_norm(props["cacheTtlS"])), "--region", props["region"],
+                "--metric-delay", str(_norm(props.get("metricDelayS") or 0)),
             ]  # fmt: skip
 
         def ours(edge: daemon.Daemon) -> bool:

@@ -82,6 +82,8 @@ def program_for(state_dir: Path) -> Callable[[], None]:
             "edge",
             {"stateDir": sd, "emulatorUrl": emulator.url if emulator else "not-running",
              "functionName": function.functionName, "cacheTtlS": cfg.cache_ttl_s, "region": region,
+             # Lambda's metrics arrive late on AWS: the edge publishes as late (traffic.metric_delay_s).
+             "metricDelayS": pulumi.Config("edgeship").get_float("metricDelayS") or 0.0,
              "revision": REVISION, "originSent": origin_secret.sent, "originAccepted": origin_secret.accepted},
             pulumi.ResourceOptions(depends_on=[live, candidate]),
         )  # fmt: skip

@@ -101,7 +101,7 @@ account_id = "123456789012"
 [environments.local.traffic]
 schedule = "canary"
 canary_weight = 20
-bake_s = 0.2
+bake_s = 0
 lease_s = 3
 [environments.local.load]
 users = 4

@@ -371,6 +371,46 @@ def test_flush_publishes_lambdas_metrics_per_version(moto: Moto) -> None:
     assert read(cloudwatch, "fn-b", "candidate", "1")["Invocations Sum"] == []
 
 
+def test_due_holds_back_what_is_younger_than_the_delay() -> None:
+    young, old = Batch(AT, {}), Batch(AT - datetime.timedelta(seconds=5), {})
+    assert telemetry.due([old, young], AT, 0.0) == ([old, young], [])
+    assert telemetry.due([old, young], AT, 5.0) == ([old], [young])
+    assert telemetry.due([old, young], AT, 5.1) == ([], [old, young])
+
+
+def test_delayed_metrics_keep_the_time_of_the_invocations_and_become_visible_late(moto: Moto) -> None:
+    """As Lambda's on AWS: a datapoint is stamped with when the invocations happened and
+    shows up `delay_s` later; the bake's coverage query (LambdaMetrics.newest) then finds
+    it at its own time, not at the time it arrived."""
+    import time
+
+    from orchestrator.cloudwatch import LambdaMetrics
+
+    cloudwatch = emulator.client("cloudwatch", moto.url)
+    happened = float(int(time.time()) - 30)  # a whole second, half a minute ago
+    clock = [happened + 0.5]
+    metrics = Telemetry(cloudwatch, "fn-d", clock=lambda: clock[0], delay_s=10.0)
+    reader = LambdaMetrics(cloudwatch, "fn-d", percentiles=False, resolution_s=1)
+    metrics.record("live", "2", duration_ms=4.0, error=False, throttled=False)
+    metrics.record("live", "2", duration_ms=6.0, error=True, throttled=False)
+    assert metrics.flush() == 0  # the interval closed, its datapoints are not due yet
+    clock[0] = happened + 9.0
+    metrics.record("live", "2", duration_ms=5.0, error=False, throttled=False)
+    assert metrics.flush() == 0
+    assert read(cloudwatch, "fn-d", "live", "2")["Invocations Sum"] == []
+    assert reader.newest("2", happened - 5, happened + 20) is None
+    clock[0] = happened + 10.5  # the first interval is 10 s old: it is published, the second is not
+    assert metrics.flush() == 4
+    assert read(cloudwatch, "fn-d", "live", "2")["Invocations Sum"] == [2.0]
+    assert reader.newest("2", happened - 5, happened + 20) == happened  # stamped when it happened
+    clock[0] = happened + 20.0
+    assert metrics.flush() == 4
+    assert read(cloudwatch, "fn-d", "live", "2")["Invocations Sum"] == [3.0]
+    assert reader.newest("2", happened - 5, happened + 20) == happened + 9
+    assert reader.newest("2", happened + 15, happened + 20) is None  # none from there on
+    assert reader.newest("1", happened - 5, happened + 20) is None  # another version's: none
+
+
 def test_a_failed_flush_keeps_the_data_for_the_next_one() -> None:
     server = Moto()
     server.start()

@@ -27,3 +27,24 @@ def test_report_md_has_no_caveats_section_when_every_gate_measured_cleanly() -> 
     report = PromotionReport(id="p1", env="prod", blue="1", green="2", schedule="canary", outcome="promoted")
     report.steps = [StepReport("step 1", 10, "pass", ["all thresholds met"], None, None)]
     assert "Caveats" not in markdown(report)
+
+
+def test_report_md_says_why_a_bake_waited_or_was_not_judged() -> None:
+    from orchestrator.report import BakeReport
+
+    report = PromotionReport(
+        id="p1", env="prod", blue="1", green="2", schedule="canary", outcome="rolled_back"
+    )
+    nothing = "no metric of green judged 180 s past the bake's end (nothing read); an OK alarm says nothing about green"
+    report.bakes = [
+        BakeReport("step 1", 10, 480.2, 9, "not_judged", [], reason=nothing, waited_s=180.2),
+        BakeReport(
+            "step 2", 100, 0.0, 0, "skipped", [], reason="bake_s = 0: no bake, the gates alone judge green"
+        ),
+    ]
+    rows = [line for line in markdown(report).splitlines() if line.startswith("| step")]
+    assert rows == [
+        f"| step 1 | 10% | 480 s (+180 s for late metrics) | 9 | nothing read | not_judged: {nothing} |",
+        "| step 2 | 100% | 0 s | 0 | nothing read | skipped: bake_s = 0: no bake, the gates alone judge green |",
+    ]
+    assert report.to_dict()["bakes"][0]["waited_s"] == 180.2

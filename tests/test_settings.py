@@ -73,6 +73,11 @@ def test_defaults_merge_with_environment_overrides() -> None:
         (_with({"load": {"workers": 0}}), "load.workers", '"auto"'),
         (_with({"load": {"remote_workers": 2}}), "load.master_port", "master_port = 5557"),
         (_with({"traffic": {"lease_s": 1}}), "traffic.lease_s", "at least 3"),
+        # on AWS a bake shorter than one datapoint of Lambda's metrics cannot watch anything
+        (_with({"traffic": {"bake_s": 10}}), "traffic.bake_s", "set bake_s = 0 (no bake"),
+        (_with({"traffic": {"bake_s": 59}}), "traffic.bake_s", "or at least 60"),
+        (_with({"traffic": {"metric_delay_s": -1}}), "traffic.metric_delay_s", "120 on AWS"),
+        (_with({"traffic": {"unjudged_bake": "pass"}}), "traffic.unjudged_bake", '"extend"'),
         (_with({"traffic": {"hooks": "x.sh"}}), "traffic.hooks", "hooks = ["),
         (
             _with({"traffic": {"hooks": [{"on": "later", "run": "x.sh"}]}}),
@@ -157,3 +162,27 @@ def test_hooks_and_alarms_parse_and_reach_the_plan() -> None:
     assert env.slo.alarms == ("prod-5xx", "prod-latency")
     plan = make_plan(env, "1", "2", pause_at=10)
     assert plan_from_dict(plan.to_snapshot()) == plan  # the record keeps hooks, alarms and the pause
+    assert (plan.metric_delay_s, plan.unjudged_bake) == (120.0, "fail")  # and what a bake waits for
+    older = {k: v for k, v in plan.to_snapshot().items() if k not in ("metric_delay_s", "unjudged_bake")}
+    assert plan_from_dict(older).metric_delay_s is None  # a record from before: the environment's
+
+
+@pytest.mark.parametrize(
+    ("name", "traffic", "bake_s", "delay", "config"),
+    [
+        # AWS: a bake of five minutes by default, Lambda's metrics allowed two minutes late
+        ("dev", {}, 300.0, 120.0, None),
+        ("dev", {"bake_s": 0}, 0.0, 120.0, None),  # no bake at all is allowed
+        ("dev", {"bake_s": 60, "metric_delay_s": 300}, 60.0, 300.0, None),
+        # locally any bake; the edge publishes metric_delay_s late (a stack setting)
+        ("local", {"bake_s": 1}, 1.0, settings.LOCAL_METRIC_DELAY_S, "3"),
+        ("local", {"bake_s": 1, "metric_delay_s": 4.5}, 1.0, 4.5, "4.5"),
+    ],
+)
+def test_bake_times_and_metric_delays(
+    name: str, traffic: dict, bake_s: float, delay: float, config: str | None
+) -> None:
+    raw = {"environments": {name: {**BASE["environments"]["dev"], "traffic": traffic}}}
+    env = settings.parse(raw, Path("/x/edgeship.toml")).environment(name)
+    assert (env.traffic.bake_s, env.metric_delay_s, env.traffic.unjudged_bake) == (bake_s, delay, "fail")
+    assert env.pulumi_config().get("metricDelayS") == config

@@ -50,7 +50,9 @@ BATCHES = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
 
 
 def test_errors_seen_only_in_real_traffic_roll_back_during_the_bake(local_project: LocalProject) -> None:
-    _edit(local_project, "bake_s = 0.2", "bake_s = 30")
+    # Lambda's metrics arrive later than the bake lasts (as on AWS, in seconds): the errors
+    # are seen while the bake waits for green's datapoints, and still roll back at once.
+    _edit(local_project, "bake_s = 0", f"bake_s = 1\nmetric_delay_s = {DELAY_S}")
     _up(local_project)
     bad = faulty_function(local_project.root / "batch-crash", crash_on_batch=True)
     with Viewers(_edge_url(local_project), BATCHES, pause_s=0.03) as users:
@@ -66,7 +68,65 @@ def test_errors_seen_only_in_real_traffic_roll_back_during_the_bake(local_projec
     assert (bake["name"], bake["weight"], bake["verdict"]) == ("step 1", 20, "breach")
     errors = next(c for c in bake["checks"] if c["name"] == "Errors")
     assert errors["verdict"] == "breach" and errors["value"] > 0.5
+    assert bake["reason"].startswith("Errors: ")
     assert _status(local_project)["live"] == {"version": "1", "weights": {}}
+
+
+DELAY_S = 6  # the edge publishes Lambda's metrics this late: longer than the bakes below
+
+
+def _alarm_ok(project: LocalProject, name: str) -> None:
+    """A CloudWatch alarm in the emulator, in state OK (about something other than green)."""
+    from orchestrator.local import daemon, emulator
+
+    running = daemon.read(project.state / "emulator.json")
+    assert running is not None
+    cloudwatch = emulator.client("cloudwatch", running.url, project.state / "tls" / "cert.pem")
+    cloudwatch.put_metric_alarm(
+        AlarmName=name, MetricName="5XXError", Namespace="AWS/ApiGateway", Statistic="Sum",
+        Period=60, EvaluationPeriods=1, Threshold=10, ComparisonOperator="GreaterThanThreshold",
+    )  # fmt: skip
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="quiet")
+
+
+def test_a_bake_whose_metrics_arrive_late_never_passes_without_a_judged_datapoint_of_green(
+    local_project: LocalProject,
+) -> None:
+    """Metrics later than the bake, and an alarm that is OK: the bake waits for green's
+    datapoints. With no real user on green it judged nothing and fails (the alarm is no
+    evidence about green); with real users it passes once their datapoints cover it."""
+    _edit(local_project, "bake_s = 0", f"bake_s = 1\nmetric_delay_s = {DELAY_S}")
+    _edit(local_project, "relative_p95_factor = 0", 'relative_p95_factor = 0\nalarms = ["e2e-quiet"]')
+    _up(local_project)
+    _alarm_ok(local_project, "e2e-quiet")
+
+    code, error = local_project.json("promote", "--env", "local", "--model", str(local_project.model("2")))
+    assert code == ExitCode.GATE_FAILED, error
+    assert "step 1 at 20%: not judged: no metric of green judged" in error["message"], error
+    assert "an OK alarm says nothing about green" in error["message"]
+    report = _report(local_project)
+    assert report["outcome"] == "rolled_back" and [s["name"] for s in report["steps"]] == ["pre-traffic"]
+    (bake,) = report["bakes"]
+    assert (bake["name"], bake["verdict"]) == ("step 1", "not_judged")
+    assert {c["name"]: c["verdict"] for c in bake["checks"]} == {
+        "Errors": "not_judged", "Throttles": "not_judged", "Duration Average": "not_judged",
+        "alarm e2e-quiet": "ok",
+    }  # fmt: skip
+    assert _status(local_project)["live"] == {"version": "1", "weights": {}}
+
+    with Viewers(_edge_url(local_project), BATCHES, pause_s=0.03) as users:
+        code, result = local_project.json(
+            "promote", "--env", "local", "--model", str(local_project.model("3"))
+        )
+    assert code == 0, result
+    assert result["outcome"] == "promoted" and set(users.answers) == {200}
+    assert [b["name"] for b in result["bakes"]] == ["step 1", "step 2"]
+    for bake in result["bakes"]:
+        assert bake["verdict"] == "ok", bake
+        errors = next(c for c in bake["checks"] if c["name"] == "Errors")
+        assert errors["verdict"] == "ok" and errors["kind"] == "metric", bake
+        # the bake could not end before green's datapoints (DELAY_S late) came in
+        assert bake["waited_s"] > 0 and bake["reason"], bake
 
 
 def test_failures_without_a_version_header_at_a_10_percent_canary_are_charged_to_green(
@@ -204,3 +264,27 @@ def test_resume_promotion_drives_on_a_pause_whose_driver_was_killed(local_projec
     assert [b["name"] for b in report["bakes"]] == ["step 1 (paused)", "step 2"]
     status = _status(local_project)
     assert status["live"] == {"version": "2", "weights": {}} and status["lease"] is None
+
+
+def test_a_bake_waiting_for_late_metrics_still_stops_on_a_signal(local_project: LocalProject) -> None:
+    """The wait past bake_s for green's datapoints is part of the bake: Ctrl-C there rolls
+    back at once, not when the wait would have ended (here half a minute later)."""
+    _edit(local_project, "bake_s = 0", "bake_s = 1\nmetric_delay_s = 30")
+    _up(local_project)
+    run = _promote_in_background(local_project)
+    try:
+        assert run.stderr is not None
+        for line in run.stderr:  # progress, one JSON object a line, until the bake starts waiting
+            if "step 1: no metric of green judged yet: waiting up to" in line:
+                break
+        else:
+            raise AssertionError(f"the promotion ended (exit {run.wait()}) before its bake waited")
+        run.send_signal(signal.SIGINT)
+        _out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == ExitCode.INTERRUPTED, err[-2000:]
+    report = _report(local_project)
+    assert report["outcome"] == "rolled_back" and report["bakes"][0]["verdict"] == "stopped"
+    assert _status(local_project)["live"] == {"version": "1", "weights": {}}

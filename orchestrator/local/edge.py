@@ -538,8 +538,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--region", default=emulator.REGION, help="the region candidate requests are signed for"
     )
+    parser.add_argument(
+        "--metric-delay", type=float, default=0.0, help="seconds before Lambda's metrics become visible"
+    )
     args = parser.parse_args(argv)
     edge = Edge(args.state_dir, args.emulator, args.function, args.cache_ttl, args.workers, args.region)
+    edge.telemetry.delay_s = args.metric_delay  # as late as AWS's arrive (traffic.metric_delay_s)
     serve(edge, args.port)
 
 

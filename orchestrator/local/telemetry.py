@@ -12,6 +12,11 @@ values: the emulator serves no percentiles anyway, and it stores one object per 
 `record` only counts (it sits on the request path); `flush` turns the counts into
 MetricData and sends them in one `put_metric_data` call, keeping them for the next flush
 when the emulator does not answer.
+
+Lambda's metrics reach CloudWatch a minute or more after the invocations. With `delay_s`
+the edge does the same: each interval's counts keep the timestamp of when they happened,
+and are sent only once they are `delay_s` old, so a bake here has to wait for its
+datapoints as it does on AWS (`traffic.metric_delay_s`; watch.decide).
 """
 
 from __future__ import annotations
@@ -98,11 +103,24 @@ def recent(batches: Iterable[Batch], now: datetime.datetime, max_age_s: float = 
     return [b for b in batches if b.at >= oldest]
 
 
+def due(batches: Iterable[Batch], now: datetime.datetime, delay_s: float) -> tuple[list[Batch], list[Batch]]:
+    """(the batches old enough to be published, the ones still held back) after `delay_s`."""
+    cut = now - datetime.timedelta(seconds=delay_s)
+    ready: list[Batch] = []
+    held: list[Batch] = []
+    for batch in batches:
+        (ready if batch.at <= cut else held).append(batch)
+    return ready, held
+
+
 class Telemetry:
     """Thread-safe counts of the edge's invocations, flushed to CloudWatch."""
 
-    def __init__(self, cloudwatch: Any, function: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, cloudwatch: Any, function: str, *, clock: Callable[[], float] = time.time, delay_s: float = 0.0
+    ) -> None:
         self.cloudwatch, self.function, self.clock = cloudwatch, function, clock
+        self.delay_s = delay_s  # how long after an interval its datapoints become visible
         self._lock = threading.Lock()
         self._current: dict[Key, Counts] = {}
         self._flush_lock = threading.Lock()  # one flush at a time keeps `_pending` consistent
@@ -125,9 +143,11 @@ class Telemetry:
                 counts.add_duration(duration_ms)
 
     def flush(self) -> int:
-        """Send everything not yet sent; the number of MetricData items sent.
+        """Send everything due (at least `delay_s` old) and not yet sent; the number of
+        MetricData items sent.
 
-        On failure the data stays for the next flush (up to MAX_AGE_S) and the error propagates.
+        On failure the data stays for the next flush (up to MAX_AGE_S past its due time) and
+        the error propagates.
         """
         with self._flush_lock:
             with self._lock:
@@ -135,13 +155,14 @@ class Telemetry:
             now = datetime.datetime.fromtimestamp(self.clock(), datetime.UTC)
             if current:
                 self._pending.append(Batch(now, current))
-            self._pending = recent(self._pending, now)
-            items = [item for batch in self._pending for item in metric_data(self.function, batch)]
+            self._pending = recent(self._pending, now, MAX_AGE_S + self.delay_s)
+            ready, held = due(self._pending, now, self.delay_s)
+            items = [item for batch in ready for item in metric_data(self.function, batch)]
             for call in calls(items):
                 self.cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=call)
             # A failure half-way through a split flush resends the first calls next time; a split
             # needs more than 1000 items, which a local run does not reach.
-            self._pending = []
+            self._pending = held
             return len(items)
 
     def run_forever(self, interval_s: float = 1.0) -> None:
