@@ -40,6 +40,7 @@ _FUNCTION, _EDGE = FunctionSettings(), EdgeSettings()
 # API Gateway caches the authorizer's answer per header value this long; a cached "allow"
 # of a rotated-out value lasts at most this much after a rotation ends.
 AUTHORIZER_RESULT_TTL_S = 300
+AUTHORIZER_TIMEOUT_S = 5  # a read of the parameter is bounded well inside it (authorizer/origin.py)
 # Live routes and what each may invoke; /candidate/* is the candidate alias's, behind IAM.
 LIVE_ROUTES = ("POST /infer", "GET /infer", "GET /healthz")
 CANDIDATE_ROUTES = ("POST /candidate/infer", "GET /candidate/infer", "GET /candidate/healthz")
@@ -50,6 +51,11 @@ def base_name(project: str, stack: str) -> str:
     case, letters, digits and single hyphens (S3 bucket names allow nothing else)."""
     name = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", f"{project}-{stack}".lower())).strip("-")
     return name[:40].rstrip("-") or "edgeship"
+
+
+def origin_parameter_name(name: str) -> str:
+    """The SSM parameter of the values the origin authorizer accepts (the local stack's too)."""
+    return f"/{name}/origin-secrets"
 
 
 @dataclass(frozen=True)
@@ -261,7 +267,7 @@ def program() -> None:
     origin_secret = OriginSecret("origin-secret", cfg.origin_rotation)
     accepted = aws.ssm.Parameter(
         "origin-secrets",
-        name=f"/{name}/origin-secrets",
+        name=origin_parameter_name(name),
         type="SecureString",
         value=origin_secret.accepted.apply(json.dumps),
         description="Values of the x-origin-verify header the API accepts (orchestrator rotate-origin-secret)",
@@ -279,7 +285,7 @@ def program() -> None:
         handler="origin.handler",
         code=pulumi.AssetArchive({"origin.py": pulumi.FileAsset(str(AUTHORIZER))}),
         memory_size=128,
-        timeout=5,
+        timeout=AUTHORIZER_TIMEOUT_S,
         logging_config={"log_format": "JSON", "log_group": authorizer_logs.name},
         environment={"variables": {"ORIGIN_SECRETS_PARAMETER": accepted.name}},
         opts=pulumi.ResourceOptions(depends_on=[authorizer_logs, authorizer_policy]),
