@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-HEADER = "x-origin-verify"
-CODE = Path(__file__).resolve().parents[2] / "programs" / "authorizer" / "origin.py"
+from programs.authorizer import origin
+
+HEADER = origin.HEADER
+CODE = Path(origin.__file__).resolve()  # the file the stack ships as the authorizer's zip
 HANDLER = "handler"
 RESULT_TTL_S = 300.0  # programs/serving.py AUTHORIZER_RESULT_TTL_S; the stack passes its own
 TIMEOUT_S = 5.0  # the authorizer function's Timeout in programs/serving.py
