@@ -37,8 +37,11 @@ CANDIDATE_ALIAS = "candidate"
 MANAGED_ORIGIN_REQUEST_ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 MANAGED_CACHE_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 _FUNCTION, _EDGE = FunctionSettings(), EdgeSettings()
-# API Gateway caches the authorizer's answer per header value this long; a cached "allow"
-# of a rotated-out value lasts at most this much after a rotation ends.
+# API Gateway caches the authorizer's answer per header value this long, denies included:
+# a deny of the value CloudFront sends would refuse every request for as long, which is why
+# the authorizer never denies a value it has not just read. A cached "allow" of a
+# rotated-out value lasts at most this much after a rotation ends. The local edge emulates
+# this cache with the same TTL (orchestrator/local/authorizer.py).
 AUTHORIZER_RESULT_TTL_S = 300
 AUTHORIZER_TIMEOUT_S = 5  # a read of the parameter is bounded well inside it (authorizer/origin.py)
 # Live routes and what each may invoke; /candidate/* is the candidate alias's, behind IAM.
