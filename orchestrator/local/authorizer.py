@@ -278,14 +278,14 @@ def _sandbox_main(code: str) -> None:
     # Before the module loads: whichever way it reaches the clocks, it reads the sandbox's.
     time.time = lambda: real_time() + offsets["wall"]
     time.monotonic = lambda: real_monotonic() + offsets["monotonic"]
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # what the code prints (at init too) is logs, not answers
     spec = importlib.util.spec_from_file_location(Path(code).stem, code)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     handler = getattr(module, HANDLER)
-    out = sys.stdout.buffer
-    sys.stdout = sys.stderr  # the handler's prints are logs, not answers
     for line in sys.stdin.buffer:
         frame = json.loads(line)
         offsets["wall"], offsets["monotonic"] = float(frame["wall"]), float(frame["monotonic"])

@@ -512,7 +512,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/_edgeship/origin" and self.command == "POST":
             self.edge.origin = read_origin(self.edge.state_dir)  # one assignment: requests see old or new
         elif self.path == "/_edgeship/authorizer" and self.command == "POST":  # tests: authorizer.py
-            state = self.edge.authorizer.control(json.loads(body or b"{}"))
+            try:
+                state = self.edge.authorizer.control(json.loads(body or b"{}"))
+            except (ValueError, TypeError, AttributeError) as exc:  # not a JSON object of numbers
+                return gateway_answer(400, f"expected {{frozen: bool, advance_s: seconds}}: {exc}")
             return 200, {"content-type": JSON}, json.dumps(state).encode()
         elif self.path == "/_edgeship/invalidate" and self.command == "POST":
             dropped = self.edge.invalidate()
