@@ -21,6 +21,7 @@ from orchestrator.errors import EdgeshipError, NotDeployedError
 from orchestrator.packaging import FUNCTION_DIR
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.settings import CLOUDWATCH_RESOLUTION_S, Environment, Settings
+from programs.authorizer.origin import RECHECK_S
 
 
 class Cloud(Protocol):
@@ -66,8 +67,10 @@ class AwsCloud:
     keeps_history = True
     origin_settle_s: Mapping[str, float] = MappingProxyType(
         {
-            # the authorizer re-reads the accepted values every 30 s (programs/authorizer/origin.py):
-            # the edge may send the new one only once every sandbox knows it
+            # Longer than the authorizer's cache (CACHE_S, 30 s by the wall clock): every sandbox
+            # that read the list since holds the new value, so even one that then cannot read
+            # SSM accepts it. (One that meets it unknown re-reads first; that needs only RECHECK_S.)
+            # API Gateway's result cache (300 s) cannot hold a deny of a value never sent yet.
             "accepting": 40.0,
             # `up` returns once CloudFront reports Deployed; requests it sent with the old
             # value before then may still be in flight (origin read timeout: 30 s)
@@ -141,8 +144,10 @@ class EmulatorCloud:
     metric_slack_s = 5.0
     # The emulator forgets everything when it stops: a history would describe nothing.
     keeps_history = False
-    # The edge takes new origin values at once, within the `up` that changes them.
-    origin_settle_s: Mapping[str, float] = MappingProxyType({})
+    # The edge takes the value it sends at once, within the `up` that changes it. The
+    # authorizer reads SSM at most once per RECHECK_S: a read it made just before `accepting`
+    # wrote the parameter must be that old before the new value arrives, or it is denied.
+    origin_settle_s: Mapping[str, float] = MappingProxyType({"accepting": RECHECK_S})
 
     def __init__(self, settings: Settings, env: Environment) -> None:
         self.settings, self.env = settings, env

@@ -443,13 +443,64 @@ class Alias(Resource, module="edgeship", name="Alias"):
         super().__init__(_AliasProvider(), name, {**props, "currentVersion": None}, opts)
 
 
+# -- parameter ------------------------------------------------------------------------------
+
+
+class _ParameterProvider(_Provider):
+    UPDATE = ("value",)
+    REPLACE = ("parameterName",)
+
+    @staticmethod
+    def _put(props: dict[str, Any]) -> None:
+        client(props["stateDir"], "ssm").put_parameter(
+            Name=props["parameterName"], Type="SecureString", Value=props["value"], Overwrite=True
+        )
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        self._put(props)
+        return CreateResult(props["parameterName"], _inputs(props))
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        self._put(news)
+        return UpdateResult(_inputs(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        ssm = client(props["stateDir"], "ssm")
+        try:
+            ssm.get_parameter(Name=id_)
+        except ssm.exceptions.ParameterNotFound:
+            return ReadResult(None, {})
+        return ReadResult(id_, _inputs(props))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        ssm = client(props["stateDir"], "ssm")
+        with contextlib.suppress(ssm.exceptions.ParameterNotFound):
+            ssm.delete_parameter(Name=id_)
+
+
+class Parameter(Resource, module="edgeship", name="Parameter"):
+    """An SSM SecureString parameter: the origin authorizer's accepted values, as on AWS."""
+
+    parameterName: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(
+            _ParameterProvider(), name, props,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["value"])),
+        )  # fmt: skip
+
+
 # -- the local edge daemon ------------------------------------------------------------------
 
 
 class _EdgeProvider(_Provider):
-    # The origin secret changes without a restart (a rotation must not drop a request).
-    ORIGIN = ("originSent", "originAccepted")
-    UPDATE = ("emulatorUrl", "functionName", "cacheTtlS", "region", "revision", "metricDelayS", *ORIGIN)
+    # The value CloudFront sends changes without a restart (a rotation must not drop a
+    # request); the accepted ones are the Parameter's, read by the edge's authorizer.
+    ORIGIN = ("originSent",)
+    UPDATE = (
+        "emulatorUrl", "functionName", "cacheTtlS", "region", "revision", "metricDelayS", "originParameter",
+        "authorizerTtlS", *ORIGIN,
+    )  # fmt: skip
 
     @staticmethod
     def _start(props: dict[str, Any]) -> dict[str, Any]:
@@ -464,6 +515,7 @@ class _EdgeProvider(_Provider):
                 "--emulator", props["emulatorUrl"], "--function", props["functionName"], "--port", str(port),
                 "--cache-ttl", str(_norm(props["cacheTtlS"])), "--region", props["region"],
                 "--metric-delay", str(_norm(props.get("metricDelayS") or 0)),
+                "--origin-parameter", props["originParameter"], "--authorizer-ttl", str(_norm(props["authorizerTtlS"])),
             ]  # fmt: skip
 
         def ours(edge: daemon.Daemon) -> bool:
@@ -527,10 +579,10 @@ class _EdgeProvider(_Provider):
 
 
 def _write_origin(props: dict[str, Any]) -> None:
-    """The origin secret where the edge reads it (owner-only; never on its command line)."""
+    """The value the edge sends where it reads it (owner-only; never on its command line)."""
     from orchestrator.local.origin import write_origin
 
-    write_origin(Path(props["stateDir"]), str(props["originSent"]), [str(v) for v in props["originAccepted"]])
+    write_origin(Path(props["stateDir"]), str(props["originSent"]))
 
 
 class Edge(Resource, module="edgeship", name="Edge"):

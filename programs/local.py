@@ -11,11 +11,13 @@ IAM-protected route.
     Bucket ── ModelObject ─┐
       └── Role ─────────── Function ── Alias live (its version is the release's)
                                    └── Alias candidate (follows the newest version)
-    OriginSecret (sent, accepted) ──────────── Edge (the daemon; needs both aliases)
+    OriginSecret ── Parameter (accepted: SSM, read by the edge's authorizer)
+         └─ (sent) ─────────────────────────── Edge (the daemon; needs both aliases)
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,9 +35,15 @@ def program_for(state_dir: Path) -> Callable[[], None]:
         from orchestrator.local import code, daemon
         from orchestrator.local.edge import API_PREFIX, REVISION
         from orchestrator.packaging import FUNCTION_DIR
-        from programs.emulated import Alias, Bucket, Edge, Function, ModelObject, Role
+        from programs.emulated import Alias, Bucket, Edge, Function, ModelObject, Parameter, Role
         from programs.origin_secret import OriginSecret
-        from programs.serving import CANDIDATE_ALIAS, LIVE_ALIAS, ServingConfig
+        from programs.serving import (
+            AUTHORIZER_RESULT_TTL_S,
+            CANDIDATE_ALIAS,
+            LIVE_ALIAS,
+            ServingConfig,
+            origin_parameter_name,
+        )
 
         cfg = ServingConfig.from_stack()
         region = pulumi.Config("aws").get("region") or "us-east-1"
@@ -60,6 +68,11 @@ def program_for(state_dir: Path) -> Callable[[], None]:
             "function-role", {"stateDir": sd, "roleName": f"{name}-function", "bucket": bucket.bucket}
         )
         origin_secret = OriginSecret("origin-secret", cfg.origin_rotation)
+        accepted = Parameter(
+            "origin-secrets",
+            {"stateDir": sd, "parameterName": origin_parameter_name(name),
+             "value": origin_secret.accepted.apply(json.dumps)},
+        )  # fmt: skip
         function = Function(
             "function",
             {
@@ -84,7 +97,8 @@ def program_for(state_dir: Path) -> Callable[[], None]:
              "functionName": function.functionName, "cacheTtlS": cfg.cache_ttl_s, "region": region,
              # Lambda's metrics arrive late on AWS: the edge publishes as late (traffic.metric_delay_s).
              "metricDelayS": pulumi.Config("edgeship").get_float("metricDelayS") or 0.0,
-             "revision": REVISION, "originSent": origin_secret.sent, "originAccepted": origin_secret.accepted},
+             "revision": REVISION, "originSent": origin_secret.sent, "originParameter": accepted.parameterName,
+             "authorizerTtlS": AUTHORIZER_RESULT_TTL_S},
             pulumi.ResourceOptions(depends_on=[live, candidate]),
         )  # fmt: skip
 

@@ -37,9 +37,13 @@ CANDIDATE_ALIAS = "candidate"
 MANAGED_ORIGIN_REQUEST_ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 MANAGED_CACHE_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 _FUNCTION, _EDGE = FunctionSettings(), EdgeSettings()
-# API Gateway caches the authorizer's answer per header value this long; a cached "allow"
-# of a rotated-out value lasts at most this much after a rotation ends.
+# API Gateway caches the authorizer's answer per header value this long, denies included:
+# a deny of the value CloudFront sends would refuse every request for as long, which is why
+# the authorizer never denies a value it has not just read. A cached "allow" of a
+# rotated-out value lasts at most this much after a rotation ends. The local edge emulates
+# this cache with the same TTL (orchestrator/local/authorizer.py).
 AUTHORIZER_RESULT_TTL_S = 300
+AUTHORIZER_TIMEOUT_S = 5  # a read of the parameter is bounded well inside it (authorizer/origin.py)
 # Live routes and what each may invoke; /candidate/* is the candidate alias's, behind IAM.
 LIVE_ROUTES = ("POST /infer", "GET /infer", "GET /healthz")
 CANDIDATE_ROUTES = ("POST /candidate/infer", "GET /candidate/infer", "GET /candidate/healthz")
@@ -50,6 +54,11 @@ def base_name(project: str, stack: str) -> str:
     case, letters, digits and single hyphens (S3 bucket names allow nothing else)."""
     name = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", f"{project}-{stack}".lower())).strip("-")
     return name[:40].rstrip("-") or "edgeship"
+
+
+def origin_parameter_name(name: str) -> str:
+    """The SSM parameter of the values the origin authorizer accepts (the local stack's too)."""
+    return f"/{name}/origin-secrets"
 
 
 @dataclass(frozen=True)
@@ -261,7 +270,7 @@ def program() -> None:
     origin_secret = OriginSecret("origin-secret", cfg.origin_rotation)
     accepted = aws.ssm.Parameter(
         "origin-secrets",
-        name=f"/{name}/origin-secrets",
+        name=origin_parameter_name(name),
         type="SecureString",
         value=origin_secret.accepted.apply(json.dumps),
         description="Values of the x-origin-verify header the API accepts (orchestrator rotate-origin-secret)",
@@ -279,7 +288,7 @@ def program() -> None:
         handler="origin.handler",
         code=pulumi.AssetArchive({"origin.py": pulumi.FileAsset(str(AUTHORIZER))}),
         memory_size=128,
-        timeout=5,
+        timeout=AUTHORIZER_TIMEOUT_S,
         logging_config={"log_format": "JSON", "log_group": authorizer_logs.name},
         environment={"variables": {"ORIGIN_SECRETS_PARAMETER": accepted.name}},
         opts=pulumi.ResourceOptions(depends_on=[authorizer_logs, authorizer_policy]),

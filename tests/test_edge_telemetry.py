@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from orchestrator.local import daemon, emulator, telemetry, worker
+from orchestrator.local.authorizer import Authorizer, sandbox_env
 from orchestrator.local.edge import Edge, Routing, Throttled, VersionPool
 from orchestrator.local.origin import Origin, read_origin, write_origin
 from orchestrator.local.telemetry import Batch, Counts, Telemetry
@@ -170,7 +171,21 @@ def test_pool_answers_carry_error_and_duration_and_a_busy_pool_throttles(pool: V
 # --- Edge.handle records what Lambda would count ---------------------------------------------
 
 
-def _bare_edge(pool: VersionPool, metrics: Telemetry) -> Edge:
+@pytest.fixture(scope="module")
+def origin_authorizer(moto: Moto) -> Iterator[Authorizer]:
+    """The origin authorizer's real code in its sandbox, mid-rotation: two values accepted."""
+    parameter = "/edge-test/origin-secrets"
+    emulator.client("ssm", moto.url).put_parameter(
+        Name=parameter, Type="SecureString", Value=json.dumps(["now", "next"]), Overwrite=True
+    )
+    authorizer = Authorizer(
+        sandbox_env(moto.url, None, emulator.REGION, parameter, emulator.CREDENTIALS), 300, frozen=True
+    )
+    yield authorizer
+    authorizer.close()
+
+
+def _bare_edge(pool: VersionPool, metrics: Telemetry, authorizer: Authorizer) -> Edge:
     """An Edge over one ready pool, without an emulator to read aliases from."""
     import random
 
@@ -179,7 +194,7 @@ def _bare_edge(pool: VersionPool, metrics: Telemetry) -> Edge:
     edge.cache_generation, edge.cache_lock = 0, threading.Lock()
     edge.routing, edge.rng = Routing("1", {}, "1"), random.Random(0)
     edge.pools, edge.pool_lock, edge.telemetry = {"1": pool}, threading.Lock(), metrics
-    edge.origin = Origin("now", ("now", "next"))  # mid-rotation: two values accepted
+    edge.origin, edge.authorizer = Origin("now"), authorizer
     return edge
 
 
@@ -197,9 +212,11 @@ def signed(method: str, target: str, body: bytes, host: str = "127.0.0.1:8787") 
     return {"host": host, **{k.lower(): v for k, v in headers.items()}}
 
 
-def test_edge_records_invocations_errors_and_throttles_per_alias(pool: VersionPool) -> None:
+def test_edge_records_invocations_errors_and_throttles_per_alias(
+    pool: VersionPool, origin_authorizer: Authorizer
+) -> None:
     metrics = Telemetry(None, F)
-    edge = _bare_edge(pool, metrics)
+    edge = _bare_edge(pool, metrics, origin_authorizer)
     returned = edge.handle("POST", "/infer", {}, b"500")  # returned 500: not an error, its own headers
     assert returned[0] == 500 and returned[1]["x-function-version"] == "1"
     assert edge.handle("POST", "/infer", {}, b"raise") == INTERNAL_ERROR  # raised: a function error
@@ -225,9 +242,11 @@ def test_edge_records_invocations_errors_and_throttles_per_alias(pool: VersionPo
     assert (cand.invocations, cand.errors, cand.throttles, cand.timed) == (2, 1, 0, 1)
 
 
-def test_the_api_refuses_what_did_not_come_through_cloudfront_before_any_sandbox(pool: VersionPool) -> None:
+def test_the_api_refuses_what_did_not_come_through_cloudfront_before_any_sandbox(
+    pool: VersionPool, origin_authorizer: Authorizer
+) -> None:
     metrics = Telemetry(None, F)
-    edge = _bare_edge(pool, metrics)
+    edge = _bare_edge(pool, metrics, origin_authorizer)
     # straight to the API (the stack's apiUrl, under /api): no header 401, a wrong one 403
     assert edge.handle("POST", "/api/infer", {}, b"who") == (401, JSON, b'{"message":"Unauthorized"}')
     wrong = edge.handle("POST", "/api/infer", {"x-origin-verify": "guess"}, b"who")
@@ -245,25 +264,27 @@ def test_the_api_refuses_what_did_not_come_through_cloudfront_before_any_sandbox
     status, _, body = edge.handle("POST", target, signed("POST", target, b"who"), b"who")
     assert status == 200 and set(json.loads(body)["authorizer"]) == {"iam"}
     # fail closed: an edge whose origin file is unreadable accepts nothing
-    edge.origin = Origin("", ())
+    edge.origin = Origin("")
     assert edge.handle("POST", "/infer", {}, b"who")[0] == 401
 
 
 def test_origin_values_are_written_owner_only_and_read_back(tmp_path: Path) -> None:
-    write_origin(tmp_path, "a", ["a", "b"])
-    assert read_origin(tmp_path) == Origin("a", ("a", "b"))
+    write_origin(tmp_path, "a")
+    assert read_origin(tmp_path) == Origin("a")
     assert (tmp_path / "origin.json").stat().st_mode & 0o777 == 0o600
     (tmp_path / "origin.json").write_text("{not json")
-    assert read_origin(tmp_path) == Origin("", ())
+    assert read_origin(tmp_path) == Origin("")
 
 
-def test_a_function_past_its_timeout_gets_504_and_counts_as_an_error(tmp_path: Path) -> None:
+def test_a_function_past_its_timeout_gets_504_and_counts_as_an_error(
+    tmp_path: Path, origin_authorizer: Authorizer
+) -> None:
     (tmp_path / "handler.py").write_text(HANDLER)
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
     slow = VersionPool("1", tmp_path, env, size=1, timeout_s=1.0)
     try:
         metrics = Telemetry(None, F)
-        edge = _bare_edge(slow, metrics)
+        edge = _bare_edge(slow, metrics, origin_authorizer)
         (sleeper,) = [w.proc for w in list(slow.idle.queue)]
         assert edge.handle("POST", "/infer", {}, b"sleep") == (
             504,
@@ -281,8 +302,10 @@ def test_a_function_past_its_timeout_gets_504_and_counts_as_an_error(tmp_path: P
         slow.close()
 
 
-def test_the_cache_is_emptied_on_invalidation_and_when_live_changes(pool: VersionPool) -> None:
-    edge = _bare_edge(pool, Telemetry(None, F))
+def test_the_cache_is_emptied_on_invalidation_and_when_live_changes(
+    pool: VersionPool, origin_authorizer: Authorizer
+) -> None:
+    edge = _bare_edge(pool, Telemetry(None, F), origin_authorizer)
 
     def cache_of(target: str) -> str:
         return edge.handle("GET", target, {}, b"")[1]["x-cache"]

@@ -42,7 +42,7 @@ def test_up_preview_refresh_history_then_destroy(
     local_project: LocalProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = _ok(local_project, "up")
-    assert _changed(first) == {"create": 9}
+    assert _changed(first) == {"create": 10}
     outputs = first["outputs"]
     # the contract, with the real engine: the same output keys as the serving program's
     _, serving_outputs = surface(serving.program, monkeypatch)
@@ -74,7 +74,7 @@ def test_up_preview_refresh_history_then_destroy(
 
     stopped = _ok(local_project, "destroy", "--yes")
     assert stopped["stopped"]["emulator"] is True  # the edge went with the stack's Edge resource
-    assert _changed(stopped) == {"delete": 9}
+    assert _changed(stopped) == {"delete": 10}
     assert daemon.read(local_project.state / "edge.json") is None
     assert emulator.running(local_project.state) is None
     code, error = local_project.json("status", "--env", "local")
@@ -88,8 +88,9 @@ def test_an_emulator_restarted_empty_is_noticed_and_recreated_by_up(local_projec
     assert code == ExitCode.USAGE and "emulator is not running" in error["message"], error
     assert "orchestrator up --env local" in error["fix"] and emulator.running(local_project.state) is None
     again = _ok(local_project, "up")
-    # refreshed first: the cloud resources are created again, the edge restarted on the new emulator
-    assert _changed(again) == {"create": 6, "update": 1}, again["changes"]
+    # refreshed first: the cloud resources (the origin parameter among them) are created again,
+    # the edge restarted on the new emulator
+    assert _changed(again) == {"create": 7, "update": 1}, again["changes"]
     assert again["outputs"]["functionName"] == before["functionName"]
     assert _infer(again["outputs"]["edgeUrl"] + "/infer") == 200
     status = _ok(local_project, "status")

@@ -7,9 +7,12 @@ cacheable GETs from a TTL cache, as the CloudFront cache policy does. `/candidat
 reaches the `candidate` alias and, like the AWS_IAM routes of the HTTP API, needs a valid
 SigV4 signature (service execute-api, the environment's region) made with the emulator's
 credentials (sigv4.py). The other routes, like the HTTP API behind its origin authorizer,
-need the origin header (origin.py): the CloudFront part adds it; requests sent to the API
-directly (under /api, the stack's apiUrl) without it are refused before any sandbox runs. The cache is emptied whenever `live` changes and on
-POST /_edgeship/invalidate (what a CloudFront invalidation does on AWS).
+need the origin header (origin.py): the CloudFront part adds it; the API's origin
+authorizer, with API Gateway's result cache, judges it (authorizer.py: the shipped
+authorizer code against the emulator's SSM parameter); requests sent to the API directly
+(under /api, the stack's apiUrl) without it are refused before any sandbox runs. The cache
+is emptied whenever `live` changes and on POST /_edgeship/invalidate (what a CloudFront
+invalidation does on AWS).
 
 Platform errors are answered as API Gateway answers them, with none of the function's
 headers (so the gate charges them to green): a function that raised or a sandbox that died
@@ -48,7 +51,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.local import emulator, sigv4
+from orchestrator.local import authorizer, emulator, sigv4
 from orchestrator.local.code import code_store, hex_of
 from orchestrator.local.origin import HEADER as ORIGIN_HEADER
 from orchestrator.local.origin import read_origin
@@ -62,8 +65,8 @@ CANDIDATE_PREFIX = "/candidate"
 API_PREFIX = "/api"
 # What the release may expect of a running edge; a daemon left running by an older
 # edgeship (2: SigV4 on the candidate route, no token; 3: the origin authorizer, apiUrl
-# under /api) is replaced, not reused.
-REVISION = 3
+# under /api; 4: the authorizer's values in SSM, its result cache) is replaced, not reused.
+REVISION = 4
 POLL_S = 0.25
 RETIRE_S = 30.0  # idle sandboxes of versions no alias routes to are closed after this
 THROTTLE_WAIT_S = 10.0  # a request waits this long for a free sandbox before it is throttled
@@ -226,8 +229,9 @@ class Edge:
     """Routing, sandboxes and cache; the HTTP layer is `_Handler`."""
 
     def __init__(
-        self, state_dir: Path, emulator_url: str, function: str, cache_ttl_s: float, workers: int, region: str
-    ) -> None:
+        self, state_dir: Path, emulator_url: str, function: str, cache_ttl_s: float, workers: int, region: str,
+        origin_parameter: str = "", authorizer_ttl_s: float = authorizer.RESULT_TTL_S,
+    ) -> None:  # fmt: skip
         self.state_dir, self.function, self.cache_ttl_s, self.workers, self.region = (
             state_dir, function, cache_ttl_s, workers, region,
         )  # fmt: skip
@@ -244,6 +248,10 @@ class Edge:
         self.cache_lock = threading.Lock()
         self.rng = random.Random()
         self.origin = read_origin(state_dir)
+        self.authorizer = authorizer.Authorizer(
+            authorizer.sandbox_env(emulator_url, self.ca, region, origin_parameter, emulator.CREDENTIALS),
+            authorizer_ttl_s, frozen=authorizer.frozen_from_env(),
+        )  # fmt: skip
         self.refresh()
 
     def refresh(self) -> None:
@@ -368,7 +376,7 @@ class Edge:
             if refused is not None:
                 return gateway_answer(403, refused)
         else:
-            denied = self.origin.refusal(headers)
+            denied = self.authorizer.refusal(method, path, query, headers)
             if denied is not None:
                 return gateway_answer(*denied)
         routing = self.routing
@@ -486,7 +494,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         if self.path.startswith("/_edgeship/"):
-            status, headers, data = self._control()
+            status, headers, data = self._control(body)
         else:
             headers_in = sigv4.received(self.headers.items())  # a repeated header: its values, comma-joined
             status, headers, data = self.edge.handle(self.command, self.path, headers_in, body)
@@ -498,11 +506,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _control(self) -> tuple[int, dict[str, str], bytes]:
+    def _control(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
         if self.path == "/_edgeship/refresh" and self.command == "POST":
             self.edge.refresh()
         elif self.path == "/_edgeship/origin" and self.command == "POST":
             self.edge.origin = read_origin(self.edge.state_dir)  # one assignment: requests see old or new
+        elif self.path == "/_edgeship/authorizer" and self.command == "POST":  # tests: authorizer.py
+            try:
+                state = self.edge.authorizer.control(json.loads(body or b"{}"))
+            except (ValueError, TypeError, AttributeError) as exc:  # not a JSON object of numbers
+                return gateway_answer(400, f"expected {{frozen: bool, advance_s: seconds}}: {exc}")
+            return 200, {"content-type": JSON}, json.dumps(state).encode()
         elif self.path == "/_edgeship/invalidate" and self.command == "POST":
             dropped = self.edge.invalidate()
             return 200, {"content-type": JSON}, json.dumps({"invalidated": dropped}).encode()
@@ -524,6 +538,7 @@ def serve(edge: Edge, port: int) -> None:
     finally:
         for pool in edge.pools.values():
             pool.close()
+        edge.authorizer.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -541,8 +556,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--metric-delay", type=float, default=0.0, help="seconds before Lambda's metrics become visible"
     )
+    parser.add_argument(
+        "--origin-parameter", default="", help="the SSM parameter of the accepted origin values"
+    )
+    parser.add_argument("--authorizer-ttl", type=float, default=authorizer.RESULT_TTL_S)
     args = parser.parse_args(argv)
-    edge = Edge(args.state_dir, args.emulator, args.function, args.cache_ttl, args.workers, args.region)
+    edge = Edge(
+        args.state_dir, args.emulator, args.function, args.cache_ttl, args.workers, args.region,
+        args.origin_parameter, args.authorizer_ttl,
+    )  # fmt: skip
     edge.telemetry.delay_s = args.metric_delay  # as late as AWS's arrive (traffic.metric_delay_s)
     serve(edge, args.port)
 
