@@ -185,8 +185,9 @@ def origin_authorizer(moto: Moto) -> Iterator[Authorizer]:
     authorizer.close()
 
 
-def _bare_edge(pool: VersionPool, metrics: Telemetry, authorizer: Authorizer) -> Edge:
-    """An Edge over one ready pool, without an emulator to read aliases from."""
+def _bare_edge(pool: VersionPool, metrics: Telemetry, authorizer: Authorizer | None = None) -> Edge:
+    """An Edge over one ready pool, without an emulator to read aliases from (without an
+    authorizer, only the candidate route, which IAM guards, can be called)."""
     import random
 
     edge = Edge.__new__(Edge)
