@@ -102,3 +102,13 @@ def test_judge_move_says_what_it_waits_for_and_why_it_failed() -> None:
     )
     elsewhere = judge_move(AliasState("2", {}), WHOLE_1, None).why
     assert elsewhere == "live is on v1 at 100% where it was asked to be on v2 at 100%"
+
+
+def test_the_local_edge_routes_a_moving_alias_to_the_version_lambda_keeps() -> None:
+    import random
+
+    from orchestrator.local.edge import Routing
+
+    rng = random.Random(7)
+    routing = Routing(MOVING_1_TO_2.version, dict(MOVING_1_TO_2.weights), "2")
+    assert {routing.pick_live(rng) for _ in range(1000)} == {"1"}

@@ -43,6 +43,7 @@ IN_PROGRESS, READY, FAILED = "IN_PROGRESS", "READY", "FAILED"
 _ATTR = "_edgeship_provisioned"  # where an alias keeps its configuration (it goes with the alias)
 # moto's server answers on several threads: one lock for every read-and-advance.
 _LOCK = threading.RLock()
+_JSON = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -191,7 +192,7 @@ def _lambda_response_class() -> Any:
                     setattr(alias, _ATTR, config)
                 config.requested = requested
                 config.allocate()
-                return 202, {"status": 202}, json.dumps(config.view())
+                return 202, {"status": 202, **_JSON}, json.dumps(config.view())
 
         def get_provisioned_concurrency_config(self) -> Any:
             with _LOCK:
@@ -200,7 +201,7 @@ def _lambda_response_class() -> Any:
                 config = config_of(alias)
                 if config is None:
                     raise NotFound()
-                return 200, {}, json.dumps(config.view())
+                return 200, _JSON, json.dumps(config.view())
 
         def delete_provisioned_concurrency_config(self) -> Any:
             with _LOCK:
@@ -222,7 +223,7 @@ def _lambda_response_class() -> Any:
                     config = config_of(alias)
                     if config is not None:
                         items.append({"FunctionArn": alias.arn, **config.view()})
-            return 200, {}, json.dumps({"ProvisionedConcurrencyConfigs": items})
+            return 200, _JSON, json.dumps({"ProvisionedConcurrencyConfigs": items})
 
         def get_alias(self) -> Any:
             with _LOCK:
