@@ -5,14 +5,16 @@ Lambda validates little here in some emulators (moto accepts any weight), so eve
 move is checked before it is sent.
 
 Provisioned concurrency (PC) on `live` makes a move take time, and Lambda shows it in the
-alias (Lambda API reference: UpdateAlias, GetProvisionedConcurrencyConfig; its `Status` is
+alias. From Lambda's API reference (GetProvisionedConcurrencyConfig): `Status` is
 IN_PROGRESS | READY | FAILED, `StatusReason` says why an allocation failed, and
-`AllocatedProvisionedConcurrentExecutions` "fluctuates" while a weighted alias splits it):
+`AllocatedProvisionedConcurrentExecutions` "fluctuates" while a weighted alias splits it
+across versions. Not in the reference, but reproduced against AWS by Terraform's provider
+(hashicorp/terraform-provider-aws#48116 waits up to 15 minutes for it after UpdateAlias):
 - an alias whose FunctionVersion changes keeps every request on the version it served,
   shown as FunctionVersion = new with AdditionalVersionWeights {old: 1.0}, until the new
-  version's PC is READY; then the weights clear. When the allocation FAILS they stay.
-- a change of weights alone moves requests at once; the PC is then split again
-  (IN_PROGRESS until READY).
+  version's PC is READY; then the weights clear. When the allocation FAILS they stay
+  (users report the alias held on the old version after a failed init).
+- a change of weights alone moves requests at once; the PC is then split again.
 So a move is done when the alias reads as asked *and* its PC (if any) is READY: `settle`
 reads both until then, within a bound. Without a PC configuration on the alias (one Get
 answers ProvisionedConcurrencyConfigNotFoundException) the alias read back is the whole check.

@@ -136,6 +136,11 @@ def test_a_version_change_keeps_the_old_version_at_100_percent_until_the_new_one
     em.lam.update_alias(FunctionName=fn, Name="live", FunctionVersion="2",
                         RoutingConfig={"AdditionalVersionWeights": {"3": 0.2}})  # fmt: skip
     assert _alias(em, fn) == AliasState("2", {"3": 0.2}) and em.status(fn) == "IN_PROGRESS"
+    # and with weights on the alias, Lambda refuses to (re)configure its provisioned concurrency
+    with pytest.raises(em.lam.exceptions.InvalidParameterValueException, match="Alias with weights can not"):
+        em.lam.put_provisioned_concurrency_config(
+            FunctionName=fn, Qualifier="live", ProvisionedConcurrentExecutions=3
+        )
 
 
 def test_without_provisioned_concurrency_a_move_is_immediate_and_settles_at_once(em: Emulator) -> None:

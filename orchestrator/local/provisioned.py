@@ -1,10 +1,9 @@
 """Provisioned concurrency in the emulator: the part of Lambda's API that moto (5.2.x) lacks.
 
 moto answers nothing at `/2019-09-30/functions/{name}/provisioned-concurrency`, and its
-aliases never move on their own. What AWS does, as Lambda's API reference describes it
-(PutProvisionedConcurrencyConfig, GetProvisionedConcurrencyConfig,
-ProvisionedConcurrencyConfigListItem) and as users of aliases with provisioned
-concurrency report it, and what this module reproduces:
+aliases never move on their own. What AWS does, from Lambda's API reference
+(Put/Get/Delete/ListProvisionedConcurrencyConfigs, ProvisionedConcurrencyConfigListItem)
+and from what others reproduced against AWS (below), and what this module reproduces:
 
 - a configuration on an alias is `IN_PROGRESS` while Lambda allocates it, then `READY`
   (or `FAILED`, with a `StatusReason`); `Allocated...` reaches `Requested...` when ready;
@@ -13,7 +12,13 @@ concurrency report it, and what this module reproduces:
   `FunctionVersion` already the new one, until the new version's provisioned concurrency
   is READY; then the weights clear. When the allocation FAILS, they stay;
 - a weighted alias splits its provisioned concurrency across both versions, so a change of
-  weights allocates again (IN_PROGRESS, then READY) without holding the weights back.
+  weights allocates again (IN_PROGRESS, then READY) without holding the weights back;
+- PutProvisionedConcurrencyConfig on an alias with weights (a canary, or a move in flight)
+  is refused: "Alias with weights can not be used with Provisioned Concurrency".
+The held-back weights and that refusal are not in the API reference: they are what
+Terraform's AWS provider reproduced against AWS (hashicorp/terraform-provider-aws#48116,
+which waits up to 15 minutes for the weights to clear after an UpdateAlias, and
+hashicorp/terraform#24957).
 
 Here an allocation takes `EDGESHIP_EMULATOR_PC_READY_S` seconds (1.5 by default: AWS takes
 minutes), and states advance when read (no timer thread). For tests, POST
@@ -186,6 +191,10 @@ def _lambda_response_class() -> Any:
             with _LOCK:
                 alias = self._alias()
                 advance(alias)
+                if _weights(alias.routing_config):  # Lambda's own refusal, word for word
+                    raise InvalidParameterValueException(
+                        "Alias with weights can not be used with Provisioned Concurrency"
+                    )
                 config = config_of(alias)
                 if config is None:
                     config = Config(requested, IN_PROGRESS, 0.0, _now())
