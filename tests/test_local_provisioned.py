@@ -5,17 +5,20 @@ is READY, as Lambda does, and the release waits for it instead of reading `live`
 from __future__ import annotations
 
 import json
+import ssl
+import urllib.request
 from typing import Any
 
 from orchestrator.errors import ExitCode
+from orchestrator.local import daemon, provisioned
 from tests.conftest import LocalProject
 
 FAILING_HOOK = 'echo "conversion rate dropped" >&2\nexit 3\n'
 
 
-def _run(project: LocalProject, *args: str) -> tuple[int, dict[str, Any], list[str]]:
+def _run(project: LocalProject, *args: str, **env: str) -> tuple[int, dict[str, Any], list[str]]:
     """Exit code, the JSON result, and the progress messages (JSON lines on stderr)."""
-    done = project.cli(*args, "--json")
+    done = project.cli(*args, "--json", **env)
     try:
         result = json.loads(done.stdout)
     except ValueError:
@@ -39,8 +42,15 @@ def test_promotion_rollback_and_failed_gate_with_provisioned_concurrency(local_p
     text = local_project.config.read_text()
     (local_project.root / "kpi.sh").write_text(FAILING_HOOK)
     local_project.config.write_text(text + "[environments.local.function]\nprovisioned_concurrency = 2\n")
-    code, result, _ = _run(local_project, "up", "--env", "local")
+    # The emulator this `up` starts allocates in 3 s: long enough that the first read-back
+    # after a move sees it under way, however busy the machine.
+    code, result, _ = _run(local_project, "up", "--env", "local", **{provisioned.READY_S_ENV: "3"})
     assert code == 0, result
+    server = daemon.read(local_project.state / "emulator.json")
+    assert server is not None
+    context = ssl.create_default_context(cafile=str(local_project.state / "tls" / "cert.pem"))
+    with urllib.request.urlopen(server.url + provisioned.CONTROL_PATH, timeout=10, context=context) as answer:
+        assert json.loads(answer.read())["ready_s"] == 3
     lam = local_project.target().lambda_client()
     function = result["outputs"]["functionName"]
     pc = lam.get_provisioned_concurrency_config(FunctionName=function, Qualifier="live")
