@@ -118,10 +118,17 @@ class Release:
         live, candidate = traffic.state("live"), traffic.state("candidate")
         found = self.look()
         record, held = found.record, found.lease
+        live_view: dict[str, Any] = {
+            "version": live.version,
+            "weights": {v: w for v, w in live.weights.items() if w},
+        }
+        reading = read_alias(live)
+        if reading.kind == Reading.MOVING:  # Lambda holds requests on the old version ({old: 1}): say so
+            live_view["moving_from"] = reading.serving
         return {
             "env": self.env.name,
             "function": self.target.function_name,
-            "live": {"version": live.version, "weights": {v: w for v, w in live.weights.items() if w}},
+            "live": live_view,
             "candidate": candidate.version,
             "versions": traffic.versions(),
             "promotion": _record_view(record) if record else None,

@@ -46,11 +46,7 @@ def test_promotion_rollback_and_failed_gate_with_provisioned_concurrency(local_p
     # after a move sees it under way, however busy the machine.
     code, result, _ = _run(local_project, "up", "--env", "local", **{provisioned.READY_S_ENV: "3"})
     assert code == 0, result
-    server = daemon.read(local_project.state / "emulator.json")
-    assert server is not None
-    context = ssl.create_default_context(cafile=str(local_project.state / "tls" / "cert.pem"))
-    with urllib.request.urlopen(server.url + provisioned.CONTROL_PATH, timeout=10, context=context) as answer:
-        assert json.loads(answer.read())["ready_s"] == 3
+    assert _control(local_project)["ready_s"] == 3
     lam = local_project.target().lambda_client()
     function = result["outputs"]["functionName"]
     pc = lam.get_provisioned_concurrency_config(FunctionName=function, Qualifier="live")
@@ -71,7 +67,18 @@ def test_promotion_rollback_and_failed_gate_with_provisioned_concurrency(local_p
     assert result["outcome"] == "rolled_back" and (result["live"], result["weights"]) == ("1", {}), result
     assert any(m.startswith("waiting for Lambda: live is moving to v1") for m in said), said
 
-    # a later promotion is not refused; its gate fails at the canary, and it rolls back
+    # someone moves live to v2 by hand: Lambda holds v1 at 100% meanwhile, and status says so
+    _control(local_project, ready_s=15)
+    lam.update_alias(FunctionName=function, Name="live", FunctionVersion="2", RoutingConfig={"AdditionalVersionWeights": {}})  # fmt: skip
+    code, status, _ = _run(local_project, "status", "--env", "local")
+    assert status["live"] == {"version": "2", "weights": {"1": 1.0}, "moving_from": "1"}, status
+    assert "live v2 + moving: v1 serves until its provisioned concurrency is ready" in (
+        local_project.cli("status", "--env", "local").stdout
+    )
+    _control(local_project, ready_s=3)
+
+    # a later promotion is not refused: it waits for that move, then its gate fails at the
+    # canary and it rolls back to v2
     hooks = 'hooks = [{ on = "step", run = "sh kpi.sh" }]'
     local_project.config.write_text(
         local_project.config.read_text().replace("lease_s = 3", f"lease_s = 3\n{hooks}")
@@ -80,6 +87,19 @@ def test_promotion_rollback_and_failed_gate_with_provisioned_concurrency(local_p
         local_project, "promote", "--env", "local", "--model", str(local_project.model("3"))
     )
     assert code == ExitCode.GATE_FAILED, error
-    assert "conversion rate dropped" in error["message"] and "live is back on v1" in error["message"], error
+    assert "conversion rate dropped" in error["message"] and "live is back on v2" in error["message"], error
+    assert any(m.startswith("waiting for Lambda: live is moving to v2") for m in said), said
     assert any("provisioned concurrency IN_PROGRESS" in m for m in said), said  # the canary's re-allocation
-    assert _live(local_project) == ({"version": "1", "weights": {}}, "rolled_back")
+    assert _live(local_project) == ({"version": "2", "weights": {}}, "rolled_back")
+
+
+def _control(project: LocalProject, **settings: float) -> dict[str, Any]:
+    """The emulator's allocation settings (orchestrator/local/provisioned.py), changed by `settings`."""
+    server = daemon.read(project.state / "emulator.json")
+    assert server is not None
+    context = ssl.create_default_context(cafile=str(project.state / "tls" / "cert.pem"))
+    request = urllib.request.Request(
+        server.url + provisioned.CONTROL_PATH, json.dumps(settings).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10, context=context) as answer:
+        return dict(json.loads(answer.read()))
