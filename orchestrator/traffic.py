@@ -158,6 +158,12 @@ def judge_move(asked: AliasState | None, seen: AliasState, pc: Provisioned | Non
             return MoveVerdict(Settle.COLD, f"{seen.describe()}, but its {pc.describe()}")
         return MoveVerdict(Settle.WAIT, f"{seen.describe()}; waiting for its {pc.describe()}")
     moving_there = reading.kind == Reading.MOVING and reading.version == asked.version and not want
+    if moving_there and pc is None:  # weights like Lambda's, but no allocation to end them
+        return MoveVerdict(
+            Settle.ELSEWHERE,
+            f"live is on v{asked.version} with v{reading.serving} weighted at 100%, and no provisioned "
+            "concurrency on it whose allocation would clear that",
+        )
     if moving_there and pc is not None:
         if pc.status == FAILED:
             return MoveVerdict(

@@ -100,6 +100,11 @@ def test_judge_move_says_what_it_waits_for_and_why_it_failed() -> None:
         "Lambda could not allocate provisioned concurrency to v2 and keeps every request of live on v1: "
         "provisioned concurrency FAILED (0 of 2 allocated): FUNCTION_ERROR_INIT_FAILURE"
     )
+    stuck = judge_move(AliasState("2", {}), MOVING_1_TO_2, None).why
+    assert stuck == (
+        "live is on v2 with v1 weighted at 100%, and no provisioned concurrency on it whose allocation "
+        "would clear that"
+    )
     elsewhere = judge_move(AliasState("2", {}), WHOLE_1, None).why
     assert elsewhere == "live is on v1 at 100% where it was asked to be on v2 at 100%"
 
