@@ -640,6 +640,8 @@ def status(ctx: Ctx, env_name: str, backend: str | None) -> None:
 
     def human(s: dict[str, Any]) -> str:
         weights = ", ".join(f"v{v} {w:.0%}" for v, w in s["live"]["weights"].items())
+        if s["live"].get("moving_from"):
+            weights = f"moving: v{s['live']['moving_from']} serves until its provisioned concurrency is ready"
         lines = [
             f"{s['env']}: live v{s['live']['version']}" + (f" + {weights}" if weights else ""),
             f"  candidate v{s['candidate']}; versions {', '.join(s['versions'])}",

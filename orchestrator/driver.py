@@ -32,7 +32,7 @@ from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import ContinueRequest, RecordStore
 from orchestrator.report import BakeReport, PauseReport, PromotionReport, StepReport
 from orchestrator.targets import Endpoint, StackTarget, health
-from orchestrator.traffic import AliasState, Traffic
+from orchestrator.traffic import AliasState, Settle, Traffic
 
 LAST_LOOK_ATTEMPTS = 3  # the look that ends a bake is retried before the watch counts as blind
 SLIDING_S = 300.0  # while paused, the metrics window is the last five minutes
@@ -164,24 +164,40 @@ class Driver:
 
     def _move(self, blue: str, green: str, weight: int) -> Step:
         before = self.traffic.state()
-        self.traffic.shift(blue, green, weight, revision=before.revision, guard=self._require_lease)
-        self._shifted_at = time.time()
+        asked = self.traffic.shift(blue, green, weight, revision=before.revision, guard=self._require_lease)
+        # Read back until live is where asked (with provisioned concurrency, Lambda holds a
+        # new version's requests on the old one until it is warm); a signal or an abort
+        # cuts the wait short, and the rollback that follows puts live back on blue.
+        settled = self.traffic.settle(
+            asked, say=self._waiting, should_stop=lambda: self._stop_requested() is not None
+        )
+        if settled.stopped:
+            return self._stop_requested() or Step(Outcome.INTERRUPTED, "interrupted while live moved")
+        if settled.verdict.settle == Settle.COLD:  # a gate would judge green on cold sandboxes
+            return Step(Outcome.ERROR, f"error: {settled.verdict.why}")
+        self._shifted_at = time.time()  # green's metrics window starts once its share is real
         self._refresh_edge()
-        after = self.traffic.state()
-        if abs(after.share_of(green) - weight / 100) > 1e-6:
-            return Step(
-                Outcome.ERROR, f"error: live reads back {self._alias_text(after)}, not green at {weight}%"
-            )
         return Step(Outcome.DONE)
 
     def _put_on_blue(self, blue: str) -> Step:
-        self.traffic.rollback(blue, guard=self._require_lease)
+        asked = self.traffic.rollback(blue, guard=self._require_lease)
         self._refresh_edge()
-        after = self.traffic.state()
-        if after.version != blue or not after.whole:
-            return Step(Outcome.ERROR, f"live reads back {self._alias_text(after)}")
+        # Signals do not cut this wait (the rollback finishes first); a lost lease does.
+        settled = self.traffic.settle(asked, say=self._waiting, should_stop=self._still_leased)
+        self._refresh_edge()  # again: any weights Lambda held back have cleared since
+        if settled.verdict.settle == Settle.COLD:  # every request is on blue: rolled back, said
+            self.say(ProgressEvent("diagnostic", settled.verdict.why))
         self._invalidate_cache()
         return Step(Outcome.DONE)
+
+    def _waiting(self, why: str) -> None:
+        self.say(ProgressEvent("step", f"waiting for Lambda: {why}"))
+
+    def _still_leased(self) -> bool:
+        self.heartbeat.beat()
+        if self.heartbeat.lost is not None:
+            raise self.heartbeat.lost
+        return False
 
     def _bake(self, plan: Plan, record: PromotionRecord) -> Step:
         name, weight = f"step {record.step + 1}", plan.steps[record.step]

@@ -40,7 +40,7 @@ from orchestrator.record import RecordStore
 from orchestrator.report import PromotionReport, write
 from orchestrator.settings import Environment
 from orchestrator.targets import StackTarget
-from orchestrator.traffic import AliasState, Traffic
+from orchestrator.traffic import AliasState, Reading, Traffic, read_alias
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,17 @@ class Release:
         live, candidate = traffic.state("live"), traffic.state("candidate")
         found = self.look()
         record, held = found.record, found.lease
+        live_view: dict[str, Any] = {
+            "version": live.version,
+            "weights": {v: w for v, w in live.weights.items() if w},
+        }
+        reading = read_alias(live)
+        if reading.kind == Reading.MOVING:  # Lambda holds requests on the old version ({old: 1}): say so
+            live_view["moving_from"] = reading.serving
         return {
             "env": self.env.name,
             "function": self.target.function_name,
-            "live": {"version": live.version, "weights": {v: w for v, w in live.weights.items() if w}},
+            "live": live_view,
             "candidate": candidate.version,
             "versions": traffic.versions(),
             "promotion": _record_view(record) if record else None,
@@ -210,6 +217,8 @@ class Release:
             ) from None
         # Blue is what live serves now that the lease is held, not what it served before publish.
         live = Traffic(self.target.lambda_client(), self.target.function_name).state()
+        if read_alias(live).kind == Reading.MOVING:  # Lambda is finishing a move: wait for it
+            live = self._settled_live(holding)
         if not live.whole:
             raise EdgeshipError(
                 f"live is split ({live.describe()}) but no promotion is in flight",
@@ -230,6 +239,24 @@ class Release:
         etag = self.records.write(record, etag)
         return self._drive(holding, record, etag,
                            announce=f"promotion {record.id}: v{plan.blue} -> v{plan.green}, {plan.schedule} {plan.steps}")  # fmt: skip
+
+    def _settled_live(self, holding: Holding) -> AliasState:
+        """Live once Lambda finished moving it (provisioned concurrency being allocated to the
+        version it moves to); Ctrl-C cancels the wait, which changed nothing."""
+
+        def stop() -> bool:
+            holding.heartbeat.beat()
+            return holding.latch.received is not None
+
+        settled = Traffic(self.target.lambda_client(), self.target.function_name).settle(
+            None,
+            say=lambda why: self.say(ProgressEvent("step", f"waiting for Lambda: {why}")),
+            should_stop=stop,
+        )
+        if settled.stopped:
+            raise Cancelled("interrupted while live was still moving; nothing was changed",
+                            fix="run `orchestrator promote` again")  # fmt: skip
+        return settled.state
 
     def _first_deploy(self, options: PromoteOptions) -> PromotionReport:
         published = self.target.publish(options.function_dir, options.model, self.reporter)

@@ -10,6 +10,7 @@ IAM-protected route.
 
     Bucket ── ModelObject ─┐
       └── Role ─────────── Function ── Alias live (its version is the release's)
+                                   │     └── ProvisionedConcurrency (if provisioned_concurrency is set)
                                    └── Alias candidate (follows the newest version)
     OriginSecret ── Parameter (accepted: SSM, read by the edge's authorizer)
          └─ (sent) ─────────────────────────── Edge (the daemon; needs both aliases)
@@ -35,7 +36,16 @@ def program_for(state_dir: Path) -> Callable[[], None]:
         from orchestrator.local import code, daemon
         from orchestrator.local.edge import API_PREFIX, REVISION
         from orchestrator.packaging import FUNCTION_DIR
-        from programs.emulated import Alias, Bucket, Edge, Function, ModelObject, Parameter, Role
+        from programs.emulated import (
+            Alias,
+            Bucket,
+            Edge,
+            Function,
+            ModelObject,
+            Parameter,
+            ProvisionedConcurrency,
+            Role,
+        )
         from programs.origin_secret import OriginSecret
         from programs.serving import (
             AUTHORIZER_RESULT_TTL_S,
@@ -91,6 +101,12 @@ def program_for(state_dir: Path) -> Callable[[], None]:
             "live", {**alias, "name": LIVE_ALIAS}, pulumi.ResourceOptions(ignore_changes=["functionVersion"])
         )
         candidate = Alias("candidate", {**alias, "name": CANDIDATE_ALIAS})
+        if cfg.provisioned_concurrency:  # as serving.py's `live-provisioned`
+            ProvisionedConcurrency(
+                "live-provisioned",
+                {"stateDir": sd, "functionName": function.functionName, "qualifier": live.name,
+                 "executions": cfg.provisioned_concurrency},
+            )  # fmt: skip
         edge = Edge(
             "edge",
             {"stateDir": sd, "emulatorUrl": emulator.url if emulator else "not-running",

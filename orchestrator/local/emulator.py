@@ -1,4 +1,5 @@
-"""The AWS API emulator (moto in server mode) on 127.0.0.1, shared by every command.
+"""The AWS API emulator (moto in server mode, with provisioned concurrency added:
+orchestrator/local/provisioned.py) on 127.0.0.1, shared by every command.
 
 It speaks HTTPS with a certificate made for this machine (trusted through
 AWS_CA_BUNDLE), because the model bucket's policy denies plain HTTP, as in AWS.
@@ -42,7 +43,8 @@ def ensure(state_dir: Path) -> daemon.Daemon:
         return found
 
     def argv(port: int) -> list[str]:
-        return [daemon.python(), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port), "-c", str(cert), "-k", str(key)]  # fmt: skip
+        # moto's server, with provisioned concurrency added (orchestrator/local/motoserver.py)
+        return [daemon.python(), "-m", "orchestrator.local.motoserver", "-H", "127.0.0.1", "-p", str(port), "-c", str(cert), "-k", str(key)]  # fmt: skip
 
     # No identity check needed: another project's emulator fails our TLS verification (its
     # certificate is its own), so its answer on our port never counts as ours.

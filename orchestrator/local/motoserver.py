@@ -1,0 +1,23 @@
+"""The emulator's process: moto's server with what the local environment adds to it.
+
+`python -m orchestrator.local.motoserver` takes moto.server's arguments. Before the server
+starts, provisioned concurrency is added to its Lambda API (orchestrator/local/provisioned.py);
+everything else is moto's own.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    from moto import server
+
+    from orchestrator.local import provisioned
+
+    provisioned.install()
+    server.main(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
