@@ -43,7 +43,6 @@ def program_for(state_dir: Path) -> Callable[[], None]:
         name = f"{pulumi.get_project()}-{pulumi.get_stack()}"
         model_path = Path(cfg.model_path)
         model_sha = sha256_file(model_path)
-        # `up` always passes the package it built (the zip that ships, clouds.EmulatorCloud.package).
         package = Path(cfg.package_path) if cfg.package_path else code.source_zip(FUNCTION_DIR, state_dir)
         code_path, code_sha = code.store(package, state_dir)  # where the edge runs versions from
         emulator = daemon.read(state_dir / "emulator.json")

@@ -83,7 +83,9 @@ def test_the_edges_events_have_the_fields_api_gateway_sends() -> None:
     assert (context["apiId"], context["domainPrefix"]) == (api.api_id, api.api_id) and len(api.api_id) == 10
     assert context["domainName"] == f"{api.api_id}.execute-api.eu-west-1.amazonaws.com"
     assert context["time"] == "12/Mar/2026:19:03:58 +0000"  # the SAM event's format
-    assert re.fullmatch(r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000", reference["requestContext"]["time"])
+    assert re.fullmatch(
+        r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000", reference["requestContext"]["time"]
+    )
     assert context["timeEpoch"] == int(at.timestamp() * 1000) and context["accountId"] == "123456789012"
     assert ours["cookies"] == ["a=1", "b=2"] and "cookie" not in ours["headers"]
     assert ours["headers"] == {"content-type": "application/json", "x-many": "1,2"}
@@ -110,7 +112,9 @@ def test_answers_become_responses_as_api_gateway_reads_them(answer: Any, expecte
     assert payload.response(answer) == expected
 
 
-@pytest.mark.parametrize("bad", [{"statusCode": "200"}, {"statusCode": 99}, {"statusCode": 200, "headers": []}])
+@pytest.mark.parametrize(
+    "bad", [{"statusCode": "200"}, {"statusCode": 99}, {"statusCode": 200, "headers": []}]
+)
 def test_answers_api_gateway_cannot_read_are_malformed(bad: Any) -> None:
     with pytest.raises(payload.MalformedResponse):
         payload.response(bad)
@@ -285,7 +289,9 @@ def test_context_environment_and_isolation_are_lambdas(probe_root: Path) -> None
     assert env["PYTHONPATH"] == f"{probe_root}:{runtime.runtime_dir(RUNTIME)}"
     assert env["AWS_LAMBDA_RUNTIME_API"].startswith("127.0.0.1:")
     # nothing of the host: not its venv, its packages, nor its PYTHONPATH
-    assert seen["orchestrator"] is None and not any(".venv" in p or "site-packages" in p for p in seen["path"])
+    assert seen["orchestrator"] is None and not any(
+        ".venv" in p or "site-packages" in p for p in seen["path"]
+    )
     assert seen["task_mode"] == 0o555  # read-only, as /var/task
 
 
@@ -337,13 +343,19 @@ def test_an_init_past_ten_seconds_is_killed_and_the_edge_answers_500_while_other
     try:
         answers: list[Any] = []
         green = signed("GET", "/candidate/healthz", b"")
-        request = threading.Thread(target=lambda: answers.append(edge.handle("GET", "/candidate/healthz", green, b"")))
+        request = threading.Thread(
+            target=lambda: answers.append(edge.handle("GET", "/candidate/healthz", green, b""))
+        )
         request.start()
         # while green's init runs (holding no lock), live keeps answering
         assert slow.initialising == 1 and edge.handle("GET", "/healthz", {}, b"")[0] == 200
         request.join(timeout=30)
-        assert answers == [(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')]
-        assert slow.last_started is not None and slow.last_started.proc.poll() is not None  # killed at the deadline
+        assert answers == [
+            (500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+        ]
+        assert (
+            slow.last_started is not None and slow.last_started.proc.poll() is not None
+        )  # killed at the deadline
     finally:
         slow.close()
         fast.close()

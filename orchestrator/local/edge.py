@@ -1,8 +1,10 @@
 """The local edge: plays CloudFront + API Gateway (HTTP API) + Lambda on 127.0.0.1.
 
 For each request it picks a version of the `live` alias by its routing weights (as
-Lambda does), runs that version's deployed code in a worker process started with that
-version's environment, converts HTTP to an API Gateway v2 event and back, and serves
+Lambda does), runs that version's deployed zip in a sandbox as Lambda runs it (worker.py:
+unpacked read-only, the runtime's own interpreter under awslambdaric, speaking the Runtime
+API to an endpoint the edge serves; Lambda's environment, a 10 s init deadline), converts
+HTTP to an API Gateway payload-2.0 event and back (payload.py), and serves
 cacheable GETs from a TTL cache, as the CloudFront cache policy does. `/candidate/*`
 reaches the `candidate` alias and, like the AWS_IAM routes of the HTTP API, needs a valid
 SigV4 signature (service execute-api, the environment's region) made with the emulator's
@@ -12,9 +14,11 @@ directly (under /api, the stack's apiUrl) without it are refused before any sand
 POST /_edgeship/invalidate (what a CloudFront invalidation does on AWS).
 
 Platform errors are answered as API Gateway answers them, with none of the function's
-headers (so the gate charges them to green): a function that raised or a sandbox that died
-500, a version at its concurrency limit 429, a function past its configured Timeout 504
-(its sandbox is killed and replaced, as Lambda does).
+headers (so the gate charges them to green): a function error (it raised, or its answer is
+not JSON: the sandbox serves on), an init that failed or passed 10 s, a runtime that exited
+or an answer API Gateway cannot read 500, a version at its concurrency limit 429, a
+function past its configured Timeout 504 (its sandbox is killed and replaced, as Lambda
+does).
 
 Alias state is read from the emulated Lambda API by a poller every 250 ms and at once on
 POST /_edgeship/refresh, so a traffic shift takes effect before the next request.

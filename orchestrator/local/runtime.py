@@ -140,8 +140,10 @@ def install(runtime: str, target: Path) -> Path:
                 fix=f"check the {runtime} interpreter at {python}",
             )
         (staged / STAMP).write_text(_lock_sha(runtime) + "\n")
+        if installed(target, runtime):
+            return target  # another process installed it meanwhile (and may be using it)
         if target.exists():
-            shutil.rmtree(target)
+            shutil.rmtree(target)  # an install of other pins, or an interrupted one
         try:
             staged.rename(target)
         except OSError:  # another process installed it meanwhile: theirs is as good
