@@ -13,6 +13,7 @@ import json
 import random
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -333,11 +334,20 @@ def test_an_init_error_fails_the_request_and_the_next_one_initialises_again(prob
         pool.close()
 
 
-def test_an_init_past_ten_seconds_is_killed_and_the_edge_answers_500_while_others_serve(
-    probe_root: Path,
+def test_an_init_past_ten_seconds_is_stopped_and_the_edge_answers_500_while_others_serve(
+    shipped: Path, probe_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The shipped zip fetches its model from S3 with the runtime's boto3 at init; an S3 that
+    accepts the connection and never answers holds the init past Lambda's 10 s: the sandbox
+    is stopped and the request fails as a platform error, while another version serves."""
     assert worker.INIT_TIMEOUT_S == 10.0  # Lambda's
-    slow = VersionPool("2", _launch(probe_root, {"INIT_SLEEP": "30"}), size=1, timeout_s=3.0, arn=ARN)
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the backlog), never answers
+    hanging = {
+        "MODEL_URI": "s3://models/model.tar.gz", "MODEL_SHA256": "0" * 64,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
+        "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+    }  # fmt: skip
+    slow = VersionPool("2", _launch(_task_root(tmp_path / "state", shipped), hanging), size=1, arn=ARN)
     fast = VersionPool("1", _launch(probe_root), size=1, timeout_s=3.0, arn=ARN).warm()
     edge = _bare_edge({"1": fast, "2": slow}, Routing("1", {}, "2"))
     try:
@@ -353,12 +363,17 @@ def test_an_init_past_ten_seconds_is_killed_and_the_edge_answers_500_while_other
         assert answers == [
             (500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
         ]
-        assert (
-            slow.last_started is not None and slow.last_started.proc.poll() is not None
-        )  # killed at the deadline
+        assert slow.last_started is not None and slow.last_started.proc.poll() is not None  # stopped
+        assert "version 2: init did not finish within 10 s" in capsys.readouterr().err  # the edge's log
+        first = slow.last_started
+        slow.init_timeout_s = 0.5  # (a shorter wait here)
+        with pytest.raises(InitFailed, match=r"init did not finish within 0\.5 s"):
+            slow.invoke(sam_event("GET", "/healthz", None))
+        assert slow.last_started is not first  # the next request initialised anew
     finally:
         slow.close()
         fast.close()
+        silent.close()
 
 
 def test_a_zip_whose_prune_removed_a_needed_module_fails_locally(shipped: Path, tmp_path: Path) -> None:

@@ -225,6 +225,11 @@ class Sandbox:
             self.proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
+        # The endpoint's loop notices a shutdown only at its next poll: not on the caller's time
+        # (a timed-out request's 504 must not wait for it).
+        threading.Thread(target=self._stop_endpoint, daemon=True).start()
+
+    def _stop_endpoint(self) -> None:
         self.server.shutdown()
         self.server.server_close()
 
