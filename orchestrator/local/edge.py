@@ -117,9 +117,10 @@ class VersionPool:
     """Warm sandboxes of one version; requests borrow one at a time.
 
     `size` sandboxes start side by side when the pool is made, as Lambda's do for a burst
-    (a cold version costs one init, not `size`), and each one that ends (a timeout, an exit,
-    a failed init) is replaced on the next request. Inits run on threads of their own:
-    nothing waits for one holding a lock, so other versions keep serving."""
+    (a cold version costs one init, not `size`). One that timed out or exited is replaced at
+    once; one whose init failed, by the next request (each request after a failed init
+    initialises anew, as on Lambda). Inits run on threads of their own: nothing waits for
+    one holding a lock, so other versions keep serving."""
 
     def __init__(
         self,
