@@ -31,9 +31,13 @@ $(STAMP): pyproject.toml uv.lock $(UV)
 	$(UV_SYNC) $(EXTRAS)
 	touch $(STAMP)
 
-install: $(STAMP)  ## venv from uv.lock, pinned Pulumi CLI and linters (cached after the first run)
+# The local environment's sandboxes run the function under Lambda's runtime interface client
+# with the runtime's own Python: its packages (awslambdaric, boto3) go to
+# .tools/lambda-runtime/<runtime>, from hash-pinned wheels, never into the venv.
+install: $(STAMP)  ## venv from uv.lock, pinned Pulumi CLI, linters, local Lambda runtime (cached after the first run)
 	bash scripts/install-pulumi.sh
 	bash scripts/install-tools.sh
+	$(BIN)/python -m orchestrator.local.runtime install
 
 # What a deploy job needs, nothing more: the package and its runtime dependencies from the
 # lock (no test or dev extras, no linter build) and the Pulumi CLI. Deploy jobs run it

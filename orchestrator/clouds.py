@@ -218,10 +218,32 @@ class EmulatorCloud:
         return {k: emulator.CREDENTIALS[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
 
     def package(self, function_dir: Path | None, reporter: Reporter) -> Path:
-        from orchestrator.local import code
+        """The zip `package` builds for AWS (the local sandboxes run exactly what ships),
+        from the per-user cache when its inputs are unchanged, kept in the code store."""
+        from orchestrator import packaging
+        from orchestrator.local import code, runtime
 
+        fn = self.env.function
+        if fn.architecture != packaging.HOST_ARCH:
+            raise EdgeshipError(
+                f"the local environment runs the function on this machine ({packaging.HOST_ARCH}), "
+                f"but environment {self.env.name!r} builds it for {fn.architecture}",
+                fix=f'set architecture = "{packaging.HOST_ARCH}" under [environments.{self.env.name}.function] in edgeship.toml',
+            )
+
+        def build() -> Path:
+            # Wheels from the per-user cache too: test projects come and go, PyPI stays put.
+            pip_cache = runtime.user_cache() / "pip"
+            built, _tested = build_package(self.settings, self.env, function_dir, reporter, pip_cache)
+            return Path(built.artifact.path)
+
+        kept, cached = code.cached_package(function_dir or FUNCTION_DIR, fn.runtime, fn.architecture, build)
+        if cached:
+            reporter.event(
+                ProgressEvent("step", f"package for {fn.runtime}/{fn.architecture}: cached ({kept.name})")
+            )
         # Content-addressed: a concurrent command building another zip cannot change this one.
-        return code.source_zip(function_dir or FUNCTION_DIR, self.state_dir)
+        return code.store(kept, self.state_dir)[0]
 
     def traffic_moved(self, outputs: Mapping[str, Any]) -> None:
         # The edge polls the alias too; this makes a move effective before the next request.
@@ -233,16 +255,14 @@ class EmulatorCloud:
 
     def destroyed(self) -> dict[str, bool]:
         """After `destroy`: stop the edge and the emulator (its data goes with it), drop the code."""
-        import shutil
-
-        from orchestrator.local import daemon, emulator
+        from orchestrator.local import code, daemon, emulator
 
         stopped = {
             "edge": daemon.stop(self.state_dir / "edge.json"),
             "emulator": emulator.stop(self.state_dir),
         }
         for transient in ("versions", "staging", "code"):
-            shutil.rmtree(self.state_dir / transient, ignore_errors=True)
+            code.remove_tree(self.state_dir / transient)  # versions' code is read-only, as on Lambda
         self._marker.unlink(missing_ok=True)
         return stopped
 
@@ -260,7 +280,11 @@ def _identity(running: Any) -> str:
 
 
 def build_package(
-    settings: Settings, env: Environment, function_dir: Path | None, reporter: Reporter
+    settings: Settings,
+    env: Environment,
+    function_dir: Path | None,
+    reporter: Reporter,
+    pip_cache: Path | None = None,
 ) -> tuple[Any, str]:
     """The Lambda zip for an environment's runtime and architecture, with dependencies, and
     what its import test found (it raises PackagingError when the zip does not import)."""
@@ -269,7 +293,7 @@ def build_package(
     fn = env.function
     reporter.event(ProgressEvent("step", f"packaging the function for {fn.runtime}/{fn.architecture}..."))
     built = packaging.build_for_environment(
-        settings.root, fn.runtime, fn.architecture, function_dir or FUNCTION_DIR
+        settings.root, fn.runtime, fn.architecture, function_dir or FUNCTION_DIR, pip_cache
     )
     reporter.event(
         ProgressEvent(

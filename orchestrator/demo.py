@@ -70,6 +70,8 @@ def handler(event, context):
     return _real_handler(event, context)
 """
     (out_dir / "handler.py").write_text(source + fault)
+    # The same pins: it is packaged as the real function is (the local environment runs the zip that ships).
+    (out_dir / "requirements.txt").write_bytes((FUNCTION_DIR / "requirements.txt").read_bytes())
     return out_dir
 
 

@@ -210,9 +210,14 @@ def smoke_import(package: Path, runtime: str, architecture: str) -> str:
 
 
 def build_for_environment(
-    root: Path, runtime: str, architecture: str, function_dir: Path = FUNCTION_DIR
+    root: Path,
+    runtime: str,
+    architecture: str,
+    function_dir: Path = FUNCTION_DIR,
+    pip_cache: Path | None = None,
 ) -> LambdaPackage:
-    """The zip `up` deploys for an environment, in .edgeship/build/."""
+    """The zip `up` deploys for an environment, in .edgeship/build/; wheels are cached in
+    `pip_cache` (default: the project's .edgeship/cache/pip)."""
     spec = PackageSpec(function_dir=function_dir, runtime=runtime, architecture=architecture)
     out = root / ".edgeship" / "build" / f"function-{runtime}-{architecture}.zip"
-    return build(spec, out, root / ".edgeship" / "cache" / "pip")
+    return build(spec, out, pip_cache or root / ".edgeship" / "cache" / "pip")

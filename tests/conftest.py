@@ -355,3 +355,43 @@ def moto() -> Iterator[Moto]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def origin_authorizer(moto: Moto) -> Iterator[Any]:
+    """The origin authorizer's real code in its sandbox, mid-rotation: two values accepted
+    ("now" is what bare_edge's CloudFront part sends)."""
+    import json
+
+    from orchestrator.local import emulator
+    from orchestrator.local.authorizer import Authorizer, sandbox_env
+
+    parameter = "/edge-test/origin-secrets"
+    emulator.client("ssm", moto.url).put_parameter(
+        Name=parameter, Type="SecureString", Value=json.dumps(["now", "next"]), Overwrite=True
+    )
+    authorizer = Authorizer(
+        sandbox_env(moto.url, None, emulator.REGION, parameter, emulator.CREDENTIALS), 300, frozen=True
+    )
+    yield authorizer
+    authorizer.close()
+
+
+def bare_edge(
+    pools: dict[str, Any], routing: Any, metrics: Any, authorizer: Any = None, *, cache_ttl_s: float = 60.0
+) -> Any:
+    """An Edge over ready pools, without an emulator to read aliases from; it sends the
+    origin value "now". Without an authorizer only the candidate route (IAM) can be called."""
+    import random
+    import threading
+
+    from orchestrator.local.edge import Edge
+    from orchestrator.local.origin import Origin
+
+    edge = Edge.__new__(Edge)
+    edge.function, edge.cache_ttl_s, edge.region, edge.cache = "edgeship-fn", cache_ttl_s, "eu-west-1", {}
+    edge.cache_generation, edge.cache_lock = 0, threading.Lock()
+    edge.routing, edge.rng = routing, random.Random(0)
+    edge.pools, edge.pool_lock, edge.telemetry = pools, threading.Lock(), metrics
+    edge.origin, edge.authorizer = Origin("now"), authorizer
+    return edge

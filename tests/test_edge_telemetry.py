@@ -1,13 +1,11 @@
-"""The local edge's CloudWatch metrics: MetricData building (pure), the worker's answer
-frame, the edge's recording of invocations, errors and throttles, and publishing to a
+"""The local edge's CloudWatch metrics: MetricData building (pure), a sandbox's answers
+(awslambdaric), the edge's recording of invocations, errors and throttles, and publishing to a
 real moto server. Nothing is mocked."""
 
 from __future__ import annotations
 
 import datetime
 import json
-import os
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from orchestrator.local import daemon, emulator, telemetry, worker
-from orchestrator.local.authorizer import Authorizer, sandbox_env
-from orchestrator.local.edge import Edge, Routing, Throttled, VersionPool
+from orchestrator.local import code, daemon, emulator, runtime, telemetry, worker
+from orchestrator.local.authorizer import Authorizer
+from orchestrator.local.edge import Routing, Throttled, VersionPool
 from orchestrator.local.origin import Origin, read_origin, write_origin
 from orchestrator.local.telemetry import Batch, Counts, Telemetry
 from orchestrator.targets import sigv4_headers
-from tests.conftest import REPO, LocalProject, Moto, wait_for
+from tests.conftest import LocalProject, Moto, bare_edge, wait_for
 
 AT = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 F = "edgeship-fn"
@@ -103,29 +101,6 @@ def test_batches_older_than_five_minutes_are_dropped() -> None:
     assert telemetry.recent([old, young], AT) == [young]
 
 
-# --- the worker's answer frame ----------------------------------------------------------------
-
-
-def test_answer_marks_only_a_raised_exception_as_a_function_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    ticks = iter([10.0, 10.25, 20.0, 20.5])
-    monkeypatch.setattr(worker.time, "perf_counter", lambda: next(ticks))
-    returned_500 = {"statusCode": 500, "body": "{}"}
-    assert worker.answer(lambda e, c: returned_500, {}, None) == {
-        "response": returned_500,
-        "error": False,
-        "duration_ms": 250.0,
-    }
-
-    def raises(event: Any, context: Any) -> Any:
-        raise ValueError("boom")
-
-    assert worker.answer(raises, {}, None) == {
-        "response": worker.FUNCTION_ERROR,
-        "error": True,
-        "duration_ms": 500.0,
-    }
-
-
 HANDLER = """
 import json, os, time
 
@@ -144,18 +119,32 @@ def handler(event, context):
 """
 
 
+def _launch(tmp_path: Path, handler: str = HANDLER) -> worker.Launch:
+    """The test handler as a local sandbox runs it: unpacked read-only, under awslambdaric."""
+    state = tmp_path / "state"
+    source = tmp_path / "fn"
+    source.mkdir(exist_ok=True)
+    (source / "handler.py").write_text(handler)
+    _, sha = code.store(code.source_zip(source, state), state)
+    env = worker.lambda_environment(
+        function=F, version="1", memory_mb=128, region=REGION, runtime="python3.12",
+        handler=worker.HANDLER, configured={}, access={},
+    )  # fmt: skip
+    return worker.Launch(
+        runtime.interpreter("python3.12"), code.unpacked(state, sha), runtime.runtime_dir("python3.12"), env
+    )
+
+
 @pytest.fixture
 def pool(tmp_path: Path) -> Iterator[VersionPool]:
-    (tmp_path / "handler.py").write_text(HANDLER)
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
-    pool = VersionPool("1", tmp_path, env, size=1)
+    pool = VersionPool("1", _launch(tmp_path), size=1).warm()
     yield pool
     pool.close()
 
 
 def test_pool_answers_carry_error_and_duration_and_a_busy_pool_throttles(pool: VersionPool) -> None:
     failed = pool.invoke({"body": "raise"})
-    assert failed["error"] is True and failed["response"] == worker.FUNCTION_ERROR
+    assert failed["error"] is True and failed["response"]["errorType"] == "RuntimeError"
     returned = pool.invoke({"body": "500"})
     assert returned["error"] is False and returned["response"]["statusCode"] == 500
     assert isinstance(returned["duration_ms"], float) and returned["duration_ms"] >= 0
@@ -169,34 +158,6 @@ def test_pool_answers_carry_error_and_duration_and_a_busy_pool_throttles(pool: V
 
 
 # --- Edge.handle records what Lambda would count ---------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def origin_authorizer(moto: Moto) -> Iterator[Authorizer]:
-    """The origin authorizer's real code in its sandbox, mid-rotation: two values accepted."""
-    parameter = "/edge-test/origin-secrets"
-    emulator.client("ssm", moto.url).put_parameter(
-        Name=parameter, Type="SecureString", Value=json.dumps(["now", "next"]), Overwrite=True
-    )
-    authorizer = Authorizer(
-        sandbox_env(moto.url, None, emulator.REGION, parameter, emulator.CREDENTIALS), 300, frozen=True
-    )
-    yield authorizer
-    authorizer.close()
-
-
-def _bare_edge(pool: VersionPool, metrics: Telemetry, authorizer: Authorizer | None = None) -> Edge:
-    """An Edge over one ready pool, without an emulator to read aliases from (without an
-    authorizer, only the candidate route, which IAM guards, can be called)."""
-    import random
-
-    edge = Edge.__new__(Edge)
-    edge.function, edge.cache_ttl_s, edge.region, edge.cache = F, 60.0, REGION, {}
-    edge.cache_generation, edge.cache_lock = 0, threading.Lock()
-    edge.routing, edge.rng = Routing("1", {}, "1"), random.Random(0)
-    edge.pools, edge.pool_lock, edge.telemetry = {"1": pool}, threading.Lock(), metrics
-    edge.origin, edge.authorizer = Origin("now"), authorizer
-    return edge
 
 
 REGION = "eu-west-1"
@@ -217,7 +178,7 @@ def test_edge_records_invocations_errors_and_throttles_per_alias(
     pool: VersionPool, origin_authorizer: Authorizer
 ) -> None:
     metrics = Telemetry(None, F)
-    edge = _bare_edge(pool, metrics, origin_authorizer)
+    edge = bare_edge({"1": pool}, Routing("1", {}, "1"), metrics, origin_authorizer)
     returned = edge.handle("POST", "/infer", {}, b"500")  # returned 500: not an error, its own headers
     assert returned[0] == 500 and returned[1]["x-function-version"] == "1"
     assert edge.handle("POST", "/infer", {}, b"raise") == INTERNAL_ERROR  # raised: a function error
@@ -247,7 +208,7 @@ def test_the_api_refuses_what_did_not_come_through_cloudfront_before_any_sandbox
     pool: VersionPool, origin_authorizer: Authorizer
 ) -> None:
     metrics = Telemetry(None, F)
-    edge = _bare_edge(pool, metrics, origin_authorizer)
+    edge = bare_edge({"1": pool}, Routing("1", {}, "1"), metrics, origin_authorizer)
     # straight to the API (the stack's apiUrl, under /api): no header 401, a wrong one 403
     assert edge.handle("POST", "/api/infer", {}, b"who") == (401, JSON, b'{"message":"Unauthorized"}')
     wrong = edge.handle("POST", "/api/infer", {"x-origin-verify": "guess"}, b"who")
@@ -280,12 +241,10 @@ def test_origin_values_are_written_owner_only_and_read_back(tmp_path: Path) -> N
 def test_a_function_past_its_timeout_gets_504_and_counts_as_an_error(
     tmp_path: Path, origin_authorizer: Authorizer
 ) -> None:
-    (tmp_path / "handler.py").write_text(HANDLER)
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
-    slow = VersionPool("1", tmp_path, env, size=1, timeout_s=1.0)
+    slow = VersionPool("1", _launch(tmp_path), size=1, timeout_s=1.0).warm()
     try:
         metrics = Telemetry(None, F)
-        edge = _bare_edge(slow, metrics, origin_authorizer)
+        edge = bare_edge({"1": slow}, Routing("1", {}, "1"), metrics, origin_authorizer)
         (sleeper,) = [w.proc for w in list(slow.idle.queue)]
         assert edge.handle("POST", "/infer", {}, b"sleep") == (
             504,
@@ -293,6 +252,7 @@ def test_a_function_past_its_timeout_gets_504_and_counts_as_an_error(
             b'{"message":"Service Unavailable"}',
         )
         assert sleeper.wait(timeout=10) is not None  # the timed-out sandbox was killed
+        slow.warm()
         (fresh,) = [w.proc for w in list(slow.idle.queue)]
         assert fresh.pid != sleeper.pid and fresh.poll() is None  # and replaced
         assert edge.handle("POST", "/infer", {}, b"ok")[2] == b"ok"  # the new sandbox answers
@@ -306,7 +266,7 @@ def test_a_function_past_its_timeout_gets_504_and_counts_as_an_error(
 def test_the_cache_is_emptied_on_invalidation_and_when_live_changes(
     pool: VersionPool, origin_authorizer: Authorizer
 ) -> None:
-    edge = _bare_edge(pool, Telemetry(None, F), origin_authorizer)
+    edge = bare_edge({"1": pool}, Routing("1", {}, "1"), Telemetry(None, F), origin_authorizer)
 
     def cache_of(target: str) -> str:
         return edge.handle("GET", target, {}, b"")[1]["x-cache"]

@@ -422,17 +422,16 @@ def handler(event, context):  # what the function saw of the query
 def edge(tmp_path: Path) -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
     """The local edge (its Edge and HTTP handler) over one echoing sandbox pool, on a free
     port; yields its URL and every answer it sent: (method, target, status)."""
-    from orchestrator.local.edge import VersionPool, _Handler
+    from orchestrator.local.edge import Routing, VersionPool, _Handler
     from orchestrator.local.telemetry import Telemetry
-    from tests.conftest import REPO
-    from tests.test_edge_telemetry import _bare_edge
+    from tests.conftest import bare_edge
+    from tests.test_edge_telemetry import _launch
 
-    (tmp_path / "handler.py").write_text(ECHO)
-    pool = VersionPool("1", tmp_path, {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}, size=2)
+    pool = VersionPool("1", _launch(tmp_path, ECHO), size=2).warm()
     answers: list[tuple[str, str, int]] = []
 
     class Recording(_Handler):
-        edge = _bare_edge(pool, Telemetry(None, "edgeship-fn"))
+        edge = bare_edge({"1": pool}, Routing("1", {}, "1"), Telemetry(None, "edgeship-fn"))
 
         def send_response(self, code: int, message: str | None = None) -> None:
             answers.append((self.command, self.path, code))

@@ -1,8 +1,10 @@
 """The local edge: plays CloudFront + API Gateway (HTTP API) + Lambda on 127.0.0.1.
 
 For each request it picks a version of the `live` alias by its routing weights (as
-Lambda does), runs that version's deployed code in a worker process started with that
-version's environment, converts HTTP to an API Gateway v2 event and back, and serves
+Lambda does), runs that version's deployed zip in a sandbox as Lambda runs it (worker.py:
+unpacked read-only, the runtime's own interpreter under awslambdaric, speaking the Runtime
+API to an endpoint the edge serves; Lambda's environment, a 10 s init deadline), converts
+HTTP to an API Gateway payload-2.0 event and back (payload.py), and serves
 cacheable GETs from a TTL cache, as the CloudFront cache policy does. `/candidate/*`
 reaches the `candidate` alias and, like the AWS_IAM routes of the HTTP API, needs a valid
 SigV4 signature (service execute-api, the environment's region) made with the emulator's
@@ -15,9 +17,11 @@ is emptied whenever `live` changes and on POST /_edgeship/invalidate (what a Clo
 invalidation does on AWS).
 
 Platform errors are answered as API Gateway answers them, with none of the function's
-headers (so the gate charges them to green): a function that raised or a sandbox that died
-500, a version at its concurrency limit 429, a function past its configured Timeout 504
-(its sandbox is killed and replaced, as Lambda does).
+headers (so the gate charges them to green): a function error (it raised, or its answer is
+not JSON: the sandbox serves on), an init that failed or passed 10 s, a runtime that exited
+or an answer API Gateway cannot read 500, a version at its concurrency limit 429, a
+function past its configured Timeout 504 (its sandbox is killed and replaced, as Lambda
+does).
 
 Alias state is read from the emulated Lambda API by a poller every 250 ms and at once on
 POST /_edgeship/refresh, so a traffic shift takes effect before the next request.
@@ -31,32 +35,37 @@ stay busy for THROTTLE_WAIT_S answers 429, as Lambda does at its concurrency lim
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime
 import json
 import os
 import queue
 import random
-import select
 import socket
-import subprocess
 import sys
 import threading
 import time
-import uuid
-import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.local import authorizer, emulator, sigv4
-from orchestrator.local.code import code_store, hex_of
+from orchestrator.local import authorizer, emulator, payload, runtime, sigv4
+from orchestrator.local.code import hex_of, unpacked
 from orchestrator.local.origin import HEADER as ORIGIN_HEADER
 from orchestrator.local.origin import read_origin
 from orchestrator.local.telemetry import Telemetry
-from orchestrator.local.worker import Answer, receive, send
+from orchestrator.local.worker import (
+    HANDLER,
+    INIT_TIMEOUT_S,
+    Answer,
+    InitFailed,
+    Launch,
+    Sandbox,
+    SandboxDied,
+    SandboxTimedOut,
+    lambda_environment,
+)
 
 ROUTES = {("POST", "/infer"), ("GET", "/infer"), ("GET", "/healthz")}
 CANDIDATE_PREFIX = "/candidate"
@@ -72,6 +81,7 @@ RETIRE_S = 30.0  # idle sandboxes of versions no alias routes to are closed afte
 THROTTLE_WAIT_S = 10.0  # a request waits this long for a free sandbox before it is throttled
 JSON = "application/json"
 DEFAULT_TIMEOUT_S = 3.0  # Lambda's default when a version's configuration names none
+DEFAULT_RUNTIME = "python3.12"
 # What a function that ran past its Timeout gets: an HTTP API answers an integration
 # timeout with 504 (AWS documents 504 for HTTP APIs as for REST APIs) and the body
 # {"message":"Service Unavailable"}; we use that pair. (On AWS the integration timeout is
@@ -98,112 +108,136 @@ def gateway_answer(status: int, message: str) -> tuple[int, dict[str, str], byte
     return status, {"content-type": JSON}, json.dumps({"message": message}, separators=(",", ":")).encode()
 
 
-class _Worker:
-    """One sandbox: a process running one version's handler."""
+class InitFailure:
+    """An init that failed, queued where a ready sandbox would be: a request waiting for
+    that sandbox gets the failure (API Gateway's 500) instead of waiting to be throttled."""
 
-    def __init__(self, version: str, code_dir: Path, env: dict[str, str], *, wait: bool = True) -> None:
-        self.version = version
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.local.worker", str(code_dir), version],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        assert self.proc.stdin and self.proc.stdout
-        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
-        if wait:
-            self.ready()
-
-    def ready(self) -> _Worker:
-        """Wait for the sandbox's init (imports, model load) to finish."""
-        if not receive(self.stdout):
-            raise RuntimeError(
-                f"worker for version {self.version} exited during init (code {self.proc.wait()})"
-            )
-        return self
-
-    def invoke(self, event: dict[str, Any], timeout_s: float) -> Answer:
-        """One event; TimedOut when no answer starts within `timeout_s` (the caller replaces us)."""
-        send(self.stdin, event)
-        # select on the pipe is exact: the worker writes nothing between frames, so the
-        # reader's buffer is empty whenever we wait here. A frame is written at once.
-        readable, _, _ = select.select([self.stdout], [], [], timeout_s)
-        if not readable:
-            raise TimedOut(self.version, timeout_s)
-        frame = receive(self.stdout)
-        if frame is None:
-            raise RuntimeError("worker died")
-        return {
-            "response": dict(frame["response"]),
-            "error": bool(frame["error"]),
-            "duration_ms": float(frame["duration_ms"]),
-        }
-
-    def close(self) -> None:
-        try:
-            self.stdin.close()
-            self.proc.wait(timeout=2)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
+    def __init__(self, error: InitFailed) -> None:
+        self.error, self.at = error, time.monotonic()
 
 
 class VersionPool:
-    """Warm sandboxes of one version; requests borrow one at a time."""
+    """Warm sandboxes of one version; requests borrow one at a time.
+
+    `size` sandboxes start side by side when the pool is made, as Lambda's do for a burst
+    (a cold version costs one init, not `size`). One that timed out or exited is replaced at
+    once; one whose init failed, by the next request (each request after a failed init
+    initialises anew, as on Lambda). Inits run on threads of their own: nothing waits for
+    one holding a lock, so other versions keep serving."""
 
     def __init__(
         self,
         version: str,
-        code_dir: Path,
-        env: dict[str, str],
+        launch: Launch,
         size: int,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        arn: str = "",
     ) -> None:
-        self.version, self.code_dir, self.env, self.timeout_s = version, code_dir, env, timeout_s
+        self.version, self.launch, self.timeout_s, self.arn = version, launch, timeout_s, arn
         self.wait_s = THROTTLE_WAIT_S
+        self.init_timeout_s = INIT_TIMEOUT_S
         self.size = size
-        self.idle: queue.Queue[_Worker] = queue.Queue()
+        self.idle: queue.Queue[Sandbox | InitFailure] = queue.Queue()
+        self.lock = threading.Lock()
+        self.count = 0  # sandboxes ready, busy or initialising
+        self.initialising = 0
+        self.last_started: Sandbox | None = None  # the newest sandbox (for tests)
         self.closed = False
         self.last_used = time.monotonic()
-        # Sandboxes initialise side by side, as Lambda's do: a cold version costs one init, not `size`.
-        starting = [_Worker(version, code_dir, env, wait=False) for _ in range(size)]
-        try:
-            for worker in starting:
-                self.idle.put(worker.ready())
-        except RuntimeError:
-            for worker in starting:
-                worker.close()
-            raise
+        for _ in range(size):
+            self._spawn()
 
-    def invoke(self, event: dict[str, Any]) -> Answer:
-        """Run one event in a free sandbox; Throttled when none frees up within `wait_s`,
-        TimedOut when it runs past `timeout_s` (the sandbox is killed and replaced)."""
-        self.last_used = time.monotonic()
+    def _spawn(self) -> None:
+        with self.lock:
+            if self.closed or self.count >= self.size:
+                return
+            self.count += 1
+            self.initialising += 1
+        threading.Thread(target=self._init_one, daemon=True, name=f"init-{self.version}").start()
+
+    def _init_one(self) -> None:
+        item: Sandbox | InitFailure
         try:
-            worker = self.idle.get(timeout=self.wait_s)
-        except queue.Empty:
-            raise Throttled(f"version {self.version}: all {self.size} sandboxes busy") from None
-        try:
-            answer = worker.invoke(event, self.timeout_s)
-        except (OSError, ValueError, RuntimeError, TimedOut):  # ValueError: its pipe was closed
-            worker.proc.kill()  # a timed-out handler may still run: Lambda stops its sandbox
-            worker.close()
+            self.last_started = Sandbox(self.version, self.launch)
+            item = self.last_started.ready(self.init_timeout_s)
+        except (InitFailed, OSError) as exc:
+            error = exc if isinstance(exc, InitFailed) else InitFailed(f"version {self.version}: {exc}")
+            print(json.dumps({"event": "sandbox_init_failed", "version": self.version, "error": str(error)}),
+                  file=sys.stderr)  # fmt: skip
+            item = InitFailure(error)
+            with self.lock:
+                self.count -= 1
+        with self.lock:
+            self.initialising -= 1
+        if self.closed and isinstance(item, Sandbox):
+            item.close()
+            return
+        self.idle.put(item)
+
+    def warm(self) -> VersionPool:
+        """Wait until every sandbox finished its init (tests; a request never needs to)."""
+        deadline = time.monotonic() + self.init_timeout_s + 5
+        while self.initialising and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self
+
+    def _borrow(self) -> Sandbox:
+        arrived = time.monotonic()
+        deadline = arrived + self.wait_s
+        while True:
+            if self.idle.empty():
+                self._spawn()  # a sandbox that ended is replaced when it is needed
+            # While inits run, wait for them (they end within the init deadline): a
+            # request that started a cold version is not throttled by its own init.
+            limit = deadline + (self.init_timeout_s if self.initialising else 0.0)
             try:
-                worker = _Worker(self.version, self.code_dir, self.env)  # a failed sandbox is replaced
-            except (OSError, RuntimeError) as exc:  # the dead one goes back: the next request retries
-                print(json.dumps({"event": "sandbox_restart_failed", "version": self.version,
-                                  "error": str(exc)}), file=sys.stderr)  # fmt: skip
+                item = self.idle.get(timeout=max(0.0, limit - time.monotonic()))
+            except queue.Empty:
+                if self.initialising and time.monotonic() < deadline + self.init_timeout_s:
+                    continue
+                raise Throttled(f"version {self.version}: all {self.size} sandboxes busy") from None
+            if isinstance(item, InitFailure):
+                if item.at < arrived:
+                    continue  # an init that failed before this request came: try anew
+                raise item.error
+            if item.alive:
+                return item
+            item.close()
+            with self.lock:
+                self.count -= 1
+
+    def invoke(self, event: dict[str, Any], arn: str | None = None) -> Answer:
+        """Run one event in a free sandbox. Throttled when none frees up within `wait_s`;
+        InitFailed when the sandbox's init failed or passed its deadline; TimedOut past
+        `timeout_s` and SandboxDied when the runtime exited (the sandbox ends; another
+        replaces it). A function error is an answer with `error` set: the sandbox stays."""
+        self.last_used = time.monotonic()
+        sandbox = self._borrow()
+        try:
+            answer = sandbox.invoke(event, self.timeout_s, arn or self.arn)
+        except SandboxTimedOut:
+            self._ended()
+            raise TimedOut(self.version, self.timeout_s) from None
+        except SandboxDied:
+            self._ended()
             raise
-        finally:
-            if self.closed:  # retired while this request ran
-                worker.close()
-            else:
-                self.idle.put(worker)
+        if self.closed:  # retired while this request ran
+            sandbox.close()
+        else:
+            self.idle.put(sandbox)
         return answer
+
+    def _ended(self) -> None:
+        with self.lock:
+            self.count -= 1
+        self._spawn()  # Lambda resets a sandbox after a timeout: the next one starts now
 
     def close(self) -> None:
         self.closed = True
         while not self.idle.empty():
-            self.idle.get_nowait().close()
+            item = self.idle.get_nowait()
+            if isinstance(item, Sandbox):
+                item.close()
 
 
 @dataclass
@@ -302,35 +336,39 @@ class Edge:
             pool.close()
 
     def pool(self, version: str) -> VersionPool:
-        """Warm sandboxes for a version, started on first use."""
+        """Warm sandboxes for a version, started on first use. The version's configuration
+        is read and its code unpacked outside the lock, and the pool's inits run on their
+        own threads: a cold version never holds up requests to the others."""
         pool = self.pools.get(version)
         if pool is not None:
             return pool
+        launch, timeout_s, arn = self._launch(version)
         with self.pool_lock:
             if version not in self.pools:
-                self.pools[version] = self._start_pool(version)
+                self.pools[version] = VersionPool(version, launch, self.workers, timeout_s, arn)
             return self.pools[version]
 
-    def _start_pool(self, version: str) -> VersionPool:
+    def _launch(self, version: str) -> tuple[Launch, float, str]:
+        """How the version's sandboxes start, as Lambda starts them: its zip unpacked
+        read-only, the runtime's interpreter and packages, Lambda's environment."""
         config = self.lam.get_function_configuration(FunctionName=self.function, Qualifier=version)
-        sha = hex_of(config["CodeSha256"])
-        code_dir = self.state_dir / "versions" / self.function / version
-        if not (code_dir / ".unpacked").exists():
-            zipfile.ZipFile(code_store(self.state_dir) / f"{sha}.zip").extractall(code_dir)
-            (code_dir / ".unpacked").write_text(sha)
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-            **emulator.CREDENTIALS,
-            "AWS_ENDPOINT_URL": self.emulator_url,
-            "AWS_CA_BUNDLE": str(self.ca),
-            "AWS_LAMBDA_FUNCTION_NAME": self.function,
-            "AWS_LAMBDA_FUNCTION_VERSION": version,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.get("MemorySize", 1024)),
-            **(config.get("Environment") or {}).get("Variables", {}),
-        }
-        timeout_s = float(config.get("Timeout") or DEFAULT_TIMEOUT_S)
-        return VersionPool(version, code_dir, env, self.workers, timeout_s)
+        runtime_name = str(config.get("Runtime") or DEFAULT_RUNTIME)
+        handler = str(config.get("Handler") or HANDLER)
+        environment = lambda_environment(
+            function=self.function, version=version, memory_mb=int(config.get("MemorySize") or 128),
+            region=self.region, runtime=runtime_name, handler=handler,
+            configured=(config.get("Environment") or {}).get("Variables", {}),
+            access={**emulator.CREDENTIALS, "AWS_ENDPOINT_URL": self.emulator_url, "AWS_CA_BUNDLE": str(self.ca)},
+        )  # fmt: skip
+        launch = Launch(
+            python=runtime.interpreter(runtime_name),
+            task_root=unpacked(self.state_dir, hex_of(config["CodeSha256"])),
+            runtime_dir=runtime.runtime_dir(runtime_name),
+            environment=environment,
+            handler=handler,
+        )
+        arn = f"arn:aws:lambda:{self.region}:{emulator.ACCOUNT}:function:{self.function}:{version}"
+        return launch, float(config.get("Timeout") or DEFAULT_TIMEOUT_S), arn
 
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes
@@ -386,7 +424,8 @@ class Edge:
         alias = "candidate" if candidate else "live"
         try:
             pool = self.pool(version)
-            answer = pool.invoke(self._event(method, path, query, headers, body, signed=candidate))
+            event = self._event(method, path, query, headers, body, signed=candidate)
+            answer = pool.invoke(event, arn=f"{pool.arn.rsplit(':', 1)[0]}:{alias}")
         except Throttled:
             self.telemetry.record(alias, version, duration_ms=None, error=False, throttled=True)
             return gateway_answer(429, "Too Many Requests")
@@ -395,7 +434,7 @@ class Edge:
             ms = timed_out.timeout_s * 1000
             self.telemetry.record(alias, version, duration_ms=ms, error=True, throttled=False)
             return gateway_answer(TIMEOUT_STATUS, TIMEOUT_MESSAGE)
-        except Exception as exc:  # a sandbox that cannot start or crashed: API Gateway's 500
+        except Exception as exc:  # an init that failed or timed out, a runtime that exited: API Gateway's 500
             # Lambda counts a runtime that exits or fails init as a function error.
             self.telemetry.record(alias, version, duration_ms=None, error=True, throttled=False)
             print(
@@ -406,14 +445,18 @@ class Edge:
         self.telemetry.record(
             alias, version, duration_ms=answer["duration_ms"], error=answer["error"], throttled=False
         )
-        if answer["error"]:  # the handler raised: API Gateway answers, not the function
+        if answer["error"]:  # the handler raised, or its answer was not JSON: API Gateway answers
             return gateway_answer(500, "Internal Server Error")
-        response = answer["response"]
-        status = int(response.get("statusCode", 200))
-        out_headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
-        raw = response.get("body") or ""
-        data = base64.b64decode(raw) if response.get("isBase64Encoded") else str(raw).encode()
-        return status, out_headers, data
+        try:
+            status, out_headers, data = payload.response(answer["response"])
+        except payload.MalformedResponse as exc:
+            print(json.dumps({"event": "malformed_response", "version": version, "error": str(exc)}),
+                  file=sys.stderr)  # fmt: skip
+            return gateway_answer(500, "Internal Server Error")
+        merged: dict[str, str] = {}
+        for key, value in out_headers:
+            merged[key] = f"{merged[key]}, {value}" if key in merged else value
+        return status, merged, data
 
     def _unsigned(self, method: str, target: str, headers: dict[str, str], body: bytes) -> str | None:
         """Why a candidate request is refused (API Gateway's message), or None when it is signed
@@ -428,41 +471,28 @@ class Edge:
     def _event(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes, *, signed: bool
     ) -> dict[str, Any]:
-        try:
-            text, is_b64 = body.decode(), False
-        except UnicodeDecodeError:
-            text, is_b64 = base64.b64encode(body).decode(), True
-        return {
-            "version": "2.0",
-            "routeKey": f"{method} {path}",
-            "rawPath": path,
-            "rawQueryString": query,
-            "headers": headers,
-            "requestContext": {
-                "http": {
-                    "method": method,
-                    "path": path,
-                    "protocol": "HTTP/1.1",
-                    "sourceIp": "127.0.0.1",
-                    "userAgent": headers.get("user-agent", ""),
-                },
-                "routeKey": f"{method} {path}",
-                "stage": "$default",
-                # what the route's authorization left in the request, as API Gateway does
-                "authorizer": {
-                    "iam": {
-                        "accessKey": emulator.CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                        "accountId": emulator.ACCOUNT,
-                    }
+        """API Gateway's payload-2.0 event (payload.py), with what the route's authorization
+        left in the request: the caller's IAM identity on the candidate routes, the origin
+        authorizer's (empty) context on the others."""
+        authorizer: dict[str, Any] = (
+            {
+                "iam": {
+                    "accessKey": emulator.CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                    "accountId": emulator.ACCOUNT,
+                    "callerId": emulator.CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                    "cognitoIdentity": None,
+                    "principalOrgId": None,
+                    "userArn": f"arn:aws:iam::{emulator.ACCOUNT}:user/edgeship-local",
+                    "userId": emulator.CREDENTIALS["AWS_ACCESS_KEY_ID"],
                 }
-                if signed
-                else {"lambda": None},
-                "requestId": uuid.uuid4().hex,
-                "timeEpoch": int(time.time() * 1000),
-            },
-            "body": text if body else None,
-            "isBase64Encoded": is_b64,
-        }
+            }
+            if signed
+            else {"lambda": None}
+        )
+        api = payload.Api.for_function(self.function, self.region, emulator.ACCOUNT)
+        return payload.event(
+            api, method, path, query, headers, body, authorizer=authorizer, route_key=f"{method} {path}"
+        )
 
     def status(self) -> dict[str, Any]:
         """What the edge routes to right now."""

@@ -1,95 +1,327 @@
-"""Runs one published version's code, like a Lambda sandbox, for the local edge.
+"""One local Lambda sandbox: the function's unpacked zip run as Lambda runs it.
 
-Started with the version's environment (MODEL_URI, MODEL_SHA256, ...), it imports
-`handler` from the unpacked zip (loading the model at init, as Lambda does) and then
-answers events read from stdin. Frames are a 4-byte big-endian length plus JSON.
+The process is `python3.12 -B -S -m awslambdaric handler.handler` (the runtime's own
+interpreter, no bytecode writes, no site-packages of this machine) in the read-only code
+directory, with the runtime's packages (runtime.py) after the code on its path and
+nothing of the host's environment. It speaks the Lambda Runtime API to an endpoint this
+module serves for it on 127.0.0.1 (AWS_LAMBDA_RUNTIME_API), as Lambda's own does:
 
-Each answer is `{"response": <the handler's return value>, "error": bool, "duration_ms": float}`:
-`error` is a function error as Lambda counts it in `Errors` (the handler raised; a returned
-statusCode 500 is not one), `duration_ms` the handler's time, which is what Lambda's `Duration`
-measures (no framing or event decoding).
+    GET  /2018-06-01/runtime/invocation/next          the next event (long poll), with the
+                                                      request id, deadline, invoked ARN, trace id
+    POST /2018-06-01/runtime/invocation/{id}/response  the handler's answer
+    POST /2018-06-01/runtime/invocation/{id}/error     a function error (it raised; an answer
+                                                      that is not JSON: Runtime.MarshalError)
+    POST /2018-06-01/runtime/init/error                the init failed (then the process exits)
+
+The init ends when the runtime first asks for an event; it has INIT_TIMEOUT_S, Lambda's
+10 s. A function error leaves the sandbox serving (as on Lambda); a timeout or an exit ends
+it (the pool starts another). `Duration` is Lambda's: from the event handed out to the
+answer posted, so it excludes the framing on both sides.
 """
 
 from __future__ import annotations
 
-import struct
-import sys
+import contextlib
+import datetime
+import json
+import queue
+import secrets
+import socket
+import subprocess
+import threading
 import time
-import traceback
-from typing import IO, Any, TypedDict
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypedDict
 
-import orjson
-
-HEADER = struct.Struct(">I")
-FUNCTION_ERROR = {
-    "statusCode": 502,
-    "headers": {"content-type": "application/json"},
-    "body": '{"error":"function_error","detail":"the function raised; see the edge log"}',
-}
+API = "/2018-06-01/runtime"
+INIT_TIMEOUT_S = 10.0  # Lambda's: an init that takes longer fails
+HANDLER = "handler.handler"
 
 
 class Answer(TypedDict):
-    """The frame a worker sends for one event."""
+    """What one invocation gave: the answer's JSON (or the error's), whether it is a
+    function error as Lambda counts it in `Errors` (the handler raised or its answer could
+    not be serialised; a returned statusCode 500 is not one), and Lambda's Duration."""
 
-    response: dict[str, Any]
+    response: Any
     error: bool
     duration_ms: float
 
 
-def send(stream: IO[bytes], message: Any) -> None:
-    """Write one framed message."""
-    body = orjson.dumps(message)
-    stream.write(HEADER.pack(len(body)) + body)
-    stream.flush()
+class InitFailed(Exception):
+    """The sandbox's init failed, timed out, or the runtime exited before asking for an event."""
 
 
-def receive(stream: IO[bytes]) -> Any:
-    """Read one framed message; None at end of stream."""
-    head = stream.read(HEADER.size)
-    if len(head) < HEADER.size:
+class SandboxTimedOut(Exception):
+    """No answer within the function's timeout (the sandbox is stopped)."""
+
+
+class SandboxDied(Exception):
+    """The runtime exited during an invocation (Lambda's Runtime.ExitError)."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a version's sandboxes start: its code, interpreter, runtime packages, environment."""
+
+    python: str
+    task_root: Path
+    runtime_dir: Path
+    environment: Mapping[str, str]  # lambda_environment(...), without the per-sandbox parts
+    handler: str = HANDLER
+
+
+def lambda_environment(
+    *,
+    function: str,
+    version: str,
+    memory_mb: int,
+    region: str,
+    runtime: str,
+    handler: str,
+    configured: Mapping[str, str],
+    access: Mapping[str, str],
+) -> dict[str, str]:
+    """The variables Lambda gives a sandbox of this version (the reserved ones win over the
+    version's configured Environment.Variables, which Lambda refuses to set anyway), plus
+    `access`: the endpoint, CA and credentials that reach the emulator (AWS's execution role
+    credentials are in the same variables). Per-sandbox parts (the Runtime API address, the
+    log stream, the code and runtime paths) are added by `Sandbox`."""
+    return {
+        **configured,
+        **access,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{runtime}",
+        "AWS_LAMBDA_FUNCTION_NAME": function,
+        "AWS_LAMBDA_FUNCTION_VERSION": version,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function}",
+        "AWS_LAMBDA_LOG_FORMAT": "Text",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "_HANDLER": handler,
+        "TZ": ":UTC",
+        "LANG": "en_US.UTF-8",
+    }
+
+
+def _sandbox_environment(launch: Launch, api_address: str, version: str) -> dict[str, str]:
+    task, runtime = str(launch.task_root), str(launch.runtime_dir)
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y/%m/%d")
+    return {
+        **launch.environment,
+        "AWS_LAMBDA_RUNTIME_API": api_address,
+        "AWS_LAMBDA_LOG_STREAM_NAME": f"{today}/[{version}]{secrets.token_hex(16)}",
+        "LAMBDA_TASK_ROOT": task,
+        "LAMBDA_RUNTIME_DIR": runtime,
+        # As on Lambda: the code first (it may carry its own boto3), then the runtime's packages.
+        "PYTHONPATH": f"{task}:{runtime}",
+        "LD_LIBRARY_PATH": f"{task}:{task}/lib",
+        "PATH": f"{Path(launch.python).parent}:/usr/local/bin:/usr/bin:/bin",
+    }
+
+
+@dataclass
+class _Invocation:
+    request_id: str
+    body: bytes
+    deadline_ms: int
+    arn: str
+    handed_at: float = 0.0
+
+
+class Sandbox:
+    """One runtime process and its Runtime API endpoint. Used by one request at a time (the
+    pool's idle queue guarantees it); the endpoint's threads report to `self._outcomes`."""
+
+    def __init__(self, version: str, launch: Launch) -> None:
+        self.version, self.launch = version, launch
+        self._outcomes: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._events: queue.Queue[_Invocation | None] = queue.Queue()
+        self._current: _Invocation | None = None
+        self._closed = False
+        self.server = _Server(("127.0.0.1", 0), _api_handler(self))
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True, name=f"runtime-api-{version}").start()
+        address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [launch.python, "-B", "-S", "-m", "awslambdaric", launch.handler],
+            cwd=launch.task_root,
+            env=_sandbox_environment(launch, address, version),
+            stdin=subprocess.DEVNULL,  # its output goes where the edge's goes (edge.log), as Lambda's to its log
+        )
+        threading.Thread(target=self._watch, daemon=True, name=f"sandbox-{self.proc.pid}").start()
+
+    def _watch(self) -> None:
+        code = self.proc.wait()
+        self._outcomes.put(("exit", code))
+
+    def ready(self, timeout_s: float = INIT_TIMEOUT_S) -> Sandbox:
+        """Wait for the init to end (the runtime's first /next); InitFailed, and the sandbox
+        stopped, when it fails, exits or takes longer than `timeout_s`."""
+        deadline = self.started + timeout_s
+        reported: Any = None
+        while True:
+            try:
+                kind, detail = self._outcomes.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.close()
+                raise InitFailed(
+                    f"version {self.version}: init did not finish within {timeout_s:g} s (Lambda's limit)"
+                ) from None
+            if kind == "next":
+                return self
+            if kind == "init_error":
+                reported = detail  # the runtime exits next
+            elif kind == "exit":
+                self.close()
+                why = f": {reported.get('errorType')}: {reported.get('errorMessage')}" if reported else ""
+                raise InitFailed(f"version {self.version}: init failed (runtime exit {detail}){why}")
+
+    def invoke(self, event: Any, timeout_s: float, arn: str) -> Answer:
+        """One event; SandboxTimedOut past `timeout_s` (the sandbox is stopped: Lambda resets
+        it), SandboxDied when the runtime exits."""
+        invocation = _Invocation(
+            str(uuid.uuid4()),
+            json.dumps(event, separators=(",", ":")).encode(),
+            int((time.time() + timeout_s) * 1000),
+            arn,
+        )
+        self._events.put(invocation)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                kind, detail = self._outcomes.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.close()
+                raise SandboxTimedOut(f"version {self.version}: no answer within {timeout_s:g} s") from None
+            if kind == "exit":
+                self.close()
+                raise SandboxDied(f"version {self.version}: the runtime exited (code {detail})")
+            if kind in ("response", "error") and detail[0] == invocation.request_id:
+                _, body, duration_ms = detail
+                try:
+                    parsed = json.loads(body) if body else None
+                except ValueError:
+                    parsed = body.decode("utf-8", "replace")
+                return {"response": parsed, "error": kind == "error", "duration_ms": duration_ms}
+
+    @property
+    def alive(self) -> bool:
+        return not self._closed and self.proc.poll() is None
+
+    def close(self) -> None:
+        """Stop the runtime and its endpoint (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._events.put(None)  # wakes a /next waiting for an event
+        if self.proc.poll() is None:
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        # The endpoint's loop notices a shutdown only at its next poll: not on the caller's time
+        # (a timed-out request's 504 must not wait for it).
+        threading.Thread(target=self._stop_endpoint, daemon=True).start()
+
+    def _stop_endpoint(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- called by the endpoint's threads --------------------------------------------------
+
+    def _next(self) -> _Invocation | None:
+        self._outcomes.put(("next", None))
+        while not self._closed:
+            try:
+                invocation = self._events.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            if invocation is None:
+                return None
+            invocation.handed_at = time.perf_counter()
+            self._current = invocation
+            return invocation
         return None
-    (size,) = HEADER.unpack(head)
-    return orjson.loads(stream.read(size))
+
+    def _answered(self, kind: str, request_id: str, body: bytes) -> bool:
+        now = time.perf_counter()
+        current = self._current
+        if current is None or current.request_id != request_id:
+            return False
+        self._current = None
+        self._outcomes.put((kind, (request_id, body, (now - current.handed_at) * 1000)))
+        return True
 
 
-class _Context:
-    """The parts of Lambda's context object handlers commonly read."""
-
-    def __init__(self, version: str) -> None:
-        self.function_version = version
-        self.aws_request_id = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return None  # a runtime killed mid-request (a timeout, close()) is not news
 
 
-def main() -> None:
-    """Serve events until stdin closes."""
-    code_dir, version = sys.argv[1], sys.argv[2]
-    sys.path.insert(0, code_dir)
-    out = sys.stdout.buffer
-    # Keep stdout for frames only; the handler's prints and logs go to stderr.
-    sys.stdout = sys.stderr
-    import handler
+def _api_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
+    class RuntimeApi(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
 
-    context = _Context(version)
-    send(out, {"ready": True})
-    stdin = sys.stdin.buffer
-    while (event := receive(stdin)) is not None:
-        send(out, answer(handler.handler, event, context))
+        def setup(self) -> None:
+            super().setup()
+            # Without NODELAY, Nagle's algorithm and the runtime's delayed ACK hold each
+            # event's body back ~40 ms (headers and body are separate writes).
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+        def _reply(self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> None:
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.path != f"{API}/invocation/next":
+                return self._reply(404, b'{"errorType":"InvalidRequest"}')
+            invocation = sandbox._next()
+            if invocation is None:  # the sandbox is closing
+                return self._reply(500, b'{"errorType":"Sandbox.Closed"}')
+            self._reply(
+                200,
+                invocation.body,
+                {
+                    "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+                    "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
+                    "Lambda-Runtime-Invoked-Function-Arn": invocation.arn,
+                    "Lambda-Runtime-Trace-Id": _trace_id(),
+                },
+            )
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if self.path == f"{API}/init/error":
+                try:
+                    sandbox._outcomes.put(("init_error", json.loads(body)))
+                except ValueError:
+                    sandbox._outcomes.put(("init_error", {"errorType": "Runtime.Unknown"}))
+                return self._reply(202, b'{"status":"OK"}')
+            parts = self.path.removeprefix(f"{API}/invocation/").split("/")
+            if len(parts) == 2 and parts[1] in ("response", "error"):
+                if sandbox._answered(parts[1], parts[0], body):
+                    return self._reply(202, b'{"status":"OK"}')
+                return self._reply(400, b'{"errorType":"InvalidRequestID"}')
+            self._reply(404, b'{"errorType":"InvalidRequest"}')
+
+    return RuntimeApi
 
 
-def answer(handle: Any, event: Any, context: Any) -> Answer:
-    """Run the handler on one event, timed as Lambda times it."""
-    start = time.perf_counter()
-    try:
-        response = handle(event, context)
-    except Exception:  # a crash in user code is a function error (the edge answers 500), not the worker's end
-        duration_ms = (time.perf_counter() - start) * 1000  # before the traceback: not the handler's time
-        traceback.print_exc()
-        return {"response": FUNCTION_ERROR, "error": True, "duration_ms": duration_ms}
-    return {"response": response, "error": False, "duration_ms": (time.perf_counter() - start) * 1000}
-
-
-if __name__ == "__main__":
-    main()
+def _trace_id() -> str:
+    """An X-Ray trace header as Lambda passes one (not sampled: nothing records it here)."""
+    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
