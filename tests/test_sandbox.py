@@ -10,6 +10,7 @@ import base64
 import datetime
 import hashlib
 import json
+import queue
 import re
 import shutil
 import socket
@@ -328,6 +329,53 @@ def test_an_init_error_fails_the_request_and_the_next_one_initialises_again(prob
             pool.invoke({})
         with pytest.raises(InitFailed):
             pool.invoke({})
+    finally:
+        pool.close()
+
+
+def test_an_init_that_raises_anything_leaves_the_pool_whole(probe_root: Path) -> None:
+    # Popen refuses an environment value that is not a string (TypeError, neither InitFailed
+    # nor OSError): the init fails as any other, and the pool is not left a sandbox short.
+    bad = _launch(probe_root)
+    bad = worker.Launch(bad.python, bad.task_root, bad.runtime_dir, {**bad.environment, "BAD": 1})  # type: ignore[dict-item]
+    pool = VersionPool("1", bad, size=1, timeout_s=3.0, arn=ARN)
+    pool.wait_s = pool.init_timeout_s = 1.0  # a stuck counter would make the next request wait, then throttle
+    try:
+        for _ in range(3):
+            with pytest.raises(InitFailed, match="expected str"):
+                pool.invoke({})
+        pool.warm()
+        assert (pool.count, pool.initialising) == (0, 0)
+    finally:
+        pool.close()
+
+
+class _RacingQueue(queue.Queue[Any]):
+    """A queue whose put lets a close() run just before it, as a retiring poller may."""
+
+    def __init__(self, pool: VersionPool) -> None:
+        super().__init__()
+        self.pool, self.closer = pool, threading.Thread(target=pool.close)
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if isinstance(item, worker.Sandbox) and not self.closer.is_alive() and not self.pool.closed:
+            self.closer.start()
+            self.closer.join(timeout=0.5)  # a close that can drain now would finish here
+        super().put(item, block, timeout)
+
+
+def test_a_sandbox_returned_while_the_pool_closes_is_stopped(probe_root: Path) -> None:
+    pool = VersionPool("1", _launch(probe_root), size=1, timeout_s=3.0, arn=ARN).warm()
+    racing = _RacingQueue(pool)
+    racing.queue.extend(pool.idle.queue)
+    pool.idle = racing
+    sandbox = pool.last_started
+    assert sandbox is not None
+    try:
+        assert pool.invoke({})["error"] is False  # its sandbox goes back while close() runs
+        racing.closer.join(timeout=10)
+        assert pool.closed and pool.idle.empty()
+        assert sandbox.proc.wait(timeout=10) is not None  # not left running until the edge exits
     finally:
         pool.close()
 

@@ -156,23 +156,34 @@ class VersionPool:
         threading.Thread(target=self._init_one, daemon=True, name=f"init-{self.version}").start()
 
     def _init_one(self) -> None:
-        item: Sandbox | InitFailure
+        # A thread's top level: whatever goes wrong is logged and queued as a failed init,
+        # and the counters come down in `finally`, or the pool stays a sandbox short for good.
+        item: Sandbox | InitFailure | None = None
         try:
             self.last_started = Sandbox(self.version, self.launch)
             item = self.last_started.ready(self.init_timeout_s)
-        except (InitFailed, OSError) as exc:
+        except Exception as exc:
             error = exc if isinstance(exc, InitFailed) else InitFailed(f"version {self.version}: {exc}")
             print(json.dumps({"event": "sandbox_init_failed", "version": self.version, "error": str(error)}),
                   file=sys.stderr)  # fmt: skip
             item = InitFailure(error)
+        finally:
             with self.lock:
-                self.count -= 1
+                self.initialising -= 1
+                if not isinstance(item, Sandbox):
+                    self.count -= 1
+        self._return(item)
+
+    def _return(self, item: Sandbox | InitFailure) -> None:
+        """Queue a ready sandbox (or a failed init) unless the pool is closed. Checked and
+        put under the lock `close` takes: a sandbox put after close drained the queue would
+        keep its process and Runtime API thread until the edge exits."""
         with self.lock:
-            self.initialising -= 1
-        if self.closed and isinstance(item, Sandbox):
+            if not self.closed:
+                self.idle.put(item)
+                return
+        if isinstance(item, Sandbox):
             item.close()
-            return
-        self.idle.put(item)
 
     def warm(self) -> VersionPool:
         """Wait until every sandbox finished its init (tests; a request never needs to)."""
@@ -221,10 +232,7 @@ class VersionPool:
         except SandboxDied:
             self._ended()
             raise
-        if self.closed:  # retired while this request ran
-            sandbox.close()
-        else:
-            self.idle.put(sandbox)
+        self._return(sandbox)  # closed if the pool was retired while this request ran
         return answer
 
     def _ended(self) -> None:
@@ -233,9 +241,12 @@ class VersionPool:
         self._spawn()  # Lambda resets a sandbox after a timeout: the next one starts now
 
     def close(self) -> None:
-        self.closed = True
-        while not self.idle.empty():
-            item = self.idle.get_nowait()
+        with self.lock:  # after this, nothing is put in `idle` (`_return`)
+            self.closed = True
+            drained = []
+            while not self.idle.empty():
+                drained.append(self.idle.get_nowait())
+        for item in drained:  # outside the lock: each close waits for its process
             if isinstance(item, Sandbox):
                 item.close()
 
