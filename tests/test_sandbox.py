@@ -10,6 +10,7 @@ import base64
 import datetime
 import hashlib
 import json
+import os
 import queue
 import re
 import shutil
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -346,6 +348,30 @@ def test_an_init_that_raises_anything_leaves_the_pool_whole(probe_root: Path) ->
                 pool.invoke({})
         pool.warm()
         assert (pool.count, pool.initialising) == (0, 0)
+    finally:
+        pool.close()
+
+
+def _open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_spawn_that_fails_leaves_no_socket_nor_thread(probe_root: Path, tmp_path: Path) -> None:
+    missing = worker.Launch(str(tmp_path / "no-python3.12"), probe_root, probe_root, {})
+    pool = VersionPool("1", missing, size=1, timeout_s=3.0, arn=ARN)
+    try:
+        pool.warm()
+        with pytest.raises(InitFailed, match=r"no-python3\.12"):
+            pool.invoke({})
+        threads, files = threading.active_count(), _open_files()
+        for _ in range(20):  # each request after a failed init initialises anew
+            with pytest.raises(InitFailed, match=r"no-python3\.12"):
+                pool.invoke({})
+        pool.warm()
+        settled = time.monotonic() + 10  # the last init thread may still be on its way out
+        while threading.active_count() > threads and time.monotonic() < settled:
+            time.sleep(0.05)
+        assert threading.active_count() <= threads and _open_files() <= files
     finally:
         pool.close()
 

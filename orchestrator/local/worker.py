@@ -146,15 +146,23 @@ class Sandbox:
         self._closed = False
         self.server = _Server(("127.0.0.1", 0), _api_handler(self))
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True, name=f"runtime-api-{version}").start()
         address = f"127.0.0.1:{self.server.server_address[1]}"
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [launch.python, "-B", "-S", "-m", "awslambdaric", launch.handler],
-            cwd=launch.task_root,
-            env=_sandbox_environment(launch, address, version),
-            stdin=subprocess.DEVNULL,  # its output goes where the edge's goes (edge.log), as Lambda's to its log
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [launch.python, "-B", "-S", "-m", "awslambdaric", launch.handler],
+                cwd=launch.task_root,
+                env=_sandbox_environment(launch, address, version),
+                stdin=subprocess.DEVNULL,  # its output goes where the edge's goes (edge.log), as Lambda's to its log
+            )
+        except BaseException:
+            # No interpreter, no code directory: each request after a failed init tries
+            # anew, so an endpoint left open here would leak a socket per request.
+            self.server.server_close()
+            raise
+        # Served only once the runtime exists (the socket already listens: the runtime's
+        # first request waits in its backlog), so a failed spawn has no thread to stop.
+        threading.Thread(target=self.server.serve_forever, daemon=True, name=f"runtime-api-{version}").start()
         threading.Thread(target=self._watch, daemon=True, name=f"sandbox-{self.proc.pid}").start()
 
     def _watch(self) -> None:
