@@ -491,3 +491,29 @@ def test_unpacked_code_is_read_only_and_removable(tmp_path: Path) -> None:
     code.remove_tree(tmp_path / "state" / "versions")
     assert not (tmp_path / "state" / "versions").exists()
     shutil.rmtree(tmp_path / "state")
+
+
+def test_threads_storing_one_zip_at_once_each_get_it_whole(tmp_path: Path) -> None:
+    package = tmp_path / "function.zip"
+    package.write_bytes(os.urandom(4 << 20))  # big enough for the copies to overlap
+    state = tmp_path / "state"
+    start = threading.Barrier(8)
+    results: list[tuple[Path, str]] = []
+    errors: list[BaseException] = []
+
+    def store() -> None:
+        start.wait()
+        try:
+            results.append(code.store(package, state))
+        except BaseException as exc:  # collected: the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=store) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(results) == 8
+    (kept,) = {path for path, _ in results}
+    assert kept.read_bytes() == package.read_bytes()
+    assert sorted(p.name for p in kept.parent.iterdir()) == [kept.name]  # no partial file left

@@ -63,12 +63,25 @@ def cached_package(
     kept = user_cache() / "packages" / f"function-{runtime}-{architecture}-{key[:32]}.zip"
     if kept.exists():
         return kept, True
-    built = build()
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    partial = kept.with_name(f"{kept.name}.{os.getpid()}.partial")
-    shutil.copyfile(built, partial)
-    partial.replace(kept)  # whole or absent: a concurrent reader never sees half a zip
+    copy_whole(build(), kept)
     return kept, False
+
+
+def copy_whole(source: Path, target: Path) -> None:
+    """Copy `source` to `target` whole or not at all: into a uniquely named file beside it
+    (tempfile: unique across processes and threads alike), then renamed over it, so a
+    reader never sees half a zip and two writers never share a partial file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(fd)
+    partial = Path(name)
+    try:
+        shutil.copyfile(source, partial)
+        partial.chmod(0o644)  # mkstemp's 0600 would be kept by the rename
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def unpacked(state_dir: Path, sha: str) -> Path:
@@ -134,8 +147,5 @@ def store(package: Path, state_dir: Path) -> tuple[Path, str]:
     sha = sha256_file(package)
     kept = code_store(state_dir) / f"{sha}.zip"
     if not kept.exists():
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        partial = kept.with_name(f"{kept.name}.{os.getpid()}.partial")
-        shutil.copyfile(package, partial)
-        partial.replace(kept)  # the edge never sees half a zip
+        copy_whole(package, kept)  # the edge never sees half a zip
     return kept, sha
