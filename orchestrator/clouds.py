@@ -237,6 +237,9 @@ class EmulatorCloud:
             built, _tested = build_package(self.settings, self.env, function_dir, reporter, pip_cache)
             return Path(built.artifact.path)
 
+        # The sandboxes' runtime packages are installed now, at deploy, if `make install` did
+        # not: the edge only looks them up, a request never waits on pip.
+        runtime.runtime_dir(fn.runtime)
         kept, cached = code.cached_package(function_dir or FUNCTION_DIR, fn.runtime, fn.architecture, build)
         if cached:
             reporter.event(

@@ -493,6 +493,35 @@ def test_unpacked_code_is_read_only_and_removable(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "state")
 
 
+def test_the_edge_never_installs_the_runtime_on_a_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkout without `make install`, an empty per-user cache: the edge's lookup says
+    # what to run instead of running pip while a request waits.
+    monkeypatch.delenv("EDGESHIP_LAMBDA_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(runtime, "CHECKOUT_TOOLS", tmp_path / "checkout")
+    monkeypatch.setenv("EDGESHIP_CACHE_DIR", str(tmp_path / "cache"))
+
+    def no_pip(*_args: Any) -> Path:
+        raise AssertionError("pip ran on the request path")
+
+    monkeypatch.setattr(runtime, "install", no_pip)
+    with pytest.raises(runtime.RuntimeMissing, match="not installed") as missing:
+        runtime.runtime_dir(RUNTIME, install_missing=False)
+    assert "make install" in missing.value.fix
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_pip_install_that_hangs_is_stopped_with_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime, "PIP_TIMEOUT_S", 0.01)  # pip cannot even start in that time
+    with pytest.raises(runtime.RuntimeMissing, match=r"took over 0\.01 s") as hung:
+        runtime.install(RUNTIME, tmp_path / "runtime" / RUNTIME)
+    assert "make install" in hung.value.fix
+    assert not (tmp_path / "runtime" / RUNTIME).exists()
+
+
 def test_threads_storing_one_zip_at_once_each_get_it_whole(tmp_path: Path) -> None:
     package = tmp_path / "function.zip"
     package.write_bytes(os.urandom(4 << 20))  # big enough for the copies to overlap

@@ -374,7 +374,8 @@ class Edge:
         launch = Launch(
             python=runtime.interpreter(runtime_name),
             task_root=unpacked(self.state_dir, hex_of(config["CodeSha256"])),
-            runtime_dir=runtime.runtime_dir(runtime_name),
+            # Never installs (a request must not wait on pip): the stack's deploy did.
+            runtime_dir=runtime.runtime_dir(runtime_name, install_missing=False),
             environment=environment,
             handler=handler,
         )

@@ -9,7 +9,8 @@ the host venv, whose packages would hide what the zip lacks.
 
 Where it is: EDGESHIP_LAMBDA_RUNTIME_DIR when set (a directory holding <runtime>/); else
 the checkout's .tools/lambda-runtime/<runtime>, which `make install` fills; else (edgeship
-installed from its wheel) a per-user cache, filled on first use. An install is complete
+installed from its wheel) a per-user cache, filled when the local stack is deployed
+(EmulatorCloud.package), never by the edge on a request's path. An install is complete
 when its stamp holds the lock file's sha256, so a changed pin installs anew.
 
 Regenerate a lock after changing its .in file:
@@ -37,6 +38,8 @@ CHECKOUT_TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "lambda-runtim
 STAMP = ".edgeship-lock-sha256"
 # The platform tags pip may pick for the runtime's wheels (Amazon Linux 2023: glibc 2.34).
 GLIBC_TAGS = ("manylinux_2_34", "manylinux_2_28", "manylinux_2_17", "manylinux2014")
+# pip fetches about 15 MB of wheels: far more than enough, short of hanging a deploy for good.
+PIP_TIMEOUT_S = 300.0
 
 
 class RuntimeMissing(EdgeshipError):
@@ -75,9 +78,11 @@ def installed(target: Path, runtime: str) -> bool:
         return False
 
 
-def runtime_dir(runtime: str) -> Path:
+def runtime_dir(runtime: str, *, install_missing: bool = True) -> Path:
     """The directory of the runtime's packages (awslambdaric, boto3), installing it in the
-    per-user cache when neither an override nor the checkout's install has it."""
+    per-user cache when neither an override nor the checkout's install has it. The edge
+    passes install_missing=False: a request must never wait on pip (the local stack's
+    deploy installs it, EmulatorCloud.package), so there a missing runtime is an error."""
     override = os.environ.get("EDGESHIP_LAMBDA_RUNTIME_DIR")
     if override:
         target = Path(override) / runtime
@@ -92,6 +97,12 @@ def runtime_dir(runtime: str) -> Path:
         return checkout
     cached = user_cache() / "lambda-runtime" / f"{runtime}-{_lock_sha(runtime)[:16]}"
     if not installed(cached, runtime):
+        if not install_missing:
+            raise RuntimeMissing(
+                f"the {runtime} Lambda runtime packages of the local sandboxes are not installed "
+                f"(looked in {checkout} and {cached})",
+                fix="run `make install` in the checkout, or `orchestrator up --env <local env>`, which installs them",
+            )
         install(runtime, cached)
     return cached
 
@@ -128,15 +139,29 @@ def install(runtime: str, target: Path) -> Path:
         ]  # fmt: skip
         for tag in GLIBC_TAGS:
             cmd += ["--platform", f"{tag}_{arch}"]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RuntimeMissing(
+                f"installing the {runtime} Lambda runtime packages took over {PIP_TIMEOUT_S:g} s (pip did not finish)",
+                fix="check that PyPI is reachable, then run `make install` (or "
+                "`python -m orchestrator.local.runtime install`)",
+            ) from None
         if done.returncode != 0:
             raise RuntimeMissing(
                 f"could not install the {runtime} Lambda runtime packages: {done.stderr.strip()[-600:]}",
                 fix="check that PyPI is reachable; the pins are in " + str(lock_file(runtime)),
             )
-        compiled = subprocess.run(
-            [python, "-m", "compileall", "-q", "-j", "0", str(staged)], capture_output=True, text=True
-        )
+        try:
+            compiled = subprocess.run(
+                [python, "-m", "compileall", "-q", "-j", "0", str(staged)],
+                capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise RuntimeMissing(
+                f"compiling the {runtime} runtime packages took over {PIP_TIMEOUT_S:g} s",
+                fix=f"check the {runtime} interpreter at {python}, then run `make install`",
+            ) from None
         if compiled.returncode != 0:
             raise RuntimeMissing(
                 f"could not compile the {runtime} runtime packages: {compiled.stdout.strip()[-600:]}",
