@@ -35,7 +35,6 @@ def program_for(state_dir: Path) -> Callable[[], None]:
         from orchestrator.artifacts import sha256_file
         from orchestrator.local import code, daemon
         from orchestrator.local.edge import API_PREFIX, REVISION
-        from orchestrator.packaging import FUNCTION_DIR
         from programs.emulated import (
             Alias,
             Bucket,
@@ -61,8 +60,15 @@ def program_for(state_dir: Path) -> Callable[[], None]:
         name = f"{pulumi.get_project()}-{pulumi.get_stack()}"
         model_path = Path(cfg.model_path)
         model_sha = sha256_file(model_path)
-        package = Path(cfg.package_path) if cfg.package_path else code.source_zip(FUNCTION_DIR, state_dir)
-        code_path, code_sha = code.store(package, state_dir)  # where the edge runs versions from
+        if not cfg.package_path:
+            # As serving.py: the local sandboxes run what ships, and a handler-only archive
+            # cannot import numpy or onnxruntime.
+            raise ValueError(
+                "edgeship:packagePath is not set: deploy with `orchestrator up --env <local env>`, which "
+                "builds the function package (handler and its dependencies) for the runtime and architecture"
+            )
+        # Where the edge runs versions from.
+        code_path, code_sha = code.store(Path(cfg.package_path), state_dir)
         emulator = daemon.read(state_dir / "emulator.json")
 
         bucket = Bucket("models", sd, f"{name}-models")

@@ -31,7 +31,9 @@ class _Mocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-def surface(program: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[set[str], set[str]]:
+def surface(
+    program: Any, monkeypatch: pytest.MonkeyPatch, package: str = str(PACKAGE)
+) -> tuple[set[str], set[str]]:
     """(config keys read in namespace edgeship, output keys exported) by one program."""
     exported: set[str] = set()
     read: set[str] = set()
@@ -47,7 +49,7 @@ def surface(program: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[set[str], se
     monkeypatch.setattr(pulumi, "export", lambda name, value: exported.add(name))
     pulumi.runtime.set_mocks(_Mocks(), project="edgeship", stack="local", preview=False)
     # a package, as `orchestrator up` always passes one (the serving program requires it)
-    pulumi.runtime.set_all_config({"aws:region": "eu-west-1", "edgeship:packagePath": str(PACKAGE)})
+    pulumi.runtime.set_all_config({"aws:region": "eu-west-1", "edgeship:packagePath": package})
     pulumi.runtime.test(program)()
     return read, exported
 
@@ -61,3 +63,14 @@ def test_local_and_serving_programs_share_config_and_outputs(
     assert serving_config == local_config
     assert {"functionName", "bucket", "edgeUrl", "apiUrl", "publishedVersion", "region",
             "originSecretRotation", "originSecretUrn"} <= local_outputs  # fmt: skip
+
+
+@pytest.mark.parametrize("which", ["serving", "local"])
+def test_neither_program_deploys_without_the_package(
+    which: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Never a handler-only archive: it cannot import the function's dependencies.
+    program = serving.program if which == "serving" else local.program_for(tmp_path)
+    with pytest.raises(Exception, match="packagePath is not set"):
+        surface(program, monkeypatch, package="")
+    assert not (tmp_path / "code").exists()  # nothing stored for the edge to run

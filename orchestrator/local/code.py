@@ -129,9 +129,10 @@ def remove_tree(tree: Path) -> None:
 
 def source_zip(function_dir: Path, state_dir: Path) -> Path:
     """The function's own modules, zipped reproducibly, in the store: no dependencies, no
-    bytecode. Not what the local environment deploys (`cached_package` is); for tests of
-    the edge that bring their own handler. Built in a directory of its own, so commands
-    packaging at once cannot mix their files."""
+    bytecode. Never what the local environment deploys (programs/local.py refuses a stack
+    without the package `cached_package` keeps); for tests of the edge that bring their own
+    handler. Built in a directory of its own, so commands packaging at once cannot mix
+    their files."""
     (state_dir / "staging").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=state_dir / "staging") as work:
         source = Path(work) / "src"
