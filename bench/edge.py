@@ -69,6 +69,7 @@ def edge_latencies(port: int) -> list[float]:
 
 
 def main() -> int:
+    from orchestrator.gate import LoadStats
     from orchestrator.loadrun import run
     from orchestrator.settings import LoadSettings
 
@@ -86,9 +87,11 @@ def main() -> int:
             Path(tmp) / "load",
             "edge",
         )
-        answered = sum(len(v["latencies_ms"]) for v in load.stats["versions"].values())
-        errors = sum(v["errors"] for v in load.stats["versions"].values()) + load.stats["unattributed"]
-        rps = answered / load.stats["duration_s"]
+        # Read as the gate reads it: `unattributed` is {failures, ...} in the locustfile's stats.
+        stats = LoadStats.read(load.stats)
+        answered = sum(len(v) for v in stats.latencies_ms.values())
+        errors = sum(stats.errors.values()) + stats.unattributed_failures
+        rps = answered / stats.duration_s
     d50, d99, e50, e99 = (
         percentile(direct, 50),
         percentile(direct, 99),
@@ -105,11 +108,11 @@ def main() -> int:
 | path | p50 | p99 |
 |---|---:|---:|
 | handler called directly, in-process (baseline) | {d50:.3f} ms | {d99:.3f} ms |
-| through the local edge (HTTP keep-alive, alias routing, worker process) | {e50:.3f} ms | {e99:.3f} ms |
+| through the local edge (HTTP keep-alive, alias routing, sandbox: awslambdaric over the Runtime API) | {e50:.3f} ms | {e99:.3f} ms |
 
 The edge adds {added:.3f} ms at p50 ({e50 / d50:.1f}x the direct call). Budget at most 2 ms: **{"met" if ok_latency else "MISSED"}**.
 
-**Throughput** with the default {workers} workers per version, 16 Locust users on the same 2-core
+**Throughput** with the default {workers} sandboxes per version, 16 Locust users on the same 2-core
 machine for 20 s: **{rps:.0f} req/s**, {errors} errors. Budget at least 500 req/s: **{"met" if ok_rps else "MISSED"}**."""
     write_section("edge", body)
     print(body)
