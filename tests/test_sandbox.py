@@ -546,3 +546,55 @@ def test_threads_storing_one_zip_at_once_each_get_it_whole(tmp_path: Path) -> No
     (kept,) = {path for path, _ in results}
     assert kept.read_bytes() == package.read_bytes()
     assert sorted(p.name for p in kept.parent.iterdir()) == [kept.name]  # no partial file left
+
+
+def test_the_runtime_api_serves_its_routes_over_one_keep_alive_connection() -> None:
+    # The endpoint alone (no runtime process): what awslambdaric's client may send, framed
+    # by http.client (keep-alive, chunked bodies, Expect: 100-continue).
+    import http.client
+
+    sandbox = worker.Sandbox.__new__(worker.Sandbox)
+    sandbox._outcomes, sandbox._events, sandbox._current, sandbox._closed = (
+        queue.Queue(),
+        queue.Queue(),
+        None,
+        False,
+    )
+    server = worker._Server(("127.0.0.1", 0), worker._api_handler(sandbox))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    api = "/2018-06-01/runtime"
+    try:
+        sandbox._events.put(worker._Invocation("req-1", b'{"a":1}', 123, ARN))
+        conn.request("GET", f"{api}/invocation/next")
+        got = conn.getresponse()
+        assert (got.status, got.read()) == (200, b'{"a":1}')
+        assert got.headers["Lambda-Runtime-Aws-Request-Id"] == "req-1"
+        assert (
+            got.headers["Lambda-Runtime-Deadline-Ms"],
+            got.headers["Lambda-Runtime-Invoked-Function-Arn"],
+        ) == (
+            "123",
+            ARN,
+        )
+        assert sandbox._outcomes.get_nowait() == ("next", None)
+        conn.request("POST", f"{api}/invocation/req-1/response", b'{"ok":true}', {"Expect": "100-continue"})
+        posted = conn.getresponse()
+        assert (posted.status, posted.read()) == (202, b'{"status":"OK"}')
+        kind, (request_id, body, _ms) = sandbox._outcomes.get_nowait()
+        assert (kind, request_id, body) == ("response", "req-1", b'{"ok":true}')
+        conn.request("POST", f"{api}/invocation/req-1/response", b"{}")  # answered already
+        again = conn.getresponse()
+        assert (again.status, again.read()) == (400, b'{"errorType":"InvalidRequestID"}')
+        conn.request("POST", f"{api}/init/error", iter([b'{"errorType":', b'"Boom"}']))  # chunked
+        init = conn.getresponse()
+        assert (init.status, init.read()) == (202, b'{"status":"OK"}')
+        assert sandbox._outcomes.get_nowait() == ("init_error", {"errorType": "Boom"})
+        conn.request("GET", f"{api}/elsewhere")
+        missing = conn.getresponse()
+        assert (missing.status, missing.read()) == (404, b'{"errorType":"InvalidRequest"}')
+        assert conn.sock is not None  # all of it on one connection, kept alive
+    finally:
+        conn.close()
+        server.shutdown()
+        server.server_close()
