@@ -15,7 +15,7 @@ from orchestrator.errors import ExitCode
 from orchestrator.local import daemon, emulator
 from orchestrator.traffic import Traffic
 from programs import serving
-from tests.conftest import LocalProject
+from tests.conftest import LocalProject, wait_for
 from tests.test_stack_contract import surface
 
 
@@ -48,6 +48,11 @@ def test_up_preview_refresh_history_then_destroy(
     _, serving_outputs = surface(serving.program, monkeypatch)
     assert set(outputs) == serving_outputs
     assert outputs["publishedVersion"] == "1" and outputs["distributionId"] == "local-edge"
+    # before any request, live's version has sandboxes (real users keep it warm on AWS)
+    running = daemon.read(local_project.state / "edge.json")
+    assert running is not None
+    status_url = running.url + "/_edgeship/status"
+    wait_for(lambda: json.loads(urllib.request.urlopen(status_url).read())["warm"] == ["1"], timeout=30)
     assert _infer(outputs["edgeUrl"] + "/infer") == 200
     assert _infer(outputs["apiUrl"] + "/candidate/infer") == 403  # unsigned, as API Gateway's IAM route
     assert _changed(_ok(local_project, "preview")) == {}

@@ -332,7 +332,23 @@ class Edge:
                 self.refresh()
             except Exception as exc:  # the emulator may be restarting; keep serving the last view
                 print(json.dumps({"event": "alias_refresh_failed", "error": str(exc)}), file=sys.stderr)
+            self.keep_live_warm()
             self.retire_idle()
+
+    def keep_live_warm(self) -> None:
+        """Start sandboxes for the versions `live` routes to when none run. On AWS real users
+        keep live's versions warm; here nobody calls live between promotions, and a step's
+        gate would measure blue's cold start instead of the step (seen: a gate with 6
+        answers, all waiting on blue's inits). The candidate stays cold until called, as
+        green is on AWS at its pre-traffic gate."""
+        routing = self.routing
+        routed = {v for v in (routing.live_version, *routing.live_weights) if v is not None}
+        for version in sorted(routed - set(self.pools)):
+            try:
+                self.pool(version)  # its inits run on threads of their own
+            except Exception as exc:  # the next poll tries again; requests start it too
+                print(json.dumps({"event": "warm_failed", "version": version, "error": str(exc)}),
+                      file=sys.stderr)  # fmt: skip
 
     def retire_idle(self) -> None:
         """Close the sandboxes of versions no alias routes to and nobody called for a while,
