@@ -23,8 +23,9 @@ When a bake ends (`decide`): Lambda's metrics reach CloudWatch late (on AWS a mi
 more, at 60 s resolution), so a bake is over only when green's datapoints cover its window
 (the newest one's period reaches the window's end) or when the longest delay the cloud
 allows for has passed since the window's end (then every datapoint of the window is in).
-Until then it waits, still failing at once on a breach. Past that bound, a bake that judged
-no metric of green fails as not judged (or, with `traffic.unjudged_bake = "extend"`, goes on
+Until then it waits, still failing at once on a breach. Green counts as judged only when its
+Errors check was (Throttles and Duration can add breaches, never an `ok`). Past that bound, a
+bake that judged no metric of green fails as not judged (or, with `traffic.unjudged_bake = "extend"`, goes on
 watching until green's traffic is judged): it is never `ok`.
 """
 
@@ -37,6 +38,7 @@ from typing import Any
 from orchestrator.settings import SloSettings
 
 MIN_FAILURES = 3
+ERRORS = "Errors"  # the check that decides whether green was judged at all
 
 
 class Check(StrEnum):
@@ -77,7 +79,7 @@ class MetricCheck:
 def judge_metrics(m: VersionMetrics, slo: SloSettings) -> list[MetricCheck]:
     """The metric checks of one look at green's Lambda metrics."""
     return [
-        _ratio("Errors", m.errors, m.invocations, slo.max_error_ratio, "function errors"),
+        _ratio(ERRORS, m.errors, m.invocations, slo.max_error_ratio, "function errors"),
         _ratio(
             "Throttles", m.throttles, m.invocations + m.throttles, slo.max_error_ratio, "throttled requests"
         ),
@@ -131,13 +133,15 @@ def judge_alarms(states: dict[str, str | None]) -> list[MetricCheck]:
 
 
 def judged(checks: list[MetricCheck]) -> bool:
-    """True when at least one metric of green's own invocations was judged (ok or breach);
-    alarms do not count: an OK alarm is no evidence about green."""
-    return any(c.kind == "metric" and c.verdict != Check.NOT_JUDGED for c in checks)
+    """True when green's Errors check was judged (ok or breach): only it says whether green's
+    invocations succeed. Throttles and Duration can only add breaches (two invocations that both
+    failed are not judged by Errors, yet their Throttles read ok); alarms do not count either:
+    an OK alarm is no evidence about green."""
+    return any(c.kind == "metric" and c.name == ERRORS and c.verdict != Check.NOT_JUDGED for c in checks)
 
 
 def verdict(checks: list[MetricCheck]) -> Check:
-    """One look's verdict: a breach if any; ok only if a metric of green was judged; else not judged."""
+    """One look's verdict: a breach if any; ok only if green's Errors were judged; else not judged."""
     if breach(checks) is not None:
         return Check.BREACH
     return Check.OK if judged(checks) else Check.NOT_JUDGED
