@@ -165,6 +165,10 @@ class Driver:
     def _move(self, blue: str, green: str, weight: int) -> Step:
         before = self.traffic.state()
         asked = self.traffic.shift(blue, green, weight, revision=before.revision, guard=self._require_lease)
+        # Green's metrics window starts now, not once settled: a change of weights moves requests
+        # at once (only the PC is split again meanwhile), and green's metrics are counted per
+        # ExecutedVersion, so a whole move that Lambda holds on blue adds nothing to them.
+        self._shifted_at = time.time()
         # Read back until live is where asked (with provisioned concurrency, Lambda holds a
         # new version's requests on the old one until it is warm); a signal or an abort
         # cuts the wait short, and the rollback that follows puts live back on blue.
@@ -175,7 +179,6 @@ class Driver:
             return self._stop_requested() or Step(Outcome.INTERRUPTED, "interrupted while live moved")
         if settled.verdict.settle == Settle.COLD:  # a gate would judge green on cold sandboxes
             return Step(Outcome.ERROR, f"error: {settled.verdict.why}")
-        self._shifted_at = time.time()  # green's metrics window starts once its share is real
         self._refresh_edge()
         return Step(Outcome.DONE)
 
