@@ -320,12 +320,13 @@ class Driver:
     def _bake_look(self, plan: Plan, bake: BakeReport, end: float, timing: watch.Timing) -> watch.Decision:
         """One look at a bake whose window ends at `end`, and what it comes to."""
         past_end = time.time() >= end
-        checks = self._look(plan, bake, self._shifted_at, attempts=LAST_LOOK_ATTEMPTS if past_end else 1)
         newest = None
-        if past_end and checks is not None:
-            # How far green's datapoints reach: only needed once the window has closed. A bake
-            # extended long past its bound asks only for the recent ones (an older datapoint
-            # would have ended it at an earlier look).
+        if past_end:
+            # How far green's datapoints reach: only needed once the window has closed. Read
+            # before the checks: a datapoint landing between the two reads is then seen by the
+            # checks and not by `newest` (a look too early, retried), never the other way round
+            # (coverage the checks never judged). A bake extended long past its bound asks only
+            # for the recent ones (an older datapoint would have ended it at an earlier look).
             after = max(end - timing.resolution_s, time.time() - timing.wait_s - timing.look_s)
             try:
                 newest = self.metrics.newest(plan.green, after, time.time())
@@ -333,6 +334,7 @@ class Driver:
                 self.say(
                     ProgressEvent("diagnostic", f"could not read CloudWatch ({type(exc).__name__}: {exc})")
                 )
+        checks = self._look(plan, bake, self._shifted_at, attempts=LAST_LOOK_ATTEMPTS if past_end else 1)
         return watch.decide(
             checks, now=time.time(), end=end, newest=newest, timing=timing, unjudged=plan.unjudged_bake
         )
