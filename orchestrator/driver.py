@@ -204,9 +204,17 @@ class Driver:
 
     def _bake(self, plan: Plan, record: PromotionRecord) -> Step:
         name, weight = f"step {record.step + 1}", plan.steps[record.step]
-        if plan.bake_s <= 0:
-            self.report.bakes.append(BakeReport(name, weight, 0.0, 0, "skipped", [],
-                                                reason="bake_s = 0: no bake, the gates alone judge green"))  # fmt: skip
+        if plan.bake_s <= 0:  # no bake, but the alarms are still looked at once (CodeDeploy's stop)
+            bake = BakeReport(name, weight, 0.0, 0, "skipped", [],
+                              reason="bake_s = 0: no bake, the gates alone judge green")  # fmt: skip
+            self.report.bakes.append(bake)
+            checks = self._look(plan, bake, self._shifted_at, attempts=LAST_LOOK_ATTEMPTS, metrics=False)
+            if checks is None:
+                return Step(Outcome.ERROR, f"{name}: could not read the alarms")
+            broken = watch.breach(checks)
+            if broken is not None:
+                return Step(Outcome.FAILED, f"{name} at {weight}%: {broken.name}: {broken.detail}")
+            bake.verdict = "skipped"
             return Step(Outcome.DONE)
         return self._watch(plan, record, name, end=time.time() + plan.bake_s)
 
@@ -346,13 +354,13 @@ class Driver:
             self.say(ProgressEvent("step", f"{name}: {decision.reason}"))
 
     def _look(
-        self, plan: Plan, bake: BakeReport, since: float, attempts: int
+        self, plan: Plan, bake: BakeReport, since: float, attempts: int, *, metrics: bool = True
     ) -> list[watch.MetricCheck] | None:
-        """One look at green's metrics and the alarms, recorded in `bake`: its checks, or None
-        when CloudWatch could not be read (`attempts` times)."""
+        """One look at green's metrics (unless not `metrics`) and the alarms, recorded in
+        `bake`: its checks, or None when CloudWatch could not be read (`attempts` times)."""
         for attempt in range(attempts):
             try:
-                seen = self.metrics.version(plan.green, since, time.time())
+                seen = self.metrics.version(plan.green, since, time.time()) if metrics else None
                 states = self.metrics.alarms(plan.slo.alarms)
                 break
             except Exception as exc:  # CloudWatch throttled or away: the next look tries again
@@ -363,7 +371,7 @@ class Driver:
                     time.sleep(0.5)
         else:
             return None
-        checks = watch.judge_metrics(seen, plan.slo) + watch.judge_alarms(states)
+        checks = (watch.judge_metrics(seen, plan.slo) if seen else []) + watch.judge_alarms(states)
         broken = watch.breach(checks)
         bake.looks += 1
         bake.checks = [c.to_dict() for c in checks]
