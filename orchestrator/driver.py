@@ -70,7 +70,9 @@ class Driver:
     ) -> None:
         self.target, self.records, self.heartbeat, self.latch = target, records, heartbeat, latch
         self.say, self.report, self.directory = reporter.event, report, directory
-        self.traffic = Traffic(target.lambda_client(), target.function_name)
+        self.traffic = Traffic(
+            target.lambda_client(), target.function_name, poll_s=target.cloud.settle_poll_s
+        )
         self.metrics = LambdaMetrics(
             target.cloudwatch_client(), target.function_name, percentiles=target.percentiles,
             resolution_s=target.cloud.metric_resolution_s,
@@ -173,8 +175,9 @@ class Driver:
         # new version's requests on the old one until it is warm); a signal or an abort
         # cuts the wait short, and the rollback that follows puts live back on blue.
         settled = self.traffic.settle(
-            asked, say=self._waiting, should_stop=lambda: self._stop_requested() is not None
-        )
+            asked, say=self._waiting, diagnose=self._diagnose,
+            should_stop=lambda: self._stop_requested() is not None,
+        )  # fmt: skip
         if settled.stopped:
             return self._stop_requested() or Step(Outcome.INTERRUPTED, "interrupted while live moved")
         if settled.verdict.settle == Settle.COLD:  # a gate would judge green on cold sandboxes
@@ -185,22 +188,23 @@ class Driver:
     def _put_on_blue(self, blue: str) -> Step:
         asked = self.traffic.rollback(blue, guard=self._require_lease)
         self._refresh_edge()
-        # Signals do not cut this wait (the rollback finishes first); a lost lease does.
-        settled = self.traffic.settle(asked, say=self._waiting, should_stop=self._still_leased)
+        # Done once every request is on blue (a PC still re-allocating is only said); signals
+        # do not cut this wait (the rollback finishes first), a lost lease does.
+        settled = self.traffic.settle(
+            asked, rollback=True, say=self._waiting, diagnose=self._diagnose,
+            should_stop=lambda: keep_lease(self.heartbeat),
+        )  # fmt: skip
         self._refresh_edge()  # again: any weights Lambda held back have cleared since
-        if settled.verdict.settle == Settle.COLD:  # every request is on blue: rolled back, said
-            self.say(ProgressEvent("diagnostic", settled.verdict.why))
+        if settled.verdict.settle == Settle.COLD or settled.verdict.note:  # all on blue: rolled back, said
+            self._diagnose(settled.verdict.note or settled.verdict.why)
         self._invalidate_cache()
         return Step(Outcome.DONE)
 
     def _waiting(self, why: str) -> None:
-        self.say(ProgressEvent("step", f"waiting for Lambda: {why}"))
+        self.say(waiting_for_lambda(why))
 
-    def _still_leased(self) -> bool:
-        self.heartbeat.beat()
-        if self.heartbeat.lost is not None:
-            raise self.heartbeat.lost
-        return False
+    def _diagnose(self, text: str) -> None:
+        self.say(ProgressEvent("diagnostic", text))
 
     def _bake(self, plan: Plan, record: PromotionRecord) -> Step:
         name, weight = f"step {record.step + 1}", plan.steps[record.step]
@@ -481,14 +485,7 @@ class Driver:
 
     def _stop_requested(self) -> Step | None:
         """A reason to stop now, or None. A lost lease is raised: nothing more may be done."""
-        self.heartbeat.beat()
-        if self.heartbeat.lost is not None:
-            raise self.heartbeat.lost
-        if self.latch.received:
-            return Step(Outcome.INTERRUPTED, f"interrupted ({self.latch.received})")
-        if self.heartbeat.abort_requested:
-            return Step(Outcome.ABORT, "aborted by an operator (`orchestrator abort`)")
-        return None
+        return stop_requested(self.heartbeat, self.latch)
 
     def _require_lease(self) -> None:
         """Called right before every alias write (after its reads and checks): act only while
@@ -548,6 +545,30 @@ class Driver:
                 "step", f"[{record.id}] {text}", data={"phase": str(record.phase), "step": record.step}
             )
         )
+
+
+def keep_lease(heartbeat: Heartbeat) -> bool:
+    """Renew the lease (if due); a lost one is raised: nothing more may be done. False: go on."""
+    heartbeat.beat()
+    if heartbeat.lost is not None:
+        raise heartbeat.lost
+    return False
+
+
+def stop_requested(heartbeat: Heartbeat, latch: SignalLatch) -> Step | None:
+    """A reason to stop now (a signal, an operator's abort), or None; a lost lease is raised.
+    The driver asks between and during its actions; `promote` too while it waits for Lambda."""
+    keep_lease(heartbeat)
+    if latch.received:
+        return Step(Outcome.INTERRUPTED, f"interrupted ({latch.received})")
+    if heartbeat.abort_requested:
+        return Step(Outcome.ABORT, "aborted by an operator (`orchestrator abort`)")
+    return None
+
+
+def waiting_for_lambda(why: str) -> ProgressEvent:
+    """The progress line while Lambda finishes moving live (provisioned concurrency)."""
+    return ProgressEvent("step", f"waiting for Lambda: {why}")
 
 
 def _error(exc: Exception) -> Step:

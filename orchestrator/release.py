@@ -19,7 +19,7 @@ from typing import Any
 
 from orchestrator import faults, lease, machine
 from orchestrator.artifacts import model_example
-from orchestrator.driver import Driver
+from orchestrator.driver import Driver, keep_lease, stop_requested, waiting_for_lambda
 from orchestrator.errors import (
     AbortedError,
     Cancelled,
@@ -242,20 +242,16 @@ class Release:
 
     def _settled_live(self, holding: Holding) -> AliasState:
         """Live once Lambda finished moving it (provisioned concurrency being allocated to the
-        version it moves to); Ctrl-C cancels the wait, which changed nothing."""
-
-        def stop() -> bool:
-            holding.heartbeat.beat()
-            return holding.latch.received is not None
-
-        settled = Traffic(self.target.lambda_client(), self.target.function_name).settle(
-            None,
-            say=lambda why: self.say(ProgressEvent("step", f"waiting for Lambda: {why}")),
-            should_stop=stop,
-        )
+        version it moves to); a signal or an abort cancels the wait, which changed nothing, and
+        a lost lease ends it, as the driver's waits do."""
+        settled = self._traffic().settle(
+            None, say=lambda why: self.say(waiting_for_lambda(why)), diagnose=self._diagnose,
+            should_stop=lambda: stop_requested(holding.heartbeat, holding.latch) is not None,
+        )  # fmt: skip
         if settled.stopped:
-            raise Cancelled("interrupted while live was still moving; nothing was changed",
-                            fix="run `orchestrator promote` again")  # fmt: skip
+            stop = stop_requested(holding.heartbeat, holding.latch)
+            raise Cancelled(f"{stop.reason if stop else 'interrupted'} while live was still moving; "
+                            "nothing was changed", fix="run `orchestrator promote` again")  # fmt: skip
         return settled.state
 
     def _first_deploy(self, options: PromoteOptions) -> PromotionReport:
@@ -294,6 +290,7 @@ class Release:
         self.records.request_abort(me, held.promotion, held.token)
         self.say(ProgressEvent("step", f"abort requested; waiting for {held.describe()}"))
         deadline = time.monotonic() + (wait_s if wait_s is not None else self.env.traffic.lease_s + 30)
+        now = found
         while time.monotonic() < deadline:
             time.sleep(0.5)
             now = self.look()
@@ -315,6 +312,12 @@ class Release:
                 )
             return {"env": self.env.name, "outcome": str(now.record.phase) if ours and now.record else "nothing_in_flight",
                     "promotion": held.promotion, **self._live_view()}  # fmt: skip
+        if now.record is not None and now.record.phase == Phase.ROLLING_BACK:  # it acted: not done yet
+            raise PromotionLockedError(
+                f"the driver of {self.env.name!r} is rolling back promotion {now.record.id} to "
+                f"v{now.record.blue} and had not finished within the wait: {held.describe()}",
+                fix=f"see `orchestrator status --env {self.env.name}`; run `orchestrator abort` again to wait on",
+            )
         raise PromotionLockedError(
             f"the driver of {self.env.name!r} did not act on the abort within the wait: {held.describe()}",
             fix="run `orchestrator abort` again; once its lease expires, abort finishes the rollback itself",
@@ -505,8 +508,16 @@ class Release:
     def leases(self) -> LeaseStore:
         return LeaseStore(self.target.s3_client(), self.target.bucket, self.env.name)
 
+    def _traffic(self) -> Traffic:
+        return Traffic(
+            self.target.lambda_client(), self.target.function_name, poll_s=self.target.cloud.settle_poll_s
+        )
+
+    def _diagnose(self, text: str) -> None:
+        self.say(ProgressEvent("diagnostic", text))
+
     def _live(self) -> AliasState:
-        return Traffic(self.target.lambda_client(), self.target.function_name).state()
+        return self._traffic().state()
 
     def _live_or_none(self) -> AliasState | None:
         try:
