@@ -40,7 +40,7 @@ from orchestrator.record import RecordStore
 from orchestrator.report import PromotionReport, write
 from orchestrator.settings import Environment
 from orchestrator.targets import StackTarget
-from orchestrator.traffic import AliasState, Reading, Traffic, read_alias
+from orchestrator.traffic import AliasState, Reading, Traffic, TrafficError, read_alias
 
 
 @dataclass(frozen=True)
@@ -118,13 +118,7 @@ class Release:
         live, candidate = traffic.state("live"), traffic.state("candidate")
         found = self.look()
         record, held = found.record, found.lease
-        live_view: dict[str, Any] = {
-            "version": live.version,
-            "weights": {v: w for v, w in live.weights.items() if w},
-        }
-        reading = read_alias(live)
-        if reading.kind == Reading.MOVING:  # Lambda holds requests on the old version ({old: 1}): say so
-            live_view["moving_from"] = reading.serving
+        live_view = _alias_view(live)
         return {
             "env": self.env.name,
             "function": self.target.function_name,
@@ -375,8 +369,7 @@ class Release:
             by = holding.heartbeat.lease.holder
             if not record.in_flight and not (command == "rollback" and record.phase == Phase.PROMOTED):
                 if record.phase != Phase.PROMOTED:  # ended on blue: make sure live agrees (idempotent)
-                    Traffic(self.target.lambda_client(), self.target.function_name).rollback(record.blue)
-                    self.target.traffic_moved()
+                    self._back_on_blue(holding, record)
                 report = self._report(record)
                 report.outcome, report.reason = str(record.phase), record.reason
                 return Recovered(report, self._result(record))
@@ -390,6 +383,27 @@ class Release:
                 holding, record, etag, announce=f"rolling back promotion {record.id} to v{record.blue}"
             )
             return Recovered(report, self._result(final))
+
+    def _back_on_blue(self, holding: Holding, record: PromotionRecord) -> None:
+        """Put live on a finished promotion's blue and read it back until every request is
+        there (as the driver's rollback does), so the result never says rolled back while
+        Lambda still serves green."""
+        traffic = self._traffic()
+        try:
+            asked = traffic.rollback(record.blue)
+            self.target.traffic_moved()
+            traffic.settle(
+                asked, rollback=True, say=lambda why: self.say(waiting_for_lambda(why)),
+                diagnose=self._diagnose, should_stop=lambda: keep_lease(holding.heartbeat),
+            )  # fmt: skip
+        except TrafficError as exc:
+            raise RollbackIncompleteError(
+                f"promotion {record.id} ended {record.phase}, but live could not be put back on "
+                f"v{record.blue}: {exc.message}",
+                fix=exc.fix or f"run `orchestrator abort --env {self.env.name}` once Lambda answers",
+            ) from exc
+        finally:
+            self.target.traffic_moved()  # again: any weights Lambda held back have cleared since
 
     def _finish_interrupted_rollback(self, holding: Holding) -> None:
         record, etag = self.records.read()
@@ -526,8 +540,8 @@ class Release:
             return None
 
     def _live_view(self) -> dict[str, Any]:
-        live = self._live()
-        return {"live": live.version, "weights": {v: w for v, w in live.weights.items() if w}}
+        view = _alias_view(self._live())
+        return {"live": view.pop("version"), **view}
 
     def _report(self, record: PromotionRecord) -> PromotionReport:
         return PromotionReport(
@@ -541,6 +555,16 @@ class Release:
             "outcome": str(record.phase),
             **self._live_view(),
         }
+
+
+def _alias_view(live: AliasState) -> dict[str, Any]:
+    """An alias as results show it: version, weights, and `moving_from` while Lambda holds
+    every request on the version it moves from ({old: 1}): then `weights` is not a split."""
+    view: dict[str, Any] = {"version": live.version, "weights": {v: w for v, w in live.weights.items() if w}}
+    reading = read_alias(live)
+    if reading.kind == Reading.MOVING:
+        view["moving_from"] = reading.serving
+    return view
 
 
 def _record_view(record: PromotionRecord) -> dict[str, Any]:
