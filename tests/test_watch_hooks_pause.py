@@ -146,7 +146,9 @@ def test_without_a_bake_an_alarm_in_alarm_at_a_step_still_rolls_back(local_proje
 
     assert "bake_s = 0" in local_project.config.read_text()
     _edit(local_project, "relative_p95_factor = 0", 'relative_p95_factor = 0\nalarms = ["e2e-5xx"]')
-    _edit(local_project, "lease_s = 3", 'lease_s = 3\nhooks = [{ on = "pre-traffic", run = "python fire.py" }]')
+    _edit(
+        local_project, "lease_s = 3", 'lease_s = 3\nhooks = [{ on = "pre-traffic", run = "python fire.py" }]'
+    )
     _up(local_project)
     _alarm_ok(local_project, "e2e-5xx")
     running = daemon.read(local_project.state / "emulator.json")
