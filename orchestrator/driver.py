@@ -37,6 +37,7 @@ from orchestrator.traffic import AliasState, Settle, Traffic
 LAST_LOOK_ATTEMPTS = 3  # the look that ends a bake is retried before the watch counts as blind
 SLIDING_S = 300.0  # while paused, the metrics window is the last five minutes
 CONTINUE_POLL_S = 1.0  # seconds between looks for the go-ahead while paused
+EXTEND_SAY_S = 60.0  # an extending bake says so again this often
 
 
 _UNJUDGED_FIX = (
@@ -283,7 +284,7 @@ class Driver:
         delay = plan.metric_delay_s if plan.metric_delay_s is not None else self.target.env.metric_delay_s
         timing = self.target.metric_timing(delay)
         next_look = time.time() + timing.look_s if end is None else min(time.time() + timing.look_s, end)
-        said: set[str] = set()
+        said: dict[str, float] = {}
         try:
             while True:
                 stop = self._stop_requested()  # every 0.1 s, waiting for datapoints included
@@ -348,13 +349,18 @@ class Driver:
                 )
         checks = self._look(plan, bake, self._shifted_at, attempts=LAST_LOOK_ATTEMPTS if past_end else 1)
         return watch.decide(
-            checks, now=time.time(), end=end, newest=newest, timing=timing, unjudged=plan.unjudged_bake
-        )
+            checks, now=time.time(), end=end, newest=newest, timing=timing, unjudged=plan.unjudged_bake,
+            max_extend_s=plan.extend_cap_s,
+        )  # fmt: skip
 
-    def _say_once(self, said: set[str], name: str, decision: watch.Decision) -> None:
-        """Progress when a bake starts waiting for its late datapoints, and when it extends."""
-        if decision.stage in ("waiting", "extending") and decision.stage not in said:
-            said.add(decision.stage)
+    def _say_once(self, said: dict[str, float], name: str, decision: watch.Decision) -> None:
+        """Progress when a bake starts waiting for its late datapoints, and when it extends
+        (again every EXTEND_SAY_S while it does: an extension may last long)."""
+        if decision.stage not in ("waiting", "extending"):
+            return
+        last = said.get(decision.stage)
+        if last is None or (decision.stage == "extending" and time.monotonic() - last >= EXTEND_SAY_S):
+            said[decision.stage] = time.monotonic()
             self.say(ProgressEvent("step", f"{name}: {decision.reason}"))
 
     def _look(

@@ -26,7 +26,7 @@ allows for has passed since the window's end (then every datapoint of the window
 Until then it waits, still failing at once on a breach. Green counts as judged only when its
 Errors check was (Throttles and Duration can add breaches, never an `ok`). Past that bound, a
 bake that judged no metric of green fails as not judged (or, with `traffic.unjudged_bake = "extend"`, goes on
-watching until green's traffic is judged): it is never `ok`.
+watching until green's traffic is judged, up to `traffic.max_extend_s`): it is never `ok`.
 """
 
 from __future__ import annotations
@@ -206,11 +206,14 @@ def decide(
     newest: float | None,
     timing: Timing,
     unjudged: str = "fail",
+    max_extend_s: float | None = None,
 ) -> Decision:
     """The consequence of one look at a bake whose window ends at `end` (epoch seconds).
 
     `checks` is None when CloudWatch could not be read; `newest` is the start of green's
     newest datapoint (Invocations) at the cloud's resolution, None when none was seen.
+    With `unjudged = "extend"`, a bake extends at most `max_extend_s` past the bound (None:
+    no cap), then fails as not judged.
     """
     bound = end + timing.wait_s
     if checks is None:
@@ -241,9 +244,12 @@ def decide(
     quiet = any(c.kind == "alarm" and c.verdict == Check.OK for c in checks)
     nothing = f"no metric of green judged {timing.wait_s:g} s past the bake's end ({_what_was_seen(checks)})" + (
         "; an OK alarm says nothing about green" if quiet else "")  # fmt: skip
-    if unjudged == "extend":
+    extended = now - bound
+    if unjudged == "extend" and (max_extend_s is None or extended < max_extend_s):
         return Decision(Action.WAIT, Check.NOT_JUDGED, f"{nothing}: baking on until green's traffic is judged "
                         '(traffic.unjudged_bake = "extend")', now + timing.look_s, "extending")  # fmt: skip
+    if unjudged == "extend":
+        nothing = f"{nothing}; baked on {extended:g} s past that (traffic.max_extend_s = {max_extend_s:g})"
     return Decision(Action.FAIL, Check.NOT_JUDGED, nothing)
 
 

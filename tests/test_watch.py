@@ -172,6 +172,22 @@ def test_decide_on_aws(
     assert (got.action, got.verdict, got.stage) == (action, verdict, stage), got.reason
 
 
+@pytest.mark.parametrize(
+    ("now", "action", "stage"),
+    [
+        (END + 180, Action.WAIT, "extending"),  # at the bound: bake on
+        (END + 180 + 599, Action.WAIT, "extending"),
+        (END + 180 + 600, Action.FAIL, ""),  # the cap past the bound: fail as not judged
+    ],
+)
+def test_an_extending_bake_fails_at_its_cap(now: float, action: Action, stage: str) -> None:
+    got = decide(checks(NOTHING, OK_ALARM), now=now, end=END, newest=None, timing=AWS, unjudged="extend",
+                 max_extend_s=600)  # fmt: skip
+    assert (got.action, got.verdict, got.stage) == (action, Check.NOT_JUDGED, stage), got.reason
+    if action == Action.FAIL:
+        assert got.reason.endswith("; baked on 600 s past that (traffic.max_extend_s = 600)"), got.reason
+
+
 def test_a_bake_that_judged_no_metric_of_green_is_never_ok_whatever_the_alarms_say() -> None:
     """Every look from the bake's start to far past its bound, with only OK alarms and no
     datapoint of green: none passes, and the last one fails as not judged."""
