@@ -165,10 +165,13 @@ def test_settle_waits_through_shift_promote_and_rollback(em: Emulator) -> None:
     said.clear()
     settled = traffic.settle(traffic.shift("1", "2", 100), say=said.append, poll_s=0.1)
     assert settled.state == AliasState("2", {}) and settled.verdict.settle == Settle.DONE
-    assert said == [
+    assert said[0] == (
         "live is moving to v2 (Lambda keeps v1 at 100% until v2's provisioned concurrency is ready); "
         "waiting for its provisioned concurrency IN_PROGRESS (0 of 2 allocated)"
-    ]
+    )
+    # the alias is read before its PC: the allocation may end between the two reads, and that
+    # look says READY while the alias still read as moving (the next clears it)
+    assert all(m.startswith("live is moving to v2 ") for m in said[1:]) and len(said) <= 2, said
     said.clear()
     settled = traffic.settle(traffic.rollback("1"), say=said.append, poll_s=0.1)
     assert settled.state == AliasState("1", {}) and said[0].startswith("live is moving to v1")
