@@ -34,6 +34,8 @@ class Cloud(Protocol):
     look_s: float
     metric_resolution_s: float
     metric_slack_s: float
+    # Seconds between read-backs of `live` while Lambda finishes a move (traffic.settle).
+    settle_poll_s: float
     keeps_history: bool  # after `destroy`, the stack and its history stay
     # Seconds a rotation stage takes to apply everywhere, before the next may start.
     origin_settle_s: Mapping[str, float]
@@ -64,6 +66,9 @@ class AwsCloud:
     look_s = CLOUDWATCH_RESOLUTION_S
     metric_resolution_s = CLOUDWATCH_RESOLUTION_S
     metric_slack_s = 0.0
+    # An allocation takes minutes: a read-back every 5 s sees it end soon enough, for a fifth
+    # of the GetAlias/GetProvisionedConcurrencyConfig calls (both throttled per account).
+    settle_poll_s = 5.0
     keeps_history = True
     origin_settle_s: Mapping[str, float] = MappingProxyType(
         {
@@ -142,6 +147,7 @@ class EmulatorCloud:
     look_s = 2.0
     metric_resolution_s = 1.0
     metric_slack_s = 5.0
+    settle_poll_s = 1.0  # the emulator allocates in seconds (orchestrator/local/provisioned.py)
     # The emulator forgets everything when it stops: a history would describe nothing.
     keeps_history = False
     # The edge takes the value it sends at once, within the `up` that changes it. The

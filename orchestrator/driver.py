@@ -37,6 +37,7 @@ from orchestrator.traffic import AliasState, Settle, Traffic
 LAST_LOOK_ATTEMPTS = 3  # the look that ends a bake is retried before the watch counts as blind
 SLIDING_S = 300.0  # while paused, the metrics window is the last five minutes
 CONTINUE_POLL_S = 1.0  # seconds between looks for the go-ahead while paused
+EXTEND_SAY_S = 60.0  # an extending bake says so again this often
 
 
 _UNJUDGED_FIX = (
@@ -70,7 +71,9 @@ class Driver:
     ) -> None:
         self.target, self.records, self.heartbeat, self.latch = target, records, heartbeat, latch
         self.say, self.report, self.directory = reporter.event, report, directory
-        self.traffic = Traffic(target.lambda_client(), target.function_name)
+        self.traffic = Traffic(
+            target.lambda_client(), target.function_name, poll_s=target.cloud.settle_poll_s
+        )
         self.metrics = LambdaMetrics(
             target.cloudwatch_client(), target.function_name, percentiles=target.percentiles,
             resolution_s=target.cloud.metric_resolution_s,
@@ -165,45 +168,58 @@ class Driver:
     def _move(self, blue: str, green: str, weight: int) -> Step:
         before = self.traffic.state()
         asked = self.traffic.shift(blue, green, weight, revision=before.revision, guard=self._require_lease)
+        # Green's metrics window starts now, not once settled: a change of weights moves requests
+        # at once (only the PC is split again meanwhile), and green's metrics are counted per
+        # ExecutedVersion, so a whole move that Lambda holds on blue adds nothing to them.
+        self._shifted_at = time.time()
         # Read back until live is where asked (with provisioned concurrency, Lambda holds a
         # new version's requests on the old one until it is warm); a signal or an abort
         # cuts the wait short, and the rollback that follows puts live back on blue.
         settled = self.traffic.settle(
-            asked, say=self._waiting, should_stop=lambda: self._stop_requested() is not None
-        )
+            asked, say=self._waiting, diagnose=self._diagnose,
+            should_stop=lambda: self._stop_requested() is not None,
+        )  # fmt: skip
         if settled.stopped:
             return self._stop_requested() or Step(Outcome.INTERRUPTED, "interrupted while live moved")
         if settled.verdict.settle == Settle.COLD:  # a gate would judge green on cold sandboxes
             return Step(Outcome.ERROR, f"error: {settled.verdict.why}")
-        self._shifted_at = time.time()  # green's metrics window starts once its share is real
         self._refresh_edge()
         return Step(Outcome.DONE)
 
     def _put_on_blue(self, blue: str) -> Step:
         asked = self.traffic.rollback(blue, guard=self._require_lease)
         self._refresh_edge()
-        # Signals do not cut this wait (the rollback finishes first); a lost lease does.
-        settled = self.traffic.settle(asked, say=self._waiting, should_stop=self._still_leased)
+        # Done once every request is on blue (a PC still re-allocating is only said); signals
+        # do not cut this wait (the rollback finishes first), a lost lease does.
+        settled = self.traffic.settle(
+            asked, rollback=True, say=self._waiting, diagnose=self._diagnose,
+            should_stop=lambda: keep_lease(self.heartbeat),
+        )  # fmt: skip
         self._refresh_edge()  # again: any weights Lambda held back have cleared since
-        if settled.verdict.settle == Settle.COLD:  # every request is on blue: rolled back, said
-            self.say(ProgressEvent("diagnostic", settled.verdict.why))
+        if settled.verdict.settle == Settle.COLD or settled.verdict.note:  # all on blue: rolled back, said
+            self._diagnose(settled.verdict.note or settled.verdict.why)
         self._invalidate_cache()
         return Step(Outcome.DONE)
 
     def _waiting(self, why: str) -> None:
-        self.say(ProgressEvent("step", f"waiting for Lambda: {why}"))
+        self.say(waiting_for_lambda(why))
 
-    def _still_leased(self) -> bool:
-        self.heartbeat.beat()
-        if self.heartbeat.lost is not None:
-            raise self.heartbeat.lost
-        return False
+    def _diagnose(self, text: str) -> None:
+        self.say(ProgressEvent("diagnostic", text))
 
     def _bake(self, plan: Plan, record: PromotionRecord) -> Step:
         name, weight = f"step {record.step + 1}", plan.steps[record.step]
-        if plan.bake_s <= 0:
-            self.report.bakes.append(BakeReport(name, weight, 0.0, 0, "skipped", [],
-                                                reason="bake_s = 0: no bake, the gates alone judge green"))  # fmt: skip
+        if plan.bake_s <= 0:  # no bake, but the alarms are still looked at once (CodeDeploy's stop)
+            bake = BakeReport(name, weight, 0.0, 0, "skipped", [],
+                              reason="bake_s = 0: no bake, the gates alone judge green")  # fmt: skip
+            self.report.bakes.append(bake)
+            checks = self._look(plan, bake, self._shifted_at, attempts=LAST_LOOK_ATTEMPTS, metrics=False)
+            if checks is None:
+                return Step(Outcome.ERROR, f"{name}: could not read the alarms")
+            broken = watch.breach(checks)
+            if broken is not None:
+                return Step(Outcome.FAILED, f"{name} at {weight}%: {broken.name}: {broken.detail}")
+            bake.verdict = "skipped"
             return Step(Outcome.DONE)
         return self._watch(plan, record, name, end=time.time() + plan.bake_s)
 
@@ -268,7 +284,7 @@ class Driver:
         delay = plan.metric_delay_s if plan.metric_delay_s is not None else self.target.env.metric_delay_s
         timing = self.target.metric_timing(delay)
         next_look = time.time() + timing.look_s if end is None else min(time.time() + timing.look_s, end)
-        said: set[str] = set()
+        said: dict[str, float] = {}
         try:
             while True:
                 stop = self._stop_requested()  # every 0.1 s, waiting for datapoints included
@@ -317,12 +333,13 @@ class Driver:
     def _bake_look(self, plan: Plan, bake: BakeReport, end: float, timing: watch.Timing) -> watch.Decision:
         """One look at a bake whose window ends at `end`, and what it comes to."""
         past_end = time.time() >= end
-        checks = self._look(plan, bake, self._shifted_at, attempts=LAST_LOOK_ATTEMPTS if past_end else 1)
         newest = None
-        if past_end and checks is not None:
-            # How far green's datapoints reach: only needed once the window has closed. A bake
-            # extended long past its bound asks only for the recent ones (an older datapoint
-            # would have ended it at an earlier look).
+        if past_end:
+            # How far green's datapoints reach: only needed once the window has closed. Read
+            # before the checks: a datapoint landing between the two reads is then seen by the
+            # checks and not by `newest` (a look too early, retried), never the other way round
+            # (coverage the checks never judged). A bake extended long past its bound asks only
+            # for the recent ones (an older datapoint would have ended it at an earlier look).
             after = max(end - timing.resolution_s, time.time() - timing.wait_s - timing.look_s)
             try:
                 newest = self.metrics.newest(plan.green, after, time.time())
@@ -330,24 +347,30 @@ class Driver:
                 self.say(
                     ProgressEvent("diagnostic", f"could not read CloudWatch ({type(exc).__name__}: {exc})")
                 )
+        checks = self._look(plan, bake, self._shifted_at, attempts=LAST_LOOK_ATTEMPTS if past_end else 1)
         return watch.decide(
-            checks, now=time.time(), end=end, newest=newest, timing=timing, unjudged=plan.unjudged_bake
-        )
+            checks, now=time.time(), end=end, newest=newest, timing=timing, unjudged=plan.unjudged_bake,
+            max_extend_s=plan.extend_cap_s,
+        )  # fmt: skip
 
-    def _say_once(self, said: set[str], name: str, decision: watch.Decision) -> None:
-        """Progress when a bake starts waiting for its late datapoints, and when it extends."""
-        if decision.stage in ("waiting", "extending") and decision.stage not in said:
-            said.add(decision.stage)
+    def _say_once(self, said: dict[str, float], name: str, decision: watch.Decision) -> None:
+        """Progress when a bake starts waiting for its late datapoints, and when it extends
+        (again every EXTEND_SAY_S while it does: an extension may last long)."""
+        if decision.stage not in ("waiting", "extending"):
+            return
+        last = said.get(decision.stage)
+        if last is None or (decision.stage == "extending" and time.monotonic() - last >= EXTEND_SAY_S):
+            said[decision.stage] = time.monotonic()
             self.say(ProgressEvent("step", f"{name}: {decision.reason}"))
 
     def _look(
-        self, plan: Plan, bake: BakeReport, since: float, attempts: int
+        self, plan: Plan, bake: BakeReport, since: float, attempts: int, *, metrics: bool = True
     ) -> list[watch.MetricCheck] | None:
-        """One look at green's metrics and the alarms, recorded in `bake`: its checks, or None
-        when CloudWatch could not be read (`attempts` times)."""
+        """One look at green's metrics (unless not `metrics`) and the alarms, recorded in
+        `bake`: its checks, or None when CloudWatch could not be read (`attempts` times)."""
         for attempt in range(attempts):
             try:
-                seen = self.metrics.version(plan.green, since, time.time())
+                seen = self.metrics.version(plan.green, since, time.time()) if metrics else None
                 states = self.metrics.alarms(plan.slo.alarms)
                 break
             except Exception as exc:  # CloudWatch throttled or away: the next look tries again
@@ -358,7 +381,7 @@ class Driver:
                     time.sleep(0.5)
         else:
             return None
-        checks = watch.judge_metrics(seen, plan.slo) + watch.judge_alarms(states)
+        checks = (watch.judge_metrics(seen, plan.slo) if seen else []) + watch.judge_alarms(states)
         broken = watch.breach(checks)
         bake.looks += 1
         bake.checks = [c.to_dict() for c in checks]
@@ -468,14 +491,7 @@ class Driver:
 
     def _stop_requested(self) -> Step | None:
         """A reason to stop now, or None. A lost lease is raised: nothing more may be done."""
-        self.heartbeat.beat()
-        if self.heartbeat.lost is not None:
-            raise self.heartbeat.lost
-        if self.latch.received:
-            return Step(Outcome.INTERRUPTED, f"interrupted ({self.latch.received})")
-        if self.heartbeat.abort_requested:
-            return Step(Outcome.ABORT, "aborted by an operator (`orchestrator abort`)")
-        return None
+        return stop_requested(self.heartbeat, self.latch)
 
     def _require_lease(self) -> None:
         """Called right before every alias write (after its reads and checks): act only while
@@ -535,6 +551,30 @@ class Driver:
                 "step", f"[{record.id}] {text}", data={"phase": str(record.phase), "step": record.step}
             )
         )
+
+
+def keep_lease(heartbeat: Heartbeat) -> bool:
+    """Renew the lease (if due); a lost one is raised: nothing more may be done. False: go on."""
+    heartbeat.beat()
+    if heartbeat.lost is not None:
+        raise heartbeat.lost
+    return False
+
+
+def stop_requested(heartbeat: Heartbeat, latch: SignalLatch) -> Step | None:
+    """A reason to stop now (a signal, an operator's abort), or None; a lost lease is raised.
+    The driver asks between and during its actions; `promote` too while it waits for Lambda."""
+    keep_lease(heartbeat)
+    if latch.received:
+        return Step(Outcome.INTERRUPTED, f"interrupted ({latch.received})")
+    if heartbeat.abort_requested:
+        return Step(Outcome.ABORT, "aborted by an operator (`orchestrator abort`)")
+    return None
+
+
+def waiting_for_lambda(why: str) -> ProgressEvent:
+    """The progress line while Lambda finishes moving live (provisioned concurrency)."""
+    return ProgressEvent("step", f"waiting for Lambda: {why}")
 
 
 def _error(exc: Exception) -> Step:

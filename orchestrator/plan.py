@@ -7,6 +7,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigError, UsageError
 from orchestrator.settings import (
+    EXTEND_BAKES,
     SCHEDULES,
     Environment,
     Hook,
@@ -54,6 +55,12 @@ class Plan:
     # and what a bake does when it judged nothing of green by then (watch.decide).
     metric_delay_s: float | None = None
     unjudged_bake: str = "fail"
+    max_extend_s: float | None = None  # None: EXTEND_BAKES x bake_s (see extend_cap_s)
+
+    @property
+    def extend_cap_s(self) -> float:
+        """How long an extending bake may go on past its bound before it fails as not judged."""
+        return self.max_extend_s if self.max_extend_s is not None else EXTEND_BAKES * self.bake_s
 
     @property
     def gates(self) -> int:
@@ -128,4 +135,5 @@ def make_plan(
         pause_at=pause_at,
         metric_delay_s=env.metric_delay_s,
         unjudged_bake=env.traffic.unjudged_bake,
+        max_extend_s=env.traffic.max_extend_s,
     )

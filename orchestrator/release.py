@@ -19,7 +19,7 @@ from typing import Any
 
 from orchestrator import faults, lease, machine
 from orchestrator.artifacts import model_example
-from orchestrator.driver import Driver
+from orchestrator.driver import Driver, keep_lease, stop_requested, waiting_for_lambda
 from orchestrator.errors import (
     AbortedError,
     Cancelled,
@@ -40,7 +40,7 @@ from orchestrator.record import RecordStore
 from orchestrator.report import PromotionReport, write
 from orchestrator.settings import Environment
 from orchestrator.targets import StackTarget
-from orchestrator.traffic import AliasState, Reading, Traffic, read_alias
+from orchestrator.traffic import AliasState, Reading, Traffic, TrafficError, read_alias
 
 
 @dataclass(frozen=True)
@@ -118,13 +118,7 @@ class Release:
         live, candidate = traffic.state("live"), traffic.state("candidate")
         found = self.look()
         record, held = found.record, found.lease
-        live_view: dict[str, Any] = {
-            "version": live.version,
-            "weights": {v: w for v, w in live.weights.items() if w},
-        }
-        reading = read_alias(live)
-        if reading.kind == Reading.MOVING:  # Lambda holds requests on the old version ({old: 1}): say so
-            live_view["moving_from"] = reading.serving
+        live_view = _alias_view(live)
         return {
             "env": self.env.name,
             "function": self.target.function_name,
@@ -242,20 +236,16 @@ class Release:
 
     def _settled_live(self, holding: Holding) -> AliasState:
         """Live once Lambda finished moving it (provisioned concurrency being allocated to the
-        version it moves to); Ctrl-C cancels the wait, which changed nothing."""
-
-        def stop() -> bool:
-            holding.heartbeat.beat()
-            return holding.latch.received is not None
-
-        settled = Traffic(self.target.lambda_client(), self.target.function_name).settle(
-            None,
-            say=lambda why: self.say(ProgressEvent("step", f"waiting for Lambda: {why}")),
-            should_stop=stop,
-        )
+        version it moves to); a signal or an abort cancels the wait, which changed nothing, and
+        a lost lease ends it, as the driver's waits do."""
+        settled = self._traffic().settle(
+            None, say=lambda why: self.say(waiting_for_lambda(why)), diagnose=self._diagnose,
+            should_stop=lambda: stop_requested(holding.heartbeat, holding.latch) is not None,
+        )  # fmt: skip
         if settled.stopped:
-            raise Cancelled("interrupted while live was still moving; nothing was changed",
-                            fix="run `orchestrator promote` again")  # fmt: skip
+            stop = stop_requested(holding.heartbeat, holding.latch)
+            raise Cancelled(f"{stop.reason if stop else 'interrupted'} while live was still moving; "
+                            "nothing was changed", fix="run `orchestrator promote` again")  # fmt: skip
         return settled.state
 
     def _first_deploy(self, options: PromoteOptions) -> PromotionReport:
@@ -294,6 +284,7 @@ class Release:
         self.records.request_abort(me, held.promotion, held.token)
         self.say(ProgressEvent("step", f"abort requested; waiting for {held.describe()}"))
         deadline = time.monotonic() + (wait_s if wait_s is not None else self.env.traffic.lease_s + 30)
+        now = found
         while time.monotonic() < deadline:
             time.sleep(0.5)
             now = self.look()
@@ -315,6 +306,12 @@ class Release:
                 )
             return {"env": self.env.name, "outcome": str(now.record.phase) if ours and now.record else "nothing_in_flight",
                     "promotion": held.promotion, **self._live_view()}  # fmt: skip
+        if now.record is not None and now.record.phase == Phase.ROLLING_BACK:  # it acted: not done yet
+            raise PromotionLockedError(
+                f"the driver of {self.env.name!r} is rolling back promotion {now.record.id} to "
+                f"v{now.record.blue} and had not finished within the wait: {held.describe()}",
+                fix=f"see `orchestrator status --env {self.env.name}`; run `orchestrator abort` again to wait on",
+            )
         raise PromotionLockedError(
             f"the driver of {self.env.name!r} did not act on the abort within the wait: {held.describe()}",
             fix="run `orchestrator abort` again; once its lease expires, abort finishes the rollback itself",
@@ -372,8 +369,7 @@ class Release:
             by = holding.heartbeat.lease.holder
             if not record.in_flight and not (command == "rollback" and record.phase == Phase.PROMOTED):
                 if record.phase != Phase.PROMOTED:  # ended on blue: make sure live agrees (idempotent)
-                    Traffic(self.target.lambda_client(), self.target.function_name).rollback(record.blue)
-                    self.target.traffic_moved()
+                    self._back_on_blue(holding, record)
                 report = self._report(record)
                 report.outcome, report.reason = str(record.phase), record.reason
                 return Recovered(report, self._result(record))
@@ -387,6 +383,27 @@ class Release:
                 holding, record, etag, announce=f"rolling back promotion {record.id} to v{record.blue}"
             )
             return Recovered(report, self._result(final))
+
+    def _back_on_blue(self, holding: Holding, record: PromotionRecord) -> None:
+        """Put live on a finished promotion's blue and read it back until every request is
+        there (as the driver's rollback does), so the result never says rolled back while
+        Lambda still serves green."""
+        traffic = self._traffic()
+        try:
+            asked = traffic.rollback(record.blue)
+            self.target.traffic_moved()
+            traffic.settle(
+                asked, rollback=True, say=lambda why: self.say(waiting_for_lambda(why)),
+                diagnose=self._diagnose, should_stop=lambda: keep_lease(holding.heartbeat),
+            )  # fmt: skip
+        except TrafficError as exc:
+            raise RollbackIncompleteError(
+                f"promotion {record.id} ended {record.phase}, but live could not be put back on "
+                f"v{record.blue}: {exc.message}",
+                fix=exc.fix or f"run `orchestrator abort --env {self.env.name}` once Lambda answers",
+            ) from exc
+        finally:
+            self.target.traffic_moved()  # again: any weights Lambda held back have cleared since
 
     def _finish_interrupted_rollback(self, holding: Holding) -> None:
         record, etag = self.records.read()
@@ -505,8 +522,16 @@ class Release:
     def leases(self) -> LeaseStore:
         return LeaseStore(self.target.s3_client(), self.target.bucket, self.env.name)
 
+    def _traffic(self) -> Traffic:
+        return Traffic(
+            self.target.lambda_client(), self.target.function_name, poll_s=self.target.cloud.settle_poll_s
+        )
+
+    def _diagnose(self, text: str) -> None:
+        self.say(ProgressEvent("diagnostic", text))
+
     def _live(self) -> AliasState:
-        return Traffic(self.target.lambda_client(), self.target.function_name).state()
+        return self._traffic().state()
 
     def _live_or_none(self) -> AliasState | None:
         try:
@@ -515,8 +540,8 @@ class Release:
             return None
 
     def _live_view(self) -> dict[str, Any]:
-        live = self._live()
-        return {"live": live.version, "weights": {v: w for v, w in live.weights.items() if w}}
+        view = _alias_view(self._live())
+        return {"live": view.pop("version"), **view}
 
     def _report(self, record: PromotionRecord) -> PromotionReport:
         return PromotionReport(
@@ -530,6 +555,16 @@ class Release:
             "outcome": str(record.phase),
             **self._live_view(),
         }
+
+
+def _alias_view(live: AliasState) -> dict[str, Any]:
+    """An alias as results show it: version, weights, and `moving_from` while Lambda holds
+    every request on the version it moves from ({old: 1}): then `weights` is not a split."""
+    view: dict[str, Any] = {"version": live.version, "weights": {v: w for v, w in live.weights.items() if w}}
+    reading = read_alias(live)
+    if reading.kind == Reading.MOVING:
+        view["moving_from"] = reading.serving
+    return view
 
 
 def _record_view(record: PromotionRecord) -> dict[str, Any]:

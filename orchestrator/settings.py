@@ -23,6 +23,7 @@ RUNTIMES = ("python3.12", "python3.13")
 PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
 LOCAL_ENV = "local"
 UNJUDGED_BAKE = ("fail", "extend")  # what a bake does when it judged nothing of green (watch.decide)
+EXTEND_BAKES = 3  # an extending bake's cap, by default: this many bake_s (traffic.max_extend_s)
 # Lambda's metrics on AWS: one datapoint per minute, visible about a minute or more after it.
 CLOUDWATCH_RESOLUTION_S = 60.0
 AWS_METRIC_DELAY_S = 120.0  # how late a bake allows them to be, by default (traffic.metric_delay_s)
@@ -95,6 +96,9 @@ class TrafficSettings:
     # A bake that judged no metric of green by then: "fail" (roll back) or "extend" (bake on
     # until green's traffic is judged). Never a pass.
     unjudged_bake: str = "fail"
+    # With unjudged_bake = "extend": how long a bake may bake on past its bound before it fails
+    # as not judged. None: EXTEND_BAKES x bake_s.
+    max_extend_s: float | None = None
     # How long a promotion's lease lasts unless renewed (every lease_s/3). A driver that
     # dies holds the environment at most this long before any machine can take over.
     lease_s: float = 60.0
@@ -504,6 +508,12 @@ def _check(env: Environment, where: _Where, prefix: str) -> None:
             "traffic.unjudged_bake",
             f"{t.unjudged_bake!r} is not what a bake can do when it judged nothing of green",
             'use "fail" (roll back) or "extend" (bake on until green\'s traffic is judged)',
+        ),
+        (
+            t.max_extend_s is None or t.max_extend_s > 0,
+            "traffic.max_extend_s",
+            f"{t.max_extend_s} must be more than 0 seconds",
+            f"leave it out for {EXTEND_BAKES} x bake_s, or give seconds, e.g. 900",
         ),
         (
             t.lease_s >= 3,

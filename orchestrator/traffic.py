@@ -38,8 +38,36 @@ Guard = Callable[[], None] | None
 # few minutes per allocation (more for large amounts); a FAILED allocation ends the wait
 # at once, so this only bounds an allocation that never ends.
 SETTLE_S = 900.0
-SETTLE_POLL_S = 1.0
+SETTLE_POLL_S = 1.0  # the default; each cloud has its own (clouds.py settle_poll_s)
 READY, IN_PROGRESS, FAILED = "READY", "IN_PROGRESS", "FAILED"
+UNREADABLE = "UNREADABLE"  # ours, not Lambda's: this role may not read the PC (AccessDenied)
+# Error codes of a read that may well succeed when tried again (Lambda's throttling, and what
+# AWS's other front doors answer when busy).
+TRANSIENT_CODES = frozenset({
+    "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+    "ThrottledException", "RequestThrottled", "ServiceException", "ServiceUnavailable",
+    "ServiceUnavailableException", "InternalFailure", "InternalServerError", "RequestTimeout",
+    "RequestTimeoutException",
+})  # fmt: skip
+DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
+PC_PERMISSION = "lambda:GetProvisionedConcurrencyConfig"
+
+
+def error_code(exc: BaseException) -> str:
+    """The API's error code of a botocore ClientError ("" for anything else)."""
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+def transient(exc: BaseException) -> bool:
+    """True for a read error worth trying again: throttling, a busy service, or a connection
+    or read timeout (botocore's ConnectionError and HTTPClientError families)."""
+    if error_code(exc) in TRANSIENT_CODES:
+        return True
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(exc, BotoConnectionError | HTTPClientError)
 
 
 class TrafficError(EdgeshipError):
@@ -118,6 +146,8 @@ class Provisioned:
     reason: str = ""  # StatusReason: why an allocation failed
 
     def describe(self) -> str:
+        if self.status == UNREADABLE:
+            return f"provisioned concurrency (not readable: {self.reason})"
         why = f": {self.reason}" if self.reason else ""
         return f"provisioned concurrency {self.status} ({self.allocated} of {self.requested} allocated){why}"
 
@@ -136,11 +166,19 @@ class Settle(StrEnum):
 class MoveVerdict:
     settle: Settle
     why: str
+    note: str = ""  # with DONE: something worth a diagnostic (a rollback done before its PC is READY)
 
 
-def judge_move(asked: AliasState | None, seen: AliasState, pc: Provisioned | None) -> MoveVerdict:
+def judge_move(
+    asked: AliasState | None, seen: AliasState, pc: Provisioned | None, *, rollback: bool = False
+) -> MoveVerdict:
     """What the alias read back (`seen`, with its PC) says of a move to `asked`; pure.
-    `asked=None` means "wherever it is moving to" (a look before a new promotion)."""
+    `asked=None` means "wherever it is moving to" (a look before a new promotion).
+
+    A `rollback` is done once every request is on blue: the alias reads whole on it, whatever
+    its PC (rolling back from a canary is a change of weights; Lambda then re-allocates the PC
+    while blue already serves everything). It waits only while Lambda holds the requests on
+    green (moving to blue)."""
     reading = read_alias(seen)
     if asked is None:
         asked = AliasState(seen.version, {} if reading.kind == Reading.MOVING else seen.weights)
@@ -151,8 +189,14 @@ def judge_move(asked: AliasState | None, seen: AliasState, pc: Provisioned | Non
         and want.keys() == got.keys()
         and all(abs(got[v] - w) <= 1e-6 for v, w in want.items())
     )
+    if there and rollback and not want and pc is not None and pc.status == IN_PROGRESS:
+        return MoveVerdict(
+            Settle.DONE, seen.describe(),
+            f"{seen.describe()}: rolled back, while its {pc.describe()} (on-demand sandboxes "
+            "serve what it does not cover until it is READY)",
+        )  # fmt: skip
     if there:
-        if pc is None or pc.status == READY:
+        if pc is None or pc.status in (READY, UNREADABLE):  # unreadable: the alias alone judges
             return MoveVerdict(Settle.DONE, seen.describe())
         if pc.status == FAILED:
             return MoveVerdict(Settle.COLD, f"{seen.describe()}, but its {pc.describe()}")
@@ -209,9 +253,14 @@ def routing_for(blue: str, green: str, percent: int) -> tuple[str, dict[str, flo
 class Traffic:
     """The `live` and `candidate` aliases of one function."""
 
-    def __init__(self, lambda_client: Any, function_name: str) -> None:
+    def __init__(self, lambda_client: Any, function_name: str, *, poll_s: float = SETTLE_POLL_S) -> None:
         self.lam = lambda_client
         self.function = function_name
+        self.poll_s = poll_s  # between read-backs in `settle`
+        # What `settle` learned of live's provisioned concurrency: "none" (NotFound: no more
+        # Gets while this object lives; `up`, which could add one, is refused while a promotion
+        # runs) or "denied" (the caller's role may not read it: the alias is judged alone).
+        self._pc_known = ""
 
     def state(self, alias: str = LIVE) -> AliasState:
         """Read an alias."""
@@ -244,8 +293,7 @@ class Traffic:
         try:
             got = self.lam.get_provisioned_concurrency_config(FunctionName=self.function, Qualifier=alias)
         except Exception as exc:  # botocore's ClientError: only "none configured" is an answer
-            code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-            if code == "ProvisionedConcurrencyConfigNotFoundException":
+            if error_code(exc) == "ProvisionedConcurrencyConfigNotFoundException":
                 return None
             raise
         return Provisioned(
@@ -259,20 +307,44 @@ class Traffic:
         self,
         asked: AliasState | None,
         *,
+        rollback: bool = False,
         bound_s: float = SETTLE_S,
         say: Callable[[str], None] = lambda _: None,
+        diagnose: Callable[[str], None] = lambda _: None,
         should_stop: Callable[[], bool] = lambda: False,
-        poll_s: float = SETTLE_POLL_S,
+        poll_s: float | None = None,
     ) -> Settled:
         """Read `live` (and its provisioned concurrency) back until it is where `asked` said,
-        or, with `asked=None`, until it no longer moves. Each new reason to wait is `say`d.
+        or, with `asked=None`, until it no longer moves (`rollback`: see judge_move). Each new
+        reason to wait is `say`d; a read that failed but may succeed again (throttled, timed
+        out) is retried within the bound and `diagnose`d, as is a PC that may not be read.
         Raises TrafficError when Lambda failed to allocate, the alias is elsewhere, or the
         bound ran out; returns early, `stopped`, when `should_stop()` says so."""
         deadline = time.monotonic() + bound_s
+        pause = self.poll_s if poll_s is None else poll_s
         said = ""
         while True:
-            seen = self.state()
-            verdict = judge_move(asked, seen, self.provisioned())
+            try:
+                seen = self.state()
+                pc = self._provisioned_for_settle(diagnose)
+            except Exception as exc:  # botocore's errors: only transient ones are waited out
+                if not transient(exc):
+                    raise
+                why = f"could not read live ({type(exc).__name__}: {exc}); reading again"
+                if time.monotonic() >= deadline:
+                    raise TrafficError(
+                        f"{why.removesuffix('; reading again')}, still after {bound_s:g}s",
+                        fix="check that Lambda answers (`orchestrator status`) and run the command again",
+                    ) from exc
+                if why != said:
+                    diagnose(why)
+                    said = why
+                if should_stop():
+                    raise TrafficError(why.removesuffix("; reading again"),
+                                       fix="run the command again once Lambda answers") from exc  # fmt: skip
+                time.sleep(pause)
+                continue
+            verdict = judge_move(asked, seen, pc, rollback=rollback)
             if verdict.settle in (Settle.DONE, Settle.COLD):
                 return Settled(seen, verdict)
             if verdict.settle == Settle.FAILED:
@@ -295,7 +367,29 @@ class Traffic:
                 )
             if should_stop():
                 return Settled(seen, verdict, stopped=True)
-            time.sleep(poll_s)
+            time.sleep(pause)
+
+    def _provisioned_for_settle(self, diagnose: Callable[[str], None]) -> Provisioned | None:
+        """live's PC for a read-back: None when there is none (remembered: no more Gets), or
+        UNREADABLE when this role may not read it (said once; the alias alone judges then)."""
+        if self._pc_known == "none":
+            return None
+        if self._pc_known != "denied":
+            try:
+                found = self.provisioned()
+            except Exception as exc:  # botocore's ClientError: a denied read is judged without it
+                if error_code(exc) not in DENIED_CODES:
+                    raise
+                self._pc_known = "denied"
+                diagnose(
+                    f"may not read live's provisioned concurrency ({error_code(exc)}): judging the alias "
+                    f"alone, so a move may end before Lambda has warmed the new version; add {PC_PERMISSION} "
+                    "on the function to the role that runs orchestrator"
+                )
+            else:
+                self._pc_known = "" if found is not None else "none"
+                return found
+        return Provisioned(UNREADABLE, reason=f"{PC_PERMISSION} denied")
 
     def point_candidate(self, version: str, guard: Guard = None) -> AliasState:
         """Point `candidate` at a version for pre-traffic tests."""

@@ -23,9 +23,10 @@ When a bake ends (`decide`): Lambda's metrics reach CloudWatch late (on AWS a mi
 more, at 60 s resolution), so a bake is over only when green's datapoints cover its window
 (the newest one's period reaches the window's end) or when the longest delay the cloud
 allows for has passed since the window's end (then every datapoint of the window is in).
-Until then it waits, still failing at once on a breach. Past that bound, a bake that judged
-no metric of green fails as not judged (or, with `traffic.unjudged_bake = "extend"`, goes on
-watching until green's traffic is judged): it is never `ok`.
+Until then it waits, still failing at once on a breach. Green counts as judged only when its
+Errors check was (Throttles and Duration can add breaches, never an `ok`). Past that bound, a
+bake that judged no metric of green fails as not judged (or, with `traffic.unjudged_bake = "extend"`, goes on
+watching until green's traffic is judged, up to `traffic.max_extend_s`): it is never `ok`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 from orchestrator.settings import SloSettings
 
 MIN_FAILURES = 3
+ERRORS = "Errors"  # the check that decides whether green was judged at all
 
 
 class Check(StrEnum):
@@ -77,7 +79,7 @@ class MetricCheck:
 def judge_metrics(m: VersionMetrics, slo: SloSettings) -> list[MetricCheck]:
     """The metric checks of one look at green's Lambda metrics."""
     return [
-        _ratio("Errors", m.errors, m.invocations, slo.max_error_ratio, "function errors"),
+        _ratio(ERRORS, m.errors, m.invocations, slo.max_error_ratio, "function errors"),
         _ratio(
             "Throttles", m.throttles, m.invocations + m.throttles, slo.max_error_ratio, "throttled requests"
         ),
@@ -131,13 +133,15 @@ def judge_alarms(states: dict[str, str | None]) -> list[MetricCheck]:
 
 
 def judged(checks: list[MetricCheck]) -> bool:
-    """True when at least one metric of green's own invocations was judged (ok or breach);
-    alarms do not count: an OK alarm is no evidence about green."""
-    return any(c.kind == "metric" and c.verdict != Check.NOT_JUDGED for c in checks)
+    """True when green's Errors check was judged (ok or breach): only it says whether green's
+    invocations succeed. Throttles and Duration can only add breaches (two invocations that both
+    failed are not judged by Errors, yet their Throttles read ok); alarms do not count either:
+    an OK alarm is no evidence about green."""
+    return any(c.kind == "metric" and c.name == ERRORS and c.verdict != Check.NOT_JUDGED for c in checks)
 
 
 def verdict(checks: list[MetricCheck]) -> Check:
-    """One look's verdict: a breach if any; ok only if a metric of green was judged; else not judged."""
+    """One look's verdict: a breach if any; ok only if green's Errors were judged; else not judged."""
     if breach(checks) is not None:
         return Check.BREACH
     return Check.OK if judged(checks) else Check.NOT_JUDGED
@@ -202,11 +206,14 @@ def decide(
     newest: float | None,
     timing: Timing,
     unjudged: str = "fail",
+    max_extend_s: float | None = None,
 ) -> Decision:
     """The consequence of one look at a bake whose window ends at `end` (epoch seconds).
 
     `checks` is None when CloudWatch could not be read; `newest` is the start of green's
     newest datapoint (Invocations) at the cloud's resolution, None when none was seen.
+    With `unjudged = "extend"`, a bake extends at most `max_extend_s` past the bound (None:
+    no cap), then fails as not judged.
     """
     bound = end + timing.wait_s
     if checks is None:
@@ -237,9 +244,12 @@ def decide(
     quiet = any(c.kind == "alarm" and c.verdict == Check.OK for c in checks)
     nothing = f"no metric of green judged {timing.wait_s:g} s past the bake's end ({_what_was_seen(checks)})" + (
         "; an OK alarm says nothing about green" if quiet else "")  # fmt: skip
-    if unjudged == "extend":
+    extended = now - bound
+    if unjudged == "extend" and (max_extend_s is None or extended < max_extend_s):
         return Decision(Action.WAIT, Check.NOT_JUDGED, f"{nothing}: baking on until green's traffic is judged "
                         '(traffic.unjudged_bake = "extend")', now + timing.look_s, "extending")  # fmt: skip
+    if unjudged == "extend":
+        nothing = f"{nothing}; baked on {extended:g} s past that (traffic.max_extend_s = {max_extend_s:g})"
     return Decision(Action.FAIL, Check.NOT_JUDGED, nothing)
 
 

@@ -89,6 +89,38 @@ def test_judge_move(
     assert judge_move(asked, seen, pc).settle == expected
 
 
+@pytest.mark.parametrize(
+    ("seen", "pc", "expected"),
+    [
+        # rolled back from a canary (weights only): every request is on v1 at once, and Lambda
+        # re-allocates the PC meanwhile: done, not a wait of up to 15 minutes
+        (WHOLE_1, BUSY, Settle.DONE),
+        (WHOLE_1, READY, Settle.DONE),
+        (WHOLE_1, None, Settle.DONE),
+        (WHOLE_1, FAILED, Settle.COLD),  # all on blue, on-demand: rolled back, said
+        # rolled back from a finished promotion: Lambda holds the requests on v2 until v1 is warm
+        (MOVING_2_TO_1, BUSY, Settle.WAIT),
+        (MOVING_2_TO_1, READY, Settle.WAIT),
+        (MOVING_2_TO_1, FAILED, Settle.FAILED),
+        (CANARY, BUSY, Settle.ELSEWHERE),  # someone else moved it
+    ],
+)
+def test_a_rollback_is_done_once_every_request_is_on_blue(
+    seen: AliasState, pc: Provisioned | None, expected: Settle
+) -> None:
+    got = judge_move(AliasState("1", {}), seen, pc, rollback=True)
+    assert got.settle == expected
+    # only a rollback done before its PC is READY has something to say about it
+    assert bool(got.note) == (seen == WHOLE_1 and pc == BUSY)
+    # a forward move to the same place still waits for the PC
+    if seen == WHOLE_1 and pc == BUSY:
+        assert judge_move(AliasState("1", {}), seen, pc).settle == Settle.WAIT
+        assert got.note == (
+            "live is on v1 at 100%: rolled back, while its provisioned concurrency IN_PROGRESS (0 of 2 "
+            "allocated) (on-demand sandboxes serve what it does not cover until it is READY)"
+        )
+
+
 def test_judge_move_says_what_it_waits_for_and_why_it_failed() -> None:
     waiting = judge_move(AliasState("2", {}), MOVING_1_TO_2, BUSY).why
     assert waiting == (

@@ -11,7 +11,7 @@ from typing import Any
 
 from orchestrator.errors import ExitCode
 from orchestrator.local import daemon, provisioned
-from tests.conftest import LocalProject
+from tests.conftest import LocalProject, wait_for
 
 FAILING_HOOK = 'echo "conversion rate dropped" >&2\nexit 3\n'
 
@@ -68,7 +68,8 @@ def test_promotion_rollback_and_failed_gate_with_provisioned_concurrency(local_p
     assert any(m.startswith("waiting for Lambda: live is moving to v1") for m in said), said
 
     # someone moves live to v2 by hand: Lambda holds v1 at 100% meanwhile, and status says so
-    _control(local_project, ready_s=15)
+    # (long enough to outlast the next promotion's publish, an `up`, on a busy machine)
+    _control(local_project, ready_s=45)
     lam.update_alias(FunctionName=function, Name="live", FunctionVersion="2", RoutingConfig={"AdditionalVersionWeights": {}})  # fmt: skip
     code, status, _ = _run(local_project, "status", "--env", "local")
     assert status["live"] == {"version": "2", "weights": {"1": 1.0}, "moving_from": "1"}, status
@@ -91,6 +92,15 @@ def test_promotion_rollback_and_failed_gate_with_provisioned_concurrency(local_p
     assert any(m.startswith("waiting for Lambda: live is moving to v2") for m in said), said
     assert any("provisioned concurrency IN_PROGRESS" in m for m in said), said  # the canary's re-allocation
     assert _live(local_project) == ({"version": "2", "weights": {}}, "rolled_back")
+
+    # live moved to v3 by hand after that promotion ended: `rollback` puts it back on v2 and
+    # reads it back until Lambda serves v2, never answering rolled_back while v3 still serves
+    lam.update_alias(FunctionName=function, Name="live", FunctionVersion="3", RoutingConfig={"AdditionalVersionWeights": {}})  # fmt: skip
+    wait_for(lambda: _live(local_project)[0] == {"version": "3", "weights": {}}, timeout=60)
+    code, result, said = _run(local_project, "rollback", "--env", "local")
+    assert code == 0, result
+    assert result["outcome"] == "rolled_back" and (result["live"], result["weights"]) == ("2", {}), result
+    assert any(m.startswith("waiting for Lambda: live is moving to v2") for m in said), said
 
 
 def _control(project: LocalProject, **settings: float) -> dict[str, Any]:

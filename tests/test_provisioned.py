@@ -81,7 +81,7 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 @pytest.fixture
 def em(aws: Emulator) -> Iterator[Emulator]:
     yield aws
-    aws.control(ready_s=READY_S, fail_with="")
+    aws.control(ready_s=READY_S, fail_with="", read_errors=[])
 
 
 def _alias(em: Emulator, function: str) -> AliasState:
@@ -165,10 +165,13 @@ def test_settle_waits_through_shift_promote_and_rollback(em: Emulator) -> None:
     said.clear()
     settled = traffic.settle(traffic.shift("1", "2", 100), say=said.append, poll_s=0.1)
     assert settled.state == AliasState("2", {}) and settled.verdict.settle == Settle.DONE
-    assert said == [
+    assert said[0] == (
         "live is moving to v2 (Lambda keeps v1 at 100% until v2's provisioned concurrency is ready); "
         "waiting for its provisioned concurrency IN_PROGRESS (0 of 2 allocated)"
-    ]
+    )
+    # the alias is read before its PC: the allocation may end between the two reads, and that
+    # look says READY while the alias still read as moving (the next clears it)
+    assert all(m.startswith("live is moving to v2 ") for m in said[1:]) and len(said) <= 2, said
     said.clear()
     settled = traffic.settle(traffic.rollback("1"), say=said.append, poll_s=0.1)
     assert settled.state == AliasState("1", {}) and said[0].startswith("live is moving to v1")
@@ -207,3 +210,59 @@ def test_an_allocation_past_the_bound_is_an_error_and_a_stop_request_ends_the_wa
     assert f"get-provisioned-concurrency-config --function-name {fn} --qualifier live" in late.value.fix
     stopped = traffic.settle(asked, should_stop=lambda: True)
     assert stopped.stopped and stopped.verdict.settle == Settle.WAIT
+
+
+def test_a_rollback_from_a_canary_is_done_while_lambda_re_allocates(em: Emulator) -> None:
+    """Weights alone: every request is on blue at once; the PC re-allocation is only said."""
+    fn = em.function()
+    em.ready(fn)
+    traffic = Traffic(em.lam, fn)
+    traffic.settle(traffic.shift("1", "2", 20), poll_s=0.1)
+    em.control(ready_s=600)
+    settled = traffic.settle(traffic.rollback("1"), rollback=True, bound_s=0.5, poll_s=0.1)
+    assert settled.state == AliasState("1", {}) and settled.verdict.settle == Settle.DONE
+    assert (
+        em.status(fn) == "IN_PROGRESS"
+        and "rolled back, while its provisioned concurrency" in settled.verdict.note
+    )
+    with pytest.raises(TrafficError, match=r"still after 0\.5s"):  # a forward move there still waits
+        traffic.settle(AliasState("1", {}), bound_s=0.5, poll_s=0.1)
+
+
+def test_throttled_reads_are_retried_and_a_denied_pc_read_judges_the_alias_alone(em: Emulator) -> None:
+    fn = em.function()
+    em.ready(fn)
+    traffic, said, diagnosed = Traffic(em.lam, fn), [], []
+    asked = traffic.shift("1", "2", 100)
+    # three throttles: botocore's own retry (max_attempts 2 here) gives up on the first two
+    em.control(read_errors=["TooManyRequestsException"] * 3)
+    settled = traffic.settle(asked, say=said.append, diagnose=diagnosed.append, poll_s=0.1)
+    assert settled.state == AliasState("2", {}) and settled.verdict.settle == Settle.DONE
+    assert len(diagnosed) == 1 and diagnosed[0].startswith("could not read live (TooManyRequestsException: ")
+    assert diagnosed[0].endswith("; reading again")
+    # a role without lambda:GetProvisionedConcurrencyConfig: the alias alone, said once, and a
+    # moving alias is still waited for (Lambda clears it)
+    em.control(read_errors=["AccessDeniedException"])
+    diagnosed.clear()
+    settled = traffic.settle(traffic.rollback("1"), rollback=True, diagnose=diagnosed.append, poll_s=0.1)
+    assert settled.state == AliasState("1", {}) and settled.verdict.settle == Settle.DONE
+    assert diagnosed == [
+        "may not read live's provisioned concurrency (AccessDeniedException): judging the alias alone, so a "
+        "move may end before Lambda has warmed the new version; add lambda:GetProvisionedConcurrencyConfig "
+        "on the function to the role that runs orchestrator"
+    ]
+    # any other error is no reason to wait
+    em.control(read_errors=["ResourceNotFoundException"])
+    with pytest.raises(em.lam.exceptions.ClientError, match="ResourceNotFoundException"):
+        Traffic(em.lam, fn).settle(AliasState("1", {}), poll_s=0.1)
+
+
+def test_without_provisioned_concurrency_settle_asks_for_it_once_per_traffic(em: Emulator) -> None:
+    fn = em.function()
+    traffic = Traffic(em.lam, fn)
+    traffic.settle(traffic.shift("1", "2", 20))
+    em.control(read_errors=["AccessDeniedException"])  # a Get now would be said
+    diagnosed: list[str] = []
+    traffic.settle(traffic.rollback("1"), rollback=True, diagnose=diagnosed.append)
+    assert diagnosed == []
+    assert em.control()["read_errors"] == ["AccessDeniedException"]  # no Get was made

@@ -78,6 +78,7 @@ def test_defaults_merge_with_environment_overrides() -> None:
         (_with({"traffic": {"bake_s": 59}}), "traffic.bake_s", "or at least 60"),
         (_with({"traffic": {"metric_delay_s": -1}}), "traffic.metric_delay_s", "120 on AWS"),
         (_with({"traffic": {"unjudged_bake": "pass"}}), "traffic.unjudged_bake", '"extend"'),
+        (_with({"traffic": {"max_extend_s": 0}}), "traffic.max_extend_s", "3 x bake_s"),
         (_with({"traffic": {"hooks": "x.sh"}}), "traffic.hooks", "hooks = ["),
         (
             _with({"traffic": {"hooks": [{"on": "later", "run": "x.sh"}]}}),
@@ -163,8 +164,18 @@ def test_hooks_and_alarms_parse_and_reach_the_plan() -> None:
     plan = make_plan(env, "1", "2", pause_at=10)
     assert plan_from_dict(plan.to_snapshot()) == plan  # the record keeps hooks, alarms and the pause
     assert (plan.metric_delay_s, plan.unjudged_bake) == (120.0, "fail")  # and what a bake waits for
-    older = {k: v for k, v in plan.to_snapshot().items() if k not in ("metric_delay_s", "unjudged_bake")}
+    older = {
+        k: v
+        for k, v in plan.to_snapshot().items()
+        if k not in ("metric_delay_s", "unjudged_bake", "max_extend_s")
+    }
     assert plan_from_dict(older).metric_delay_s is None  # a record from before: the environment's
+    # an extending bake's cap: 3 x bake_s unless set (records from before: the same default)
+    assert (plan.max_extend_s, plan.extend_cap_s) == (None, 3 * plan.bake_s)
+    assert plan_from_dict(older).extend_cap_s == 3 * plan.bake_s
+    capped = settings.parse({**raw, "environments": {"dev": {**raw["environments"]["dev"], "traffic": {
+        **raw["environments"]["dev"]["traffic"], "max_extend_s": 120}}}}, Path("/proj/edgeship.toml"))  # fmt: skip
+    assert make_plan(capped.environment("dev"), "1", "2").extend_cap_s == 120
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,7 @@ def test_alarm_rules(states: dict[str, str | None], expected: list[Check], first
         (VersionMetrics(), {"p-5xx": "OK", "p-lat": "OK"}, Check.NOT_JUDGED),
         (VersionMetrics(), {"p-5xx": "ALARM"}, Check.BREACH),  # but an alarm in ALARM still fails
         (VersionMetrics(100, 0, 0, 50.0), {}, Check.OK),
+        (VersionMetrics(2, 2, 0, 50.0), {}, Check.NOT_JUDGED),  # Throttles ok, Errors not judged: not ok
         (VersionMetrics(100, 0, 0, 50.0), {"p-5xx": "ALARM"}, Check.BREACH),
     ],
 )
@@ -157,6 +158,10 @@ def test_covered(newest: float | None, end: float, resolution: float, expected: 
         # a datapoint that covers the window but judges nothing (2 errors in 3 is below the
         # failure floor; throttles judged) is still judged: green had traffic and it was looked at
         ("few invocations", VersionMetrics(3, 0, 0, None), {}, END + 90, MINUTE, "fail", Action.PASS, Check.OK, ""),
+        # green failing 100 %: 2 errors in 2 is below the failure floor, so Errors is not judged;
+        # Throttles reads ok (0 in 2) but only Errors judges green: never a pass, a fail at the bound
+        ("all failing, few", VersionMetrics(2, 2, 0, None), {}, END + 90, MINUTE, "fail", Action.WAIT, Check.NOT_JUDGED, "waiting"),
+        ("all failing, few, bound", VersionMetrics(2, 2, 0, None), {}, END + 180, MINUTE, "fail", Action.FAIL, Check.NOT_JUDGED, ""),
     ],
 )  # fmt: skip
 def test_decide_on_aws(
@@ -165,6 +170,22 @@ def test_decide_on_aws(
 ) -> None:  # fmt: skip
     got = decide(checks(metrics, alarms), now=now, end=END, newest=newest, timing=AWS, unjudged=unjudged)
     assert (got.action, got.verdict, got.stage) == (action, verdict, stage), got.reason
+
+
+@pytest.mark.parametrize(
+    ("now", "action", "stage"),
+    [
+        (END + 180, Action.WAIT, "extending"),  # at the bound: bake on
+        (END + 180 + 599, Action.WAIT, "extending"),
+        (END + 180 + 600, Action.FAIL, ""),  # the cap past the bound: fail as not judged
+    ],
+)
+def test_an_extending_bake_fails_at_its_cap(now: float, action: Action, stage: str) -> None:
+    got = decide(checks(NOTHING, OK_ALARM), now=now, end=END, newest=None, timing=AWS, unjudged="extend",
+                 max_extend_s=600)  # fmt: skip
+    assert (got.action, got.verdict, got.stage) == (action, Check.NOT_JUDGED, stage), got.reason
+    if action == Action.FAIL:
+        assert got.reason.endswith("; baked on 600 s past that (traffic.max_extend_s = 600)"), got.reason
 
 
 def test_a_bake_that_judged_no_metric_of_green_is_never_ok_whatever_the_alarms_say() -> None:

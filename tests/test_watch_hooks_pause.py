@@ -129,6 +129,44 @@ def test_a_bake_whose_metrics_arrive_late_never_passes_without_a_judged_datapoin
         assert bake["waited_s"] > 0 and bake["reason"], bake
 
 
+FIRE = """
+from pathlib import Path
+from orchestrator.local import emulator
+
+cloudwatch = emulator.client("cloudwatch", {url!r}, Path({ca!r}))
+cloudwatch.set_alarm_state(AlarmName="e2e-5xx", StateValue="ALARM", StateReason="5xx at the edge")
+"""
+
+
+def test_without_a_bake_an_alarm_in_alarm_at_a_step_still_rolls_back(local_project: LocalProject) -> None:
+    """bake_s = 0 skips the bake, not the alarms: one look at them per step. The alarm is OK
+    when the promotion starts (checked before any traffic) and fires before step 1 (the
+    pre-traffic hook sets it), as CodeDeploy stops a deployment on an alarm."""
+    from orchestrator.local import daemon
+
+    assert "bake_s = 0" in local_project.config.read_text()
+    _edit(local_project, "relative_p95_factor = 0", 'relative_p95_factor = 0\nalarms = ["e2e-5xx"]')
+    _edit(
+        local_project, "lease_s = 3", 'lease_s = 3\nhooks = [{ on = "pre-traffic", run = "python fire.py" }]'
+    )
+    _up(local_project)
+    _alarm_ok(local_project, "e2e-5xx")
+    running = daemon.read(local_project.state / "emulator.json")
+    assert running is not None
+    ca = str(local_project.state / "tls" / "cert.pem")
+    (local_project.root / "fire.py").write_text(FIRE.format(url=running.url, ca=ca))
+
+    code, error = local_project.json("promote", "--env", "local", "--model", str(local_project.model("2")))
+    assert code == ExitCode.GATE_FAILED, error
+    assert "step 1 at 20%: alarm e2e-5xx: in ALARM" in error["message"], error
+    report = _report(local_project)
+    assert report["outcome"] == "rolled_back" and [s["name"] for s in report["steps"]] == ["pre-traffic"]
+    (bake,) = report["bakes"]
+    assert (bake["name"], bake["verdict"], bake["looks"]) == ("step 1", "breach", 1)
+    assert [(c["name"], c["verdict"]) for c in bake["checks"]] == [("alarm e2e-5xx", "breach")]
+    assert _status(local_project)["live"] == {"version": "1", "weights": {}}
+
+
 def test_failures_without_a_version_header_at_a_10_percent_canary_are_charged_to_green(
     local_project: LocalProject,
 ) -> None:

@@ -24,7 +24,9 @@ Here an allocation takes `EDGESHIP_EMULATOR_PC_READY_S` seconds (1.5 by default:
 minutes), and states advance when read (no timer thread). For tests, POST
 `/moto-api/edgeship/provisioned-concurrency` with `{"ready_s": 30, "fail_with": "reason"}`
 changes the time of later allocations and makes the ones that end from then on FAILED
-(`"fail_with": ""` heals them). Only aliases take a configuration here (the project sets
+(`"fail_with": ""` heals them); `{"read_errors": ["TooManyRequestsException", ...]}` makes
+the next GetProvisionedConcurrencyConfig calls answer those errors, one per call (a throttle,
+or AccessDeniedException as for a role without the permission). Only aliases take a configuration here (the project sets
 none on versions); a version qualifier is refused, saying so.
 
 `install()` adds the handlers to moto's URL tables; the emulator runs moto's server
@@ -38,7 +40,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -49,6 +51,7 @@ _ATTR = "_edgeship_provisioned"  # where an alias keeps its configuration (it go
 # moto's server answers on several threads: one lock for every read-and-advance.
 _LOCK = threading.RLock()
 _JSON = {"Content-Type": "application/json"}
+READ_ERROR_STATUS = {"AccessDeniedException": 403, "TooManyRequestsException": 429}  # as Lambda answers
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Settings:
 
     ready_s: float = 1.5
     fail_with: str = ""
+    read_errors: list[str] = field(default_factory=list)  # the next Gets' error codes, in order
 
 
 SETTINGS = Settings()
@@ -174,6 +178,11 @@ def _lambda_response_class() -> Any:
         def __init__(self, what: str) -> None:
             super().__init__("ResourceNotFoundException", what)
 
+    class Refused(LambdaClientError):
+        def __init__(self, error: str) -> None:
+            self.code = READ_ERROR_STATUS.get(error, 400)
+            super().__init__(error, f"refused by the emulator's read_errors ({error})")
+
     class ProvisionedLambdaResponse(LambdaResponse):
         def _alias(self) -> Any:
             function = unquote(self.path.split("/")[-2])
@@ -205,6 +214,8 @@ def _lambda_response_class() -> Any:
 
         def get_provisioned_concurrency_config(self) -> Any:
             with _LOCK:
+                if SETTINGS.read_errors:
+                    raise Refused(SETTINGS.read_errors.pop(0))
                 alias = self._alias()
                 advance(alias)
                 config = config_of(alias)
@@ -272,10 +283,18 @@ def _control(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, 
                 SETTINGS.ready_s = float(body["ready_s"])
             if "fail_with" in body:
                 SETTINGS.fail_with = str(body["fail_with"])
+            if "read_errors" in body:
+                SETTINGS.read_errors = [str(code) for code in body["read_errors"]]
     return (
         200,
         {"Content-Type": "application/json"},
-        json.dumps({"ready_s": SETTINGS.ready_s, "fail_with": SETTINGS.fail_with}),
+        json.dumps(
+            {
+                "ready_s": SETTINGS.ready_s,
+                "fail_with": SETTINGS.fail_with,
+                "read_errors": SETTINGS.read_errors,
+            }
+        ),
     )
 
 
