@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from orchestrator.local import payload
+from orchestrator.local.emulator import ACCOUNT
 from programs.authorizer import origin
 
 HEADER = origin.HEADER
@@ -150,8 +152,18 @@ class Sandbox:
 class Authorizer:
     """The API's origin authorizer path: result cache, then the sandbox."""
 
-    def __init__(self, env: dict[str, str], ttl_s: float, *, frozen: bool, code: Path = CODE) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        ttl_s: float,
+        *,
+        frozen: bool,
+        code: Path = CODE,
+        api: payload.Api | None = None,
+    ) -> None:
         self.env, self.code = env, code
+        # The HTTP API whose requests it authorizes (its id, region, account in the events).
+        self.api = api or payload.Api.for_function("edgeship-local", env.get("AWS_REGION", ""), ACCOUNT)
         self.results = ResultCache(ttl_s)
         self.clock = SandboxClock(frozen)
         self.advanced_s = 0.0  # time made to pass by POST /_edgeship/authorizer
@@ -177,7 +189,7 @@ class Authorizer:
                 allowed = self.results.get(key, self.now())  # answered while we waited
                 if allowed is None:
                     try:
-                        allowed = self._invoke(_event(method, path, query, headers, supplied))
+                        allowed = self._invoke(_event(self.api, method, path, query, headers, supplied))
                     except SandboxFailed as exc:
                         print(json.dumps({"event": "authorizer_failed", "error": str(exc)}), file=sys.stderr)
                         return 500, "Internal Server Error"
@@ -226,24 +238,18 @@ class Authorizer:
                 self.sandbox = None
 
 
-def _event(method: str, path: str, query: str, headers: dict[str, str], supplied: str) -> dict[str, Any]:
-    """A payload-2.0 REQUEST authorizer event, as API Gateway sends it to the function."""
-    return {
-        "version": "2.0",
-        "type": "REQUEST",
-        "routeArn": f"arn:aws:execute-api:local:000000000000:edgeship/$default/{method}{path}",
-        "identitySource": [supplied],
-        "routeKey": f"{method} {path}",
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": headers,
-        "requestContext": {
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
-            "routeKey": f"{method} {path}",
-            "stage": "$default",
-            "timeEpoch": int(time.time() * 1000),
-        },
-    }
+def _event(
+    api: payload.Api, method: str, path: str, query: str, headers: dict[str, str], supplied: str
+) -> dict[str, Any]:
+    """A payload-2.0 REQUEST authorizer event, as API Gateway sends it to the function: the
+    request as the function would see it (payload.py), without a body or an authorizer
+    context, plus the route's ARN and the identity source's values."""
+    request = payload.event(
+        api, method, path, query, headers, b"", authorizer={}, route_key=f"{method} {path}"
+    )
+    del request["isBase64Encoded"], request["requestContext"]["authorizer"]
+    arn = f"arn:aws:execute-api:{api.region}:{api.account}:{api.api_id}/{api.stage}/{method}{path}"
+    return {**request, "type": "REQUEST", "routeArn": arn, "identitySource": [supplied]}
 
 
 def sandbox_env(

@@ -296,6 +296,7 @@ class Edge:
         self.authorizer = authorizer.Authorizer(
             authorizer.sandbox_env(emulator_url, self.ca, region, origin_parameter, emulator.CREDENTIALS),
             authorizer_ttl_s, frozen=authorizer.frozen_from_env(),
+            api=payload.Api.for_function(function, region, emulator.ACCOUNT),
         )  # fmt: skip
         self.refresh()
 
