@@ -182,6 +182,7 @@ def envs(ctx: Ctx) -> None:
                 "memory_mb": e.function.memory_mb,
                 "architecture": e.function.architecture,
                 "local": e.is_local,
+                "protect": e.protect,
             }
             for e in settings.environments.values()
         ]
@@ -190,6 +191,7 @@ def envs(ctx: Ctx) -> None:
         head = f"{'ENV':<10} {'REGION':<12} {'ACCOUNT':<13} {'SCHEDULE':<12} {'MEMORY':>6}  ARCH"
         body = [
             f"{r['name']:<10} {r['region']:<12} {r['account_id']:<13} {r['schedule']:<12} {r['memory_mb']:>6}  {r['architecture']}"
+            + ("  protected" if r["protect"] else "")
             for r in rows
         ]
         return "\n".join([head, *body])
@@ -308,23 +310,27 @@ def rotate_origin_secret(ctx: Ctx, env_name: str, backend: str | None) -> None:
 @main.command()
 @stack_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--force", is_flag=True, help="Required to destroy prod.")
+@click.option("--force", is_flag=True, help="Required to destroy a protected environment (prod by default).")
 @click.option("--remove", is_flag=True, help="Also delete the stack and its history.")
 @json_option
 @click.pass_obj
 def destroy(
     ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: bool, force: bool, remove: bool
 ) -> None:
-    """Delete every resource of an environment. Asks first unless --yes; prod needs --force.
+    """Delete every resource of an environment. Asks first unless --yes; a protected
+    environment (`protect = true` in edgeship.toml, prod's default) needs --force.
 
     For --env local this also stops the emulator and the edge and removes the stack (the
     emulator forgets everything when it stops, so there is no history worth keeping).
     """
 
     def action() -> dict[str, Any]:
-        if env_name == "prod" and not force:
+        settings = ctx.settings()
+        if settings.environment(env_name).protect and not force:
             raise RefusedError(
-                "refusing to destroy prod without --force", fix="add --force if you really mean it"
+                f"refusing to destroy {env_name!r} without --force: it is protected",
+                fix=f"add --force if you really mean it (or set protect = false in "
+                f"[environments.{env_name}] of {settings.path.name})",
             )
         if not yes and not (sys.stdin.isatty() and click.confirm(f"Destroy every resource in {env_name!r}?")):
             raise RefusedError(f"destroy of {env_name!r} not confirmed", fix="answer yes, or pass --yes")
