@@ -238,3 +238,181 @@ def test_bake_times_and_metric_delays(
     env = settings.parse(raw, Path("/x/edgeship.toml")).environment(name)
     assert (env.traffic.bake_s, env.metric_delay_s, env.traffic.unjudged_bake) == (bake_s, delay, "fail")
     assert env.pulumi_config().get("metricDelayS") == config
+
+
+# The issue's cases, written as users write them: each error names file:line, the table the
+# key is written in, and the fix of the rule broken. `# <-` marks the line the error must name.
+TEXT_BASE = """\
+[project]
+name = "demo"
+
+[defaults.slo]
+p95_ms = 250
+p99_ms = 500
+
+[environments.local]
+region = "us-east-1"
+account_id = "123456789012"
+
+[environments.prod]
+region = "eu-west-1"
+account_id = "333333333333"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "fix"),
+    [
+        # a typo under [defaults.slo]: reported there, not as environments.local.slo.p95ms
+        (
+            TEXT_BASE.replace("p95_ms = 250", "p95ms = 250  # <-"),
+            "[defaults.slo] p95ms: unknown key",
+            "did you mean p95_ms? ([defaults.slo] takes: p95_ms, p99_ms, max_error_ratio, min_rps, "
+            "min_samples, relative_p95_factor, alarms)",
+        ),
+        # a negative threshold: its own rule, not "raise p99_ms"
+        (
+            TEXT_BASE.replace("p95_ms = 250", "p95_ms = -5  # <-"),
+            "[defaults.slo] p95_ms = -5: must be > 0",
+            "use a value > 0, e.g. p95_ms = 250",
+        ),
+        # an ordering rule: the key just changed (prod's own p95_ms) is the one to move
+        (
+            TEXT_BASE + "[environments.prod.slo]\np95_ms = 600  # <-\n",
+            "[environments.prod.slo] p95_ms: p99_ms (500) is below p95_ms (600)",
+            "lower p95_ms to at most 500, or raise p99_ms",
+        ),
+        (
+            TEXT_BASE + "[environments.prod.slo]\np99_ms = 200  # <-\n",
+            "[environments.prod.slo] p99_ms: p99_ms (200) is below p95_ms (250)",
+            "raise p99_ms to at least 250, or lower p95_ms",
+        ),
+        # an unknown table
+        (
+            TEXT_BASE + "[defaults.slos]  # <-\nmin_rps = 1\n",
+            "[defaults.slos]: unknown table",
+            "did you mean slo? ([defaults] takes: function, edge, storage, traffic, slo, load)",
+        ),
+        (
+            TEXT_BASE.replace("[environments.prod]", "[environment.prod]  # <-"),
+            "[environment]: unknown table",
+            "did you mean environments? (the top level takes: default_env, project, defaults, environments)",
+        ),
+        # the wrong type: a quoted number
+        (
+            TEXT_BASE + '[environments.prod.function]\nmemory_mb = "2048"  # <-\n',
+            '[environments.prod.function] memory_mb = "2048": expected an integer, not a string',
+            "drop the quotes: memory_mb = 2048",
+        ),
+        # a bad choice, written as a dotted key in the environment's table
+        (
+            TEXT_BASE + 'traffic.schedule = "canery"  # <-\n',
+            '[environments.prod.traffic] schedule = "canery": not one of the choices',
+            'did you mean "canary"? (one of: "canary", "linear", "all-at-once", "explicit")',
+        ),
+        # ... and in an inline table
+        (
+            TEXT_BASE + 'load = { users = 3, workers = "many" }  # <-\n',
+            '[environments.prod.load] workers = "many": not a number of processes',
+            'use a number, or "auto" (one per core)',
+        ),
+        # the second of two hooks, past a multi-line string and array that hold brackets and '='
+        (
+            TEXT_BASE
+            + "[environments.prod.traffic]\nweights = [\n  5,  # [x] = 1\n  50,\n]\n"
+            + 'schedule = "explicit"\n[[environments.prod.traffic.hooks]]\non = "step"\n'
+            + 'run = """\nsh -c "[ -f x ] && y = 1"\n"""\n'
+            + '[[environments.prod.traffic.hooks]]\non = "later"  # <-\nrun = "x"\n',
+            '[environments.prod.traffic] hooks[1].on = "later": not one of the choices',
+            'use one of: "pre-traffic", "step"',
+        ),
+        # a missing key: its table's header
+        (
+            TEXT_BASE + "[environments.qa]  # <-\nregion = 'eu-west-1'\n",
+            "[environments.qa] account_id: missing",
+            'add account_id = "123456789012" to [environments.qa]',
+        ),
+        # the default environment names one that exists
+        (
+            'default_env = "lcoal"  # <-\n' + TEXT_BASE,
+            'default_env = "lcoal": not an environment of this file',
+            "did you mean local? (environments: local, prod)",
+        ),
+        (
+            TEXT_BASE + "protect = 1  # <-\n",
+            "[environments.prod] protect = 1: expected true or false, not an integer",
+            "write protect = true or protect = false (no quotes)",
+        ),
+    ],
+)
+def test_errors_name_the_line_and_table_where_the_key_is_written(text: str, where: str, fix: str) -> None:
+    line = next(n for n, written in enumerate(text.splitlines(), 1) if written.endswith("# <-"))
+    with pytest.raises(ConfigError) as info:
+        settings.loads(text, Path("/proj/edgeship.toml"))
+    err = info.value
+    assert err.message.startswith(f"/proj/edgeship.toml:{line}: {where}"), err.message
+    assert err.fix == fix
+    assert (err.file, err.line) == ("/proj/edgeship.toml", line)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message", "fix"),
+    [
+        ("[project\nname = 'x'\n", 1, "1:9: not valid TOML: Expected ']' at the end of a table declaration",
+         "fix line 1, column 9: [project"),
+        ("[project]\nname = 'x'\nname = 'y'\n", 3, "3:11: not valid TOML: Cannot overwrite a value",
+         "fix line 3, column 11: name = 'y'"),
+        ('[project]\nname = "x\n', 2, "2:10: not valid TOML: Illegal character",
+         'fix line 2, column 10: name = "x'),
+        ("a = [1,\n2,\n", 2, "2: not valid TOML: Invalid value at the end of the file",
+         "close what is still open: a [table] header, a string, an array or an inline table"),
+    ],
+)  # fmt: skip
+def test_toml_syntax_errors_name_the_line(text: str, line: int, message: str, fix: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings.loads(text, Path("/proj/edgeship.toml"))
+    assert info.value.message.startswith(f"/proj/edgeship.toml:{message}"), info.value.message
+    assert info.value.fix == fix and info.value.line == line
+
+
+def test_key_lines_follow_tables_dotted_keys_inline_tables_and_arrays() -> None:
+    from orchestrator import tomlpos
+
+    text = (
+        '#:schema ./x.json\na = 1\n"b.c" = { d = 2, e = [ { f = 3 },\n  { g = 4 } ] }\n'
+        "[t . 'u']\nv.w = '''\n[x]\ny = 1\n'''\nz = 5 # [c]\n[[arr]]\nk = 1\n[[arr]]\nk = 2\n"
+    )
+    lines = tomlpos.key_lines(text)
+    assert lines[("a",)] == 2
+    assert lines[("b.c", "d")] == lines[("b.c", "e", 0, "f")] == 3
+    assert lines[("b.c", "e", 1, "g")] == 4
+    assert lines[("t", "u")] == 5 and lines[("t", "u", "v", "w")] == 6
+    assert lines[("t", "u", "z")] == 10 and ("x",) not in lines  # inside a string: no table
+    assert (lines[("arr", 0, "k")], lines[("arr", 1, "k")]) == (12, 14)
+    assert tomlpos.line_of(lines, ("t", "u", "missing")) == 5  # a missing key: its table's header
+    assert tomlpos.line_of(lines, ("nowhere",)) is None
+
+
+def test_protect_is_prods_default_and_a_setting_everywhere() -> None:
+    raw = {
+        "environments": {
+            "prod": {"region": "eu-west-1", "account_id": "1" * 12},
+            "dev": {"region": "eu-west-1", "account_id": "1" * 12},
+            "qa": {"region": "eu-west-1", "account_id": "1" * 12, "protect": True},
+        }
+    }
+    loaded = settings.parse(raw, Path("/p/edgeship.toml"))
+    assert {name: env.protect for name, env in loaded.environments.items()} == {
+        "prod": True,
+        "dev": False,
+        "qa": True,
+    }
+    raw["environments"]["prod"]["protect"] = False
+    assert not settings.parse(raw, Path("/p/edgeship.toml")).environment("prod").protect
+    assert settings.load(REPO_TOML).environment("prod").protect
+
+
+def test_default_env_names_an_environment() -> None:
+    loaded = settings.parse({**BASE, "default_env": "dev"}, Path("/p/edgeship.toml"))
+    assert loaded.default_env == "dev"
+    assert settings.parse(BASE, Path("/p/edgeship.toml")).default_env is None
