@@ -814,3 +814,25 @@ def install_pulumi(ctx: Ctx, target: Path | None) -> None:
         return {"pulumi_root": str(where), "version": toolchain.pulumi_version(where)}
 
     _run(ctx, action, lambda r: f"pulumi {r['version']} in {r['pulumi_root']}/bin")
+
+
+@main.command("schema")
+@click.option(
+    "--write",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write it to this file (e.g. edgeship.schema.json beside edgeship.toml) instead of stdout.",
+)
+def schema_command(out: Path | None) -> None:
+    """Print the JSON schema of edgeship.toml, for editors with a TOML language server
+    (taplo, VS Code's Even Better TOML): with the schema in edgeship.schema.json, make
+    `#:schema ./edgeship.schema.json` the first line of edgeship.toml."""
+    from orchestrator.config_schema import render
+
+    text = render()
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        click.echo(f"wrote {out}")

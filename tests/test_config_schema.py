@@ -91,3 +91,20 @@ def test_schema_and_loader_refuse_the_same_mistakes(raw: dict[str, Any]) -> None
 def test_schema_and_loader_accept_the_same_files(raw: dict[str, Any]) -> None:
     assert [e.message for e in _validator().iter_errors(raw)] == []
     settings.parse(raw, Path("/p/edgeship.toml"))
+
+
+def test_the_schema_command_prints_and_writes_the_shipped_schema(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "schema", *args], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert json.loads(run()) == config_schema.schema()
+    run("--write", str(tmp_path / "edgeship.schema.json"))
+    assert (tmp_path / "edgeship.schema.json").read_text() == config_schema.SHIPPED.read_text()
