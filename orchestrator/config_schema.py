@@ -29,6 +29,12 @@ from orchestrator.settings import (
 SHIPPED = Path(__file__).resolve().parent / "schema" / "edgeship.schema.json"
 # The directive at the top of this repository's edgeship.toml (relative to that file).
 DIRECTIVE = "#:schema ./orchestrator/schema/edgeship.schema.json"
+# In a project `init` starts: the schema is a file beside edgeship.toml, committed with it
+# (`orchestrator schema --write edgeship.schema.json` refreshes it after an upgrade), and the
+# directive points there: a relative path works offline and in every clone, whereas a path
+# into the installed package depends on the machine and a URL on a published copy.
+PROJECT_FILE = "edgeship.schema.json"
+PROJECT_DIRECTIVE = f"#:schema ./{PROJECT_FILE}"
 # Draft 7: the draft taplo's validator and the `jsonschema` package both implement.
 DRAFT = "http://json-schema.org/draft-07/schema#"
 
