@@ -140,6 +140,15 @@ class LoadSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """What a promotion leaves in reports/<env>/ (pruned after each promotion)."""
+
+    keep: int = 20  # the newest promotions kept per environment; older folders are deleted
+    # Locust's own HTML page per gate (~1 MB each); report.html draws the gates' numbers already
+    locust_html: bool = False
+
+
+@dataclass(frozen=True)
 class Environment:
     """One deployment target (a Pulumi stack of the same name)."""
 
@@ -152,6 +161,7 @@ class Environment:
     traffic: TrafficSettings = field(default_factory=TrafficSettings)
     slo: SloSettings = field(default_factory=SloSettings)
     load: LoadSettings = field(default_factory=LoadSettings)
+    reports: ReportSettings = field(default_factory=ReportSettings)
 
     @property
     def is_local(self) -> bool:
@@ -222,6 +232,7 @@ _SECTIONS: dict[str, type] = {
     "traffic": TrafficSettings,
     "slo": SloSettings,
     "load": LoadSettings,
+    "reports": ReportSettings,
 }
 
 
@@ -461,6 +472,12 @@ def _check(env: Environment, where: _Where, prefix: str) -> None:
             f"use one of {', '.join(PRICE_CLASSES)}",
         ),
         (env.edge.cache_ttl_s >= 0, "edge.cache_ttl_s", "must not be negative", "use 0 to disable caching"),
+        (
+            env.reports.keep >= 1,
+            "reports.keep",
+            f"{env.reports.keep} keeps no report, not even the promotion's own",
+            "keep at least 1, e.g. keep = 20",
+        ),
         (
             t.schedule in SCHEDULES,
             "traffic.schedule",
