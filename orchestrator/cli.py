@@ -63,7 +63,9 @@ def _run(ctx: Ctx, action: Callable[[], Any], human: Callable[[Any], str]) -> No
             output.error(exc.message, exc.fix, title=title)
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
-        click.secho("interrupted", fg="red", err=True)
+        from orchestrator import output
+
+        output.Printer(sys.stderr).line("interrupted", style="red")
         sys.exit(int(ExitCode.INTERRUPTED))
     _emit(ctx, payload, human)
 
@@ -456,7 +458,7 @@ def _report_text(report: dict[str, Any]) -> str:
         f"{report['outcome']}: {report['env']} v{report['blue']} -> v{report['green']} {report.get('reason') or ''}".rstrip()
     ]
     if report.get("directory"):
-        lines.append(f"report: {report['directory']}/report.md")
+        lines.append(f"report: {report['directory']}/report.html")
     return "\n".join(lines)
 
 

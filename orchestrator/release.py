@@ -421,7 +421,7 @@ class Release:
         live = self._live_or_none()
         back = live is not None and live.whole and live.version == final.blue
         seen = "live could not be read back" if live is None else live.describe()
-        where = f"{'live is back on v' + final.blue + ' at 100%' if back else seen} (report: {report.directory}/report.md)"
+        where = f"{'live is back on v' + final.blue + ' at 100%' if back else seen} (report: {report.directory}/report.html)"
         if final.phase == Phase.PROMOTED:
             return report
         if final.phase == Phase.ABORTED:
