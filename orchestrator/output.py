@@ -95,21 +95,35 @@ class Printer:
             self.stream.flush()
 
     def group(self, title: str) -> None:
-        """Start a foldable group of lines in the GitHub Actions log."""
+        """Start a foldable group of lines in the GitHub Actions log (groups do not nest:
+        an open one is ended first)."""
         if self.mode.github:
+            self.end_group()
             self.stream.write(command("group", title) + "\n")
             self.stream.flush()
+            _GROUP_OPEN.add(id(self.stream))
+
+    def in_group(self) -> bool:
+        return id(self.stream) in _GROUP_OPEN
 
     def end_group(self) -> None:
-        if self.mode.github:
+        """End the open group, if any (an error must never be folded away in one)."""
+        if id(self.stream) in _GROUP_OPEN:
+            _GROUP_OPEN.discard(id(self.stream))
             self.stream.write("::endgroup::\n")
             self.stream.flush()
+
+
+# Streams with a ::group:: open: a process-wide fact, as the log is (the reporter opens a
+# group, the CLI's error printer must close it).
+_GROUP_OPEN: set[int] = set()
 
 
 def error(message: str, fix: str | None, *, title: str = "edgeship") -> None:
     """An edgeship error as the CLI reports it on stderr: `error:` and `fix:` lines (red on a
     terminal), and an `::error::` annotation carrying both on GitHub Actions."""
     printer = Printer(sys.stderr)
+    printer.end_group()
     printer.annotate("error", message + (f"\nfix: {fix}" if fix else ""), title=title)
     printer.line(f"error: {message}", style="red")
     if fix:

@@ -62,23 +62,20 @@ class ConsoleReporter:
         from orchestrator.output import Printer
 
         self.printer = Printer(stream or sys.stderr, environ)
-        self._grouped = False
 
     def event(self, event: ProgressEvent) -> None:
         style = self._STYLE.get(event.status or "", "")
         if event.kind == "resource":
-            if not self._grouped:  # the engine's resource lines fold into one group on GitHub
+            if not self.printer.in_group():  # the engine's resource lines fold into one group on GitHub
                 self.printer.group(f"pulumi: {event.op or 'update'} ...")
-                self._grouped = True
             text = f"  {event.op or ''} {event.message}{self._SUFFIX.get(event.status or '', '')}"
         elif event.kind == "diagnostic":
             style = "yellow" if event.status != "failed" else "bold red"
             text = f"  ! {event.message}"
         else:
             text = event.message
-        if event.kind != "resource" and self._grouped:
+        if event.kind != "resource":
             self.printer.end_group()
-            self._grouped = False
         annotation = _annotation(event)
         if annotation:
             self.printer.annotate(*annotation)

@@ -316,3 +316,24 @@ def test_when_names_its_zone() -> None:
 
     assert reports.when(1_796_598_900.0, datetime.UTC) == "2026-12-06 23:15:00 UTC"
     assert reports.when(None) == "?"
+
+
+def test_an_error_is_never_folded_into_the_engines_group(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    reporter = ConsoleReporter(sys.stderr)
+    reporter.event(ProgressEvent("resource", "edgeship:Function function", op="create", status="started"))
+    output.error(
+        "the engine failed: 50% done", "run `orchestrator up` again", title="orchestrator up failed (exit 1)"
+    )
+    assert capsys.readouterr().err.splitlines() == [
+        "::group::pulumi: create ...",
+        "  create edgeship:Function function ...",
+        "::endgroup::",
+        "::error title=orchestrator up failed (exit 1)::the engine failed: 50%25 done%0Afix: run `orchestrator up` again",
+        "error: the engine failed: 50% done",
+        "fix: run `orchestrator up` again",
+    ]
