@@ -21,7 +21,7 @@ COLORS = {
     "blue": "#3182bd", "green": "#31a354",
 }  # fmt: skip
 WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 48
+LEFT, RIGHT, TOP, BOTTOM = 56, 16, 20, 48
 
 
 def _num(value: float) -> str:
@@ -83,7 +83,11 @@ def bar_chart(
     """Grouped bars: one group per category, one bar per series (None: no bar, e.g. no blue in
     the pre-traffic gate); a dashed line at `limit` (the SLO's threshold)."""
     values = [v for vs in series.values() for v in vs if v is not None]
-    top = nice_max(max([*values, limit or 0.0, 0.0]))
+    highest = max([*values, 0.0])
+    # The data sets the scale; a limit far above it would flatten every bar, so it is drawn
+    # only when within twice the highest bar, else named at the top.
+    shown = limit is not None and limit > 0 and (highest == 0 or limit <= 2 * highest)
+    top = nice_max(max(highest, limit if shown and limit else 0.0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     group_w = plot_w / max(1, len(categories))
     bar_w = group_w * 0.8 / max(1, len(series))
@@ -94,7 +98,7 @@ def bar_chart(
             value = vs[i] if i < len(vs) else None
             if value is None:
                 continue
-            h = plot_h * min(value, top) / top
+            h = max(1.0, plot_h * min(value, top) / top)  # a measured 0 still shows as a sliver
             parts.append(
                 f'<rect x="{_num(x0 + j * bar_w)}" y="{_num(TOP + plot_h - h)}" width="{_num(bar_w - 1)}" '
                 f'height="{_num(h)}" fill="{COLORS.get(name, "#888")}">'
@@ -104,7 +108,12 @@ def bar_chart(
             f'<text x="{_num(LEFT + i * group_w + group_w / 2)}" y="{TOP + plot_h + 16}" '
             f'text-anchor="middle">{escape(category)}</text>'
         )
-    if limit is not None and limit > 0:
+    if limit is not None and limit > 0 and not shown:
+        parts.append(
+            f'<text x="{WIDTH - RIGHT}" y="{TOP - 4}" text-anchor="end" fill="#d62728">'
+            f"{escape(limit_label)} (above the chart)</text>"
+        )
+    elif limit is not None and limit > 0:
         y = TOP + plot_h - plot_h * min(limit, top) / top
         parts.append(
             f'<line x1="{LEFT}" y1="{_num(y)}" x2="{WIDTH - RIGHT}" y2="{_num(y)}" stroke="#d62728" '

@@ -232,8 +232,8 @@ def test_report_html_draws_three_charts_from_the_report_alone() -> None:
     assert error_bars == ["pre-traffic: green 0%", "step 1: blue 0%", "step 1: green 2%"]
     line = weights.find(f"{ns}polyline")
     assert line is not None
-    # 0 % from 0 s, 20 % from 5 s, 0 % at 15 s: x over 568 px for 15 s, y over 176 px for 100 %
-    assert line.get("points") == "56,192 245.3,192 245.3,156.8 624,156.8 624,192"
+    # 0 % from 0 s, 20 % from 5 s, 0 % at 15 s: x over 568 px for 15 s, y over 172 px for 100 %
+    assert line.get("points") == "56,192 245.3,192 245.3,157.6 624,157.6 624,192"
 
 
 def test_report_html_is_self_contained_and_escaped() -> None:
@@ -337,3 +337,26 @@ def test_an_error_is_never_folded_into_the_engines_group(
         "error: the engine failed: 50% done",
         "fix: run `orchestrator up` again",
     ]
+
+
+@pytest.mark.parametrize(
+    ("values", "limit", "top_label", "line", "note"),
+    [
+        ([10.0, 40.0], 50.0, "50 ms", True, False),  # the limit within reach: drawn, the scale includes it
+        ([10.0, 40.0], 1000.0, "50 ms", False, True),  # far above the bars: named at the top instead
+        ([0.0, 0.0], 1.0, "1 ms", True, False),  # nothing measured: the limit sets the scale
+        ([10.0, 40.0], None, "50 ms", False, False),
+    ],
+)
+def test_bar_chart_scale_and_limit(
+    values: list[float], limit: float | None, top_label: str, line: bool, note: bool
+) -> None:
+    svg = ET.fromstring(
+        re.findall(r"<svg .*?</svg>", htmlreport.bar_chart("t", ["a", "b"], {"green p95": values}, unit=" ms",
+                                                            limit=limit, limit_label="limit"), flags=re.S)[0]
+    )  # fmt: skip
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text for t in svg.iter(f"{ns}text")]
+    assert texts[4] == top_label  # the axis' labels, 0 to the top
+    assert any(el.get("stroke-dasharray") for el in svg.iter(f"{ns}line")) is line
+    assert ("limit (above the chart)" in texts) is note
