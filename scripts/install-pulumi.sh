@@ -74,7 +74,8 @@ official_archive() {
   local tmp
   tmp="$(mktemp -d)"
   if curl -fsSL --max-time 30 "$url" -o "$tmp/pulumi.tgz" 2>/dev/null && tar -xzf "$tmp/pulumi.tgz" -C "$tmp"; then
-    cp "$tmp/pulumi/pulumi" "$BIN/pulumi"
+    # never written in place: $BIN/pulumi may be a hard link to another install's CLI
+    cp "$tmp/pulumi/pulumi" "$BIN/pulumi.tmp" && mv -f "$BIN/pulumi.tmp" "$BIN/pulumi"
     rm -rf "$tmp"
     return 0
   fi
