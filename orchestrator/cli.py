@@ -49,17 +49,23 @@ def _run(ctx: Ctx, action: Callable[[], Any], human: Callable[[Any], str]) -> No
     try:
         payload = action()
     except EdgeshipError as exc:
+        from orchestrator import output
+
+        click_ctx = click.get_current_context(silent=True)
+        title = f"orchestrator {click_ctx.info_name if click_ctx else ''} failed (exit {int(exc.exit_code)})"
         if ctx.as_json:
             import json
 
+            output.Printer(sys.stderr).annotate("error", exc.message + (f"\nfix: {exc.fix}" if exc.fix else ""),
+                                                title=title)  # fmt: skip
             click.echo(json.dumps(exc.to_dict(), indent=2))
         else:
-            click.secho(f"error: {exc.message}", fg="red", err=True)
-            if exc.fix:
-                click.secho(f"fix: {exc.fix}", err=True)
+            output.error(exc.message, exc.fix, title=title)
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
-        click.secho("interrupted", fg="red", err=True)
+        from orchestrator import output
+
+        output.Printer(sys.stderr).line("interrupted", style="red")
         sys.exit(int(ExitCode.INTERRUPTED))
     _emit(ctx, payload, human)
 
@@ -159,6 +165,14 @@ def _changes_line(result: dict[str, Any]) -> str:
     return f"{result['operation']} {result['stack']}: {changes} ({result['duration_s']:.1f}s)"
 
 
+def _summarised(result: dict[str, Any]) -> dict[str, Any]:
+    """A stack operation's result, also told to GitHub's step summary when in a workflow."""
+    from orchestrator import output
+
+    output.append_summary(output.stack_summary(result))
+    return result
+
+
 def _result_text(result: dict[str, Any]) -> str:
     lines = [_changes_line(result)]
     lines += [f"  {k} = {v}" for k, v in sorted(result.get("outputs", {}).items())]
@@ -205,7 +219,7 @@ def envs(ctx: Ctx) -> None:
 @click.pass_obj
 def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
     """Show what `up` would change in an environment, changing nothing."""
-    _run(ctx, lambda: _asdict(_target(ctx, env_name, backend, program).preview()), _changes_line)
+    _run(ctx, lambda: _summarised(_asdict(_target(ctx, env_name, backend, program).preview())), _changes_line)
 
 
 @main.command()
@@ -226,7 +240,7 @@ def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> Non
     def action() -> dict[str, Any]:
         if program is None:  # a promotion owns the function while its lease is live
             _release(ctx, env_name, backend).guard_stack_change("up")
-        return _asdict(_target(ctx, env_name, backend, program).up())
+        return _summarised(_asdict(_target(ctx, env_name, backend, program).up()))
 
     _run(ctx, action, _result_text)
 
@@ -450,7 +464,7 @@ def _report_text(report: dict[str, Any]) -> str:
         f"{report['outcome']}: {report['env']} v{report['blue']} -> v{report['green']} {report.get('reason') or ''}".rstrip()
     ]
     if report.get("directory"):
-        lines.append(f"report: {report['directory']}/report.md")
+        lines.append(f"report: {report['directory']}/report.html")
     return "\n".join(lines)
 
 
@@ -836,3 +850,32 @@ def schema_command(out: Path | None) -> None:
     else:
         out.write_text(text)
         click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("promotion_id", metavar="[ID]", required=False)
+@click.option("--env", "env_name", default=None, metavar="NAME", help="Only this environment's reports.")
+@json_option
+@click.pass_obj
+def report(ctx: Ctx, promotion_id: str | None, env_name: str | None) -> None:
+    """List the promotions' reports (newest first), or show one by ID (a unique prefix, or
+    `latest`). Each promotion's folder holds report.html (charts of latency, errors and
+    weights; opens offline), report.md and report.json."""
+
+    def action() -> Any:
+        from orchestrator import reports
+
+        settings = ctx.settings()
+        if env_name:
+            settings.environment(env_name)  # a typo is an error, not an empty list
+        root = settings.root / "reports"
+        if promotion_id:
+            return reports.show(root, env_name, promotion_id)
+        return reports.listing(root, env_name)
+
+    def human(result: Any) -> str:
+        from orchestrator import reports
+
+        return reports.listing_text(result) if isinstance(result, list) else reports.show_text(result)
+
+    _run(ctx, action, human)

@@ -68,9 +68,12 @@ class Driver:
         reporter: Reporter,
         report: PromotionReport,
         directory: Path,
+        *,
+        locust_html: bool = False,
     ) -> None:
         self.target, self.records, self.heartbeat, self.latch = target, records, heartbeat, latch
         self.say, self.report, self.directory = reporter.event, report, directory
+        self.locust_html = locust_html  # keep Locust's own page per gate (reports.locust_html)
         self.traffic = Traffic(
             target.lambda_client(), target.function_name, poll_s=target.cloud.settle_poll_s
         )
@@ -457,7 +460,7 @@ class Driver:
                     path=endpoint.path, headers=endpoint.headers, sigv4_region=endpoint.sigv4_region,
                     credentials=endpoint.credentials,
                     should_stop=self._stop_requested, example=list(plan.example) or None,
-                    late_ms=plan.slo.p99_ms,
+                    late_ms=plan.slo.p99_ms, html=self.locust_html,
                 )  # fmt: skip
             except loadrun.LoadRunStopped as stopped:
                 step = stopped.args[0]
@@ -472,7 +475,7 @@ class Driver:
             self.report.steps.append(
                 StepReport(name, weight, str(result.verdict), result.reasons,
                            result.green.to_dict() if result.green else None,
-                           result.blue.to_dict() if result.blue else None, run.html.name, attempt,
+                           result.blue.to_dict() if result.blue else None, run.html.name if run.html else None, attempt,
                            result.skipped, result.caveats)
             )  # fmt: skip
             said = "; ".join([*result.reasons, *result.caveats])

@@ -56,7 +56,7 @@ class LoadRun:
     """Where one load test's outputs went."""
 
     stats: dict[str, Any]
-    html: Path
+    html: Path | None  # Locust's own page, when asked for (reports.locust_html)
     stats_file: Path
 
 
@@ -74,16 +74,18 @@ def run(
     should_stop: Callable[[], object] | None = None,
     example: list[float] | None = None,
     late_ms: float | None = None,
+    html: bool = False,
 ) -> LoadRun:
     """Headless Locust against `url` for load.duration_s; returns its per-version statistics.
 
     `should_stop` is polled while Locust runs; a truthy answer stops Locust and raises
     LoadRunStopped with that answer (an abort or a signal must not wait for the load).
     `credentials` (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) are what Locust signs with when
-    `sigv4_region` is set; without them, the ambient AWS credentials.
+    `sigv4_region` is set; without them, the ambient AWS credentials. `html` keeps Locust's own
+    HTML page (about 1 MB a run) beside the statistics.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    stats_file, html = out_dir / f"{name}.stats.json", out_dir / f"{name}.html"
+    stats_file, page = out_dir / f"{name}.stats.json", out_dir / f"{name}.html"
     stats_file.unlink(missing_ok=True)
     ambient = dict(os.environ)
     if credentials:
@@ -108,7 +110,8 @@ def run(
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,
         "--users", str(load.users), "--spawn-rate", str(load.spawn_rate), "--run-time", f"{load.duration_s:g}s",
         "--stop-timeout", f"{stop_grace_s(late_ms):g}",
-        "--html", str(html), "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
+        "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
+        *(["--html", str(page)] if html else []),
     ]  # fmt: skip
     distributed = load.workers > 1 or load.remote_workers > 0
     port = (load.master_port or _free_port(load.master_bind)) if distributed else 0
@@ -155,7 +158,7 @@ def run(
             "load test ended: their requests are missing from the statistics",
             fix="see the worker logs in the report folder; lower load.workers if the machine is short of memory",
         )
-    return LoadRun(stats, html, stats_file)
+    return LoadRun(stats, page if html else None, stats_file)
 
 
 WORKERS_MAX_WAIT_S = 60  # for every worker to connect before the master gives up

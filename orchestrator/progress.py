@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import IO, Any, ClassVar, Protocol
 
@@ -28,39 +29,74 @@ class Reporter(Protocol):
 
 
 class JsonLinesReporter:
-    """One JSON object per line on stderr, so stdout stays a single JSON result."""
+    """One JSON object per line on stderr, so stdout stays a single JSON result (and, on GitHub
+    Actions only, the workflow commands of failures and warnings)."""
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(self, stream: IO[str] | None = None, environ: Mapping[str, str] | None = None) -> None:
+        from orchestrator.output import Printer
+
         self.stream = stream or sys.stderr
+        # On GitHub Actions the workflows run `promote --json > promotion.json`: stderr is the
+        # log, so failures are annotated there too (lines starting `::` are not JSON).
+        self.printer = Printer(self.stream, environ)
 
     def event(self, event: ProgressEvent) -> None:
         record = {"ts": round(time.time(), 3), **{k: v for k, v in asdict(event).items() if v is not None}}
+        annotation = _annotation(event)
+        if annotation:
+            self.printer.annotate(*annotation)
         self.stream.write(json.dumps(record) + "\n")
         self.stream.flush()
 
 
 class ConsoleReporter:
-    """Readable, colored lines on stderr for a terminal (plain text when piped)."""
+    """Readable lines on stderr: coloured on a terminal; one plain line per message when
+    piped or logged (no wrapping, no trailing spaces: see output.py); on GitHub Actions,
+    failures and warnings also as annotations and the engine's resource lines folded."""
 
     _STYLE: ClassVar[dict[str, str]] = {"started": "cyan", "done": "green", "failed": "bold red"}
     # Piped output has no colours: the suffix tells a resource's start from its end.
     _SUFFIX: ClassVar[dict[str, str]] = {"started": " ...", "done": ": done", "failed": ": FAILED"}
 
-    def __init__(self) -> None:
-        from rich.console import Console
+    def __init__(self, stream: IO[str] | None = None, environ: Mapping[str, str] | None = None) -> None:
+        from orchestrator.output import Printer
 
-        self.console = Console(stderr=True, highlight=False)
+        self.printer = Printer(stream or sys.stderr, environ)
 
     def event(self, event: ProgressEvent) -> None:
         style = self._STYLE.get(event.status or "", "")
         if event.kind == "resource":
+            if not self.printer.in_group():  # the engine's resource lines fold into one group on GitHub
+                self.printer.group(f"pulumi: {event.op or 'update'} ...")
             text = f"  {event.op or ''} {event.message}{self._SUFFIX.get(event.status or '', '')}"
         elif event.kind == "diagnostic":
             style = "yellow" if event.status != "failed" else "bold red"
             text = f"  ! {event.message}"
         else:
             text = event.message
-        self.console.print(text, style=style or None, markup=False)
+        if event.kind != "resource":
+            self.printer.end_group()
+        annotation = _annotation(event)
+        if annotation:
+            self.printer.annotate(*annotation)
+        self.printer.line(text, style=style or None)
+
+
+def _annotation(event: ProgressEvent) -> tuple[str, str, str] | None:
+    """(level, message, title) of the GitHub annotation an event deserves, if any: engine
+    errors and failed resources, warnings, a gate that failed or stayed inconclusive."""
+    if event.kind == "diagnostic":
+        level = "error" if event.status == "failed" else "warning"
+        return level, event.message, "edgeship" if level == "warning" else "edgeship error"
+    if event.kind == "resource" and event.status == "failed":
+        return "error", f"{event.op or 'operation'} of {event.message} failed", "pulumi"
+    if event.kind == "gate":
+        verdict = str((event.data or {}).get("verdict", ""))
+        if verdict == "fail" or "breached" in event.message:
+            return "error", event.message, "gate failed"
+        if verdict == "inconclusive":
+            return "warning", event.message, "gate inconclusive"
+    return None
 
 
 class NullReporter:

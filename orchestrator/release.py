@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from orchestrator import faults, lease, machine
+from orchestrator import faults, lease, machine, reports
 from orchestrator.artifacts import model_example
 from orchestrator.driver import Driver, keep_lease, stop_requested, waiting_for_lambda
 from orchestrator.errors import (
@@ -37,7 +37,7 @@ from orchestrator.plan import check_pause_at, make_plan, weights
 from orchestrator.processes import SignalLatch, alive
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import RecordStore
-from orchestrator.report import PromotionReport, write
+from orchestrator.report import PromotionReport, timeline, write
 from orchestrator.settings import Environment
 from orchestrator.targets import StackTarget
 from orchestrator.traffic import AliasState, Reading, Traffic, TrafficError, read_alias
@@ -421,7 +421,7 @@ class Release:
         live = self._live_or_none()
         back = live is not None and live.whole and live.version == final.blue
         seen = "live could not be read back" if live is None else live.describe()
-        where = f"{'live is back on v' + final.blue + ' at 100%' if back else seen} (report: {report.directory}/report.md)"
+        where = f"{'live is back on v' + final.blue + ' at 100%' if back else seen} (report: {report.directory}/report.html)"
         if final.phase == Phase.PROMOTED:
             return report
         if final.phase == Phase.ABORTED:
@@ -444,16 +444,17 @@ class Release:
         directory = self.reports_root / self.env.name / record.id
         self.say(ProgressEvent("step", announce))
         driver = Driver(
-            self.target, self.records, holding.heartbeat, holding.latch, self.reporter, report, directory
-        )
+            self.target, self.records, holding.heartbeat, holding.latch, self.reporter, report, directory,
+            locust_html=self.env.reports.locust_html,
+        )  # fmt: skip
         try:
             final = driver.run(record, etag)
         except RollbackIncompleteError as exc:
             report.outcome, report.reason = "rollback_incomplete", exc.message
-            write(report, directory)
+            self._write(report, record, directory)
             raise
         report.outcome, report.reason = str(final.phase), final.reason
-        write(report, directory)
+        self._write(report, final, directory)
         status = "done" if final.phase == Phase.PROMOTED else "failed"
         live = self._live_or_none()
         seen = live.describe() if live else "live could not be read back"
@@ -542,6 +543,20 @@ class Release:
     def _live_view(self) -> dict[str, Any]:
         view = _alias_view(self._live())
         return {"live": view.pop("version"), **view}
+
+    def _write(self, report: PromotionReport, record: PromotionRecord, directory: Path) -> None:
+        """The report of a promotion that ended (its timeline from the record), then the
+        environment's older reports pruned to reports.keep."""
+        transitions = [t.__dict__ for t in record.transitions]
+        report.timeline = timeline(transitions, [int(w) for w in record.plan.get("steps", [])])
+        if transitions:
+            report.started_at, report.ended_at = transitions[0]["at"], transitions[-1]["at"]
+        report.slo = dict(record.plan.get("slo", {}))
+        write(report, directory)
+        try:
+            reports.prune(directory.parent, keep=self.env.reports.keep, current=record.id)
+        except OSError as exc:  # an old report that cannot go is no reason to fail a promotion
+            self.say(ProgressEvent("diagnostic", f"could not prune old reports in {directory.parent}: {exc}"))
 
     def _report(self, record: PromotionRecord) -> PromotionReport:
         return PromotionReport(

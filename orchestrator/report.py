@@ -1,9 +1,9 @@
-"""Promotion reports: report.json, report.md, the Locust HTML, and the GitHub step summary."""
+"""Promotion reports: report.json, report.md, report.html (htmlreport.py draws it), and the
+GitHub step summary."""
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ class StepReport:
     reasons: list[str]
     green: dict[str, Any] | None
     blue: dict[str, Any] | None
-    html: str | None = None
+    html: str | None = None  # Locust's own page, kept only with reports.locust_html
     attempt: int = 1  # attempt 2 is judged on both attempts' requests pooled
     skipped: list[str] = field(default_factory=list)  # checks not applied, each with its reason
     caveats: list[str] = field(default_factory=list)  # what the gate's numbers carry besides the service
@@ -69,6 +69,11 @@ class PromotionReport:
     hooks: list[dict[str, Any]] = field(default_factory=list)  # hooks.HookResult.to_dict()
     pauses: list[PauseReport] = field(default_factory=list)
     directory: str = ""
+    started_at: float | None = None  # the record's first transition (epoch seconds)
+    ended_at: float | None = None
+    # green's intended share of live over time: [{"at": epoch s, "weight": percent, "phase"}]
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    slo: dict[str, Any] = field(default_factory=dict)  # the recorded plan's thresholds
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (report.json and `promote --json`)."""
@@ -79,6 +84,8 @@ class PromotionReport:
             "steps": [s.__dict__ for s in self.steps],
             "bakes": [b.__dict__ for b in self.bakes], "hooks": self.hooks,
             "pauses": [p.__dict__ for p in self.pauses],
+            "started_at": self.started_at, "ended_at": self.ended_at, "timeline": self.timeline,
+            "slo": self.slo,
         }  # fmt: skip
 
 
@@ -124,18 +131,44 @@ def markdown(report: PromotionReport) -> str:
     caveats = [f"- {s.name}: {why}" for s in report.steps for why in s.caveats]
     if caveats:
         lines += ["", "Caveats:", *caveats]
+    if report.directory:
+        lines += ["", f"Report: `{report.directory}/report.html` (charts), `report.md`, `report.json`."]
     return "\n".join(lines) + "\n"
 
 
+# Where a phase leaves green's share of live (percent), given the step it is at.
+_ZERO = {"planned", "pre_traffic", "rolled_back", "aborted", "failed"}
+
+
+def timeline(transitions: list[dict[str, Any]], steps: list[int]) -> list[dict[str, Any]]:
+    """Green's intended weight after each transition of a promotion record (pure): 0 before the
+    first shift and once rolled back, the step's weight while shifting, baking, gating or
+    paused, 100 when promoting; `rolling_back` keeps the weight it left (the move takes time)."""
+    points: list[dict[str, Any]] = []
+    weight = 0
+    for t in transitions:
+        phase, step = str(t["phase"]), int(t.get("step", -1))
+        if phase in _ZERO:
+            weight = 0
+        elif phase in ("promoting", "promoted"):
+            weight = 100
+        elif phase != "rolling_back" and 0 <= step < len(steps):
+            weight = int(steps[step])
+        if points and points[-1]["weight"] == weight and points[-1]["phase"] == phase:
+            continue
+        points.append({"at": float(t["at"]), "weight": weight, "phase": phase})
+    return points
+
+
 def write(report: PromotionReport, directory: Path) -> Path:
-    """Write report.json and report.md; append to GITHUB_STEP_SUMMARY when set."""
+    """Write report.json, report.md and report.html; append to GITHUB_STEP_SUMMARY when set."""
     directory.mkdir(parents=True, exist_ok=True)
     report.directory = str(directory)
     (directory / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
     text = markdown(report)
     (directory / "report.md").write_text(text)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a") as fh:
-            fh.write(text + "\n")
+    from orchestrator import htmlreport, output
+
+    (directory / "report.html").write_text(htmlreport.render(report.to_dict()), encoding="utf-8")
+    output.append_summary(text)
     return directory

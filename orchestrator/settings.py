@@ -283,6 +283,19 @@ class LoadSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """What a promotion leaves in reports/<env>/ (pruned after each promotion)."""
+
+    keep: int = _f(
+        20,
+        "Promotions whose reports are kept per environment; older folders are deleted.",
+        minimum=1,
+    )
+    # Locust's own HTML page per gate (~1 MB each); report.html draws the gates' numbers already
+    locust_html: bool = _f(False, "Keep Locust's own HTML page per gate (about 1 MB each).")
+
+
+@dataclass(frozen=True)
 class Environment:
     """One deployment target (a Pulumi stack of the same name)."""
 
@@ -298,6 +311,7 @@ class Environment:
     # A protected environment refuses what cannot be undone (`destroy`) without --force.
     # edgeship.toml's `protect`; unset there: true for PROTECTED_BY_DEFAULT (prod).
     protect: bool = False
+    reports: ReportSettings = field(default_factory=ReportSettings)
 
     @property
     def is_local(self) -> bool:
@@ -375,6 +389,7 @@ SECTIONS: dict[str, type] = {
     "traffic": TrafficSettings,
     "slo": SloSettings,
     "load": LoadSettings,
+    "reports": ReportSettings,
 }
 HOOK_KEYS = keys_of(Hook)
 PROJECT_KEYS = {

@@ -173,7 +173,14 @@ class Stacks:
             # `status` here would make another command's engine read a half-written file.
             project_settings=None if _project_written(spec.work_dir, project) else project,
             secrets_provider=spec.secrets_provider,
-            env_vars={"PULUMI_SKIP_UPDATE_CHECK": "true", **spec.env_vars},
+            # Plugins only from beside the CLI (the launcher install-pulumi writes there), never
+            # another `pulumi-resource-pulumi-python` on PATH: it would run with another Python,
+            # and the engine warns on every command that it is not the one expected.
+            env_vars={
+                "PULUMI_SKIP_UPDATE_CHECK": "true",
+                "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
+                **spec.env_vars,
+            },
             program=self.program,
         )
         return self._workspace

@@ -44,8 +44,9 @@ INSTALLER = Path(__file__).resolve().parent / "tools" / "install-pulumi.sh"
 
 def install(target: Path) -> None:
     """Put the pinned CLI under `target`/bin with the same script `make install` runs (a CLI on
-    PATH at the pinned version is linked; else the official release; else a Go build), and the
-    dynamic-provider launcher bound to this interpreter: the one that has edgeship installed."""
+    PATH at the pinned version is hard-linked, else copied: never a symlink, or the engine looks
+    for its plugins beside the link's target; else the official release; else a Go build), and
+    the dynamic-provider launcher bound to this interpreter: the one that has edgeship installed."""
     env = {**os.environ, "EDGESHIP_TOOLS_DIR": str(target), "EDGESHIP_PYTHON": sys.executable}
     # Its progress goes to stderr: stdout stays the command's result (`--json`).
     done = subprocess.run(["bash", str(INSTALLER)], env=env, stdout=sys.stderr)

@@ -3,7 +3,7 @@
 #
 # Order of preference:
 #   1. a cached install in .tools/pulumi/bin from an earlier run (instant);
-#   2. a `pulumi` already on PATH at the pinned version (symlinked, nothing built);
+#   2. a `pulumi` already on PATH at the pinned version (hard-linked or copied, nothing built);
 #   3. the official release archive, where it can be downloaded (30 s limit);
 #   4. a build from the Go module proxy (needs Go >= 1.26.6: pkg/v3's go.mod says so;
 #      with an older Go, GOTOOLCHAIN=auto lets it fetch that toolchain).
@@ -11,6 +11,12 @@
 # Inline Automation API programs run their own language host inside the Python
 # process, so the CLI needs no pulumi-language-python for them; dynamic providers
 # need `pulumi-resource-pulumi-python`, a launcher we write next to the CLI.
+#
+# The engine looks for that launcher next to the *resolved* path of the running
+# `pulumi` (a "bundled" plugin, as the official archive ships them) and, besides, on
+# PATH, warning "using ... from $PATH at X expected Y" on every command when the two
+# differ. So the CLI is never a symlink here: a hard link (same file system) or a copy,
+# in one directory with the launcher, where the bundled lookup finds ours.
 set -euo pipefail
 
 PULUMI_VERSION="${PULUMI_VERSION:-3.260.0}"
@@ -34,6 +40,20 @@ have_version() {
   [ -x "$1" ] && [ "$("$1" version 2>/dev/null)" = "v$PULUMI_VERSION" ]
 }
 
+place() {
+  # $1 -> $BIN/pulumi as a real file: a hard link where possible, else a copy.
+  local real
+  real="$(readlink -f "$1")"
+  [ "$real" = "$(readlink -f "$BIN/pulumi" 2>/dev/null || true)" ] && [ ! -L "$BIN/pulumi" ] && return 0
+  rm -f "$BIN/pulumi.tmp"
+  ln "$real" "$BIN/pulumi.tmp" 2>/dev/null || cp "$real" "$BIN/pulumi.tmp"
+  mv -f "$BIN/pulumi.tmp" "$BIN/pulumi"
+}
+
+if [ -L "$BIN/pulumi" ] && have_version "$BIN/pulumi"; then
+  place "$BIN/pulumi"  # an earlier install's symlink: the engine would look beside its target
+fi
+
 if have_version "$BIN/pulumi"; then
   write_launcher
   echo "pulumi v$PULUMI_VERSION: cached in $BIN"
@@ -41,7 +61,7 @@ if have_version "$BIN/pulumi"; then
 fi
 
 if command -v pulumi >/dev/null 2>&1 && have_version "$(command -v pulumi)"; then
-  ln -sf "$(command -v pulumi)" "$BIN/pulumi"
+  place "$(command -v pulumi)"
   write_launcher
   echo "pulumi v$PULUMI_VERSION: using $(command -v pulumi)"
   exit 0
@@ -54,7 +74,8 @@ official_archive() {
   local tmp
   tmp="$(mktemp -d)"
   if curl -fsSL --max-time 30 "$url" -o "$tmp/pulumi.tgz" 2>/dev/null && tar -xzf "$tmp/pulumi.tgz" -C "$tmp"; then
-    cp "$tmp/pulumi/pulumi" "$BIN/pulumi"
+    # never written in place: $BIN/pulumi may be a hard link to another install's CLI
+    cp "$tmp/pulumi/pulumi" "$BIN/pulumi.tmp" && mv -f "$BIN/pulumi.tmp" "$BIN/pulumi"
     rm -rf "$tmp"
     return 0
   fi

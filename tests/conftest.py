@@ -220,8 +220,9 @@ class Viewers:
 
 
 def locusts_of(root: Path) -> list[int]:
-    """Pids of Locust processes still running for a project: a single process or a master
-    (its --html lies under the project), or a worker (its environment names the run's file)."""
+    """Pids of Locust processes still running for a project: a single process, a master or a
+    worker (its environment names the run's statistics file, under the project's reports, or
+    the run's file)."""
     pids = []
     under = str(root).encode()
     for proc in Path("/proc").iterdir():
@@ -229,14 +230,13 @@ def locusts_of(root: Path) -> list[int]:
             continue
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
-            environ = (proc / "environ").read_bytes().split(b"\0") if b"--worker" in argv else []
+            if b"locust" not in argv:
+                continue
+            environ = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"locust" not in argv:
-            continue
-        if any(arg.startswith(under) for arg in argv) or b"EDGESHIP_WORKER_OF=" + under in [
-            e[: len(b"EDGESHIP_WORKER_OF=") + len(under)] for e in environ
-        ]:
+        named = (b"EDGESHIP_WORKER_OF=" + under, b"EDGESHIP_STATS_FILE=" + under)
+        if any(arg.startswith(under) for arg in argv) or any(e.startswith(named) for e in environ):
             pids.append(int(proc.name))
     return pids
 

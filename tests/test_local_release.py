@@ -57,8 +57,8 @@ def test_healthy_green_is_promoted_with_reports(local_project: LocalProject) -> 
     # at 20 %, both versions answered and green was judged on its own requests
     assert canary["green"]["samples"] >= 30 and canary["blue"]["samples"] > canary["green"]["samples"]
     directory = Path(report["directory"])
-    assert {"report.json", "report.md"} <= {p.name for p in directory.iterdir()}
-    assert list(directory.glob("*.html")), "no Locust HTML report"
+    assert {"report.json", "report.md", "report.html"} <= {p.name for p in directory.iterdir()}
+    assert list(directory.glob("*.html")) == [directory / "report.html"]  # no Locust page unless asked
     assert "| step 1 | 20% |" in (directory / "report.md").read_text()
     status = _status(local_project)
     assert status["live"] == {"version": "2", "weights": {}}

@@ -291,7 +291,7 @@ account_id = "333333333333"
         (
             TEXT_BASE + "[defaults.slos]  # <-\nmin_rps = 1\n",
             "[defaults.slos]: unknown table",
-            "did you mean slo? ([defaults] takes: function, edge, storage, traffic, slo, load)",
+            "did you mean slo? ([defaults] takes: function, edge, storage, traffic, slo, load, reports)",
         ),
         (
             TEXT_BASE.replace("[environments.prod]", "[environment.prod]  # <-"),
