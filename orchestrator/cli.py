@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -17,12 +17,14 @@ EXIT_CODES_TEXT = "\b\nExit codes:\n" + "\n".join(
 
 
 class Ctx:
-    """What every command needs: where the config is and how to print."""
+    """What every command needs: where the config is, how to print, the environment named
+    before the command (`orchestrator --env dev status`)."""
 
     # A plain class, not a dataclass: `--help` must not pay for importing dataclasses.
-    def __init__(self, config: Path | None = None, as_json: bool = False) -> None:
+    def __init__(self, config: Path | None = None, as_json: bool = False, env: str | None = None) -> None:
         self.config = config
         self.as_json = as_json
+        self.env = env
 
     def settings(self) -> Any:
         from orchestrator import settings
@@ -44,43 +46,137 @@ def _emit(ctx: Ctx, payload: Any, human: Callable[[Any], str]) -> None:
         click.echo(human(payload))
 
 
+def _fail(as_json: bool, error: dict[str, Any]) -> NoReturn:
+    """Print an error (`EdgeshipError.to_dict()`'s shape) as JSON on stdout or as
+    `error:` / `fix:` lines on stderr, and exit with its code."""
+    if as_json:
+        import json
+
+        click.echo(json.dumps(error, indent=2))
+    else:
+        click.secho(f"error: {error['message']}", fg="red", err=True)
+        if error.get("fix"):
+            click.secho(f"fix: {error['fix']}", err=True)
+    sys.exit(int(error["exit_code"]))
+
+
 def _run(ctx: Ctx, action: Callable[[], Any], human: Callable[[Any], str]) -> None:
     """Call the action, print its result, and turn edgeship errors into exit codes."""
     try:
         payload = action()
     except EdgeshipError as exc:
-        if ctx.as_json:
-            import json
-
-            click.echo(json.dumps(exc.to_dict(), indent=2))
-        else:
-            click.secho(f"error: {exc.message}", fg="red", err=True)
-            if exc.fix:
-                click.secho(f"fix: {exc.fix}", err=True)
-        sys.exit(int(exc.exit_code))
+        _fail(ctx.as_json, exc.to_dict())
     except KeyboardInterrupt:
         click.secho("interrupted", fg="red", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
     _emit(ctx, payload, human)
 
 
-def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    """`--json` on every command: one JSON document on stdout, progress as JSON lines on stderr."""
+def _usage_error(exc: click.ClickException) -> dict[str, Any]:
+    """A click error (missing option, bad value, unknown command) as --json reports it."""
+    where = getattr(exc, "ctx", None)
+    return {
+        "error": "UsageError",
+        "message": exc.format_message(),
+        "fix": f"see `{where.command_path} --help`" if where is not None else "see `orchestrator --help`",
+        "exit_code": exc.exit_code,
+    }
 
-    def callback(click_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-        if value:
-            click_ctx.ensure_object(Ctx).as_json = True
-        return value
 
+def _wants_json(args: list[str]) -> bool:
+    """--json anywhere on the command line (before a `--`): usage errors are found before
+    the option itself is processed, and must be JSON too."""
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+class Group(click.Group):
+    """The `orchestrator` group: errors found while parsing (a missing or bad option, no
+    environment) are printed as every other error is, JSON under --json (exit 2)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+        argv = list(sys.argv[1:] if args is None else args)
+        as_json = _wants_json(argv)
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            if not standalone_mode:
+                raise
+            if not as_json:
+                exc.show()
+                sys.exit(exc.exit_code)
+            _fail(True, _usage_error(exc))
+        except click.Abort:
+            if not standalone_mode:
+                raise
+            click.echo("Aborted!", err=True)
+            sys.exit(int(ExitCode.INTERRUPTED))
+        except EdgeshipError as exc:  # raised by an option's callback (no environment, bad config)
+            if not standalone_mode:
+                raise
+            _fail(as_json, exc.to_dict())
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
+def _set_json(click_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        click_ctx.ensure_object(Ctx).as_json = True
+    return value
+
+
+def _set_config(click_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None:
+        click_ctx.ensure_object(Ctx).config = value
+    return value
+
+
+def _json_flag(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--json",
         "as_json",
         is_flag=True,
         expose_value=False,
-        callback=callback,
+        callback=_set_json,
         is_eager=True,
         help="Print one JSON document on stdout (progress goes to stderr as JSON lines).",
     )(f)
+
+
+def _config_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    # Eager: processed before --env, whose default (default_env) is read from this file.
+    return click.option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        expose_value=False,
+        callback=_set_config,
+        is_eager=True,
+        help="Path to edgeship.toml (default: the nearest one above the current directory).",
+    )(f)
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The global options every command accepts after its name too: `--json` (one JSON
+    document on stdout, progress as JSON lines on stderr) and `--config`."""
+    return _config_option(_json_flag(f))
+
+
+def _resolve_env(click_ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    """--env after the command, else before it, else EDGESHIP_ENV, else edgeship.toml's
+    project.default_env; else a usage error listing the environments."""
+    import os
+
+    from orchestrator.env_choice import ENV_VAR, choose
+
+    ctx = click_ctx.ensure_object(Ctx)
+    if value is not None:
+        return value
+    if ctx.env is not None:
+        return ctx.env
+    settings = ctx.settings()
+    return choose(os.environ.get(ENV_VAR), settings.default_env, settings.environments, settings.path)
 
 
 def env_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,9 +184,18 @@ def env_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--env",
         "env_name",
-        required=True,
+        default=None,
+        callback=_resolve_env,
         metavar="NAME",
-        help="Environment from edgeship.toml (local, dev, staging, prod, ...).",
+        help="Environment from edgeship.toml (local, dev, staging, prod, ...). Default: EDGESHIP_ENV, "
+        "then project.default_env in edgeship.toml.",
+    )(f)
+
+
+def yes_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--yes/-y`: go ahead without asking (what a CI job passes)."""
+    return click.option(
+        "--yes", "-y", "yes", is_flag=True, help="Do not ask for confirmation (needed when not on a terminal)."
     )(f)
 
 
@@ -113,34 +218,47 @@ def stack_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return env_option(f)
 
 
-@click.group(epilog=EXIT_CODES_TEXT, context_settings={"help_option_names": ["-h", "--help"]})
+def _set_group_env(click_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        click_ctx.ensure_object(Ctx).env = value
+    return value
+
+
+@click.group(cls=Group, epilog=EXIT_CODES_TEXT, context_settings={"help_option_names": ["-h", "--help"]})
+@_config_option
+@_json_flag
 @click.option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
+    "--env",
+    metavar="NAME",
     default=None,
-    help="Path to edgeship.toml (default: the nearest one above the current directory).",
+    expose_value=False,
+    callback=_set_group_env,
+    help="Environment for the commands that take one (as their own --env; default: EDGESHIP_ENV, "
+    "then project.default_env in edgeship.toml).",
 )
 @click.version_option(package_name="edgeship")
 @click.pass_context
-def main(click_ctx: click.Context, config: Path | None) -> None:
+def main(click_ctx: click.Context) -> None:
     """Ship ML models to the AWS edge and roll them out safely.
 
     \b
     Typical flow:
       orchestrator envs                     list environments
-      orchestrator preview --env dev        what `up` would change
-      orchestrator up --env dev             deploy the stack (publishes a version)
+      orchestrator preview --env dev        what `up` would change (--diff: property by property)
+      orchestrator up --env dev             preview, ask, deploy the stack (publishes a version)
       orchestrator outputs --env dev        edge URL, function, versions
       orchestrator promote --env dev        gated blue/green rollout of a new version
       orchestrator status --env dev         versions, weights, promotion in flight
       orchestrator destroy --env dev --yes  tear it down
 
     --env local rehearses all of it on this machine: an AWS API emulator and a local
-    edge that runs the deployed code, no AWS account needed.
+    edge that runs the deployed code, no AWS account needed. EDGESHIP_ENV (or
+    project.default_env in edgeship.toml) saves repeating --env.
 
-    Every command takes --json for machine-readable output.
+    --config, --json and --env go before or after the command. `up` and `destroy` ask
+    first on a terminal; elsewhere (CI) they need --yes.
     """
-    click_ctx.ensure_object(Ctx).config = config
+    click_ctx.ensure_object(Ctx)
 
 
 def _target(ctx: Ctx, env_name: str, backend: str | None, program: str | None = None) -> Any:

@@ -197,6 +197,7 @@ class Settings:
     secrets_provider: str | None
     model: Path
     environments: dict[str, Environment]
+    default_env: str | None = None  # project.default_env: --env when none is given (cli.py)
 
     @property
     def root(self) -> Path:
@@ -257,7 +258,7 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
     where = _Where(path)
     _only_keys(raw, {"project", "defaults", "environments"}, where, "")
     project = raw.get("project", {})
-    _only_keys(project, {"name", "backend", "secrets_provider", "model"}, where, "project")
+    _only_keys(project, {"name", "backend", "secrets_provider", "model", "default_env"}, where, "project")
     name = _typed(project.get("name", "edgeship"), str, where, "project.name")
     if not name.replace("-", "").replace("_", "").isalnum():
         where.fail(
@@ -284,6 +285,15 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
     environments = {
         env_name: _environment(env_name, body, defaults, where) for env_name, body in envs_raw.items()
     }
+    default_env = project.get("default_env")
+    if default_env is not None:
+        _typed(default_env, str, where, "project.default_env")
+        if default_env not in environments:
+            where.fail(
+                "project.default_env",
+                f"{default_env!r} is not a declared environment",
+                f"use one of: {', '.join(sorted(environments))}",
+            )
     return Settings(
         path=path,
         project=name,
@@ -291,6 +301,7 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
         secrets_provider=secrets_provider,
         model=model,
         environments=environments,
+        default_env=default_env,
     )
 
 
