@@ -195,7 +195,11 @@ def env_option(f: Callable[..., Any]) -> Callable[..., Any]:
 def yes_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """`--yes/-y`: go ahead without asking (what a CI job passes)."""
     return click.option(
-        "--yes", "-y", "yes", is_flag=True, help="Do not ask for confirmation (needed when not on a terminal)."
+        "--yes",
+        "-y",
+        "yes",
+        is_flag=True,
+        help="Do not ask for confirmation (needed when not on a terminal).",
     )(f)
 
 
@@ -315,21 +319,81 @@ def envs(ctx: Ctx) -> None:
     _run(ctx, action, human)
 
 
-@main.command()
-@stack_options
-@json_option
-@click.pass_obj
-def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
-    """Show what `up` would change in an environment, changing nothing."""
-    _run(ctx, lambda: _asdict(_target(ctx, env_name, backend, program).preview()), _changes_line)
+def _preview_text(result: dict[str, Any], *, full: bool) -> str:
+    """A preview for a person: the counts, what `up` would publish, the config that moves;
+    `full` (--diff): every resource that changes, property by property."""
+    from orchestrator import diff
+
+    lines = [_changes_line(result)]
+    found = result.get("diff")
+    if found is not None:
+        summary = diff.Diff(
+            found["publishes"],
+            diff.Digest(**found["model"]) if found.get("model") else None,
+            diff.Digest(**found["code"]) if found.get("code") else None,
+            [diff.PropertyChange(**c) for c in found["config"]],
+            [
+                diff.ResourceChange(
+                    r["op"], r["resource"], [diff.PropertyChange(**p) for p in r["properties"]]
+                )
+                for r in found["resources"]
+            ],
+        )
+        lines += [f"  {line}" for line in diff.headline(summary)]
+        if full:
+            lines += [f"  {line}" for line in diff.detail(summary)] or ["  (no resource changes)"]
+    return "\n".join(lines)
+
+
+def _confirm(
+    ctx: Ctx, what: str, fix: str, preview: Callable[[], dict[str, Any]] | None = None, question: str = ""
+) -> None:
+    """Ask before a change, as `pulumi up` does: show the preview, then "[y/N]". Without a
+    terminal to ask on, refuse (exit 6) before anything ran: a CI job passes --yes."""
+    if not sys.stdin.isatty():
+        raise RefusedError(f"{what}: not confirmed (no terminal to ask on); nothing was changed", fix=fix)
+    if preview is not None:
+        click.echo(_preview_text(preview(), full=True), err=ctx.as_json)
+    question = question or f"Do you want to perform this {what}?"
+    if not click.confirm(question, default=False, err=ctx.as_json):
+        raise RefusedError(f"{what} not confirmed; nothing was changed", fix=fix)
 
 
 @main.command()
 @stack_options
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Show every resource that changes, property by property (model and code sha256, config).",
+)
 @json_option
 @click.pass_obj
-def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
+def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None, show_diff: bool) -> None:
+    """Show what `up` would change in an environment, changing nothing.
+
+    Says whether `up` would publish a new version, with which model and code (their
+    sha256, before and after), and which config values differ; --diff adds every
+    resource's changed properties. --json always includes them ("diff").
+    """
+    _run(
+        ctx,
+        lambda: _asdict(_target(ctx, env_name, backend, program).preview()),
+        lambda r: _preview_text(r, full=show_diff),
+    )
+
+
+@main.command()
+@stack_options
+@yes_option
+@json_option
+@click.pass_obj
+def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: bool) -> None:
     """Create or update an environment's stack. Ctrl-C cancels cleanly.
+
+    As `pulumi up`: shows the preview (what changes, which model and code a new version
+    would carry) and asks "Do you want to perform this update?"; --yes (-y) skips both.
+    Without a terminal (CI, a pipe) and without --yes it refuses, changing nothing (exit 6).
 
     Publishes a new version when the code, the model or the function's config changed
     (`live` stays where releases put it; `candidate` follows the new version). Refused
@@ -340,9 +404,15 @@ def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> Non
     """
 
     def action() -> dict[str, Any]:
+        fix = f"pass --yes (-y) to update without asking; `orchestrator preview --env {env_name} --diff` shows what would change"
+        if not yes and not sys.stdin.isatty():  # before anything runs: nothing to undo
+            _confirm(ctx, "update", fix)
         if program is None:  # a promotion owns the function while its lease is live
             _release(ctx, env_name, backend).guard_stack_change("up")
-        return _asdict(_target(ctx, env_name, backend, program).up())
+        target = _target(ctx, env_name, backend, program)
+        if not yes:
+            _confirm(ctx, "update", fix, lambda: _asdict(target.preview()))
+        return _asdict(target.up())
 
     _run(ctx, action, _result_text)
 
@@ -425,7 +495,7 @@ def rotate_origin_secret(ctx: Ctx, env_name: str, backend: str | None) -> None:
 
 @main.command()
 @stack_options
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.option("--force", is_flag=True, help="Required to destroy prod.")
 @click.option("--remove", is_flag=True, help="Also delete the stack and its history.")
 @json_option
@@ -433,7 +503,8 @@ def rotate_origin_secret(ctx: Ctx, env_name: str, backend: str | None) -> None:
 def destroy(
     ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: bool, force: bool, remove: bool
 ) -> None:
-    """Delete every resource of an environment. Asks first unless --yes; prod needs --force.
+    """Delete every resource of an environment. Asks first unless --yes (-y); without a
+    terminal and without --yes it refuses, changing nothing (exit 6); prod needs --force.
 
     For --env local this also stops the emulator and the edge and removes the stack (the
     emulator forgets everything when it stops, so there is no history worth keeping).
@@ -444,8 +515,9 @@ def destroy(
             raise RefusedError(
                 "refusing to destroy prod without --force", fix="add --force if you really mean it"
             )
-        if not yes and not (sys.stdin.isatty() and click.confirm(f"Destroy every resource in {env_name!r}?")):
-            raise RefusedError(f"destroy of {env_name!r} not confirmed", fix="answer yes, or pass --yes")
+        if not yes:
+            _confirm(ctx, "destroy", "answer yes, or pass --yes (-y)",
+                     question=f"Destroy every resource in {env_name!r}?")  # fmt: skip
         if program is None:  # as for `up`: not while a promotion owns the function
             _release(ctx, env_name, backend).guard_stack_change("destroy")
         return dict(_target(ctx, env_name, backend, program).destroy(remove=remove))
@@ -558,6 +630,8 @@ def _report_text(report: dict[str, Any]) -> str:
                 + (" (plus the pause)" if report.get("pause_at") else ""),
             ]
         )
+    if report["outcome"] == "deployed":  # a first deploy: no blue, no gate
+        return f"deployed: {report['env']} v{report['green']} is live ({report['reason']})"
     lines = [
         f"{report['outcome']}: {report['env']} v{report['blue']} -> v{report['green']} {report.get('reason') or ''}".rstrip()
     ]
@@ -609,6 +683,13 @@ def _report_text(report: dict[str, Any]) -> str:
     "`orchestrator resume-promotion`.",
 )
 @click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
+@click.option(
+    "--yes",
+    "-y",
+    "yes",
+    is_flag=True,
+    help="On an environment with no stack yet, deploy the first version without asking (as `up --yes`).",
+)
 @json_option
 @click.pass_obj
 def promote(
@@ -622,6 +703,7 @@ def promote(
     model: Path | None,
     pause_at: int | None,
     backend: str | None,
+    yes: bool,
 ) -> None:
     """Publish a new version and shift `live` to it step by step, gated by load tests.
 
@@ -640,6 +722,12 @@ def promote(
     nothing was interrupted.
 
     \b
+    On an environment with no stack yet nothing is live to gate against: promote then
+    is a first deploy, an `up` that says so (outcome `deployed`), and asks as `up` does:
+    the preview and "[y/N]" on a terminal, --yes (-y) to skip, refused without either
+    (exit 6). The next promote is gated.
+
+    \b
     Exit 7 gate failed, 9 aborted (live back on blue), 130 interrupted (live back on
     blue), 8 rollback incomplete (live may be split: run `orchestrator abort`), 4 another
     run holds the lease or an interrupted promotion needs --resume or --rollback.
@@ -654,11 +742,15 @@ def promote(
         )
     options = PromoteOptions(schedule, dry_run, resume, roll_back, function_dir, model, pause_at)
 
+    def first_deploy(preview: Callable[[], Any]) -> None:
+        fix = f"pass --yes (-y) to deploy the first version without asking, or run `orchestrator up --env {env_name}`"
+        _confirm(ctx, "first deploy", fix, lambda: _asdict(preview()))
+
     def action() -> dict[str, Any]:
         release = _release(ctx, env_name, backend)
         if dry_run:
             return dict(release.dry_run(options))
-        return dict(release.promote(options).to_dict())
+        return dict(release.promote(options, None if yes else first_deploy).to_dict())
 
     _run(ctx, action, _report_text)
 
@@ -794,7 +886,8 @@ def status(ctx: Ctx, env_name: str, backend: str | None) -> None:
 def _asdict(result: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
-    return asdict(result)
+    # an operation's result: its diff is a preview's only
+    return {k: v for k, v in asdict(result).items() if not (k == "diff" and v is None)}
 
 
 @main.group()
