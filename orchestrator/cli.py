@@ -165,7 +165,7 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _resolve_env(click_ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
     """--env after the command, else before it, else EDGESHIP_ENV, else edgeship.toml's
-    project.default_env; else a usage error listing the environments."""
+    default_env; else a usage error listing the environments."""
     import os
 
     from orchestrator.env_choice import ENV_VAR, choose
@@ -188,7 +188,7 @@ def env_option(f: Callable[..., Any]) -> Callable[..., Any]:
         callback=_resolve_env,
         metavar="NAME",
         help="Environment from edgeship.toml (local, dev, staging, prod, ...). Default: EDGESHIP_ENV, "
-        "then project.default_env in edgeship.toml.",
+        "then default_env in edgeship.toml.",
     )(f)
 
 
@@ -238,7 +238,7 @@ def _set_group_env(click_ctx: click.Context, _param: click.Parameter, value: str
     expose_value=False,
     callback=_set_group_env,
     help="Environment for the commands that take one (as their own --env; default: EDGESHIP_ENV, "
-    "then project.default_env in edgeship.toml).",
+    "then default_env in edgeship.toml).",
 )
 @click.version_option(package_name="edgeship")
 @click.pass_context
@@ -257,7 +257,7 @@ def main(click_ctx: click.Context) -> None:
 
     --env local rehearses all of it on this machine: an AWS API emulator and a local
     edge that runs the deployed code, no AWS account needed. EDGESHIP_ENV (or
-    project.default_env in edgeship.toml) saves repeating --env.
+    default_env in edgeship.toml) saves repeating --env.
 
     --config, --json and --env go before or after the command. `up` and `destroy` ask
     first on a terminal; elsewhere (CI) they need --yes.
@@ -304,6 +304,7 @@ def envs(ctx: Ctx) -> None:
                 "memory_mb": e.function.memory_mb,
                 "architecture": e.function.architecture,
                 "local": e.is_local,
+                "protect": e.protect,
             }
             for e in settings.environments.values()
         ]
@@ -312,6 +313,7 @@ def envs(ctx: Ctx) -> None:
         head = f"{'ENV':<10} {'REGION':<12} {'ACCOUNT':<13} {'SCHEDULE':<12} {'MEMORY':>6}  ARCH"
         body = [
             f"{r['name']:<10} {r['region']:<12} {r['account_id']:<13} {r['schedule']:<12} {r['memory_mb']:>6}  {r['architecture']}"
+            + ("  protected" if r["protect"] else "")
             for r in rows
         ]
         return "\n".join([head, *body])
@@ -496,7 +498,7 @@ def rotate_origin_secret(ctx: Ctx, env_name: str, backend: str | None) -> None:
 @main.command()
 @stack_options
 @yes_option
-@click.option("--force", is_flag=True, help="Required to destroy prod.")
+@click.option("--force", is_flag=True, help="Required to destroy a protected environment (prod by default).")
 @click.option("--remove", is_flag=True, help="Also delete the stack and its history.")
 @json_option
 @click.pass_obj
@@ -504,16 +506,20 @@ def destroy(
     ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: bool, force: bool, remove: bool
 ) -> None:
     """Delete every resource of an environment. Asks first unless --yes (-y); without a
-    terminal and without --yes it refuses, changing nothing (exit 6); prod needs --force.
+    terminal and without --yes it refuses, changing nothing (exit 6); a protected
+    environment (`protect = true` in edgeship.toml, prod's default) needs --force.
 
     For --env local this also stops the emulator and the edge and removes the stack (the
     emulator forgets everything when it stops, so there is no history worth keeping).
     """
 
     def action() -> dict[str, Any]:
-        if env_name == "prod" and not force:
+        settings = ctx.settings()
+        if settings.environment(env_name).protect and not force:
             raise RefusedError(
-                "refusing to destroy prod without --force", fix="add --force if you really mean it"
+                f"refusing to destroy {env_name!r} without --force: it is protected",
+                fix=f"add --force if you really mean it (or set protect = false in "
+                f"[environments.{env_name}] of {settings.path.name})",
             )
         if not yes:
             _confirm(ctx, "destroy", "answer yes, or pass --yes (-y)",
@@ -1019,3 +1025,25 @@ def install_pulumi(ctx: Ctx, target: Path | None) -> None:
         return {"pulumi_root": str(where), "version": toolchain.pulumi_version(where)}
 
     _run(ctx, action, lambda r: f"pulumi {r['version']} in {r['pulumi_root']}/bin")
+
+
+@main.command("schema")
+@click.option(
+    "--write",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write it to this file (e.g. edgeship.schema.json beside edgeship.toml) instead of stdout.",
+)
+def schema_command(out: Path | None) -> None:
+    """Print the JSON schema of edgeship.toml, for editors with a TOML language server
+    (taplo, VS Code's Even Better TOML): with the schema in edgeship.schema.json, make
+    `#:schema ./edgeship.schema.json` the first line of edgeship.toml."""
+    from orchestrator.config_schema import render
+
+    text = render()
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        click.echo(f"wrote {out}")

@@ -78,9 +78,31 @@ class EdgeshipError(Exception):
 
 
 class ConfigError(EdgeshipError):
-    """The environment file is missing, malformed or invalid."""
+    """The environment file is missing, malformed or invalid.
+
+    Where it is known, the error also says where: the file, the line, the table the key is
+    written in and the key, for `--json` output and editors' or CI's annotations.
+    """
 
     exit_code = ExitCode.USAGE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fix: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+        table: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message, fix=fix)
+        self.file, self.line, self.table, self.key = file, line, table, key
+
+    def to_dict(self) -> dict[str, object]:
+        """As every error, plus where the mistake is (the fields known)."""
+        where = {"file": self.file, "line": self.line, "table": self.table, "key": self.key}
+        return {**super().to_dict(), **{k: v for k, v in where.items() if v is not None}}
 
 
 class UsageError(EdgeshipError):

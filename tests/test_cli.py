@@ -43,17 +43,36 @@ def test_invalid_config_is_exit_2_naming_file_and_key(tmp_path: Path) -> None:
     bad.write_text('[environments.dev]\nregion = "eu-west-1"\naccount_id = "42"\n')
     done = cli("envs", config=bad)
     assert done.returncode == ExitCode.USAGE
-    assert str(bad) in done.stderr and "environments.dev.account_id" in done.stderr and "fix:" in done.stderr
+    assert f'{bad}:3: [environments.dev] account_id = "42": not a 12-digit AWS account id' in done.stderr
+    assert 'fix: e.g. account_id = "123456789012"' in done.stderr
     as_json = json.loads(cli("envs", "--json", config=bad).stdout)
     assert as_json["error"] == "ConfigError" and as_json["exit_code"] == 2
-
-
-def test_unknown_environment() -> None:
-    done = cli("status", "--env", "qa", "--json")
-    assert (
-        done.returncode == ExitCode.USAGE
-        and "known: dev, local, prod, staging" in json.loads(done.stdout)["message"]
+    # where the mistake is, for editors and CI annotations
+    assert (as_json["file"], as_json["line"], as_json["table"], as_json["key"]) == (
+        str(bad),
+        3,
+        "environments.dev",
+        "account_id",
     )
+
+
+def test_unknown_environment_suggests_the_closest() -> None:
+    done = cli("status", "--env", "lcoal", "--json")
+    assert done.returncode == ExitCode.USAGE
+    error = json.loads(done.stdout)
+    assert error["message"].endswith("edgeship.toml: no environment named 'lcoal'")
+    assert error["fix"] == "did you mean local? (environments in edgeship.toml: dev, local, prod, staging)"
+
+
+def test_a_protected_environment_is_not_destroyed_without_force(tmp_path: Path) -> None:
+    config = tmp_path / "edgeship.toml"
+    config.write_text(
+        '[environments.qa]\nregion = "eu-west-1"\naccount_id = "111111111111"\nprotect = true\n'
+    )
+    done = cli("destroy", "--env", "qa", "--yes", config=config)
+    assert done.returncode == ExitCode.REFUSED, done.stderr
+    assert "error: refusing to destroy 'qa' without --force: it is protected" in done.stderr
+    assert "set protect = false in [environments.qa] of edgeship.toml" in done.stderr
 
 
 def test_every_command_on_a_never_deployed_stack_says_what_to_run(local_project: LocalProject) -> None:

@@ -21,9 +21,9 @@ from orchestrator.errors import ConfigError, ExitCode, UsageError
 from tests.conftest import LocalProject
 
 TOML = """
+{default}
 [project]
 name = "habits"
-{default}
 
 [environments.local]
 region = "us-east-1"
@@ -55,13 +55,15 @@ def test_no_environment_anywhere_is_a_usage_error_listing_them() -> None:
         choose(None, None, ["local", "dev"], Path("/p/edgeship.toml"))
     assert caught.value.message == "no environment given: pass --env NAME (known: dev, local)"
     assert caught.value.fix is not None
-    assert "EDGESHIP_ENV=local" in caught.value.fix and 'default_env = "local"' in caught.value.fix
+    assert "EDGESHIP_ENV=local" in caught.value.fix
+    assert 'default_env = "local" at the top of edgeship.toml' in caught.value.fix
 
 
 def test_an_unknown_environment_from_the_variable_says_where_it_came_from() -> None:
     with pytest.raises(ConfigError) as caught:
         choose("lcoal", None, ["local", "dev"], Path("/p/edgeship.toml"))
     assert caught.value.message.startswith("EDGESHIP_ENV='lcoal' names no environment")
+    assert caught.value.fix is not None and caught.value.fix.startswith("did you mean local?")
 
 
 def test_default_env_must_name_an_environment(tmp_path: Path) -> None:
@@ -69,7 +71,7 @@ def test_default_env_must_name_an_environment(tmp_path: Path) -> None:
     config.write_text(TOML.format(default='default_env = "prod"'))
     done = CliRunner().invoke(main, ["envs", "--config", str(config)])
     assert done.exit_code == ExitCode.USAGE
-    assert "project.default_env: 'prod' is not a declared environment" in done.stderr
+    assert "default_env" in done.stderr and "not an environment of this file" in done.stderr
 
 
 # -- global options before or after the command (the real CLI, in process) -----------------------
