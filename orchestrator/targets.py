@@ -68,6 +68,9 @@ class StackTarget:
         self.reporter: Reporter = reporter or NullReporter()
         self.packaged = packaged  # False for a --program override: it brings its own code
         self._outputs: dict[str, Any] | None = None
+        # The package built per function directory in this command: an `up` that previewed
+        # first (to ask) ships what it showed, and builds it once (16 s on AWS).
+        self._packages: dict[Path | None, Path] = {}
 
     @property
     def percentiles(self) -> bool:
@@ -152,7 +155,9 @@ class StackTarget:
     def _config(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> dict[str, str]:
         config = {"modelPath": str(model or self.settings.model)}
         if self.packaged:
-            config["packagePath"] = str(self.cloud.package(function_dir, reporter))
+            if function_dir not in self._packages:
+                self._packages[function_dir] = self.cloud.package(function_dir, reporter)
+            config["packagePath"] = str(self._packages[function_dir])
         return config
 
     def check_ready(self) -> None:
