@@ -75,7 +75,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp, local_project(Path(tmp), "edgebench") as cli:
         done = subprocess.run(
-            [*cli, "up", "--env", "local", "--json"], capture_output=True, text=True, check=True
+            [*cli, "up", "--yes", "--env", "local", "--json"], capture_output=True, text=True, check=True
         )
         up = json.loads(done.stdout)
         port = int(up["outputs"]["edgeUrl"].rsplit(":", 1)[1])

@@ -171,7 +171,7 @@ def measure_overhead() -> list[float]:
         "[environments.local.slo]\nmin_samples = 30\n"
     )
     with tempfile.TemporaryDirectory() as tmp, local_project(Path(tmp), "bench", settings) as cli:
-        subprocess.run([*cli, "up", "--env", "local"], check=True, capture_output=True)
+        subprocess.run([*cli, "up", "--yes", "--env", "local"], check=True, capture_output=True)
         v2 = model_version(SAMPLE_MODEL, "2", Path(tmp) / "v2.tar.gz")
         out = subprocess.run(
             [*cli, "promote", "--env", "local", "--model", str(v2), "--json"], capture_output=True, text=True

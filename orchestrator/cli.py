@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -17,12 +17,14 @@ EXIT_CODES_TEXT = "\b\nExit codes:\n" + "\n".join(
 
 
 class Ctx:
-    """What every command needs: where the config is and how to print."""
+    """What every command needs: where the config is, how to print, the environment named
+    before the command (`orchestrator --env dev status`)."""
 
     # A plain class, not a dataclass: `--help` must not pay for importing dataclasses.
-    def __init__(self, config: Path | None = None, as_json: bool = False) -> None:
+    def __init__(self, config: Path | None = None, as_json: bool = False, env: str | None = None) -> None:
         self.config = config
         self.as_json = as_json
+        self.env = env
 
     def settings(self) -> Any:
         from orchestrator import settings
@@ -44,24 +46,32 @@ def _emit(ctx: Ctx, payload: Any, human: Callable[[Any], str]) -> None:
         click.echo(human(payload))
 
 
+def _fail(as_json: bool, error: dict[str, Any]) -> NoReturn:
+    """Print an error (`EdgeshipError.to_dict()`'s shape) as JSON on stdout or as
+    `error:` / `fix:` lines on stderr (an `::error::` annotation too on GitHub Actions, also
+    under --json: a workflow's log is its stderr), and exit with its code."""
+    from orchestrator import output
+
+    click_ctx = click.get_current_context(silent=True)
+    name = click_ctx.info_name if click_ctx is not None else ""
+    title = f"orchestrator {name} failed (exit {int(error['exit_code'])})"
+    if as_json:
+        import json
+
+        fix = f"\nfix: {error['fix']}" if error.get("fix") else ""
+        output.Printer(sys.stderr).annotate("error", error["message"] + fix, title=title)
+        click.echo(json.dumps(error, indent=2))
+    else:
+        output.error(error["message"], error.get("fix"), title=title)
+    sys.exit(int(error["exit_code"]))
+
+
 def _run(ctx: Ctx, action: Callable[[], Any], human: Callable[[Any], str]) -> None:
     """Call the action, print its result, and turn edgeship errors into exit codes."""
     try:
         payload = action()
     except EdgeshipError as exc:
-        from orchestrator import output
-
-        click_ctx = click.get_current_context(silent=True)
-        title = f"orchestrator {click_ctx.info_name if click_ctx else ''} failed (exit {int(exc.exit_code)})"
-        if ctx.as_json:
-            import json
-
-            output.Printer(sys.stderr).annotate("error", exc.message + (f"\nfix: {exc.fix}" if exc.fix else ""),
-                                                title=title)  # fmt: skip
-            click.echo(json.dumps(exc.to_dict(), indent=2))
-        else:
-            output.error(exc.message, exc.fix, title=title)
-        sys.exit(int(exc.exit_code))
+        _fail(ctx.as_json, exc.to_dict())
     except KeyboardInterrupt:
         from orchestrator import output
 
@@ -70,23 +80,111 @@ def _run(ctx: Ctx, action: Callable[[], Any], human: Callable[[Any], str]) -> No
     _emit(ctx, payload, human)
 
 
-def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    """`--json` on every command: one JSON document on stdout, progress as JSON lines on stderr."""
+def _usage_error(exc: click.ClickException) -> dict[str, Any]:
+    """A click error (missing option, bad value, unknown command) as --json reports it."""
+    where = getattr(exc, "ctx", None)
+    return {
+        "error": "UsageError",
+        "message": exc.format_message(),
+        "fix": f"see `{where.command_path} --help`" if where is not None else "see `orchestrator --help`",
+        "exit_code": exc.exit_code,
+    }
 
-    def callback(click_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-        if value:
-            click_ctx.ensure_object(Ctx).as_json = True
-        return value
 
+def _wants_json(args: list[str]) -> bool:
+    """--json anywhere on the command line (before a `--`): usage errors are found before
+    the option itself is processed, and must be JSON too."""
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+class Group(click.Group):
+    """The `orchestrator` group: errors found while parsing (a missing or bad option, no
+    environment) are printed as every other error is, JSON under --json (exit 2)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+        argv = list(sys.argv[1:] if args is None else args)
+        as_json = _wants_json(argv)
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            if not standalone_mode:
+                raise
+            if not as_json:
+                exc.show()
+                sys.exit(exc.exit_code)
+            _fail(True, _usage_error(exc))
+        except click.Abort:
+            if not standalone_mode:
+                raise
+            click.echo("Aborted!", err=True)
+            sys.exit(int(ExitCode.INTERRUPTED))
+        except EdgeshipError as exc:  # raised by an option's callback (no environment, bad config)
+            if not standalone_mode:
+                raise
+            _fail(as_json, exc.to_dict())
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
+def _set_json(click_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        click_ctx.ensure_object(Ctx).as_json = True
+    return value
+
+
+def _set_config(click_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None:
+        click_ctx.ensure_object(Ctx).config = value
+    return value
+
+
+def _json_flag(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--json",
         "as_json",
         is_flag=True,
         expose_value=False,
-        callback=callback,
+        callback=_set_json,
         is_eager=True,
         help="Print one JSON document on stdout (progress goes to stderr as JSON lines).",
     )(f)
+
+
+def _config_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    # Eager: processed before --env, whose default (default_env) is read from this file.
+    return click.option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        expose_value=False,
+        callback=_set_config,
+        is_eager=True,
+        help="Path to edgeship.toml (default: the nearest one above the current directory).",
+    )(f)
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The global options every command accepts after its name too: `--json` (one JSON
+    document on stdout, progress as JSON lines on stderr) and `--config`."""
+    return _config_option(_json_flag(f))
+
+
+def _resolve_env(click_ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    """--env after the command, else before it, else EDGESHIP_ENV, else edgeship.toml's
+    default_env; else a usage error listing the environments."""
+    import os
+
+    from orchestrator.env_choice import ENV_VAR, choose
+
+    ctx = click_ctx.ensure_object(Ctx)
+    if value is not None:
+        return value
+    if ctx.env is not None:
+        return ctx.env
+    settings = ctx.settings()
+    return choose(os.environ.get(ENV_VAR), settings.default_env, settings.environments, settings.path)
 
 
 def env_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -94,9 +192,22 @@ def env_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--env",
         "env_name",
-        required=True,
+        default=None,
+        callback=_resolve_env,
         metavar="NAME",
-        help="Environment from edgeship.toml (local, dev, staging, prod, ...).",
+        help="Environment from edgeship.toml (local, dev, staging, prod, ...). Default: EDGESHIP_ENV, "
+        "then default_env in edgeship.toml.",
+    )(f)
+
+
+def yes_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--yes/-y`: go ahead without asking (what a CI job passes)."""
+    return click.option(
+        "--yes",
+        "-y",
+        "yes",
+        is_flag=True,
+        help="Do not ask for confirmation (needed when not on a terminal).",
     )(f)
 
 
@@ -119,34 +230,47 @@ def stack_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return env_option(f)
 
 
-@click.group(epilog=EXIT_CODES_TEXT, context_settings={"help_option_names": ["-h", "--help"]})
+def _set_group_env(click_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        click_ctx.ensure_object(Ctx).env = value
+    return value
+
+
+@click.group(cls=Group, epilog=EXIT_CODES_TEXT, context_settings={"help_option_names": ["-h", "--help"]})
+@_config_option
+@_json_flag
 @click.option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
+    "--env",
+    metavar="NAME",
     default=None,
-    help="Path to edgeship.toml (default: the nearest one above the current directory).",
+    expose_value=False,
+    callback=_set_group_env,
+    help="Environment for the commands that take one (as their own --env; default: EDGESHIP_ENV, "
+    "then default_env in edgeship.toml).",
 )
 @click.version_option(package_name="edgeship")
 @click.pass_context
-def main(click_ctx: click.Context, config: Path | None) -> None:
+def main(click_ctx: click.Context) -> None:
     """Ship ML models to the AWS edge and roll them out safely.
 
     \b
     Typical flow:
       orchestrator envs                     list environments
-      orchestrator preview --env dev        what `up` would change
-      orchestrator up --env dev             deploy the stack (publishes a version)
+      orchestrator preview --env dev        what `up` would change (--diff: property by property)
+      orchestrator up --env dev             preview, ask, deploy the stack (publishes a version)
       orchestrator outputs --env dev        edge URL, function, versions
       orchestrator promote --env dev        gated blue/green rollout of a new version
       orchestrator status --env dev         versions, weights, promotion in flight
       orchestrator destroy --env dev --yes  tear it down
 
     --env local rehearses all of it on this machine: an AWS API emulator and a local
-    edge that runs the deployed code, no AWS account needed.
+    edge that runs the deployed code, no AWS account needed. EDGESHIP_ENV (or
+    default_env in edgeship.toml) saves repeating --env.
 
-    Every command takes --json for machine-readable output.
+    --config, --json and --env go before or after the command. `up` and `destroy` ask
+    first on a terminal; elsewhere (CI) they need --yes.
     """
-    click_ctx.ensure_object(Ctx).config = config
+    click_ctx.ensure_object(Ctx)
 
 
 def _target(ctx: Ctx, env_name: str, backend: str | None, program: str | None = None) -> Any:
@@ -213,21 +337,81 @@ def envs(ctx: Ctx) -> None:
     _run(ctx, action, human)
 
 
-@main.command()
-@stack_options
-@json_option
-@click.pass_obj
-def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
-    """Show what `up` would change in an environment, changing nothing."""
-    _run(ctx, lambda: _summarised(_asdict(_target(ctx, env_name, backend, program).preview())), _changes_line)
+def _preview_text(result: dict[str, Any], *, full: bool) -> str:
+    """A preview for a person: the counts, what `up` would publish, the config that moves;
+    `full` (--diff): every resource that changes, property by property."""
+    from orchestrator import diff
+
+    lines = [_changes_line(result)]
+    found = result.get("diff")
+    if found is not None:
+        summary = diff.Diff(
+            found["publishes"],
+            diff.Digest(**found["model"]) if found.get("model") else None,
+            diff.Digest(**found["code"]) if found.get("code") else None,
+            [diff.PropertyChange(**c) for c in found["config"]],
+            [
+                diff.ResourceChange(
+                    r["op"], r["resource"], [diff.PropertyChange(**p) for p in r["properties"]]
+                )
+                for r in found["resources"]
+            ],
+        )
+        lines += [f"  {line}" for line in diff.headline(summary)]
+        if full:
+            lines += [f"  {line}" for line in diff.detail(summary)] or ["  (no resource changes)"]
+    return "\n".join(lines)
+
+
+def _confirm(
+    ctx: Ctx, what: str, fix: str, preview: Callable[[], dict[str, Any]] | None = None, question: str = ""
+) -> None:
+    """Ask before a change, as `pulumi up` does: show the preview, then "[y/N]". Without a
+    terminal to ask on, refuse (exit 6) before anything ran: a CI job passes --yes."""
+    if not sys.stdin.isatty():
+        raise RefusedError(f"{what}: not confirmed (no terminal to ask on); nothing was changed", fix=fix)
+    if preview is not None:
+        click.echo(_preview_text(preview(), full=True), err=ctx.as_json)
+    question = question or f"Do you want to perform this {what}?"
+    if not click.confirm(question, default=False, err=ctx.as_json):
+        raise RefusedError(f"{what} not confirmed; nothing was changed", fix=fix)
 
 
 @main.command()
 @stack_options
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Show every resource that changes, property by property (model and code sha256, config).",
+)
 @json_option
 @click.pass_obj
-def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> None:
+def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None, show_diff: bool) -> None:
+    """Show what `up` would change in an environment, changing nothing.
+
+    Says whether `up` would publish a new version, with which model and code (their
+    sha256, before and after), and which config values differ; --diff adds every
+    resource's changed properties. --json always includes them ("diff").
+    """
+    _run(
+        ctx,
+        lambda: _summarised(_asdict(_target(ctx, env_name, backend, program).preview())),
+        lambda r: _preview_text(r, full=show_diff),
+    )
+
+
+@main.command()
+@stack_options
+@yes_option
+@json_option
+@click.pass_obj
+def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: bool) -> None:
     """Create or update an environment's stack. Ctrl-C cancels cleanly.
+
+    As `pulumi up`: shows the preview (what changes, which model and code a new version
+    would carry) and asks "Do you want to perform this update?"; --yes (-y) skips both.
+    Without a terminal (CI, a pipe) and without --yes it refuses, changing nothing (exit 6).
 
     Publishes a new version when the code, the model or the function's config changed
     (`live` stays where releases put it; `candidate` follows the new version). Refused
@@ -238,9 +422,15 @@ def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None) -> Non
     """
 
     def action() -> dict[str, Any]:
+        fix = f"pass --yes (-y) to update without asking; `orchestrator preview --env {env_name} --diff` shows what would change"
+        if not yes and not sys.stdin.isatty():  # before anything runs: nothing to undo
+            _confirm(ctx, "update", fix)
         if program is None:  # a promotion owns the function while its lease is live
             _release(ctx, env_name, backend).guard_stack_change("up")
-        return _summarised(_asdict(_target(ctx, env_name, backend, program).up()))
+        target = _target(ctx, env_name, backend, program)
+        if not yes:
+            _confirm(ctx, "update", fix, lambda: _asdict(target.preview()))
+        return _summarised(_asdict(target.up()))
 
     _run(ctx, action, _result_text)
 
@@ -323,7 +513,7 @@ def rotate_origin_secret(ctx: Ctx, env_name: str, backend: str | None) -> None:
 
 @main.command()
 @stack_options
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.option("--force", is_flag=True, help="Required to destroy a protected environment (prod by default).")
 @click.option("--remove", is_flag=True, help="Also delete the stack and its history.")
 @json_option
@@ -331,7 +521,8 @@ def rotate_origin_secret(ctx: Ctx, env_name: str, backend: str | None) -> None:
 def destroy(
     ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: bool, force: bool, remove: bool
 ) -> None:
-    """Delete every resource of an environment. Asks first unless --yes; a protected
+    """Delete every resource of an environment. Asks first unless --yes (-y); without a
+    terminal and without --yes it refuses, changing nothing (exit 6); a protected
     environment (`protect = true` in edgeship.toml, prod's default) needs --force.
 
     For --env local this also stops the emulator and the edge and removes the stack (the
@@ -346,8 +537,9 @@ def destroy(
                 fix=f"add --force if you really mean it (or set protect = false in "
                 f"[environments.{env_name}] of {settings.path.name})",
             )
-        if not yes and not (sys.stdin.isatty() and click.confirm(f"Destroy every resource in {env_name!r}?")):
-            raise RefusedError(f"destroy of {env_name!r} not confirmed", fix="answer yes, or pass --yes")
+        if not yes:
+            _confirm(ctx, "destroy", "answer yes, or pass --yes (-y)",
+                     question=f"Destroy every resource in {env_name!r}?")  # fmt: skip
         if program is None:  # as for `up`: not while a promotion owns the function
             _release(ctx, env_name, backend).guard_stack_change("destroy")
         return dict(_target(ctx, env_name, backend, program).destroy(remove=remove))
@@ -460,6 +652,8 @@ def _report_text(report: dict[str, Any]) -> str:
                 + (" (plus the pause)" if report.get("pause_at") else ""),
             ]
         )
+    if report["outcome"] == "deployed":  # a first deploy: no blue, no gate
+        return f"deployed: {report['env']} v{report['green']} is live ({report['reason']})"
     lines = [
         f"{report['outcome']}: {report['env']} v{report['blue']} -> v{report['green']} {report.get('reason') or ''}".rstrip()
     ]
@@ -511,6 +705,13 @@ def _report_text(report: dict[str, Any]) -> str:
     "`orchestrator resume-promotion`.",
 )
 @click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
+@click.option(
+    "--yes",
+    "-y",
+    "yes",
+    is_flag=True,
+    help="On an environment with no stack yet, deploy the first version without asking (as `up --yes`).",
+)
 @json_option
 @click.pass_obj
 def promote(
@@ -524,6 +725,7 @@ def promote(
     model: Path | None,
     pause_at: int | None,
     backend: str | None,
+    yes: bool,
 ) -> None:
     """Publish a new version and shift `live` to it step by step, gated by load tests.
 
@@ -542,6 +744,12 @@ def promote(
     nothing was interrupted.
 
     \b
+    On an environment with no stack yet nothing is live to gate against: promote then
+    is a first deploy, an `up` that says so (outcome `deployed`), and asks as `up` does:
+    the preview and "[y/N]" on a terminal, --yes (-y) to skip, refused without either
+    (exit 6). The next promote is gated.
+
+    \b
     Exit 7 gate failed, 9 aborted (live back on blue), 130 interrupted (live back on
     blue), 8 rollback incomplete (live may be split: run `orchestrator abort`), 4 another
     run holds the lease or an interrupted promotion needs --resume or --rollback.
@@ -556,11 +764,15 @@ def promote(
         )
     options = PromoteOptions(schedule, dry_run, resume, roll_back, function_dir, model, pause_at)
 
+    def first_deploy(preview: Callable[[], Any]) -> None:
+        fix = f"pass --yes (-y) to deploy the first version without asking, or run `orchestrator up --env {env_name}`"
+        _confirm(ctx, "first deploy", fix, lambda: _asdict(preview()))
+
     def action() -> dict[str, Any]:
         release = _release(ctx, env_name, backend)
         if dry_run:
             return dict(release.dry_run(options))
-        return dict(release.promote(options).to_dict())
+        return dict(release.promote(options, None if yes else first_deploy).to_dict())
 
     _run(ctx, action, _report_text)
 
@@ -696,7 +908,8 @@ def status(ctx: Ctx, env_name: str, backend: str | None) -> None:
 def _asdict(result: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
-    return asdict(result)
+    # an operation's result: its diff is a preview's only
+    return {k: v for k, v in asdict(result).items() if not (k == "diff" and v is None)}
 
 
 @main.group()

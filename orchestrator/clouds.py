@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from orchestrator.errors import EdgeshipError, NotDeployedError
+from orchestrator.errors import ConfigError, EdgeshipError, NotDeployedError
 from orchestrator.packaging import FUNCTION_DIR
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.settings import CLOUDWATCH_RESOLUTION_S, Environment, Settings
@@ -42,6 +42,7 @@ class Cloud(Protocol):
 
     def program(self) -> Callable[[], None]: ...
     def prepare(self) -> bool: ...
+    def check_credentials(self) -> None: ...
     def reconciled(self) -> None: ...
     def client(self, service: str) -> Any: ...
     def signing_credentials(self) -> dict[str, str] | None: ...
@@ -93,6 +94,18 @@ class AwsCloud:
 
     def prepare(self) -> bool:
         return False  # AWS does not forget resources between commands
+
+    def check_credentials(self) -> None:
+        """ConfigError when boto3's chain finds no credentials at all (found, not verified:
+        an STS call would cost a round trip; the engine reports what they may not do)."""
+        import boto3
+
+        if boto3.Session(region_name=self.env.region).get_credentials() is None:
+            raise ConfigError(
+                f"no AWS credentials for environment {self.env.name!r}",
+                fix="configure them (AWS_PROFILE, `aws configure sso`, or the OIDC role in CI), "
+                "or rehearse without AWS: --env local",
+            )
 
     def reconciled(self) -> None:
         return None
@@ -163,6 +176,9 @@ class EmulatorCloud:
         from programs.local import program_for
 
         return program_for(self.state_dir)
+
+    def check_credentials(self) -> None:
+        return None  # the emulator's own, always there
 
     def prepare(self) -> bool:
         """Start the emulator for the engine; True when the stack's state may describe

@@ -94,7 +94,7 @@ def main() -> int:
     def banner(text: str) -> None:
         say.event(ProgressEvent("info", f"\n=== {text} ==="))
 
-    banner("1/4 a fresh local stack, model v1: `orchestrator up --env local` (Pulumi engine)")
+    banner("1/4 a fresh local stack, model v1: `orchestrator up --env local --yes` (Pulumi engine)")
     with contextlib.suppress(NotDeployedError):  # nothing left from an earlier run
         target.destroy()
     first = target.up(model=settings.model)

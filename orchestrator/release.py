@@ -10,7 +10,7 @@ the lease first and hands the record to the driver (orchestrator/driver.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -39,8 +39,13 @@ from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import RecordStore
 from orchestrator.report import PromotionReport, timeline, write
 from orchestrator.settings import Environment
+from orchestrator.stacks import OperationResult
 from orchestrator.targets import StackTarget
 from orchestrator.traffic import AliasState, Reading, Traffic, TrafficError, read_alias
+
+# Asks before a first deploy, given its preview (a thunk: a refusal needs none); raises
+# RefusedError when the answer is no (the CLI's `up` confirmation).
+Confirm = Callable[[Callable[[], OperationResult]], None]
 
 
 @dataclass(frozen=True)
@@ -152,16 +157,26 @@ class Release:
 
     # -- promote ----------------------------------------------------------------------------------
 
-    def promote(self, options: PromoteOptions) -> PromotionReport:
-        """Run a promotion to its end (promoted, or rolled back with a reason), or resume one."""
+    def promote(self, options: PromoteOptions, confirm: Confirm | None = None) -> PromotionReport:
+        """Run a promotion to its end (promoted, or rolled back with a reason), or resume one.
+
+        On an environment with no stack yet there is nothing live to gate a new version
+        against: the promotion is a first deploy, an `up`, asked for as `up` asks (`confirm`,
+        given the preview; None: go ahead, as `up --yes`)."""
         command = (
             "promote --resume" if options.resume else "promote --rollback" if options.rollback else "promote"
         )
         kind = options.schedule or self.env.traffic.schedule  # a wrong pause fails before any publish
         check_pause_at(weights(self.env.traffic, kind), kind, options.pause_at)
+        self.target.check_ready()  # before the lease, the publish and the package
         found = self.look()
         if not found.deployed:
-            return self._first_deploy(options)
+            if options.resume or options.rollback:  # nothing can have been interrupted
+                raise NotDeployedError(
+                    f"environment {self.env.name!r} has no stack yet: no promotion to resume or roll back",
+                    fix=f"`orchestrator promote --env {self.env.name}` deploys a first version",
+                )
+            return self._first_deploy(options, confirm)
         chosen = found.verb(command)
         self._refuse(found, chosen, command)
         if chosen == Verb.ROLL_BACK:
@@ -248,14 +263,19 @@ class Release:
                             "nothing was changed", fix="run `orchestrator promote` again")  # fmt: skip
         return settled.state
 
-    def _first_deploy(self, options: PromoteOptions) -> PromotionReport:
+    def _first_deploy(self, options: PromoteOptions, confirm: Confirm | None) -> PromotionReport:
+        """No stack yet: an `up` that says so. Nothing serves traffic, so there is no blue to
+        compare with and no gate runs; the report says `deployed`, never `promoted`."""
+        name = self.env.name
+        self.say(ProgressEvent("step", f"{name} has no stack yet: this promote is a first deploy (an `up`): "
+                               "no version is live to gate against, so no gate runs"))  # fmt: skip
+        if confirm is not None:
+            confirm(lambda: self.target.preview(options.function_dir, options.model))
         published = self.target.publish(options.function_dir, options.model, self.reporter)
-        self.say(
-            ProgressEvent("step", f"v{published.green}: first deploy: live serves it; nothing to promote")
-        )
-        return PromotionReport(
-            "none", self.env.name, None, published.green, "-", "nothing_to_do", "first deploy"
-        )
+        self.say(ProgressEvent("step", f"v{published.green} deployed: live serves it; "
+                               f"the next `orchestrator promote --env {name}` is gated"))  # fmt: skip
+        return PromotionReport("none", name, None, published.green, "-", "deployed",
+                               "first deploy: no version was live to gate against (an `up`, not a promotion)")  # fmt: skip
 
     # -- recovery -----------------------------------------------------------------------------------
 

@@ -61,7 +61,8 @@ class PromotionReport:
     blue: str | None
     green: str
     schedule: str
-    outcome: str = "running"  # promoted | rolled_back | failed | nothing_to_do
+    # promoted | rolled_back | failed | nothing_to_do | deployed (a first deploy: no gate ran)
+    outcome: str = "running"
     reason: str = ""
     steps: list[StepReport] = field(default_factory=list)
     overhead_s: list[float] = field(default_factory=list)

@@ -65,6 +65,8 @@ class OperationResult:
     changes: dict[str, int]
     outputs: dict[str, Any]
     duration_s: float
+    # preview only: what would change, property by property (orchestrator/diff.py's Diff)
+    diff: dict[str, Any] | None = None
 
     @property
     def changed(self) -> bool:
@@ -243,13 +245,26 @@ class Stacks:
     def preview(self, *, refresh: bool = False) -> OperationResult:
         """What `up` would change, without changing anything (`refresh`: read the real
         resources first, when the state may describe some that are gone)."""
+        from orchestrator import diff
+
         stack = self.stack()
         started = time.monotonic()
+        steps: list[diff.Step] = []
+
+        def on_event(raw: Any) -> None:
+            step = _step_of(raw)
+            if step is not None:
+                steps.append(step)
+            self._on_event(raw)
+
         result = self._cancellable(
-            "preview", lambda: stack.preview(on_event=self._on_event, color="never", refresh=refresh or None)
+            "preview", lambda: stack.preview(on_event=on_event, color="never", refresh=refresh or None)
         )
         changes = {op_name(k): v for k, v in (result.change_summary or {}).items()}
-        return OperationResult("preview", self.spec.stack, changes, {}, time.monotonic() - started)
+        return OperationResult(
+            "preview", self.spec.stack, changes, {}, time.monotonic() - started,
+            diff=diff.summarise(steps).to_dict(),
+        )  # fmt: skip
 
     def up(self, *, refresh: bool = False, only: str | None = None) -> OperationResult:
         """Create or update the stack's resources (`refresh` first, as for preview; `only`:
@@ -523,6 +538,19 @@ def _signal_children(sig: int) -> None:
                 child.send_signal(sig)
         except psutil.Error:
             continue
+
+
+def _step_of(raw: Any) -> Any:
+    """A resource step of the engine's event stream as orchestrator.diff reads it (its old
+    and new inputs), or None for any other event."""
+    from orchestrator import diff
+
+    if raw.resource_pre_event is None:
+        return None
+    meta = raw.resource_pre_event.metadata
+    old = meta.old.inputs if meta.old is not None else None
+    new = meta.new.inputs if meta.new is not None else None
+    return diff.Step(op_name(meta.op), meta.urn, old, new)
 
 
 def _changes(summary: Any) -> dict[str, int]:

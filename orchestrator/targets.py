@@ -68,6 +68,9 @@ class StackTarget:
         self.reporter: Reporter = reporter or NullReporter()
         self.packaged = packaged  # False for a --program override: it brings its own code
         self._outputs: dict[str, Any] | None = None
+        # The package built per function directory in this command: an `up` that previewed
+        # first (to ask) ships what it showed, and builds it once (16 s on AWS).
+        self._packages: dict[Path | None, Path] = {}
 
     @property
     def percentiles(self) -> bool:
@@ -152,11 +155,22 @@ class StackTarget:
     def _config(self, function_dir: Path | None, model: Path | None, reporter: Reporter) -> dict[str, str]:
         config = {"modelPath": str(model or self.settings.model)}
         if self.packaged:
-            config["packagePath"] = str(self.cloud.package(function_dir, reporter))
+            if function_dir not in self._packages:
+                self._packages[function_dir] = self.cloud.package(function_dir, reporter)
+            config["packagePath"] = str(self._packages[function_dir])
         return config
+
+    def check_ready(self) -> None:
+        """Fail in a fraction of a second on what would otherwise fail only after the package
+        is built (16 s on AWS): the stack's secrets (a passphrase) and, where a package is
+        built, the cloud's credentials."""
+        self._stacks({}, self.reporter)  # resolves the secrets provider: ConfigError without one
+        if self.packaged:
+            self.cloud.check_credentials()
 
     def preview(self, function_dir: Path | None = None, model: Path | None = None) -> OperationResult:
         """What `up` would change (after reading back what a restarted cloud lost)."""
+        self.check_ready()
         stale = self.cloud.prepare()
         config = self._config(function_dir, model, self.reporter)
         return self._stacks(config, self.reporter).preview(refresh=stale)
@@ -174,6 +188,7 @@ class StackTarget:
         changed. `extra`: more `edgeship:*` config; `only`: that resource's URN and what
         depends on it, nothing else (the program still runs whole, with this config)."""
         reporter = reporter or self.reporter
+        self.check_ready()
         stale = self.cloud.prepare()
         config = {**self._config(function_dir, model, reporter), **(extra or {})}
         result = self._stacks(config, reporter).up(refresh=stale, only=only)

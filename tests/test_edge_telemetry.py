@@ -419,7 +419,7 @@ def test_a_failed_flush_keeps_the_data_for_the_next_one() -> None:
 
 
 def test_the_edge_daemon_publishes_invocations_to_the_emulator(local_project: LocalProject) -> None:
-    code, up = local_project.json("up", "--env", "local")
+    code, up = local_project.json("up", "--yes", "--env", "local")
     assert code == 0, up
     running = daemon.read(local_project.state / "emulator.json")
     assert running is not None

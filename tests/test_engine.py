@@ -28,7 +28,7 @@ def _slow_up(project: Project, delay_s: int) -> subprocess.Popen[str]:
     """`orchestrator up` whose dynamic resource takes delay_s; returns once the engine is inside it."""
     started = project.root / "started"
     run = project.popen(
-        "up", "--env", "test", "--program", PROGRAM,
+        "up", "--yes", "--env", "test", "--program", PROGRAM,
         EDGESHIP_TEST_DELAY_S=str(delay_s), EDGESHIP_TEST_STARTED_FILE=str(started),
     )  # fmt: skip
     wait_for(started.exists)
@@ -70,7 +70,7 @@ def test_up_outputs_idempotence_config_change_and_secret(project: Project, pulum
 
 
 def test_cli_up_json_then_destroy_and_remove(project: Project) -> None:
-    up = project.cli("up", "--env", "test", "--program", PROGRAM, "--json")
+    up = project.cli("up", "--yes", "--env", "test", "--program", PROGRAM, "--json")
     assert up.returncode == 0, up.stderr
     result = json.loads(up.stdout)
     assert result["operation"] == "up" and result["outputs"]["memoryMb"] == "512"
@@ -94,7 +94,7 @@ def test_cli_up_json_then_destroy_and_remove(project: Project) -> None:
 def test_concurrent_up_is_refused_with_lock_holder(project: Project) -> None:
     slow = _slow_up(project, delay_s=6)
     try:
-        second = project.cli("up", "--env", "test", "--program", PROGRAM, "--json")
+        second = project.cli("up", "--yes", "--env", "test", "--program", PROGRAM, "--json")
         assert second.returncode == ExitCode.LOCKED, second.stdout + second.stderr
         error = json.loads(second.stdout)
         assert error["error"] == "StackLockedError"
@@ -112,7 +112,7 @@ def test_sigint_during_up_leaves_a_usable_stack(project: Project) -> None:
     assert run.returncode == ExitCode.INTERRUPTED, err
     assert "cancelled" in err
 
-    again = project.cli("up", "--env", "test", "--program", PROGRAM, "--json")
+    again = project.cli("up", "--yes", "--env", "test", "--program", PROGRAM, "--json")
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["outputs"]["memoryMb"] == "512"
 
@@ -126,12 +126,12 @@ def test_stale_lock_from_a_killed_run_can_be_cleared(project: Project) -> None:
         proc.kill()
     run.wait(timeout=30)
 
-    locked = project.cli("up", "--env", "test", "--program", PROGRAM)
+    locked = project.cli("up", "--yes", "--env", "test", "--program", PROGRAM)
     assert locked.returncode == ExitCode.LOCKED, locked.stderr
     cleared = project.cli("unlock", "--env", "test", "--json")
     assert cleared.returncode == 0, cleared.stderr
     assert len(json.loads(cleared.stdout)["removed"]) == 1
-    recovered = project.cli("up", "--env", "test", "--program", PROGRAM)
+    recovered = project.cli("up", "--yes", "--env", "test", "--program", PROGRAM)
     assert recovered.returncode == 0, recovered.stderr
 
 

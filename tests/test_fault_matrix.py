@@ -93,7 +93,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("matrix")
     project = LocalProject(root)
     project.config.write_text(FAST_TOML.format(model=SAMPLE_MODEL))
-    code, up = project.json("up", "--env", "local")
+    code, up = project.json("up", "--yes", "--env", "local")
     assert code == 0, up
     project.versions = itertools.count(2)  # type: ignore[attr-defined]
     project.looker = project.target()  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ def _with_workers(project: LocalProject, workers: int) -> None:
 
 
 def _up(project: LocalProject) -> None:
-    code, result = project.json("up", "--env", "local")
+    code, result = project.json("up", "--yes", "--env", "local")
     assert code == 0, result
 
 

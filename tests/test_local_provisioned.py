@@ -44,7 +44,7 @@ def test_promotion_rollback_and_failed_gate_with_provisioned_concurrency(local_p
     local_project.config.write_text(text + "[environments.local.function]\nprovisioned_concurrency = 2\n")
     # The emulator this `up` starts allocates in 3 s: long enough that the first read-back
     # after a move sees it under way, however busy the machine.
-    code, result, _ = _run(local_project, "up", "--env", "local", **{provisioned.READY_S_ENV: "3"})
+    code, result, _ = _run(local_project, "up", "--yes", "--env", "local", **{provisioned.READY_S_ENV: "3"})
     assert code == 0, result
     assert _control(local_project)["ready_s"] == 3
     lam = local_project.target().lambda_client()

@@ -20,7 +20,7 @@ from tests.conftest import LocalProject, wait_for
 
 
 def _up(project: LocalProject) -> dict[str, Any]:
-    code, result = project.json("up", "--env", "local")
+    code, result = project.json("up", "--yes", "--env", "local")
     assert code == 0, result
     return dict(result)
 
@@ -169,7 +169,7 @@ def test_edge_split_follows_alias_weights(local_project: LocalProject) -> None:
     from orchestrator.traffic import Traffic
 
     up = _up(local_project)
-    code, published = local_project.json("up", "--env", "local")  # same code: nothing new
+    code, published = local_project.json("up", "--yes", "--env", "local")  # same code: nothing new
     assert code == 0 and published["outputs"]["publishedVersion"] == up["outputs"]["publishedVersion"]
     assert set(published["changes"]) == {"same"}
     target = local_project.target()
@@ -208,7 +208,7 @@ def test_model_with_wrong_sha256_is_never_shifted_to(local_project: LocalProject
     local_project.config.write_text(
         "\n".join(f'model = "{v2}"' if line.startswith("model = ") else line for line in text)
     )
-    code, second = local_project.json("up", "--env", "local")
+    code, second = local_project.json("up", "--yes", "--env", "local")
     assert code == 0 and second["outputs"]["publishedVersion"] == "2"
     target = local_project.target()
     from orchestrator.artifacts import sha256_file

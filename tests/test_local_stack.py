@@ -41,7 +41,7 @@ def _infer(url: str) -> int:
 def test_up_preview_refresh_history_then_destroy(
     local_project: LocalProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = _ok(local_project, "up")
+    first = _ok(local_project, "up", "--yes")
     assert _changed(first) == {"create": 10}
     outputs = first["outputs"]
     # the contract, with the real engine: the same output keys as the serving program's
@@ -65,13 +65,13 @@ def test_up_preview_refresh_history_then_destroy(
     local_project.config.write_text(
         "\n".join(f'model = "{second}"' if line.startswith("model = ") else line for line in text)
     )
-    up2 = _ok(local_project, "up")
+    up2 = _ok(local_project, "up", "--yes")
     assert up2["outputs"]["publishedVersion"] == "2"
     assert traffic.state("live").version == "1" and traffic.state("candidate").version == "2"
     traffic.rollback("2")  # what a promotion that finished on green leaves
     _ok(local_project, "refresh")
     assert _changed(_ok(local_project, "preview")) == {}
-    assert _changed(_ok(local_project, "up")) == {} and traffic.state("live").version == "2"
+    assert _changed(_ok(local_project, "up", "--yes")) == {} and traffic.state("live").version == "2"
 
     history = _ok(local_project, "history")
     assert [h["kind"] for h in history][:4] == ["update", "refresh", "update", "update"]
@@ -87,12 +87,12 @@ def test_up_preview_refresh_history_then_destroy(
 
 
 def test_an_emulator_restarted_empty_is_noticed_and_recreated_by_up(local_project: LocalProject) -> None:
-    before = _ok(local_project, "up")["outputs"]
+    before = _ok(local_project, "up", "--yes")["outputs"]
     emulator.stop(local_project.state)  # the local cloud forgets everything
     code, error = local_project.json("status", "--env", "local")
     assert code == ExitCode.USAGE and "emulator is not running" in error["message"], error
     assert "orchestrator up --env local" in error["fix"] and emulator.running(local_project.state) is None
-    again = _ok(local_project, "up")
+    again = _ok(local_project, "up", "--yes")
     # refreshed first: the cloud resources (the origin parameter among them) are created again,
     # the edge restarted on the new emulator
     assert _changed(again) == {"create": 7, "update": 1}, again["changes"]
@@ -103,9 +103,9 @@ def test_an_emulator_restarted_empty_is_noticed_and_recreated_by_up(local_projec
 
 
 def test_a_dead_edge_is_started_again_by_up(local_project: LocalProject) -> None:
-    _ok(local_project, "up")
+    _ok(local_project, "up", "--yes")
     daemon.stop(local_project.state / "edge.json")
-    again = _ok(local_project, "up")
+    again = _ok(local_project, "up", "--yes")
     assert _changed(again) == {"create": 1}, again["changes"]
     assert _infer(again["outputs"]["edgeUrl"] + "/infer") == 200
     running = daemon.read(local_project.state / "edge.json")
@@ -118,7 +118,7 @@ def test_an_up_killed_before_its_checkpoint_is_finished_by_the_next(local_projec
     """The function and aliases exist in the emulator but not in the state (as after a
     kill -9 between a provider's create and the engine's checkpoint): `up` adopts them,
     and `live` stays on the version a release put it on."""
-    _ok(local_project, "up")
+    _ok(local_project, "up", "--yes")
     target = local_project.target()
     traffic = Traffic(target.lambda_client(), target.function_name)
     text = local_project.config.read_text().split("\n")
@@ -126,11 +126,11 @@ def test_an_up_killed_before_its_checkpoint_is_finished_by_the_next(local_projec
     local_project.config.write_text(
         "\n".join(f'model = "{second}"' if line.startswith("model = ") else line for line in text)
     )
-    _ok(local_project, "up")
+    _ok(local_project, "up", "--yes")
     traffic.rollback("2")  # a promotion finished on v2
     stacks = target._stacks({}, target.reporter)
     stacks.workspace().remove_stack("local", force=True)  # the state forgets; the emulator keeps all
-    again = _ok(local_project, "up")
+    again = _ok(local_project, "up", "--yes")
     assert again["outputs"]["publishedVersion"] == "3"
     assert traffic.state("live").version == "2" and traffic.state("candidate").version == "3"
     assert _changed(_ok(local_project, "preview")) == {}

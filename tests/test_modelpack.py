@@ -147,7 +147,7 @@ def test_pack_refuses_a_feature_count_the_model_does_not_take(project: Project, 
 
 
 def test_packed_models_of_other_shapes_promote(local_project: LocalProject, tmp_path: Path) -> None:
-    code, first = local_project.json("up", "--env", "local")
+    code, first = local_project.json("up", "--yes", "--env", "local")
     assert code == 0, first
     edge = first["outputs"]["edgeUrl"]
     # a regressor with five features, then a classifier with six features and five classes

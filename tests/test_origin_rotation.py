@@ -68,7 +68,7 @@ def test_rotating_the_origin_secret_under_load_refuses_no_request(local_project:
     """With the authorizer's sandbox frozen across the rotation: code that aged its list by
     time.monotonic() kept the old list and denied the new value, for every request, for the
     result cache's TTL."""
-    code, up = local_project.json("up", "--env", "local")
+    code, up = local_project.json("up", "--yes", "--env", "local")
     assert code == 0, up
     edge_url, api_url = up["outputs"]["edgeUrl"], up["outputs"]["apiUrl"]
     assert up["outputs"]["originSecretRotation"] == "0:settled"
@@ -109,14 +109,14 @@ def test_rotating_the_origin_secret_under_load_refuses_no_request(local_project:
     code, outputs = local_project.json("outputs", "--env", "local")
     assert code == 0 and outputs["originSecretRotation"] == "1:settled", outputs
     # a later `up` keeps the rotated secret (the stage is stack config)
-    code, again = local_project.json("up", "--env", "local")
+    code, again = local_project.json("up", "--yes", "--env", "local")
     assert code == 0 and read_origin(local_project.state) == after, again
 
 
 def test_a_rotation_stopped_after_its_first_stage_is_finished_by_running_it_again(
     local_project: LocalProject,
 ) -> None:
-    code, up = local_project.json("up", "--env", "local")
+    code, up = local_project.json("up", "--yes", "--env", "local")
     assert code == 0, up
     before = read_origin(local_project.state)
     # what a kill right after the first stage leaves: both values accepted, the old one sent
@@ -138,7 +138,7 @@ def test_an_unreadable_parameter_during_a_rotation_refuses_no_request(local_proj
     time for longer than the result cache's TTL, so the authorizer is asked again while it
     cannot read: it answers from the values it last read. Code that denied on a read error
     denied the value everyone sends, and that deny was served to every request."""
-    code, up = local_project.json("up", "--env", "local")
+    code, up = local_project.json("up", "--yes", "--env", "local")
     assert code == 0, up
     edge_url, urn = up["outputs"]["edgeUrl"], up["outputs"]["originSecretUrn"]
     _authorizer(edge_url, frozen=False)  # its clocks run: a cache aged by either has expired

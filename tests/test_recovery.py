@@ -99,7 +99,7 @@ def test_rollback_cannot_undercut_a_running_promotion(local_project: LocalProjec
     run = _promotion_at_canary(local_project)
     code, error = local_project.json("rollback", "--env", "local", **OTHER)
     assert code == ExitCode.LOCKED and "orchestrator abort" in error["fix"], error
-    code, error = local_project.json("up", "--env", "local", **OTHER)
+    code, error = local_project.json("up", "--yes", "--env", "local", **OTHER)
     assert code == ExitCode.LOCKED and "is running" in error["message"], error
     _out, err = run.communicate(timeout=180)
     assert run.returncode == 0, err

@@ -31,7 +31,7 @@ def _report(project: LocalProject) -> dict[str, Any]:
 
 
 def _up(project: LocalProject) -> None:
-    code, result = project.json("up", "--env", "local")
+    code, result = project.json("up", "--yes", "--env", "local")
     assert code == 0, result
 
 

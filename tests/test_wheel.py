@@ -89,7 +89,9 @@ def test_the_wheel_runs_a_promotion_in_a_repository_of_its_own(tmp_path: Path) -
     )  # fmt: skip
     assert packed["task"] == "regression"
     try:
-        assert orchestrator("up", "--env", "local")["outputs"]["publishedVersion"] == "1"  # the sample model
+        assert (
+            orchestrator("up", "--yes", "--env", "local")["outputs"]["publishedVersion"] == "1"
+        )  # the sample model
         report = orchestrator("promote", "--env", "local", "--model", "models/risk.tar.gz")
         assert report["outcome"] == "promoted" and report["green"] != report["blue"], report
     finally:
