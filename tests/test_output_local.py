@@ -60,7 +60,7 @@ def test_failed_gate_on_github_actions_then_report(
             json.dumps({"id": stamp, "env": "local", "outcome": "promoted"})
         )
 
-    up = local_project.cli("up", "--env", "local", **extra)
+    up = local_project.cli("up", "--env", "local", "--yes", **extra)
     assert up.returncode == 0, up.stderr
     preview = local_project.cli("preview", "--env", "local", "--json", **extra)
     assert preview.returncode == 0, preview.stderr
