@@ -853,13 +853,13 @@ def _history_text(rows: list[dict[str, Any]]) -> str:
         took = f"  {r['duration_s']:.1f}s" if r.get("duration_s") is not None else ""
         if r["type"] == "promotion":
             lines.append(
-                f"{r['started']}  promotion {r['outcome']:<11} v{r['blue']} -> v{r['green']}{took}"
+                f"{r['started']}  promotion {r['outcome']:<12} v{r['blue']} -> v{r['green']}{took}"
                 + (f"  {r['reason']}" if r.get("reason") else "")
                 + (f"\n{'':<27}report: {r['report']}" if r.get("report") else "")
             )
         else:
             lines.append(
-                f"{r['started']}  {r['kind']:<9} {r['result']:<11} {counts(r['changes'], with_same=False)}{took}"
+                f"{r['started']}  {r['kind']:<9} {r['result']:<12} {counts(r['changes'], with_same=False)}{took}"
                 + (f"  (#{r['version']})" if r["version"] else "")
             )
     return "\n".join(lines) or "(no updates)"

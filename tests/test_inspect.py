@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 from orchestrator import doctor, invoke, logs, timeline
+from orchestrator.cli import _model_lines
 from orchestrator.deployed import ModelInfo, model_location, routed_versions
 from orchestrator.errors import ExitCode, UsageError
 from orchestrator.local import daemon
 from orchestrator.machine import Phase, PromotionRecord, Transition
-from tests.conftest import LocalProject, Moto, wait_for
+from tests.conftest import LocalProject, Moto
 
 # -- decisions ------------------------------------------------------------------------------
 
@@ -167,15 +168,14 @@ def _reset_connection(port: int) -> None:
 
 
 def test_status_invoke_logs_doctor_and_the_edge_s_port(local_project: LocalProject) -> None:
-    _ok(local_project, "up")
+    first = _ok(local_project, "up")
     status = _ok(local_project, "status")
     model = status["models"]["1"]
     assert (model["name"], model["version"], model["error"]) == ("iris-classifier", "1", None)
-    assert model["sha256"] == _ok(local_project, "outputs")["modelSha256"]
-    assert (
-        "v1 (live, candidate): iris-classifier 1 (sha256"
-        in local_project.cli("status", "--env", "local").stdout
-    )
+    assert model["sha256"] == first["outputs"]["modelSha256"]
+    assert _model_lines(status) == [
+        f"  v1 (live, candidate): iris-classifier 1 (sha256 {model['sha256'][:12]})"
+    ]
 
     live = _ok(local_project, "invoke")  # the live model's example row, unsigned through the edge
     assert (live["status"], live["version"], live["model_version"]) == (200, "1", "1")
@@ -215,20 +215,12 @@ def test_status_invoke_logs_doctor_and_the_edge_s_port(local_project: LocalProje
     time.sleep(0.5)
     assert "Traceback" not in (local_project.state / "edge.log").read_text()
 
-    # the edge keeps its port across restarts, and says when it cannot
+    _history_shows_promotions_beside_updates(local_project)
+
+    # the edge keeps its port across restarts (edge_port.py; a taken port: the test below)
     daemon.stop(local_project.state / "edge.json")
     assert _ok(local_project, "up")["outputs"]["edgeUrl"] == f"http://127.0.0.1:{port}"
     assert _edge_port(local_project) == port
-    daemon.stop(local_project.state / "edge.json")
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the edge's connections in TIME_WAIT
-        squatter.bind(("127.0.0.1", port))
-        squatter.listen()
-        moved = local_project.cli("up", "--env", "local")
-    assert moved.returncode == 0, moved.stderr
-    assert f"could not have its port {port} back" in moved.stderr
-    assert _edge_port(local_project) != port
-    wait_for(lambda: _ok(local_project, "invoke")["status"] == 200, timeout=30)
 
 
 def test_doctor_fails_with_the_fix_when_the_emulator_is_down(local_project: LocalProject) -> None:
@@ -240,11 +232,10 @@ def test_doctor_fails_with_the_fix_when_the_emulator_is_down(local_project: Loca
     assert any(line.split()[:2] == ["ok", "pulumi"] for line in lines), done.stdout
 
 
-def test_history_shows_promotions_beside_updates(local_project: LocalProject) -> None:
+def _history_shows_promotions_beside_updates(local_project: LocalProject) -> None:
     """The records' history copies (as a driver writes them) are read back as rows."""
     from orchestrator.record import RecordStore
 
-    _ok(local_project, "up")
     target = local_project.target()
     store = RecordStore(target.s3_client(), target.bucket, "local")
     steps = (
@@ -273,3 +264,41 @@ def test_history_shows_promotions_beside_updates(local_project: LocalProject) ->
     assert all(r["started"].endswith("+00:00") for r in rows)
     text = local_project.cli("history", "--env", "local").stdout
     assert "promotion rolled_back  v1 -> v2  30.0s  p95" in text, text
+
+
+def test_a_restarted_daemon_gets_its_port_back_or_says_why_not(tmp_path: Path) -> None:
+    """What the edge's provider does on each start (programs/emulated.py), with a plain HTTP
+    server as the daemon: the port it had, even with connections of the last one in
+    TIME_WAIT; another when that port is taken, and a note once."""
+    import sys
+    import urllib.request
+
+    from orchestrator.local import edge_port
+
+    state = tmp_path / "state"
+
+    def start() -> int:
+        wanted = edge_port.wanted(state)
+        running = daemon.start(
+            "web", lambda port: [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+            state / "web.json", state / "web.log", "/", wanted,
+        )  # fmt: skip
+        urllib.request.urlopen(running.url + "/").close()  # a connection: TIME_WAIT after the stop
+        edge_port.record(state, wanted, running.port)
+        daemon.stop(state / "web.json")
+        return running.port
+
+    first = start()
+    assert edge_port.take_note(state) is None  # a first start moved from nothing
+    assert start() == first and edge_port.take_note(state) is None
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", first))
+        squatter.listen()
+        second = start()
+    assert second != first
+    assert edge_port.take_note(state) == (
+        f"the local edge could not have its port {first} back (something else listens there): "
+        f"it now listens on {second}, and the stack's edgeUrl says so"
+    )
+    assert edge_port.take_note(state) is None and start() == second  # said once; kept from now on
