@@ -12,7 +12,6 @@ edgeship.toml says today.
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 from dataclasses import asdict, dataclass, field
@@ -67,13 +66,17 @@ def from_metadata(metadata: dict[str, Any], sha256: str | None, uri: str | None)
     )
 
 
-def metadata_of(archive: bytes) -> dict[str, Any]:
-    """metadata.json of a model archive (model.onnx + metadata.json, gzipped tar)."""
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        member = tar.extractfile("metadata.json")
-        if member is None:
-            raise KeyError("metadata.json")
-        return dict(json.load(member))
+def metadata_of(stream: Any) -> dict[str, Any]:
+    """metadata.json of a model archive (gzipped tar), read as a stream: archives list it
+    before model.onnx (artifacts.build_model_archive sorts them), so a large model is not
+    downloaded to read its name."""
+    with tarfile.open(fileobj=stream, mode="r|gz") as tar:
+        for member in tar:
+            if member.name == "metadata.json":
+                extracted = tar.extractfile(member)
+                if extracted is not None:
+                    return dict(json.load(extracted))
+    raise KeyError("metadata.json")
 
 
 def model_of(lam: Any, s3: Any, function: str, version: str) -> ModelInfo:
@@ -86,9 +89,12 @@ def model_of(lam: Any, s3: Any, function: str, version: str) -> ModelInfo:
     if where is None:
         return ModelInfo(None, None, sha, uri, error="the version names no s3:// MODEL_URI")
     try:
-        body = s3.get_object(Bucket=where[0], Key=where[1])["Body"].read()
-        return from_metadata(metadata_of(body), sha, uri)
-    except (s3.exceptions.ClientError, tarfile.TarError, KeyError, ValueError) as exc:
+        body = s3.get_object(Bucket=where[0], Key=where[1])["Body"]
+        try:
+            return from_metadata(metadata_of(body), sha, uri)
+        finally:
+            body.close()  # the rest of the archive is never read
+    except (s3.exceptions.ClientError, tarfile.TarError, KeyError, ValueError, OSError) as exc:
         return ModelInfo(None, None, sha, uri, error=f"{uri}: {exc}")
 
 
