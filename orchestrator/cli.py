@@ -835,10 +835,17 @@ def _history(
     updates = [timeline.update_row(u) for u in target.history(limit)]
     promotions: list[dict[str, Any]] = []
     if program is None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from orchestrator.progress import ProgressEvent
+
         try:
             store = RecordStore(target.s3_client(), target.bucket, env_name)
             records = store.history(limit)
         except NotDeployedError:  # never deployed, destroyed, or a local emulator that is gone
+            records = []
+        except (BotoCoreError, ClientError) as exc:  # the stack's history is still worth showing
+            ctx.reporter().event(ProgressEvent("diagnostic", f"promotions not shown: {exc}"))
             records = []
         reports = ctx.settings().root / "reports"
         promotions = [timeline.promotion_row(r, timeline.report_of(reports, env_name, r.id)) for r in records]
