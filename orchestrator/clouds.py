@@ -51,6 +51,7 @@ class Cloud(Protocol):
     def invalidate(self, outputs: Mapping[str, Any]) -> None: ...
     def destroyed(self) -> dict[str, bool]: ...
     def function_logs(self, function: str) -> str: ...
+    def notes(self) -> list[str]: ...
 
 
 def for_environment(settings: Settings, env: Environment) -> Cloud:
@@ -120,6 +121,9 @@ class AwsCloud:
 
     def function_logs(self, function: str) -> str:
         return f"CloudWatch Logs, log group /aws/lambda/{function}"
+
+    def notes(self) -> list[str]:
+        return []
 
     def package(self, function_dir: Path | None, reporter: Reporter) -> Path:
         built, _tested = build_package(self.settings, self.env, function_dir, reporter)
@@ -232,6 +236,13 @@ class EmulatorCloud:
 
     def function_logs(self, function: str) -> str:
         return str(self.state_dir / "edge.log")  # the edge's sandboxes write there
+
+    def notes(self) -> list[str]:
+        """What the last `up` changed that the user should know (the edge's port moved)."""
+        from orchestrator.local import edge_port
+
+        note = edge_port.take_note(self.state_dir)
+        return [note] if note else []
 
     def signing_credentials(self) -> dict[str, str]:
         # The edge verifies candidate requests' SigV4 signatures against the emulator's keys.

@@ -89,6 +89,21 @@ class RecordStore:
             self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}/history/{record.id}.json", Body=body)
         return new_etag
 
+    def history(self, limit: int) -> list[PromotionRecord]:
+        """The newest `limit` promotions as they ended (or as far as they got), newest first.
+        Ids begin with their UTC start time, so the keys sort by start."""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}/history/"
+        )
+        keys = sorted((o["Key"] for page in pages for o in page.get("Contents", ())), reverse=True)
+        records = []
+        for key in keys[:limit]:
+            got = self._get(key)
+            if got is not None:
+                got[0].pop("write", None)
+                records.append(PromotionRecord.from_dict(got[0]))
+        return records
+
     def request_abort(self, by: str, promotion: str | None, token: str | None) -> AbortRequest:
         """Ask the running driver to stop (it looks at every heartbeat)."""
         request = AbortRequest(by, time.time(), promotion, token)

@@ -130,6 +130,7 @@ class Release:
             "live": live_view,
             "candidate": candidate.version,
             "versions": traffic.versions(),
+            "models": self.models(live, candidate.version),
             "promotion": _record_view(record) if record else None,
             "lock": held.describe() if held else None,
             "lease": {"holder": held.holder, "host": held.host, "pid": held.pid,
@@ -138,6 +139,16 @@ class Release:
             "situation": str(machine.situation(record, found.lease_live)),
             "interrupted": machine.situation(record, found.lease_live) == machine.Situation.INTERRUPTED,
         }  # fmt: skip
+
+    def models(self, live: AliasState, candidate: str | None) -> dict[str, dict[str, Any]]:
+        """The model each version live or candidate routes to serves (deployed.py)."""
+        from orchestrator import deployed
+
+        lam, s3 = self.target.lambda_client(), self.target.s3_client()
+        return {
+            v: deployed.model_of(lam, s3, self.target.function_name, v).to_dict()
+            for v in deployed.routed_versions(live.version, live.weights, candidate)
+        }
 
     def guard_stack_change(self, command: str) -> None:
         """`up` and `destroy` must not change the function while a promotion owns the environment."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from orchestrator.clouds import Cloud
 from orchestrator.errors import EdgeshipError, NotDeployedError
-from orchestrator.progress import NullReporter, Reporter
+from orchestrator.progress import NullReporter, ProgressEvent, Reporter
 from orchestrator.rotation import Rotation
 from orchestrator.settings import Environment, Settings
 from orchestrator.stacks import OperationResult, Stacks
@@ -193,6 +193,8 @@ class StackTarget:
         config = {**self._config(function_dir, model, reporter), **(extra or {})}
         result = self._stacks(config, reporter).up(refresh=stale, only=only)
         self.cloud.reconciled()
+        for note in self.cloud.notes():
+            reporter.event(ProgressEvent("diagnostic", note))
         self._outputs = result.outputs
         return result
 

@@ -567,7 +567,7 @@ class _EdgeProvider(_Provider):
 
     @staticmethod
     def _start(props: dict[str, Any]) -> dict[str, Any]:
-        from orchestrator.local import daemon
+        from orchestrator.local import daemon, edge_port
 
         state_dir = Path(props["stateDir"])
         _write_origin(props)
@@ -598,10 +598,14 @@ class _EdgeProvider(_Provider):
             for k, v in os.environ.items()
             if not k.startswith("PULUMI_") and k != "PYTHONDONTWRITEBYTECODE"
         }
+        # The port the edge had last time (its URL is in the stack's outputs, and in the
+        # user's bookmarks and scripts), else 8787; edge_port.py says when it had to move.
+        wanted = edge_port.wanted(state_dir)
         running = daemon.start(
-            "edge", argv, state_dir / "edge.json", state_dir / "edge.log", "/_edgeship/status", 8787, env=clean,
+            "edge", argv, state_dir / "edge.json", state_dir / "edge.log", "/_edgeship/status", wanted, env=clean,
             inherit=False, ours=ours,
         )  # fmt: skip
+        edge_port.record(state_dir, wanted, running.port)
         return {**_inputs(props), "url": running.url, "pid": running.pid}
 
     def create(self, props: dict[str, Any]) -> CreateResult:

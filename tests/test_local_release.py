@@ -65,6 +65,11 @@ def test_healthy_green_is_promoted_with_reports(local_project: LocalProject) -> 
     assert status["promotion"]["phase"] == "promoted" and status["lock"] is None
     phases = [t["phase"] for t in status["promotion"]["transitions"]]
     assert phases == ["shifting", "baking", "gating", "promoting", "promoted"]  # the last five
+    assert status["models"]["2"]["version"] == "2"  # what v2 was published with
+    code, rows = local_project.json("history", "--env", "local")
+    promotion = next(r for r in rows if r["type"] == "promotion")
+    assert (promotion["outcome"], promotion["blue"], promotion["green"]) == ("promoted", "1", "2")
+    assert promotion["report"] == report["directory"] and promotion["duration_s"] > 0
 
 
 @pytest.mark.parametrize(

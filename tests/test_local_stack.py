@@ -5,6 +5,7 @@ run the local edge. Driven through the CLI, as a user would."""
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 from typing import Any
@@ -103,10 +104,17 @@ def test_an_emulator_restarted_empty_is_noticed_and_recreated_by_up(local_projec
 
 
 def test_a_dead_edge_is_started_again_by_up(local_project: LocalProject) -> None:
-    _ok(local_project, "up", "--yes")
-    daemon.stop(local_project.state / "edge.json")
+    first = _ok(local_project, "up", "--yes")
+    # A client still connected when the edge stops (a load test's user): the edge's end of
+    # it, closed first, waits in TIME_WAIT on the edge's port.
+    port = int(first["outputs"]["edgeUrl"].rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as held:
+        held.sendall(b"GET /_edgeship/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert held.recv(65536).startswith(b"HTTP/1.1 200")
+        daemon.stop(local_project.state / "edge.json")
     again = _ok(local_project, "up", "--yes")
     assert _changed(again) == {"create": 1}, again["changes"]
+    assert again["outputs"]["edgeUrl"] == first["outputs"]["edgeUrl"]  # on the port it had
     assert _infer(again["outputs"]["edgeUrl"] + "/infer") == 200
     running = daemon.read(local_project.state / "edge.json")
     assert running is not None and json.loads(

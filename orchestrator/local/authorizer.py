@@ -191,7 +191,12 @@ class Authorizer:
                     try:
                         allowed = self._invoke(_event(self.api, method, path, query, headers, supplied))
                     except SandboxFailed as exc:
-                        print(json.dumps({"event": "authorizer_failed", "error": str(exc)}), file=sys.stderr)
+                        print(
+                            json.dumps(
+                                {"ts": round(time.time(), 3), "event": "authorizer_failed", "error": str(exc)}
+                            ),
+                            file=sys.stderr,
+                        )
                         return 500, "Internal Server Error"
                     self.results.put(key, allowed, self.now())
         return None if allowed else (403, "Forbidden")

@@ -46,6 +46,9 @@ def free_port(preferred: int = 0) -> int:
     """`preferred` if nothing listens there, else any free loopback port."""
     for candidate in (preferred, 0) if preferred else (0,):
         with socket.socket() as sock:
+            # As the daemons bind (http.server sets it): a port whose last server just
+            # stopped still has connections in TIME_WAIT, and is free for a new listener.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", candidate))
             except OSError:

@@ -164,7 +164,7 @@ class VersionPool:
             item = self.last_started.ready(self.init_timeout_s)
         except Exception as exc:
             error = exc if isinstance(exc, InitFailed) else InitFailed(f"version {self.version}: {exc}")
-            print(json.dumps({"event": "sandbox_init_failed", "version": self.version, "error": str(error)}),
+            print(json.dumps({"ts": round(time.time(), 3), "event": "sandbox_init_failed", "version": self.version, "error": str(error)}),
                   file=sys.stderr)  # fmt: skip
             item = InitFailure(error)
         finally:
@@ -332,7 +332,12 @@ class Edge:
             try:
                 self.refresh()
             except Exception as exc:  # the emulator may be restarting; keep serving the last view
-                print(json.dumps({"event": "alias_refresh_failed", "error": str(exc)}), file=sys.stderr)
+                print(
+                    json.dumps(
+                        {"ts": round(time.time(), 3), "event": "alias_refresh_failed", "error": str(exc)}
+                    ),
+                    file=sys.stderr,
+                )
             self.keep_live_warm()
             self.retire_idle()
 
@@ -348,7 +353,7 @@ class Edge:
             try:
                 self.pool(version)  # its inits run on threads of their own
             except Exception as exc:  # the next poll tries again; requests start it too
-                print(json.dumps({"event": "warm_failed", "version": version, "error": str(exc)}),
+                print(json.dumps({"ts": round(time.time(), 3), "event": "warm_failed", "version": version, "error": str(exc)}),
                       file=sys.stderr)  # fmt: skip
 
     def retire_idle(self) -> None:
@@ -467,7 +472,14 @@ class Edge:
             # Lambda counts a runtime that exits or fails init as a function error.
             self.telemetry.record(alias, version, duration_ms=None, error=True, throttled=False)
             print(
-                json.dumps({"event": "sandbox_failed", "version": version, "error": str(exc)}),
+                json.dumps(
+                    {
+                        "ts": round(time.time(), 3),
+                        "event": "sandbox_failed",
+                        "version": version,
+                        "error": str(exc),
+                    }
+                ),
                 file=sys.stderr,
             )
             return gateway_answer(500, "Internal Server Error")
@@ -479,7 +491,7 @@ class Edge:
         try:
             status, out_headers, data = payload.response(answer["response"])
         except payload.MalformedResponse as exc:
-            print(json.dumps({"event": "malformed_response", "version": version, "error": str(exc)}),
+            print(json.dumps({"ts": round(time.time(), 3), "event": "malformed_response", "version": version, "error": str(exc)}),
                   file=sys.stderr)  # fmt: skip
             return gateway_answer(500, "Internal Server Error")
         merged: dict[str, str] = {}
@@ -586,10 +598,21 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that closes its connection early (a load test's users stopping, a
+        # timed-out request) is normal traffic, not news: no traceback, no line. Anything
+        # else is a bug of the edge and keeps its traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 def serve(edge: Edge, port: int) -> None:
     """Serve on 127.0.0.1:port until killed."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), type("Handler", (_Handler,), {"edge": edge}))
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", port), type("Handler", (_Handler,), {"edge": edge}))
     threading.Thread(target=edge.poll_forever, daemon=True, name="alias-poller").start()
     threading.Thread(target=edge.telemetry.run_forever, daemon=True, name="metrics-flusher").start()
     try:

@@ -172,4 +172,9 @@ class Telemetry:
             try:
                 self.flush()
             except Exception as exc:  # the emulator may be restarting; the data waits for the next flush
-                print(json.dumps({"event": "metrics_flush_failed", "error": str(exc)}), file=sys.stderr)
+                print(
+                    json.dumps(
+                        {"ts": round(time.time(), 3), "event": "metrics_flush_failed", "error": str(exc)}
+                    ),
+                    file=sys.stderr,
+                )
