@@ -148,6 +148,7 @@ def _workflow(path: Path, workspace: Path | None = None, **kwargs: Any) -> Workf
     runner = Runner(
         pythons={"3.11": sys.executable}, pulumi=Path("/nonexistent"), pulumi_version="3.260.0", aws={},
         root=(workspace or REPO) / ".harness",
+        toolcache=(workspace or REPO) / ".harness" / "toolcache",
     )  # fmt: skip
     deploy_vars = {
         "PULUMI_BACKEND_URL": "file:///x",
@@ -297,3 +298,46 @@ def test_an_unknown_action_or_expression_in_a_step_fails_the_run(tmp_path: Path)
     wf.runner.root = tmp_path / "runner"
     with pytest.raises(HarnessError, match="action actions/unknown is not emulated"):
         wf.run(push("refs/heads/main", sha))
+
+
+CANCELLED = """
+name: cancelled
+on: [push]
+jobs:
+  long:
+    runs-on: ubuntu-latest
+    steps:
+      - name: interrupted
+        run: |
+          trap 'echo got SIGINT; exit 130' INT
+          touch started
+          for _ in $(seq 300); do sleep 0.1; done
+      - name: next
+        run: echo never
+      - name: on cancel
+        if: cancelled()
+        run: echo cleaning up
+  after:
+    needs: long
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo never
+"""
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_a_cancel_signals_the_step_and_runs_only_the_cancelled_steps(tmp_path: Path, hard: bool) -> None:
+    from tests.workflow_harness import Cancel
+
+    sha = _repo(tmp_path / "repo", {".github/workflows/c.yml": CANCELLED})
+    wf = _workflow(tmp_path / "repo" / ".github" / "workflows" / "c.yml", tmp_path / "repo")
+    wf.runner.root = tmp_path / "runner"
+    started = tmp_path / "repo" / "started"
+    run = wf.run(
+        push("refs/heads/main", sha), cancel=Cancel("long", "interrupted", started.exists, hard=hard)
+    )
+    assert run.cancelled and run.results() == {"long": "cancelled", "after": "skipped"}, run.describe()
+    long = run.jobs["long"]
+    # GitHub's cancel: SIGINT reaches the step, then the cancelled() steps run; a lost runner runs nothing more
+    assert [s.outcome for s in long.steps] == ["cancelled", "skipped", "skipped" if hard else "success"]
+    assert ("got SIGINT" in long.steps[0].log) is not hard

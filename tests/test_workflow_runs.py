@@ -54,9 +54,16 @@ relative_p95_factor = 0
 """
 
 
-def _runner(root: Path, **env: str) -> Runner:
+@pytest.fixture(scope="module")
+def toolcache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hosted runner's Pythons and Pulumi, made once for both workflows."""
+    return tmp_path_factory.mktemp("toolcache")
+
+
+def _runner(root: Path, toolcache: Path, **env: str) -> Runner:
     base = getattr(sys, "_base_executable", sys.executable)
     return Runner(
+        toolcache=toolcache,
         pythons={"3.11": base, "3.12": runtime.interpreter("python3.12")},
         pulumi=(REPO / ".tools" / "pulumi" / "bin" / "pulumi").resolve(),
         pulumi_version=PULUMI_VERSION,
@@ -104,7 +111,7 @@ def durations() -> list[str]:
 
 
 def test_inits_workflow_tests_previews_deploys_promotes_and_recovers_a_cancelled_promotion(
-    tmp_path: Path, wheel: Wheel, durations: list[str]
+    tmp_path: Path, wheel: Wheel, toolcache: Path, durations: list[str]
 ) -> None:
     repo = tmp_path / "fraud-model"
     (repo / "dist").mkdir(parents=True)
@@ -128,7 +135,7 @@ def test_inits_workflow_tests_previews_deploys_promotes_and_recovers_a_cancelled
         repo / ".github" / "workflows" / "edgeship-deploy.yml",
         repo,
         # uv.lock's versions: the install resolves what this checkout tested
-        _runner(tmp_path / "runner", UV_CONSTRAINT=str(wheel.constraints)),
+        _runner(tmp_path / "runner", toolcache, UV_CONSTRAINT=str(wheel.constraints)),
         vars={
             "PULUMI_BACKEND_URL": bucket.as_uri(),
             "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/dev",
@@ -183,7 +190,7 @@ def test_inits_workflow_tests_previews_deploys_promotes_and_recovers_a_cancelled
 
 
 def test_this_repositorys_deploy_workflow_previews_deploys_and_promotes(
-    tmp_path: Path, durations: list[str]
+    tmp_path: Path, toolcache: Path, durations: list[str]
 ) -> None:
     repo = tmp_path / "edgeship"
     repo.mkdir()
@@ -207,7 +214,7 @@ def test_this_repositorys_deploy_workflow_previews_deploys_and_promotes(
     workflow = Workflow(
         repo / ".github" / "workflows" / "deploy.yml",
         repo,
-        _runner(tmp_path / "runner"),
+        _runner(tmp_path / "runner", toolcache),
         vars={
             "PULUMI_BACKEND_URL": bucket.as_uri(),
             "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/dev",

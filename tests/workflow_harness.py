@@ -104,7 +104,8 @@ class Runner:
     pulumi: Path  # the `pulumi` executable pulumi/actions installs
     pulumi_version: str  # what it reports, without the v
     aws: Mapping[str, str]  # credentials configure-aws-credentials exports
-    root: Path  # the runner's own directory (tool cache, temp, artifacts)
+    root: Path  # the runner's own directory (temp, artifacts)
+    toolcache: Path  # where the hosted Pythons and Pulumi are made (may be shared by runners)
     env: Mapping[str, str] = field(default_factory=dict)  # the machine's variables, added
     env_names: Mapping[str, str] = field(default_factory=dict)
     persist: tuple[str, ...] = (".edgeship/",)
@@ -118,9 +119,10 @@ class Runner:
                 f"setup-python: this runner has no Python {version} (it has {', '.join(self.pythons)})"
             )
         if version not in self._toolcache:
-            place = self.root / "toolcache" / f"python{version}"
+            place = self.toolcache / f"python{version}"
             if version == next(iter(self.pythons)):
-                subprocess.run([self.pythons[version], "-m", "venv", str(place)], check=True)
+                if not (place / "bin" / "python").exists():
+                    subprocess.run([self.pythons[version], "-m", "venv", str(place)], check=True)
                 self._toolcache[version] = place / "bin"
             else:
                 (place / "bin").mkdir(parents=True, exist_ok=True)
@@ -404,7 +406,7 @@ class Workflow:
         self._reset_workspace(event.sha)
         temp = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.runner.root))
         runner_ctx = {"os": "Linux", "arch": "X64", "name": "harness", "temp": str(temp),
-                      "tool_cache": str(self.runner.root / "toolcache"), "environment": "github-hosted"}  # fmt: skip
+                      "tool_cache": str(self.runner.toolcache), "environment": "github-hosted"}  # fmt: skip
         env_ctx: dict[str, str] = {}
         workflow_level = {"github": base["github"], "inputs": base["inputs"], "vars": self.vars,
                           "secrets": self.secrets}  # fmt: skip
@@ -690,7 +692,7 @@ def _pulumi(
         raise HarnessError(
             f"pulumi/actions: this runner has pulumi {wf.runner.pulumi_version}, not {wanted!r}"
         )
-    place = wf.runner.root / "toolcache" / "pulumi" / "bin"
+    place = wf.runner.toolcache / "pulumi" / "bin"
     place.mkdir(parents=True, exist_ok=True)
     if not (place / "pulumi").exists():
         (place / "pulumi").symlink_to(wf.runner.pulumi)
