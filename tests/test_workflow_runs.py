@@ -14,6 +14,7 @@ everything else is reset to the event's commit as on a fresh runner.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -128,7 +129,7 @@ def test_inits_workflow_tests_previews_deploys_promotes_and_recovers_a_cancelled
     config.write_text(
         re.sub(r"\[environments\.local\].*?(?=\[environments\.dev\])", FAST_LOCAL, text, flags=re.S)
     )
-    first = _commit(repo, "init")
+    _commit(repo, "init")
     bucket = tmp_path / "state-bucket"  # PULUMI_BACKEND_URL: the state outlives each runner
     bucket.mkdir()
     workflow = Workflow(
@@ -145,19 +146,23 @@ def test_inits_workflow_tests_previews_deploys_promotes_and_recovers_a_cancelled
         repository="octo/fraud-model",
     )
     try:
-        # 1. a push to main: the tests, dev's preview, then dev deployed (the sample model as v1)
+        # dev exists already, serving the sample model as v1 (`up` from this checkout: the
+        # first deploy through a workflow is deploy.yml's test below)
         started = time.monotonic()
-        run = workflow.run(push("refs/heads/main", first))
-        _durations("push main", run, durations)
-        _expect(run, {"tests": "success", "preview-dev": "success", "dev": "success"})
-        preview = run.jobs["preview-dev"]
-        assert preview.step("Preview").rewrites == 1 and "### edgeship preview: local" in preview.summary
-        assert (run.artifacts / "preview-dev" / "preview.md").read_text() == preview.summary
-        dev = run.jobs["dev"]
-        assert dev.step("Deploy").rewrites == 1 and dev.step("Abort if cancelled").outcome == "skipped"
-        assert "nothing to promote" in dev.step("Promote").log  # up published v1 and made it live
+        env = {
+            **os.environ,
+            "PULUMI_BACKEND_URL": bucket.as_uri(),
+            "PULUMI_CONFIG_PASSPHRASE": "harness-passphrase",
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "up", "--env", "local", "--json"],
+            cwd=repo, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+        durations.append(f"up before the workflow: {time.monotonic() - started:.0f}s")
 
-        # 2. a new model, promoted by hand; the runner vanishes once the first gate reported
+        # 1. a new model pushed to main: the tests, dev's preview, dev deployed and promoted;
+        # the runner vanishes once the first gate reported
         (repo / "models" / "model.tar.gz").unlink()
         from orchestrator.demo import model_version
 
@@ -167,15 +172,16 @@ def test_inits_workflow_tests_previews_deploys_promotes_and_recovers_a_cancelled
         cancel = Cancel(
             "dev", "Promote", when=lambda: reports.exists() and any(reports.rglob("*.stats.json"))
         )
-        run = workflow.run(dispatch("refs/heads/main", second, environment="dev"), cancel=cancel)
-        _durations("dispatch promote, cancelled", run, durations)
+        run = workflow.run(push("refs/heads/main", second), cancel=cancel)
+        _durations("push main, promotion cancelled", run, durations)
         _expect(run, {"tests": "success", "preview-dev": "success", "dev": "cancelled"})
-        assert [s.outcome for s in run.jobs["dev"].steps][-4:] == [
-            "success",
-            "cancelled",
-            "skipped",
-            "skipped",
-        ]
+        preview = run.jobs["preview-dev"]
+        assert preview.step("Preview").rewrites == 1 and "### edgeship preview: local" in preview.summary
+        assert (run.artifacts / "preview-dev" / "preview.md").read_text() == preview.summary
+        dev = run.jobs["dev"]
+        assert dev.step("Deploy").rewrites == 1 and dev.step("Deploy").outcome == "success"
+        # the runner is lost: neither the abort step nor the upload ran
+        assert [s.outcome for s in dev.steps][-3:] == ["cancelled", "skipped", "skipped"]
 
         # 3. recover: resume the interrupted promotion from its record
         run = workflow.run(dispatch("refs/heads/main", second, environment="dev", action="resume"))

@@ -122,7 +122,18 @@ class Runner:
             place = self.toolcache / f"python{version}"
             if version == next(iter(self.pythons)):
                 if not (place / "bin" / "python").exists():
-                    subprocess.run([self.pythons[version], "-m", "venv", str(place)], check=True)
+                    # uv makes it (with pip) in a second where `python -m venv` takes ten
+                    uv = Path(__file__).resolve().parents[1] / ".tools" / "uv" / "bin" / "uv"
+                    argv = [
+                        str(uv),
+                        "venv",
+                        "--quiet",
+                        "--seed",
+                        "--python",
+                        self.pythons[version],
+                        str(place),
+                    ]
+                    subprocess.run(argv, check=True)
                 self._toolcache[version] = place / "bin"
             else:
                 (place / "bin").mkdir(parents=True, exist_ok=True)
