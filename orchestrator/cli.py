@@ -771,7 +771,8 @@ def init(ctx: Ctx, directory: Path, name: str | None, force: bool, install_from:
       edgeship.toml                          environments local, dev, staging, prod
       .github/workflows/edgeship-deploy.yml  previews, deploys, approvals, recovery
       models/model.tar.gz                    the sample model (replace it: `model pack`)
-    and appends a short section to README.md and what edgeship writes to .gitignore. Refuses to overwrite any of those files
+    appends a short section to README.md, and adds what edgeship writes (.edgeship/,
+    .tools/, reports/, .venv/) to .gitignore. Refuses to overwrite any of those files
     unless --force (exit 6). Then: `orchestrator up --env local`.
     """
 

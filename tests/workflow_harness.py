@@ -194,11 +194,11 @@ class Run:
         return "\n".join(job.describe() for job in self.jobs.values())
 
 
-def _on(workflow: Mapping[str, Any]) -> Any:
+def _on(workflow: Mapping[Any, Any]) -> Any:
     return workflow.get("on", workflow.get(True))  # PyYAML reads the key `on` as True
 
 
-def triggers(workflow: Mapping[str, Any], event: Event) -> bool:
+def triggers(workflow: Mapping[Any, Any], event: Event) -> bool:
     """Whether the workflow runs for the event (event names, branch and tag filters)."""
     on = _on(workflow)
     if isinstance(on, str):
@@ -225,7 +225,7 @@ def triggers(workflow: Mapping[str, Any], event: Event) -> bool:
     return True
 
 
-def dispatch_inputs(workflow: Mapping[str, Any], event: Event) -> dict[str, Any]:
+def dispatch_inputs(workflow: Mapping[Any, Any], event: Event) -> dict[str, Any]:
     """The inputs context: a dispatch's inputs checked against their declarations, defaults applied."""
     if event.name != "workflow_dispatch":
         return {}
@@ -247,7 +247,7 @@ def dispatch_inputs(workflow: Mapping[str, Any], event: Event) -> dict[str, Any]
     return values
 
 
-def declared_inputs(workflow: Mapping[str, Any]) -> frozenset[str]:
+def declared_inputs(workflow: Mapping[Any, Any]) -> frozenset[str]:
     on = _on(workflow)
     dispatch_spec = on.get("workflow_dispatch") if isinstance(on, dict) else None
     return frozenset(((dispatch_spec or {}).get("inputs") or {}).keys())
