@@ -981,9 +981,17 @@ def model_pack(
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
 @click.option("--name", default=None, help="Project name (default: the directory's name).")
 @click.option("--force", is_flag=True, help="Overwrite the files init writes if they exist.")
+@click.option(
+    "--install-from",
+    default="pypi",
+    show_default=True,
+    metavar="pypi|WHEEL|git+https://...@REF",
+    help="Where the workflow installs edgeship from: this release from PyPI, a wheel committed "
+    "in the repository, or a git URL at a pinned ref (the workflow's EDGESHIP_INSTALL).",
+)
 @json_option
 @click.pass_obj
-def init(ctx: Ctx, directory: Path, name: str | None, force: bool) -> None:
+def init(ctx: Ctx, directory: Path, name: str | None, force: bool, install_from: str) -> None:
     """Start shipping a model from this repository (or DIRECTORY).
 
     \b
@@ -991,23 +999,30 @@ def init(ctx: Ctx, directory: Path, name: str | None, force: bool) -> None:
       edgeship.toml                          environments local, dev, staging, prod
       .github/workflows/edgeship-deploy.yml  previews, deploys, approvals, recovery
       models/model.tar.gz                    the sample model (replace it: `model pack`)
-    and appends a short section to README.md. Refuses to overwrite any of those files
+    appends a short section to README.md, and adds what edgeship writes (.edgeship/,
+    .tools/, reports/, .venv/) to .gitignore. Refuses to overwrite any of those files
     unless --force (exit 6). Then: `orchestrator up --env local`.
     """
 
     def action() -> dict[str, Any]:
-        from orchestrator.scaffold import project_name, write
+        from orchestrator.scaffold import install_spec, project_name, write
 
         root = directory.resolve()
         project = name or project_name(root)
+        install = install_spec(install_from, root)
         root.mkdir(parents=True, exist_ok=True)
-        return {"directory": str(root), "project": project, **write(root, project, force=force)}
+        return {
+            "directory": str(root),
+            "project": project,
+            "install": install,
+            **write(root, project, force=force, install=install),
+        }
 
     _run(
         ctx,
         action,
         lambda r: (
-            "\n".join(f"wrote {p}" for p in r["written"] + r["readme"])
+            "\n".join(f"wrote {p}" for p in r["written"] + r["readme"] + r["gitignore"])
             + "\nnext: orchestrator up --env local"
         ),
     )

@@ -5,21 +5,37 @@ holds links to them, which the build copies): the starter edgeship.toml is ours 
 project's name and model path, the deploy workflow is the one this repository runs with
 the install step and the test job a user's repository can run. So the pipeline users get
 is the pipeline tested here, and each rewrite below must find what it rewrites (a test
-renders the workflows and lints them with actionlint and zizmor).
+renders the workflows and lints them with actionlint and zizmor; tests/test_workflow_runs.py
+runs the rendered workflow's jobs end to end with tests/workflow_harness.py).
+
+Where the workflow installs edgeship from is chosen at `init` (`--install-from`) and written
+once, as the workflow's `EDGESHIP_INSTALL`: every job installs it with uv into `.venv`,
+whose `orchestrator` the later steps call, and links the Pulumi CLI of pulumi/actions with
+`install-pulumi` (the dynamic providers' launcher bound to that venv's interpreter).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from orchestrator.errors import EdgeshipError, RefusedError
+from orchestrator import config_schema
+from orchestrator.errors import EdgeshipError, RefusedError, UsageError
 from orchestrator.settings import SAMPLE_MODEL
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 README_MARKER = "<!-- edgeship -->"
+# The uv that installs edgeship in the workflow's jobs: the Makefile's UV_VERSION (a test
+# keeps them equal).
+UV_VERSION = "0.13.9"
+# What edgeship writes into a project that must not be committed: the local environment's
+# state, TLS key and origin secret, the build cache (.edgeship/), the linked tools (.tools/:
+# absolute symlinks), gate reports (reports/), the virtualenv the workflow installs into.
+GITIGNORE_MARKER = "# edgeship: local state, keys, tools and reports (orchestrator init)"
+GITIGNORED = (".edgeship/", ".tools/", "reports/", ".venv/")
 
 
 class TemplateError(EdgeshipError):
@@ -34,18 +50,72 @@ class Planned:
     content: bytes
 
 
-def plan(project_name: str) -> list[Planned]:
-    """The files for a new repository named `project_name` (pure: nothing is written)."""
+def plan(project_name: str, install: str | None = None) -> list[Planned]:
+    """The files for a new repository named `project_name` whose workflow installs edgeship
+    with `install` (a requirement, `install_spec`'s; default: this release from PyPI).
+    Pure: nothing is written."""
     return [
         Planned("edgeship.toml", config(project_name).encode()),
-        Planned(".github/workflows/edgeship-deploy.yml", deploy_workflow().encode()),
+        Planned(".github/workflows/edgeship-deploy.yml", deploy_workflow(install).encode()),
         Planned("models/model.tar.gz", SAMPLE_MODEL.read_bytes()),
+        # The schema edgeship.toml's `#:schema` line points editors at: a committed file
+        # beside it works offline and in every clone, unlike a path into site-packages.
+        Planned(config_schema.PROJECT_FILE, config_schema.render().encode()),
     ]
 
 
-def write(root: Path, project_name: str, *, force: bool = False) -> dict[str, list[str]]:
+def install_spec(install_from: str, root: Path, release: str | None = None) -> str:
+    """What the workflow installs edgeship from, for `init --install-from`:
+
+    \b
+      pypi                    this release from the package index: edgeship==<version>
+      git+https://...@REF     a git repository at a pinned ref (tag or commit)
+      PATH.whl                a wheel committed in the repository (relative to its root)
+    """
+    if install_from == "pypi":
+        release = release or _version()
+        if release is None:
+            raise UsageError(
+                "this edgeship is not an installed release: `--install-from pypi` has no version to pin",
+                fix="pass --install-from with a wheel in the repository or a git+https://...@REF URL",
+            )
+        return f"edgeship=={release}"
+    if install_from.startswith("git+"):
+        url = install_from.removeprefix("edgeship @ ")
+        rest = url.removeprefix("git+https://")
+        if rest == url or "@" not in rest.split("/", 1)[-1]:
+            raise UsageError(
+                f"--install-from {install_from!r}: a git URL must be git+https://HOST/OWNER/REPO@REF",
+                fix="pin a tag or a commit after @ (a branch would install whatever it points to at each run)",
+            )
+        return f"edgeship @ {url}"
+    wheel = Path(install_from)
+    if wheel.suffix != ".whl":
+        raise UsageError(
+            f"--install-from {install_from!r} is neither pypi, a git+https:// URL nor a .whl file",
+            fix="pass pypi, git+https://HOST/OWNER/REPO@REF, or the path of a wheel in the repository",
+        )
+    absolute = (wheel if wheel.is_absolute() else Path.cwd() / wheel).resolve()
+    try:
+        relative = absolute.relative_to(root.resolve())
+    except ValueError:
+        raise UsageError(
+            f"the wheel {install_from} is not inside the repository {root}: the workflow's checkout would not have it",
+            fix="copy the wheel into the repository (e.g. dist/), commit it, and pass that path",
+        ) from None
+    if not absolute.is_file():
+        raise UsageError(
+            f"no wheel at {install_from}", fix="build it first (e.g. `uv build --wheel`), then run init"
+        )
+    return f"./{relative.as_posix()}"
+
+
+def write(
+    root: Path, project_name: str, *, force: bool = False, install: str | None = None
+) -> dict[str, list[str]]:
     """Write the plan under `root`; refuse (before writing anything) to overwrite unless `force`."""
-    files = plan(project_name)
+    install = install or default_install()
+    files = plan(project_name, install)
     existing = [f.path for f in files if (root / f.path).exists()]
     if existing and not force:
         raise RefusedError(
@@ -60,12 +130,32 @@ def write(root: Path, project_name: str, *, force: bool = False) -> dict[str, li
     text = readme.read_text() if readme.exists() else f"# {project_name}\n"
     appended = README_MARKER not in text
     if appended:
-        readme.write_text(text.rstrip() + "\n\n" + readme_section() + "\n")
+        readme.write_text(text.rstrip() + "\n\n" + readme_section(install) + "\n")
+    gitignore = root / ".gitignore"
+    before = gitignore.read_text() if gitignore.exists() else None
+    after = gitignore_text(before)
+    if after != before:
+        gitignore.write_text(after)
     return {
         "written": [f.path for f in files],
         "overwritten": existing,
         "readme": ["README.md"] if appended else [],
+        "gitignore": [".gitignore"] if after != before else [],
     }
+
+
+def gitignore_text(existing: str | None) -> str:
+    """A .gitignore with every line of GITIGNORED: `existing` with the missing lines appended
+    (under one marker comment), unchanged when none is missing. Pure."""
+    text = existing or ""
+    present = {line.strip().strip("/") for line in text.splitlines()}
+    missing = [line for line in GITIGNORED if line.strip("/") not in present]
+    if not missing:
+        return text
+    block = "\n".join([GITIGNORE_MARKER, *missing]) + "\n"
+    if not text:
+        return block
+    return text.rstrip("\n") + "\n\n" + block
 
 
 def _rewrite(text: str, old: str, new: str, what: str) -> str:
@@ -78,6 +168,7 @@ def config(project_name: str) -> str:
     """Our edgeship.toml, for the new project."""
     text = (TEMPLATES / "edgeship.toml").read_text()
     text = _rewrite(text, 'name = "edgeship"', f'name = "{project_name}"', "edgeship.toml")
+    text = _rewrite(text, config_schema.DIRECTIVE, config_schema.PROJECT_DIRECTIVE, "edgeship.toml")
     return _rewrite(
         text,
         'model = "programs/function/sample/model.tar.gz"',
@@ -86,11 +177,27 @@ def config(project_name: str) -> str:
     )
 
 
-def _pin() -> str:
+def default_install() -> str:
+    """This release from the package index (a checkout never installed: unpinned)."""
+    release = _version()
+    return f"edgeship=={release}" if release else "edgeship"
+
+
+def _version() -> str | None:
     try:
-        return f"edgeship=={version('edgeship')}"
+        return version("edgeship")
     except PackageNotFoundError:  # a checkout that was never installed
-        return "edgeship"
+        return None
+
+
+# Every job's install: edgeship into .venv (uv: seconds, where pip takes minutes for
+# pulumi-aws), before any credential exists in the job. `{pulumi}` links the CLI pulumi/actions
+# put on PATH into .tools/pulumi, with the dynamic providers' launcher bound to .venv's Python.
+INSTALL = """run: |
+          python -m pip install --quiet "uv=={uv}"
+          python -m venv --without-pip .venv
+          uv pip install --quiet --python .venv/bin/python "$EDGESHIP_INSTALL"{pulumi}"""
+INSTALL_PULUMI = "\n          .venv/bin/orchestrator install-pulumi"
 
 
 TESTS_JOB = re.compile(r"  tests:\n(?:    .*\n|\n(?=    ))+")
@@ -108,33 +215,51 @@ USER_TESTS = """  tests:
       - uses: {setup_python}
         with:
           python-version: "3.11"
-      - name: Install
-        run: python -m pip install "{pin}"
+      - name: Install edgeship
+        {install}
       # edgeship.toml is valid and the model archive is where it says; add your own tests here
       - name: Check the configuration
-        run: orchestrator envs
+        run: .venv/bin/orchestrator envs
 """
 
 
-def deploy_workflow() -> str:
-    """Our deploy workflow with a pip install of this release and a test job of its own."""
+def deploy_workflow(install: str | None = None) -> str:
+    """Our deploy workflow installing edgeship from `install` (EDGESHIP_INSTALL, default this
+    release from PyPI) in every job, with a test job of its own."""
     text = (TEMPLATES / "deploy.yml").read_text()
     match = TESTS_JOB.search(text)
     if match is None:
         raise TemplateError("the deploy workflow template has no tests job to rewrite", fix="report this bug")
-    pin = _pin()
+    install = install or default_install()
     # The actions at the pins the template's other jobs use: one place to bump them.
     pinned = {
         name: _pinned_action(text, f"actions/{name.replace('_', '-')}")
         for name in ("checkout", "setup_python")
     }
-    text = text[: match.start()] + USER_TESTS.format(pin=pin, **pinned) + text[match.end() :]
+    tests_install = INSTALL.format(uv=UV_VERSION, pulumi="")
+    text = text[: match.start()] + USER_TESTS.format(install=tests_install, **pinned) + text[match.end() :]
     text = _rewrite(text, "(ci.yml, called below)", "(the tests job below)", "deploy workflow")
     text = _rewrite(
-        text, "The runtime only, from uv.lock.", "This release of edgeship, pinned.", "deploy workflow"
+        text,
+        '\nenv:\n  PULUMI_VERSION: "3.260.0"\n',
+        '\nenv:\n  PULUMI_VERSION: "3.260.0"\n'
+        "  # Where every job installs edgeship from (`orchestrator init --install-from`): a pinned\n"
+        "  # release, a wheel committed in this repository, or git+https://...@REF.\n"
+        f"  EDGESHIP_INSTALL: {json.dumps(install)}\n",
+        "deploy workflow",
     )
+    text = _rewrite(
+        text,
+        "The runtime only, from uv.lock.",
+        "edgeship from EDGESHIP_INSTALL, into .venv.",
+        "deploy workflow",
+    )
+    text = _rewrite(text, "- name: Install (runtime only)", "- name: Install edgeship", "deploy workflow")
     return _rewrite(
-        text, "run: make install-runtime", f'run: python -m pip install "{pin}"', "deploy workflow"
+        text,
+        "run: make install-runtime",
+        INSTALL.format(uv=UV_VERSION, pulumi=INSTALL_PULUMI),
+        "deploy workflow",
     )
 
 
@@ -151,12 +276,13 @@ def project_name(root: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", root.name).strip("-") or "my-model"
 
 
-def readme_section() -> str:
+def readme_section(install: str) -> str:
     return f"""{README_MARKER}
 ## Shipping the model with edgeship
 
 ```bash
-pip install edgeship
+python -m venv .venv && . .venv/bin/activate
+pip install "{install}"   # what the workflow installs (its EDGESHIP_INSTALL)
 orchestrator install-pulumi          # the pinned Pulumi CLI, in .tools/pulumi
 orchestrator model pack model.onnx --features f1,f2,f3 --labels a,b --name my-model --version 2 -o models/my-model.tar.gz
 orchestrator up --env local          # the local environment (no AWS account): the sample model as v1
@@ -168,4 +294,6 @@ Without `--labels` the model is a regressor. `edgeship.toml` declares the enviro
 (local, dev, staging, prod): fill in each AWS environment's `account_id` and region, and
 set `project.model` to your archive. `.github/workflows/edgeship-deploy.yml` previews pull
 requests, promotes dev from main and staging then prod from `v*` tags, with approvals on
-the `staging` and `prod` GitHub environments; create the roles and variables it names."""
+the `staging` and `prod` GitHub environments; create the roles and variables it names.
+`.gitignore` keeps out what edgeship writes here (`.edgeship/`: local state, keys and
+secrets; `.tools/`, `reports/`, `.venv/`)."""

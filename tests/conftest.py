@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,30 @@ def pulumi_root() -> Path:
     root = toolchain.pulumi_root(REPO)
     assert toolchain.pulumi_version(root) == f"v{toolchain.PULUMI_VERSION}"
     return root
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """edgeship's wheel built from this checkout, and uv.lock's versions as constraints."""
+
+    path: Path
+    constraints: Path
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Wheel:
+    """Built once per session (tests/test_wheel.py, tests/test_workflow_runs.py)."""
+    uv = REPO / ".tools" / "uv" / "bin" / "uv"
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run([str(uv), "build", "--wheel", "--quiet", "--out-dir", str(dist), str(REPO)], check=True)
+    (built,) = dist.glob("edgeship-*.whl")
+    exported = subprocess.run(
+        [str(uv), "export", "--frozen", "--no-hashes", "--no-emit-project", "--quiet"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    constraints = dist / "constraints.txt"
+    constraints.write_text(exported.stdout)
+    return Wheel(built, constraints)
 
 
 class Project:

@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from orchestrator import settings
-from orchestrator.errors import ExitCode
+import pytest
+import yaml
+
+from orchestrator import config_schema, scaffold, settings
+from orchestrator.errors import ExitCode, UsageError
 
 REPO = Path(__file__).resolve().parents[1]
 ACTIONLINT = REPO / ".tools" / "bin" / "actionlint"
@@ -34,7 +37,12 @@ def test_init_writes_a_project_that_loads_and_a_pipeline_that_lints(tmp_path: Pa
         "edgeship.toml",
         ".github/workflows/edgeship-deploy.yml",
         "models/model.tar.gz",
+        "edgeship.schema.json",
     }
+    # editors find the schema beside the file, offline and in every clone
+    assert (root / "edgeship.toml").read_text().splitlines()[0] == "#:schema ./edgeship.schema.json"
+    assert (root / "edgeship.schema.json").read_text() == config_schema.render()
+    assert result["gitignore"] == [".gitignore"] and result["install"].startswith("edgeship==")
     loaded = settings.load(root / "edgeship.toml")
     assert set(loaded.environments) == {"local", "dev", "staging", "prod"}
     assert loaded.project == "fraud-model" and loaded.model == root / "models" / "model.tar.gz"
@@ -44,7 +52,20 @@ def test_init_writes_a_project_that_loads_and_a_pipeline_that_lints(tmp_path: Pa
 
     workflow = root / ".github" / "workflows" / "edgeship-deploy.yml"
     text = workflow.read_text()
-    assert "make install" not in text and "ci.yml" not in text and 'python -m pip install "edgeship' in text
+    assert "make install" not in text and "uses: ./.github/workflows/ci.yml" not in text
+    # one place says where edgeship comes from; every job installs it into the .venv it calls
+    parsed = yaml.safe_load(text)
+    assert parsed["env"]["EDGESHIP_INSTALL"] == result["install"] and text.count(result["install"]) == 1
+    for job_name, job in parsed["jobs"].items():
+        runs = [str(step.get("run", "")) for step in job.get("steps", [])]
+        calls = [i for i, r in enumerate(runs) if ".venv/bin/orchestrator" in r and "uv pip" not in r]
+        if calls:
+            installs = [
+                i
+                for i, r in enumerate(runs)
+                if 'uv pip install --quiet --python .venv/bin/python "$EDGESHIP_INSTALL"' in r
+            ]
+            assert installs and installs[0] < calls[0], job_name
     lint = subprocess.run([str(ACTIONLINT), "-no-color", str(workflow)], capture_output=True, text=True)
     assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout + lint.stderr
     zizmor = subprocess.run(
@@ -69,3 +90,48 @@ def test_init_refuses_to_overwrite_and_force_does_it_once(tmp_path: Path) -> Non
     assert code == 0 and "edgeship.toml" in forced["overwritten"], forced
     readme = (root / "README.md").read_text()
     assert readme.startswith("# repo\n\nOurs.\n") and readme.count("<!-- edgeship -->") == 1
+    assert forced["gitignore"] == [] and (root / ".gitignore").read_text().count(".edgeship/") == 1
+
+
+def test_install_from_names_a_release_a_wheel_in_the_repository_or_a_pinned_git_ref(tmp_path: Path) -> None:
+    (tmp_path / "dist").mkdir()
+    wheel = tmp_path / "dist" / "edgeship-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    assert scaffold.install_spec("pypi", tmp_path, "1.2.3") == "edgeship==1.2.3"
+    assert scaffold.install_spec(str(wheel), tmp_path) == "./dist/edgeship-0.1.0-py3-none-any.whl"
+    git = "git+https://github.com/octo/edgeship@v1.2.3"
+    assert scaffold.install_spec(git, tmp_path) == f"edgeship @ {git}"
+    for bad, says in (
+        ("git+https://github.com/octo/edgeship", "pin a tag or a commit"),  # a moving branch's head
+        ("git+ssh://git@github.com/octo/edgeship@v1", "pin a tag or a commit"),
+        (str(tmp_path.parent / "elsewhere.whl"), "copy the wheel into the repository"),
+        (str(tmp_path / "dist" / "missing.whl"), "build it first"),
+        ("edgeship==1.0", "pass pypi, git+https"),
+    ):
+        with pytest.raises(UsageError) as raised:
+            scaffold.install_spec(bad, tmp_path)
+        assert says in raised.value.fix, (bad, raised.value.fix)
+
+
+@pytest.mark.parametrize(
+    ("existing", "expected"),
+    [
+        (None, f"{scaffold.GITIGNORE_MARKER}\n.edgeship/\n.tools/\nreports/\n.venv/\n"),
+        ("", f"{scaffold.GITIGNORE_MARKER}\n.edgeship/\n.tools/\nreports/\n.venv/\n"),
+        (
+            "node_modules/\n/.venv\nreports/",
+            f"node_modules/\n/.venv\nreports/\n\n{scaffold.GITIGNORE_MARKER}\n.edgeship/\n.tools/\n",
+        ),
+        (
+            ".edgeship\n.tools/\nreports\n.venv/\n",
+            ".edgeship\n.tools/\nreports\n.venv/\n",
+        ),  # nothing missing: unchanged
+    ],
+)
+def test_gitignore_appends_only_what_is_missing(existing: str | None, expected: str) -> None:
+    assert scaffold.gitignore_text(existing) == expected
+    assert scaffold.gitignore_text(expected) == expected  # idempotent
+
+
+def test_the_workflow_installs_with_the_makefiles_uv() -> None:
+    assert f"UV_VERSION := {scaffold.UV_VERSION}\n" in (REPO / "Makefile").read_text()

@@ -4,7 +4,8 @@ uv.lock), and everything runs from there, with no path into this checkout, in a 
 with packages of its own named `programs` and `loadtests`: `init`,
 `install-pulumi` (it links the pinned CLI this checkout built, found on PATH as a user's
 own install would be, instead of building it again), `model pack` of a model made here,
-`up` and `promote --env local` to promoted, and `destroy`."""
+`up` and `promote --env local` to promoted, and `destroy`; then `git status` offers only the
+project's own files (init's .gitignore covers everything edgeship wrote)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import regressor_onnx
+from tests.conftest import Wheel, regressor_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 UV = REPO / ".tools" / "uv" / "bin" / "uv"
@@ -26,13 +27,7 @@ def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def test_the_wheel_runs_a_promotion_in_a_repository_of_its_own(tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
-    _run([str(UV), "build", "--wheel", "--out-dir", str(dist), str(REPO)])
-    (wheel,) = dist.glob("edgeship-*.whl")
-    constraints = tmp_path / "constraints.txt"
-    exported = _run([str(UV), "export", "--frozen", "--no-hashes", "--no-emit-project", "--quiet"], cwd=REPO)
-    constraints.write_text(exported.stdout)
+def test_the_wheel_runs_a_promotion_in_a_repository_of_its_own(tmp_path: Path, wheel: Wheel) -> None:
     venv = tmp_path / "venv"
     _run([str(UV), "venv", "--quiet", "--python", _python(), str(venv)])
     _run(
@@ -43,14 +38,16 @@ def test_the_wheel_runs_a_promotion_in_a_repository_of_its_own(tmp_path: Path) -
             "--quiet",
             "--python",
             str(venv / "bin" / "python"),
-            str(wheel),
+            str(wheel.path),
             "-c",
-            str(constraints),
+            str(wheel.constraints),
         ]
     )
 
     home = tmp_path / "fraud-model"
     home.mkdir()
+    git = ["git", "-C", str(home), "-c", "user.name=t", "-c", "user.email=t@t"]
+    _run([*git, "init", "--quiet", "-b", "main"])
     # The team's repository has packages of its own named like edgeship's top-level ones;
     # every process edgeship starts there (the engine's providers, Locust) must use its own.
     for name in ("programs", "loadtests"):
@@ -97,6 +94,19 @@ def test_the_wheel_runs_a_promotion_in_a_repository_of_its_own(tmp_path: Path) -
     finally:
         gone = orchestrator("destroy", "--env", "local", "--yes")
     assert gone["changes"].get("delete", 0) >= 1, gone
+    # what edgeship wrote is ignored (.gitignore from init): git offers only the project's files
+    status = _run([*git, "status", "--porcelain", "--untracked-files=all"]).stdout.splitlines()
+    assert sorted(status) == [
+        "?? .github/workflows/edgeship-deploy.yml",
+        "?? .gitignore",
+        "?? README.md",
+        "?? edgeship.schema.json",
+        "?? edgeship.toml",
+        "?? loadtests/__init__.py",
+        "?? models/model.tar.gz",
+        "?? models/risk.tar.gz",
+        "?? programs/__init__.py",
+    ], status
 
 
 def _python() -> str:
