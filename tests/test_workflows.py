@@ -188,7 +188,7 @@ def test_nothing_deploys_before_the_tests_and_the_preview_it_approves() -> None:
         preview = jobs[f"preview-{env}"]
         assert preview["environment"] == f"{env}-preview"  # a read-only role, no reviewers
         runs = " ".join(str(s.get("run", "")) for s in _steps(preview))
-        assert "orchestrator preview" in runs and "GITHUB_STEP_SUMMARY" in runs
+        assert "orchestrator preview" in runs and "preview.md" in runs
         assert " up " not in runs and "promote" not in runs
     assert "staging" in jobs["prod"]["needs"]
 
