@@ -53,8 +53,11 @@ def _fail(as_json: bool, error: dict[str, Any]) -> NoReturn:
     from orchestrator import output
 
     click_ctx = click.get_current_context(silent=True)
-    name = click_ctx.info_name if click_ctx is not None else ""
-    title = f"orchestrator {name} failed (exit {int(error['exit_code'])})"
+    words: list[str] = []  # the command's words (`model pack`), never the program's path or `python -m`
+    while click_ctx is not None and click_ctx.parent is not None:
+        words.insert(0, click_ctx.info_name or "")
+        click_ctx = click_ctx.parent
+    title = " ".join(["orchestrator", *words]) + f" failed (exit {int(error['exit_code'])})"
     if as_json:
         import json
 
@@ -983,15 +986,16 @@ def model_pack(
 @click.option("--force", is_flag=True, help="Overwrite the files init writes if they exist.")
 @click.option(
     "--install-from",
-    default="pypi",
-    show_default=True,
+    default=None,
     metavar="pypi|WHEEL|git+https://...@REF",
     help="Where the workflow installs edgeship from: this release from PyPI, a wheel committed "
-    "in the repository, or a git URL at a pinned ref (the workflow's EDGESHIP_INSTALL).",
+    "in the repository, or a git URL at a pinned ref (the workflow's EDGESHIP_INSTALL). "
+    "Default: where this edgeship came from (a git install: its commit), else pypi; a warning "
+    "when that cannot work (this edgeship came from a local wheel or checkout).",
 )
 @json_option
 @click.pass_obj
-def init(ctx: Ctx, directory: Path, name: str | None, force: bool, install_from: str) -> None:
+def init(ctx: Ctx, directory: Path, name: str | None, force: bool, install_from: str | None) -> None:
     """Start shipping a model from this repository (or DIRECTORY).
 
     \b
@@ -1005,27 +1009,35 @@ def init(ctx: Ctx, directory: Path, name: str | None, force: bool, install_from:
     """
 
     def action() -> dict[str, Any]:
-        from orchestrator.scaffold import install_spec, project_name, write
+        from orchestrator.scaffold import _direct_url, default_install_from, install_spec, project_name, write
 
         root = directory.resolve()
         project = name or project_name(root)
-        install = install_spec(install_from, root)
+        warnings = []
+        chosen = install_from
+        if chosen is None:
+            chosen, warning = default_install_from(_direct_url())
+            warnings += [warning] if warning else []
+        install = install_spec(chosen, root)
         root.mkdir(parents=True, exist_ok=True)
         return {
             "directory": str(root),
             "project": project,
             "install": install,
+            "warnings": warnings,
             **write(root, project, force=force, install=install),
         }
 
-    _run(
-        ctx,
-        action,
-        lambda r: (
-            "\n".join(f"wrote {p}" for p in r["written"] + r["readme"] + r["gitignore"])
-            + "\nnext: orchestrator up --env local"
-        ),
-    )
+    def human(r: dict[str, Any]) -> str:
+        from orchestrator import output
+
+        for warning in r["warnings"]:
+            output.warning(warning)
+        return "\n".join(f"wrote {p}" for p in r["written"] + r["readme"] + r["gitignore"]) + (
+            f"\nthe workflow installs {r['install']}\nnext: orchestrator up --env local"
+        )
+
+    _run(ctx, action, human)
 
 
 @main.command("install-pulumi")
@@ -1061,29 +1073,44 @@ def install_pulumi(ctx: Ctx, target: Path | None) -> None:
     default=None,
     help="Write it to this file (e.g. edgeship.schema.json beside edgeship.toml) instead of stdout.",
 )
-def schema_command(out: Path | None) -> None:
+@json_option
+@click.pass_obj
+def schema_command(ctx: Ctx, out: Path | None) -> None:
     """Print the JSON schema of edgeship.toml, for editors with a TOML language server
     (taplo, VS Code's Even Better TOML): with the schema in edgeship.schema.json, make
-    `#:schema ./edgeship.schema.json` the first line of edgeship.toml."""
+    `#:schema ./edgeship.schema.json` the first line of edgeship.toml. (The schema is JSON
+    already: --json changes only what --write reports.)"""
     from orchestrator.config_schema import render
 
     text = render()
     if out is None:
         click.echo(text, nl=False)
-    else:
+        return
+
+    def action() -> dict[str, Any]:
         out.write_text(text)
-        click.echo(f"wrote {out}")
+        return {"path": str(out)}
+
+    _run(ctx, action, lambda r: f"wrote {r['path']}")
 
 
 @main.command()
 @click.argument("promotion_id", metavar="[ID]", required=False)
-@click.option("--env", "env_name", default=None, metavar="NAME", help="Only this environment's reports.")
+@click.option(
+    "--env",
+    "env_name",
+    default=None,
+    metavar="NAME",
+    help="Only this environment's reports (also --env before the command; default: every "
+    "environment's, EDGESHIP_ENV and default_env are not applied).",
+)
 @json_option
 @click.pass_obj
 def report(ctx: Ctx, promotion_id: str | None, env_name: str | None) -> None:
     """List the promotions' reports (newest first), or show one by ID (a unique prefix, or
     `latest`). Each promotion's folder holds report.html (charts of latency, errors and
     weights; opens offline), report.md and report.json."""
+    env_name = env_name or ctx.env
 
     def action() -> Any:
         from orchestrator import reports
@@ -1303,7 +1330,8 @@ def _raiser(exc: Exception) -> Callable[[], Any]:
     "env_name",
     default=None,
     metavar="NAME",
-    help="Environment to check for (default: the first declared).",
+    help="Environment to check for (default: --env before the command, EDGESHIP_ENV, "
+    "default_env, else the first declared).",
 )
 @json_option
 @click.pass_obj
@@ -1319,8 +1347,16 @@ def doctor(ctx: Ctx, env_name: str | None) -> None:
     result: dict[str, Any] = {}
 
     def action() -> dict[str, Any]:
+        import os
+
+        from orchestrator.env_choice import ENV_VAR, choose
+
         settings = ctx.settings()
-        name = env_name or next(iter(settings.environments))
+        # as every command chooses, but a machine with nothing chosen is still worth checking
+        name = env_name or ctx.env
+        if name is None and (os.environ.get(ENV_VAR) or settings.default_env):
+            name = choose(os.environ.get(ENV_VAR), settings.default_env, settings.environments, settings.path)
+        name = name or next(iter(settings.environments))
         checks = doc.judge(doc.probe(settings, settings.environment(name)))
         result.update(env=name, ok=not doc.failed(checks), checks=[c.to_dict() for c in checks])
         return result

@@ -82,7 +82,10 @@ def metadata_of(stream: Any) -> dict[str, Any]:
 def model_of(lam: Any, s3: Any, function: str, version: str) -> ModelInfo:
     """The model `version` of `function` was published with. Never raises for a missing or
     unreadable archive: `status` must still show the versions (the reason is in `error`)."""
-    config = lam.get_function_configuration(FunctionName=function, Qualifier=version)
+    try:
+        config = lam.get_function_configuration(FunctionName=function, Qualifier=version)
+    except lam.exceptions.ClientError as exc:  # e.g. a role without lambda:GetFunctionConfiguration
+        return ModelInfo(None, None, None, None, error=f"{function}:{version}: {exc}")
     variables = dict((config.get("Environment") or {}).get("Variables") or {})
     sha, uri = variables.get("MODEL_SHA256"), variables.get("MODEL_URI")
     where = model_location(variables)

@@ -130,6 +130,13 @@ def error(message: str, fix: str | None, *, title: str = "edgeship") -> None:
         printer.line(f"fix: {fix}")
 
 
+def warning(message: str, *, title: str = "edgeship") -> None:
+    """A warning on stderr (yellow on a terminal), an `::warning::` annotation on GitHub."""
+    printer = Printer(sys.stderr)
+    printer.annotate("warning", message, title=title)
+    printer.line(f"warning: {message}", style="yellow")
+
+
 # -- the step summary -------------------------------------------------------------------------
 
 

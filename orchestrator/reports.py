@@ -152,5 +152,8 @@ def show_text(report: dict[str, Any]) -> str:
         )
     for bake in report.get("bakes", []):
         lines.append(f"  {bake['name']:<12} bake {bake['seconds']:.0f} s: {bake['verdict']}")
-    lines.append(f"  files: {report['directory']}/report.html, report.md, report.json")
+    pages = (
+        ("report.html", "report.md", "report.json") if report.get("html") else ("report.md", "report.json")
+    )
+    lines.append(f"  files: {report['directory']}/{', '.join(pages)}")
     return "\n".join(lines)

@@ -64,6 +64,49 @@ def plan(project_name: str, install: str | None = None) -> list[Planned]:
     ]
 
 
+def install_origin(direct_url: str | None) -> str | None:
+    """Where this edgeship was installed from, when not from a package index: PEP 610's
+    direct_url.json of the distribution (None: an index, whose release `pypi` pins). A git
+    install gives `git+URL@COMMIT`, which `init` can pin as is; a local wheel or checkout
+    gives its file URL, which no workflow can reach."""
+    if not direct_url:
+        return None
+    import json
+
+    data = json.loads(direct_url)
+    vcs = data.get("vcs_info") or {}
+    if vcs.get("vcs") == "git" and vcs.get("commit_id") and str(data.get("url", "")).startswith("https://"):
+        return f"git+{data['url']}@{vcs['commit_id']}"
+    return str(data.get("url") or "a local path")
+
+
+def _direct_url() -> str | None:
+    from importlib.metadata import distribution
+
+    try:
+        return distribution("edgeship").read_text("direct_url.json")
+    except PackageNotFoundError:
+        return None
+
+
+def default_install_from(direct_url: str | None) -> tuple[str, str | None]:
+    """`--install-from` when the user gave none, and a warning when the choice cannot work
+    on a runner: a git install is pinned at its commit; an index install is pinned at its
+    release; a local wheel or checkout falls back to `pypi` with a warning (nothing of
+    ours on an index serves that build: the workflow's install step would fail)."""
+    origin = install_origin(direct_url)
+    if origin is None:
+        return "pypi", None
+    if origin.startswith("git+https://"):
+        return origin, None
+    return "pypi", (
+        f"this edgeship was installed from {origin}, not from a package index: the workflow pins "
+        f"edgeship=={_version() or '?'}, which its install step finds only if your index serves "
+        "that release; pass --install-from with a wheel committed in the repository (e.g. "
+        "dist/edgeship-*.whl) or git+https://HOST/OWNER/REPO@REF"
+    )
+
+
 def install_spec(install_from: str, root: Path, release: str | None = None) -> str:
     """What the workflow installs edgeship from, for `init --install-from`:
 

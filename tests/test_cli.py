@@ -113,3 +113,36 @@ def test_abort_help_teaches_recovery() -> None:
     assert done.returncode == 0
     for phrase in ("any machine", "its lease", "rolls back", "--wait", "Exit 0"):
         assert phrase in done.stdout, phrase
+
+
+def test_doctor_report_and_schema_take_the_global_options(tmp_path: Path) -> None:
+    """--env before the command and EDGESHIP_ENV pick doctor's environment as every command's;
+    `report` filters on a global --env; `schema --json --write` answers in JSON."""
+    import os
+
+    for args, env, expected in [
+        (["--env", "dev", "doctor", "--json"], {}, "dev"),
+        (["doctor", "--json"], {"EDGESHIP_ENV": "staging"}, "staging"),
+        (["doctor", "--env", "prod", "--json"], {"EDGESHIP_ENV": "staging"}, "prod"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "--config", str(REPO / "edgeship.toml"), *args],
+            capture_output=True, text=True, env={**os.environ, "PULUMI_CONFIG_PASSPHRASE": "", **env},
+        )  # fmt: skip
+        assert json.loads(done.stdout)["env"] == expected, (args, env, done.stderr)
+
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "edgeship.toml").write_text((REPO / "edgeship.toml").read_text())
+    for env_name, stamp in (("local", "20260101T000000-000001"), ("dev", "20260102T000000-000002")):
+        folder = root / "reports" / env_name / stamp
+        folder.mkdir(parents=True)
+        (folder / "report.json").write_text(json.dumps({"id": stamp, "env": env_name, "outcome": "promoted"}))
+    listed = cli("--env", "local", "report", "--json", config=root / "edgeship.toml")
+    assert [r["env"] for r in json.loads(listed.stdout)] == ["local"], listed.stderr
+    everything = cli("report", "--json", config=root / "edgeship.toml")
+    assert sorted(r["env"] for r in json.loads(everything.stdout)) == ["dev", "local"]
+
+    written = cli("schema", "--json", "--write", str(tmp_path / "s.json"))
+    assert json.loads(written.stdout) == {"path": str(tmp_path / "s.json")}, written.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["title"]

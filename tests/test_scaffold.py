@@ -135,3 +135,30 @@ def test_gitignore_appends_only_what_is_missing(existing: str | None, expected: 
 
 def test_the_workflow_installs_with_the_makefiles_uv() -> None:
     assert f"UV_VERSION := {scaffold.UV_VERSION}\n" in (REPO / "Makefile").read_text()
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "chosen", "warns"),
+    [
+        (None, "pypi", False),  # from an index: pin that release
+        (
+            '{"url": "https://github.com/acme/edgeship", "vcs_info": {"vcs": "git", "commit_id": "0a1b2c"}}',
+            "git+https://github.com/acme/edgeship@0a1b2c",
+            False,
+        ),
+        ('{"url": "file:///home/me/dist/edgeship-0.1.0-py3-none-any.whl", "archive_info": {}}', "pypi", True),
+        ('{"url": "file:///home/me/edgeship", "dir_info": {"editable": true}}', "pypi", True),
+        (
+            '{"url": "ssh://git@host/acme/edgeship", "vcs_info": {"vcs": "git", "commit_id": "0a"}}',
+            "pypi",
+            True,
+        ),
+    ],
+)
+def test_init_installs_from_where_this_edgeship_came_from(
+    direct_url: str | None, chosen: str, warns: bool
+) -> None:
+    got, warning = scaffold.default_install_from(direct_url)
+    assert got == chosen and (warning is not None) == warns, warning
+    if warning:
+        assert "--install-from" in warning
