@@ -66,11 +66,13 @@ SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_handler.py
 # judge outcomes, not latency: they pass on a starved CPU, only later.
 SHARD_services := tests/test_authorizer.py tests/test_cli.py tests/test_daemons.py tests/test_engine.py \
 	tests/test_hooks.py tests/test_local_authorizer.py tests/test_local_stack.py tests/test_packaging.py \
-	tests/test_provisioned.py tests/test_serving_program.py tests/test_traffic_record.py tests/test_wheel.py
+	tests/test_provisioned.py tests/test_serving_program.py tests/test_traffic_record.py
 # gates: promotions on the local environment whose gates judge latency and throughput (LOCAL_TOML's
-# SLOs in tests/conftest.py, a slow green's 150 ms p95), and the load generator's own timing.
+# SLOs in tests/conftest.py, a slow green's 150 ms p95; the wheel's promotion with edgeship.toml's
+# 250 ms), and the load generator's own timing.
 SHARD_gates := tests/test_load_workers.py tests/test_loadrun.py tests/test_local_provisioned.py \
-	tests/test_local_release.py tests/test_modelpack.py tests/test_recovery.py tests/test_watch_hooks_pause.py
+	tests/test_local_release.py tests/test_modelpack.py tests/test_recovery.py tests/test_watch_hooks_pause.py \
+	tests/test_wheel.py
 # edge: the local edge and its sandboxes under load: timeouts, init deadlines, signing, rotation.
 SHARD_edge := tests/test_edge_telemetry.py tests/test_origin_rotation.py tests/test_sandbox.py tests/test_sigv4.py
 # matrix: the fault matrix (54 promotions, lenient SLOs: only a fault fails them).
@@ -89,15 +91,18 @@ STREAMS := strict matrix blind
 
 # Each run keeps its results in $(RESULTS)/<name>/: junit.xml, log (a niced stream's whole
 # output), failed/ (a failed test's emulator, edge and Locust logs and gate reports:
-# tests/ci_plugin.py), tmp/ (pytest's basetemp). CI uploads them when a shard fails.
+# tests/ci_plugin.py). CI uploads them when a shard fails. pytest's basetemp (its temporary
+# projects, emptied by the next run of that name) is outside the checkout: a test that looks
+# for edgeship.toml upwards must not find the repository's. One per checkout.
 RESULTS := .edgeship/test-results
-PYTEST = $(BIN)/pytest -q -p no:cacheprovider --durations=15 --basetemp="$(CURDIR)/$(RESULTS)/$(1)/tmp" \
+TEST_TMP := $(or $(TMPDIR),/tmp)/edgeship-tests-$(shell printf %s "$(CURDIR)" | cksum | cut -d' ' -f1)
+PYTEST = $(BIN)/pytest -q -p no:cacheprovider --durations=15 --basetemp="$(TEST_TMP)/$(1)" \
 	--junitxml="$(CURDIR)/$(RESULTS)/$(1)/junit.xml" --failed-artifacts="$(CURDIR)/$(RESULTS)/$(1)/failed"
 STREAM_FILES = $(foreach shard,$(STREAM_$(1)),$(SHARD_$(shard)))
 
 unit: install  ## pytest: latency-judging tests beside the latency-blind ones (niced), three streams
 	@rm -rf $(RESULTS)/strict $(RESULTS)/matrix $(RESULTS)/blind
-	@mkdir -p $(RESULTS)/strict $(RESULTS)/matrix $(RESULTS)/blind
+	@mkdir -p $(RESULTS)/strict $(RESULTS)/matrix $(RESULTS)/blind "$(TEST_TMP)"
 	@export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	timed() { local name=$$1 start=$$SECONDS status; shift; "$$@"; status=$$?; \
 		echo "$$name: exit $$status in $$(( SECONDS - start )) s" > $(RESULTS)/$$name/summary; return $$status; }; \
@@ -120,7 +125,7 @@ SHARD_RUN = $(SHARD)$(if $(PART),-$(subst /,-of-,$(PART)))
 
 test-shard: install  ## one shard of the suite (SHARD=name [PART=i/n]), as a CI job runs it
 	@test -n "$(SHARD_$(SHARD))" || { echo "error: no shard '$(SHARD)'; shards: $(SHARDS)" >&2; exit 2; }
-	@rm -rf $(RESULTS)/$(SHARD_RUN) && mkdir -p $(RESULTS)/$(SHARD_RUN)
+	@rm -rf $(RESULTS)/$(SHARD_RUN) && mkdir -p $(RESULTS)/$(SHARD_RUN) "$(TEST_TMP)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(call PYTEST,$(SHARD_RUN)) $(if $(PART),--part=$(PART)) $(SHARD_$(SHARD))
 
 # What tests/test_ci.py checks: each shard's files and each stream's shards, one per line.
