@@ -62,29 +62,33 @@ SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_handler.py
 	tests/test_machine.py tests/test_plan_gate.py tests/test_report.py tests/test_rotation.py \
 	tests/test_scaffold.py tests/test_settings.py tests/test_stack_contract.py tests/test_watch.py \
 	tests/test_workflows.py
-# services: real processes (moto server, Pulumi engine, pip, hooks, daemons) whose assertions
-# judge outcomes, not latency: they pass on a starved CPU, only later.
-SHARD_services := tests/test_authorizer.py tests/test_cli.py tests/test_daemons.py tests/test_engine.py \
-	tests/test_hooks.py tests/test_local_authorizer.py tests/test_local_stack.py tests/test_packaging.py \
-	tests/test_provisioned.py tests/test_serving_program.py tests/test_traffic_record.py
+# services: real processes (moto server, the Pulumi engine's local stack, pip, hooks, daemons)
+# whose assertions judge outcomes, with no clock to beat but generous timeouts: they pass on a
+# starved CPU, only later.
+SHARD_services := tests/test_authorizer.py tests/test_cli.py tests/test_daemons.py tests/test_hooks.py \
+	tests/test_local_authorizer.py tests/test_local_stack.py tests/test_packaging.py \
+	tests/test_serving_program.py tests/test_traffic_record.py
 # gates: promotions on the local environment whose gates judge latency and throughput (LOCAL_TOML's
 # SLOs in tests/conftest.py, a slow green's 150 ms p95; the wheel's promotion with edgeship.toml's
 # 250 ms), and the load generator's own timing.
 SHARD_gates := tests/test_load_workers.py tests/test_loadrun.py tests/test_local_provisioned.py \
 	tests/test_local_release.py tests/test_modelpack.py tests/test_recovery.py tests/test_watch_hooks_pause.py \
 	tests/test_wheel.py
-# edge: the local edge and its sandboxes under load: timeouts, init deadlines, signing, rotation.
-SHARD_edge := tests/test_edge_telemetry.py tests/test_origin_rotation.py tests/test_sandbox.py tests/test_sigv4.py
+# timing: tests with a clock to beat: the local edge and its sandboxes (function timeouts, init
+# deadlines), SigV4's skew, the origin rotation under load, provisioned concurrency that is
+# ready 1 s after a move, an `up` that must still hold the stack's lock when the next one starts.
+SHARD_timing := tests/test_edge_telemetry.py tests/test_engine.py tests/test_origin_rotation.py \
+	tests/test_provisioned.py tests/test_sandbox.py tests/test_sigv4.py
 # matrix: the fault matrix (54 promotions, lenient SLOs: only a fault fails them).
 SHARD_matrix := tests/test_fault_matrix.py
-SHARDS := unit services gates edge matrix
+SHARDS := unit services gates timing matrix
 
 # `make unit` on one machine: the suite leaves most of a CPU idle (it waits on load tests,
 # the engine and daemons), so it runs as three streams at once. Tests that judge latency run at
 # normal priority; the latency-blind ones run beside them at a low priority, where they take
 # only what the strict stream leaves: the matrix at nice 15 (its 8 s lease must be renewed
 # every 2.7 s), the rest at nice 19. All three must pass.
-STREAM_strict := gates edge
+STREAM_strict := gates timing
 STREAM_matrix := matrix
 STREAM_blind := unit services
 STREAMS := strict matrix blind
