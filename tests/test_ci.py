@@ -193,18 +193,21 @@ def test_installs_are_cached_once_and_restored_by_the_shards() -> None:
         return [s for s in _steps(CI["jobs"][job]) if str(s.get("uses", "")).startswith(action)]
 
     saved, restored = caches("lint", "actions/cache@"), caches("test", "actions/cache/restore@")
-    assert [s["with"] for s in saved] == [s["with"] for s in restored] and len(saved) == 2
+    assert [(s["with"], s.get("if")) for s in saved] == [(s["with"], s.get("if")) for s in restored]
     assert not caches("test", "actions/cache@")
-    tools = saved[0]["with"]
-    assert ".tools" in tools["path"].split()
+    tools, deps, go_caches = (s["with"] for s in saved)
+    assert tools["path"] == ".tools"
     for pinned_by in ("scripts/install-pulumi.sh", "scripts/install-tools.sh", "Makefile"):
         assert pinned_by in tools["key"]
-    assert "uv.lock" in saved[1]["with"]["key"] and "~/.cache/uv" in saved[1]["with"]["path"].split()
+    assert "uv.lock" in deps["key"] and "~/.cache/uv" in deps["path"].split()
+    assert "~/.cache/go-build" in go_caches["path"].split()
+    missed = "steps.tools.outputs.cache-hit != 'true'"
     for job in ("lint", "test"):
         go = caches(job, "actions/setup-go@")
-        assert len(go) == 1 and go[0]["if"] == "steps.tools.outputs.cache-hit != 'true'"
+        assert len(go) == 1 and go[0]["if"] == missed  # Go builds only what .tools lacks
         major, minor = (int(x) for x in str(go[0]["with"]["go-version"]).split(".")[:2])
         assert (major, minor) >= (1, 26)  # Pulumi pkg/v3 v3.260.0's go.mod: go 1.26.6
+    assert saved[2]["if"] == missed
 
 
 # --- tests/ci_plugin.py ---------------------------------------------------------------------
