@@ -10,8 +10,10 @@
                  (its tmp_path, any fixture value with a `root` folder: `project`,
                  `local_project`, the matrix's project) the emulator's and the edge's logs
                  (`.edgeship/**/*.log`) and the gate reports (`reports/`: Locust's logs,
-                 statistics, report.json/.md). CI uploads DIR; otherwise these live in
-                 pytest's temporary folders, which the next run deletes.
+                 statistics, report.json/.md) written while the test ran (a module's
+                 project, such as the matrix's, holds every earlier case's reports too).
+                 CI uploads DIR; otherwise these live in pytest's temporary folders, which
+                 the next run deletes.
 
 Loaded by tests/conftest.py (`pytest_plugins`).
 """
@@ -26,7 +28,8 @@ from typing import Any
 
 import pytest
 
-MAX_FILE_BYTES = 20 * 1024 * 1024  # a runaway log is cut to its last 20 MiB
+MAX_FILE_BYTES = 8 * 1024 * 1024  # a long log is cut to its last 8 MiB
+STARTED = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,11 +86,12 @@ def project_roots(item: pytest.Item) -> list[Path]:
     return sorted(r for r in found if not any(o != r and r.is_relative_to(o) for o in found))
 
 
-def evidence(root: Path) -> Iterator[Path]:
+def evidence(root: Path, since: float) -> Iterator[Path]:
     """Logs anywhere under a project's .edgeship (emulator.log, edge.log, ...) and everything
-    under reports/ (gate reports, Locust logs), in the project or in a folder of it."""
+    under reports/ (gate reports, Locust logs), in the project or in a folder of it, written
+    at or after `since` (seconds since the epoch)."""
     for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.is_symlink():
+        if not path.is_file() or path.is_symlink() or path.stat().st_mtime < since:
             continue
         parts = path.relative_to(root).parts
         if "reports" in parts or (".edgeship" in parts and path.suffix == ".log"):
@@ -103,8 +107,9 @@ def copy_evidence(item: pytest.Item, report: pytest.TestReport, directory: Path)
     target.mkdir(parents=True, exist_ok=True)
     with (target / "failure.txt").open("a") as out:
         out.write(f"{item.nodeid} failed in {report.when}\n\n{report.longreprtext}\n\n")
+    since = item.stash.get(STARTED, 0.0) - 1.0  # mtimes may be coarser than the clock
     for n, root in enumerate(project_roots(item)):
-        for path in evidence(root):
+        for path in evidence(root, since):
             dest = target / f"project{n}" / path.relative_to(root)
             dest.parent.mkdir(parents=True, exist_ok=True)
             size = path.stat().st_size
@@ -119,6 +124,8 @@ def copy_evidence(item: pytest.Item, report: pytest.TestReport, directory: Path)
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    if call.when == "setup":
+        item.stash[STARTED] = call.start
     directory = item.config.getoption("failed_artifacts", None)
     if directory and report.failed:
         copy_evidence(item, report, Path(directory))

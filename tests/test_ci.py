@@ -213,6 +213,7 @@ def test_installs_are_cached_once_and_restored_by_the_shards() -> None:
 # --- tests/ci_plugin.py ---------------------------------------------------------------------
 
 DEMO = """
+import os
 import pytest
 from pathlib import Path
 
@@ -225,6 +226,10 @@ class Proj:
         (root / "reports" / "p1").mkdir(parents=True)
         (root / "reports" / "p1" / "green.locust.log").write_text("locust says why\\n")
         (root / "model.tar.gz").write_bytes(b"not evidence")
+        earlier = root / "reports" / "p0" / "blue.locust.log"  # an earlier test's promotion
+        earlier.parent.mkdir()
+        earlier.write_text("old news\\n")
+        os.utime(earlier, (1e9, 1e9))
 
 @pytest.fixture
 def proj(tmp_path: Path) -> Proj:
