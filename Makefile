@@ -87,7 +87,8 @@ SHARDS := unit services gates timing matrix
 # the engine and daemons), so it runs as three streams at once. Tests that judge latency run at
 # normal priority; the latency-blind ones run beside them at a low priority, where they take
 # only what the strict stream leaves: the matrix at nice 15 (its 8 s lease must be renewed
-# every 2.7 s), the rest at nice 19. All three must pass.
+# every 2.7 s), the rest at nice 19. All three must pass. Ctrl-C stops all three (the
+# background ones by SIGTERM: a shell's background jobs ignore SIGINT).
 STREAM_strict := gates timing
 STREAM_matrix := matrix
 STREAM_blind := unit services
@@ -112,6 +113,7 @@ unit: install  ## pytest: latency-judging tests beside the latency-blind ones (n
 		echo "$$name: exit $$status in $$(( SECONDS - start )) s" > $(RESULTS)/$$name/summary; return $$status; }; \
 	timed matrix nice -n 15 $(call PYTEST,matrix) $(call STREAM_FILES,matrix) > $(RESULTS)/matrix/log 2>&1 & matrix=$$!; \
 	timed blind nice -n 19 $(call PYTEST,blind) $(call STREAM_FILES,blind) > $(RESULTS)/blind/log 2>&1 & blind=$$!; \
+	trap 'pkill -TERM -P "$$matrix,$$blind"; exit 130' INT TERM; \
 	timed strict $(call PYTEST,strict) $(call STREAM_FILES,strict) 2>&1 | tee $(RESULTS)/strict/log; strict=$${PIPESTATUS[0]}; \
 	wait $$matrix; matrix=$$?; wait $$blind; blind=$$?; \
 	for name in matrix blind; do \
@@ -147,6 +149,6 @@ bench: install  ## benchmarks -> docs/performance.md
 	rm -f $(STAMP)  # the next install syncs back to the test and dev extras
 	$(BIN)/python bench/run_all.py
 
-clean:  ## remove everything `install` and the local environment created
+clean:  ## remove everything `install`, the local environment and the tests created
 	-$(BIN)/orchestrator destroy --env local --yes 2>/dev/null
-	rm -rf $(VENV) .tools .edgeship reports
+	rm -rf $(VENV) .tools .edgeship reports "$(TEST_TMP)"
