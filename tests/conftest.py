@@ -14,6 +14,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# --part (a shard split over CI jobs) and --failed-artifacts (a failed test's logs and gate
+# reports, kept for CI to upload): tests/ci_plugin.py
+pytest_plugins = ["tests.ci_plugin"]
+
 ENGINE_TOML = """
 [project]
 name = "enginetest"
