@@ -252,12 +252,45 @@ def _probe_lag() -> None:
         _lag_ms.append(round(max(0.0, time.monotonic() - due) * 1000, 3))
 
 
+FINAL_REPORTS_SLACK_S = 10.0  # beyond --stop-timeout, for a worker on a starved CPU
+
+
+def _expected_workers() -> int:
+    options = getattr(_environment, "parsed_options", None)
+    return int(getattr(options, "expect_workers", 0) or 0) if getattr(options, "master", False) else 0
+
+
 @events.test_stop.add_listener
 def _on_stop(**_: Any) -> None:
     global _probe
     if _probe is not None:  # users stopped: an idle loop is no measure of the load's
         _probe.kill(block=False)
         _probe = None
+    expected = _expected_workers()
+    if expected:
+        _collect_final_reports(expected)
+
+
+def _collect_final_reports(expected: int) -> None:
+    """Master: tell the workers to quit now and wait for each one's last report.
+
+    A headless master's quit sends the workers `quit`, then waits 0.5 s for their last
+    reports before it stops listening; a worker lets its requests in flight finish first
+    (--stop-timeout) and, on a busy CPU, answers later than that: its last numbers were
+    lost (seen in CI: `workers_lost` 1 of 2). This runs inside the master's stop, before
+    its own `quit` (which then reaches workers already gone: dropped), and waits for as long
+    as a worker may take. gevent.sleep lets the master's receiver take the reports meanwhile.
+    """
+    import gevent
+    from locust.rpc import Message
+
+    runner = _environment.runner
+    for client in list(runner.clients.all):
+        runner.server.send_to_client(Message("quit", None, client.id))
+    stop_timeout = float(getattr(_environment, "stop_timeout", 0) or 0)
+    deadline = time.monotonic() + stop_timeout + FINAL_REPORTS_SLACK_S
+    while len(_final_reports) < expected and time.monotonic() < deadline:
+        gevent.sleep(0.05)
 
 
 def _quiet_gc() -> None:
@@ -351,8 +384,7 @@ def _on_quit(**_: Any) -> None:
     target = os.environ.get("EDGESHIP_STATS_FILE")
     if not target:
         return  # a worker, or standalone without a file
-    options = getattr(_environment, "parsed_options", None)
-    expected = int(getattr(options, "expect_workers", 0) or 0) if getattr(options, "master", False) else 0
+    expected = _expected_workers()
     data = {
         # The load's length: with workers, theirs (the master's own clock also runs while it
         # hands out users and collects the last reports, which would understate requests/s).

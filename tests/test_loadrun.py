@@ -89,6 +89,59 @@ def test_a_master_and_two_workers_count_every_answer_once(
     assert {p.name for p in tmp_path.glob("pair.worker*.log")} == {"pair.worker1.log", "pair.worker2.log"}
 
 
+def test_a_worker_late_with_its_last_report_is_still_counted(
+    counting: ThreadingHTTPServer, tmp_path: Path
+) -> None:
+    """A headless Locust master waits 0.5 s for its workers' last reports after telling them
+    to quit; a worker held up past that (a busy CI runner: here SIGSTOP over the load's
+    end) lost its numbers (`workers_lost`), unless the locustfile waits for them."""
+    import psutil
+
+    load = LoadSettings(users=2, spawn_rate=2, duration_s=2, get_share=0, workers=2)
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result["run"] = loadrun.run(_url(counting), load, tmp_path, "late", late_ms=1000)
+        except loadrun.LoadTestError as exc:  # WorkerLostError without the locustfile's wait
+            result["error"] = exc
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    log = tmp_path / "late.worker1.log"
+    worker = None
+    while worker is None and runner.is_alive():  # the first worker, by the log it writes
+        for proc in psutil.process_iter(["cmdline", "pid"]):
+            if "--worker" in (proc.info["cmdline"] or []) and any(
+                f.path == str(log) for f in _open_files(proc)
+            ):
+                worker = proc
+        time.sleep(0.05)
+    assert worker is not None
+    while counting.answered[0] == 0:  # type: ignore[attr-defined]
+        time.sleep(0.05)  # the test has started: its 2 s run out while the worker is held
+    time.sleep(1.5)
+    worker.send_signal(signal.SIGSTOP)
+    time.sleep(3)  # past the run's end and the master's own 0.5 s
+    worker.send_signal(signal.SIGCONT)
+    runner.join(timeout=120)
+    assert "error" not in result, result["error"]
+    run = result["run"]
+    assert isinstance(run, loadrun.LoadRun)
+    assert (run.stats["workers"], run.stats["workers_lost"]) == (2, 0)
+    recorded = len(run.stats["versions"]["7"]["latencies_ms"]) + run.stats["versions"]["7"]["errors"]
+    assert recorded == counting.answered[0]  # type: ignore[attr-defined]
+
+
+def _open_files(proc: object) -> list:  # type: ignore[type-arg]
+    import psutil
+
+    try:
+        return proc.open_files()  # type: ignore[attr-defined, no-any-return]
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
+
+
 def test_a_remote_worker_gets_the_request_shape_from_the_master(
     counting: ThreadingHTTPServer, tmp_path: Path
 ) -> None:
