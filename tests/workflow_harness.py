@@ -576,6 +576,7 @@ class Workflow:
             proc = subprocess.Popen(
                 ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_file)],
                 cwd=cwd, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_runner_signals,
             )  # fmt: skip
             outcome = self._wait(proc, timeout, cancel, state)
         result = StepResult(name, outcome, outcome, proc.returncode, time.monotonic() - started,
@@ -783,6 +784,15 @@ ACTION_INPUTS = {
     "actions/download-artifact": {"name", "path"},
     "actions/cache": {"path", "key"},
 }
+
+
+def _runner_signals() -> None:
+    """A step starts with the signal dispositions a hosted runner gives it. A test run as a
+    shell's background job (`make unit`'s niced streams, CI wrappers) inherits SIGINT and
+    SIGQUIT ignored, and bash cannot trap a signal ignored at its start: a step's
+    `trap ... INT` would never see GitHub's cancel."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
