@@ -94,10 +94,16 @@ class Project:
             self.argv(*args), env=self.env(**extra), capture_output=True, text=True, timeout=300
         )
 
-    def popen(self, *args: str, **extra: str) -> subprocess.Popen[str]:
+    def popen(self, *args: str, sigint_ignored: bool = False, **extra: str) -> subprocess.Popen[str]:
+        """The CLI as a process; `sigint_ignored`: started as a non-interactive shell's
+        background job is (SIGINT ignored from the start), whatever this test run's own."""
+        import signal
+
+        disposition = signal.SIG_IGN if sigint_ignored else signal.SIG_DFL
         return subprocess.Popen(
-            self.argv(*args), env=self.env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+            self.argv(*args), env=self.env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, disposition),
+        )  # fmt: skip
 
 
 @pytest.fixture

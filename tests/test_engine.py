@@ -24,11 +24,11 @@ def _stacks(project: Project, pulumi_root: Path) -> stacks.Stacks:
     return stacks.Stacks(spec, stacks.load_program(PROGRAM))
 
 
-def _slow_up(project: Project, delay_s: int) -> subprocess.Popen[str]:
+def _slow_up(project: Project, delay_s: int, sigint_ignored: bool = False) -> subprocess.Popen[str]:
     """`orchestrator up` whose dynamic resource takes delay_s; returns once the engine is inside it."""
     started = project.root / "started"
     run = project.popen(
-        "up", "--yes", "--env", "test", "--program", PROGRAM,
+        "up", "--yes", "--env", "test", "--program", PROGRAM, sigint_ignored=sigint_ignored,
         EDGESHIP_TEST_DELAY_S=str(delay_s), EDGESHIP_TEST_STARTED_FILE=str(started),
     )  # fmt: skip
     wait_for(started.exists)
@@ -105,8 +105,12 @@ def test_concurrent_up_is_refused_with_lock_holder(project: Project) -> None:
     assert slow.returncode == 0, err
 
 
-def test_sigint_during_up_leaves_a_usable_stack(project: Project) -> None:
-    run = _slow_up(project, delay_s=5)
+# sigint_ignored: a background job of a non-interactive shell (a CI wrapper, make's niced
+# streams) starts with SIGINT ignored, and Python then installs no KeyboardInterrupt: a
+# cancel was ignored and `up` ran to its end (exit 0), unless the CLI restores it.
+@pytest.mark.parametrize("sigint_ignored", [False, True])
+def test_sigint_during_up_leaves_a_usable_stack(project: Project, sigint_ignored: bool) -> None:
+    run = _slow_up(project, delay_s=5, sigint_ignored=sigint_ignored)
     run.send_signal(signal.SIGINT)
     _out, err = run.communicate(timeout=120)
     assert run.returncode == ExitCode.INTERRUPTED, err
