@@ -242,6 +242,22 @@ def test_this_repositorys_deploy_workflow_previews_deploys_and_promotes(
         assert run.jobs["tests"].stand_in is not None
         dev = run.jobs["dev"]
         assert dev.step("Deploy").rewrites == 1 and "nothing to promote" in dev.step("Promote").log
+
+        # a new model pushed to main: deployed, then promoted through its gates, the report
+        # and promotion.json uploaded as the job's artifact
+        from orchestrator.demo import model_version
+
+        sample = repo / "programs" / "function" / "sample" / "model.tar.gz"
+        original = sample.read_bytes()
+        sample.unlink()
+        model_version(SAMPLE_MODEL, "2", sample)
+        assert sample.read_bytes() != original
+        run = workflow.run(push("refs/heads/main", _commit(repo, "model v2")))
+        _durations("deploy.yml push main, model v2", run, durations)
+        _expect(run, {"tests": "success", "preview-dev": "success", "dev": "success"})
+        promoted = json.loads((run.artifacts / "gate-reports-dev" / "promotion.json").read_text())
+        assert (promoted["outcome"], promoted["blue"], promoted["green"]) == ("promoted", "1", "2"), promoted
+        assert list((run.artifacts / "gate-reports-dev" / "reports").rglob("report.html"))
         durations.append(f"deploy.yml, all runs: {time.monotonic() - started:.0f}s")
     finally:
         _stop_local(repo)
