@@ -90,6 +90,15 @@ def _commit(repo: Path, message: str) -> str:
 def _expect(run: Run, results: dict[str, str]) -> None:
     selected = {name: r for name, r in run.results().items() if r != "skipped"}
     assert selected == results, run.describe()
+    # the engine finds the launcher it expects beside the CLI install-pulumi linked: no
+    # "using pulumi-resource-pulumi-python from $PATH" in any step of any job
+    warned = [
+        f"{job}: {step.name}"
+        for job, result in run.jobs.items()
+        for step in getattr(result, "steps", [])
+        if "pulumi-resource-pulumi-python from $PATH" in step.log
+    ]
+    assert warned == [], warned
 
 
 def _stop_local(repo: Path) -> None:

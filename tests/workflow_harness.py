@@ -708,6 +708,13 @@ def _pulumi(
     place.mkdir(parents=True, exist_ok=True)
     if not (place / "pulumi").exists():
         (place / "pulumi").symlink_to(wf.runner.pulumi)
+    # The release archive the action unpacks carries the language hosts and the dynamic
+    # providers' launcher beside the CLI, all on PATH: a launcher other than the one
+    # `install-pulumi` binds to .venv, which the engine must neither use nor warn about.
+    launcher = place / "pulumi-resource-pulumi-python"
+    if not launcher.exists():
+        launcher.write_text('#!/bin/sh\nexec python3 -u -m pulumi.dynamic "$@"\n')
+        launcher.chmod(0o755)
     path.insert(0, str(place))
     return f"pulumi {wanted} on PATH"
 
