@@ -132,9 +132,11 @@ def main() -> int:
     )
 
     banner("4/4 the stack's history, and the environment keeps running")
+    from orchestrator import timeline  # Pulumi's zone-less UTC times, made explicit
+
     for update in target.history(10):
         changes = counts(update["changes"], with_same=False)
-        print(f"  {update['started']}  {update['kind']:<8} {update['result']:<10} {changes}")
+        print(f"  {timeline.iso(update['started'])}  {update['kind']:<8} {update['result']:<10} {changes}")
     edge = target.edge().url
     print(f"call it:  curl -s -X POST {edge}/infer -d '{{\"inputs\": [5.1, 3.5, 1.4, 0.2]}}'")
     print("status:   .venv/bin/orchestrator status --env local")
