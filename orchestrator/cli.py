@@ -1018,14 +1018,14 @@ def init(ctx: Ctx, directory: Path, name: str | None, force: bool, install_from:
     """
 
     def action() -> dict[str, Any]:
-        from orchestrator.scaffold import _direct_url, default_install_from, install_spec, project_name, write
+        from orchestrator.scaffold import default_install_from, direct_url, install_spec, project_name, write
 
         root = directory.resolve()
         project = name or project_name(root)
         warnings = []
         chosen = install_from
         if chosen is None:
-            chosen, warning = default_install_from(_direct_url())
+            chosen, warning = default_install_from(direct_url())
             warnings += [warning] if warning else []
         install = install_spec(chosen, root)
         root.mkdir(parents=True, exist_ok=True)
@@ -1359,13 +1359,17 @@ def doctor(ctx: Ctx, env_name: str | None) -> None:
         import os
 
         from orchestrator.env_choice import ENV_VAR, choose
+        from orchestrator.errors import UsageError
 
         settings = ctx.settings()
-        # as every command chooses, but a machine with nothing chosen is still worth checking
         name = env_name or ctx.env
-        if name is None and (os.environ.get(ENV_VAR) or settings.default_env):
-            name = choose(os.environ.get(ENV_VAR), settings.default_env, settings.environments, settings.path)
-        name = name or next(iter(settings.environments))
+        if name is None:  # as every command chooses, but with nothing chosen the first is checked
+            try:
+                name = choose(
+                    os.environ.get(ENV_VAR), settings.default_env, settings.environments, settings.path
+                )
+            except UsageError:
+                name = next(iter(settings.environments))
         checks = doc.judge(doc.probe(settings, settings.environment(name)))
         result.update(env=name, ok=not doc.failed(checks), checks=[c.to_dict() for c in checks])
         return result

@@ -80,7 +80,8 @@ def install_origin(direct_url: str | None) -> str | None:
     return str(data.get("url") or "a local path")
 
 
-def _direct_url() -> str | None:
+def direct_url() -> str | None:
+    """This edgeship's PEP 610 direct_url.json (None: installed from an index, or not at all)."""
     from importlib.metadata import distribution
 
     try:
@@ -124,7 +125,7 @@ def install_spec(install_from: str, root: Path, release: str | None = None) -> s
             )
         return f"edgeship=={release}"
     if install_from.startswith("git+"):
-        url = install_from.removeprefix("edgeship @ ")
+        url = install_from
         rest = url.removeprefix("git+https://")
         if rest == url or "@" not in rest.split("/", 1)[-1]:
             raise UsageError(

@@ -13,12 +13,15 @@ from tests.conftest import LocalProject
 REPO = Path(__file__).resolve().parents[1]
 
 
-def cli(*args: str, config: Path = REPO / "edgeship.toml") -> subprocess.CompletedProcess[str]:
+def cli(*args: str, config: Path = REPO / "edgeship.toml", **env: str) -> subprocess.CompletedProcess[str]:
+    import os
+
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", "--config", str(config), *args],
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, **env} if env else None,
     )
 
 
@@ -118,17 +121,12 @@ def test_abort_help_teaches_recovery() -> None:
 def test_doctor_report_and_schema_take_the_global_options(tmp_path: Path) -> None:
     """--env before the command and EDGESHIP_ENV pick doctor's environment as every command's;
     `report` filters on a global --env; `schema --json --write` answers in JSON."""
-    import os
-
     for args, env, expected in [
         (["--env", "dev", "doctor", "--json"], {}, "dev"),
         (["doctor", "--json"], {"EDGESHIP_ENV": "staging"}, "staging"),
         (["doctor", "--env", "prod", "--json"], {"EDGESHIP_ENV": "staging"}, "prod"),
     ]:
-        done = subprocess.run(
-            [sys.executable, "-m", "orchestrator", "--config", str(REPO / "edgeship.toml"), *args],
-            capture_output=True, text=True, env={**os.environ, "PULUMI_CONFIG_PASSPHRASE": "", **env},
-        )  # fmt: skip
+        done = cli(*args, PULUMI_CONFIG_PASSPHRASE="", **env)
         assert json.loads(done.stdout)["env"] == expected, (args, env, done.stderr)
 
     root = tmp_path / "project"
