@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import pulumi
 
 from orchestrator.settings import SAMPLE_MODEL, EdgeSettings, FunctionSettings
 from programs.authorizer.origin import HEADER as ORIGIN_HEADER
+from programs.names import base_name
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 AUTHORIZER = Path(__file__).resolve().parent / "authorizer" / "origin.py"
@@ -47,13 +47,6 @@ AUTHORIZER_TIMEOUT_S = 5  # a read of the parameter is bounded well inside it (a
 # Live routes and what each may invoke; /candidate/* is the candidate alias's, behind IAM.
 LIVE_ROUTES = ("POST /infer", "GET /infer", "GET /healthz")
 CANDIDATE_ROUTES = ("POST /candidate/infer", "GET /candidate/infer", "GET /candidate/healthz")
-
-
-def base_name(project: str, stack: str) -> str:
-    """`<project>-<stack>` as S3, Lambda, IAM and CloudWatch names all accept it: lower
-    case, letters, digits and single hyphens (S3 bucket names allow nothing else)."""
-    name = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", f"{project}-{stack}".lower())).strip("-")
-    return name[:40].rstrip("-") or "edgeship"
 
 
 def origin_parameter_name(name: str) -> str:
