@@ -70,8 +70,15 @@ class Mocks(pulumi.runtime.Mocks):
 PACKAGE = Path(__file__).resolve()
 
 
+# The run whose resource options are being recorded. A stack transformation outlives its
+# run (the mocks' root stack is reused, and its transformations add up), so each one
+# records into the current run's mocks, never into an earlier fixture's.
+_RECORDING: dict[str, Mocks] = {}
+
+
 def run_program(config: dict[str, str], *, project: str = "edgeship", stack: str = "dev") -> Mocks:
     mocks = Mocks()
+    _RECORDING["mocks"] = mocks
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
     pulumi.runtime.set_all_config(
         {f"edgeship:{k}": v for k, v in {"packagePath": str(PACKAGE), **config}.items()}
@@ -81,7 +88,7 @@ def run_program(config: dict[str, str], *, project: str = "edgeship", stack: str
     def deploy() -> None:
         # Resource options never reach the mocks; a stack transformation sees them.
         def capture(args: pulumi.ResourceTransformationArgs) -> None:
-            mocks.options[args.name] = args.opts
+            _RECORDING["mocks"].options[args.name] = args.opts
 
         pulumi.runtime.register_stack_transformation(capture)
         serving.program()
