@@ -1,6 +1,7 @@
 """The inline Pulumi program: one environment's serving stack.
 
-    S3 (private, encrypted, versioned, TLS-only) holds models/<sha256>.tar.gz
+    S3 (private, encrypted, versioned, TLS-only) holds models/<sha256>.tar.gz; a lifecycle
+        expires old versions of promotion records and function code
     Lambda (least-privilege role, published versions) with aliases:
         live       the traffic switch; its version and weights belong to `orchestrator promote`
         candidate  the newest version, for pre-traffic tests through a protected route
@@ -12,6 +13,10 @@
 
 Settings come from stack config, namespace `edgeship`; every one has a safe default so
 the program runs with empty config. `orchestrator up` writes the config from edgeship.toml.
+
+Every AWS name comes from programs/names.py (the IAM policy generator scopes each
+permission to the same names), and every taggable resource carries `names.tags`
+(`edgeship:stack` = the base name): IAM conditions scope by it where AWS assigns the id.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import pulumi
 
 from orchestrator.settings import SAMPLE_MODEL, EdgeSettings, FunctionSettings
 from programs.authorizer.origin import HEADER as ORIGIN_HEADER
-from programs.names import base_name
+from programs.names import ResourceNames
+from programs.names import base_name as base_name  # re-exported: older callers import it from here
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 AUTHORIZER = Path(__file__).resolve().parent / "authorizer" / "origin.py"
@@ -36,6 +42,14 @@ CANDIDATE_ALIAS = "candidate"
 # AWS-managed policies, identical in every account and region.
 MANAGED_ORIGIN_REQUEST_ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 MANAGED_CACHE_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+# The 5xx codes CloudFront caches on its own (ErrorCachingMinTTL, 10 s by default) and
+# lets a distribution set a TTL for. A green version's 5xx on a cached GET /infer would be
+# served for that long to every viewer of the same URL, blue's traffic included, and
+# would outlive the rollback it triggers: they are never cached (TTL 0).
+UNCACHED_ERROR_CODES = (500, 501, 502, 503, 504)
+# Key prefixes of the objects that pile up old versions in the (versioned) bucket.
+PROMOTIONS_PREFIX = "promotions/"
+CODE_PREFIX = "code/"
 _FUNCTION, _EDGE = FunctionSettings(), EdgeSettings()
 # API Gateway caches the authorizer's answer per header value this long, denies included:
 # a deny of the value CloudFront sends would refuse every request for as long, which is why
@@ -50,8 +64,9 @@ CANDIDATE_ROUTES = ("POST /candidate/infer", "GET /candidate/infer", "GET /candi
 
 
 def origin_parameter_name(name: str) -> str:
-    """The SSM parameter of the values the origin authorizer accepts (the local stack's too)."""
-    return f"/{name}/origin-secrets"
+    """The SSM parameter of the values the origin authorizer accepts, for the base name
+    `name` (programs/local.py's entry point; the name itself is names.py's)."""
+    return ResourceNames(project="", env="", base=name).origin_parameter
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,12 @@ class ServingConfig:
     package_path: str | None = None
     keep_on_destroy: bool = False
     origin_rotation: str = "0:settled"
+    # The roles' permissions boundary (`edgeship:boundaryArn`); None: no boundary (the
+    # local environment, or an account where an administrator deploys).
+    boundary_arn: str | None = None
+    # Days a superseded version of a promotion record or code zip stays restorable
+    # (`edgeship:noncurrentDays`, edgeship.toml's `[defaults.storage] noncurrent_days`).
+    noncurrent_days: int = 7
 
     @staticmethod
     def from_stack() -> ServingConfig:
@@ -99,7 +120,11 @@ class ServingConfig:
             package_path=c.get("packagePath"),
             keep_on_destroy=c.get_bool("keepOnDestroy") or False,
             origin_rotation=c.get("originSecretRotation") or d.origin_rotation,
+            boundary_arn=c.get("boundaryArn") or None,
+            noncurrent_days=_int_or(c.get_int("noncurrentDays"), d.noncurrent_days),
         )
+        if cfg.noncurrent_days < 1:
+            raise ValueError("edgeship:noncurrentDays must be at least 1 (S3 expires after whole days)")
         if cfg.snapstart and cfg.provisioned_concurrency:
             raise ValueError(
                 "edgeship:snapstart and edgeship:provisionedConcurrency exclude each other; set one"
@@ -108,6 +133,11 @@ class ServingConfig:
         if provisioned and reserved is not None and provisioned > reserved:
             raise ValueError("edgeship:provisionedConcurrency must not exceed edgeship:reservedConcurrency")
         return cfg
+
+
+def _int_or(value: int | None, default: int) -> int:
+    """An int setting, its default only when absent (0 is a value, refused by the caller)."""
+    return default if value is None else value
 
 
 def program() -> None:
@@ -121,17 +151,35 @@ def program() -> None:
             "edgeship:packagePath is not set: deploy with `orchestrator up`, which builds the "
             "function package (handler and its dependencies) for the runtime and architecture"
         )
-    name = base_name(pulumi.get_project(), pulumi.get_stack())
-    function_name = f"{name}-infer"
+    names = ResourceNames.of(pulumi.get_project(), pulumi.get_stack())
+    tags = names.tags
     model_path = Path(cfg.model_path)
     model_sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
     model_key = f"models/{model_sha}.tar.gz"
 
     # -- model bucket ------------------------------------------------------------------
-    # Destroy empties the bucket (models, code, promotion records) unless the environment
-    # keeps its data (`[storage] keep_on_destroy`): then AWS refuses, and the data stays.
+    # Destroy empties and deletes the bucket (models, code, promotion records) unless the
+    # environment keeps its data (`[storage] keep_on_destroy`). Kept means kept: the bucket
+    # AND every configuration resource of it are retained on delete (`kept` below), so
+    # `destroy` completes and leaves the bucket as it was, private, encrypted, versioned,
+    # TLS-only and expiring old versions. Without it Pulumi would delete the configuration
+    # first (dependents go before the bucket), deleting BucketVersioning suspends
+    # versioning, and only then fail on the non-empty bucket: a failed destroy that leaves
+    # the data unprotected. A kept bucket leaves the stack's state; a later `up` creates a
+    # new bucket (re-import the kept one with `pulumi import` to use it again).
+    # retain_on_delete is recorded in the state by an `up`: a stack deployed before it
+    # needs one `up` before `destroy` keeps anything.
+    kept = pulumi.ResourceOptions(retain_on_delete=cfg.keep_on_destroy)
     bucket = aws.s3.Bucket(
-        "models", bucket_prefix=f"{name}-models-"[:37], force_destroy=not cfg.keep_on_destroy
+        "models",
+        bucket_prefix=names.bucket_prefix,
+        force_destroy=not cfg.keep_on_destroy,
+        tags=tags,
+        # A bucket's name is fixed at creation, so a prefix change would replace the bucket
+        # and its data (promotion records included). names.bucket_prefix differs from the
+        # former `f"{name}-models-"[:37]` only for bases over 29 characters; such a stack
+        # keeps its bucket, whose name the IAM policy's `<bucket_prefix>*` then misses.
+        opts=pulumi.ResourceOptions.merge(kept, pulumi.ResourceOptions(ignore_changes=["bucketPrefix"])),
     )
     block = aws.s3.BucketPublicAccessBlock(
         "models-public-access",
@@ -140,9 +188,10 @@ def program() -> None:
         block_public_policy=True,
         ignore_public_acls=True,
         restrict_public_buckets=True,
+        opts=kept,
     )
     aws.s3.BucketOwnershipControls(
-        "models-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}
+        "models-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=kept
     )
     aws.s3.BucketServerSideEncryptionConfiguration(
         "models-encryption",
@@ -153,9 +202,43 @@ def program() -> None:
                 "bucket_key_enabled": True,
             }
         ],
+        opts=kept,
     )
-    aws.s3.BucketVersioning(
-        "models-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}
+    versioning = aws.s3.BucketVersioning(
+        "models-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=kept
+    )
+    # Versioning keeps every overwritten or deleted object: a lease renewal rewrites the
+    # promotion's lease every lease_s/3 (a noncurrent version each time), and the code zips
+    # of pruned Lambda versions, deleted by the orchestrator, stay as noncurrent versions.
+    # Both expire `noncurrent_days` after they are superseded (long enough to restore a
+    # record by hand). Models are left alone: a rollback may need any of them. The rule
+    # on the whole bucket removes the parts of uploads that never completed.
+    aws.s3.BucketLifecycleConfiguration(
+        "models-lifecycle",
+        bucket=bucket.id,
+        rules=[
+            {
+                "id": "expire-noncurrent-promotions",
+                "status": "Enabled",
+                "filter": {"prefix": PROMOTIONS_PREFIX},
+                "noncurrent_version_expiration": {"noncurrent_days": cfg.noncurrent_days},
+            },
+            {
+                "id": "expire-noncurrent-code",
+                "status": "Enabled",
+                "filter": {"prefix": CODE_PREFIX},
+                "noncurrent_version_expiration": {"noncurrent_days": cfg.noncurrent_days},
+            },
+            {
+                "id": "abort-incomplete-uploads",
+                "status": "Enabled",
+                "filter": {},  # the whole bucket
+                "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+            },
+        ],
+        # Noncurrent-version rules mean something once versioning is on (the provider's
+        # docs order a versioned bucket's lifecycle after its versioning likewise).
+        opts=pulumi.ResourceOptions.merge(kept, pulumi.ResourceOptions(depends_on=[versioning])),
     )
     aws.s3.BucketPolicy(
         "models-tls-only",
@@ -177,7 +260,7 @@ def program() -> None:
                 }
             )
         ),
-        opts=pulumi.ResourceOptions(depends_on=[block]),
+        opts=pulumi.ResourceOptions.merge(kept, pulumi.ResourceOptions(depends_on=[block])),
     )
     # A new model is a new key, so Pulumi replaces this object: without retain_on_delete the
     # `up` that publishes green would delete blue's model, and blue could not load it again
@@ -205,12 +288,12 @@ def program() -> None:
 
     # -- function ----------------------------------------------------------------------
     log_group, role, role_policy = _identity(
-        aws, "function", f"/aws/lambda/{function_name}", cfg.log_retention_days,
+        aws, "function", names, cfg, names.function_role, names.function_log_group,
         ("ReadModels", "s3:GetObject", bucket.arn.apply(lambda arn: f"{arn}/models/*")),
     )  # fmt: skip
     function = aws.lambda_.Function(
         "function",
-        name=function_name,
+        name=names.function,
         role=role.arn,
         runtime=cfg.runtime,
         architectures=[cfg.architecture],
@@ -226,6 +309,7 @@ def program() -> None:
         else -1,
         snap_start={"apply_on": "PublishedVersions"} if cfg.snapstart else None,
         logging_config={"log_format": "JSON", "log_group": log_group.name},
+        tags=tags,
         # Nothing secret here: environment variables are frozen into every published
         # version and readable with lambda:GetFunctionConfiguration.
         environment={
@@ -263,18 +347,19 @@ def program() -> None:
     origin_secret = OriginSecret("origin-secret", cfg.origin_rotation)
     accepted = aws.ssm.Parameter(
         "origin-secrets",
-        name=origin_parameter_name(name),
+        name=names.origin_parameter,
         type="SecureString",
         value=origin_secret.accepted.apply(json.dumps),
         description="Values of the x-origin-verify header the API accepts (orchestrator rotate-origin-secret)",
+        tags=tags,
     )
     authorizer_logs, authorizer_role, authorizer_policy = _identity(
-        aws, "authorizer", f"/aws/lambda/{name}-origin", cfg.log_retention_days,
+        aws, "authorizer", names, cfg, names.authorizer_role, names.authorizer_log_group,
         ("ReadAcceptedSecrets", "ssm:GetParameter", accepted.arn),
     )  # fmt: skip
     authorizer_function = aws.lambda_.Function(
         "authorizer",
-        name=f"{name}-origin",
+        name=names.authorizer,
         role=authorizer_role.arn,
         runtime=cfg.runtime,
         architectures=[cfg.architecture],
@@ -284,13 +369,16 @@ def program() -> None:
         timeout=AUTHORIZER_TIMEOUT_S,
         logging_config={"log_format": "JSON", "log_group": authorizer_logs.name},
         environment={"variables": {"ORIGIN_SECRETS_PARAMETER": accepted.name}},
+        tags=tags,
         opts=pulumi.ResourceOptions(depends_on=[authorizer_logs, authorizer_policy]),
     )
 
     # -- HTTP API ----------------------------------------------------------------------
-    api = aws.apigatewayv2.Api("api", name=f"{name}-api", protocol_type="HTTP")
+    # The API's id is AWS's: the tag is what IAM can scope it (and its stage) by. Routes,
+    # integrations and authorizers of an HTTP API cannot be tagged.
+    api = aws.apigatewayv2.Api("api", name=names.api, protocol_type="HTTP", tags=tags)
     access_logs = aws.cloudwatch.LogGroup(
-        "api-access-logs", name=f"/aws/apigateway/{name}-api", retention_in_days=cfg.log_retention_days
+        "api-access-logs", name=names.api_log_group, retention_in_days=cfg.log_retention_days, tags=tags
     )
     origin_authorizer = aws.apigatewayv2.Authorizer(
         "origin-authorizer",
@@ -355,6 +443,7 @@ def program() -> None:
         api_id=api.id,
         name="$default",
         auto_deploy=True,
+        tags=tags,
         default_route_settings={
             "throttling_rate_limit": cfg.throttle_rate,
             "throttling_burst_limit": cfg.throttle_burst,
@@ -378,7 +467,7 @@ def program() -> None:
     if cfg.cache_ttl_s > 0:
         infer_cache_policy: pulumi.Input[str] = aws.cloudfront.CachePolicy(
             "infer-get-cache",
-            name=f"{name}-infer-get",
+            name=names.cache_policy,  # cache policies cannot be tagged
             comment="GET /infer keyed by query string",
             min_ttl=0,
             default_ttl=cfg.cache_ttl_s,
@@ -426,7 +515,7 @@ def program() -> None:
     distribution = aws.cloudfront.Distribution(  # type: ignore[call-overload]
         "edge",
         enabled=True,
-        comment=f"{name} inference edge",
+        comment=f"{names.base} inference edge",
         http_version="http2and3",
         is_ipv6_enabled=True,
         price_class=cfg.price_class,
@@ -437,6 +526,11 @@ def program() -> None:
         ],
         restrictions={"geo_restriction": {"restriction_type": "none"}},
         viewer_certificate={"cloudfront_default_certificate": True},
+        # No response_page_path: the origin's own body (the function's error) passes through.
+        custom_error_responses=[
+            {"error_code": code, "error_caching_min_ttl": 0} for code in UNCACHED_ERROR_CODES
+        ],
+        tags=tags,
     )
 
     pulumi.export("edgeUrl", pulumi.Output.concat("https://", distribution.domain_name))
@@ -467,12 +561,44 @@ _LAMBDA_TRUST = json.dumps(
 
 
 def _identity(
-    aws: Any, prefix: str, log_group: str, retention_days: int, reads: tuple[str, str, pulumi.Output[str]]
+    aws: Any,
+    prefix: str,
+    names: ResourceNames,
+    cfg: ServingConfig,
+    role_name: str,
+    log_group: str,
+    reads: tuple[str, str, pulumi.Output[str]],
 ) -> tuple[Any, Any, Any]:
-    """A function's log group, and its role (`<prefix>-role`) whose inline policy allows
-    `reads` (Sid, action, resource) and writing that log group: nothing else."""
-    logs = aws.cloudwatch.LogGroup(f"{prefix}-logs", name=log_group, retention_in_days=retention_days)
-    role = aws.iam.Role(f"{prefix}-role", assume_role_policy=_LAMBDA_TRUST)
+    """A function's log group, and its role (`role_name` under `names.role_path`) whose
+    inline policy allows `reads` (Sid, action, resource) and writing that log group:
+    nothing else, and never more than the permissions boundary, when one is set."""
+    logs = aws.cloudwatch.LogGroup(
+        f"{prefix}-logs", name=log_group, retention_in_days=cfg.log_retention_days, tags=names.tags
+    )
+    # Named exactly, under the stack's own path, with the boundary: the deploy role may
+    # create roles only there and only with that boundary, so it cannot mint a role that
+    # grants more than the boundary (issue 24's escalation path).
+    # Migration: a stack deployed with Pulumi's auto-named roles (`function-role-1a2b3c4`)
+    # gets both roles replaced on its next `up`: the new role first, then each function's
+    # `role` is updated (the inference function publishes one more version, same code),
+    # then the old role and its inline policy are deleted. A published version keeps the
+    # role it was published with, so `live` (still on the older version until the next
+    # promotion) and any rollback target lose their role and its policy at that point.
+    # Before that first `up`, set "retainOnDelete": true on the old `function-role`,
+    # `function-policy`, `authorizer-role` and `authorizer-policy` in the state (`pulumi
+    # stack export` / `import`: the engine skips the delete of a replaced resource whose
+    # old state says so), promote, and delete the old roles once no kept version names them.
+    # Adding or removing the boundary of an existing role is PutRolePermissionsBoundary /
+    # DeleteRolePermissionsBoundary, which the generated deploy role does not hold: an
+    # administrator's change.
+    role = aws.iam.Role(
+        f"{prefix}-role",
+        name=role_name,
+        path=names.role_path,
+        assume_role_policy=_LAMBDA_TRUST,
+        permissions_boundary=cfg.boundary_arn,
+        tags=names.tags,
+    )
     sid, action, resource = reads
     policy = aws.iam.RolePolicy(
         f"{prefix}-policy",

@@ -373,3 +373,185 @@ def test_outputs_name_the_rotation(empty: Mocks) -> None:
     # (outputs are not visible to mocks; the contract test reads the program's exports)
     source = Path(serving.__file__).read_text()
     assert 'pulumi.export("originSecretRotation"' in source and 'pulumi.export("originSecretUrn"' in source
+
+
+# -- issue 24: names, tags, roles, a kept bucket that stays protected, lifecycle, 5xx ----------
+
+BUCKET = "aws:s3/bucket:Bucket"
+OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
+# The program's resource types that take tags, each tagged `edgeship:stack` (IAM scopes by
+# the tag where AWS assigns the id: the API, its stage, the distribution). Checked below
+# against pulumi_aws itself, so a taggable type added to the program cannot be missed.
+TAGGABLE = {
+    "aws:s3/bucket:Bucket",
+    "aws:lambda/function:Function",
+    "aws:iam/role:Role",
+    "aws:cloudwatch/logGroup:LogGroup",
+    "aws:ssm/parameter:Parameter",
+    "aws:apigatewayv2/api:Api",
+    "aws:apigatewayv2/stage:Stage",
+    "aws:cloudfront/distribution:Distribution",
+}
+# Taggable but left untagged: S3 object tags are per object (s3:PutObjectTagging on every
+# upload) and scope nothing IAM does not already scope by the bucket's name.
+UNTAGGED = {OBJECT}
+
+
+def takes_tags(typ: str) -> bool:
+    """Whether pulumi_aws's class for the type token `typ` has a `tags` input."""
+    import importlib
+    import inspect
+    import keyword
+
+    module, cls = typ.split(":")[1].split("/")[0], typ.split(":")[2]
+    klass = getattr(
+        importlib.import_module(f"pulumi_aws.{module}{'_' if keyword.iskeyword(module) else ''}"), cls
+    )
+    assert pulumi.get_type_token(klass) == typ
+    return "tags" in inspect.signature(klass._internal_init).parameters
+
+
+def models_bucket_configuration(mocks: Mocks) -> set[str]:
+    """The resources configuring the models bucket: every one whose `bucket` input is it,
+    except the objects stored in it."""
+    (bucket,) = mocks.of_type(BUCKET)
+    return {
+        r.name for r in mocks.resources if r.inputs.get("bucket") == f"{bucket.name}-id" and r.typ != OBJECT
+    }
+
+
+def test_a_kept_bucket_keeps_its_configuration_and_destroy_completes(empty: Mocks) -> None:
+    kept = run_program({"keepOnDestroy": "true"})
+    configuration = models_bucket_configuration(kept)
+    assert {r.typ for r in kept.resources if r.name in configuration} == {
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "aws:s3/bucketVersioning:BucketVersioning",
+        "aws:s3/bucketPolicy:BucketPolicy",
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    }
+    objects = {"model", "code"}  # retained either way: older versions still load them
+
+    def retained(mocks: Mocks) -> set[str]:
+        return {name for name, opts in mocks.options.items() if opts.retain_on_delete}
+
+    # kept: destroy leaves the bucket as it was (a deleted BucketVersioning would suspend
+    # versioning, a deleted policy would drop TLS-only), and nothing else
+    assert retained(kept) == {"models"} | configuration | objects
+    assert kept.one(BUCKET)["forceDestroy"] is False
+    # not kept: destroy empties and deletes it all
+    assert models_bucket_configuration(empty) == configuration
+    assert retained(empty) == objects
+    assert all(empty.options[name].retain_on_delete is False for name in {"models"} | configuration)
+    # the TLS-only policy still waits for the public access block
+    assert [d._name for d in kept.options["models-tls-only"].depends_on] == ["models-public-access"]  # type: ignore[union-attr]
+
+
+def test_every_taggable_resource_carries_the_stack_tag(full: Mocks) -> None:
+    types = {r.typ for r in full.resources if r.typ.startswith("aws:")}
+    assert {t for t in types if takes_tags(t)} == TAGGABLE | UNTAGGED
+    for resource in full.resources:
+        if resource.typ in TAGGABLE:
+            assert resource.inputs.get("tags") == {"edgeship:stack": "edgeship-dev"}, resource.name
+    assert all("tags" not in r.inputs for r in full.of_type(OBJECT))
+
+
+@pytest.mark.parametrize(
+    "boundary", ["arn:aws:iam::111111111111:policy/edgeship/edgeship-dev-function-boundary", ""]
+)
+def test_roles_are_named_under_the_stack_path_with_its_boundary(boundary: str) -> None:
+    # "" is how the local environment (and `permissions_boundary = false`) says "none"
+    mocks = run_program({"boundaryArn": boundary})
+    roles = {r.name: r.inputs for r in mocks.of_type("aws:iam/role:Role")}
+    assert {(k, v["name"], v["path"]) for k, v in roles.items()} == {
+        ("function-role", "edgeship-dev-fn", "/edgeship/edgeship-dev/"),
+        ("authorizer-role", "edgeship-dev-auth", "/edgeship/edgeship-dev/"),
+    }
+    for role in roles.values():
+        assert role.get("permissionsBoundary") == (boundary or None)
+
+
+def test_roles_have_no_boundary_without_config(empty: Mocks) -> None:
+    assert all("permissionsBoundary" not in r.inputs for r in empty.of_type("aws:iam/role:Role"))
+
+
+def test_lifecycle_expires_old_records_and_code_and_abandoned_uploads(empty: Mocks) -> None:
+    def rules(mocks: Mocks) -> list[dict[str, Any]]:
+        lifecycle = mocks.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+        assert lifecycle["bucket"] == "models-id"
+        return sorted(lifecycle["rules"], key=lambda rule: rule["id"])
+
+    assert rules(empty) == [
+        {"id": "abort-incomplete-uploads", "status": "Enabled", "filter": {},
+         "abortIncompleteMultipartUpload": {"daysAfterInitiation": 1}},
+        {"id": "expire-noncurrent-code", "status": "Enabled", "filter": {"prefix": "code/"},
+         "noncurrentVersionExpiration": {"noncurrentDays": 7}},
+        {"id": "expire-noncurrent-promotions", "status": "Enabled", "filter": {"prefix": "promotions/"},
+         "noncurrentVersionExpiration": {"noncurrentDays": 7}},
+    ]  # fmt: skip
+    # the models are never expired: a rollback may need any of them
+    assert [d._name for d in empty.options["models-lifecycle"].depends_on] == ["models-versioning"]  # type: ignore[union-attr]
+    days = {
+        r["id"]: r.get("noncurrentVersionExpiration") for r in rules(run_program({"noncurrentDays": "3"}))
+    }
+    assert days == {
+        "abort-incomplete-uploads": None,
+        "expire-noncurrent-code": {"noncurrentDays": 3},
+        "expire-noncurrent-promotions": {"noncurrentDays": 3},
+    }
+    with pytest.raises(Exception, match="noncurrentDays must be at least 1"):
+        run_program({"noncurrentDays": "0"})
+
+
+def test_cloudfront_never_caches_a_5xx(empty: Mocks) -> None:
+    # no response page: the origin's body (the function's own error) reaches the viewer
+    assert empty.one("aws:cloudfront/distribution:Distribution")["customErrorResponses"] == [
+        {"errorCode": code, "errorCachingMinTtl": 0} for code in (500, 501, 502, 503, 504)
+    ]
+
+
+LONG_PROJECT = "an-inference-service-with-a-long-name"  # base cut to 40 characters
+
+
+@pytest.mark.parametrize(
+    ("project", "stack"), [("edgeship", "dev"), ("My_Project", "Prod"), (LONG_PROJECT, "production")]
+)
+def test_every_name_comes_from_names_py(project: str, stack: str) -> None:
+    from programs.names import ROLE_PATH_ROOT, TAG_KEY, ResourceNames
+
+    names = ResourceNames.of(project, stack)
+    mocks = run_program({}, project=project, stack=stack)
+    named = {
+        (BUCKET, "models", "bucketPrefix"): names.bucket_prefix,
+        ("aws:lambda/function:Function", "function", "name"): names.function,
+        ("aws:lambda/function:Function", "authorizer", "name"): names.authorizer,
+        ("aws:cloudwatch/logGroup:LogGroup", "function-logs", "name"): names.function_log_group,
+        ("aws:cloudwatch/logGroup:LogGroup", "authorizer-logs", "name"): names.authorizer_log_group,
+        ("aws:cloudwatch/logGroup:LogGroup", "api-access-logs", "name"): names.api_log_group,
+        ("aws:iam/role:Role", "function-role", "name"): names.function_role,
+        ("aws:iam/role:Role", "authorizer-role", "name"): names.authorizer_role,
+        ("aws:iam/role:Role", "function-role", "path"): names.role_path,
+        ("aws:iam/role:Role", "authorizer-role", "path"): names.role_path,
+        ("aws:ssm/parameter:Parameter", "origin-secrets", "name"): names.origin_parameter,
+        ("aws:apigatewayv2/api:Api", "api", "name"): names.api,
+        ("aws:cloudfront/cachePolicy:CachePolicy", "infer-get-cache", "name"): names.cache_policy,
+    }
+    assert {key: mocks.one(key[0], key[1])[key[2]] for key in named} == named
+    assert len(names.base) <= 40 and len(names.bucket_prefix) <= 37
+    assert {r.inputs["tags"][TAG_KEY] for r in mocks.resources if "tags" in r.inputs} == {names.base}
+
+    def strings(value: Any) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, dict):
+            return [s for k, v in value.items() if not k.startswith("__") for s in [k, *strings(v)]]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return []  # numbers, assets: no names
+
+    found = [s for r in mocks.resources for s in strings(dict(r.inputs))]
+    assert any(names.base in s for s in found)
+    if project != "edgeship":  # no name of the `edgeship` project leaks into another's stack
+        leaks = [s for s in found if "edgeship" in s.replace(TAG_KEY, "").replace(ROLE_PATH_ROOT, "/")]
+        assert not leaks

@@ -66,6 +66,8 @@ def test_local_and_serving_programs_share_config_and_outputs(
     local_config, local_outputs = surface(local.program_for(tmp_path), monkeypatch)
     assert serving_outputs == local_outputs
     assert serving_config == local_config - LOCAL_ONLY_CONFIG
+    # issue 24's keys, which both programs read through ServingConfig.from_stack
+    assert {"edgeship:boundaryArn", "edgeship:noncurrentDays"} <= serving_config
     assert {"functionName", "bucket", "edgeUrl", "apiUrl", "publishedVersion", "region",
             "originSecretRotation", "originSecretUrn"} <= local_outputs  # fmt: skip
 
