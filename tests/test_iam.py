@@ -36,6 +36,10 @@ SERVICES = {"lambda": "lambda", "s3": "s3", "cloudwatch": "cloudwatch", "cloudfr
 # Where an IAM action is not named after the API operation.
 S3_ACTION_OF = {"ListObjectsV2": "ListBucket", "HeadObject": "GetObject", "HeadBucket": "ListBucket",
                 "ListObjectVersions": "ListBucketVersions", "DeleteObjects": "DeleteObject"}  # fmt: skip
+# Operations two services share a method name for: the scan (by name) finds both; the
+# orchestrator calls the first (prune.py's lambda delete_function) and manages no
+# CloudFront Functions.
+SAME_NAME = {"cloudfront:DeleteFunction": "lambda:DeleteFunction"}
 # Escalation actions no generated policy may grant, on any resource.
 NEVER = ("iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary",
          "iam:DeleteRolePermissionsBoundary", "iam:CreatePolicy", "iam:CreatePolicyVersion",
@@ -65,7 +69,8 @@ def boto3_actions(root: Path) -> set[str]:
                 called.add(node.func.attr)
                 if node.func.attr == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):
                     called.add(str(node.args[0].value))
-    return {action for name in called for action in operations.get(name, ())}
+    found = {action for name in called for action in operations.get(name, ())}
+    return {a for a in found if SAME_NAME.get(a) not in found}
 
 
 # -- AWS's reference data ------------------------------------------------------------------
