@@ -1134,6 +1134,8 @@ def iam_policy(ctx: Ctx, env_name: str, role: str, backend: str | None, explain:
         names = ResourceNames.of(settings.project, env.name)
         where = {"region": env.region, "account": env.account_id}
         if explain:
+            if ctx.as_json:
+                return {"unscoped": iam.unscoped(names, **where)}
             return {"explain": iam.explain(names, **where)}
         url = stacks.resolve_backend(backend, settings.backend, os.environ, settings.root)
         state = iam.s3_backend(url)
@@ -1141,7 +1143,14 @@ def iam_policy(ctx: Ctx, env_name: str, role: str, backend: str | None, explain:
             click.echo(f"note: backend {url} is not s3://BUCKET/PREFIX: no state statements", err=True)
         if role == "boundary":
             click.echo(f"note: {iam.boundary_hint(names)}", err=True)
-        return iam.policy(names, role=role, state=state, **where)  # type: ignore[arg-type]
+        document = iam.policy(names, role=role, state=state, **where)  # type: ignore[arg-type]
+        too_big = iam.oversize(document)
+        if too_big:
+            click.echo(
+                f"warning: {too_big}: split its statements into managed policies (6,144 characters each)",
+                err=True,
+            )
+        return document
 
     def human(r: dict[str, Any]) -> str:
         import json

@@ -21,6 +21,8 @@ code calls: tests/test_iam.py checks both against the code and evaluates the doc
 
 from __future__ import annotations
 
+import fnmatch
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -115,6 +117,9 @@ ORCHESTRATOR_ACTIONS: tuple[str, ...] = (
 _OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:PutObject",
                    "s3:DeleteObject", "s3:DeleteObjectVersion")  # fmt: skip
 
+# IAM's quota for the inline policies of one role, in characters without whitespace.
+INLINE_LIMIT = 10_240
+
 # Condition operators the generated documents use; tests/iam_eval.py implements each.
 OPERATORS = frozenset({"StringEquals", "StringEqualsIfExists", "StringNotEquals", "StringLike", "Null"})
 
@@ -155,6 +160,15 @@ def is_read(action: str) -> bool:
     return verb.startswith(_READ_VERBS) or (service == "apigateway" and verb == "GET")
 
 
+def _compact(actions: Iterable[str], *reads: str) -> tuple[str, ...]:
+    """`actions`, the ones a pattern of `reads` matches replaced by it: each pattern
+    matches read-only actions only (tests/test_iam.py checks each against AWS's access
+    levels), on the stack's own ARNs. It keeps the deploy policy within IAM's inline quota."""
+    kept = [a for a in actions if not any(fnmatch.fnmatchcase(a, r) for r in reads)]
+    used = [r for r in reads if any(fnmatch.fnmatchcase(a, r) for a in actions)]
+    return tuple(sorted(kept) + used)
+
+
 def _bucket(names: ResourceNames) -> str:
     return f"arn:aws:s3:::{names.bucket_prefix}{'?' * BUCKET_SUFFIX_LENGTH}"
 
@@ -189,20 +203,25 @@ def grants(names: ResourceNames, *, region: str, account: str) -> list[Grant]:
         - set(_OBJECT_ACTIONS)
     ))  # fmt: skip
     lambda_actions = sorted(
-        {a for t in RESOURCE_ACTIONS if t.startswith("aws:lambda/") for a in RESOURCE_ACTIONS[t]}
-        | {a for a in ORCHESTRATOR_ACTIONS if a.startswith("lambda:") and a != "lambda:GetAccountSettings"}
-        - {"iam:PassRole"}
+        (
+            {a for t in RESOURCE_ACTIONS if t.startswith("aws:lambda/") for a in RESOURCE_ACTIONS[t]}
+            | {a for a in ORCHESTRATOR_ACTIONS if a.startswith("lambda:")}
+        )
+        - {"iam:PassRole", "lambda:GetAccountSettings"}
     )
     return [
-        Grant("ModelBucket", bucket_actions, (_bucket(names),)),
+        Grant("ModelBucket", _compact(bucket_actions, "s3:GetBucket*", "s3:Get*Configuration"), (_bucket(names),)),
         Grant("ModelObjects", _OBJECT_ACTIONS, (f"{_bucket(names)}/*",)),
-        Grant("Functions", tuple(lambda_actions), fn_arns),
+        Grant("Functions", _compact(lambda_actions, "lambda:Get*", "lambda:List*"), fn_arns),
         Grant("LambdaQuota", ("lambda:GetAccountSettings",), ("*",),
               reason="GetAccountSettings (the account's unreserved concurrency, read before reserving "
                      "some) has no resource type"),
         Grant("FunctionRoles", ("iam:GetRole", "iam:DeleteRole", "iam:TagRole", "iam:UntagRole",
                                 "iam:UpdateAssumeRolePolicy", "iam:GetRolePolicy", "iam:ListRolePolicies",
-                                "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole"), roles),
+                                "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole"),
+              (f"arn:aws:iam::{account}:role{names.role_path}*",)),
+        # Above, the roles' own path (only this environment's roles are under it; one ARN
+        # instead of two keeps the policy within IAM's inline quota). Below, exact names.
         # The escalation guard: a role (or its inline policy) only with the boundary attached.
         Grant("FunctionRolesBounded", ("iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy"), roles,
               condition=boundary),
@@ -352,16 +371,33 @@ def boundary_hint(names: ResourceNames) -> str:
     )
 
 
+def unscoped(names: ResourceNames, *, region: str, account: str) -> list[dict[str, Any]]:
+    """Every grant not scoped to the environment's own names, with AWS's reason."""
+    return [
+        {**g.statement(), "Reason": g.reason}
+        for g in grants(names, region=region, account=account)
+        if g.reason
+    ]
+
+
 def explain(names: ResourceNames, *, region: str, account: str) -> str:
-    """A markdown table of every grant not scoped to the environment's own names, with
-    AWS's reason (docs/ci.md shows it for the placeholder project below)."""
+    """`unscoped()` as a markdown table (docs/ci.md shows it for a placeholder project)."""
     rows = ["| Sid | actions | resource | condition | why |", "|---|---|---|---|---|"]
-    for grant in grants(names, region=region, account=account):
-        if not grant.reason:
-            continue
-        condition = "; ".join(f"{op} {key}" for op, keys in grant.condition.items() for key in keys)
+    for grant in unscoped(names, region=region, account=account):
+        condition = "; ".join(
+            f"{op} {key}" for op, keys in grant.get("Condition", {}).items() for key in keys
+        )
         rows.append(
-            f"| {grant.effect} {grant.sid} | {', '.join(f'`{a}`' for a in sorted(grant.actions))} | "
-            f"{', '.join(f'`{r}`' for r in grant.resources)} | {condition or '-'} | {grant.reason} |"
+            f"| {grant['Effect']} {grant['Sid']} | {', '.join(f'`{a}`' for a in grant['Action'])} | "
+            f"{', '.join(f'`{r}`' for r in grant['Resource'])} | {condition or '-'} | {grant['Reason']} |"
         )
     return "\n".join(rows) + "\n"
+
+
+def oversize(document: dict[str, Any]) -> str | None:
+    """Why `document` cannot be a role's inline policy (IAM counts its characters without
+    whitespace: 10,240 for all of a role's inline policies), or None."""
+    size = len(json.dumps(document, separators=(",", ":")))
+    if size <= INLINE_LIMIT:
+        return None
+    return f"the policy has {size} characters, more than a role's inline policies may ({INLINE_LIMIT})"
