@@ -454,6 +454,29 @@ def test_the_boundary_caps_a_role_whose_inline_policy_allows_everything() -> Non
         assert not iam_eval.allowed([everything], action, resource, boundary=boundary), action
 
 
+def test_the_function_roles_inline_policies_stay_within_the_boundary() -> None:
+    # A grant the program gives a function role beyond the boundary would be denied at run
+    # time (a function that cannot read its model): the program's recorded policies, on
+    # the program's names, are all allowed under the boundary.
+    mocks, boundary = program(), generated("boundary")
+    (bucket,) = mocks.of_type("aws:s3/bucket:Bucket")
+    mocked_arn = f"arn:aws:s3:::{bucket.name}-bucket"  # the mocks' computed ARN (test_serving_program)
+    concrete_arn = f"arn:aws:s3:::{bucket.inputs['bucketPrefix']}{BUCKET_SUFFIX}"
+    inline = [
+        json.loads(r.inputs["policy"].replace(mocked_arn, concrete_arn))
+        for r in mocks.of_type("aws:iam/rolePolicy:RolePolicy")
+    ]
+    asked = [
+        (action, resource.replace("*", "x"))
+        for document in inline
+        for s in statements(document)
+        for action in iam_eval._listed(s["Action"])
+        for resource in iam_eval._listed(s["Resource"])
+    ]
+    assert len(asked) >= 5
+    assert [(a, r) for a, r in asked if not iam_eval.allowed(inline, a, r, boundary=boundary)] == []
+
+
 # -- the preview role --------------------------------------------------------------------------
 
 
