@@ -1143,7 +1143,8 @@ def iam_policy(ctx: Ctx, env_name: str, role: str, backend: str | None, explain:
             click.echo(f"note: backend {url} is not s3://BUCKET/PREFIX: no state statements", err=True)
         if role == "boundary":
             click.echo(f"note: {iam.boundary_hint(names)}", err=True)
-        document = iam.policy(names, role=role, state=state, **where)  # type: ignore[arg-type]
+        secrets = settings.secrets_provider  # an awskms:// key adds its statements
+        document = iam.policy(names, role=role, state=state, secrets=secrets, **where)  # type: ignore[arg-type]
         too_big = iam.oversize(document)
         if too_big:
             click.echo(

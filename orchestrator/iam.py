@@ -121,13 +121,25 @@ _OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging",
 INLINE_LIMIT = 10_240
 
 # Condition operators the generated documents use; tests/iam_eval.py implements each.
-OPERATORS = frozenset({"StringEquals", "StringEqualsIfExists", "StringNotEquals", "StringLike", "Null"})
+OPERATORS = frozenset(
+    {
+        "StringEquals",
+        "StringEqualsIfExists",
+        "StringNotEquals",
+        "StringLike",
+        "Null",
+        "ForAnyValue:StringEquals",
+    }
+)
 
 # Verbs of read-only actions (AWS's access levels Read and List; tests/test_iam.py checks
 # every preview action against AWS's reference data).
 _READ_VERBS = ("Get", "List", "Describe")
 # Reads that a preview must not make: the origin secret's values.
 _PREVIEW_NEVER = ("ssm:GetParameter",)
+# What a preview needs beyond reads: with an awskms:// secrets provider every run decrypts
+# the stack's data key (AWS files kms:Decrypt under Write; it changes nothing).
+PREVIEW_ALSO = ("kms:Decrypt",)
 
 
 @dataclass(frozen=True)
@@ -173,9 +185,10 @@ def _bucket(names: ResourceNames) -> str:
     return f"arn:aws:s3:::{names.bucket_prefix}{'?' * BUCKET_SUFFIX_LENGTH}"
 
 
-def _log_groups(names: ResourceNames, region: str, account: str, groups: Iterable[str]) -> tuple[str, ...]:
+def _log_groups(region: str, account: str, groups: Iterable[str]) -> tuple[str, ...]:
     arns = [f"arn:aws:logs:{region}:{account}:log-group:{g}" for g in groups]
-    # CreateLogGroup/DeleteLogGroup name the group's ARN without `:*`, the others with it.
+    # AWS's log-group ARN appears both ways, `...:log-group:NAME` and `...:NAME:*`
+    # (streams, and the form older APIs are authorized on): both are listed.
     return tuple(a for arn in arns for a in (arn, f"{arn}:*"))
 
 
@@ -196,7 +209,7 @@ def grants(names: ResourceNames, *, region: str, account: str) -> list[Grant]:
     own_tag = f"aws:ResourceTag/{TAG_KEY}"
     new_tag = f"aws:RequestTag/{TAG_KEY}"
     logs = _log_groups(
-        names, region, account, (names.function_log_group, names.authorizer_log_group, names.api_log_group)
+        region, account, (names.function_log_group, names.authorizer_log_group, names.api_log_group)
     )
     bucket_actions = tuple(sorted(
         {a for t, acts in RESOURCE_ACTIONS.items() if t.startswith("aws:s3/bucket") for a in acts}
@@ -291,7 +304,7 @@ def grants(names: ResourceNames, *, region: str, account: str) -> list[Grant]:
 
 def boundary_grants(names: ResourceNames, *, region: str, account: str) -> list[Grant]:
     """The most either function role may ever do (its inline policy grants a part of it)."""
-    groups = _log_groups(names, region, account, (names.function_log_group, names.authorizer_log_group))
+    groups = _log_groups(region, account, (names.function_log_group, names.authorizer_log_group))
     return [
         Grant("WriteOwnLogs", ("logs:CreateLogStream", "logs:PutLogEvents"), groups, roles=frozenset({"boundary"})),
         Grant("ReadModels", ("s3:GetObject",), (f"{_bucket(names)}/models/*",), roles=frozenset({"boundary"})),
@@ -332,31 +345,75 @@ def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def secrets_grants(provider: str | None, *, region: str, account: str) -> list[Grant]:
+    """The stack's secrets key, when `project.secrets_provider` is `awskms://KEY[?region=R]`
+    (KEY: a key id, `alias/NAME` or a key ARN): Pulumi encrypts the stack's data key with
+    it once (`up` creates the stack) and decrypts it on every run. None for a passphrase."""
+    if not provider or not provider.startswith("awskms://"):
+        return []
+    key, _, query = provider[len("awskms://") :].partition("?")
+    key = key.lstrip("/")
+    params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+    region = params.get("region", region)
+    condition: dict[str, dict[str, Any]] = {}
+    if key.startswith("arn:"):
+        resource = key
+    elif key.startswith("alias/"):
+        # Decrypt names no key: an alias is matched on the key's own aliases.
+        resource = f"arn:aws:kms:{region}:{account}:key/*"
+        condition = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": key}}
+    else:
+        resource = f"arn:aws:kms:{region}:{account}:key/{key}"
+    reason = "the stack's secrets key (project.secrets_provider), the project's own and not named after it"
+    if condition:
+        reason += "; named by its alias, so any key carrying that alias"
+    return [
+        Grant("SecretsDecrypt", ("kms:Decrypt",), (resource,), condition=condition, reason=reason),
+        Grant("SecretsEncrypt", ("kms:Encrypt",), (resource,), roles=frozenset({"deploy"}), condition=condition,
+              reason=reason),
+    ]  # fmt: skip
+
+
 def all_grants(
-    names: ResourceNames, *, region: str, account: str, state: tuple[str, str] | None = None
+    names: ResourceNames,
+    *,
+    region: str,
+    account: str,
+    state: tuple[str, str] | None = None,
+    secrets: str | None = None,
 ) -> list[Grant]:
     extra = state_grants(names.project, names.env, *state) if state else []
     return [
         *grants(names, region=region, account=account),
         *extra,
+        *secrets_grants(secrets, region=region, account=account),
         *boundary_grants(names, region=region, account=account),
     ]
 
 
 def policy(
-    names: ResourceNames, *, region: str, account: str, role: Role, state: tuple[str, str] | None = None
+    names: ResourceNames,
+    *,
+    region: str,
+    account: str,
+    role: Role,
+    state: tuple[str, str] | None = None,
+    secrets: str | None = None,
 ) -> dict[str, Any]:
     """The IAM policy document of `role` for this environment; `state` is the `s3://`
-    backend's (bucket, prefix), None for any other backend (no state statements)."""
+    backend's (bucket, prefix), None for any other backend (no state statements);
+    `secrets` the project's secrets provider (an `awskms://` one adds its key)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     statements = []
-    for grant in all_grants(names, region=region, account=account, state=state):
+    for grant in all_grants(names, region=region, account=account, state=state, secrets=secrets):
         if role not in grant.roles:
             continue
         actions = grant.actions
         if role == "preview":
-            actions = tuple(a for a in actions if is_read(a) and not a.startswith(_PREVIEW_NEVER))
+            actions = tuple(
+                a for a in actions if (is_read(a) and not a.startswith(_PREVIEW_NEVER)) or a in PREVIEW_ALSO
+            )
             if not actions:
                 continue
         statements.append(grant.statement(actions))

@@ -31,6 +31,7 @@ from tests.test_serving_program import Mocks, run_program
 
 REGION, ACCOUNT = "eu-west-1", "111111111111"
 STATE = ("my-state", "teams/ml")
+SECRETS = "awskms://alias/edgeship-state?region=eu-central-1"
 # The services the orchestrator process calls on AWS, and their IAM prefixes.
 SERVICES = {"lambda": "lambda", "s3": "s3", "cloudwatch": "cloudwatch", "cloudfront": "cloudfront"}
 # Where an IAM action is not named after the API operation.
@@ -253,9 +254,11 @@ def program(project: str = "edgeship", env: str = "dev") -> Mocks:
     return run_program(config(project, env), project=project, stack=env)
 
 
-def generated(role: iam.Role, project: str = "edgeship", env: str = "dev") -> dict[str, Any]:
+def generated(
+    role: iam.Role, project: str = "edgeship", env: str = "dev", secrets: str | None = SECRETS
+) -> dict[str, Any]:
     names = ResourceNames.of(project, env)
-    return iam.policy(names, region=REGION, account=ACCOUNT, role=role, state=STATE)
+    return iam.policy(names, region=REGION, account=ACCOUNT, role=role, state=STATE, secrets=secrets)
 
 
 def statements(document: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -316,7 +319,8 @@ def _own(resource: str, names: ResourceNames) -> bool:
 @pytest.mark.parametrize("role", ["deploy", "boundary"])
 def test_every_mutating_action_is_scoped_to_the_names_or_has_a_reason(role: iam.Role) -> None:
     names = ResourceNames.of("edgeship", "dev")
-    reasons = {g.sid: g.reason for g in iam.all_grants(names, region=REGION, account=ACCOUNT, state=STATE)}
+    every = iam.all_grants(names, region=REGION, account=ACCOUNT, state=STATE, secrets=SECRETS)
+    reasons = {g.sid: g.reason for g in every}
     loose = [
         (s["Sid"], a, r)
         for s in statements(generated(role))
@@ -483,7 +487,7 @@ def test_the_function_roles_inline_policies_stay_within_the_boundary() -> None:
 def test_the_preview_role_reads_only_and_never_the_origin_secret() -> None:
     preview = generated("preview")
     actions = {a for s in statements(preview) for pattern in s["Action"] for a in expand(pattern)}
-    assert sorted(a for a in actions if mutating(a)) == []
+    assert sorted(a for a in actions if mutating(a)) == list(iam.PREVIEW_ALSO)  # kms:Decrypt
     assert sorted(a for a in actions if a.startswith("ssm:GetParameter")) == []
     assert all(s["Effect"] == "Allow" for s in statements(preview))
     # it reads its stack's state, and lists the backend
@@ -520,10 +524,41 @@ def test_policies_fit_an_inline_role_policy_even_with_the_longest_names() -> Non
         "teams/machine-learning/edgeship",
     )
     for role in iam.ROLES:
-        document = iam.policy(names, region="ap-southeast-2", account=ACCOUNT, role=role, state=state)
+        document = iam.policy(
+            names, region="ap-southeast-2", account=ACCOUNT, role=role, state=state, secrets=SECRETS
+        )
         assert iam.oversize(document) is None
     twice = {"Statement": statements(document) * 12}
     assert "more than a role's inline policies may" in (iam.oversize(twice) or "")
+
+
+@pytest.mark.parametrize(
+    ("provider", "resource"),
+    [
+        ("awskms://1234abcd-12ab-34cd-56ef-1234567890ab?region=eu-west-1",
+         f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+        (f"awskms:///arn:aws:kms:us-east-1:{ACCOUNT}:key/k1", f"arn:aws:kms:us-east-1:{ACCOUNT}:key/k1"),
+        (SECRETS, f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/k2"),
+    ],
+)  # fmt: skip
+def test_an_awskms_secrets_provider_adds_its_key(provider: str, resource: str) -> None:
+    def policy(role: iam.Role) -> dict[str, Any]:
+        return iam.policy(NAMES, region=REGION, account=ACCOUNT, role=role, secrets=provider)
+
+    aliases = {"kms:ResourceAliases": ["alias/other", "alias/edgeship-state"]}
+    for role in ("deploy", "preview"):
+        assert iam_eval.allowed([policy(role)], "kms:Decrypt", resource, aliases)
+    assert iam_eval.allowed([policy("deploy")], "kms:Encrypt", resource, aliases)
+    assert not iam_eval.allowed([policy("preview")], "kms:Encrypt", resource, aliases)
+    assert not iam_eval.allowed(
+        [policy("deploy")], "kms:Decrypt", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/zz", {}
+    )
+    if "alias/" in provider:  # the alias is the key's: a key without it is refused
+        assert not iam_eval.allowed(
+            [policy("deploy")], "kms:Decrypt", resource, {"kms:ResourceAliases": ["alias/x"]}
+        )
+    passphrase = iam.policy(NAMES, region=REGION, account=ACCOUNT, role="deploy", secrets="passphrase")
+    assert not [s for s in statements(passphrase) if any(a.startswith("kms:") for a in s["Action"])]
 
 
 # -- another project's name (Acceptance 2) -----------------------------------------------------
@@ -544,7 +579,7 @@ def test_a_project_named_otherwise_gets_a_policy_naming_its_own_resources(
     )
     assert made.returncode == 0, made.stderr
     deploy = json.loads(made.stdout)
-    assert deploy == generated("deploy", project)
+    assert deploy == generated("deploy", project, secrets=None)  # init's project: a passphrase
     calls = list(requests(program(project)))
     denied = [(a, arn) for a, arn, ctx in calls if not iam_eval.allowed([deploy], a, arn, ctx)]
     assert denied == []
