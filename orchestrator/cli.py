@@ -1103,6 +1103,64 @@ def schema_command(ctx: Ctx, out: Path | None) -> None:
     _run(ctx, action, lambda r: f"wrote {r['path']}")
 
 
+@main.command("iam-policy")
+@env_option
+@click.option(
+    "--role",
+    type=click.Choice(["deploy", "preview", "boundary"]),
+    required=True,
+    help="deploy: the deploy jobs' role; preview: the preview jobs' (read only); boundary: the "
+    "permissions boundary of the function roles (an administrator creates it once, first).",
+)
+@click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
+@click.option(
+    "--explain", is_flag=True, help="Print the grants not scoped to the stack's names, with AWS's reason."
+)
+@json_option
+@click.pass_obj
+def iam_policy(ctx: Ctx, env_name: str, role: str, backend: str | None, explain: bool) -> None:
+    """Print the IAM policy a role of this environment needs, scoped to its names (JSON:
+    `... | aws iam put-role-policy --role-name R --policy-name edgeship
+    --policy-document file:///dev/stdin`). An s3:// backend adds the state statements."""
+
+    def action() -> dict[str, Any]:
+        import os
+
+        from orchestrator import iam, stacks
+        from programs.names import ResourceNames
+
+        settings = ctx.settings()
+        env = settings.environment(env_name)
+        names = ResourceNames.of(settings.project, env.name)
+        where = {"region": env.region, "account": env.account_id}
+        if explain:
+            if ctx.as_json:
+                return {"unscoped": iam.unscoped(names, **where)}
+            return {"explain": iam.explain(names, **where)}
+        url = stacks.resolve_backend(backend, settings.backend, os.environ, settings.root)
+        state = iam.s3_backend(url)
+        if state is None and role != "boundary":
+            click.echo(f"note: backend {url} is not s3://BUCKET/PREFIX: no state statements", err=True)
+        if role == "boundary":
+            click.echo(f"note: {iam.boundary_hint(names)}", err=True)
+        secrets = settings.secrets_provider  # an awskms:// key adds its statements
+        document = iam.policy(names, role=role, state=state, secrets=secrets, **where)  # type: ignore[arg-type]
+        too_big = iam.oversize(document)
+        if too_big:
+            click.echo(
+                f"warning: {too_big}: split its statements into managed policies (6,144 characters each)",
+                err=True,
+            )
+        return document
+
+    def human(r: dict[str, Any]) -> str:
+        import json
+
+        return r["explain"].rstrip("\n") if "explain" in r else json.dumps(r, indent=2)
+
+    _run(ctx, action, human)
+
+
 @main.command()
 @click.argument("promotion_id", metavar="[ID]", required=False)
 @click.option(
