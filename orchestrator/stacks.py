@@ -513,7 +513,10 @@ def checkpoint_exists(backend_url: str, project: str, stack: str) -> bool | None
 
     relative = statekeys.checkpoint(project, stack)
     if backend_url.startswith("file://"):
-        root = Path(backend_url.removeprefix("file://"))
+        from urllib.parse import unquote
+
+        # as the engine reads it: percent-decoded (Path.as_uri() encodes), file://~ is home
+        root = Path(unquote(backend_url.removeprefix("file://").split("?", 1)[0])).expanduser()
         return any((root / f"{relative}{suffix}").is_file() for suffix in statekeys.COMPRESSED)
     location = statekeys.s3_backend(backend_url)
     if location is None:

@@ -63,6 +63,32 @@ def test_keys_are_the_stacks_own_and_a_preview_reads_no_lock() -> None:
     assert set(keys.absent_reads) <= set(keys.read)
 
 
+def test_a_first_deploys_preview_says_so_to_a_person_and_in_the_step_summary() -> None:
+    from orchestrator import output
+    from orchestrator.cli import _preview_text
+
+    result = {"operation": "preview", "stack": "dev", "changes": {"create": 9}, "duration_s": 1.0,
+              "note": f"dev {NOTE}"}  # fmt: skip
+    assert _preview_text(result, full=False).splitlines()[0] == f"dev {NOTE}"
+    assert f"dev {NOTE}" in output.stack_summary(result).splitlines()
+    assert "not deployed" not in _preview_text({**result, "note": None}, full=False)
+
+
+def test_checkpoint_exists_reads_file_urls_as_the_engine_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = tmp_path / "a state"  # Path.as_uri() percent-encodes the space
+    assert stacks.checkpoint_exists(backend.as_uri(), "p", "dev") is False
+    saved = backend / ".pulumi" / "stacks" / "p" / "dev.json.gz"  # PULUMI_DIY_BACKEND_GZIP's
+    saved.parent.mkdir(parents=True)
+    saved.write_text("{}")
+    assert stacks.checkpoint_exists(backend.as_uri(), "p", "dev") is True
+    assert stacks.checkpoint_exists(backend.as_uri(), "p", "prod") is False
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert stacks.checkpoint_exists("file://~/a state", "p", "dev") is True
+    assert stacks.checkpoint_exists("https://api.pulumi.com", "p", "dev") is None
+
+
 def _matches(key: str, pattern: str) -> bool:
     return fnmatchcase(key, pattern)
 
