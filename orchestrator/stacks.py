@@ -496,7 +496,10 @@ class Stacks:
         ]
         # A provider's Python traceback: its last exception line is what went wrong.
         raised = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception): ", ln)]
-        errors = errors + raised[-1:]
+        # "error: 2 errors occurred:" says what went wrong in the numbered lines after it
+        # (a state backend's refusal: "1) operation error S3: PutObject, ... AccessDenied").
+        numbered = [ln[:300] for ln in lines if re.match(r"^\d+\) ", ln)]
+        errors = errors + numbered + raised[-1:]
         detail = " | ".join(dict.fromkeys(errors)) or str(exc)
         return EngineError(
             f"pulumi {what} failed for stack {self.spec.stack!r}: {detail}",

@@ -3,7 +3,8 @@
 An emulated S3 backend (a moto server whose request log we read) shows every request a
 first preview, `up`, a second preview, a second `up` and `destroy --remove` send; a file
 backend shows the first preview and `bootstrap`. Patterns match keys with IAM's `*`, which,
-like fnmatch's, crosses `/`.
+like fnmatch's, crosses `/`. Then the roles themselves: users holding only the state
+statements built from the table, on a moto server that checks IAM, preview and deploy.
 """
 
 from __future__ import annotations
@@ -252,6 +253,93 @@ def test_s3_backend_every_request_within_the_roles_keys(
         assert uncovered(listed(requests), keys.list_prefixes) == set()
     assert checkpoint not in after
     assert uncovered(list(after), keys.write) == set()
+
+
+# -- the roles themselves, on an S3 backend that checks them ---------------------------------
+
+
+class AuthMoto(Moto):
+    """A moto server that checks every request against IAM once its first `free` requests
+    (made with its default credentials, to set the users up) are done."""
+
+    def __init__(self, free: int) -> None:
+        super().__init__()
+        self.free = free
+
+    def start(self) -> None:
+        from orchestrator.local import daemon
+        from tests.conftest import wait_for
+
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(self.free)}
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: daemon.healthy(self.url + "/moto-api/", timeout=0.5), timeout=30)
+
+
+def _state_policy(keys: statekeys.StateKeys, bucket: str, prefix: str, *, deploy: bool) -> dict[str, Any]:
+    """The state statements as the IAM generator writes them (orchestrator/iam.py); moto
+    checks actions and resources (its evaluator ignores StringLike conditions)."""
+
+    def objects(patterns: tuple[str, ...]) -> list[str]:
+        return [f"arn:aws:s3:::{bucket}/{prefix}/{p}" for p in patterns]
+
+    statements: list[dict[str, Any]] = [
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}",
+         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/{p}" for p in keys.list_prefixes]}}},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": objects(keys.read)},
+    ]  # fmt: skip
+    if deploy:
+        statements.append(
+            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+             "Resource": objects(keys.write)}
+        )  # fmt: skip
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def test_preview_role_previews_and_cannot_write_deploy_role_deploys(
+    engine_env: None, pulumi_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import boto3
+
+    from orchestrator.errors import EngineError
+
+    project, bucket, prefix = "edgeship", "state-bucket", "state"
+    server = AuthMoto(free=7)  # the bucket, then per role: a user, its policy, its key
+    server.start()
+    try:
+        admin = {"endpoint_url": server.url, "region_name": "us-east-1"}
+        boto3.client("s3", **admin).create_bucket(Bucket=bucket)
+        iam = boto3.client("iam", **admin)
+        keys = statekeys.keys(project, "dev")
+        credentials = {}
+        for role in ("deploy", "preview"):
+            iam.create_user(UserName=role)
+            policy = _state_policy(keys, bucket, prefix, deploy=role == "deploy")
+            iam.put_user_policy(UserName=role, PolicyName="state", PolicyDocument=json.dumps(policy))
+            made = iam.create_access_key(UserName=role)["AccessKey"]
+            credentials[role] = (made["AccessKeyId"], made["SecretAccessKey"])
+
+        url = f"s3://{bucket}/{prefix}?endpoint=127.0.0.1:{server.port}&s3ForcePathStyle=true&disableSSL=true&region=us-east-1"
+        spec = _spec(project, url, tmp_path / "workspace", pulumi_root)
+        program = stacks.load_program(PROGRAM)
+
+        def as_role(role: str) -> stacks.Stacks:
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials[role][0])
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials[role][1])
+            monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+            return stacks.Stacks(spec, program)
+
+        first = as_role("preview").preview()  # an empty backend: it would write meta.yaml
+        assert first.note == f"dev {NOTE}" and first.changes == {"create": 2}, first
+        assert as_role("deploy").up().changes == {"create": 2}
+        assert as_role("preview").preview().changes == {"same": 2}
+        with pytest.raises(EngineError, match=r"AccessDenied|Access Denied|403"):
+            as_role("preview").up()
+        assert as_role("deploy").destroy(remove=True).changes == {"delete": 2}
+    finally:
+        server.stop()
 
 
 # -- the file backend: first preview, bootstrap ----------------------------------------------
