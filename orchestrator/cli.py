@@ -354,7 +354,7 @@ def _preview_text(result: dict[str, Any], *, full: bool) -> str:
     `full` (--diff): every resource that changes, property by property."""
     from orchestrator import diff
 
-    lines = [_changes_line(result)]
+    lines = [*([result["note"]] if result.get("note") else []), _changes_line(result)]
     found = result.get("diff")
     if found is not None:
         summary = diff.Diff(
@@ -915,8 +915,8 @@ def status(ctx: Ctx, env_name: str, backend: str | None) -> None:
 def _asdict(result: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
-    # an operation's result: its diff is a preview's only
-    return {k: v for k, v in asdict(result).items() if not (k == "diff" and v is None)}
+    # an operation's result: its diff is a preview's only, a note a first deploy's preview's
+    return {k: v for k, v in asdict(result).items() if not (k in ("diff", "note") and v is None)}
 
 
 @main.group()
@@ -1443,3 +1443,36 @@ def doctor(ctx: Ctx, env_name: str | None) -> None:
     _run(ctx, action, human)
     if result and not result["ok"]:
         sys.exit(int(ExitCode.ERROR))
+
+
+@main.command()
+@env_option
+@click.option(
+    "--backend", metavar="URL", default=None,
+    help="State backend. Default: PULUMI_BACKEND_URL, then edgeship.toml, then .edgeship/state.",
+)  # fmt: skip
+@json_option
+@click.pass_obj
+def bootstrap(ctx: Ctx, env_name: str, backend: str | None) -> None:
+    """Create an environment's stack, empty, in the state backend (run once, with the deploy role).
+
+    Optional: previews of an environment not deployed yet already work, read-only, against
+    a throwaway backend. After this one, they read the real (empty) stack. Runs no program
+    and creates no cloud resource; a second run changes nothing.
+    """
+
+    def action() -> dict[str, Any]:
+        from orchestrator import stacks, toolchain
+
+        settings = ctx.settings()
+        env = settings.environment(env_name)
+        spec = stacks.spec_for(
+            settings, env, pulumi_root=toolchain.pulumi_root(settings.root), backend=backend
+        )
+        return stacks.bootstrap(spec)
+
+    def human(r: dict[str, Any]) -> str:
+        said = {True: "created", False: "already exists, unchanged", None: "ready"}[r["created"]]
+        return f"bootstrap {r['stack']}: stack {said} in {r['backend']}"
+
+    _run(ctx, action, human)

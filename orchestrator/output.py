@@ -158,6 +158,7 @@ def stack_summary(result: Mapping[str, Any]) -> str:
         f"### edgeship {verb} `{result.get('stack', '?')}`: "
         + (", ".join(f"{n} {op}" for op, n in changes.items()) or "no changes"),
         "",
+        *([str(result["note"]), ""] if result.get("note") else []),
     ]
     if changes:
         lines += [

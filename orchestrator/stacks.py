@@ -67,6 +67,8 @@ class OperationResult:
     duration_s: float
     # preview only: what would change, property by property (orchestrator/diff.py's Diff)
     diff: dict[str, Any] | None = None
+    # what a person must know to read the result right (a first deploy's preview says so)
+    note: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -187,13 +189,15 @@ class Stacks:
         )
         return self._workspace
 
-    def stack(self, *, create: bool = True) -> auto.Stack:
+    def stack(self, *, create: bool = True, configure: bool | None = None) -> auto.Stack:
         """The stack, selected once per instance. `create` makes it if missing and writes its
         config (what preview and up need); reads and deletes only select it, so a missing
-        stack is a NotDeployedError instead of a new empty one."""
+        stack is a NotDeployedError instead of a new empty one. `configure` (default: as
+        `create`) writes the config to the workspace (a local file) without creating."""
         from pulumi import automation as auto
 
         spec = self.spec
+        configure = create if configure is None else configure
         if self._stack is None:
             workspace = self.workspace()
             from orchestrator import automation
@@ -206,7 +210,7 @@ class Stacks:
                 raise self._translate("select", exc) from None
         stack = self._stack
         assert stack is not None
-        if create and spec.config and not self._configured:
+        if configure and spec.config and not self._configured:
             if not self._config_written():
                 config = {
                     key: auto.ConfigValue(value=value, secret=secret)
@@ -242,12 +246,56 @@ class Stacks:
 
     # -- operations --------------------------------------------------------------------
 
+    def deployed(self) -> bool | None:
+        """Whether the stack exists in its backend, learnt without writing anything (a file's
+        existence, or one S3 ListObjects); None for a backend edgeship cannot look into."""
+        return checkpoint_exists(self.spec.backend_url, self.spec.project, self.spec.stack)
+
     def preview(self, *, refresh: bool = False) -> OperationResult:
         """What `up` would change, without changing anything (`refresh`: read the real
-        resources first, when the state may describe some that are gone)."""
+        resources first, when the state may describe some that are gone).
+
+        Writes nothing to the backend: opening a stack that does not exist would create it
+        (and, in an empty backend, its meta.yaml), which a preview role may not do. So a
+        stack not deployed yet is previewed in a throwaway backend: everything is created."""
+        deployed = self.deployed()
+        if deployed is False:
+            return self._first_preview()
+        # Known to exist: select only. Unknown (Pulumi Cloud): create-or-select as always.
+        return self._preview(self.stack(create=deployed is None, configure=True), refresh=refresh)
+
+    def _first_preview(self) -> OperationResult:
+        """The preview of a stack not deployed yet: the same program and config against an
+        empty stack in a temporary file backend, whose secrets a throwaway passphrase
+        encrypts (the real provider may be a KMS key the preview role cannot use)."""
+        import secrets
+        import tempfile
+        from dataclasses import replace
+
+        with tempfile.TemporaryDirectory(prefix="edgeship-first-preview-") as scratch:
+            backend = (Path(scratch) / "state").as_uri()
+            spec = replace(
+                self.spec,
+                backend_url=backend,
+                work_dir=Path(scratch) / "workspace",
+                secrets_provider="passphrase",
+                # PULUMI_BACKEND_URL (set in CI) would win over the workspace's backend.
+                env_vars={
+                    **self.spec.env_vars,
+                    "PULUMI_BACKEND_URL": backend,
+                    "PULUMI_CONFIG_PASSPHRASE": secrets.token_hex(16),
+                },
+            )
+            throwaway = Stacks(spec, self.program, self.reporter)
+            result = throwaway._preview(throwaway.stack(create=True), refresh=False)
+        return replace(
+            result,
+            note=f"{self.spec.stack} is not deployed yet: this preview shows everything the first `up` creates",
+        )
+
+    def _preview(self, stack: auto.Stack, *, refresh: bool) -> OperationResult:
         from orchestrator import diff
 
-        stack = self.stack()
         started = time.monotonic()
         steps: list[diff.Step] = []
 
@@ -265,6 +313,16 @@ class Stacks:
             "preview", self.spec.stack, changes, {}, time.monotonic() - started,
             diff=diff.summarise(steps).to_dict(),
         )  # fmt: skip
+
+    def bootstrap(self) -> bool | None:
+        """Create the stack in its backend (with a deploy role, once), so that previews find
+        a real, empty stack; True when created, False when it was there already, None when
+        the backend cannot be looked into (then it is created if missing)."""
+        deployed = self.deployed()
+        if deployed:
+            return False
+        self.stack(create=True)
+        return None if deployed is None else True
 
     def up(self, *, refresh: bool = False, only: str | None = None) -> OperationResult:
         """Create or update the stack's resources (`refresh` first, as for preview; `only`:
@@ -438,12 +496,59 @@ class Stacks:
         ]
         # A provider's Python traceback: its last exception line is what went wrong.
         raised = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception): ", ln)]
-        errors = errors + raised[-1:]
+        # "error: 2 errors occurred:" says what went wrong in the numbered lines after it
+        # (a state backend's refusal: "1) operation error S3: PutObject, ... AccessDenied").
+        numbered = [ln[:300] for ln in lines if re.match(r"^\d+\) ", ln)]
+        errors = errors + numbered + raised[-1:]
         detail = " | ".join(dict.fromkeys(errors)) or str(exc)
         return EngineError(
             f"pulumi {what} failed for stack {self.spec.stack!r}: {detail}",
             fix="read the error above; `orchestrator preview` shows what the engine plans to do",
         )
+
+
+def checkpoint_exists(backend_url: str, project: str, stack: str) -> bool | None:
+    """Whether the stack's checkpoint is in the backend, read-only: the file for a file://
+    backend; for s3:// one ListObjects of the checkpoint's key as prefix, the engine's own
+    call, with the same credentials (a HEAD would need s3:ListBucket to tell "missing" from
+    "denied" anyway). None for other backends."""
+    from orchestrator import statekeys
+
+    relative = statekeys.checkpoint(project, stack)
+    if backend_url.startswith("file://"):
+        from urllib.parse import unquote
+
+        # as the engine reads it: percent-decoded (Path.as_uri() encodes), file://~ is home
+        root = Path(unquote(backend_url.removeprefix("file://").split("?", 1)[0])).expanduser()
+        return any((root / f"{relative}{suffix}").is_file() for suffix in statekeys.COMPRESSED)
+    location = statekeys.s3_backend(backend_url)
+    if location is None:
+        return None
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+
+    key = location.key(relative)
+    try:
+        client = boto3.Session(profile_name=location.profile, region_name=location.region).client(
+            "s3", endpoint_url=location.endpoint,
+            config=botocore.config.Config(s3={"addressing_style": "path" if location.path_style else "auto"}),
+        )  # fmt: skip
+        listed = client.list_objects_v2(Bucket=location.bucket, Prefix=key, MaxKeys=10)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise ConfigError(
+            f"cannot look for stack {stack!r} in the state backend s3://{location.bucket}/{location.prefix}: {exc}",
+            fix=f"the role needs s3:ListBucket on {location.bucket} for the prefix {key} "
+            "(`orchestrator iam-policy` prints it); check the credentials with `orchestrator doctor`",
+        ) from None
+    present = {item.get("Key") for item in listed.get("Contents", [])}
+    return any(f"{key}{suffix}" in present for suffix in statekeys.COMPRESSED)
+
+
+def bootstrap(spec: StackSpec) -> dict[str, Any]:
+    """`orchestrator bootstrap`: the stack created in its backend, no program run."""
+    created = Stacks(spec, lambda: None).bootstrap()
+    return {"stack": spec.stack, "backend": spec.backend_url, "created": created}
 
 
 def unlock(backend_url: str, project: str, stack: str, *, force: bool = False) -> list[Path]:

@@ -164,9 +164,11 @@ def test_commands_on_a_never_deployed_environment_say_what_to_run(project: Proje
 
 
 def test_a_stack_created_but_never_deployed_says_what_to_run(project: Project) -> None:
-    # a preview creates the stack (and its config) but deploys nothing: no outputs yet
-    preview = project.cli("preview", "--env", "test", "--program", PROGRAM)
-    assert preview.returncode == 0, preview.stderr
+    # bootstrap creates the stack but deploys nothing: no outputs yet (a preview creates
+    # nothing: tests/test_state_backend.py)
+    bootstrap = project.cli("bootstrap", "--env", "test", "--json")
+    assert bootstrap.returncode == 0, bootstrap.stderr
+    assert json.loads(bootstrap.stdout)["created"] is True
     done = project.cli("status", "--env", "test", "--json")
     assert done.returncode == ExitCode.USAGE, done.stderr
     error = json.loads(done.stdout)
