@@ -1014,11 +1014,19 @@ def init(ctx: Ctx, directory: Path, name: str | None, force: bool, install_from:
       models/model.tar.gz                    the sample model (replace it: `model pack`)
     appends a short section to README.md, and adds what edgeship writes (.edgeship/,
     .tools/, reports/, .venv/) to .gitignore. Refuses to overwrite any of those files
-    unless --force (exit 6). Then: `orchestrator up --env local`.
+    unless --force (exit 6). Then: `orchestrator up --env local`; for AWS, the commands
+    it prints (`orchestrator iam-policy`: the boundary first, then the roles' policies).
     """
 
     def action() -> dict[str, Any]:
-        from orchestrator.scaffold import default_install_from, direct_url, install_spec, project_name, write
+        from orchestrator.scaffold import (
+            aws_setup,
+            default_install_from,
+            direct_url,
+            install_spec,
+            project_name,
+            write,
+        )
 
         root = directory.resolve()
         project = name or project_name(root)
@@ -1035,6 +1043,8 @@ def init(ctx: Ctx, directory: Path, name: str | None, force: bool, install_from:
             "install": install,
             "warnings": warnings,
             **write(root, project, force=force, install=install),
+            # then, for AWS: the roles' policies, generated (README.md's section says the same)
+            "aws_setup": aws_setup(project),
         }
 
     def human(r: dict[str, Any]) -> str:
@@ -1044,6 +1054,8 @@ def init(ctx: Ctx, directory: Path, name: str | None, force: bool, install_from:
             output.warning(warning)
         return "\n".join(f"wrote {p}" for p in r["written"] + r["readme"] + r["gitignore"]) + (
             f"\nthe workflow installs {r['install']}\nnext: orchestrator up --env local"
+            "\nthen AWS, for dev (staging and prod alike; README.md has these steps):\n"
+            + "\n".join(f"  {line}" for line in r["aws_setup"])
         )
 
     _run(ctx, action, human)

@@ -174,7 +174,7 @@ def write(
     text = readme.read_text() if readme.exists() else f"# {project_name}\n"
     appended = README_MARKER not in text
     if appended:
-        readme.write_text(text.rstrip() + "\n\n" + readme_section(install) + "\n")
+        readme.write_text(text.rstrip() + "\n\n" + readme_section(install, project_name) + "\n")
     gitignore = root / ".gitignore"
     before = gitignore.read_text() if gitignore.exists() else None
     after = gitignore_text(before)
@@ -320,7 +320,8 @@ def project_name(root: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", root.name).strip("-") or "my-model"
 
 
-def readme_section(install: str) -> str:
+def readme_section(install: str, project: str) -> str:
+    setup = "\n".join(aws_setup(project))
     return f"""{README_MARKER}
 ## Shipping the model with edgeship
 
@@ -340,4 +341,81 @@ set `project.model` to your archive. `.github/workflows/edgeship-deploy.yml` pre
 requests, promotes dev from main and staging then prod from `v*` tags, with approvals on
 the `staging` and `prod` GitHub environments; create the roles and variables it names.
 `.gitignore` keeps out what edgeship writes here (`.edgeship/`: local state, keys and
-secrets; `.tools/`, `reports/`, `.venv/`)."""
+secrets; `.tools/`, `reports/`, `.venv/`).
+
+### AWS roles, from this project's policy
+
+Each AWS environment has a deploy role and a read-only preview role, both trusted through
+GitHub's OIDC provider for this repository and one GitHub environment (trust policy:
+edgeship's docs/ci.md). `orchestrator iam-policy` prints the least-privilege policies for
+this project's names. For dev (staging and prod alike, with `--env` and the names changed):
+
+```bash
+{setup}
+```
+
+The boundary comes first: the deploy role may create the function roles only with it
+attached, and can neither create nor change it. Each deploy job asks for credentials as
+long as its timeout; a role's maximum session duration is 1 h unless raised as above."""
+
+
+def aws_setup(project: str, env: str = "dev") -> list[str]:
+    """The commands that give `project`'s AWS environment `env` its roles' policies, in the
+    order they must run, as `init` prints them and its README section shows them (bash,
+    `#` comments). Pure: the boundary's name comes from programs/names.py, each deploy
+    role's session from the workflow template's job timeouts."""
+    from programs.names import ROLE_PATH_ROOT, ResourceNames
+
+    names = ResourceNames.of(project, env)
+    lines = [
+        "# 1. an administrator, once per environment: the function roles' permissions boundary",
+        f"orchestrator iam-policy --env {env} --role boundary > boundary.json",
+        f"aws iam create-policy --path {ROLE_PATH_ROOT} --policy-name {names.boundary_policy} "
+        "--policy-document file://boundary.json",
+        "# 2. the deploy and preview roles' policies",
+        f"orchestrator iam-policy --env {env} --role deploy > deploy-policy.json",
+        "aws iam put-role-policy --role-name DEPLOY_ROLE --policy-name edgeship "
+        "--policy-document file://deploy-policy.json",
+        f"orchestrator iam-policy --env {env} --role preview > preview-policy.json",
+        "aws iam put-role-policy --role-name PREVIEW_ROLE --policy-name edgeship "
+        "--policy-document file://preview-policy.json",
+    ]
+    longer = {
+        environment: seconds
+        for environment, seconds in session_durations(deploy_workflow("edgeship")).items()
+        if seconds > DEFAULT_MAX_SESSION_SECONDS
+    }
+    lines.append(
+        f"# 3. credentials last the job: the deploy roles whose job runs past 1 h ({', '.join(longer)})"
+    )
+    lines += [
+        f"aws iam update-role --role-name {environment.upper()}_DEPLOY_ROLE --max-session-duration {seconds}"
+        for environment, seconds in longer.items()
+    ]
+    return lines
+
+
+# IAM's MaxSessionDuration of a role created without one.
+DEFAULT_MAX_SESSION_SECONDS = 3600
+CREDENTIALS_ACTION = "aws-actions/configure-aws-credentials@"
+
+
+def session_durations(workflow: str) -> dict[str, int]:
+    """Per GitHub environment named literally in `workflow`, the longest session its jobs ask
+    configure-aws-credentials for (`role-duration-seconds`): what that environment's role's
+    MaxSessionDuration must allow. A job whose environment is an expression (recover's,
+    the dispatch input) is left out: it runs within the longest of the environments it names."""
+    import yaml
+
+    longest: dict[str, int] = {}
+    for job in (yaml.safe_load(workflow).get("jobs") or {}).values():
+        environment = job.get("environment")
+        if not isinstance(environment, str) or "${{" in environment:
+            continue
+        for step in job.get("steps", []):
+            if CREDENTIALS_ACTION in str(step.get("uses", "")):
+                seconds = int(
+                    (step.get("with") or {}).get("role-duration-seconds", DEFAULT_MAX_SESSION_SECONDS)
+                )
+                longest[environment] = max(longest.get(environment, 0), seconds)
+    return longest

@@ -15,6 +15,7 @@ import yaml
 
 from orchestrator import config_schema, scaffold, settings
 from orchestrator.errors import ExitCode, UsageError
+from programs.names import ResourceNames
 
 REPO = Path(__file__).resolve().parents[1]
 ACTIONLINT = REPO / ".tools" / "bin" / "actionlint"
@@ -73,7 +74,11 @@ def test_init_writes_a_project_that_loads_and_a_pipeline_that_lints(tmp_path: Pa
         capture_output=True, text=True,
     )  # fmt: skip
     assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr
-    assert "orchestrator model pack" in (root / "README.md").read_text()
+    readme = (root / "README.md").read_text()
+    assert "orchestrator model pack" in readme
+    # the roles' policies come from the generator, the boundary first; no policy is copied
+    assert result["aws_setup"] == scaffold.aws_setup("fraud-model")
+    assert "\n".join(result["aws_setup"]) in readme and '"Statement"' not in readme
 
 
 def test_init_refuses_to_overwrite_and_force_does_it_once(tmp_path: Path) -> None:
@@ -162,3 +167,44 @@ def test_init_installs_from_where_this_edgeship_came_from(
     assert got == chosen and (warning is not None) == warns, warning
     if warning:
         assert "--install-from" in warning
+
+
+def test_the_aws_setup_generates_the_policies_boundary_first_and_sessions_as_long_as_the_jobs() -> None:
+    lines = scaffold.aws_setup("Fraud_Model", "prod")
+    commands = [line for line in lines if not line.startswith("#")]
+    boundary = ResourceNames.of("Fraud_Model", "prod").boundary_policy
+    assert commands[:6] == [
+        "orchestrator iam-policy --env prod --role boundary > boundary.json",
+        f"aws iam create-policy --path /edgeship/ --policy-name {boundary} --policy-document file://boundary.json",
+        "orchestrator iam-policy --env prod --role deploy > deploy-policy.json",
+        "aws iam put-role-policy --role-name DEPLOY_ROLE --policy-name edgeship "
+        "--policy-document file://deploy-policy.json",
+        "orchestrator iam-policy --env prod --role preview > preview-policy.json",
+        "aws iam put-role-policy --role-name PREVIEW_ROLE --policy-name edgeship "
+        "--policy-document file://preview-policy.json",
+    ]
+    assert boundary == "fraud-model-prod-function-boundary"
+    # each deploy role allows the session its job asks for (dev's hour is IAM's default)
+    assert commands[6:] == [
+        "aws iam update-role --role-name STAGING_DEPLOY_ROLE --max-session-duration 5400",
+        "aws iam update-role --role-name PROD_DEPLOY_ROLE --max-session-duration 7200",
+    ]
+    assert scaffold.session_durations(scaffold.deploy_workflow("edgeship==0.1.0")) == {
+        "dev-preview": 1800,
+        "staging-preview": 1800,
+        "prod-preview": 1800,
+        "dev": 3600,
+        "staging": 5400,
+        "prod": 7200,
+    }
+
+
+def test_init_prints_the_aws_setup_after_the_local_start(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+
+    done = CliRunner().invoke(main, ["init", str(tmp_path / "repo"), "--install-from", "pypi"])
+    assert done.exit_code == 0, done.output
+    after = done.output.split("next: orchestrator up --env local\n", 1)[1]
+    assert after.splitlines()[1:] == [f"  {line}" for line in scaffold.aws_setup("repo")]

@@ -20,6 +20,7 @@ from tests.workflow_harness import (
     dispatch,
     pull_request,
     push,
+    session_seconds,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -341,3 +342,61 @@ def test_a_cancel_signals_the_step_and_runs_only_the_cancelled_steps(tmp_path: P
     # GitHub's cancel: SIGINT reaches the step, then the cancelled() steps run; a lost runner runs nothing more
     assert [s.outcome for s in long.steps] == ["cancelled", "skipped", "skipped" if hard else "success"]
     assert ("got SIGINT" in long.steps[0].log) is not hard
+
+
+# --- configure-aws-credentials' session ------------------------------------------------------
+
+CREDENTIALS = """
+name: credentials
+on: [push]
+jobs:
+  deploy:
+    runs-on: ubuntu-latest
+    timeout-minutes: 120
+    steps:
+      - uses: aws-actions/configure-aws-credentials@0000000000000000000000000000000000000000 # v1
+        with:
+          role-to-assume: ${{{{ vars.AWS_ROLE_ARN }}}}
+          aws-region: ${{{{ vars.AWS_REGION }}}}
+          {duration}
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("7200", 7200),
+        (None, 3600),  # the action's default
+        ("", 3600),
+        ("900", 900),
+        ("43200", 43200),
+        ("43201", "from 900 to 43200"),  # beyond AWS's 12 h
+        ("600", "from 900 to 43200"),  # AssumeRole's minimum is 15 min
+        ("0", "from 900 to 43200"),
+        ("2h", "not a whole number"),  # the real action would fall back to 1 h, silently
+        ("-3600", "not a whole number"),
+        ("3600.5", "not a whole number"),
+    ],
+)
+def test_a_session_outside_assume_roles_range_fails_loudly(value: str | None, seconds: int | str) -> None:
+    if isinstance(seconds, int):
+        assert session_seconds(value) == seconds
+    else:
+        with pytest.raises(HarnessError, match=seconds):
+            session_seconds(value)
+
+
+def test_the_credentials_session_is_recorded_and_an_invalid_one_fails_the_run(tmp_path: Path) -> None:
+    def run(name: str, duration: str) -> Any:
+        sha = _repo(tmp_path / name, {".github/workflows/c.yml": CREDENTIALS.format(duration=duration)})
+        wf = _workflow(tmp_path / name / ".github" / "workflows" / "c.yml", tmp_path / name)
+        wf.runner.root = tmp_path / f"{name}-runner"
+        return wf.run(push("refs/heads/main", sha))
+
+    done = run("good", "role-duration-seconds: 7200")
+    assert done.jobs["deploy"].result == "success", done.describe()
+    assert done.jobs["deploy"].steps[0].log == (
+        "credentials of the stand-in for arn:aws:iam::1:role/r, a 7200 s session"
+    )
+    with pytest.raises(HarnessError, match="'7200s' is not a whole number"):
+        run("bad", "role-duration-seconds: 7200s")

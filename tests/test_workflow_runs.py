@@ -173,6 +173,8 @@ def test_inits_workflow_tests_previews_deploys_promotes_and_recovers_a_cancelled
         assert comment.startswith("<!-- edgeship-preview:local -->\n### edgeship preview: local\n")
         dev = run.jobs["dev"]
         assert dev.step("Deploy").rewrites == 1 and dev.step("Deploy").outcome == "success"
+        # credentials as long as the job's 60 minutes (the harness refuses an invalid session)
+        assert [s.log for s in dev.steps if "a 3600 s session" in s.log], dev.describe()
         # the runner is lost: neither the abort step nor the upload ran
         assert [s.outcome for s in dev.steps][-3:] == ["cancelled", "skipped", "skipped"]
 
@@ -232,6 +234,7 @@ def test_this_repositorys_deploy_workflow_previews_deploys_and_promotes(
         assert run.jobs["tests"].stand_in is not None
         dev = run.jobs["dev"]
         assert dev.step("Deploy").rewrites == 1 and "nothing to promote" in dev.step("Promote").log
+        assert [s.log for s in dev.steps if "a 3600 s session" in s.log], dev.describe()
 
         # a new model pushed to main: deployed, then promoted through its gates, the report
         # and promotion.json uploaded as the job's artifact

@@ -226,3 +226,46 @@ def test_ci_cancels_superseded_runs_of_pull_requests_only_and_caches_only_there(
     deploy_uses = [str(s.get("uses", "")) for job in DEPLOY["jobs"].values() for s in _steps(job)]
     assert not any(u.startswith("actions/cache") for u in deploy_uses)
     assert not any(s.get("with", {}).get("cache") for job in DEPLOY["jobs"].values() for s in _steps(job))
+
+
+# --- credentials that last the job --------------------------------------------------------------
+
+# AWS's largest DurationSeconds (a role's MaxSessionDuration is at most 12 h)
+MAX_SESSION_SECONDS = 43200
+
+
+def _rendered_workflows(tmp_path: Path) -> dict[str, dict]:
+    """deploy.yml, and init's workflow for every `--install-from` form scaffold supports."""
+    from orchestrator import scaffold
+
+    (tmp_path / "dist").mkdir()
+    wheel = tmp_path / "dist" / "edgeship-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    forms = ("pypi", str(wheel), "git+https://github.com/octo/edgeship@v1.2.3")
+    rendered = {"deploy.yml": DEPLOY}
+    for form in forms:
+        install = scaffold.install_spec(form, tmp_path, "0.1.0")
+        rendered[f"init --install-from {form}"] = yaml.safe_load(scaffold.deploy_workflow(install))
+    return rendered
+
+
+def test_every_credential_lasts_its_jobs_timeout(tmp_path: Path) -> None:
+    # configure-aws-credentials asks for 1 h unless told otherwise: past it, a 2 h prod job
+    # could neither renew its promotion lease nor move the alias, nor roll back.
+    for label, workflow in _rendered_workflows(tmp_path).items():
+        checked = 0
+        for name, job in workflow["jobs"].items():
+            for step in _steps(job):
+                if CREDENTIALS not in str(step.get("uses", "")):
+                    continue
+                # without one, GitHub's default is 360 minutes: no session can cover it
+                assert isinstance(job.get("timeout-minutes"), int), f"{label}: {name} has no timeout-minutes"
+                seconds = step["with"].get("role-duration-seconds")
+                assert seconds is not None, f"{label}: {name} asks for no role-duration-seconds (1 h)"
+                assert 60 * job["timeout-minutes"] <= int(seconds) <= MAX_SESSION_SECONDS, (
+                    label,
+                    name,
+                    seconds,
+                )
+                checked += 1
+        assert checked == 7, label  # the three previews, dev, staging, prod and recover

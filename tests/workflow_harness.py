@@ -724,9 +724,30 @@ def _aws(wf: Workflow, inputs: dict[str, str], path: list[str], env: dict[str, s
         raise ActionFailed(
             "configure-aws-credentials: role-to-assume and aws-region are required (empty here)"
         )
+    seconds = session_seconds(inputs.get("role-duration-seconds"))
     env.update(wf.runner.aws)
     env |= {"AWS_REGION": inputs["aws-region"], "AWS_DEFAULT_REGION": inputs["aws-region"]}
-    return f"credentials of the stand-in for {inputs['role-to-assume']}"
+    return f"credentials of the stand-in for {inputs['role-to-assume']}, a {seconds} s session"
+
+
+# configure-aws-credentials' default session (OIDC), and the range AssumeRole's DurationSeconds
+# accepts (AWS caps it further at the role's MaxSessionDuration, which the stand-in has none of).
+DEFAULT_SESSION_SECONDS = 3600
+SESSION_SECONDS = range(900, 43200 + 1)
+
+
+def session_seconds(value: str | None) -> int:
+    """The session `role-duration-seconds` asks for. The real action parses it with parseInt
+    and silently falls back to 1 h on anything else, and AWS refuses a duration outside its
+    range only at run time: here both fail the run, loudly."""
+    if value is None or value == "":
+        return DEFAULT_SESSION_SECONDS
+    if not re.fullmatch(r"[0-9]+", value) or int(value) not in SESSION_SECONDS:
+        raise HarnessError(
+            f"configure-aws-credentials: role-duration-seconds {value!r} is not a whole number of "
+            f"seconds from {SESSION_SECONDS.start} to {SESSION_SECONDS.stop - 1} (AssumeRole's range)"
+        )
+    return int(value)
 
 
 def _upload(
@@ -786,7 +807,7 @@ ACTION_INPUTS = {
     "actions/setup-python": {"python-version"},
     "actions/setup-go": {"go-version", "cache"},
     "pulumi/actions": {"pulumi-version"},
-    "aws-actions/configure-aws-credentials": {"role-to-assume", "aws-region"},
+    "aws-actions/configure-aws-credentials": {"role-to-assume", "aws-region", "role-duration-seconds"},
     "actions/upload-artifact": {"name", "path", "retention-days", "if-no-files-found"},
     "actions/download-artifact": {"name", "path"},
     "actions/cache": {"path", "key"},
