@@ -210,7 +210,7 @@ class StackTarget:
 
         function = ResourceNames.of(self.settings.project, self.env.name).function
         try:
-            found = capacity.check(self.cloud.client("lambda"), function, requested)
+            found = capacity.check(self.cloud.account_client("lambda"), function, requested)
         except Exception as exc:  # a role without lambda:GetAccountSettings, throttling: only a check
             if not self.env.is_local:  # an emulator started by an older edgeship lacks the route
                 reporter.event(ProgressEvent("diagnostic", (

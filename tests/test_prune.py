@@ -93,15 +93,37 @@ def _zip(text: str) -> bytes:
     return out.getvalue()
 
 
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """The local environment's emulator process (moto plus its additions), plain HTTP."""
+    import os
+    import subprocess
+    import sys
+
+    from orchestrator.local import daemon
+    from tests.conftest import wait_for
+
+    port = daemon.free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "orchestrator.local.motoserver", "-H", "127.0.0.1", "-p", str(port)]
+    proc = subprocess.Popen(argv, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: daemon.healthy(url + "/moto-api/", timeout=0.5), timeout=30)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture
-def deployed(moto: Any) -> Iterator[tuple[Any, Any, str, str, list[bytes]]]:
+def deployed(server: str) -> Iterator[tuple[Any, Any, str, str, list[bytes]]]:
     """A function with 7 published versions (each with its package in a versioned bucket,
     as serving.py stores them), live on v7 with a canary weight on v2, candidate on v7."""
     from orchestrator.local import emulator
 
-    lam, s3 = emulator.client("lambda", moto.url), emulator.client("s3", moto.url)
+    lam, s3 = emulator.client("lambda", server), emulator.client("s3", server)
     name = f"prune-{hashlib.sha256(str(id(lam)).encode()).hexdigest()[:8]}"
-    iam = emulator.client("iam", moto.url)
+    iam = emulator.client("iam", server)
     role = iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     s3.create_bucket(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
@@ -174,3 +196,21 @@ def test_a_version_lambda_refuses_to_delete_is_a_problem_and_keeps_its_package(
     assert done.problems == ["could not delete v4: ResourceConflictException: alias refers to it"]
     assert _key(zips[3]) not in done.deleted_code and _key(zips[0]) in done.deleted_code
     assert "1 problem(s)" in done.summary()
+
+
+def test_after_pruning_a_new_version_gets_a_new_number(
+    deployed: tuple[Any, Any, str, str, list[bytes]],
+) -> None:
+    """As on AWS, a number is never published twice: moto alone would number the next
+    version len(versions) + 1, the number of one still there (the emulator fixes that)."""
+    lam, _, function, _, zips = deployed
+    for version in ("7", "1", "4"):  # the newest too: its number is not given again either
+        lam.delete_function(FunctionName=function, Qualifier=version)
+    lam.update_function_code(FunctionName=function, ZipFile=_zip("v8"))
+    published = lam.publish_version(FunctionName=function)
+    assert published["Version"] == "8"
+    assert published["FunctionArn"].endswith(f":{function}:8")
+    # the versions still there kept their numbers and their code
+    got = lam.get_function_configuration(FunctionName=function, Qualifier="5")
+    assert (got["Version"], got["CodeSha256"]) == ("5", _b64(zips[4]))
+    assert sorted(prune.read_versions(lam, function)) == ["$LATEST", "2", "3", "5", "6", "8"]
