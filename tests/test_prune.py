@@ -214,3 +214,43 @@ def test_after_pruning_a_new_version_gets_a_new_number(
     got = lam.get_function_configuration(FunctionName=function, Qualifier="5")
     assert (got["Version"], got["CodeSha256"]) == ("5", _b64(zips[4]))
     assert sorted(prune.read_versions(lam, function)) == ["$LATEST", "2", "3", "5", "6", "8"]
+
+
+def test_a_prune_that_fails_is_said_and_the_promotion_stands(tmp_path: Any) -> None:
+    """Release's hook: whatever breaks while pruning is a diagnostic and report.pruned's
+    error, never an exception out of a promotion that has ended `promoted`."""
+    from pathlib import Path
+
+    from botocore.exceptions import EndpointConnectionError
+
+    from orchestrator import settings
+    from orchestrator.progress import ProgressEvent
+    from orchestrator.release import Release
+
+    class Unreachable:
+        """A target whose AWS cannot be reached once the promotion is over."""
+
+        function_name, bucket = "p-dev-infer", "p-dev-models"
+
+        def lambda_client(self) -> Any:
+            raise EndpointConnectionError(endpoint_url="https://lambda.eu-west-1.amazonaws.com/")
+
+        s3_client = lambda_client
+
+    raw = {"environments": {"dev": {"region": "eu-west-1", "account_id": "111111111111"}}}
+    env = settings.parse(raw, Path("/x/edgeship.toml")).environment("dev")
+    said: list[ProgressEvent] = []
+
+    class Collect:
+        def event(self, event: ProgressEvent) -> None:
+            said.append(event)
+
+    release = Release(Unreachable(), env, Collect(), tmp_path)  # type: ignore[arg-type]
+    got = release._prune(_record("6", "7"))
+    assert got == {
+        "error": 'Could not connect to the endpoint URL: "https://lambda.eu-west-1.amazonaws.com/"'
+    }
+    assert [(e.kind, e.message) for e in said] == [
+        ("diagnostic", f"could not prune old versions: {got['error']}; promotion 20261207T000000-abcdef is done; "
+         "the next promotion prunes again"),
+    ]  # fmt: skip
