@@ -69,9 +69,11 @@ SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_config_sch
 # starved CPU, only later.
 # (test_output_local's promotion must fail its gate: a starved CPU only fails it harder.)
 SHARD_services := tests/test_authorizer.py tests/test_cli.py tests/test_daemons.py tests/test_habits.py \
-	tests/test_hooks.py tests/test_inspect.py tests/test_local_authorizer.py tests/test_local_stack.py \
+	tests/test_hooks.py tests/test_inspect.py tests/test_local_authorizer.py tests/test_local_prune.py \
+	tests/test_local_stack.py \
 	tests/test_output_local.py tests/test_packaging.py tests/test_serving_program.py \
-	tests/test_state_backend.py tests/test_traffic_record.py tests/test_workflow_harness.py
+	tests/test_capacity.py tests/test_prune.py tests/test_state_backend.py tests/test_traffic_record.py \
+	tests/test_workflow_harness.py
 # gates: promotions on the local environment whose gates judge latency and throughput (LOCAL_TOML's
 # SLOs in tests/conftest.py, a slow green's 150 ms p95; the wheel's promotion with edgeship.toml's
 # 250 ms), and the load generator's own timing.

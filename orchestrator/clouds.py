@@ -45,6 +45,7 @@ class Cloud(Protocol):
     def check_credentials(self) -> None: ...
     def reconciled(self) -> None: ...
     def client(self, service: str) -> Any: ...
+    def account_client(self, service: str) -> Any: ...
     def signing_credentials(self) -> dict[str, str] | None: ...
     def package(self, function_dir: Path | None, reporter: Reporter) -> Path: ...
     def traffic_moved(self, outputs: Mapping[str, Any]) -> None: ...
@@ -115,6 +116,9 @@ class AwsCloud:
         import boto3
 
         return boto3.client(service, region_name=self.env.region, config=bounded())  # type: ignore[call-overload]
+
+    def account_client(self, service: str) -> Any:
+        return self.client(service)
 
     def signing_credentials(self) -> dict[str, str] | None:
         return None  # the job's own credentials sign candidate requests
@@ -231,6 +235,18 @@ class EmulatorCloud:
             raise NotDeployedError(
                 f"the local emulator {state}: it holds none of the local environment any more",
                 fix=f"run `orchestrator up --env {self.env.name}` to deploy it again",
+            )
+        return emulator.client(service, running.url, self.state_dir / "tls" / "cert.pem")
+
+    def account_client(self, service: str) -> Any:
+        """A client of the running emulator for account-wide reads (GetAccountSettings),
+        which need none of the environment deployed: `up` asks before the engine runs."""
+        from orchestrator.local import emulator
+
+        running = emulator.running(self.state_dir)
+        if running is None:
+            raise NotDeployedError(
+                "the local emulator is not running", fix="run `orchestrator up --env local`"
             )
         return emulator.client(service, running.url, self.state_dir / "tls" / "cert.pem")
 

@@ -485,6 +485,8 @@ class Release:
             self._write(report, record, directory)
             raise
         report.outcome, report.reason = str(final.phase), final.reason
+        if final.phase == Phase.PROMOTED:  # still under the lease: no `up` publishes meanwhile
+            report.pruned = self._prune(final)
         self._write(report, final, directory)
         status = "done" if final.phase == Phase.PROMOTED else "failed"
         live = self._live_or_none()
@@ -588,6 +590,27 @@ class Release:
             reports.prune(directory.parent, keep=self.env.reports.keep, current=record.id)
         except OSError as exc:  # an old report that cannot go is no reason to fail a promotion
             self.say(ProgressEvent("diagnostic", f"could not prune old reports in {directory.parent}: {exc}"))
+
+    def _prune(self, record: PromotionRecord) -> dict[str, Any]:
+        """Old versions and their code packages deleted (orchestrator/prune.py), keeping
+        function.keep_versions. The promotion is done: whatever happens here is said, never
+        a failed promotion (the next promotion prunes again)."""
+        from orchestrator import prune
+
+        target = self.target
+        try:
+            done = prune.prune(
+                target.lambda_client(), target.s3_client(), target.function_name, target.bucket,
+                record, self.env.function.keep_versions,
+            )  # fmt: skip
+        except Exception as exc:  # AWS refusing (permissions, throttling): the promotion stands
+            self.say(ProgressEvent("diagnostic", f"could not prune old versions: {exc}; promotion {record.id} "
+                                   "is done; the next promotion prunes again"))  # fmt: skip
+            return {"error": str(exc)}
+        for problem in done.problems:
+            self.say(ProgressEvent("diagnostic", f"pruning: {problem}"))
+        self.say(ProgressEvent("step", done.summary(), data=done.to_dict()))
+        return done.to_dict()
 
     def _report(self, record: PromotionRecord) -> PromotionReport:
         return PromotionReport(

@@ -75,6 +75,9 @@ class PromotionReport:
     # green's intended share of live over time: [{"at": epoch s, "weight": percent, "phase"}]
     timeline: list[dict[str, Any]] = field(default_factory=list)
     slo: dict[str, Any] = field(default_factory=dict)  # the recorded plan's thresholds
+    # What pruning deleted after a promotion ended `promoted` (prune.Pruned.to_dict(), or
+    # {"error": ...} when it could not run); None: not pruned (not promoted).
+    pruned: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (report.json and `promote --json`)."""
@@ -86,7 +89,7 @@ class PromotionReport:
             "bakes": [b.__dict__ for b in self.bakes], "hooks": self.hooks,
             "pauses": [p.__dict__ for p in self.pauses],
             "started_at": self.started_at, "ended_at": self.ended_at, "timeline": self.timeline,
-            "slo": self.slo,
+            "slo": self.slo, "pruned": self.pruned,
         }  # fmt: skip
 
 
@@ -132,6 +135,18 @@ def markdown(report: PromotionReport) -> str:
     caveats = [f"- {s.name}: {why}" for s in report.steps for why in s.caveats]
     if caveats:
         lines += ["", "Caveats:", *caveats]
+    if report.pruned is not None:
+        pruned = report.pruned
+        if "error" in pruned:
+            lines += ["", f"Old versions were not pruned: {pruned['error']}"]
+        else:
+            gone = ", ".join(f"v{v}" for v in pruned["deleted_versions"]) or "none"
+            kept = ", ".join(f"v{v}" for v in pruned["kept"]) or "none"
+            lines += [
+                "",
+                f"Pruned versions: {gone} ({len(pruned['deleted_code'])} code package(s)); kept {kept}.",
+            ]
+            lines += [f"- {problem}" for problem in pruned["problems"]]
     if report.directory:
         lines += ["", f"Report: `{report.directory}/report.html` (charts), `report.md`, `report.json`."]
     return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 from orchestrator import tomlpos
 from orchestrator.errors import ConfigError
 from orchestrator.tomlpos import KeyPath
+from programs.names import ResourceNames
 
 SAMPLE_MODEL = Path(__file__).resolve().parents[1] / "programs" / "function" / "sample" / "model.tar.gz"
 
@@ -119,6 +120,22 @@ class FunctionSettings:
         example="2",
     )
     snapstart: bool = _f(False, "Lambda SnapStart; excludes provisioned_concurrency.")
+    # Every `up` that changes code, model or config publishes a version, and Lambda keeps
+    # them all (75 GB of code per account and region): after a promotion ends `promoted`,
+    # all but the newest keep_versions are deleted (orchestrator/prune.py). Versions an
+    # alias routes to and the record's blue and green are kept whatever their age.
+    keep_versions: int = _f(
+        5,
+        "Lambda versions kept after a promotion (besides those live/candidate route to and its blue and green).",
+        minimum=1,
+    )
+    # AWS environments: both roles carry the boundary policy an administrator created once
+    # (`orchestrator iam-policy --role boundary`), which the deploy role's CreateRole requires.
+    # false: no boundary, for accounts where an administrator deploys.
+    permissions_boundary: bool = _f(
+        True,
+        "Give the function's roles the project's permissions boundary (AWS environments; false: none).",
+    )
 
 
 @dataclass(frozen=True)
@@ -137,6 +154,13 @@ class StorageSettings:
     # records survive a destroy (AWS refuses to delete a bucket that is not empty).
     keep_on_destroy: bool = _f(
         False, "Keep the model bucket and its records on `destroy` (default: empty and delete it)."
+    )
+    # The bucket is versioned: an overwritten or deleted record or code package stays as a
+    # noncurrent version, which the bucket's lifecycle rule expires after this many days.
+    noncurrent_days: int = _f(
+        7,
+        "Days an overwritten or deleted record or code package is kept (noncurrent versions) before S3 expires it.",
+        minimum=1,
     )
 
 
@@ -325,8 +349,16 @@ class Environment:
             return self.traffic.metric_delay_s
         return LOCAL_METRIC_DELAY_S if self.is_local else AWS_METRIC_DELAY_S
 
-    def pulumi_config(self) -> dict[str, str]:
-        """Stack config (namespace `edgeship`) that the serving program reads."""
+    def boundary_arn(self, project: str) -> str:
+        """The permissions boundary the function's roles carry: "" for none (the local
+        environment, whose emulator needs none, and function.permissions_boundary = false)."""
+        if self.is_local or not self.function.permissions_boundary:
+            return ""
+        return ResourceNames.of(project, self.name).boundary_arn(self.account_id)
+
+    def pulumi_config(self, project: str) -> dict[str, str]:
+        """Stack config (namespace `edgeship`) that the serving program reads (`project`:
+        the Pulumi project, which the resources' names derive from)."""
         f, e = self.function, self.edge
         config = {
             "runtime": f.runtime,
@@ -337,6 +369,8 @@ class Environment:
             "cacheTtlS": str(e.cache_ttl_s),
             "priceClass": e.price_class,
             "keepOnDestroy": "true" if self.storage.keep_on_destroy else "false",
+            "noncurrentDays": str(self.storage.noncurrent_days),
+            "boundaryArn": self.boundary_arn(project),
         }
         if f.reserved_concurrency is not None:
             config["reservedConcurrency"] = str(f.reserved_concurrency)

@@ -125,7 +125,7 @@ def spec_for(
     """The stack of one environment: backend, secrets and config resolved from settings."""
     environ = os.environ if environ is None else environ
     provider, secret_env = resolve_secrets(env.name, env.is_local, settings.secrets_provider, environ)
-    values = {**env.pulumi_config(), **(extra_config or {})}
+    values = {**env.pulumi_config(settings.project), **(extra_config or {})}
     config = {f"{CONFIG_NAMESPACE}:{key}": (value, False) for key, value in values.items()}
     config["aws:region"] = (env.region, False)
     # The provider itself refuses any other account: a wrong profile cannot touch prod.

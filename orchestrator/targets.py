@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +190,7 @@ class StackTarget:
         reporter = reporter or self.reporter
         self.check_ready()
         stale = self.cloud.prepare()
+        self._check_capacity(reporter)
         config = {**self._config(function_dir, model, reporter), **(extra or {})}
         result = self._stacks(config, reporter).up(refresh=stale, only=only)
         self.cloud.reconciled()
@@ -197,6 +198,28 @@ class StackTarget:
             reporter.event(ProgressEvent("diagnostic", note))
         self._outputs = result.outputs
         return result
+
+    def _check_capacity(self, reporter: Reporter) -> None:
+        """Warn before the engine meets it: a reserved_concurrency that would leave Lambda
+        fewer than 100 unreserved executions in the account is refused minutes into `up`."""
+        requested = self.env.function.reserved_concurrency
+        if requested is None:
+            return
+        from orchestrator import capacity
+        from programs.names import ResourceNames
+
+        function = ResourceNames.of(self.settings.project, self.env.name).function
+        try:
+            found = capacity.check(self.cloud.account_client("lambda"), function, requested)
+        except Exception as exc:  # a role without lambda:GetAccountSettings, throttling: only a check
+            if not self.env.is_local:  # an emulator started by an older edgeship lacks the route
+                reporter.event(ProgressEvent("diagnostic", (
+                    f"could not check the account's unreserved concurrency for reserved_concurrency = "
+                    f"{requested} ({exc}); the deploy role needs lambda:GetAccountSettings for this check")))  # fmt: skip
+            return
+        warning = found.warning(function, self.env.region)
+        if warning:
+            reporter.event(ProgressEvent("diagnostic", warning, data=asdict(found)))
 
     def rotate_origin_secret(self, to: Rotation, urn: str, reporter: Reporter) -> None:
         """One stage of an origin-secret rotation: an `up` of the secret and what depends on
@@ -221,8 +244,6 @@ class StackTarget:
         """Delete every resource, then stop what the cloud runs for the environment (also
         when there was no stack left to destroy; never after a failed destroy: a locked
         stack means another command is at work on it)."""
-        from dataclasses import asdict
-
         stacks = self._stacks({}, self.reporter)
         try:
             stacks.stack(create=False)

@@ -48,3 +48,18 @@ def test_report_md_says_why_a_bake_waited_or_was_not_judged() -> None:
         "| step 2 | 100% | 0 s | 0 | nothing read | skipped: bake_s = 0: no bake, the gates alone judge green |",
     ]
     assert report.to_dict()["bakes"][0]["waited_s"] == 180.2
+
+
+def test_report_md_says_what_pruning_deleted_or_why_it_did_not() -> None:
+    report = PromotionReport(id="p1", env="prod", blue="6", green="7", schedule="canary", outcome="promoted")
+    report.pruned = {
+        "kept": ["2", "6", "7"], "deleted_versions": ["1", "3"], "deleted_code": ["code/ab.zip"],
+        "problems": ["could not delete v4: ResourceConflictException: alias refers to it"],
+    }  # fmt: skip
+    assert markdown(report).endswith(
+        "Pruned versions: v1, v3 (1 code package(s)); kept v2, v6, v7.\n"
+        "- could not delete v4: ResourceConflictException: alias refers to it\n"
+    )
+    assert report.to_dict()["pruned"] == report.pruned
+    report.pruned = {"error": "AccessDenied"}
+    assert markdown(report).endswith("Old versions were not pruned: AccessDenied\n")

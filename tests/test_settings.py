@@ -73,6 +73,31 @@ D = "environments.dev"
             "lower provisioned_concurrency to at most 2, or raise reserved_concurrency",
         ),
         (_with({"storage": {"keep_on_destroy": "yes"}}), f"[{D}.storage] keep_on_destroy", "= true or"),
+        (
+            _with({"function": {"keep_versions": 0}}),
+            f"[{D}.function] keep_versions = 0: must be >= 1",
+            "keep_versions = 5",
+        ),
+        (
+            _with({"function": {"keep_version": 3}}),
+            f"[{D}.function] keep_version: unknown key",
+            "did you mean keep_versions?",
+        ),
+        (
+            _with({"function": {"permissions_boundary": "no"}}),
+            f"[{D}.function] permissions_boundary",
+            "permissions_boundary = false (no quotes)",
+        ),
+        (
+            _with({"storage": {"noncurrent_days": 0}}),
+            f"[{D}.storage] noncurrent_days = 0: must be >= 1",
+            "noncurrent_days = 7",
+        ),
+        (
+            _with({"storage": {"noncurrent_days": "7"}}),
+            f"[{D}.storage] noncurrent_days",
+            "drop the quotes: noncurrent_days = 7",
+        ),
         (_with({"traffic": {"schedule": "yolo"}}), f"[{D}.traffic] schedule", '"canary"'),
         # the key written is `schedule`; `weights` is not there to point at
         (_with({"traffic": {"schedule": "explicit"}}), f"[{D}.traffic] schedule", "add weights = ["),
@@ -183,9 +208,29 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
 def test_pulumi_config_carries_function_and_edge_settings() -> None:
     raw = tomllib.loads(REPO_TOML.read_text())
     prod = settings.parse(raw, REPO_TOML).environment("prod")
-    config = prod.pulumi_config()
+    config = prod.pulumi_config("edgeship")
     assert config["memoryMb"] == "2048" and config["reservedConcurrency"] == "200"
     assert config["priceClass"] == "PriceClass_All" and "provisionedConcurrency" not in config
+
+
+@pytest.mark.parametrize(
+    ("name", "function", "storage", "boundary", "days"),
+    [
+        # AWS: the project's boundary, in the environment's account, by default
+        ("dev", {}, {}, "arn:aws:iam::111111111111:policy/edgeship/myproj-dev-function-boundary", "7"),
+        ("dev", {"permissions_boundary": False}, {"noncurrent_days": 30}, "", "30"),
+        # the local environment never gets one: the emulator needs none
+        ("local", {"permissions_boundary": True}, {}, "", "7"),
+    ],
+)
+def test_hygiene_settings_reach_the_stack_config(
+    name: str, function: dict, storage: dict, boundary: str, days: str
+) -> None:
+    raw = {"environments": {name: {**BASE["environments"]["dev"], "function": function, "storage": storage}}}
+    env = settings.parse(raw, Path("/x/edgeship.toml")).environment(name)
+    config = env.pulumi_config("myproj")
+    assert (config["boundaryArn"], config["noncurrentDays"]) == (boundary, days)
+    assert env.function.keep_versions == 5  # the default: the newest five are kept
 
 
 def test_hooks_and_alarms_parse_and_reach_the_plan() -> None:
@@ -237,7 +282,7 @@ def test_bake_times_and_metric_delays(
     raw = {"environments": {name: {**BASE["environments"]["dev"], "traffic": traffic}}}
     env = settings.parse(raw, Path("/x/edgeship.toml")).environment(name)
     assert (env.traffic.bake_s, env.metric_delay_s, env.traffic.unjudged_bake) == (bake_s, delay, "fail")
-    assert env.pulumi_config().get("metricDelayS") == config
+    assert env.pulumi_config("edgeship").get("metricDelayS") == config
 
 
 # The cases, written as users write them: each error names file:line, the table the

@@ -1,8 +1,9 @@
 """The emulator's process: moto's server with what the local environment adds to it.
 
 `python -m orchestrator.local.motoserver` takes moto.server's arguments. Before the server
-starts, provisioned concurrency is added to its Lambda API (orchestrator/local/provisioned.py);
-everything else is moto's own.
+starts, provisioned concurrency (orchestrator/local/provisioned.py) and GetAccountSettings
+(orchestrator/local/account_settings.py) are added to its Lambda API, and version numbers are
+never reused (orchestrator/local/version_numbers.py); everything else is moto's own.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     from moto import server
 
-    from orchestrator.local import provisioned
+    from orchestrator.local import account_settings, provisioned, version_numbers
 
     provisioned.install()
+    account_settings.install()
+    version_numbers.install()
     server.main(argv if argv is not None else sys.argv[1:])
 
 
