@@ -532,7 +532,8 @@ def destroy(
     environment (`protect = true` in edgeship.toml, prod's default) needs --force.
 
     For --env local this also stops the emulator and the edge and removes the stack (the
-    emulator forgets everything when it stops, so there is no history worth keeping).
+    emulator forgets everything when it stops, so there is no history worth keeping); with
+    `[storage] keep_on_destroy` the emulator keeps running, holding the kept bucket.
     """
 
     def action() -> dict[str, Any]:
