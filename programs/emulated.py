@@ -99,21 +99,30 @@ class _Provider(ResourceProvider):
 
 class _BucketProvider(_Provider):
     """The models bucket, configured as serving.py configures AWS's (programs/lifecycle.py
-    for its rules). Its name is `bucketPrefix` plus a random suffix chosen at creation, as
-    Pulumi's `bucket_prefix` does: a bucket kept by `[storage] keep_on_destroy` (the
-    program sets retain_on_delete, so `delete` is never called for it) is orphaned from the
-    stack, and the next `up` creates a new bucket beside it instead of adopting the old one
-    with its promotion records, as on AWS."""
+    for its rules). Its name is `bucketPrefix` plus a suffix chosen at creation:
+
+    - the same one every time the name is free, so a bucket recreated after the emulator
+      restarted empty has the name it had (the edge's sandboxes of version 1, started
+      before the restart, were given its MODEL_URI);
+    - a random one when that name is taken, as Pulumi's `bucket_prefix` always does: the
+      bucket there belongs to no stack (kept by `[storage] keep_on_destroy`, whose
+      retain_on_delete means `delete` is never called for it, or left by an `up` killed
+      before its checkpoint). The new stack gets a new bucket beside it, as on AWS, instead
+      of adopting the old one's promotion records.
+    """
 
     UPDATE = ("noncurrentDays", "tags")
     REPLACE = ("bucketPrefix",)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        import hashlib
         import secrets
 
-        s3 = client(props["stateDir"], "s3")
-        # S3 names: lower case, digits, hyphens; the prefix leaves room (names._BUCKET_PREFIX_MAX).
-        name = f"{props['bucketPrefix']}{secrets.token_hex(4)}"
+        s3, prefix = client(props["stateDir"], "s3"), props["bucketPrefix"]
+        # 8 lower-case hex characters: S3's 63 leave room after any prefix (names._BUCKET_PREFIX_MAX).
+        name = f"{prefix}{hashlib.sha256(prefix.encode()).hexdigest()[:8]}"
+        if self._exists(s3, name):
+            name = f"{prefix}{secrets.token_hex(4)}"
         s3.create_bucket(Bucket=name)
         s3.put_public_access_block(
             Bucket=name,

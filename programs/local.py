@@ -80,8 +80,8 @@ def program_for(state_dir: Path) -> Callable[[], None]:
         # `[storage] keep_on_destroy`: destroy leaves the bucket and its data (retain_on_delete,
         # as serving.py's bucket and its configuration), and the emulator keeps running to
         # hold it (EmulatorCloud.destroyed). The bucket is then orphaned from the stack: the
-        # next `up` creates a new one (a new random suffix), as on AWS; the kept one stays
-        # in the emulator, beside it, until the emulator stops.
+        # next `up` creates a new one beside it (another suffix), as on AWS, where the kept
+        # one stays until deleted by hand; here, until the emulator stops.
         bucket = Bucket(
             "models",
             {"stateDir": sd, "bucketPrefix": names.bucket_prefix, "noncurrentDays": noncurrent_days,

@@ -6,13 +6,14 @@ emulator with boto3."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestrator.local import emulator
-from programs.emulated import _BucketProvider
+from programs.emulated import _BucketProvider, _RoleProvider
 from programs.lifecycle import pulumi_rules, s3_rules
 from programs.names import ResourceNames
 from tests.conftest import LocalProject
@@ -84,35 +85,72 @@ def test_lifecycle_rules_are_one_list_in_both_shapes() -> None:
         s3_rules(0)
 
 
-def test_bucket_provider_creates_updates_and_deletes_its_configuration(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A local environment's directory with its emulator running (no stack: the providers alone)."""
+    path = tmp_path_factory.mktemp("local")
+    emulator.ensure(path)
+    yield path
+    emulator.stop(path)
+
+
+def test_bucket_provider_creates_updates_and_deletes_its_configuration(state_dir: Path) -> None:
     """The provider alone, on a real emulator: the configuration at creation, an update of
     the days, and a delete (no keep) that empties a versioned bucket and removes it."""
-    emulator.ensure(tmp_path)
-    try:
-        names = ResourceNames.of("Other_Project", "Dev")
-        provider = _BucketProvider()
-        props = {"stateDir": str(tmp_path), "bucketPrefix": names.bucket_prefix, "noncurrentDays": 7,
-                 "tags": names.tags, "bucket": None, "arn": None}  # fmt: skip
-        created = provider.create(props)
-        bucket = created.id
-        assert bucket.startswith("other-project-dev-models-") and len(bucket) == len(names.bucket_prefix) + 8
-        assert created.outs["bucket"] == bucket and created.outs["arn"] == f"arn:aws:s3:::{bucket}"
-        s3 = _client(tmp_path, "s3")
-        assert _configuration(s3, bucket) == _expected(names, 7)
+    names = ResourceNames.of("Other_Project", "Dev")
+    provider = _BucketProvider()
+    props = {"stateDir": str(state_dir), "bucketPrefix": names.bucket_prefix, "noncurrentDays": 7,
+             "tags": names.tags, "bucket": None, "arn": None}  # fmt: skip
+    created = provider.create(props)
+    bucket = created.id
+    assert bucket.startswith("other-project-dev-models-") and len(bucket) == len(names.bucket_prefix) + 8
+    assert created.outs["bucket"] == bucket and created.outs["arn"] == f"arn:aws:s3:::{bucket}"
+    s3 = _client(state_dir, "s3")
+    assert _configuration(s3, bucket) == _expected(names, 7)
 
-        news = {**props, "noncurrentDays": 2}
-        olds = {**props, **created.outs}
-        assert provider.diff(bucket, olds, news).changes and provider.diff(bucket, olds, news).replaces == []
-        updated = provider.update(bucket, olds, news)
-        assert updated.outs["bucket"] == bucket and updated.outs["noncurrentDays"] == 2
-        assert _configuration(s3, bucket)["lifecycle"] == s3_rules(2)
+    news = {**props, "noncurrentDays": 2}
+    olds = {**props, **created.outs}
+    assert provider.diff(bucket, olds, news).changes and provider.diff(bucket, olds, news).replaces == []
+    updated = provider.update(bucket, olds, news)
+    assert updated.outs["bucket"] == bucket and updated.outs["noncurrentDays"] == 2
+    assert _configuration(s3, bucket)["lifecycle"] == s3_rules(2)
 
-        for body in (b"1", b"2"):  # two versions of a record: both must go
-            s3.put_object(Bucket=bucket, Key="promotions/dev/current.json", Body=body)
-        provider.delete(bucket, updated.outs)
-        assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
-    finally:
-        emulator.stop(tmp_path)
+    # the name is taken (a kept bucket, orphaned): another stack's bucket goes beside it
+    beside = provider.create(props).id
+    assert beside != bucket and beside.startswith(names.bucket_prefix) and len(beside) == len(bucket)
+
+    for body in (b"1", b"2"):  # two versions of a record: both must go
+        s3.put_object(Bucket=bucket, Key="promotions/dev/current.json", Body=body)
+    provider.delete(bucket, updated.outs)
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    provider.delete(beside, props)
+    # free again: the same name as the first time (a bucket recreated after the emulator restarted)
+    assert provider.create(props).id == bucket
+
+
+def test_role_provider_names_tags_and_boundary(state_dir: Path) -> None:
+    """The role as serving.py declares it: under the stack's path, tagged, with the
+    permissions boundary when edgeship:boundaryArn is set; removing it is an update."""
+    names = ResourceNames.of("Other_Project", "Dev")
+    boundary = names.boundary_arn(emulator.ACCOUNT)
+    provider = _RoleProvider()
+    props = {"stateDir": str(state_dir), "roleName": names.function_role, "path": names.role_path,
+             "bucket": "b", "boundaryArn": boundary, "tags": names.tags, "arn": None}  # fmt: skip
+    created = provider.create(props)
+    iam = _client(state_dir, "iam")
+    role = iam.get_role(RoleName=names.function_role)["Role"]
+    assert created.outs["arn"] == role["Arn"] == names.role_arn(emulator.ACCOUNT, names.function_role)
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+    assert role["Tags"] == [{"Key": "edgeship:stack", "Value": "other-project-dev"}]
+
+    olds, news = {**props, **created.outs}, {**props, "boundaryArn": ""}
+    assert provider.diff(names.function_role, olds, news).replaces == []
+    provider.update(names.function_role, olds, news)
+    assert "PermissionsBoundary" not in iam.get_role(RoleName=names.function_role)["Role"]
+    moved = provider.diff(names.function_role, olds, {**news, "path": "/elsewhere/"})
+    assert moved.replaces == ["path"] and moved.delete_before_replace  # IAM names are unique
+    provider.delete(names.function_role, news)
+    assert iam.list_roles(PathPrefix=names.role_path)["Roles"] == []
 
 
 def test_names_lifecycle_and_a_kept_bucket_through_destroy(local_project: LocalProject) -> None:
