@@ -1,15 +1,16 @@
 """The model bucket's lifecycle rules: one list, written for both programs.
 
-The bucket is versioned, so every overwrite leaves the old object behind as a noncurrent
-version: each promotion step rewrites its record and lease under `promotions/`, and code
-objects under `code/` are replaced by later builds. Without an expiry those versions pile
-up forever. Models (`models/`) are not listed: their keys are content hashes, never
-overwritten, and older ones are what a rollback loads.
+The bucket is versioned, so every overwrite or delete leaves the old object behind as a
+noncurrent version: a promotion rewrites its record at each step and renews its lease
+under `promotions/`, and the code packages of pruned Lambda versions are deleted under
+`code/`. Without an expiry those versions pile up forever. Models (`models/`) are not
+listed: their keys are content hashes, never overwritten, and older ones are what a
+rollback loads. Incomplete multipart uploads, anywhere in the bucket, are aborted.
 
 The serving program passes `pulumi_rules` to `aws.s3.BucketLifecycleConfiguration`
 (logical name `models-lifecycle`); the local program's Bucket provider passes `s3_rules`
-to the emulator's PutBucketLifecycleConfiguration. A test compares the emulator's answer
-with `s3_rules`, so both programs declare the same rules.
+to the emulator's PutBucketLifecycleConfiguration, and tests/test_local_hygiene.py reads
+them back from the emulator.
 """
 
 from __future__ import annotations
@@ -21,49 +22,57 @@ from typing import Any
 DEFAULT_NONCURRENT_DAYS = 7
 # An upload that never completed costs storage and shows in no listing: abort it soon.
 ABORT_MULTIPART_DAYS = 1
-# Where objects are overwritten (see the module's docstring).
-PREFIXES = ("promotions/", "code/")
+# Where objects are overwritten or deleted (see the module's docstring), with the rule's id.
+NONCURRENT = (("expire-noncurrent-promotions", "promotions/"), ("expire-noncurrent-code", "code/"))
+ABORT_ID = "abort-incomplete-uploads"
 
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule: noncurrent versions under `prefix` expire after `noncurrent_days`;
-    incomplete multipart uploads there are aborted after `abort_multipart_days`."""
+    """One rule, on keys beginning with `prefix` ("" = the whole bucket): noncurrent
+    versions expire `noncurrent_days` after they are superseded, incomplete multipart
+    uploads are aborted `abort_multipart_days` after they began (None: no such action)."""
 
+    id: str
     prefix: str
-    noncurrent_days: int
-    abort_multipart_days: int = ABORT_MULTIPART_DAYS
-
-    @property
-    def id(self) -> str:
-        return f"{self.prefix.strip('/')}-noncurrent"
+    noncurrent_days: int | None = None
+    abort_multipart_days: int | None = None
 
     def s3(self) -> dict[str, Any]:
         """As S3's API (boto3) takes and returns it."""
-        return {
+        rule: dict[str, Any] = {
             "ID": self.id,
             "Status": "Enabled",
-            "Filter": {"Prefix": self.prefix},
-            "NoncurrentVersionExpiration": {"NoncurrentDays": self.noncurrent_days},
-            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": self.abort_multipart_days},
+            "Filter": {"Prefix": self.prefix} if self.prefix else {},
         }
+        if self.noncurrent_days is not None:
+            rule["NoncurrentVersionExpiration"] = {"NoncurrentDays": self.noncurrent_days}
+        if self.abort_multipart_days is not None:
+            rule["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": self.abort_multipart_days}
+        return rule
 
     def pulumi(self) -> dict[str, Any]:
         """As pulumi-aws's `BucketLifecycleConfigurationRuleArgsDict`."""
-        return {
+        rule: dict[str, Any] = {
             "id": self.id,
             "status": "Enabled",
-            "filter": {"prefix": self.prefix},
-            "noncurrent_version_expiration": {"noncurrent_days": self.noncurrent_days},
-            "abort_incomplete_multipart_upload": {"days_after_initiation": self.abort_multipart_days},
+            "filter": {"prefix": self.prefix} if self.prefix else {},
         }
+        if self.noncurrent_days is not None:
+            rule["noncurrent_version_expiration"] = {"noncurrent_days": self.noncurrent_days}
+        if self.abort_multipart_days is not None:
+            rule["abort_incomplete_multipart_upload"] = {"days_after_initiation": self.abort_multipart_days}
+        return rule
 
 
 def rules(noncurrent_days: int = DEFAULT_NONCURRENT_DAYS) -> list[Rule]:
     """The bucket's rules; S3 refuses a NoncurrentDays below 1, and so does this."""
     if noncurrent_days < 1:
-        raise ValueError(f"noncurrent_days must be at least 1 (S3's minimum), not {noncurrent_days}")
-    return [Rule(prefix, noncurrent_days) for prefix in PREFIXES]
+        raise ValueError(
+            f"noncurrent_days must be at least 1 (S3 expires after whole days), not {noncurrent_days}"
+        )
+    expiring = [Rule(rule_id, prefix, noncurrent_days=noncurrent_days) for rule_id, prefix in NONCURRENT]
+    return [*expiring, Rule(ABORT_ID, "", abort_multipart_days=ABORT_MULTIPART_DAYS)]
 
 
 def s3_rules(noncurrent_days: int = DEFAULT_NONCURRENT_DAYS) -> list[dict[str, Any]]:

@@ -69,17 +69,23 @@ def _set(project: LocalProject, noncurrent_days: int) -> None:
 
 
 def test_lifecycle_rules_are_one_list_in_both_shapes() -> None:
+    """The serving program's `models-lifecycle` rules (its mocks test them) and the ones
+    the local Bucket provider puts: one list, two spellings."""
     assert s3_rules(3) == [
-        {"ID": f"{p}-noncurrent", "Status": "Enabled", "Filter": {"Prefix": f"{p}/"},
-         "NoncurrentVersionExpiration": {"NoncurrentDays": 3},
-         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}
-        for p in ("promotions", "code")
+        {"ID": "expire-noncurrent-promotions", "Status": "Enabled", "Filter": {"Prefix": "promotions/"},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 3}},
+        {"ID": "expire-noncurrent-code", "Status": "Enabled", "Filter": {"Prefix": "code/"},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 3}},
+        {"ID": "abort-incomplete-uploads", "Status": "Enabled", "Filter": {},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
     ]  # fmt: skip
     assert pulumi_rules() == [
-        {"id": f"{p}-noncurrent", "status": "Enabled", "filter": {"prefix": f"{p}/"},
-         "noncurrent_version_expiration": {"noncurrent_days": 7},
-         "abort_incomplete_multipart_upload": {"days_after_initiation": 1}}
-        for p in ("promotions", "code")
+        {"id": "expire-noncurrent-promotions", "status": "Enabled", "filter": {"prefix": "promotions/"},
+         "noncurrent_version_expiration": {"noncurrent_days": 7}},
+        {"id": "expire-noncurrent-code", "status": "Enabled", "filter": {"prefix": "code/"},
+         "noncurrent_version_expiration": {"noncurrent_days": 7}},
+        {"id": "abort-incomplete-uploads", "status": "Enabled", "filter": {},
+         "abort_incomplete_multipart_upload": {"days_after_initiation": 1}},
     ]  # fmt: skip
     with pytest.raises(ValueError, match="at least 1"):
         s3_rules(0)
