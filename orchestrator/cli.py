@@ -532,7 +532,9 @@ def destroy(
     environment (`protect = true` in edgeship.toml, prod's default) needs --force.
 
     For --env local this also stops the emulator and the edge and removes the stack (the
-    emulator forgets everything when it stops, so there is no history worth keeping).
+    emulator forgets everything when it stops, so there is no history worth keeping); with
+    `[storage] keep_on_destroy` the emulator keeps running, holding the kept bucket (the
+    next `up` creates a new bucket beside it; a `destroy` without keep_on_destroy stops it).
     """
 
     def action() -> dict[str, Any]:

@@ -306,12 +306,15 @@ class EmulatorCloud:
         _post(outputs, "/_edgeship/invalidate")
 
     def destroyed(self) -> dict[str, bool]:
-        """After `destroy`: stop the edge and the emulator (its data goes with it), drop the code."""
+        """After `destroy`: stop the edge and the emulator (its data goes with it), drop the code.
+        With `[storage] keep_on_destroy` the emulator keeps running: it holds the kept bucket
+        (moto keeps nothing on disk), which a `destroy` must leave as it leaves AWS's."""
         from orchestrator.local import code, daemon, emulator
 
+        keep = self.env.storage.keep_on_destroy
         stopped = {
             "edge": daemon.stop(self.state_dir / "edge.json"),
-            "emulator": emulator.stop(self.state_dir),
+            "emulator": False if keep else emulator.stop(self.state_dir),
         }
         for transient in ("versions", "staging", "code"):
             code.remove_tree(self.state_dir / transient)  # versions' code is read-only, as on Lambda

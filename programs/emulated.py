@@ -98,22 +98,50 @@ class _Provider(ResourceProvider):
 
 
 class _BucketProvider(_Provider):
-    REPLACE = ("bucket",)
+    """The models bucket, configured as serving.py configures AWS's (programs/lifecycle.py
+    for its rules). Its name is `bucketPrefix` plus a suffix chosen at creation:
+
+    - the same one every time the name is free, so a bucket recreated after the emulator
+      restarted empty has the name it had (the edge's sandboxes of version 1, started
+      before the restart, were given its MODEL_URI);
+    - a random one when that name is taken, as Pulumi's `bucket_prefix` always does: the
+      bucket there belongs to no stack (kept by `[storage] keep_on_destroy`, whose
+      retain_on_delete means `delete` is never called for it, or left by an `up` killed
+      before its checkpoint). The new stack gets a new bucket beside it, as on AWS, instead
+      of adopting the old one's promotion records.
+    """
+
+    UPDATE = ("noncurrentDays", "tags")
+    REPLACE = ("bucketPrefix",)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        s3, name = client(props["stateDir"], "s3"), props["bucket"]
-        if not self._exists(s3, name):
-            s3.create_bucket(Bucket=name)
+        import hashlib
+        import secrets
+
+        s3, prefix = client(props["stateDir"], "s3"), props["bucketPrefix"]
+        # 8 lower-case hex characters: S3's 63 leave room after any prefix (names._BUCKET_PREFIX_MAX).
+        name = f"{prefix}{hashlib.sha256(prefix.encode()).hexdigest()[:8]}"
+        if self._exists(s3, name):
+            name = f"{prefix}{secrets.token_hex(4)}"
+        s3.create_bucket(Bucket=name)
         s3.put_public_access_block(
             Bucket=name,
             PublicAccessBlockConfiguration={
                 "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
             },
         )  # fmt: skip
+        s3.put_bucket_ownership_controls(
+            Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+        )
         s3.put_bucket_encryption(
             Bucket=name,
             ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                        "BucketKeyEnabled": True,
+                    }
+                ]
             },
         )
         # Versioned as in AWS: the promotion record relies on conditional writes, not on
@@ -121,7 +149,22 @@ class _BucketProvider(_Provider):
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         # No TLS-only bucket policy: moto does not evaluate policy conditions and would deny
         # every request. The emulator serves HTTPS only, so access is TLS regardless.
-        return CreateResult(name, {**_inputs(props), "arn": f"arn:aws:s3:::{name}"})
+        self._configure(s3, name, props)
+        return CreateResult(name, {**_inputs(props), "bucket": name, "arn": f"arn:aws:s3:::{name}"})
+
+    @staticmethod
+    def _configure(s3: Any, name: str, props: dict[str, Any]) -> None:
+        """What an update may change: the lifecycle rules' days, the tags."""
+        from programs.lifecycle import s3_rules
+
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=name, LifecycleConfiguration={"Rules": s3_rules(int(props["noncurrentDays"]))}
+        )
+        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": _tag_list(props["tags"])})
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        self._configure(client(news["stateDir"], "s3"), id_, news)
+        return UpdateResult({**_inputs(news), "bucket": id_, "arn": olds["arn"]})
 
     @staticmethod
     def _exists(s3: Any, name: str) -> bool:
@@ -150,13 +193,14 @@ class _BucketProvider(_Provider):
 
 
 class Bucket(Resource, module="edgeship", name="Bucket"):
-    """A private, encrypted, versioned bucket for models and promotion records."""
+    """A private, encrypted, versioned bucket for models and promotion records, with the
+    lifecycle rules of programs/lifecycle.py. `bucket` is its name (chosen at creation)."""
 
     arn: pulumi.Output[str]
     bucket: pulumi.Output[str]
 
-    def __init__(self, name: str, state_dir: str, bucket: str) -> None:
-        super().__init__(_BucketProvider(), name, {"stateDir": state_dir, "bucket": bucket, "arn": None})
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(_BucketProvider(), name, {**props, "bucket": None, "arn": None}, opts)
 
 
 # -- model object ---------------------------------------------------------------------------
@@ -205,7 +249,23 @@ class ModelObject(Resource, module="edgeship", name="ModelObject"):
 
 
 class _RoleProvider(_Provider):
-    REPLACE = ("roleName", "bucket")
+    """The function's execution role, named and placed as serving.py's (programs/names.py):
+    `path` + `roleName`, with the permissions boundary `boundaryArn` when it is set (the
+    local environment's stack config leaves it empty; moto accepts and records one)."""
+
+    UPDATE = ("bucket", "boundaryArn", "tags")
+    REPLACE = ("roleName", "path")
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        found = super().diff(_id, olds, news)
+        # A replacement keeping the name (a new path) must delete first: IAM names are
+        # unique in the account whatever the path.
+        same_name = _norm(olds.get("roleName")) == _norm(news.get("roleName"))
+        return DiffResult(
+            changes=found.changes,
+            replaces=found.replaces,
+            delete_before_replace=bool(found.replaces) and same_name,
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         iam, name = client(props["stateDir"], "iam"), props["roleName"]
@@ -219,10 +279,21 @@ class _RoleProvider(_Provider):
                 }
             ],
         }
+        boundary = {"PermissionsBoundary": props["boundaryArn"]} if props.get("boundaryArn") else {}
         try:
-            arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+            arn = iam.create_role(
+                RoleName=name, Path=props["path"], AssumeRolePolicyDocument=json.dumps(trust),
+                Tags=_tag_list(props["tags"]), **boundary,
+            )["Role"]["Arn"]  # fmt: skip
         except iam.exceptions.EntityAlreadyExistsException:
+            # Left by an `up` killed before its checkpoint: adopt it, as declared now.
             arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+            self._configure(iam, name, {}, props)
+        self._put_policy(iam, name, props)
+        return CreateResult(name, {**_inputs(props), "arn": arn})
+
+    @staticmethod
+    def _put_policy(iam: Any, name: str, props: dict[str, Any]) -> None:
         # Least privilege, as in the serving program: read the models, nothing else.
         policy = {
             "Version": "2012-10-17",
@@ -235,7 +306,21 @@ class _RoleProvider(_Provider):
             ],
         }
         iam.put_role_policy(RoleName=name, PolicyName="read-models", PolicyDocument=json.dumps(policy))
-        return CreateResult(name, {**_inputs(props), "arn": arn})
+
+    @staticmethod
+    def _configure(iam: Any, name: str, olds: dict[str, Any], news: dict[str, Any]) -> None:
+        """Boundary and tags, in place (as IAM's PutRolePermissionsBoundary and TagRole)."""
+        if news.get("boundaryArn"):
+            iam.put_role_permissions_boundary(RoleName=name, PermissionsBoundary=news["boundaryArn"])
+        elif olds.get("boundaryArn"):
+            iam.delete_role_permissions_boundary(RoleName=name)
+        iam.tag_role(RoleName=name, Tags=_tag_list(news["tags"]))
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        iam = client(news["stateDir"], "iam")
+        self._configure(iam, id_, olds, news)
+        self._put_policy(iam, id_, news)
+        return UpdateResult({**_inputs(news), "arn": olds["arn"]})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         iam = client(props["stateDir"], "iam")
@@ -262,6 +347,11 @@ class Role(Resource, module="edgeship", name="Role"):
 
     def __init__(self, name: str, props: dict[str, Any]) -> None:
         super().__init__(_RoleProvider(), name, {**props, "arn": None})
+
+
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    """`{key: value}` as IAM's and S3's APIs take tags."""
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
 
 # -- function -------------------------------------------------------------------------------
@@ -304,7 +394,8 @@ class _FunctionProvider(_Provider):
         try:
             created = lam.create_function(
                 FunctionName=props["functionName"], Code={"ZipFile": Path(props["codePath"]).read_bytes()},
-                Publish=True, Architectures=[props["architecture"]], **self._config(props),
+                Publish=True, Architectures=[props["architecture"]], Tags=dict(props.get("tags") or {}),
+                **self._config(props),
             )  # fmt: skip
         except lam.exceptions.ClientError as exc:
             if not _exists_already(exc):
@@ -312,6 +403,8 @@ class _FunctionProvider(_Provider):
             # An `up` killed between this call and its checkpoint left the function without
             # a state entry: adopt it (publishing this code and config) rather than fail forever.
             adopted = self._publish(lam, props["functionName"], props, code_changed=True)
+            if props.get("tags"):
+                lam.tag_resource(Resource=adopted["arn"], Tags=dict(props["tags"]))
             return CreateResult(props["functionName"], adopted)
         self._concurrency(lam, props)
         return CreateResult(
@@ -452,9 +545,14 @@ class _ParameterProvider(_Provider):
 
     @staticmethod
     def _put(props: dict[str, Any]) -> None:
-        client(props["stateDir"], "ssm").put_parameter(
+        ssm = client(props["stateDir"], "ssm")
+        ssm.put_parameter(
             Name=props["parameterName"], Type="SecureString", Value=props["value"], Overwrite=True
         )
+        if props.get("tags"):  # SSM takes no Tags with Overwrite: tagged apart, as AWS's provider does
+            ssm.add_tags_to_resource(
+                ResourceType="Parameter", ResourceId=props["parameterName"], Tags=_tag_list(props["tags"])
+            )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         self._put(props)

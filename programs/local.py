@@ -45,19 +45,25 @@ def program_for(state_dir: Path) -> Callable[[], None]:
             ProvisionedConcurrency,
             Role,
         )
+        from programs.lifecycle import DEFAULT_NONCURRENT_DAYS
+        from programs.names import ResourceNames
         from programs.origin_secret import OriginSecret
         from programs.serving import (
             AUTHORIZER_RESULT_TTL_S,
             CANDIDATE_ALIAS,
             LIVE_ALIAS,
             ServingConfig,
-            origin_parameter_name,
         )
 
         cfg = ServingConfig.from_stack()
         region = pulumi.Config("aws").get("region") or "us-east-1"
         sd = str(state_dir)
-        name = f"{pulumi.get_project()}-{pulumi.get_stack()}"
+        names = ResourceNames.of(pulumi.get_project(), pulumi.get_stack())
+        edgeship = pulumi.Config("edgeship")
+        # Written by Environment.stack_config (orchestrator/settings.py); the defaults are
+        # edgeship.toml's, for a stack configured before those keys existed.
+        noncurrent_days = edgeship.get_int("noncurrentDays") or DEFAULT_NONCURRENT_DAYS
+        boundary_arn = edgeship.get("boundaryArn") or ""  # the local environment's is "": none
         model_path = Path(cfg.model_path)
         model_sha = sha256_file(model_path)
         if not cfg.package_path:
@@ -71,7 +77,17 @@ def program_for(state_dir: Path) -> Callable[[], None]:
         code_path, code_sha = code.store(Path(cfg.package_path), state_dir)
         emulator = daemon.read(state_dir / "emulator.json")
 
-        bucket = Bucket("models", sd, f"{name}-models")
+        # `[storage] keep_on_destroy`: destroy leaves the bucket and its data (retain_on_delete,
+        # as serving.py's bucket and its configuration), and the emulator keeps running to
+        # hold it (EmulatorCloud.destroyed). The bucket is then orphaned from the stack: the
+        # next `up` creates a new one beside it (another suffix), as on AWS, where the kept
+        # one stays until deleted by hand; here, until the emulator stops.
+        bucket = Bucket(
+            "models",
+            {"stateDir": sd, "bucketPrefix": names.bucket_prefix, "noncurrentDays": noncurrent_days,
+             "tags": names.tags},
+            pulumi.ResourceOptions(retain_on_delete=cfg.keep_on_destroy),
+        )  # fmt: skip
         model = ModelObject(
             "model",
             {"stateDir": sd, "bucket": bucket.bucket, "key": f"models/{model_sha}.tar.gz",
@@ -81,18 +97,21 @@ def program_for(state_dir: Path) -> Callable[[], None]:
             pulumi.ResourceOptions(retain_on_delete=True),
         )  # fmt: skip
         role = Role(
-            "function-role", {"stateDir": sd, "roleName": f"{name}-function", "bucket": bucket.bucket}
-        )
+            "function-role",
+            {"stateDir": sd, "roleName": names.function_role, "path": names.role_path, "bucket": bucket.bucket,
+             "boundaryArn": boundary_arn, "tags": names.tags},
+        )  # fmt: skip
         origin_secret = OriginSecret("origin-secret", cfg.origin_rotation)
         accepted = Parameter(
             "origin-secrets",
-            {"stateDir": sd, "parameterName": origin_parameter_name(name),
+            {"stateDir": sd, "parameterName": names.origin_parameter, "tags": names.tags,
              "value": origin_secret.accepted.apply(json.dumps)},
         )  # fmt: skip
         function = Function(
             "function",
             {
-                "stateDir": sd, "functionName": f"{name}-infer", "roleArn": role.arn, "runtime": cfg.runtime,
+                "stateDir": sd, "functionName": names.function, "roleArn": role.arn, "runtime": cfg.runtime,
+                "tags": names.tags,
                 "architecture": cfg.architecture, "memoryMb": cfg.memory_mb, "timeoutS": cfg.timeout_s,
                 "reservedConcurrency": cfg.reserved_concurrency, "codePath": str(code_path), "codeSha256": code_sha,
                 "environment": {
