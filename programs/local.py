@@ -45,7 +45,6 @@ def program_for(state_dir: Path) -> Callable[[], None]:
             ProvisionedConcurrency,
             Role,
         )
-        from programs.lifecycle import DEFAULT_NONCURRENT_DAYS
         from programs.names import ResourceNames
         from programs.origin_secret import OriginSecret
         from programs.serving import (
@@ -59,11 +58,9 @@ def program_for(state_dir: Path) -> Callable[[], None]:
         region = pulumi.Config("aws").get("region") or "us-east-1"
         sd = str(state_dir)
         names = ResourceNames.of(pulumi.get_project(), pulumi.get_stack())
-        edgeship = pulumi.Config("edgeship")
-        # Written by Environment.stack_config (orchestrator/settings.py); the defaults are
-        # edgeship.toml's, for a stack configured before those keys existed.
-        noncurrent_days = edgeship.get_int("noncurrentDays") or DEFAULT_NONCURRENT_DAYS
-        boundary_arn = edgeship.get("boundaryArn") or ""  # the local environment's is "": none
+        # Read as serving.py reads them (ServingConfig): the local environment's boundary is "".
+        noncurrent_days = cfg.noncurrent_days
+        boundary_arn = cfg.boundary_arn or ""
         model_path = Path(cfg.model_path)
         model_sha = sha256_file(model_path)
         if not cfg.package_path:

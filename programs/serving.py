@@ -31,6 +31,7 @@ from typing import Any
 import pulumi
 
 from orchestrator.settings import SAMPLE_MODEL, EdgeSettings, FunctionSettings
+from programs import lifecycle
 from programs.authorizer.origin import HEADER as ORIGIN_HEADER
 from programs.names import ResourceNames
 from programs.names import base_name as base_name  # re-exported: older callers import it from here
@@ -47,9 +48,6 @@ MANAGED_CACHE_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 # served for that long to every viewer of the same URL, blue's traffic included, and
 # would outlive the rollback it triggers: they are never cached (TTL 0).
 UNCACHED_ERROR_CODES = (500, 501, 502, 503, 504)
-# Key prefixes of the objects that pile up old versions in the (versioned) bucket.
-PROMOTIONS_PREFIX = "promotions/"
-CODE_PREFIX = "code/"
 _FUNCTION, _EDGE = FunctionSettings(), EdgeSettings()
 # API Gateway caches the authorizer's answer per header value this long, denies included:
 # a deny of the value CloudFront sends would refuse every request for as long, which is why
@@ -96,7 +94,7 @@ class ServingConfig:
     boundary_arn: str | None = None
     # Days a superseded version of a promotion record or code zip stays restorable
     # (`edgeship:noncurrentDays`, edgeship.toml's `[defaults.storage] noncurrent_days`).
-    noncurrent_days: int = 7
+    noncurrent_days: int = lifecycle.DEFAULT_NONCURRENT_DAYS
 
     @staticmethod
     def from_stack() -> ServingConfig:
@@ -216,26 +214,7 @@ def program() -> None:
     aws.s3.BucketLifecycleConfiguration(
         "models-lifecycle",
         bucket=bucket.id,
-        rules=[
-            {
-                "id": "expire-noncurrent-promotions",
-                "status": "Enabled",
-                "filter": {"prefix": PROMOTIONS_PREFIX},
-                "noncurrent_version_expiration": {"noncurrent_days": cfg.noncurrent_days},
-            },
-            {
-                "id": "expire-noncurrent-code",
-                "status": "Enabled",
-                "filter": {"prefix": CODE_PREFIX},
-                "noncurrent_version_expiration": {"noncurrent_days": cfg.noncurrent_days},
-            },
-            {
-                "id": "abort-incomplete-uploads",
-                "status": "Enabled",
-                "filter": {},  # the whole bucket
-                "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
-            },
-        ],
+        rules=lifecycle.pulumi_rules(cfg.noncurrent_days),  # type: ignore[arg-type]  # the provider's TypedDict, built as plain dicts
         # Noncurrent-version rules mean something once versioning is on (the provider's
         # docs order a versioned bucket's lifecycle after its versioning likewise).
         opts=pulumi.ResourceOptions.merge(kept, pulumi.ResourceOptions(depends_on=[versioning])),
@@ -281,7 +260,7 @@ def program() -> None:
     code_object = aws.s3.BucketObjectv2(
         "code",
         bucket=bucket.id,
-        key=f"code/{package_digest.hex()}.zip",
+        key=f"{lifecycle.CODE_PREFIX}{package_digest.hex()}.zip",
         source=pulumi.FileAsset(str(package)),
         opts=pulumi.ResourceOptions(retain_on_delete=True),
     )
