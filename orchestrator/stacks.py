@@ -14,7 +14,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -324,10 +324,16 @@ class Stacks:
         self.stack(create=True)
         return None if deployed is None else True
 
-    def up(self, *, refresh: bool = False, only: str | None = None) -> OperationResult:
+    def up(
+        self, *, refresh: bool = False, only: str | None = None, role_names: Iterable[str] | None = None
+    ) -> OperationResult:
         """Create or update the stack's resources (`refresh` first, as for preview; `only`:
-        the resource of this URN and what depends on it, nothing else)."""
+        the resource of this URN and what depends on it, nothing else; `role_names`: the
+        names the program gives its roles now, so roles it renames are kept for the
+        versions that still run with them, orchestrator/role_migration.py)."""
         stack = self.stack()
+        if role_names is not None and only is None:
+            self._retain_renamed_roles(stack, role_names)
         _start_operation(stack)
         started = time.monotonic()
         result = self._cancellable(
@@ -343,6 +349,19 @@ class Stacks:
             _changes(result.summary),
             _plain(result.outputs, show_secrets=False),
             time.monotonic() - started,
+        )
+
+    def _retain_renamed_roles(self, stack: auto.Stack, role_names: Iterable[str]) -> None:
+        from orchestrator import role_migration
+
+        exported = self._engine("export", stack.export_stack)
+        retained = role_migration.plan(exported.deployment or {}, role_names)
+        if retained.deployment is None:
+            return
+        exported.deployment = retained.deployment
+        self._engine("import", lambda: stack.import_stack(exported))
+        self.reporter.event(
+            ProgressEvent("diagnostic", retained.message(), data={"kept_roles": list(retained.roles)})
         )
 
     def refresh(self) -> OperationResult:

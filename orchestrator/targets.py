@@ -192,7 +192,14 @@ class StackTarget:
         stale = self.cloud.prepare()
         self._check_capacity(reporter)
         config = {**self._config(function_dir, model, reporter), **(extra or {})}
-        result = self._stacks(config, reporter).up(refresh=stale, only=only)
+        from programs.names import ResourceNames
+
+        names = ResourceNames.of(self.settings.project, self.env.name)
+        result = self._stacks(config, reporter).up(
+            refresh=stale, only=only,
+            # AWS only: Lambda versions run with the role they were published with.
+            role_names=None if self.env.is_local else (names.function_role, names.authorizer_role),
+        )  # fmt: skip
         self.cloud.reconciled()
         for note in self.cloud.notes():
             reporter.event(ProgressEvent("diagnostic", note))
