@@ -9,6 +9,7 @@ from typing import Any
 
 from orchestrator import prune
 from orchestrator.record import RecordStore
+from programs import lifecycle
 from tests.conftest import SAMPLE_MODEL, LocalProject
 
 # The fastest promotion the local environment runs: one step, no bake, a 1 s gate per step
@@ -92,5 +93,8 @@ def test_six_promotions_keep_three_versions(tmp_path: Any) -> None:
             == ["5", "6", "7"]
         )
         assert planned.delete == ()
+        # and the bucket expires what pruning and lease renewals leave as noncurrent versions
+        rules = target.s3_client().get_bucket_lifecycle_configuration(Bucket=target.bucket)["Rules"]
+        assert rules == lifecycle.s3_rules(lifecycle.DEFAULT_NONCURRENT_DAYS)
     finally:
         project.stop()
