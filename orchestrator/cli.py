@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 import click
 
-from orchestrator.errors import EXIT_CODE_HELP, EdgeshipError, ExitCode, RefusedError
+from orchestrator.errors import EXIT_CODE_HELP, EdgeshipError, ExitCode, RefusedError, UsageError
 
 EXIT_CODES_TEXT = "\b\nExit codes:\n" + "\n".join(
     f"  {int(code):>3}  {text}" for code, text in EXIT_CODE_HELP.items()
@@ -1128,11 +1128,18 @@ def schema_command(ctx: Ctx, out: Path | None) -> None:
 )
 @click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
 @click.option(
+    "--no-state",
+    is_flag=True,
+    help="Leave out the state statements (a backend that is not S3, e.g. Pulumi Cloud).",
+)
+@click.option(
     "--explain", is_flag=True, help="Print the grants not scoped to the stack's names, with AWS's reason."
 )
 @json_option
 @click.pass_obj
-def iam_policy(ctx: Ctx, env_name: str, role: str, backend: str | None, explain: bool) -> None:
+def iam_policy(
+    ctx: Ctx, env_name: str, role: str, backend: str | None, no_state: bool, explain: bool
+) -> None:
     """Print the IAM policy a role of this environment needs, scoped to its names (JSON:
     `... | aws iam put-role-policy --role-name R --policy-name edgeship
     --policy-document file:///dev/stdin`). An s3:// backend adds the state statements."""
@@ -1152,9 +1159,14 @@ def iam_policy(ctx: Ctx, env_name: str, role: str, backend: str | None, explain:
                 return {"unscoped": iam.unscoped(names, **where)}
             return {"explain": iam.explain(names, **where)}
         url = stacks.resolve_backend(backend, settings.backend, os.environ, settings.root)
-        state = iam.s3_backend(url)
-        if state is None and role != "boundary":
-            click.echo(f"note: backend {url} is not s3://BUCKET/PREFIX: no state statements", err=True)
+        state = None if no_state else iam.s3_backend(url)
+        if state is None and role != "boundary" and not no_state:
+            # A role without them fails its first job on the state bucket (AccessDenied).
+            raise UsageError(
+                f"the state backend is {url}, not s3://BUCKET/PREFIX, so the policy would have no "
+                "statements for it: pass --backend s3://STATE-BUCKET/PREFIX (what the workflow's "
+                "PULUMI_BACKEND_URL names), or --no-state for a backend that is not S3"
+            )
         if role == "boundary":
             click.echo(f"note: {iam.boundary_hint(names)}", err=True)
         secrets = settings.secrets_provider  # an awskms:// key adds its statements

@@ -265,6 +265,15 @@ def grants(names: ResourceNames, *, region: str, account: str) -> list[Grant]:
                      "(OtherStacksApis)"),
         Grant("HttpApiTags", ("apigateway:POST", "apigateway:DELETE", "apigateway:GET"), (f"{apigw}/tags/*",),
               reason="tagging an API or stage goes through /tags/{arn}; the tag keys are the request's"),
+        # Without these, removing another stack's tag (or writing this stack's over it) would
+        # lift OtherStacksApis' Deny from that stack's API: the stack never removes its own
+        # tag (destroy deletes the API), and never writes another stack's.
+        Grant("KeepStackTags", ("apigateway:DELETE",), (f"{apigw}/tags/*",), roles=frozenset({"deploy"}),
+              effect="Deny", condition={"ForAnyValue:StringEquals": {"aws:TagKeys": [TAG_KEY]}},
+              reason="no stack removes an edgeship:stack tag through the tagging API"),
+        Grant("NoOtherStacksTags", ("apigateway:POST",), (f"{apigw}/tags/*",), roles=frozenset({"deploy"}),
+              effect="Deny", condition={"StringNotEquals": {new_tag: names.base}, "Null": {new_tag: "false"}},
+              reason="no stack writes another stack's edgeship:stack tag"),
         # Unverified on AWS whether a child's aws:ResourceTag is its API's: a child without
         # tags has none (Null true), so this Deny cannot refuse this stack's own calls.
         Grant("OtherStacksApis", ("apigateway:POST", "apigateway:PATCH", "apigateway:DELETE"),
@@ -280,8 +289,10 @@ def grants(names: ResourceNames, *, region: str, account: str) -> list[Grant]:
               condition={"StringEquals": {new_tag: names.base}},
               reason="CreateDistribution has no resource type: the new distribution must carry the "
                      "stack's tag"),
+        # Deploy only: GetDistribution answers with the origin's custom headers, the origin
+        # secret among them, and a plain preview reads nothing from the provider.
         Grant("EdgeRead", ("cloudfront:GetDistribution", "cloudfront:ListTagsForResource"),
-              (f"{cloudfront}:distribution/*",),
+              (f"{cloudfront}:distribution/*",), roles=frozenset({"deploy"}),
               reason="distribution ids are assigned by AWS (read only)"),
         Grant("Edge", ("cloudfront:UpdateDistribution", "cloudfront:DeleteDistribution",
                        "cloudfront:CreateInvalidation", "cloudfront:UntagResource"),
@@ -289,8 +300,11 @@ def grants(names: ResourceNames, *, region: str, account: str) -> list[Grant]:
               reason="distribution ids are assigned by AWS: only a distribution tagged with the stack"),
         Grant("EdgeTag", ("cloudfront:TagResource",), (f"{cloudfront}:distribution/*",),
               condition={"StringEquals": {new_tag: names.base}, "StringEqualsIfExists": {own_tag: names.base}},
-              reason="distribution ids are assigned by AWS and the provider may tag a distribution after "
-                     "creating it: the new tags must name the stack, an existing tag must be the stack's"),
+              reason="distribution ids are assigned by AWS, and creating a distribution with its tags is "
+                     "authorised as TagResource on a distribution that has none yet: the new tags must "
+                     "name the stack and an existing tag must be the stack's, so a distribution with no "
+                     "edgeship:stack tag can be tagged into the stack (then changed); tag every other "
+                     "distribution, or deny cloudfront:TagResource on them in an SCP"),
         Grant("CachePolicyCreate", ("cloudfront:CreateCachePolicy",), ("*",),
               reason="CreateCachePolicy has no resource type, and cache policies cannot be tagged"),
         Grant("CachePolicies", ("cloudfront:GetCachePolicy", "cloudfront:UpdateCachePolicy",
@@ -310,6 +324,14 @@ def boundary_grants(names: ResourceNames, *, region: str, account: str) -> list[
         Grant("ReadModels", ("s3:GetObject",), (f"{_bucket(names)}/models/*",), roles=frozenset({"boundary"})),
         Grant("ReadAcceptedSecrets", ("ssm:GetParameter",),
               (f"arn:aws:ssm:{region}:{account}:parameter{names.origin_parameter}",), roles=frozenset({"boundary"})),
+        # The SecureString is decrypted with the account's aws/ssm key, whose key policy
+        # grants it through SSM; whether a boundary caps a grant a key policy makes to the
+        # account is not documented either way, so the boundary allows exactly that use.
+        Grant("DecryptThroughSsm", ("kms:Decrypt",), (f"arn:aws:kms:{region}:{account}:key/*",),
+              roles=frozenset({"boundary"}),
+              condition={"StringEquals": {"kms:ViaService": f"ssm.{region}.amazonaws.com"}},
+              reason="the aws/ssm key's id is the account's, not the stack's: any key, only through SSM "
+                     "(the boundary grants nothing by itself)"),
     ]  # fmt: skip
 
 

@@ -373,10 +373,11 @@ def aws_setup(project: str, env: str = "dev") -> list[str]:
         f"aws iam create-policy --path {ROLE_PATH_ROOT} --policy-name {names.boundary_policy} "
         "--policy-document file://boundary.json",
         "# 2. the deploy and preview roles' policies",
-        f"orchestrator iam-policy --env {env} --role deploy > deploy-policy.json",
+        "# (the state backend the workflow's PULUMI_BACKEND_URL names: its statements are part of the policy)",
+        f"orchestrator iam-policy --env {env} --role deploy --backend s3://STATE-BUCKET/PREFIX > deploy-policy.json",
         "aws iam put-role-policy --role-name DEPLOY_ROLE --policy-name edgeship "
         "--policy-document file://deploy-policy.json",
-        f"orchestrator iam-policy --env {env} --role preview > preview-policy.json",
+        f"orchestrator iam-policy --env {env} --role preview --backend s3://STATE-BUCKET/PREFIX > preview-policy.json",
         "aws iam put-role-policy --role-name PREVIEW_ROLE --policy-name edgeship "
         "--policy-document file://preview-policy.json",
     ]

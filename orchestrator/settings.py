@@ -579,6 +579,7 @@ def parse(raw: dict[str, Any], path: Path, text: str | None = None) -> Settings:
             'add at least [environments.local] with region = "us-east-1" and account_id = "123456789012"',
         )
     environments = {name: _environment(str(name), body, defaults, where) for name, body in envs_raw.items()}
+    _distinct_names(project.get("name", PROJECT_KEYS["name"].default), environments, where)
     default_env = None
     if "default_env" in raw:
         default_env = _value(DEFAULT_ENV_KEY, raw["default_env"], where, ("default_env",))
@@ -862,6 +863,29 @@ def _environment(name: str, body: Any, defaults: dict[str, Any], where: _Where) 
     )
     _check(env, where, origins)
     return env
+
+
+def _distinct_names(project: str, envs: Mapping[str, Environment], where: _Where) -> None:
+    """Two environments in one account and region whose AWS names would be one (names are
+    cleaned and cut to 40 characters: `stage` and `staging` of a long project name) would
+    share a function, roles and the tag that scopes each deploy role: refuse before
+    anything is created. (The local environment has an emulator of its own.)"""
+    from programs.names import base_name
+
+    seen: dict[tuple[str, str, str], str] = {}
+    for name, env in envs.items():
+        if env.is_local:
+            continue
+        key = (env.account_id, env.region, base_name(project, name))
+        if key in seen:
+            where.fail(
+                ("environments", name),
+                f"environments {seen[key]!r} and {name!r} of project {project!r} get the same AWS "
+                f"names in account {env.account_id} ({env.region}): {key[2]}-infer, ... (names are "
+                "lower-cased, cleaned and cut to 40 characters)",
+                "rename one of them, or shorten [project] name, so that the names differ",
+            )
+        seen[key] = name
 
 
 def _check(env: Environment, where: _Where, origins: dict[str, dict[str, KeyPath]]) -> None:

@@ -530,16 +530,20 @@ def checkpoint_exists(backend_url: str, project: str, stack: str) -> bool | None
     """Whether the stack's checkpoint is in the backend, read-only: the file for a file://
     backend; for s3:// one ListObjects of the checkpoint's key as prefix, the engine's own
     call, with the same credentials (a HEAD would need s3:ListBucket to tell "missing" from
-    "denied" anyway). None for other backends."""
+    "denied" anyway). None for other backends, and when only a checkpoint in Pulumi's older,
+    project-less layout is there (the stack may exist: the caller opens it as before)."""
     from orchestrator import statekeys
 
     relative = statekeys.checkpoint(project, stack)
+    legacy = statekeys.legacy_checkpoint(stack)
     if backend_url.startswith("file://"):
         from urllib.parse import unquote
 
         # as the engine reads it: percent-decoded (Path.as_uri() encodes), file://~ is home
         root = Path(unquote(backend_url.removeprefix("file://").split("?", 1)[0])).expanduser()
-        return any((root / f"{relative}{suffix}").is_file() for suffix in statekeys.COMPRESSED)
+        if any((root / f"{relative}{suffix}").is_file() for suffix in statekeys.COMPRESSED):
+            return True
+        return None if any((root / f"{legacy}{sfx}").is_file() for sfx in statekeys.COMPRESSED) else False
     location = statekeys.s3_backend(backend_url)
     if location is None:
         return None
@@ -554,14 +558,19 @@ def checkpoint_exists(backend_url: str, project: str, stack: str) -> bool | None
             config=botocore.config.Config(s3={"addressing_style": "path" if location.path_style else "auto"}),
         )  # fmt: skip
         listed = client.list_objects_v2(Bucket=location.bucket, Prefix=key, MaxKeys=10)
+        present = {item.get("Key") for item in listed.get("Contents", [])}
+        if any(f"{key}{suffix}" in present for suffix in statekeys.COMPRESSED):
+            return True
+        old_key = location.key(legacy)
+        older = client.list_objects_v2(Bucket=location.bucket, Prefix=old_key, MaxKeys=10)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         raise ConfigError(
             f"cannot look for stack {stack!r} in the state backend s3://{location.bucket}/{location.prefix}: {exc}",
             fix=f"the role needs s3:ListBucket on {location.bucket} for the prefix {key} "
             "(`orchestrator iam-policy` prints it); check the credentials with `orchestrator doctor`",
         ) from None
-    present = {item.get("Key") for item in listed.get("Contents", [])}
-    return any(f"{key}{suffix}" in present for suffix in statekeys.COMPRESSED)
+    present = {item.get("Key") for item in older.get("Contents", [])}
+    return None if any(f"{old_key}{suffix}" in present for suffix in statekeys.COMPRESSED) else False
 
 
 def bootstrap(spec: StackSpec) -> dict[str, Any]:

@@ -52,6 +52,12 @@ def checkpoint(project: str, stack: str) -> str:
 COMPRESSED = ("", ".gz", ".zst")
 
 
+def legacy_checkpoint(stack: str) -> str:
+    """Where a backend in Pulumi's older, project-less layout (no meta.yaml, or
+    PULUMI_DIY_BACKEND_LEGACY_LAYOUT) keeps a stack's checkpoint."""
+    return f".pulumi/stacks/{stack}.json"
+
+
 def keys(project: str, stack: str) -> StateKeys:
     meta = ".pulumi/meta.yaml"  # GET by every run; PUT once, by the first open of an empty backend
     saved = checkpoint(
@@ -73,6 +79,7 @@ def keys(project: str, stack: str) -> StateKeys:
             saved,  # every run, before each HEAD of the checkpoint (and edgeship's own check)
             f".pulumi/locks/organization/{project}/{stack}/",  # before and after taking the lock
             f".pulumi/history/{project}/{stack}/",  # rm, and `orchestrator history`
+            legacy_checkpoint(stack),  # edgeship's check, when the checkpoint is missing: an older layout?
         ),
         absent_reads=(tags,),
     )

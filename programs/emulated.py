@@ -162,9 +162,17 @@ class _BucketProvider(_Provider):
         )
         s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": _tag_list(props["tags"])})
 
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        if "bucketPrefix" not in olds:
+            # A bucket made before names.py chose prefixes: keep it, configured anew. A new
+            # bucket would delete this one, and with it the promotion records and the model
+            # `live`'s version loads on its next cold start.
+            olds = {**olds, "bucketPrefix": news.get("bucketPrefix")}
+        return super().diff(id_, olds, news)
+
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         self._configure(client(news["stateDir"], "s3"), id_, news)
-        return UpdateResult({**_inputs(news), "bucket": id_, "arn": olds["arn"]})
+        return UpdateResult({**_inputs(news), "bucket": id_, "arn": olds.get("arn", f"arn:aws:s3:::{id_}")})
 
     @staticmethod
     def _exists(s3: Any, name: str) -> bool:

@@ -562,11 +562,11 @@ def _identity(
     # `role` is updated (the inference function publishes one more version, same code),
     # then the old role and its inline policy are deleted. A published version keeps the
     # role it was published with, so `live` (still on the older version until the next
-    # promotion) and any rollback target lose their role and its policy at that point.
-    # Before that first `up`, set "retainOnDelete": true on the old `function-role`,
-    # `function-policy`, `authorizer-role` and `authorizer-policy` in the state (`pulumi
-    # stack export` / `import`: the engine skips the delete of a replaced resource whose
-    # old state says so), promote, and delete the old roles once no kept version names them.
+    # promotion) and any rollback target would lose their role and its policy at that
+    # point, so `orchestrator up` first marks the old roles and their policies
+    # retain-on-delete in the state (orchestrator/role_migration.py: the engine skips the
+    # delete of a replaced resource whose old state says so) and says how to delete them
+    # once no kept version runs with them.
     # Adding or removing the boundary of an existing role is PutRolePermissionsBoundary /
     # DeleteRolePermissionsBoundary, which the generated deploy role does not hold: an
     # administrator's change.

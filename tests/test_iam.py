@@ -438,6 +438,16 @@ def test_another_projects_function_distribution_and_api_are_out_of_reach() -> No
     assert not iam_eval.allowed([deploy], "apigateway:POST", f"arn:aws:apigateway:{REGION}::/apis", {})
     for elsewhere in ("/restapis/r1", "/account", "/domainnames/d.example.com"):
         assert not iam_eval.allowed([deploy], "apigateway:PATCH", f"arn:aws:apigateway:{REGION}::{elsewhere}")
+    # nor in two steps: removing their tag (which would lift the Deny above), or overwriting it
+    tags = f"arn:aws:apigateway:{REGION}::/tags/{api.replace('/', '%2F')}"
+    assert not iam_eval.allowed([deploy], "apigateway:DELETE", tags, {"aws:TagKeys": [TAG_KEY]})
+    assert not iam_eval.allowed([deploy], "apigateway:POST", tags, {f"aws:RequestTag/{TAG_KEY}": OTHER.base})
+    # while this stack still tags its own API and stage
+    assert iam_eval.allowed([deploy], "apigateway:POST", tags, {f"aws:RequestTag/{TAG_KEY}": NAMES.base})
+    # residual (EdgeTag's reason, docs/ci.md): a distribution with no edgeship:stack tag can be tagged
+    assert iam_eval.allowed(
+        [deploy], "cloudfront:TagResource", dist, {f"aws:RequestTag/{TAG_KEY}": NAMES.base}
+    )
 
 
 def test_the_boundary_caps_a_role_whose_inline_policy_allows_everything() -> None:
@@ -446,7 +456,10 @@ def test_the_boundary_caps_a_role_whose_inline_policy_allows_everything() -> Non
     granted = [(a, r) for s in statements(boundary) for a in s["Action"] for r in s["Resource"]]
     for action, resource in granted:
         concrete = resource.replace("?" * iam.BUCKET_SUFFIX_LENGTH, BUCKET_SUFFIX).replace("*", "m.tar.gz")
-        assert iam_eval.allowed([everything], action, concrete, boundary=boundary)
+        via_ssm = {"kms:ViaService": f"ssm.{REGION}.amazonaws.com"}  # the one conditioned grant
+        assert iam_eval.allowed([everything], action, concrete, via_ssm, boundary=boundary)
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd"
+    assert not iam_eval.allowed([everything], "kms:Decrypt", key, boundary=boundary)  # not through SSM
     for action, resource in [
         ("s3:PutObject", f"arn:aws:s3:::{NAMES.bucket_prefix}{BUCKET_SUFFIX}/models/m.tar.gz"),
         ("iam:CreateRole", FN_ROLE),
@@ -588,10 +601,16 @@ def test_a_project_named_otherwise_gets_a_policy_naming_its_own_resources(
     assert theirs and [(a, arn) for a, arn, ctx in theirs if iam_eval.allowed([deploy], a, arn, ctx)] == []
 
 
-def test_the_cli_notes_a_backend_without_state_statements_and_the_boundarys_creation(tmp_path: Path) -> None:
+def test_the_cli_refuses_a_backend_without_state_statements_and_notes_the_boundarys_creation(
+    tmp_path: Path,
+) -> None:
     assert _cli(tmp_path, "init", "--name", "demo").returncode == 0
-    made = _cli(tmp_path, "iam-policy", "--env", "dev", "--role", "preview")
-    assert made.returncode == 0 and "no state statements" in made.stderr
+    # without an s3:// backend the role would fail its first job on the state bucket: refused
+    refused = _cli(tmp_path, "iam-policy", "--env", "dev", "--role", "preview")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "--backend s3://STATE-BUCKET/PREFIX" in refused.stderr and "--no-state" in refused.stderr
+    made = _cli(tmp_path, "iam-policy", "--env", "dev", "--role", "preview", "--no-state")
+    assert made.returncode == 0
     assert not [s for s in json.loads(made.stdout)["Statement"] if s["Sid"].startswith("State")]
     reasons = _cli(tmp_path, "iam-policy", "--env", "dev", "--role", "deploy", "--explain", "--json")
     assert json.loads(reasons.stdout) == {

@@ -133,6 +133,19 @@ def test_bucket_provider_creates_updates_and_deletes_its_configuration(state_dir
     # free again: the same name as the first time (a bucket recreated after the emulator restarted)
     assert provider.create(props).id == bucket
 
+    # a bucket made before names.py (state without bucketPrefix) is kept and configured anew:
+    # replacing it would delete its records and the model live's version loads
+    s3.create_bucket(Bucket="edgeship-local-models")
+    old_state = {
+        "stateDir": str(state_dir),
+        "bucket": "edgeship-local-models",
+        "arn": "arn:aws:s3:::edgeship-local-models",
+    }
+    upgrade = provider.diff("edgeship-local-models", old_state, props)
+    assert upgrade.changes and upgrade.replaces == []
+    provider.update("edgeship-local-models", old_state, props)
+    assert s3.get_bucket_lifecycle_configuration(Bucket="edgeship-local-models")["Rules"] == s3_rules(7)
+
 
 def test_role_provider_names_tags_and_boundary(state_dir: Path) -> None:
     """The role as serving.py declares it: under the stack's path, tagged, with the

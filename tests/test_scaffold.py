@@ -176,10 +176,10 @@ def test_the_aws_setup_generates_the_policies_boundary_first_and_sessions_as_lon
     assert commands[:6] == [
         "orchestrator iam-policy --env prod --role boundary > boundary.json",
         f"aws iam create-policy --path /edgeship/ --policy-name {boundary} --policy-document file://boundary.json",
-        "orchestrator iam-policy --env prod --role deploy > deploy-policy.json",
+        "orchestrator iam-policy --env prod --role deploy --backend s3://STATE-BUCKET/PREFIX > deploy-policy.json",
         "aws iam put-role-policy --role-name DEPLOY_ROLE --policy-name edgeship "
         "--policy-document file://deploy-policy.json",
-        "orchestrator iam-policy --env prod --role preview > preview-policy.json",
+        "orchestrator iam-policy --env prod --role preview --backend s3://STATE-BUCKET/PREFIX > preview-policy.json",
         "aws iam put-role-policy --role-name PREVIEW_ROLE --policy-name edgeship "
         "--policy-document file://preview-policy.json",
     ]

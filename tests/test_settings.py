@@ -461,3 +461,32 @@ def test_default_env_names_an_environment() -> None:
     loaded = settings.parse({**BASE, "default_env": "dev"}, Path("/p/edgeship.toml"))
     assert loaded.default_env == "dev"
     assert settings.parse(BASE, Path("/p/edgeship.toml")).default_env is None
+
+
+@pytest.mark.parametrize(
+    ("project", "envs", "clash"),
+    [
+        ("customer-churn-prediction-service-v2", ("staging", "stage"), ("staging", "stage")),  # cut at 40
+        ("shop", ("eu_prod", "eu-prod"), ("eu_prod", "eu-prod")),  # cleaned alike
+        ("shop", ("Prod", "prod"), ("Prod", "prod")),  # lower-cased alike
+        ("shop", ("staging", "stage"), None),
+    ],
+    ids=["cut-at-40", "cleaned", "lower-cased", "distinct"],
+)
+def test_two_environments_with_the_same_aws_names_are_refused(
+    project: str, envs: tuple[str, str], clash: tuple[str, str] | None
+) -> None:
+    tables = "".join(
+        f'[environments."{e}"]\nregion = "us-east-1"\naccount_id = "123456789012"\n' for e in envs
+    )
+    text = f'[project]\nname = "{project}"\n{tables}'
+    if clash is None:
+        assert sorted(settings.loads(text, Path("/p/edgeship.toml")).environments) == sorted(envs)
+        return
+    with pytest.raises(ConfigError) as info:
+        settings.loads(text, Path("/p/edgeship.toml"))
+    assert (
+        f"environments {clash[0]!r} and {clash[1]!r} of project {project!r} get the same AWS names "
+        "in account 123456789012 (us-east-1)"
+    ) in info.value.message
+    assert info.value.fix == "rename one of them, or shorten [project] name, so that the names differ"

@@ -88,6 +88,10 @@ def test_checkpoint_exists_reads_file_urls_as_the_engine_does(
     monkeypatch.setenv("HOME", str(tmp_path))
     assert stacks.checkpoint_exists("file://~/a state", "p", "dev") is True
     assert stacks.checkpoint_exists("https://api.pulumi.com", "p", "dev") is None
+    # Pulumi's older, project-less layout: the stack may exist, so it is not "not deployed"
+    legacy = backend / ".pulumi" / "stacks" / "prod.json"
+    legacy.write_text("{}")
+    assert stacks.checkpoint_exists(backend.as_uri(), "p", "prod") is None
 
 
 def _matches(key: str, pattern: str) -> bool:
@@ -212,11 +216,15 @@ def test_s3_backend_every_request_within_the_roles_keys(
     def uncovered(found: list[str], patterns: tuple[str, ...]) -> set[str]:
         return {k for k in found if not any(_matches(k, p) for p in patterns)}
 
-    # (a) a first preview: only edgeship's own look for the checkpoint, nothing written
+    # (a) a first preview: only edgeship's own looks for the checkpoint (and, missing, for
+    # one in Pulumi's older layout), nothing written
     first, requests, before, after = run(lambda s: s.preview())
     assert first.note == f"dev {NOTE}"
     assert first.changes == {"create": 2}, first.changes
-    assert requests == [Request("GET", None, statekeys.checkpoint(project, "dev"), 200)]
+    assert requests == [
+        Request("GET", None, statekeys.checkpoint(project, "dev"), 200),
+        Request("GET", None, statekeys.legacy_checkpoint("dev"), 200),
+    ]
     assert before == after == {}
 
     # (b) up writes only the deploy role's keys (meta.yaml: the backend was empty), and reads
