@@ -476,7 +476,8 @@ class Driver:
                 StepReport(name, weight, str(result.verdict), result.reasons,
                            result.green.to_dict() if result.green else None,
                            result.blue.to_dict() if result.blue else None, run.html.name if run.html else None, attempt,
-                           result.skipped, result.caveats)
+                           result.skipped, result.caveats,
+                           result.comparison.to_dict() if result.comparison else None)
             )  # fmt: skip
             said = "; ".join([*result.reasons, *result.caveats])
             self.say(ProgressEvent("gate", f"gate {name}: {result.verdict} ({said})", data=result.to_dict()))
@@ -484,6 +485,8 @@ class Driver:
                 return Step(Outcome.DONE)
             if result.verdict == gate.Verdict.FAIL:
                 return Step(Outcome.FAILED, f"gate {name} failed: {said}")
+            if result.verdict == gate.Verdict.VOID:  # blue failed the load: rolled back like a failure
+                return Step(Outcome.FAILED, f"gate {name} void: {said}")
         return Step(
             Outcome.FAILED,
             f"gate {name} stayed inconclusive after one extension: {said} "

@@ -1,9 +1,15 @@
-"""Judges a load test, per version: pass, fail or inconclusive. Pure functions only.
+"""Judges a load test, per version: pass, fail, inconclusive or void. Pure functions only.
 
 Lambda's weighted alias routing is probabilistic, so at a 10 % canary most requests
 hit blue. A gate that reads the aggregate mostly measures blue; this one attributes
 every request to the version that answered (the function's `x-function-version`
 header) and judges green on green's own requests.
+
+Green against blue (the relative check) is orchestrator/compare.py's test on both versions'
+raw latencies: a regression must be both significant and larger than a floor tied to the
+budget; one within noise is never a failure. Blue is the control: a blue that fails the gate's
+own load beyond the error budget makes the gate VOID (the load is wrong, e.g. a model contract
+change), never a pass.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from orchestrator.compare import Comparison, compare
 from orchestrator.settings import SloSettings
 
 
@@ -21,6 +28,9 @@ class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"
+    # Blue, the control, failed this gate's own load beyond the error budget: the load is wrong
+    # (e.g. green changed the model's input), so nothing about green can pass. Rolls back as FAIL.
+    VOID = "void"
 
 
 @dataclass(frozen=True)
@@ -108,11 +118,13 @@ class GateResult:
     others: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     caveats: list[str] = field(default_factory=list)  # what the numbers carry besides the service
+    comparison: Comparison | None = None  # green's latencies against blue's (None: not compared)
 
     def to_dict(self) -> dict[str, Any]:
         """For reports."""
         return {
             "verdict": str(self.verdict),
+            "comparison": self.comparison.to_dict() if self.comparison else None,
             "reasons": self.reasons,
             "skipped": self.skipped,
             "caveats": self.caveats,
@@ -145,18 +157,40 @@ def summarize(version: str, ok_latencies_ms: list[float], errors: int, duration_
     )
 
 
+def regression_floor_ms(slo: SloSettings) -> float:
+    """The smallest green p95 regression worth a rollback: a few ms, or a share of the budget."""
+    return max(slo.regression_floor_ms, slo.regression_share * slo.p95_ms)
+
+
+def void_reason(blue: VersionStats | None, slo: SloSettings) -> str | None:
+    """Why the gate is void (blue, the control, failed the gate's own load), or None."""
+    if blue is None or blue.samples < slo.min_samples or blue.error_ratio <= slo.max_error_ratio:
+        return None
+    return (
+        f"blue failed {blue.errors} of {blue.samples} of this gate's requests: the load is wrong "
+        "(e.g. a model contract change), not only green"
+    )
+
+
 def judge(
     green: VersionStats | None,
     blue: VersionStats | None,
     slo: SloSettings,
     *,
     green_share: float = 1.0,
+    latencies: tuple[list[float], list[float]] | None = None,
 ) -> GateResult:
     """Decide on green from its own statistics (failures nobody answered already charged to it).
 
     Fewer than min_samples requests is inconclusive, never a verdict: one slow request in
     forty is the nearest-rank p99, and must not fail a healthy version on its own. The
     extension pools its samples with the first attempt (see `judge_stats`).
+
+    `latencies` = (blue's, green's successful latencies in ms): the relative check is then
+    compare.compare on them (the new judge; `judge_stats` always passes them). Without them only
+    the percentiles are known and the relative check is the old judge, green p95 > blue p95 x
+    slo.relative_p95_factor, kept for callers with percentiles only (and the bench's baseline).
+    A blue beyond the error budget (>= min_samples) makes the gate VOID whatever green did.
     """
     skipped = []
     if not slo.relative_p95_factor:
@@ -170,12 +204,19 @@ def judge(
         )
     if not slo.min_rps:
         skipped.append("min rps: disabled (slo.min_rps = 0)")
+    void = void_reason(blue, slo)
     if green is None or green.samples == 0:
+        if void:
+            return GateResult(Verdict.VOID, [void, "green answered 0 requests"], green, blue, skipped=skipped)
         return GateResult(Verdict.INCONCLUSIVE, ["green answered 0 requests"], green, blue, skipped=skipped)
     if green.samples < slo.min_samples:
         few = f"green answered {green.samples} requests, fewer than min_samples={slo.min_samples}"
+        if void:
+            return GateResult(Verdict.VOID, [void, few], green, blue, skipped=skipped)
         return GateResult(Verdict.INCONCLUSIVE, [few], green, blue, skipped=skipped)
     reasons = []
+    caveats = []
+    comparison = None
     if green.samples > green.errors:  # percentiles exist only over successful requests
         if green.p95_ms > slo.p95_ms:
             reasons.append(f"green p95 {green.p95_ms:.1f} ms > {slo.p95_ms:g} ms")
@@ -184,16 +225,36 @@ def judge(
     if green.error_ratio > slo.max_error_ratio:
         reasons.append(f"green error ratio {green.error_ratio:.2%} > {slo.max_error_ratio:.2%}")
     if slo.relative_p95_factor and blue is not None and blue.samples - blue.errors >= slo.min_samples:
-        limit = blue.p95_ms * slo.relative_p95_factor
-        if green.p95_ms > limit:
+        if latencies is not None:
+            comparison = compare(
+                latencies[0], latencies[1], floor_ms=regression_floor_ms(slo), alpha=slo.alpha
+            )
+            if comparison.regressed:
+                reasons.append(f"green regressed against blue: {comparison.describe()}")
+            elif comparison.within_noise:
+                caveats.append(f"relative: not a failure, {comparison.describe()}")
+            elif comparison.regressed is None:
+                skipped.append(f"relative p95: {comparison.describe()}")
+        elif green.p95_ms > blue.p95_ms * slo.relative_p95_factor:  # the old judge: point estimates
             reasons.append(
                 f"green p95 {green.p95_ms:.1f} ms > blue p95 {blue.p95_ms:.1f} ms x {slo.relative_p95_factor:g}"
             )
     min_rps = slo.min_rps * green_share
     if slo.min_rps and green.rps < min_rps:
         reasons.append(f"green {green.rps:.2f} rps < {min_rps:.2f} rps (min_rps x {green_share:.0%} share)")
+    if void:
+        return GateResult(Verdict.VOID, [void, *reasons], green, blue, skipped=skipped, caveats=caveats,
+                          comparison=comparison)  # fmt: skip
     verdict = Verdict.FAIL if reasons else Verdict.PASS
-    return GateResult(verdict, reasons or ["all thresholds met"], green, blue, skipped=skipped)
+    return GateResult(
+        verdict,
+        reasons or ["all thresholds met"],
+        green,
+        blue,
+        skipped=skipped,
+        caveats=caveats,
+        comparison=comparison,
+    )
 
 
 # The load generator's own delay (p95) past this share of the p95 budget is named with the verdict.
@@ -238,7 +299,8 @@ def judge_stats(stats: LoadStats, blue: str, green: str, slo: SloSettings, green
         blue_stats = summarize(
             blue, stats.latencies_ms.get(blue, []), stats.errors.get(blue, 0), stats.duration_s
         )
-    result = judge(green_stats, blue_stats, slo, green_share=green_share)
+    latencies = (stats.latencies_ms.get(blue, []), stats.latencies_ms.get(green, [])) if blue else None
+    result = judge(green_stats, blue_stats, slo, green_share=green_share, latencies=latencies)
     reasons, verdict = list(result.reasons), result.verdict
     if charged:
         reasons.append(
@@ -255,8 +317,18 @@ def judge_stats(stats: LoadStats, blue: str, green: str, slo: SloSettings, green
         reasons = [f"a third version answered: {named}; only v{blue or '-'} and v{green} should", *reasons]
     if verdict == Verdict.FAIL and reasons and reasons[-1] == "all thresholds met":
         reasons.remove("all thresholds met")
-    caveats = generator_caveats(stats.generator_lag_ms, slo)
-    return GateResult(verdict, reasons, result.green, result.blue, charged, others, result.skipped, caveats)
+    caveats = [*result.caveats, *generator_caveats(stats.generator_lag_ms, slo)]
+    return GateResult(
+        verdict,
+        reasons,
+        result.green,
+        result.blue,
+        charged,
+        others,
+        result.skipped,
+        caveats,
+        result.comparison,
+    )
 
 
 def from_stats_file(

@@ -15,6 +15,8 @@ import itertools
 from html import escape
 from typing import Any
 
+from orchestrator.report import figures, versus
+
 # Colours: blue and green as the versions' names, darker for the p95 bar.
 COLORS = {
     "blue p50": "#9ecae1", "blue p95": "#3182bd", "green p50": "#a1d99b", "green p95": "#31a354",
@@ -225,8 +227,7 @@ def render(report: dict[str, Any]) -> str:
     gate_rows = [
         [
             _gate_label(s), "alone" if s["name"] == "pre-traffic" else f"{s['weight']}%",
-            f"{(s.get('green') or {}).get('samples', 0)} / {(s.get('blue') or {}).get('samples', 0)}",
-            f"{(s.get('green') or {}).get('p95_ms', 0):.1f} ms", f"{(s.get('green') or {}).get('error_ratio', 0):.2%}",
+            figures(s.get("green")), figures(s.get("blue")), versus(s.get("comparison")),
             f"{s['verdict']}: {'; '.join(s.get('reasons', []))}",
         ]
         for s in steps
@@ -252,7 +253,14 @@ def render(report: dict[str, Any]) -> str:
         *charts(report),
         "<h2>Gates</h2>",
         _table(
-            ["gate", "green weight", "samples green / blue", "green p95", "green errors", "verdict"],
+            [
+                "gate",
+                "green weight",
+                "green p50 / p95 / p99, errors",
+                "blue p50 / p95 / p99, errors",
+                "green vs blue",
+                "verdict",
+            ],
             gate_rows,
         ),
         *(

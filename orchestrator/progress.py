@@ -94,6 +94,8 @@ def _annotation(event: ProgressEvent) -> tuple[str, str, str] | None:
         verdict = str((event.data or {}).get("verdict", ""))
         if verdict == "fail" or "breached" in event.message:
             return "error", event.message, "gate failed"
+        if verdict == "void":
+            return "error", event.message, "gate void: blue failed the load"
         if verdict == "inconclusive":
             return "warning", event.message, "gate inconclusive"
     return None

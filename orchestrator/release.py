@@ -463,7 +463,15 @@ class Release:
                 f"promotion {final.id} {final.reason}; {where}", fix="run `orchestrator promote` again"
             )
         if final.cause == Outcome.FAILED:
-            raise GateFailedError(f"{final.reason}; {where}", fix="fix green and promote again")
+            # A void gate (blue failed the gate's own load) is no verdict on green: say what to check.
+            void = " void: blue failed " in final.reason
+            fix = (
+                "check the gate's load against live's model (did green's model change its input or "
+                "output? the load follows green's example), then promote again"
+                if void
+                else "fix green and promote again"
+            )
+            raise GateFailedError(f"{final.reason}; {where}", fix=fix)
         raise EdgeshipError(f"promotion {final.id} stopped: {final.reason}; {where}",
                             fix="fix the cause and promote again")  # fmt: skip
 

@@ -23,6 +23,7 @@ class StepReport:
     attempt: int = 1  # attempt 2 is judged on both attempts' requests pooled
     skipped: list[str] = field(default_factory=list)  # checks not applied, each with its reason
     caveats: list[str] = field(default_factory=list)  # what the gate's numbers carry besides the service
+    comparison: dict[str, Any] | None = None  # compare.Comparison.to_dict(): green against blue
 
 
 @dataclass
@@ -93,6 +94,34 @@ class PromotionReport:
         }  # fmt: skip
 
 
+def figures(version: dict[str, Any] | None) -> str:
+    """One version's figures at a gate: p50 / p95 / p99, errors, samples ("-": it answered none)."""
+    if not version:
+        return "-"
+    return (
+        f"{version.get('p50_ms', 0):.1f} / {version.get('p95_ms', 0):.1f} / {version.get('p99_ms', 0):.1f} ms, "
+        f"{version.get('error_ratio', 0):.2%} errors of {version.get('samples', 0)}"
+    )
+
+
+def versus(comparison: dict[str, Any] | None) -> str:
+    """The comparison's result and effect size, short ("-": not compared)."""
+    if not comparison or comparison.get("regressed") is None:
+        return "-"
+    verdict = (
+        "regressed"
+        if comparison["regressed"]
+        else "within noise"
+        if comparison["within_noise"]
+        else "no regression"
+    )
+    return (
+        f"{verdict}: p95 shift {comparison['effect_ms']:+.1f} ms "
+        f"({comparison['effect_low_ms']:+.1f} .. {comparison['effect_high_ms']:+.1f}), p = {comparison['p_value']:.2g}, "
+        f"floor {comparison['floor_ms']:g} ms"
+    )
+
+
 def markdown(report: PromotionReport) -> str:
     """report.md: one row per gate."""
     lines = [
@@ -101,14 +130,14 @@ def markdown(report: PromotionReport) -> str:
         f"Blue v{report.blue} -> green v{report.green}, schedule `{report.schedule}`."
         + (f" Reason: {report.reason}" if report.reason else ""),
         "",
-        "| gate | green weight | samples green / blue | green p95 | green p99 | green errors | verdict |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| gate | green weight | green p50 / p95 / p99, errors | blue p50 / p95 / p99, errors "
+        "| green vs blue | verdict |",
+        "|---|---:|---:|---:|---|---|",
     ]
     for s in report.steps:
-        g, b = s.green or {}, s.blue or {}
         lines.append(
-            f"| {s.name}{f' (try {s.attempt})' if s.attempt > 1 else ''} | {'alone' if s.name == 'pre-traffic' else f'{s.weight}%'} | {g.get('samples', 0)} / {b.get('samples', 0)} "
-            f"| {g.get('p95_ms', 0):.1f} ms | {g.get('p99_ms', 0):.1f} ms | {g.get('error_ratio', 0):.2%} "
+            f"| {s.name}{f' (try {s.attempt})' if s.attempt > 1 else ''} | {'alone' if s.name == 'pre-traffic' else f'{s.weight}%'} "
+            f"| {figures(s.green)} | {figures(s.blue)} | {versus(s.comparison)} "
             f"| {s.verdict}: {'; '.join(s.reasons)} |"
         )
     if report.bakes:

@@ -257,8 +257,31 @@ class SloSettings:
     max_error_ratio: float = _f(0.01, "Highest share of failed requests (0.01: 1 %).", minimum=0, below=1)
     min_rps: float = _f(5.0, "Lowest request rate a gate must reach (0 disables the check).", minimum=0)
     min_samples: int = _f(100, "Fewest requests a gate needs to judge.", minimum=1)
+    # The relative check (green against blue) is orchestrator/compare.py's test; this factor
+    # was the old judge (green p95 > blue p95 x factor, two noisy point estimates). It is no
+    # longer a threshold: 0 disables the relative check, any other value enables it.
     relative_p95_factor: float = _f(
-        1.5, "Green's p95 must not exceed blue's times this factor (0 disables the check).", minimum=0
+        1.5,
+        "Turns the relative check (green's latencies against blue's, a test that knows its noise) "
+        "on; 0 disables it. The factor itself is no longer a threshold (the old judge).",
+        minimum=0,
+    )
+    regression_floor_ms: float = _f(
+        10.0,
+        "A green p95 regression smaller than max(this, regression_share x p95_ms), in ms, is never a failure.",
+        minimum=0,
+    )
+    regression_share: float = _f(
+        0.1,
+        "Share of p95_ms below which a green p95 regression is never a failure (see regression_floor_ms).",
+        minimum=0,
+        below=1,
+    )
+    alpha: float = _f(
+        0.01,
+        "The relative check's false-fail rate target on identical versions (its test's level).",
+        above=0,
+        below=1,
     )
     # CloudWatch alarms watched through every bake: any in ALARM rolls the promotion back.
     alarms: tuple[str, ...] = _f(

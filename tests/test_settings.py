@@ -313,7 +313,7 @@ account_id = "333333333333"
             TEXT_BASE.replace("p95_ms = 250", "p95ms = 250  # <-"),
             "[defaults.slo] p95ms: unknown key",
             "did you mean p95_ms? ([defaults.slo] takes: p95_ms, p99_ms, max_error_ratio, min_rps, "
-            "min_samples, relative_p95_factor, alarms)",
+            "min_samples, relative_p95_factor, regression_floor_ms, regression_share, alpha, alarms)",
         ),
         # a negative threshold: its own rule, not "raise p99_ms"
         (

@@ -1,0 +1,190 @@
+"""Green's latencies against blue's, knowing their noise: did green regress? Pure, plain Python.
+
+The old relative check failed green when `green p95 > blue p95 x 1.5`: two nearest-rank point
+estimates, each with its own noise, compared by a fixed factor. At millisecond scale on a busy
+machine the p95 moves by several ms between two runs of the same version (scheduler noise, a
+cold sandbox), so a factor of 1.5 on 7 ms failed identical models (issue 25). Here green has
+regressed only when two things hold:
+
+1. **The evidence says green is slower**: a one-sided Mann-Whitney U test that green's latencies
+   are stochastically larger than blue's rejects at `alpha`. It uses every sample (ranks, not a
+   tail estimate), needs no distributional assumption, and is what Netflix's Kayenta judge uses
+   for canary metrics. The normal approximation with the tie correction is exact enough at the
+   sample sizes a gate judges (>= tens per side) and keeps it O(n log n) and dependency-free.
+
+2. **The regression matters**: the p95 shift (green - blue) must exceed `floor_ms` even at the
+   low end of its interval. The interval comes from the distribution-free standard error of each
+   sample quantile (the spread of the order statistics around rank n*q, whose rank has a
+   binomial law: x_(l)..x_(u) with l, u = nq -/+ 1.96 sqrt(nq(1-q)) covers the p95 with ~95 %;
+   SE ~ (x_u - x_l) / (2 x 1.96)); the two SEs are combined as independent samples, and the
+   lower bound is effect - z(1-alpha) x SE. Unlike a bootstrap it is deterministic (no seed,
+   reproducible) and costs one sort, so the bench can judge thousands of gates.
+
+Why a floor in ms, and why max(a few ms, a share of the p95 budget) (the gate computes it from
+the SLO): a shift of 5 ms on a 7 ms p95 is +70 %, yet the service stays far inside a 250 ms
+budget, and rolling back for it costs a release for nothing users notice. A ratio would call
+such shifts large; an absolute floor tied to the budget says what matters. Absolute SLOs
+(p95_ms, p99_ms) still catch a green that leaves the budget, whatever blue does.
+
+`within_noise`: the point estimate of the shift exceeds the floor but the evidence (the test or
+the interval's low end) does not support it: never a failure, said so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+from typing import Any
+
+QUANTILE = 95.0  # the compared quantile (the SLO's p95)
+MIN_SAMPLES = 30  # fewer successful requests on either side: no comparison (regressed = None)
+_QUANTILE_COVERAGE_Z = NormalDist().inv_cdf(0.975)  # order-statistic interval used for the SE
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Green against blue. `regressed` None: not enough samples to say."""
+
+    regressed: bool | None
+    p_value: float  # one-sided Mann-Whitney: green stochastically larger than blue
+    effect_ms: float  # green p95 - blue p95 (point estimate)
+    effect_low_ms: float  # the effect's interval: a one-sided (1 - alpha) lower bound...
+    effect_high_ms: float  # ...and the symmetric upper bound (together a 1 - 2 alpha interval)
+    blue_p95_ms: float
+    green_p95_ms: float
+    within_noise: bool  # the point estimate exceeds the floor, the evidence does not
+    floor_ms: float
+    alpha: float
+    blue_n: int
+    green_n: int
+
+    def describe(self) -> str:
+        """One line: both p95s side by side, the shift with its interval, the p-value, the verdict."""
+        if self.regressed is None:
+            return (
+                f"green vs blue: not compared ({self.green_n} green and {self.blue_n} blue successful "
+                f"requests; at least {MIN_SAMPLES} each needed)"
+            )
+        level = f"{1 - 2 * self.alpha:.0%}"
+        figures = (
+            f"green p95 {self.green_p95_ms:.1f} ms vs blue p95 {self.blue_p95_ms:.1f} ms: shift "
+            f"{self.effect_ms:+.1f} ms ({level} interval {self.effect_low_ms:+.1f} .. {self.effect_high_ms:+.1f} ms), "
+            f"Mann-Whitney p = {self.p_value:.2g} (n = {self.green_n} / {self.blue_n})"
+        )
+        if self.regressed:
+            return (
+                f"{figures}: green is slower (p < alpha {self.alpha:g}) by more than the "
+                f"{self.floor_ms:g} ms floor even at the interval's low end"
+            )
+        if self.within_noise:
+            why = (
+                f"the test does not reject (p >= alpha {self.alpha:g})"
+                if self.p_value >= self.alpha
+                else f"the interval's low end is within the {self.floor_ms:g} ms floor"
+            )
+            return f"{figures}: within noise, not a regression: the shift exceeds the floor but {why}"
+        return f"{figures}: no regression beyond the {self.floor_ms:g} ms floor"
+
+    def to_dict(self) -> dict[str, Any]:
+        """For reports (report.json, report.md, report.html)."""
+        return {
+            **{k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()},
+            "text": self.describe(),
+        }
+
+
+def quantile(sorted_ms: Sequence[float], q: float) -> float:
+    """Nearest-rank q-th percentile (0..100) of sorted samples, as the gate reports it; 0 if empty."""
+    if not sorted_ms:
+        return 0.0
+    rank = max(1, -(-len(sorted_ms) * q // 100))
+    return sorted_ms[int(rank) - 1]
+
+
+def quantile_se(sorted_ms: Sequence[float], q: float) -> float:
+    """Distribution-free standard error of the sample q-quantile, from the order statistics
+    around its rank (their rank has a binomial law), clipped to the sample's ends."""
+    n = len(sorted_ms)
+    p = q / 100
+    half = _QUANTILE_COVERAGE_Z * math.sqrt(n * p * (1 - p))
+    low = min(n, max(1, math.floor(n * p - half)))
+    high = min(n, max(1, math.ceil(n * p + half)))
+    return (sorted_ms[high - 1] - sorted_ms[low - 1]) / (2 * _QUANTILE_COVERAGE_Z)
+
+
+def mann_whitney_greater(blue_ms: Sequence[float], green_ms: Sequence[float]) -> float:
+    """One-sided p-value that green is stochastically larger than blue: Mann-Whitney U, normal
+    approximation with the tie correction and a continuity correction. 1.0 when every value is
+    tied (no evidence either way)."""
+    n_b, n_g = len(blue_ms), len(green_ms)
+    pooled = sorted([(x, 0) for x in blue_ms] + [(x, 1) for x in green_ms])
+    n = n_b + n_g
+    rank_sum_green = 0.0
+    ties = 0.0  # sum of t^3 - t over tied groups
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        mid_rank = (i + j) / 2 + 1  # ranks i+1..j+1 share their mean
+        rank_sum_green += mid_rank * sum(1 for k in range(i, j + 1) if pooled[k][1] == 1)
+        t = j - i + 1
+        ties += t**3 - t
+        i = j + 1
+    u_green = rank_sum_green - n_g * (n_g + 1) / 2
+    mean = n_b * n_g / 2
+    variance = n_b * n_g / 12 * ((n + 1) - ties / (n * (n - 1)))
+    if variance <= 0:
+        return 1.0
+    z = (u_green - mean - 0.5) / math.sqrt(variance)
+    return 1 - NormalDist().cdf(z)
+
+
+def compare(
+    blue_ms: Sequence[float], green_ms: Sequence[float], *, floor_ms: float, alpha: float
+) -> Comparison:
+    """Has green regressed against blue? Latencies of successful requests, in ms, any order.
+
+    Regressed: the one-sided test rejects at `alpha` AND the p95 shift's (1 - alpha) lower bound
+    exceeds `floor_ms`. None: fewer than MIN_SAMPLES on either side.
+    """
+    blue, green = sorted(blue_ms), sorted(green_ms)
+    blue_p95, green_p95 = quantile(blue, QUANTILE), quantile(green, QUANTILE)
+    effect = green_p95 - blue_p95
+    if len(blue) < MIN_SAMPLES or len(green) < MIN_SAMPLES:
+        return Comparison(
+            None,
+            1.0,
+            effect,
+            effect,
+            effect,
+            blue_p95,
+            green_p95,
+            False,
+            floor_ms,
+            alpha,
+            len(blue),
+            len(green),
+        )
+    p_value = mann_whitney_greater(blue, green)
+    se = math.hypot(quantile_se(blue, QUANTILE), quantile_se(green, QUANTILE))
+    margin = NormalDist().inv_cdf(1 - alpha) * se
+    low, high = effect - margin, effect + margin
+    regressed = p_value < alpha and low > floor_ms
+    within_noise = not regressed and effect > floor_ms
+    return Comparison(
+        regressed,
+        p_value,
+        effect,
+        low,
+        high,
+        blue_p95,
+        green_p95,
+        within_noise,
+        floor_ms,
+        alpha,
+        len(blue),
+        len(green),
+    )
