@@ -97,6 +97,7 @@ def test_console_annotates_failures_on_github_actions() -> None:
             ProgressEvent("gate", LONG, data={"verdict": "fail"}),
             ProgressEvent("gate", "gate step 1: inconclusive (3 samples)", data={"verdict": "inconclusive"}),
             ProgressEvent("gate", "gate step 2: pass (ok)", data={"verdict": "pass"}),
+            ProgressEvent("gate", "gate step 3: void (blue failed 9 of 9)", data={"verdict": "void"}),
         ],
         GITHUB_ACTIONS="true",
     )
@@ -114,6 +115,8 @@ def test_console_annotates_failures_on_github_actions() -> None:
         "::warning title=gate inconclusive::gate step 1: inconclusive (3 samples)",
         "gate step 1: inconclusive (3 samples)",
         "gate step 2: pass (ok)",
+        "::error title=gate void%3A blue failed the load::gate step 3: void (blue failed 9 of 9)",
+        "gate step 3: void (blue failed 9 of 9)",
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import replace
 from typing import Any
 
@@ -109,9 +111,10 @@ def _file(
     in_flight: int = 0,
     others: dict[str, list[float]] | None = None,
     duration: float = 10,
+    blue_errors: int = 0,
 ) -> dict[str, Any]:
     versions = {
-        "1": {"latencies_ms": blue_ok, "errors": 0},
+        "1": {"latencies_ms": blue_ok, "errors": blue_errors},
         "2": {"latencies_ms": green_ok, "errors": green_errors},
     }
     versions.update({v: {"latencies_ms": ms, "errors": 0} for v, ms in (others or {}).items()})
@@ -128,7 +131,103 @@ def test_stats_file_is_judged_per_version() -> None:
     result = gate.from_stats_file(_file([10.0] * 900, [500.0] * 100), "1", "2", SLO, green_share=0.1)
     assert result.verdict == Verdict.FAIL and result.green and result.green.p95_ms == 500
     ok = gate.from_stats_file(_file([10.0] * 900, [14.0] * 100), "1", "2", SLO, green_share=0.1)
-    assert ok.verdict == Verdict.PASS  # within blue x 1.5
+    assert ok.verdict == Verdict.PASS  # +4 ms: under the 10 ms floor (max(10 ms, 10 % x 100 ms))
+    assert ok.comparison is not None and ok.comparison.regressed is False
+
+
+def _recorded(rng: random.Random, n: int, median_ms: float, tail_share: float, tail_ms: float) -> list[float]:
+    """Latencies shaped like a local gate's on a busy 2-core machine: a lognormal body around
+    the model's few ms, and a share of requests delayed by the scheduler (exponential)."""
+    return [
+        rng.lognormvariate(math.log(median_ms), 0.45)
+        + (rng.expovariate(1 / tail_ms) if rng.random() < tail_share else 0)
+        for _ in range(n)
+    ]
+
+
+def test_identical_models_under_scheduler_noise_pass_where_the_old_judge_failed() -> None:
+    # Issue 25: green p95 ~9-13 ms vs blue ~6-7 ms, medians 2.6 vs 2.4 ms, a 250 ms budget.
+    slo = SloSettings(min_rps=0)  # the shipped thresholds: factor 1.5, floor max(10, 25) ms
+    old_failed = 0
+    for seed in range(7):
+        rng = random.Random(seed)
+        blue_ok, green_ok = _recorded(rng, 900, 2.4, 0.1, 3.5), _recorded(rng, 300, 2.6, 0.15, 6.0)
+        stats = gate.LoadStats(30.0, {"1": blue_ok, "2": green_ok}, {"1": 0, "2": 0})
+        new = gate.judge_stats(stats, "1", "2", slo, 0.25)
+        assert new.verdict == Verdict.PASS, new.reasons
+        assert new.comparison is not None and new.comparison.regressed is False
+        assert new.comparison.blue_p95_ms < new.comparison.green_p95_ms < 15  # green is slower, a little
+        old = judge(new.green, new.blue, slo)  # percentiles only: the old judge's factor
+        old_failed += old.verdict == Verdict.FAIL
+    assert old_failed >= 4  # the old judge failed most of these identical models
+
+
+def test_a_real_doubling_of_latency_fails_inside_the_budget() -> None:
+    rng = random.Random(11)
+    blue_ok = _recorded(rng, 2700, 40.0, 0.1, 10.0)
+    green_ok = [2 * x for x in _recorded(rng, 300, 40.0, 0.1, 10.0)]
+    result = gate.judge_stats(
+        gate.LoadStats(30.0, {"1": blue_ok, "2": green_ok}, {}), "1", "2", SloSettings(), 0.1
+    )
+    assert result.green and result.blue and result.green.p95_ms < 250  # the absolute SLO says nothing
+    assert result.verdict == Verdict.FAIL
+    [reason] = result.reasons
+    c = result.comparison
+    assert c is not None and c.regressed is True
+    assert reason.startswith(
+        f"green regressed against blue: green p95 {c.green_p95_ms:.1f} ms vs blue p95 {c.blue_p95_ms:.1f} ms: shift "
+    )
+    assert "Mann-Whitney p = " in reason and "than the 25 ms floor" in reason
+
+
+def test_a_regression_within_noise_is_a_caveat_not_a_failure() -> None:
+    data = _file([10.0] * 48 + [12.0, 13.0], [10.0] * 46 + [50.0, 60.0, 70.0, 70.0])  # p95: 50 vs 10 ms
+    result = gate.from_stats_file(data, "1", "2", replace(SLO, min_rps=0), green_share=0.1)
+    assert result.verdict == Verdict.PASS and result.reasons == ["all thresholds met"]
+    assert [c for c in result.caveats if "within noise, not a regression" in c], result.caveats
+    assert result.to_dict()["comparison"]["within_noise"] is True
+
+
+def test_the_old_judge_stays_for_percentiles_only() -> None:
+    result = judge(stats(p95=90), stats(p95=40, version="1"), SLO, green_share=0.5)
+    assert result.verdict == Verdict.FAIL and result.comparison is None
+
+
+BLUE_BROKEN = "blue failed 11564 of 11564 of this gate's requests: the load is wrong (e.g. a model contract change), not only green"
+
+
+def test_a_gate_whose_blue_fails_its_load_is_void_never_a_pass() -> None:
+    # Issue 25: a 3-feature green was gated with green-shaped load; blue (4 features) failed it all.
+    data = _file([], [5.0] * 1300, blue_errors=11564)
+    result = gate.from_stats_file(data, "1", "2", SLO, green_share=0.1)
+    assert result.verdict == Verdict.VOID
+    assert result.reasons == [BLUE_BROKEN]
+    assert result.to_dict()["verdict"] == "void"
+
+
+@pytest.mark.parametrize(
+    ("green", "blue", "verdict", "reasons"),
+    [
+        # blue 2 % errors over the 1 % budget; green's own failure is said after the void
+        (stats(errors=10), stats(errors=10, version="1"), Verdict.VOID,
+         ["blue failed 10 of 500", "green error ratio 2.00% > 1.00%"]),
+        # void even when green answered too few to judge
+        (stats(samples=10), stats(errors=10, version="1"), Verdict.VOID,
+         ["blue failed 10 of 500", "green answered 10 requests"]),
+        (None, stats(errors=10, version="1"), Verdict.VOID, ["blue failed 10 of 500", "green answered 0 requests"]),
+        # blue within its budget, or too few blue requests to say: green is judged as before
+        (stats(), stats(errors=5, version="1"), Verdict.PASS, ["all thresholds met"]),
+        (stats(), stats(samples=40, errors=40, version="1"), Verdict.PASS, ["all thresholds met"]),
+    ],
+)  # fmt: skip
+def test_void_is_decided_on_blue_alone(
+    green: VersionStats | None, blue: VersionStats, verdict: Verdict, reasons: list[str]
+) -> None:
+    result = judge(green, blue, SLO, green_share=0.5)
+    assert result.verdict == verdict
+    assert len(result.reasons) == len(reasons) and all(
+        r.startswith(p) for r, p in zip(result.reasons, reasons, strict=True)
+    )
 
 
 @pytest.mark.parametrize(

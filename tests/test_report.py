@@ -63,3 +63,28 @@ def test_report_md_says_what_pruning_deleted_or_why_it_did_not() -> None:
     assert report.to_dict()["pruned"] == report.pruned
     report.pruned = {"error": "AccessDenied"}
     assert markdown(report).endswith("Old versions were not pruned: AccessDenied\n")
+
+
+def test_every_gate_shows_blue_and_green_side_by_side_with_the_comparison() -> None:
+    from orchestrator import htmlreport
+    from orchestrator.compare import compare
+
+    green = {"samples": 300, "errors": 0, "error_ratio": 0.0, "p50_ms": 2.6, "p95_ms": 12.1, "p99_ms": 20.0}
+    blue = {"samples": 2700, "errors": 27, "error_ratio": 0.01, "p50_ms": 2.4, "p95_ms": 7.5, "p99_ms": 11.0}
+    comparison = compare([10.0] * 100, [50.0] * 100, floor_ms=25.0, alpha=0.01).to_dict()
+    report = PromotionReport(
+        id="p1", env="prod", blue="1", green="2", schedule="canary", outcome="rolled_back"
+    )
+    report.steps = [
+        StepReport("pre-traffic", 0, "pass", ["all thresholds met"], green, None),
+        StepReport("step 1", 10, "fail", ["green regressed"], green, blue, comparison=comparison),
+    ]
+    rows = [line for line in markdown(report).splitlines() if line.startswith(("| pre-traffic", "| step"))]
+    assert rows == [
+        "| pre-traffic | alone | 2.6 / 12.1 / 20.0 ms, 0.00% errors of 300 | - | - | pass: all thresholds met |",
+        "| step 1 | 10% | 2.6 / 12.1 / 20.0 ms, 0.00% errors of 300 | 2.4 / 7.5 / 11.0 ms, 1.00% errors of 2700 "
+        "| regressed: p95 shift +40.0 ms (+40.0 .. +40.0), p = 0, floor 25 ms | fail: green regressed |",
+    ]
+    page = htmlreport.render(report.to_dict())
+    assert "<td>2.4 / 7.5 / 11.0 ms, 1.00% errors of 2700</td>" in page
+    assert "<td>regressed: p95 shift +40.0 ms (+40.0 .. +40.0), p = 0, floor 25 ms</td>" in page
