@@ -640,6 +640,18 @@ def _late_metrics(plan: dict[str, Any]) -> str:
     )
 
 
+def _relative_text(slo: dict[str, Any]) -> str:
+    """The relative check of a plan's thresholds (gate.regression_floor_ms, from the plan's dict)."""
+    if not slo.get("relative_p95_factor"):
+        return "no check against blue (relative_p95_factor = 0)"
+    from orchestrator.gate import regression_floor_ms
+    from orchestrator.settings import SloSettings
+
+    known = {k: v for k, v in slo.items() if k in SloSettings.__dataclass_fields__ and k != "alarms"}
+    checked = SloSettings(**known)  # a plan recorded before these keys existed: their defaults
+    return f"p95 not worse than blue's by > {regression_floor_ms(checked):g} ms (a test at alpha {checked.alpha:g})"
+
+
 def _report_text(report: dict[str, Any]) -> str:
     if report.get("dry_run"):
         slo = report["slo"]
@@ -651,7 +663,7 @@ def _report_text(report: dict[str, Any]) -> str:
                 + _late_metrics(report)
                 + f"load {report['load']['users']} users x {report['load']['duration_s']:g}s",
                 f"  thresholds: p95 <= {slo['p95_ms']:g} ms, p99 <= {slo['p99_ms']:g} ms, errors <= {slo['max_error_ratio']:.1%}, "
-                f">= {slo['min_rps']:g} rps, >= {slo['min_samples']} samples, p95 <= blue x {slo['relative_p95_factor']:g}",
+                f">= {slo['min_rps']:g} rps, >= {slo['min_samples']} samples, {_relative_text(slo)}",
                 "  watched through every bake: green's Lambda Errors, Throttles, Duration"
                 + (f"; alarms {', '.join(slo['alarms'])}" if slo.get("alarms") else ""),
                 *(f"  hook ({h['on']}): {h['run']}" for h in report.get("hooks", [])),
