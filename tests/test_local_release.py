@@ -277,18 +277,31 @@ def test_killing_the_emulator_mid_promotion_is_a_clear_error(local_project: Loca
     assert "live may be split" in err and "orchestrator abort --env local" in err
 
 
-def test_a_model_with_other_features_is_load_tested_with_its_own_payloads(
+def test_a_model_with_other_features_is_gated_on_its_own_payloads_and_a_blue_that_fails_them_voids_the_gate(
     local_project: LocalProject,
 ) -> None:
+    # Issue 25: blue (iris, 4 features) answers the 7-feature load with 400s. Once that is
+    # green's contract change, the gate is void, never a pass: rolled back like a failure.
+    # (Refusing the change before publish, or --allow-breaking-change, is the contract check's.)
     from tests.conftest import onnx_classifier
 
     _up(local_project)  # iris: 4 features, 3 classes
     wide = onnx_classifier(local_project.root / "wide.tar.gz", features=7, classes=5)
-    code, report = local_project.json("promote", "--env", "local", "--model", str(wide))
-    assert code == 0, report
-    assert report["outcome"] == "promoted"
-    # every gate judged green on answered requests: a 4-feature payload would get 400 on each
-    for step in report["steps"]:
-        assert step["green"]["samples"] > 0 and step["green"]["error_ratio"] == 0, step
+    code, error = local_project.json("promote", "--env", "local", "--model", str(wide))
+    assert code == ExitCode.GATE_FAILED, error
+    assert "gate step 1 void: blue failed " in error["message"]
+    assert (
+        "of this gate's requests: the load is wrong (e.g. a model contract change), not only green"
+        in (error["message"])
+    )
+    assert "live is back on v1" in error["message"] and "did green's model change its input" in error["fix"]
+    directory = error["message"].rsplit("(report: ", 1)[1].removesuffix("/report.html)")
+    report = json.loads((Path(directory) / "report.json").read_text())
+    pre, step = report["steps"][0], report["steps"][-1]
+    # green alone answered its own 7-feature payloads: a 4-feature payload would get 400 on each
+    assert pre["name"] == "pre-traffic" and pre["verdict"] == "pass"
+    assert pre["green"]["samples"] > 0 and pre["green"]["error_ratio"] == 0, pre
+    assert step["verdict"] == "void" and step["blue"]["error_ratio"] == 1.0, step
+    assert step["green"]["error_ratio"] == 0, step
     status = _status(local_project)
-    assert status["live"] == {"version": "2", "weights": {}}
+    assert status["live"] == {"version": "1", "weights": {}}
