@@ -28,7 +28,7 @@ def _refused(project: LocalProject, *args: str) -> dict[str, Any]:
     return dict(result)
 
 
-def test_what_breaks_the_contract_or_is_no_model_pack_is_refused_before_publishing(
+def test_what_breaks_the_contract_or_is_no_model_pack_is_refused_before_publishing_and_status_shows_it(
     local_project: LocalProject, tmp_path: Path
 ) -> None:
     code, first = local_project.json("up", "--yes", "--env", "local")
@@ -67,9 +67,22 @@ def test_what_breaks_the_contract_or_is_no_model_pack_is_refused_before_publishi
     assert contract["breaking"] and contract["live"]["name"] == "iris-classifier"
     assert (contract["green"]["name"], contract["green"]["version"]) == ("classifier-3x3", "2")
     assert len(contract["live"]["sha256"]) == len(contract["green"]["sha256"]) == 64
-    text = local_project.cli("promote", "--env", "local", "--model", str(fewer), "--dry-run")
-    assert text.returncode == ExitCode.USAGE
     assert _published(local_project) == before
+
+    # `up` publishes the other model behind candidate (live stays): status names both and the change
+    config = local_project.config.read_text()
+    local_project.config.write_text(config.replace('model = "', f'model = "{fewer}"\n# was: model = "', 1))
+    code, second = local_project.json("up", "--yes", "--env", "local")
+    assert code == 0, second
+    code, status = local_project.json("status", "--env", "local")
+    assert code == 0, status
+    assert (status["live"]["version"], status["candidate"]) == ("1", "2")
+    assert status["contract"]["breaking"] and status["contract"]["reasons"][0].startswith(
+        "live takes 4 features [sepal_length,sepal_width,petal_length,petal_width]; green takes 3 [f0,f1,f2]"
+    )
+    text = local_project.cli("status", "--env", "local").stdout
+    assert "contract v1 (live) -> v2 (candidate): breaking: live takes 4 features" in text, text
+    assert "classifier-3x3 2 (sha256" in text and "iris-classifier 1 (sha256" in text, text
 
 
 def test_up_refuses_a_project_model_that_is_no_model_pack(

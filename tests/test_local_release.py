@@ -284,9 +284,20 @@ def test_a_model_with_other_features_is_load_tested_with_its_own_payloads(
 
     _up(local_project)  # iris: 4 features, 3 classes
     wide = onnx_classifier(local_project.root / "wide.tar.gz", features=7, classes=5)
-    code, report = local_project.json("promote", "--env", "local", "--model", str(wide))
+    code, report = local_project.json(
+        "promote", "--env", "local", "--model", str(wide), "--allow-breaking-change"
+    )
     assert code == 0, report
     assert report["outcome"] == "promoted"
+    # another contract: gated alone on the candidate route, then all at once, and the report says why
+    assert report["schedule"] == "all-at-once" and [s["name"] for s in report["steps"]] == [
+        "pre-traffic",
+        "step 1",
+    ]
+    assert (
+        report["contract"]["breaking"] and "no canary can serve both contracts" in report["contract"]["said"]
+    )
+    assert "no canary can serve both contracts" in (Path(report["directory"]) / "report.md").read_text()
     # every gate judged green on answered requests: a 4-feature payload would get 400 on each
     for step in report["steps"]:
         assert step["green"]["samples"] > 0 and step["green"]["error_ratio"] == 0, step
