@@ -283,9 +283,9 @@ def test_a_model_with_other_features_is_load_tested_with_its_own_payloads(
     from tests.conftest import onnx_classifier
 
     _up(local_project)  # iris: 4 features, 3 classes
-    wide = onnx_classifier(local_project.root / "wide.tar.gz", features=7, classes=5)
+    narrow = onnx_classifier(local_project.root / "narrow.tar.gz", features=3, classes=5)  # fewer than live's
     code, report = local_project.json(
-        "promote", "--env", "local", "--model", str(wide), "--allow-breaking-change"
+        "promote", "--env", "local", "--model", str(narrow), "--allow-breaking-change"
     )
     assert code == 0, report
     assert report["outcome"] == "promoted"
@@ -298,6 +298,7 @@ def test_a_model_with_other_features_is_load_tested_with_its_own_payloads(
         report["contract"]["breaking"] and "no canary can serve both contracts" in report["contract"]["said"]
     )
     assert "no canary can serve both contracts" in (Path(report["directory"]) / "report.md").read_text()
+    assert "green takes 3 [f0,f1,f2]: every current client would get bad_shape" in report["contract"]["said"]
     # every gate judged green on answered requests: a 4-feature payload would get 400 on each
     for step in report["steps"]:
         assert step["green"]["samples"] > 0 and step["green"]["error_ratio"] == 0, step
