@@ -60,7 +60,8 @@ lint: install  ## ruff and mypy
 #    its own runner: `make test-shard SHARD=<name> [PART=i/n]`;
 #  - `make unit` (the README's test command, and .ci/run on one machine): three streams below.
 # unit: pure decisions, the CLI's surface, the workflows' linters: no daemon, seconds in all.
-SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py tests/test_config_schema.py tests/test_handler.py \
+SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py tests/test_config_schema.py tests/test_contract.py \
+	tests/test_handler.py \
 	tests/test_iam.py tests/test_iam_eval.py tests/test_machine.py tests/test_output.py tests/test_plan_gate.py tests/test_report.py \
 	tests/test_rotation.py tests/test_scaffold.py tests/test_settings.py tests/test_stack_contract.py \
 	tests/test_watch.py tests/test_workflows.py
@@ -73,7 +74,7 @@ SHARD_services := tests/test_authorizer.py tests/test_cli.py tests/test_daemons.
 	tests/test_local_prune.py tests/test_role_migration.py \
 	tests/test_local_stack.py \
 	tests/test_output_local.py tests/test_packaging.py tests/test_serving_program.py \
-	tests/test_capacity.py tests/test_prune.py tests/test_state_backend.py tests/test_traffic_record.py \
+	tests/test_capacity.py tests/test_local_contract.py tests/test_prune.py tests/test_state_backend.py tests/test_traffic_record.py \
 	tests/test_workflow_harness.py
 # gates: promotions on the local environment whose gates judge latency and throughput (LOCAL_TOML's
 # SLOs in tests/conftest.py, a slow green's 150 ms p95; the wheel's promotion with edgeship.toml's

@@ -437,6 +437,10 @@ def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: b
         fix = f"pass --yes (-y) to update without asking; `orchestrator preview --env {env_name} --diff` shows what would change"
         if not yes and not sys.stdin.isatty():  # before anything runs: nothing to undo
             _confirm(ctx, "update", fix)
+        from orchestrator.modelpack import read_archive
+
+        # project.model a raw .onnx or a wrong path: exit 2 before the emulator or the engine runs
+        read_archive(ctx.settings().model)
         if program is None:  # a promotion owns the function while its lease is live
             _release(ctx, env_name, backend).guard_stack_change("up")
         target = _target(ctx, env_name, backend, program)
@@ -652,6 +656,28 @@ def _relative_text(slo: dict[str, Any]) -> str:
     return f"p95 not worse than blue's by > {regression_floor_ms(checked):g} ms (a test at alpha {checked.alpha:g})"
 
 
+def _contract_text(contract: dict[str, Any] | None) -> list[str]:
+    """The dry run's models (live's and green's name, version, sha256) and their contract."""
+    if not contract:
+        return []
+    lines = []
+    for who, m in (("live", contract.get("live")), ("green", contract.get("green"))):
+        if m:
+            where = f" (v{m['function_version']})" if m.get("function_version") else ""
+            lines.append(f"  {who} model{where}: {m.get('name')} {m.get('version')} (sha256 {str(m.get('sha256'))[:12]})"
+                         + (f": {m['contract']}" if m.get("contract") else ""))  # fmt: skip
+    if contract.get("unknown"):
+        lines.append(f"  contract: {contract['unknown']}")
+    elif "breaking" in contract:
+        notes = "; ".join(contract.get("notes") or []) or "same contract"
+        lines.append(
+            f"  contract: {contract['said']}"
+            if contract.get("said")
+            else f"  contract: not breaking ({notes})"
+        )
+    return lines
+
+
 def _report_text(report: dict[str, Any]) -> str:
     if report.get("dry_run"):
         slo = report["slo"]
@@ -670,6 +696,7 @@ def _report_text(report: dict[str, Any]) -> str:
                 *([f"  pause after the gate at {report['pause_at']}%"] if report.get("pause_at") else []),
                 f"  expected duration: {report['expected_duration_s']:.0f}s if every gate passes"
                 + (" (plus the pause)" if report.get("pause_at") else ""),
+                *_contract_text(report.get("contract")),
             ]
         )
     if report["outcome"] == "deployed":  # a first deploy: no blue, no gate
@@ -724,6 +751,12 @@ def _report_text(report: dict[str, Any]) -> str:
     help="Hold after the gate at this weight (any step but the last; see --dry-run) until "
     "`orchestrator resume-promotion`.",
 )
+@click.option(
+    "--allow-breaking-change",
+    is_flag=True,
+    help="Let green's model break live's contract (other features, output kind or labels): green is "
+    "gated alone on the candidate route, then takes all traffic at once. Without it such a model is refused (exit 2).",
+)
 @click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
 @click.option(
     "--yes",
@@ -744,6 +777,7 @@ def promote(
     function_dir: Path | None,
     model: Path | None,
     pause_at: int | None,
+    allow_breaking_change: bool,
     backend: str | None,
     yes: bool,
 ) -> None:
@@ -773,6 +807,8 @@ def promote(
     Exit 7 gate failed, 9 aborted (live back on blue), 130 interrupted (live back on
     blue), 8 rollback incomplete (live may be split: run `orchestrator abort`), 4 another
     run holds the lease or an interrupted promotion needs --resume or --rollback.
+    Exit 2 before anything is published: --model (or project.model) is not a `model pack`
+    archive, or green's model breaks live's contract without --allow-breaking-change.
     """
     from orchestrator.release import PromoteOptions
 
@@ -782,7 +818,10 @@ def promote(
         raise click.UsageError(
             "--pause-at applies to a new promotion (a resumed one keeps its recorded pause)"
         )
-    options = PromoteOptions(schedule, dry_run, resume, roll_back, function_dir, model, pause_at)
+    options = PromoteOptions(
+        schedule, dry_run, resume, roll_back, function_dir, model, pause_at,
+        allow_breaking_change=allow_breaking_change,
+    )  # fmt: skip
 
     def first_deploy(preview: Callable[[], Any]) -> None:
         fix = f"pass --yes (-y) to deploy the first version without asking, or run `orchestrator up --env {env_name}`"
@@ -898,6 +937,11 @@ def status(ctx: Ctx, env_name: str, backend: str | None) -> None:
             f"{s['env']}: live v{s['live']['version']}" + (f" + {weights}" if weights else ""),
             f"  candidate v{s['candidate']}; versions {', '.join(s['versions'])}",
             *_model_lines(s),
+            *(
+                [f"  contract v{c['live']} (live) -> v{c['candidate']} (candidate): {c['text']}"]
+                if (c := s.get("contract"))
+                else []
+            ),
         ]
         p = s.get("promotion")
         if p:

@@ -82,23 +82,30 @@ def metadata_of(stream: Any) -> dict[str, Any]:
 def model_of(lam: Any, s3: Any, function: str, version: str) -> ModelInfo:
     """The model `version` of `function` was published with. Never raises for a missing or
     unreadable archive: `status` must still show the versions (the reason is in `error`)."""
+    return read_version(lam, s3, function, version)[0]
+
+
+def read_version(lam: Any, s3: Any, function: str, version: str) -> tuple[ModelInfo, dict[str, Any] | None]:
+    """model_of, and the whole metadata.json (None when unreadable): the contract live
+    serves, which a promotion compares green's with (contract.py)."""
     try:
         config = lam.get_function_configuration(FunctionName=function, Qualifier=version)
     except lam.exceptions.ClientError as exc:  # e.g. a role without lambda:GetFunctionConfiguration
-        return ModelInfo(None, None, None, None, error=f"{function}:{version}: {exc}")
+        return ModelInfo(None, None, None, None, error=f"{function}:{version}: {exc}"), None
     variables = dict((config.get("Environment") or {}).get("Variables") or {})
     sha, uri = variables.get("MODEL_SHA256"), variables.get("MODEL_URI")
     where = model_location(variables)
     if where is None:
-        return ModelInfo(None, None, sha, uri, error="the version names no s3:// MODEL_URI")
+        return ModelInfo(None, None, sha, uri, error="the version names no s3:// MODEL_URI"), None
     try:
         body = s3.get_object(Bucket=where[0], Key=where[1])["Body"]
         try:
-            return from_metadata(metadata_of(body), sha, uri)
+            metadata = metadata_of(body)
+            return from_metadata(metadata, sha, uri), metadata
         finally:
             body.close()  # the rest of the archive is never read
     except (s3.exceptions.ClientError, tarfile.TarError, KeyError, ValueError, OSError) as exc:
-        return ModelInfo(None, None, sha, uri, error=f"{uri}: {exc}")
+        return ModelInfo(None, None, sha, uri, error=f"{uri}: {exc}"), None
 
 
 def routed_versions(live: str, weights: dict[str, float], candidate: str | None) -> list[str]:

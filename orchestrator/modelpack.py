@@ -198,3 +198,60 @@ def pack(request: PackRequest, out: Path) -> Artifact:
     graph = inspect(request)
     check(request, graph)
     return build_model_archive(request.onnx, metadata(request, graph), out)
+
+
+def read_archive(path: Path) -> dict[str, Any]:
+    """The metadata of a model pack archive about to be published, checked: the file exists,
+    is a gzipped tar with model.onnx and metadata.json, and the metadata is a contract
+    (contract.problems). ModelPackError (exit 2) naming the fix otherwise: checked before
+    anything is published, as a raw .onnx or a wrong path would otherwise fail only after
+    a new Lambda version exists."""
+    import json
+    import tarfile
+
+    from orchestrator.contract import problems
+
+    pack_it = (
+        f"run `orchestrator model pack {path.name if path.suffix == '.onnx' else 'MODEL.onnx'} "
+        f"--features F1,F2,... --name NAME --version V -o {path.with_suffix('.tar.gz').name if path.suffix == '.onnx' else 'model.tar.gz'}` "
+        "and pass that archive to --model"
+    )
+    if not path.exists():
+        raise ModelPackError(f"model archive {path} not found", fix=f"check the path, or {pack_it}")
+    if not path.is_file():
+        raise ModelPackError(
+            f"model archive {path} is not a file", fix=f"pass the archive itself, or {pack_it}"
+        )
+    try:
+        with path.open("rb") as raw:
+            head = raw.read(2)
+    except OSError as exc:
+        raise ModelPackError(
+            f"cannot read {path}: {exc.strerror}", fix="check the path and its permissions"
+        ) from exc
+    if head != b"\x1f\x8b":  # not gzip: an ONNX file (a protobuf) is the usual mistake
+        if path.suffix == ".onnx" or head[:1] == b"\x08":
+            raise ModelPackError(f"{path.name} is an ONNX file, not a model pack archive", fix=pack_it)
+        raise ModelPackError(
+            f"{path.name} is not a model pack archive (a tar.gz of model.onnx and metadata.json)", fix=pack_it
+        )
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            names = set(tar.getnames())
+            member = tar.extractfile("metadata.json") if "metadata.json" in names else None
+            data = json.load(member) if member else None
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ModelPackError(f"{path.name} is not a readable tar.gz: {exc}", fix=pack_it) from exc
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+        raise ModelPackError(f"{path.name}: metadata.json is not JSON: {exc}", fix=pack_it) from exc
+    missing = sorted({"metadata.json", "model.onnx"} - names)
+    if missing:
+        raise ModelPackError(
+            f"{path.name} lacks {' and '.join(missing)}: not a model pack archive", fix=pack_it
+        )
+    if not isinstance(data, dict):
+        raise ModelPackError(f"{path.name}: metadata.json is not a JSON object", fix=pack_it)
+    wrong = problems(data)
+    if wrong:
+        raise ModelPackError(f"{path.name}: metadata.json is not valid: {'; '.join(wrong)}", fix=pack_it)
+    return data

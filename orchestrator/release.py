@@ -19,6 +19,7 @@ from typing import Any
 
 from orchestrator import faults, lease, machine, reports
 from orchestrator.artifacts import model_example
+from orchestrator.contract import Decision
 from orchestrator.driver import Driver, keep_lease, stop_requested, waiting_for_lambda
 from orchestrator.errors import (
     AbortedError,
@@ -60,6 +61,15 @@ class PromoteOptions:
     model: Path | None = None
     pause_at: int | None = None  # hold after the gate at this weight until `resume-promotion`
     paused_id: str | None = None  # resume only this promotion, and only while it is paused
+    allow_breaking_change: bool = False  # green may break live's model contract (then all at once)
+
+
+@dataclass(frozen=True)
+class GreenModel:
+    """The model archive a new promotion publishes: its metadata (checked) and how results show it."""
+
+    metadata: dict[str, Any]
+    view: dict[str, Any]  # name, version, sha256, contract, path
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,8 @@ class Release:
     def __init__(self, target: StackTarget, env: Environment, reporter: Reporter, reports_root: Path) -> None:
         self.target, self.env, self.reporter, self.reports_root = target, env, reporter, reports_root
         self.say = reporter.event
+        self._contract_view: dict[str, Any] | None = None  # green's contract against live's (_start)
+        self._metadata: dict[str, dict[str, Any]] = {}  # routed versions' model metadata (status)
 
     # -- looking --------------------------------------------------------------------------------
 
@@ -131,6 +143,7 @@ class Release:
             "candidate": candidate.version,
             "versions": traffic.versions(),
             "models": self.models(live, candidate.version),
+            "contract": self.contract_change(live.version, candidate.version),
             "promotion": _record_view(record) if record else None,
             "lock": held.describe() if held else None,
             "lease": {"holder": held.holder, "host": held.host, "pid": held.pid,
@@ -141,14 +154,33 @@ class Release:
         }  # fmt: skip
 
     def models(self, live: AliasState, candidate: str | None) -> dict[str, dict[str, Any]]:
-        """The model each version live or candidate routes to serves (deployed.py)."""
-        from orchestrator import deployed
+        """The model each version live or candidate routes to serves (deployed.py), with
+        its contract (features -> output) when its metadata declares one."""
+        from orchestrator import contract, deployed
 
         lam, s3 = self.target.lambda_client(), self.target.s3_client()
-        return {
-            v: deployed.model_of(lam, s3, self.target.function_name, v).to_dict()
-            for v in deployed.routed_versions(live.version, live.weights, candidate)
-        }
+        found: dict[str, dict[str, Any]] = {}
+        for v in deployed.routed_versions(live.version, live.weights, candidate):
+            info, metadata = deployed.read_version(lam, s3, self.target.function_name, v)
+            found[v] = info.to_dict()
+            if metadata is not None and not contract.problems(metadata):
+                self._metadata[v] = metadata
+        return found
+
+    def contract_change(self, live: str, candidate: str | None) -> dict[str, Any] | None:
+        """`status`: whether the candidate's model keeps the contract live's serves (after
+        `models` read both); None when they are one version or either is unreadable."""
+        from orchestrator import contract
+
+        if (
+            candidate is None
+            or candidate == live
+            or live not in self._metadata
+            or candidate not in self._metadata
+        ):
+            return None
+        change = contract.compare(self._metadata[live], self._metadata[candidate])
+        return {"live": live, "candidate": candidate, **change.to_dict(), "text": change.describe()}
 
     def guard_stack_change(self, command: str) -> None:
         """`up` and `destroy` must not change the function while a promotion owns the environment."""
@@ -156,15 +188,69 @@ class Release:
         self._refuse(found, found.verb("up"), command)
 
     def dry_run(self, options: PromoteOptions) -> dict[str, Any]:
-        """The plan, from what is deployed now; changes nothing."""
+        """The plan, from what is deployed now; changes nothing. Green's archive is checked
+        and its contract compared with live's as the promotion would (exit 2 where it would)."""
+        green = self._green_model(options)
         try:
             blue = Traffic(self.target.lambda_client(), self.target.function_name).state("live").version
         except Exception:  # nothing deployed yet: the plan still shows steps and gates
             blue = "none"
-        plan = make_plan(
-            self.env, blue, "next published version", options.schedule, pause_at=options.pause_at
+        decision, view = (
+            (None, {"green": green.view}) if blue == "none" else self._contract(options, green, blue)
         )
-        return {"dry_run": True, **plan.to_dict()}
+        schedule = decision.schedule if decision and decision.schedule else options.schedule
+        plan = make_plan(self.env, blue, "next published version", schedule, pause_at=options.pause_at)
+        return {"dry_run": True, **plan.to_dict(), "contract": view}
+
+    # -- the model contract (contract.py) -----------------------------------------------------------
+
+    def _green_model(self, options: PromoteOptions) -> GreenModel:
+        """Green's archive checked before anything is published: it exists and is a model
+        pack with valid metadata (ModelPackError, exit 2, naming the fix)."""
+        from orchestrator.artifacts import sha256_file
+        from orchestrator.contract import contract_of
+        from orchestrator.modelpack import read_archive
+
+        path = options.model or self.target.settings.model
+        metadata = read_archive(path)
+        view = {"name": str(metadata["name"]), "version": str(metadata["version"]), "sha256": sha256_file(path),
+                "contract": contract_of(metadata).describe().split(": ", 1)[1], "path": str(path)}  # fmt: skip
+        return GreenModel(metadata, view)
+
+    def _contract(
+        self, options: PromoteOptions, green: GreenModel, live_version: str
+    ) -> tuple[Decision | None, dict[str, Any]]:
+        """Green's contract against the one live's version serves (its archive in the bucket,
+        deployed.py): refused (ContractError, exit 2) when it breaks it and the user did not
+        allow it; (None, view) when live's contract cannot be read (said, not refused: an
+        environment whose live model predates metadata must still be promotable)."""
+        from orchestrator import contract, deployed
+
+        info, metadata = deployed.read_version(
+            self.target.lambda_client(), self.target.s3_client(), self.target.function_name, live_version
+        )
+        live_view: dict[str, Any] = {"function_version": live_version, "name": info.name, "version": info.version,
+                                     "sha256": info.sha256}  # fmt: skip
+        view: dict[str, Any] = {"live": live_view, "green": green.view}
+        wrong = contract.problems(metadata) if metadata is not None else [info.error or "no metadata"]
+        if wrong:
+            view["unknown"] = (
+                f"live's model contract could not be read ({'; '.join(wrong)}): green's is not compared with it"
+            )
+            self.say(ProgressEvent("diagnostic", view["unknown"]))
+            return None, view
+        assert metadata is not None
+        live_view["contract"] = contract.contract_of(metadata).describe().split(": ", 1)[1]
+        change = contract.compare(metadata, green.metadata)
+        g = green.view
+        decision = contract.decide(
+            change, allowed=options.allow_breaking_change, schedule=options.schedule,
+            live=f"v{live_version}: {info.describe()}", green=f"{g['name']} {g['version']} (sha256 {g['sha256'][:12]})",
+        )  # fmt: skip
+        view.update(change.to_dict(), schedule=decision.schedule, said=decision.say)
+        if decision.schedule:  # a pause needs a step before the last: all at once has none
+            check_pause_at(weights(self.env.traffic, decision.schedule), decision.schedule, options.pause_at)
+        return decision, view
 
     # -- promote ----------------------------------------------------------------------------------
 
@@ -179,6 +265,9 @@ class Release:
         )
         kind = options.schedule or self.env.traffic.schedule  # a wrong pause fails before any publish
         check_pause_at(weights(self.env.traffic, kind), kind, options.pause_at)
+        # A new version's model, checked before the lease and anything published (exit 2);
+        # a resumed or rolled-back promotion publishes nothing.
+        green = None if options.resume or options.rollback else self._green_model(options)
         self.target.check_ready()  # before the lease, the publish and the package
         found = self.look()
         if not found.deployed:
@@ -222,10 +311,19 @@ class Release:
                 )
             if chosen == Verb.FINISH_THEN_START:
                 self._finish_interrupted_rollback(holding)
-            return self._start(holding, options)
+            assert green is not None  # a new promotion (resume and rollback returned above)
+            return self._start(holding, options, green)
 
-    def _start(self, holding: Holding, options: PromoteOptions) -> PromotionReport:
+    def _start(self, holding: Holding, options: PromoteOptions, green: GreenModel) -> PromotionReport:
         faults.point("after-lease")
+        # Green's contract against what live serves now that the lease is held: a refusal
+        # (exit 2) leaves no version published and live and candidate untouched.
+        decision, self._contract_view = self._contract(
+            options, green, Traffic(self.target.lambda_client(), self.target.function_name).state().version
+        )
+        schedule = decision.schedule if decision and decision.schedule else options.schedule
+        if decision and decision.say:
+            self.say(ProgressEvent("step", decision.say))
         try:
             with holding.latch.raising():  # Ctrl-C/SIGTERM cancel a publish (an `up`) cleanly
                 published = self.target.publish(options.function_dir, options.model, self.reporter)
@@ -253,7 +351,7 @@ class Release:
             return PromotionReport("none", self.env.name, live.version, published.green, "-", "nothing_to_do",
                                    "no change since the live version")  # fmt: skip
         example = model_example(published.model) if published.model else ()
-        plan = make_plan(self.env, live.version, published.green, options.schedule, example, options.pause_at)
+        plan = make_plan(self.env, live.version, published.green, schedule, example, options.pause_at)
         record = PromotionRecord.new(plan, holding.heartbeat.lease.holder, time.time())
         _, etag = self.records.read()
         etag = self.records.write(record, etag)
@@ -621,9 +719,12 @@ class Release:
         return done.to_dict()
 
     def _report(self, record: PromotionRecord) -> PromotionReport:
-        return PromotionReport(
+        report = PromotionReport(
             record.id, self.env.name, record.blue, record.green, str(record.plan["schedule"])
         )
+        if self._contract_view is not None:  # set by _start: the promotion this command started
+            report.contract = self._contract_view
+        return report
 
     def _result(self, record: PromotionRecord) -> dict[str, Any]:
         return {

@@ -79,6 +79,8 @@ class PromotionReport:
     # What pruning deleted after a promotion ended `promoted` (prune.Pruned.to_dict(), or
     # {"error": ...} when it could not run); None: not pruned (not promoted).
     pruned: dict[str, Any] | None = None
+    # Green's model contract against live's (release.Release._contract): models, change, schedule
+    contract: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (report.json and `promote --json`)."""
@@ -90,7 +92,7 @@ class PromotionReport:
             "bakes": [b.__dict__ for b in self.bakes], "hooks": self.hooks,
             "pauses": [p.__dict__ for p in self.pauses],
             "started_at": self.started_at, "ended_at": self.ended_at, "timeline": self.timeline,
-            "slo": self.slo, "pruned": self.pruned,
+            "slo": self.slo, "pruned": self.pruned, "contract": self.contract,
         }  # fmt: skip
 
 
@@ -122,6 +124,20 @@ def versus(comparison: dict[str, Any] | None) -> str:
     )
 
 
+def _contract_lines(contract: dict[str, Any] | None) -> list[str]:
+    """report.md: the models and whether green keeps live's contract (why it moved all at once)."""
+    if not contract:
+        return []
+    models = [f"{who} {m.get('name')} {m.get('version')} (sha256 {str(m.get('sha256'))[:12]}): {m.get('contract', 'contract unknown')}"
+              for who, m in (("Live", contract.get("live") or {}), ("green", contract.get("green") or {}))]  # fmt: skip
+    said = (
+        contract.get("said")
+        or contract.get("unknown")
+        or ("Contract: " + ("; ".join(contract.get("notes") or []) or "unchanged") + " (not breaking).")
+    )
+    return ["", f"{'; '.join(models)}.", "", said[:1].upper() + said[1:]]
+
+
 def markdown(report: PromotionReport) -> str:
     """report.md: one row per gate."""
     lines = [
@@ -129,6 +145,7 @@ def markdown(report: PromotionReport) -> str:
         "",
         f"Blue v{report.blue} -> green v{report.green}, schedule `{report.schedule}`."
         + (f" Reason: {report.reason}" if report.reason else ""),
+        *_contract_lines(report.contract),
         "",
         "| gate | green weight | green p50 / p95 / p99, errors | blue p50 / p95 / p99, errors "
         "| green vs blue | verdict |",

@@ -157,7 +157,9 @@ def test_packed_models_of_other_shapes_promote(local_project: LocalProject, tmp_
         "--example", "1,2,3,4,5", "--name", "price", "--version", "2", "-o", str(regressor),
     )  # fmt: skip
     assert code == 0, packed
-    code, report = local_project.json("promote", "--env", "local", "--model", str(regressor))
+    code, report = local_project.json(
+        "promote", "--env", "local", "--model", str(regressor), "--allow-breaking-change"
+    )
     assert code == 0 and report["outcome"] == "promoted", report
     answer = _infer(edge, [1.0, 2.0, 3.0, 4.0, 5.0])
     assert answer["model"] == {"name": "price", "version": "2"}
@@ -170,7 +172,9 @@ def test_packed_models_of_other_shapes_promote(local_project: LocalProject, tmp_
         "--labels", labels, "--name", "kind", "--version", "3", "-o", str(classifier),
     )  # fmt: skip
     assert code == 0, packed
-    code, report = local_project.json("promote", "--env", "local", "--model", str(classifier))
+    code, report = local_project.json(
+        "promote", "--env", "local", "--model", str(classifier), "--allow-breaking-change"
+    )
     assert code == 0 and report["outcome"] == "promoted", report
     answer = _infer(edge, [0.1] * 6)
     prediction = answer["predictions"][0]

@@ -89,7 +89,10 @@ def test_the_wheel_runs_a_promotion_in_a_repository_of_its_own(tmp_path: Path, w
         assert (
             orchestrator("up", "--yes", "--env", "local")["outputs"]["publishedVersion"] == "1"
         )  # the sample model
-        report = orchestrator("promote", "--env", "local", "--model", "models/risk.tar.gz")
+        # another contract than the sample's (3 features, a regressor): allowed explicitly
+        report = orchestrator(
+            "promote", "--env", "local", "--model", "models/risk.tar.gz", "--allow-breaking-change"
+        )
         assert report["outcome"] == "promoted" and report["green"] != report["blue"], report
     finally:
         gone = orchestrator("destroy", "--env", "local", "--yes")
