@@ -23,6 +23,9 @@ class StepReport:
     attempt: int = 1  # attempt 2 is judged on both attempts' requests pooled
     skipped: list[str] = field(default_factory=list)  # checks not applied, each with its reason
     caveats: list[str] = field(default_factory=list)  # what the gate's numbers carry besides the service
+    # A sequential gate's looks (orchestrator/sequential.py): why its load ended, each look's
+    # statistics, and whether the fixed judge agreed; None for a fixed-length gate.
+    sequential: dict[str, Any] | None = None
 
 
 @dataclass
@@ -129,6 +132,9 @@ def markdown(report: PromotionReport) -> str:
             lines.append(f"| `{h['run']}` | {h['on']} | {h['outcome']} | {h['seconds']:.1f} |")
     for p in report.pauses:
         lines += ["", f"Paused at {p.weight}% for {p.seconds:.0f} s; {p.ended_by}."]
+    ended = [f"- {s.name}: {s.sequential['stop']}" for s in report.steps if s.sequential]
+    if ended:
+        lines += ["", "Sequential gates:", *ended]
     skipped = sorted({f"- {s.name}: {why}" for s in report.steps for why in s.skipped})
     if skipped:
         lines += ["", "Checks not applied:", *skipped]

@@ -96,10 +96,15 @@ class Look:
             "pass_at": round(self.pass_at, 3),
             "fail_at": round(self.fail_at, 3),
             "checks": [
-                {**asdict(c), "log_pass": round(c.log_pass, 3), "log_fail": round(c.log_fail, 3)}
+                {**asdict(c), "log_pass": _finite(c.log_pass), "log_fail": _finite(c.log_fail)}
                 for c in self.checks
             ],
         }
+
+
+def _finite(value: float) -> float:
+    """JSON has no infinity: a certain outcome (see `check`) is written as +-999."""
+    return round(max(-999.0, min(999.0, value)), 3)
 
 
 def _logsumexp(values: list[float]) -> float:
@@ -233,6 +238,10 @@ class Monitor:
         look = decide(Counts.of(stats, self.green, self.slo), elapsed, self.slo, self.policy)
         self.looks.append(look)
         return look
+
+    def stops(self, snapshot: dict[str, Any]) -> bool:
+        """loadrun's `on_snapshot`: look, and say whether the load may end now."""
+        return self.feed(snapshot).decision != Decision.CONTINUE
 
     @property
     def decided(self) -> Look | None:

@@ -122,3 +122,34 @@ def test_healthy_and_broken_greens_decide_early() -> None:
     broken = _simulate(0.05, 0.05, 0.01, SLO, runs=50, seed=2)
     assert broken["fail"] == 50
     assert math.isfinite(check("p95", 0, 10, 0.05).log_pass)
+
+
+def test_the_report_draws_a_sequential_gates_evidence_and_says_why_it_ended() -> None:
+    import json
+
+    from orchestrator import htmlreport
+
+    monitor = Monitor("2", SLO, POLICY)
+    for second in range(1, 8):
+        snapshot = {
+            "elapsed_s": float(second),
+            "versions": {"2": {"latencies_ms": [20.0] * 80 * second, "errors": 0}},
+        }
+        if monitor.stops(snapshot):
+            break
+    assert monitor.decided is not None and monitor.decided.elapsed_s == 5.0
+    evidence = {"stop": "ended early at 5.0s: pass", "looks": monitor.evidence()}
+    json.dumps(evidence, allow_nan=False)  # infinities written as finite numbers
+    step = {
+        "name": "step 1",
+        "weight": 20,
+        "verdict": "pass",
+        "reasons": [],
+        "green": None,
+        "blue": None,
+        "sequential": evidence,
+    }
+    charts = htmlreport.charts({"steps": [step]})
+    assert len(charts) == 4
+    assert "Gate step 1: sequential evidence (ended early at 5.0s: pass)" in charts[3]
+    assert charts[3].count("<polyline") == 2
