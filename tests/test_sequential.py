@@ -153,3 +153,21 @@ def test_the_report_draws_a_sequential_gates_evidence_and_says_why_it_ended() ->
     assert len(charts) == 4
     assert "Gate step 1: sequential evidence (ended early at 5.0s: pass)" in charts[3]
     assert charts[3].count("<polyline") == 2
+
+
+def test_the_dry_run_shows_each_gates_worst_case_and_healthy_estimate() -> None:
+    from orchestrator.plan import HEALTHY_REQUEST_MS, LOOK_LAG_S, Plan
+    from orchestrator.settings import LoadSettings
+
+    load = LoadSettings(users=10, duration_s=30, min_duration_s=5)
+    plan = Plan("e", "1", "2", "canary", [10, 100], 0, SLO, load)
+    need = samples_to_pass(SLO, POLICY)
+    assert need is not None
+    rps = 10 * 1000 / HEALTHY_REQUEST_MS
+    rows = plan.gate_durations()
+    assert [(r["gate"], r["worst_s"]) for r in rows] == [("pre-traffic", 30), ("step 1", 30), ("step 2", 30)]
+    assert rows[0]["healthy_s"] == round(max(5, need / rps) + LOOK_LAG_S, 1)
+    assert rows[1]["healthy_s"] == round(min(30, need / (rps * 0.1) + LOOK_LAG_S), 1)
+    fixed = Plan("e", "1", "2", "canary", [10, 100], 0, SLO, dataclasses.replace(load, sequential=False))
+    assert [r["healthy_s"] for r in fixed.gate_durations()] == [30, 30, 30]
+    assert fixed.expected_healthy_duration_s == fixed.expected_duration_s == 90
