@@ -94,8 +94,9 @@ def test_bad_green_is_rolled_back(local_project: LocalProject, fault: dict[str, 
 
 
 def _start_slow_promotion(project: LocalProject) -> subprocess.Popen[str]:
-    # longer gates so the kill lands while traffic is split
-    project.config.write_text(project.config.read_text().replace("duration_s = 3", "duration_s = 6"))
+    # longer gates so the kill lands while traffic is split; fixed-length, so none ends early
+    text = project.config.read_text().replace("duration_s = 3", "duration_s = 6")
+    project.config.write_text(text.replace("sequential = true", "sequential = false"))
     env = project.env()
     return subprocess.Popen(
         project.argv("promote", "--env", "local", "--model", str(project.model("2"))),
