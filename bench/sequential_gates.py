@@ -97,7 +97,7 @@ def main() -> int:
     load_ratio = median([r["load_s"] for r in seq]) / median([r["load_s"] for r in fixed])
     wall_ratio = median([r["wall_s"] for r in seq]) / median([r["wall_s"] for r in fixed])
     met = load_ratio <= 1 / 3
-    stops = "; ".join(sorted({s for r in seq for s in r["gates"]}))
+    stops = "; ".join(sorted({s.split(" (")[0] for r in seq for s in r["gates"]}))  # without the counts
     body = f"""## Sequential gates (`bench/sequential_gates.py`)
 
 The same healthy-green plan on the local environment (canary {CANARY_WEIGHT} %, then 100 %: three
