@@ -23,7 +23,10 @@ the gate sets the variables):
                          IAM auth in this region, with the credentials in AWS_ACCESS_KEY_ID/
                          AWS_SECRET_ACCESS_KEY (the emulator's, for the local edge) or else
                          the ambient ones (a remote worker's: its machine's own role)
-  EDGESHIP_STATS_FILE    where to write per-version statistics (JSON) at quit
+  EDGESHIP_STATS_FILE    where to write per-version statistics (JSON) at quit; while the
+                         test runs, the same statistics so far go to `<file>.live.json`
+                         about every second (atomic replace), with `elapsed_s`: what a
+                         sequential gate (orchestrator/sequential.py) looks at
 
 Distributed (`load.workers` > 1, or `load.remote_workers`): the orchestrator runs this file
 as a master and N workers. Locust forwards the master's options to every worker when the
@@ -224,7 +227,7 @@ def _signed(host: str, method: str, target: str, body: bytes) -> dict[str, str]:
 @events.test_start.add_listener
 def _on_start(environment: Any, **_: Any) -> None:
     # Before any user starts; on a worker, the master's options have arrived by now.
-    global _started, SHAPE, _probe
+    global _started, SHAPE, _probe, _live
     options = environment.parsed_options
     if options is not None:
         SHAPE = Shape.of(options)
@@ -235,10 +238,47 @@ def _on_start(environment: Any, **_: Any) -> None:
         _resolve_credentials()
     _quiet_gc()
     _started = time.monotonic()
-    if sends:
-        import gevent
+    import gevent
 
+    if sends:
         _probe = gevent.spawn(_probe_lag)
+    if os.environ.get("EDGESHIP_STATS_FILE"):  # alone or the master: the one that writes the file
+        _live = gevent.spawn(_write_live)
+        gevent.signal_handler(signal.SIGUSR1, _end_early)
+
+
+def _end_early() -> None:
+    """SIGUSR1 from a sequential gate that has decided: end the test as its --run-time end
+    does (users stopped with --stop-timeout, then the final statistics). SIGTERM would write
+    the file first and stop the users after, losing the requests of the last moments."""
+    import gevent
+
+    if _environment is not None and _environment.runner is not None:
+        gevent.spawn(_environment.runner.quit)
+
+
+_live: Any = None  # the live snapshot's greenlet, while the test runs
+LIVE_EVERY_S = 1.0
+
+
+def _write_live() -> None:
+    """Every second, the statistics so far to `<stats file>.live.json` (atomic replace).
+
+    The same shape as the final file, raw latencies included: the gate that looks needs the
+    exceedance counts against its budgets and the final judge reads the final file anyway.
+    Serialising is the cost (about 1 ms per 10 000 latencies); when it grows, the interval
+    grows with it (at most a tenth of this process's time goes to snapshots). On a master
+    the view is the workers' reports so far (each reports every few seconds)."""
+    import gevent
+
+    target = os.environ["EDGESHIP_STATS_FILE"] + ".live.json"
+    while True:
+        gevent.sleep(LIVE_EVERY_S)
+        began = time.monotonic()
+        data = _snapshot(late_only=True)
+        data["elapsed_s"] = round(began - _started, 3)
+        _write_atomic(target, data)
+        gevent.sleep(max(0.0, 9 * (time.monotonic() - began)))
 
 
 def _probe_lag() -> None:
@@ -262,7 +302,10 @@ def _expected_workers() -> int:
 
 @events.test_stop.add_listener
 def _on_stop(**_: Any) -> None:
-    global _probe
+    global _probe, _live
+    if _live is not None:
+        _live.kill(block=False)
+        _live = None
     if _probe is not None:  # users stopped: an idle loop is no measure of the load's
         _probe.kill(block=False)
         _probe = None
@@ -384,19 +427,33 @@ def _on_quit(**_: Any) -> None:
     target = os.environ.get("EDGESHIP_STATS_FILE")
     if not target:
         return  # a worker, or standalone without a file
+    _write_atomic(target, _snapshot(late_only=False))
+
+
+def _snapshot(*, late_only: bool) -> dict[str, Any]:
+    """The statistics file's content. While running (`late_only`), requests in flight count
+    only once they have waited past the p99 budget, and stay in flight (not cleared)."""
     expected = _expected_workers()
-    data = {
+    if late_only:
+        now, budget = time.monotonic(), SHAPE.late_ms
+        waiting = sum(1 for sent in list(_in_flight.values()) if budget and (now - sent) * 1000 >= budget)
+    else:
+        waiting = _count_late()
+    return {
         # The load's length: with workers, theirs (the master's own clock also runs while it
         # hands out users and collects the last reports, which would understate requests/s).
         "duration_s": round(max(_final_reports.values(), default=0) or time.monotonic() - _started, 3),
         "path": SHAPE.path,
         "unattributed": _unattributed,
-        "in_flight": _late + _count_late(),
+        "in_flight": _late + waiting,
         "versions": _versions,
         "workers": expected,
         "workers_lost": max(0, expected - len(_final_reports)),
         "generator_lag_ms": _lag_ms,
     }
-    tmp = Path(target).with_suffix(".tmp")
+
+
+def _write_atomic(target: str, data: dict[str, Any]) -> None:
+    tmp = Path(target + ".tmp")
     tmp.write_text(json.dumps(data))
-    tmp.replace(target)  # atomic: the gate never reads a half-written file
+    os.replace(tmp, target)  # atomic: the gate never reads a half-written file

@@ -678,6 +678,19 @@ def _contract_text(contract: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _gate_durations(report: dict[str, Any]) -> list[str]:
+    """The dry run's gate lengths: worst case, and a sequential gate's estimate for a healthy green."""
+    if not report["load"].get("sequential"):
+        return []
+    gates = ", ".join(
+        f"{g['gate']} {g['healthy_s']:g}s/{g['worst_s']:g}s" for g in report.get("gate_durations", [])
+    )
+    return [
+        f"  sequential gates (healthy green estimate / worst case): {gates}; "
+        f"about {report['expected_healthy_duration_s']:.0f}s in all for a healthy green"
+    ]
+
+
 def _report_text(report: dict[str, Any]) -> str:
     if report.get("dry_run"):
         slo = report["slo"]
@@ -697,6 +710,7 @@ def _report_text(report: dict[str, Any]) -> str:
                 f"  expected duration: {report['expected_duration_s']:.0f}s if every gate passes"
                 + (" (plus the pause)" if report.get("pause_at") else ""),
                 *_contract_text(report.get("contract")),
+                *_gate_durations(report),
             ]
         )
     if report["outcome"] == "deployed":  # a first deploy: no blue, no gate

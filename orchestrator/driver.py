@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from orchestrator import faults, gate, loadrun, watch
+from orchestrator import faults, gate, loadrun, sequential, watch
 from orchestrator.cloudwatch import LambdaMetrics
 from orchestrator.errors import EdgeshipError, LeaseLostError, RollbackIncompleteError
 from orchestrator.lease import Heartbeat
@@ -447,12 +448,26 @@ class Driver:
         }  # fmt: skip
 
     def _gate(self, plan: Plan, name: str, weight: int, endpoint: Endpoint, *, share: float) -> Step:
-        """Load-test and judge green; one extension when inconclusive, judged on both runs pooled."""
+        """Load-test and judge green; one extension when inconclusive, judged on both runs pooled.
+
+        With load.sequential, every live snapshot is a look (orchestrator/sequential.py) that
+        may end the load early; the verdict is still the fixed judge on everything measured,
+        and where it disagrees with the early decision it wins (the report says so).
+        """
         pooled: gate.LoadStats | None = None
+        blue = "" if name == "pre-traffic" else plan.blue
         for attempt in (1, 2):
             self.say(ProgressEvent(
-                "step", f"gate {name}: {plan.load.users} users for {plan.load.duration_s:g}s on {endpoint.url}{endpoint.path}",
+                "step", f"gate {name}: {plan.load.users} users for {'up to ' if plan.load.sequential else ''}"
+                f"{plan.load.duration_s:g}s on {endpoint.url}{endpoint.path}",
             ))  # fmt: skip
+            monitor = None
+            if plan.load.sequential:
+                policy = sequential.Policy(
+                    min_duration_s=plan.load.min_duration_s,
+                    alpha=float(getattr(plan.slo, "alpha", sequential.DEFAULT_ALPHA)),
+                )
+                monitor = sequential.Monitor(plan.green, plan.slo, policy, prior=pooled)
             started = time.monotonic()
             try:
                 run = loadrun.run(
@@ -461,6 +476,7 @@ class Driver:
                     credentials=endpoint.credentials,
                     should_stop=self._stop_requested, example=list(plan.example) or None,
                     late_ms=plan.slo.p99_ms, html=self.locust_html,
+                    on_snapshot=monitor.stops if monitor else None,
                 )  # fmt: skip
             except loadrun.LoadRunStopped as stopped:
                 step = stopped.args[0]
@@ -468,18 +484,22 @@ class Driver:
                 return step
             finally:
                 self._waited += time.monotonic() - started
-            blue = "" if name == "pre-traffic" else plan.blue
             stats = gate.LoadStats.read(run.stats)
             pooled = pooled.pooled(stats) if pooled else stats
             result = gate.judge_stats(pooled, blue, plan.green, plan.slo, share)
+            evidence = _sequential_evidence(
+                monitor, run.stopped_early, result.verdict, time.monotonic() - started
+            )
+            said = "; ".join([*result.reasons, *result.caveats])
+            if evidence and evidence["note"]:
+                said = f"{said}; {evidence['note']}"
             self.report.steps.append(
                 StepReport(name, weight, str(result.verdict), result.reasons,
                            result.green.to_dict() if result.green else None,
                            result.blue.to_dict() if result.blue else None, run.html.name if run.html else None, attempt,
                            result.skipped, result.caveats,
-                           result.comparison.to_dict() if result.comparison else None)
+                           result.comparison.to_dict() if result.comparison else None, evidence)
             )  # fmt: skip
-            said = "; ".join([*result.reasons, *result.caveats])
             self.say(ProgressEvent("gate", f"gate {name}: {result.verdict} ({said})", data=result.to_dict()))
             if result.verdict == gate.Verdict.PASS:
                 return Step(Outcome.DONE)
@@ -557,6 +577,35 @@ class Driver:
                 "step", f"[{record.id}] {text}", data={"phase": str(record.phase), "step": record.step}
             )
         )
+
+
+def _sequential_evidence(
+    monitor: sequential.Monitor | None, stopped_early: bool, verdict: gate.Verdict, seconds: float
+) -> dict[str, Any] | None:
+    """What a sequential gate's looks saw, for the report: why the load ended, the statistics
+    per look, and whether the fixed judge on all the data agreed with the early decision."""
+    if monitor is None:
+        return None
+    decided = monitor.decided if stopped_early else None
+    early = str(decided.decision) if decided is not None else None
+    note = ""
+    if decided is not None and str(decided.decision) != str(verdict):
+        note = (
+            f"the sequential look decided {early} early ({decided.reason}) but the fixed judge on all "
+            f"{decided.samples}+ requests says {verdict}: the fixed judge's verdict stands"
+        )
+    if decided is not None:
+        stop = f"ended early at {decided.elapsed_s:.1f}s: {decided.decision} ({decided.reason})"
+    else:
+        stop = "ran its full duration_s: no look was decisive"
+    return {
+        "stop": stop,
+        "early": early,
+        "agreed": early is None or early == str(verdict),
+        "note": note,
+        "seconds": round(seconds, 2),
+        "looks": monitor.evidence(),
+    }
 
 
 def keep_lease(heartbeat: Heartbeat) -> bool:

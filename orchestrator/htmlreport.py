@@ -5,7 +5,10 @@ artifact or a mail attachment as it is. Everything is a pure function of the rep
 form (report.json), so the page can be table-tested and re-rendered from an old report.
 
 Charts: latency per gate (p50 and p95 of blue and green), error ratio per gate (with the
-SLO's limit), green's share of live over time (from the promotion record's transitions).
+SLO's limit), green's share of live over time (from the promotion record's transitions),
+and per sequential gate its evidence over time (orchestrator/sequential.py): at each look,
+how far the clearest-met SLO has to go to PASS and the clearest-broken one to FAIL, as a
+share of its boundary (1 = the boundary: the look that reaches it may end the gate).
 """
 
 from __future__ import annotations
@@ -157,6 +160,48 @@ def step_chart(title: str, points: list[tuple[float, float]], *, unit: str = "%"
     return _svg(title, parts)
 
 
+def sequential_chart(title: str, looks: list[dict[str, Any]]) -> str:
+    """A sequential gate's looks: the PASS and FAIL statistics over time, each as a share of
+    its boundary. PASS needs every SLO met (the smallest share); FAIL any SLO broken (the largest)."""
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    top = 1.5
+    parts = [*_axis(top, "", ticks=3)]
+    if not looks:
+        parts.append(f'<text x="{WIDTH / 2:g}" y="{HEIGHT / 2:g}" text-anchor="middle">no look</text>')
+        return _svg(title, parts)
+    end = max(float(looks[-1]["elapsed_s"]), 1.0)
+
+    def share(value: float, boundary: float) -> float:
+        return max(0.0, min(top, value / boundary)) if boundary > 0 else 0.0
+
+    def xy(t: float, v: float) -> str:
+        return f"{_num(LEFT + plot_w * t / end)},{_num(TOP + plot_h - plot_h * v / top)}"
+
+    series = {
+        "pass (every SLO met)": ("#31a354", [
+            share(min(c["log_pass"] for c in lk["checks"]), lk["pass_at"]) for lk in looks
+        ]),
+        "fail (any SLO broken)": ("#d62728", [
+            share(max(c["log_fail"] for c in lk["checks"]), lk["fail_at"]) for lk in looks
+        ]),
+    }  # fmt: skip
+    for color, values in series.values():
+        points = " ".join(xy(float(lk["elapsed_s"]), v) for lk, v in zip(looks, values, strict=True))
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"/>')
+    y = TOP + plot_h - plot_h / top
+    parts.append(
+        f'<line x1="{LEFT}" y1="{_num(y)}" x2="{WIDTH - RIGHT}" y2="{_num(y)}" stroke="#444" stroke-dasharray="6 4"/>'
+        f'<text x="{WIDTH - RIGHT}" y="{_num(y - 4)}" text-anchor="end">boundary</text>'
+    )
+    for i in range(5):
+        parts.append(
+            f'<text x="{_num(LEFT + plot_w * i / 4)}" y="{TOP + plot_h + 16}" text-anchor="middle">'
+            f"{end * i / 4:.0f} s</text>"
+        )
+    parts.append(_legend(list(series), {name: color for name, (color, _) in series.items()}))
+    return _svg(title, parts)
+
+
 def _svg(title: str, parts: list[str]) -> str:
     return (
         f"<figure><figcaption>{escape(title)}</figcaption>"
@@ -197,7 +242,15 @@ def charts(report: dict[str, Any]) -> list[str]:
     weights = step_chart(
         "Green's share of live over time", [(p["at"] - start, float(p["weight"])) for p in timeline]
     )
-    return [latency, errors, weights]
+    evidence = [
+        sequential_chart(
+            f"Gate {_gate_label(s)}: sequential evidence ({s['sequential'].get('stop', '')})",
+            s["sequential"]["looks"],
+        )
+        for s in steps
+        if s.get("sequential") and s["sequential"].get("looks")
+    ]
+    return [latency, errors, weights, *evidence]
 
 
 def _utc(ts: float | None) -> str:

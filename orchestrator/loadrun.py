@@ -15,6 +15,12 @@ every worker has connected, then merges the workers' per-version statistics into
 same file) and that many worker processes, each in its own group like the master. A
 worker that dies fails the run at once, with its exit status and its log: its requests
 would otherwise be missing from the verdict.
+
+A sequential gate looks while the load runs: the locustfile writes the statistics so far
+to `<stats>.live.json` every second, and `on_snapshot` reads each new one on the same
+polling as `should_stop`; when it says so, Locust is stopped as at its --run-time end
+(SIGUSR1, which the locustfile takes as its --run-time end: the users stop with their
+grace, then the final statistics are written, which the gate then judges).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ class LoadRun:
     stats: dict[str, Any]
     html: Path | None  # Locust's own page, when asked for (reports.locust_html)
     stats_file: Path
+    stopped_early: bool = False  # `on_snapshot` ended the load before load.duration_s
 
 
 def run(
@@ -75,6 +82,7 @@ def run(
     example: list[float] | None = None,
     late_ms: float | None = None,
     html: bool = False,
+    on_snapshot: Callable[[dict[str, Any]], bool] | None = None,
 ) -> LoadRun:
     """Headless Locust against `url` for load.duration_s; returns its per-version statistics.
 
@@ -82,11 +90,14 @@ def run(
     LoadRunStopped with that answer (an abort or a signal must not wait for the load).
     `credentials` (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) are what Locust signs with when
     `sigv4_region` is set; without them, the ambient AWS credentials. `html` keeps Locust's own
-    HTML page (about 1 MB a run) beside the statistics.
+    HTML page (about 1 MB a run) beside the statistics. `on_snapshot` gets each new live
+    snapshot; True stops the load early (cleanly: the final statistics are still written).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stats_file, page = out_dir / f"{name}.stats.json", out_dir / f"{name}.html"
     stats_file.unlink(missing_ok=True)
+    live = live_file(stats_file)
+    live.unlink(missing_ok=True)
     ambient = dict(os.environ)
     if credentials:
         # A session token or profile belongs to other credentials than the ones given.
@@ -133,7 +144,8 @@ def run(
                 worker_log = out_dir / f"{name}.worker{i + 1}.log"
                 workers.append(_start_worker(_reach(load.master_bind), port, env, worker_log))
             startup_s = WORKERS_MAX_WAIT_S if port else 0
-            _wait(proc, workers, load.duration_s + stop_grace_s(late_ms) + startup_s + 60, should_stop)
+            timeout_s = load.duration_s + stop_grace_s(late_ms) + startup_s + 60
+            stopped_early = _wait(proc, workers, timeout_s, should_stop, _looker(live, on_snapshot))
         finally:
             _stop_group(proc)  # a master tells its workers to quit and waits for their last report
             for worker, _ in workers:
@@ -158,7 +170,37 @@ def run(
             "load test ended: their requests are missing from the statistics",
             fix="see the worker logs in the report folder; lower load.workers if the machine is short of memory",
         )
-    return LoadRun(stats, page if html else None, stats_file)
+    live.unlink(missing_ok=True)  # the final file has all of it
+    return LoadRun(stats, page if html else None, stats_file, stopped_early)
+
+
+def live_file(stats_file: Path) -> Path:
+    """Where the locustfile writes its statistics so far while the load runs."""
+    return stats_file.with_name(stats_file.name + ".live.json")
+
+
+def _looker(live: Path, on_snapshot: Callable[[dict[str, Any]], bool] | None) -> Callable[[], bool] | None:
+    """Polled with `should_stop`: hands each new live snapshot to `on_snapshot`."""
+    if on_snapshot is None:
+        return None
+    seen: list[int] = [0]
+
+    def look() -> bool:
+        try:
+            stamp = live.stat().st_mtime_ns
+            if stamp == seen[0]:
+                return False
+            text = live.read_text()
+        except FileNotFoundError:
+            return False  # not written yet
+        seen[0] = stamp
+        try:
+            snapshot = json.loads(text)
+        except json.JSONDecodeError:
+            return False  # replaced atomically, so never half-written; a stray file is not evidence
+        return bool(on_snapshot(snapshot))
+
+    return look
 
 
 WORKERS_MAX_WAIT_S = 60  # for every worker to connect before the master gives up
@@ -211,10 +253,12 @@ def _wait(
     workers: list[tuple[subprocess.Popen[str], Path]],
     timeout_s: float,
     should_stop: Callable[[], object] | None,
-) -> None:
+    look: Callable[[], bool] | None = None,
+) -> bool:
+    """Until Locust ends; True when `look` asked it to end early (it then ends on its own)."""
     from orchestrator import faults
 
-    deadline, fired = time.monotonic() + timeout_s, False
+    deadline, fired, early = time.monotonic() + timeout_s, False, False
     while proc.poll() is None:
         if not fired:  # once Locust is up: a fault here lands in the middle of a gate
             fired = True
@@ -230,12 +274,21 @@ def _wait(
         reason = should_stop() if should_stop else None
         if reason:
             raise LoadRunStopped(reason)
+        if not early and look is not None and look():
+            early = True
+            _signal_one(proc.pid, signal.SIGUSR1)  # the master (or Locust alone) only
         if time.monotonic() > deadline:
             raise LoadTestError(
                 f"Locust overran its run time by {timeout_s:g}s and was killed",
                 fix="check the edge answers at all (`orchestrator status`), or lower load.users",
             )
         time.sleep(0.1)
+    return early
+
+
+def _signal_one(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
 
 
 def _status(code: int | None) -> str:

@@ -72,9 +72,45 @@ class Plan:
         """Time spent baking and load-testing if every gate passes at the first try."""
         return self.load.duration_s + len(self.steps) * (self.bake_s + self.load.duration_s)
 
+    def gate_durations(self) -> list[dict[str, Any]]:
+        """Each gate's load time: the worst case (load.duration_s: a sequential gate that no look
+        decides runs it all) and, with load.sequential, an estimate for a healthy green.
+
+        The estimate: green must answer `sequential.samples_to_pass` requests without a bad one;
+        each user sends back to back at an assumed HEALTHY_REQUEST_MS a request, and green gets
+        its weight's share of them (all of them alone, pre-traffic); plus LOOK_LAG_S for the
+        first look after the evidence suffices; never under min_duration_s nor over duration_s.
+        An estimate, not a promise: a slower service or a loaded generator sends fewer requests.
+        """
+        from orchestrator import sequential
+
+        load = self.load
+        need = sequential.samples_to_pass(self.slo, sequential.Policy(min_duration_s=load.min_duration_s))
+        rows = []
+        for name, weight in [("pre-traffic", 100), *((f"step {i + 1}", w) for i, w in enumerate(self.steps))]:
+            healthy = load.duration_s
+            if load.sequential and need is not None and weight > 0:
+                rps = load.users * 1000 / HEALTHY_REQUEST_MS * weight / 100
+                healthy = min(load.duration_s, max(load.min_duration_s, need / rps) + LOOK_LAG_S)
+            rows.append(
+                {"gate": name, "weight": weight, "worst_s": load.duration_s, "healthy_s": round(healthy, 1)}
+            )
+        return rows
+
+    @property
+    def expected_healthy_duration_s(self) -> float:
+        """Like expected_duration_s, with each gate's healthy-green estimate (gate_durations)."""
+        return sum(g["healthy_s"] for g in self.gate_durations()) + len(self.steps) * self.bake_s
+
     def to_dict(self) -> dict[str, Any]:
         """The plan as `promote --dry-run --json` prints it."""
-        return {**asdict(self), "gates": self.gates, "expected_duration_s": self.expected_duration_s}
+        return {
+            **asdict(self),
+            "gates": self.gates,
+            "expected_duration_s": self.expected_duration_s,
+            "gate_durations": self.gate_durations(),
+            "expected_healthy_duration_s": self.expected_healthy_duration_s,
+        }
 
     def to_snapshot(self) -> dict[str, Any]:
         """What a promotion record keeps: resume runs this, not today's edgeship.toml (JSON-shaped)."""
@@ -84,6 +120,13 @@ class Plan:
             "example": list(self.example),
             "hooks": [asdict(h) for h in self.hooks],
         }
+
+
+# The dry run's healthy-green estimate (Plan.gate_durations): what one request is assumed to
+# take end to end, and how long after the evidence suffices a look sees it (snapshots every
+# second; a master's view lags by the workers' report interval, 3 s).
+HEALTHY_REQUEST_MS = 50.0
+LOOK_LAG_S = 1.5
 
 
 def plan_from_dict(snapshot: dict[str, Any]) -> Plan:

@@ -24,6 +24,9 @@ class StepReport:
     skipped: list[str] = field(default_factory=list)  # checks not applied, each with its reason
     caveats: list[str] = field(default_factory=list)  # what the gate's numbers carry besides the service
     comparison: dict[str, Any] | None = None  # compare.Comparison.to_dict(): green against blue
+    # A sequential gate's looks (orchestrator/sequential.py): why its load ended, each look's
+    # statistics, and whether the fixed judge agreed; None for a fixed-length gate.
+    sequential: dict[str, Any] | None = None
 
 
 @dataclass
@@ -175,6 +178,9 @@ def markdown(report: PromotionReport) -> str:
             lines.append(f"| `{h['run']}` | {h['on']} | {h['outcome']} | {h['seconds']:.1f} |")
     for p in report.pauses:
         lines += ["", f"Paused at {p.weight}% for {p.seconds:.0f} s; {p.ended_by}."]
+    ended = [f"- {s.name}: {s.sequential['stop']}" for s in report.steps if s.sequential]
+    if ended:
+        lines += ["", "Sequential gates:", *ended]
     skipped = sorted({f"- {s.name}: {why}" for s in report.steps for why in s.skipped})
     if skipped:
         lines += ["", "Checks not applied:", *skipped]

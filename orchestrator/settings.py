@@ -327,6 +327,12 @@ class LoadSettings:
         minimum=0,
         maximum=65535,
     )
+    # Sequential gates (orchestrator/sequential.py): a look every second ends the load as soon
+    # as green clearly meets or clearly breaks its SLOs (duration_s stays the longest a gate runs).
+    sequential: bool = _f(
+        True, "End each gate's load early once green clearly meets or breaks its SLOs (duration_s: the most)."
+    )
+    min_duration_s: float = _f(5.0, "Seconds of load before a sequential gate may end early.", minimum=0)
 
 
 @dataclass(frozen=True)

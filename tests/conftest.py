@@ -142,6 +142,11 @@ lease_s = 3
 users = 4
 spawn_rate = 4
 duration_s = {duration}
+# Sequential gates look every second but end no gate before min_duration_s: with gates of a
+# few seconds they run their full duration_s (a test that needs that, e.g. to land a kill in
+# a gate, sets sequential = false itself: tests/test_local_release.py).
+sequential = true
+min_duration_s = 5
 # Thresholds that only a fault fails: these tests judge the release machinery, and a 2-core
 # CI machine running two test streams has seen a healthy green's p95 above 150 ms, and a
 # starved gate end with a few requests in flight past p99_ms (charged to green as timeouts:

@@ -285,3 +285,28 @@ def test_the_stop_grace_is_the_p99_budget_in_whole_seconds_capped_below_the_sigt
     late_ms: float | None, grace_s: float
 ) -> None:
     assert loadrun.stop_grace_s(late_ms) == grace_s
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_look_at_the_live_snapshot_stops_the_load_early_and_the_final_file_has_everything(
+    counting: ThreadingHTTPServer, tmp_path: Path, workers: int
+) -> None:
+    # A 60 s run asked to stop at the first snapshot showing 20 answers: it ends within
+    # seconds, and the final statistics still count every answer the server gave.
+    load = LoadSettings(users=2, spawn_rate=2, duration_s=60, get_share=0, workers=workers)
+    seen: list[dict] = []  # type: ignore[type-arg]
+
+    def enough(snapshot: dict) -> bool:  # type: ignore[type-arg]
+        seen.append(snapshot)
+        return len(snapshot["versions"].get("7", {}).get("latencies_ms", [])) >= 20
+
+    started = time.monotonic()
+    run = loadrun.run(_url(counting), load, tmp_path, "early", late_ms=1000, on_snapshot=enough)
+    assert run.stopped_early
+    assert time.monotonic() - started < 50  # far from the 60 s it would otherwise run
+    assert seen and all("elapsed_s" in s for s in seen)
+    answered = counting.answered[0]  # type: ignore[attr-defined]
+    final = run.stats["versions"]["7"]
+    assert len(final["latencies_ms"]) + final["errors"] == answered >= 20
+    assert run.stats["workers_lost"] == 0
+    assert not loadrun.live_file(run.stats_file).exists()
