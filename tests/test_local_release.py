@@ -99,7 +99,7 @@ def test_bad_green_is_rolled_back(local_project: LocalProject, fault: dict[str, 
     assert code == ExitCode.GATE_FAILED, error
     assert reason in error["message"] and "live is back on v1" in error["message"]
     status = _status(local_project)
-    assert status["live"] == {"version": "2", "weights": {}}
+    assert status["live"] == {"version": "1", "weights": {}}
     # both faults show in the pre-traffic gate: green never received live traffic
     assert status["promotion"]["phase"] == "failed" and status["lock"] is None
 
