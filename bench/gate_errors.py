@@ -47,6 +47,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 
 KEEP_PER_CONDITION = 4000  # latencies kept per recorded condition: enough to resample, small in git
+KEEP_PER_VERSION = 600  # and per version of each gate both versions answered
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,7 +80,8 @@ def cpu_hog(processes: int, max_s: float) -> Iterator[None]:
 
 
 def _promote_once(root: Path, name: str, gate_s: int, users: int) -> list[dict[str, Any]]:
-    """One canary promotion of an identical model (10 %, 50 %, 100 %); every gate's stats file."""
+    """One promotion of an identical model (10, 25, 50, 75, 100 %); every step gate's stats file
+    (the pre-traffic gate calls the candidate route, not the edge: left out)."""
     from _report import SAMPLE_MODEL, local_project
 
     from orchestrator.demo import model_version
@@ -87,7 +89,7 @@ def _promote_once(root: Path, name: str, gate_s: int, users: int) -> list[dict[s
     # No relative check and a generous budget: every step must run, whatever the noise, so
     # that the recording is not cut short by the very judge it is meant to measure.
     settings = (
-        '[environments.local.traffic]\nschedule = "explicit"\nweights = [10, 50, 100]\nbake_s = 0\n'
+        '[environments.local.traffic]\nschedule = "explicit"\nweights = [10, 25, 50, 75, 100]\nbake_s = 0\n'
         f"[environments.local.load]\nusers = {users}\nspawn_rate = {users}\nduration_s = {gate_s}\n"
         "[environments.local.slo]\nrelative_p95_factor = 0\np95_ms = 5000\np99_ms = 10000\n"
         "max_error_ratio = 0.5\nmin_rps = 0\n"
@@ -102,7 +104,7 @@ def _promote_once(root: Path, name: str, gate_s: int, users: int) -> list[dict[s
             raise SystemExit(
                 f"promotion failed (exit {out.returncode}): {out.stdout[-2000:]} {out.stderr[-2000:]}"
             )
-        files = sorted((root / "reports" / "local").glob("*/*.stats.json"))
+        files = sorted((root / "reports" / "local").glob("*/step-*.stats.json"))
         return [json.loads(f.read_text()) for f in files]
 
 
@@ -129,6 +131,16 @@ def record(gate_s: int, users: int) -> dict[str, Any]:
             requests += n
         rng = random.Random(25)
         kept = rng.sample(latencies, min(KEEP_PER_CONDITION, len(latencies)))
+        # Both versions of one gate: how far two identical versions drift apart in one run
+        # (each has its own process behind the local edge, scheduled as the machine sees fit).
+        pairs = [
+            [
+                [round(x, 2) for x in rng.sample(lat, min(KEEP_PER_VERSION, len(lat)))]
+                for lat in (g["versions"][v]["latencies_ms"] for v in sorted(g["versions"]))
+            ]
+            for g in gates
+            if len(g.get("versions", {})) == 2 and all(e.get("latencies_ms") for e in g["versions"].values())
+        ]
         conditions[condition] = {
             "busy_loop_processes": hogs,
             "gates": len(gates),
@@ -140,16 +152,17 @@ def record(gate_s: int, users: int) -> dict[str, Any]:
             "answered": answered,
             "wall_s": round(took, 1),
             "latencies_ms": [round(x, 2) for x in kept],
+            "pairs": pairs,
         }
         print(
             f"{condition}: {len(gates)} gates, {requests} requests, {errors} errors, {took:.0f} s", flush=True
         )
     return {
         "how": (
-            "python bench/gate_errors.py --record: canary promotions (explicit weights 10/50/100, "
+            "python bench/gate_errors.py --record: a promotion (explicit weights 10/25/50/75/100, "
             f"{users} Locust users x {gate_s} s per gate, bake 0) of an identical model on the local "
-            "environment; 'busy' with one busy-loop process per core. Latencies of successful requests "
-            "(blue and green pooled: the versions are identical), a random subset per condition."
+            "environment per condition; 'busy' with one busy-loop process per core. Latencies of "
+            "successful requests: both versions of each step gate (pairs), and a pooled subset."
         ),
         "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cores": cores,
@@ -337,6 +350,9 @@ class Scenario:
     green_extra_errors: float = 0.0  # green fails this share of its requests on top of blue's rate
 
 
+Source = tuple[Sequence[float], Sequence[float]]  # two identical versions' latencies from one gate
+
+
 @dataclass(frozen=True)
 class Gate:
     blue_ms: list[float]
@@ -346,12 +362,14 @@ class Gate:
 
 
 def simulate_gate(
-    rng: random.Random, pools: Sequence[Sequence[float]], error_rate: float, requests: int, share: float,
+    rng: random.Random, sources: Sequence[Source], error_rate: float, requests: int, share: float,
     scenario: Scenario, noise: Noise,
 ) -> Gate:  # fmt: skip
     """One gate: `requests` requests, each green with probability `share`, latencies resampled
-    from one recorded condition (both sides from the same: the same machine at the same time)."""
-    pool = pools[rng.randrange(len(pools))]
+    from one recorded gate's two versions, which of them plays blue drawn at random (identical
+    models: the labels are arbitrary, and the drift between the two is the run's own noise)."""
+    first, second = sources[rng.randrange(len(sources))]
+    pools = {"b": first, "g": second} if rng.random() < 0.5 else {"b": second, "g": first}
     slowdown = math.exp(rng.gauss(0.0, noise.slowdown_sigma)) if noise.slowdown_sigma else 1.0
     stall: tuple[float, float, float, str] | None = None
     if noise.stall_p and rng.random() < noise.stall_p:
@@ -367,6 +385,7 @@ def simulate_gate(
         if fail_p and rng.random() < fail_p:
             errors[side] += 1
             continue
+        pool = pools[side]
         ms = pool[rng.randrange(len(pool))] + scenario.model_ms
         if side == "g":
             ms *= scenario.green_scale
@@ -412,14 +431,14 @@ def wrong(verdict: str, scenario: Scenario) -> bool:
 
 
 def run_scenario(
-    judges: dict[str, Judge], scenario: Scenario, *, gates: int, seed: int, pools: Sequence[Sequence[float]],
+    judges: dict[str, Judge], scenario: Scenario, *, gates: int, seed: int, sources: Sequence[Source],
     error_rate: float, requests: int, share: float, noise: Noise, slo: Slo,
 ) -> dict[str, Rate]:  # fmt: skip
     """Every judge on the same `gates` simulated gates."""
     rng = random.Random(seed)
     counts = {name: [0, 0] for name in judges}
     for _ in range(gates):
-        g = simulate_gate(rng, pools, error_rate, requests, share, scenario, noise)
+        g = simulate_gate(rng, sources, error_rate, requests, share, scenario, noise)
         for name, judge in judges.items():
             verdict = judge(g.blue_ms, g.blue_errors, g.green_ms, g.green_errors, slo)
             counts[name][0] += wrong(verdict, scenario)
@@ -441,14 +460,18 @@ SCENARIOS = (
 )
 
 
-def load_recordings(path: Path = DATA) -> tuple[list[list[float]], float, dict[str, Any]]:
-    """The recorded latency pools (one per condition) and the recorded error rate."""
+def load_recordings(path: Path = DATA) -> tuple[list[Source], float, dict[str, Any]]:
+    """The recorded gates (both versions' latencies; the pooled subset twice where a condition
+    kept no pairs) and the recorded error rate."""
     data = json.loads(path.read_text())
     conditions = data["conditions"]
-    pools = [c["latencies_ms"] for c in conditions.values()]
+    sources: list[Source] = []
+    for c in conditions.values():
+        pairs = c.get("pairs") or [[c["latencies_ms"], c["latencies_ms"]]]
+        sources += [(a, b) for a, b in pairs]
     answered = sum(c["answered"] for c in conditions.values())
     errors = sum(c["errors"] for c in conditions.values())
-    return pools, errors / answered if answered else 0.0, data
+    return sources, errors / answered if answered else 0.0, data
 
 
 TARGET_FALSE_FAIL, TARGET_FALSE_PASS = 0.01, 0.05  # issue 25's acceptance, for the new judge
@@ -456,7 +479,7 @@ TARGET_FALSE_FAIL, TARGET_FALSE_PASS = 0.01, 0.05  # issue 25's acceptance, for 
 
 def simulate(gates: int, seed: int, requests: int, which: str, noise: Noise) -> tuple[str, bool]:
     """Every scenario at a 10 % and a 50 % step; the docs section and whether the targets are met."""
-    pools, error_rate, data = load_recordings()
+    sources, error_rate, data = load_recordings()
     new, new_name = new_judge(which)
     judges: dict[str, Judge] = {"old": old_judge, "new": new}
     slo = Slo()
@@ -465,7 +488,7 @@ def simulate(gates: int, seed: int, requests: int, which: str, noise: Noise) -> 
     for i, scenario in enumerate(SCENARIOS):
         for share in (0.10, 0.50):
             rates = run_scenario(
-                judges, scenario, gates=gates, seed=seed + 100 * i + int(share * 100), pools=pools,
+                judges, scenario, gates=gates, seed=seed + 100 * i + int(share * 100), sources=sources,
                 error_rate=error_rate, requests=requests, share=share, noise=noise, slo=slo,
             )  # fmt: skip
             target = TARGET_FALSE_PASS if scenario.regression else TARGET_FALSE_FAIL
@@ -483,10 +506,15 @@ def simulate(gates: int, seed: int, requests: int, which: str, noise: Noise) -> 
     took = time.monotonic() - started
     conditions = data["conditions"]
     recorded = "; ".join(
-        f"{name}: {c['recorded_latencies']} latencies from {c['gates']} gates "
-        f"({c['busy_loop_processes']} busy-loop processes), p50 {nearest_rank(sorted(c['latencies_ms']), 50):.1f} ms, "
+        f"{name} ({c['busy_loop_processes']} busy-loop processes): {c['recorded_latencies']} latencies "
+        f"from {c['gates']} gates, p50 {nearest_rank(sorted(c['latencies_ms']), 50):.1f} ms, "
         f"p95 {nearest_rank(sorted(c['latencies_ms']), 95):.1f} ms, p99 {nearest_rank(sorted(c['latencies_ms']), 99):.1f} ms"
         for name, c in conditions.items()
+    )
+    drift = sorted(
+        max(nearest_rank(sorted(a), 95), nearest_rank(sorted(b), 95))
+        / max(1e-9, min(nearest_rank(sorted(a), 95), nearest_rank(sorted(b), 95)))
+        for a, b in sources
     )
     body = f"""## Gate error rates (`bench/gate_errors.py`)
 
@@ -507,7 +535,10 @@ How often each judge is wrong: **false fail** = identical versions (A/A) judged 
   = {slo.floor_ms:g} ms at alpha {slo.alpha:g}.
 - **Latencies** resampled from real local gates of an identical model ({data["how"]} Recorded
   {data["recorded"]} on {data["cores"]} cores shared with other work; {recorded}; error rate
-  {error_rate:.3%}). Each gate draws one condition for both sides.
+  {error_rate:.3%}). Each simulated gate draws one recorded gate and takes blue's and green's
+  latencies from its two versions (which one plays blue at random), so the drift between two
+  identical versions in one run is in the data: their p95s differed by x{drift[0]:.2f} to
+  x{drift[-1]:.2f} (the slower over the faster) across the {len(drift)} recorded gates.
 - **Injected scheduler noise** per gate: both sides slowed by exp(N(0, {noise.slowdown_sigma:g})); with
   probability {noise.stall_p:g} a stall over {noise.stall_window[0]:.0%}-{noise.stall_window[1]:.0%} of the gate delays each
   request in it by U(0, {noise.stall_ms[0]:g}-{noise.stall_ms[1]:g} ms), on one side only half of the time.
@@ -526,7 +557,7 @@ How often each judge is wrong: **false fail** = identical versions (A/A) judged 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--record", action="store_true", help="record real local gates first")
-    parser.add_argument("--gate-s", type=int, default=20, help="seconds per recorded gate")
+    parser.add_argument("--gate-s", type=int, default=12, help="seconds per recorded gate")
     parser.add_argument("--users", type=int, default=10, help="Locust users per recorded gate")
     parser.add_argument("--gates", type=int, default=2000, help="simulated gates per scenario and share")
     parser.add_argument("--requests", type=int, default=2000, help="requests per simulated gate")

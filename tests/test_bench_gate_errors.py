@@ -39,7 +39,7 @@ def new(request: pytest.FixtureRequest) -> object:
 def test_identical_arrays_never_fail_the_new_judge(new: object) -> None:
     rates = ge.run_scenario(
         {"new": new}, ge.Scenario("A/A", regression=False, model_ms=60.0), gates=40, seed=1,
-        pools=[POOL], error_rate=0.0, requests=1000, share=0.5, noise=ge.NO_NOISE, slo=SLO,
+        sources=[(POOL, POOL)], error_rate=0.0, requests=1000, share=0.5, noise=ge.NO_NOISE, slo=SLO,
     )  # fmt: skip
     assert (rates["new"].wrong, rates["new"].inconclusive) == (0, 0)
     same = sorted(POOL[:500])
@@ -49,7 +49,7 @@ def test_identical_arrays_never_fail_the_new_judge(new: object) -> None:
 def test_a_huge_regression_is_always_caught(new: object) -> None:
     huge = ge.Scenario("x3", regression=True, model_ms=60.0, green_scale=3.0)
     rates = ge.run_scenario(
-        {"new": new, "old": ge.old_judge}, huge, gates=30, seed=2, pools=[POOL], error_rate=0.0,
+        {"new": new, "old": ge.old_judge}, huge, gates=30, seed=2, sources=[(POOL, POOL)], error_rate=0.0,
         requests=1000, share=0.1, noise=ge.Noise(), slo=SLO,
     )  # fmt: skip
     assert (rates["new"].wrong, rates["old"].wrong) == (0, 0)
@@ -71,7 +71,7 @@ def test_one_sided_stalls_make_the_old_rule_fail_identical_versions() -> None:
     aa = ge.Scenario("A/A", regression=False)
     rates = ge.run_scenario(
         {"old": ge.old_judge, "new": ge.standin_new_judge}, aa, gates=100, seed=3,
-        pools=[POOL], error_rate=0.0, requests=2000, share=0.1, noise=stalls, slo=SLO,
+        sources=[(POOL, POOL)], error_rate=0.0, requests=2000, share=0.1, noise=stalls, slo=SLO,
     )  # fmt: skip
     assert rates["old"].wrong > 0
     assert rates["new"].wrong == 0
