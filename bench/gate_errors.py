@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +273,14 @@ def standin_new_judge(
 Judge = Callable[[list[float], int, list[float], int, Slo], str]
 
 
+def slo_only_judge(
+    blue_ms: list[float], blue_errors: int, green_ms: list[float], green_errors: int, slo: Slo
+) -> str:
+    """The absolute SLOs alone (the old judge without its relative check): what neither judge's
+    comparison is responsible for."""
+    return old_judge(blue_ms, blue_errors, green_ms, green_errors, replace(slo, relative_p95_factor=0.0))
+
+
 def real_new_judge() -> Judge | None:
     """orchestrator.gate.judge_stats on the raw samples (it calls orchestrator.compare.compare),
     or None while that module is not merged."""
@@ -481,7 +489,7 @@ def simulate(gates: int, seed: int, requests: int, which: str, noise: Noise) -> 
     """Every scenario at a 10 % and a 50 % step; the docs section and whether the targets are met."""
     sources, error_rate, data = load_recordings()
     new, new_name = new_judge(which)
-    judges: dict[str, Judge] = {"old": old_judge, "new": new}
+    judges: dict[str, Judge] = {"old": old_judge, "new": new, "slo": slo_only_judge}
     slo = Slo()
     rows, met = [], True
     started = time.monotonic()
@@ -500,7 +508,7 @@ def simulate(gates: int, seed: int, requests: int, which: str, noise: Noise) -> 
             verdict = ("met" if ok else "MISSED") if counted else "n/a (below floor)"
             rows.append(
                 f"| {scenario.name} | {share:.0%} | {kind} | {rates['old'].text()} | "
-                f"{rates['new'].text()} | {target:.0%}: {verdict} |"
+                f"{rates['new'].text()} | {rates['slo'].text()} | {target:.0%}: {verdict} |"
             )
             print(rows[-1], flush=True)
     took = time.monotonic() - started
@@ -523,13 +531,17 @@ How often each judge is wrong: **false fail** = identical versions (A/A) judged 
 {requests} requests per gate, green's share of them as at a canary step (10 %) and a half step (50 %);
 95 % Wilson intervals in brackets. Inconclusive verdicts (too few samples) count as neither.
 
-| scenario | green share | error | old judge | new judge | target (new) |
-|---|---:|---|---:|---:|---|
+| scenario | green share | error | old judge | new judge | absolute SLOs alone | target (new) |
+|---|---:|---|---:|---:|---:|---|
 {chr(10).join(rows)}
 
 - **Old judge**: `old_judge` in the bench, a faithful copy of orchestrator/gate.py before issue 25:
   absolute SLOs (p95 {slo.p95_ms:g} ms, p99 {slo.p99_ms:g} ms, errors {slo.max_error_ratio:.0%}) plus
   `green p95 > blue p95 x {slo.relative_p95_factor:g}`.
+- **Absolute SLOs alone** (no comparison with blue; the old judge with `relative_p95_factor = 0`):
+  what either judge's absolute checks contribute by themselves. On A/A rows it is the share of
+  false fails no comparison causes: the nearest-rank p99 of ~200 green samples is their 3rd
+  largest, and the recordings hold real stalls of about 1 s (a few per thousand requests).
 - **New judge**: {new_name}; the same absolute SLOs, VOID when blue fails the load, and green
   against blue by the comparison with floor max({slo.regression_floor_ms:g} ms, {slo.regression_share:g} x p95 budget)
   = {slo.floor_ms:g} ms at alpha {slo.alpha:g}.
