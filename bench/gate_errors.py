@@ -312,7 +312,7 @@ def new_judge(which: str) -> tuple[Judge, str]:
     if which in ("real", "auto"):
         real = real_new_judge()
         if real is not None:
-            return real, "orchestrator.gate.judge_stats + orchestrator.compare"
+            return real, "`orchestrator.gate.judge_stats` (it calls `orchestrator.compare.compare`)"
         if which == "real":
             raise SystemExit(
                 "orchestrator/compare.py is not there: merge the judge's branch, or --judge standin"
@@ -491,7 +491,7 @@ def simulate(gates: int, seed: int, requests: int, which: str, noise: Noise) -> 
     new, new_name = new_judge(which)
     judges: dict[str, Judge] = {"old": old_judge, "new": new, "slo": slo_only_judge}
     slo = Slo()
-    rows, met = [], True
+    rows, met, missed = [], True, []
     started = time.monotonic()
     for i, scenario in enumerate(SCENARIOS):
         for share in (0.10, 0.50):
@@ -500,12 +500,12 @@ def simulate(gates: int, seed: int, requests: int, which: str, noise: Noise) -> 
                 error_rate=error_rate, requests=requests, share=share, noise=noise, slo=slo,
             )  # fmt: skip
             target = TARGET_FALSE_PASS if scenario.regression else TARGET_FALSE_FAIL
-            ok = rates["new"].rate <= target
-            # the seeded regression at local scale is below the floor by design: shown, not a target
-            counted = scenario.model_ms > 0 or not scenario.regression
-            met &= ok or not counted
+            ok = rates["new"].rate <= target  # the point estimate; the interval is shown beside it
+            met &= ok
+            if not ok:
+                missed.append(f"{scenario.name} at {share:.0%} ({rates['new'].rate:.1%})")
             kind = "false pass" if scenario.regression else "false fail"
-            verdict = ("met" if ok else "MISSED") if counted else "n/a (below floor)"
+            verdict = "met" if ok else "MISSED"
             rows.append(
                 f"| {scenario.name} | {share:.0%} | {kind} | {rates['old'].text()} | "
                 f"{rates['new'].text()} | {rates['slo'].text()} | {target:.0%}: {verdict} |"
@@ -519,6 +519,7 @@ def simulate(gates: int, seed: int, requests: int, which: str, noise: Noise) -> 
         f"p95 {nearest_rank(sorted(c['latencies_ms']), 95):.1f} ms, p99 {nearest_rank(sorted(c['latencies_ms']), 99):.1f} ms"
         for name, c in conditions.items()
     )
+    p95_recorded = nearest_rank(sorted(x for c in conditions.values() for x in c["latencies_ms"]), 95)
     drift = sorted(
         max(nearest_rank(sorted(a), 95), nearest_rank(sorted(b), 95))
         / max(1e-9, min(nearest_rank(sorted(a), 95), nearest_rank(sorted(b), 95)))
@@ -543,7 +544,8 @@ How often each judge is wrong: **false fail** = identical versions (A/A) judged 
   false fails no comparison causes: the nearest-rank p99 of ~200 green samples is their 3rd
   largest, and the recordings hold real stalls of about 1 s (a few per thousand requests).
 - **New judge**: {new_name}; the same absolute SLOs, VOID when blue fails the load, and green
-  against blue by the comparison with floor max({slo.regression_floor_ms:g} ms, {slo.regression_share:g} x p95 budget)
+  against blue by the comparison with floor max({slo.regression_floor_ms:g} ms, {
+        slo.regression_share:g} x p95 budget)
   = {slo.floor_ms:g} ms at alpha {slo.alpha:g}.
 - **Latencies** resampled from real local gates of an identical model ({data["how"]} Recorded
   {data["recorded"]} on {data["cores"]} cores shared with other work; {recorded}; error rate
@@ -552,17 +554,24 @@ How often each judge is wrong: **false fail** = identical versions (A/A) judged 
   identical versions in one run is in the data: their p95s differed by x{drift[0]:.2f} to
   x{drift[-1]:.2f} (the slower over the faster) across the {len(drift)} recorded gates.
 - **Injected scheduler noise** per gate: both sides slowed by exp(N(0, {noise.slowdown_sigma:g})); with
-  probability {noise.stall_p:g} a stall over {noise.stall_window[0]:.0%}-{noise.stall_window[1]:.0%} of the gate delays each
+  probability {noise.stall_p:g} a stall over {noise.stall_window[0]:.0%}-{
+        noise.stall_window[1]:.0%} of the gate delays each
   request in it by U(0, {noise.stall_ms[0]:g}-{noise.stall_ms[1]:g} ms), on one side only half of the time.
-- **Regressions** are seeded in green on top of a {MODEL_MS:g} ms model time (every latency + {MODEL_MS:g} ms, so a
-  +50 % regression is a shift beyond the {slo.floor_ms:g} ms floor); the last row seeds +100 % on the local
-  latencies as recorded (a p95 of a few ms): a shift below the floor, which the new judge passes
-  by design (it is shown, not counted against the target).
+- **Regressions** are seeded in green on top of a {MODEL_MS:g} ms model time (every latency + {MODEL_MS:g} ms:
+  blue's p95 near {MODEL_MS + p95_recorded:.0f} ms, so +50 % is a shift of about {
+        (MODEL_MS + p95_recorded) / 2:.0f} ms, beyond the
+  {slo.floor_ms:g} ms floor); the last rows seed +100 % on the local latencies as recorded (p95 near
+  {p95_recorded:.0f} ms: a shift of about {p95_recorded:.0f} ms, close to the floor).
 - Acceptance (issue 25), for the new judge: false fail on identical versions <= {TARGET_FALSE_FAIL:.0%},
-  false pass on seeded regressions <= {TARGET_FALSE_PASS:.0%}: **{"met" if met else "MISSED"}**.
+  false pass on seeded regressions <= {TARGET_FALSE_PASS:.0%} (point estimates): **{
+        "met" if met else "MISSED"
+    }**{": " + "; ".join(missed) if missed else ""}. Green's samples at a 10 % step are ~{requests // 10} of {
+        requests
+    }: `--requests` shows how the misses
+  shrink with a longer gate.
   The errors rows are judged by the absolute error budget in both judges.
 - Run: `python bench/gate_errors.py` ({took:.0f} s here for the simulation); `--judge standin|real|auto`,
-  `--gates N`; re-record with `--record` (two local promotions, about 3 minutes)."""
+  `--gates N`; re-record with `--record` (two local promotions, about 6 minutes)."""
     return body, met
 
 
