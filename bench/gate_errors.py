@@ -562,6 +562,7 @@ The same with longer gates: {long_gates} simulated gates per row, {long_requests
         / max(1e-9, min(nearest_rank(sorted(a), 95), nearest_rank(sorted(b), 95)))
         for a, b in sources
     )
+    outcome = "met" if met else "MISSED: " + "; ".join(missed)
     body = f"""## Gate error rates (`bench/gate_errors.py`)
 
 How often each judge is wrong: **false fail** = identical versions (A/A) judged fail (or void);
@@ -599,12 +600,9 @@ How often each judge is wrong: **false fail** = identical versions (A/A) judged 
   {slo.floor_ms:g} ms floor); the last rows seed +100 % on the local latencies as recorded (p95 near
   {p95_recorded:.0f} ms: a shift of about {p95_recorded:.0f} ms, close to the floor).
 - Acceptance (issue 25), for the new judge: false fail on identical versions <= {TARGET_FALSE_FAIL:.0%},
-  false pass on seeded regressions <= {TARGET_FALSE_PASS:.0%} (point estimates): **{
-        "met" if met else "MISSED"
-    }**{": " + "; ".join(missed) if missed else ""}. Green's samples at a 10 % step are ~{requests // 10} of {
-        requests
-    }: `--requests` shows how the misses
-  shrink with a longer gate.
+  false pass on seeded regressions <= {TARGET_FALSE_PASS:.0%} (point estimates), in the first table:
+  **{outcome}**. Green's samples at a 10 % step are ~{requests // 10} of {requests} there; the second
+  table shows how the misses shrink with a longer gate.
   The errors rows are judged by the absolute error budget in both judges.
 - Run: `python bench/gate_errors.py` ({took:.0f} s here for the simulation); `--judge standin|real|auto`,
   `--gates N --requests N --long-gates N --long-requests N`; re-record with `--record` (two local promotions, about 6 minutes)."""
