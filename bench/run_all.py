@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["cli_startup.py", "handler.py", "cold_start.py", "edge.py", "gate.py", "gate_errors.py", "load_scaling.py"]
+SCRIPTS = [
+    "cli_startup.py",
+    "handler.py",
+    "cold_start.py",
+    "edge.py",
+    "gate.py",
+    "gate_errors.py",
+    "load_scaling.py",
+]
 
 if __name__ == "__main__":
     failed = [s for s in SCRIPTS if subprocess.run([sys.executable, str(BENCH / s)]).returncode != 0]
