@@ -13,6 +13,7 @@ SCRIPTS = [
     "cold_start.py",
     "edge.py",
     "gate.py",
+    "gate_errors.py",
     "load_scaling.py",
     "sequential_gates.py",
 ]
