@@ -190,8 +190,9 @@ def canary_blue_p95(run: Run) -> float | None:
 
 def table(runs: list[Run], scenarios: list[str]) -> str:
     lines = [
-        "| scenario | promotions | promoted | rolled back (at pre-traffic) | other | right |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| scenario | promotions | promoted | rolled back (at pre-traffic) | other | right "
+        "| canary p95 blue -> green, median |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name in scenarios:
         mine = [r for r in runs if r.scenario == name]
@@ -200,8 +201,16 @@ def table(runs: list[Run], scenarios: list[str]) -> str:
         early = sum(r.decided_at == "pre-traffic" for r in back)
         other = sum(r.outcome == "other" for r in mine)
         right = sum(r.outcome == EXPECTED[name] for r in mine)
+        canary = [g for r in mine for g in r.gates[1:2] if g["blue_p95_ms"] and g["green_p95_ms"]]
+        shift = (
+            f"{statistics.median(g['blue_p95_ms'] for g in canary):.1f} -> "
+            f"{statistics.median(g['green_p95_ms'] for g in canary):.1f} ms ({len(canary)} gates)"
+            if canary
+            else "- (no canary gate ran)"
+        )
         lines.append(
-            f"| {name} | {len(mine)} | {promoted} | {len(back)} ({early}) | {other} | {right}/{len(mine)} |"
+            f"| {name} | {len(mine)} | {promoted} | {len(back)} ({early}) | {other} "
+            f"| {right}/{len(mine)} | {shift} |"
         )
     return "\n".join(lines)
 
@@ -212,8 +221,8 @@ def _fmt(ms: Any) -> str:
 
 def details(runs: list[Run]) -> str:
     lines = [
-        "| # | scenario | outcome | decided at | blue p50/p95 ms | green p50/p95 ms | reasons |",
-        "|---:|---|---|---|---|---|---|",
+        "| # | scenario | outcome | gate that failed | figures of | blue p50/p95 ms | green p50/p95 ms | reasons |",
+        "|---:|---|---|---|---|---|---|---|",
     ]
     for n, r in enumerate(runs, 1):
         gate = next((g for g in r.gates if g["name"] == r.decided_at), None) or next(
@@ -225,7 +234,7 @@ def details(runs: list[Run]) -> str:
         reasons = "; ".join(r.reasons) or (r.message[:160] if r.outcome == "other" else "all gates passed")
         reasons = reasons.replace("|", "\\|")
         lines.append(
-            f"| {n} | {r.scenario} | {r.outcome} | {r.decided_at or '-'} ({where}) | {blue} | {green} | {reasons} |"
+            f"| {n} | {r.scenario} | {r.outcome} | {r.decided_at or 'none'} | {where} | {blue} | {green} | {reasons} |"
         )
     return "\n".join(lines)
 
@@ -251,7 +260,14 @@ def main() -> int:
     parser.add_argument(
         "--no-write", action="store_true", help="do not rewrite docs/performance.md's section"
     )
+    parser.add_argument(
+        "--from-runs", type=Path, default=None,
+        help="run nothing: the table and the docs section from an earlier run's --out (e.g. one "
+        "interrupted; give --runs, --hogs, --duration-s and --judge as that run had them)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.from_runs:
+        return report_only(args)
     scenarios = [s for s in args.scenarios.split(",") if s]
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
