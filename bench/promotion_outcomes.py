@@ -353,13 +353,20 @@ per promotion (pre-traffic, canary, 100 %). {args.runs} promotion(s) per scenari
 
 - identical: the same model under a new version label; right outcome promoted.
 - latency: the same model, its handler sleeping {delay_ms} ms per request (blue's p95 at the
-  run's first canary gate{", given" if args.delay_ms is not None else ""}): green's p95 twice blue's; right outcome rolled back.
+  run's first canary gate{", given" if args.delay_ms is not None else ""}; shifted by it alone, green's p95 would be twice
+  blue's); right outcome rolled back.
 - errors: the same model, its handler answering 500 to {ERROR_RATIO:.0%} of requests (seeded
-  RNG per sandbox); right outcome rolled back.
+  RNG per sandbox, the same seed in every promotion: the share varies only with how the
+  requests fall on the sandboxes); right outcome rolled back.
 
 {summary}
 
-Every promotion ({elapsed / 60:.0f} min in all; the p50/p95 of the gate that decided, or of the canary):
+The latency scenario's delay holds a sandbox as long: at the canary, green's requests queue
+for its sandboxes (the edge's default 2 per version) on a starved CPU, so the gates measure more
+than the delay itself (the medians above): a slower model also serves fewer requests at once.
+
+Every promotion (about {elapsed / 60:.0f} min of promotions; the p50/p95 of the gate that failed, else of
+the canary):
 
 {details(runs)}
 
