@@ -41,18 +41,30 @@ def faulty_function(
     crash_every: int = 0,
     live_only: bool = False,
     crash_on_batch: bool = False,
+    error_ratio: float = 0.0,
+    seed: int = 0,
 ) -> Path:
-    """The real handler plus a fault: a fixed delay; a 500 every Nth request; an unhandled
+    """The real handler plus a fault: a fixed delay; a 500 every Nth request, or on a share
+    `error_ratio` of requests drawn from a `random.Random(seed)` per sandbox (a seeded
+    regression: reproducible, and not in lockstep with the load's own rhythm); an unhandled
     exception (a function error: API Gateway answers without the function's headers) every
     Nth request, only behind `live` with live_only (a broken live-path dependency), or on
-    every batch request (which real users send and the load test does not)."""
+    every batch request (which real users send and the load test does not).
+
+    A build for the demo, the tests and bench/promotion_outcomes.py, deployed only when one
+    passes its directory to `promote --function-dir`: the shipped handler has no fault in it."""
+    if not 0.0 <= error_ratio <= 1.0:
+        raise ValueError(f"error_ratio must be within 0..1, got {error_ratio}")
     out_dir.mkdir(parents=True, exist_ok=True)
     source = (FUNCTION_DIR / "handler.py").read_text()
     fault = f"""
 
 # --- deliberately faulty build (edgeship demo/tests) ---
+import random as _random
+
 _real_handler = handler
 _calls = 0
+_rng = _random.Random({seed!r})
 
 
 def handler(event, context):
@@ -65,6 +77,8 @@ def handler(event, context):
     _calls += 1
     if {error_every!r} and _calls % {error_every!r} == 0:
         return _raw_response(500, '{{"error":"internal_error","detail":"injected fault"}}')
+    if {error_ratio!r} and _rng.random() < {error_ratio!r}:
+        return _raw_response(500, '{{"error":"internal_error","detail":"injected fault (seeded)"}}')
     if {crash_every!r} and _calls % {crash_every!r} == 0:
         raise RuntimeError("injected fault: unhandled exception")
     return _real_handler(event, context)
