@@ -7,7 +7,9 @@ cold sandbox), so a factor of 1.5 on 7 ms failed identical models (issue 25). He
 regressed only when two things hold:
 
 1. **The evidence says green is slower**: a one-sided Mann-Whitney U test that green's latencies
-   are stochastically larger than blue's rejects at `alpha`. It uses every sample (ranks, not a
+   are stochastically larger than blue's, or a one-sided test that more of green's requests
+   than blue's lie above blue's p95 (a regression confined to the tail, which a location test
+   barely sees), rejects; each at `alpha / 2` (Bonferroni), reported as one p-value. It uses every sample (ranks, not a
    tail estimate), needs no distributional assumption, and is what Netflix's Kayenta judge uses
    for canary metrics. The normal approximation with the tie correction is exact enough at the
    sample sizes a gate judges (>= tens per side) and keeps it O(n log n) and dependency-free.
@@ -120,6 +122,24 @@ def quantile_se(sorted_ms: Sequence[float], q: float) -> float:
     return (sorted_ms[high - 1] - sorted_ms[low - 1]) / (2 * _QUANTILE_COVERAGE_Z)
 
 
+def tail_share_greater(blue_ms: Sequence[float], green_ms: Sequence[float], q: float = QUANTILE) -> float:
+    """One-sided p-value that more of green's requests than blue's lie above blue's q-th
+    percentile: a two-proportion z-test (pooled variance). A location test (Mann-Whitney)
+    barely sees a regression confined to the tail (8 % of requests x3: the p95 doubles while
+    the median stays); this test is aimed at exactly what the p95 SLO reads. 1.0 when both
+    shares are 0 or 1."""
+    threshold = quantile(sorted(blue_ms), q)
+    n_b, n_g = len(blue_ms), len(green_ms)
+    over_b = sum(1 for x in blue_ms if x > threshold)
+    over_g = sum(1 for x in green_ms if x > threshold)
+    pooled = (over_b + over_g) / (n_b + n_g)
+    variance = pooled * (1 - pooled) * (1 / n_b + 1 / n_g)
+    if variance <= 0:
+        return 1.0
+    z = (over_g / n_g - over_b / n_b) / math.sqrt(variance)
+    return 1 - NormalDist().cdf(z)
+
+
 def mann_whitney_greater(blue_ms: Sequence[float], green_ms: Sequence[float]) -> float:
     """One-sided p-value that green is stochastically larger than blue: Mann-Whitney U, normal
     approximation with the tie correction and a continuity correction. 1.0 when every value is
@@ -174,7 +194,9 @@ def compare(
             len(blue),
             len(green),
         )
-    p_value = mann_whitney_greater(blue, green)
+    # Slower as a whole (ranks) or in the tail (the share above blue's p95): either at
+    # alpha / 2, so identical versions are failed with probability at most alpha.
+    p_value = min(1.0, 2 * min(mann_whitney_greater(blue, green), tail_share_greater(blue, green)))
     se = math.hypot(quantile_se(blue, QUANTILE), quantile_se(green, QUANTILE))
     margin = NormalDist().inv_cdf(EFFECT_CONFIDENCE) * se
     low, high = effect - margin, effect + margin

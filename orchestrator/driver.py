@@ -467,7 +467,7 @@ class Driver:
                     min_duration_s=plan.load.min_duration_s,
                     alpha=float(getattr(plan.slo, "alpha", sequential.DEFAULT_ALPHA)),
                 )
-                monitor = sequential.Monitor(plan.green, plan.slo, policy, prior=pooled)
+                monitor = sequential.Monitor(plan.green, plan.slo, policy, prior=pooled, blue=blue)
             started = time.monotonic()
             try:
                 run = loadrun.run(
@@ -491,21 +491,31 @@ class Driver:
                 monitor, run.stopped_early, result.verdict, time.monotonic() - started
             )
             said = "; ".join([*result.reasons, *result.caveats])
-            if evidence and evidence["note"]:
+            verdict = result.verdict
+            if evidence and evidence["early"] == str(sequential.Decision.FAIL) and verdict in (
+                gate.Verdict.PASS, gate.Verdict.INCONCLUSIVE,
+            ):  # fmt: skip
+                # The always-valid test found an SLO clearly broken (at alpha, however often it
+                # looked): the judge on the shortened data must not promote over it.
+                verdict = gate.Verdict.FAIL
+                decided = monitor.decided if monitor else None
+                found = decided.reason if decided else evidence["stop"]
+                said = f"the sequential test found an SLO clearly broken: {found} (the judge alone said {result.verdict}: {said})"
+            elif evidence and evidence["note"]:
                 said = f"{said}; {evidence['note']}"
             self.report.steps.append(
-                StepReport(name, weight, str(result.verdict), result.reasons,
+                StepReport(name, weight, str(verdict), result.reasons,
                            result.green.to_dict() if result.green else None,
                            result.blue.to_dict() if result.blue else None, run.html.name if run.html else None, attempt,
                            result.skipped, result.caveats,
                            result.comparison.to_dict() if result.comparison else None, evidence)
             )  # fmt: skip
-            self.say(ProgressEvent("gate", f"gate {name}: {result.verdict} ({said})", data=result.to_dict()))
-            if result.verdict == gate.Verdict.PASS:
+            self.say(ProgressEvent("gate", f"gate {name}: {verdict} ({said})", data=result.to_dict()))
+            if verdict == gate.Verdict.PASS:
                 return Step(Outcome.DONE)
-            if result.verdict == gate.Verdict.FAIL:
+            if verdict == gate.Verdict.FAIL:
                 return Step(Outcome.FAILED, f"gate {name} failed: {said}")
-            if result.verdict == gate.Verdict.VOID:  # blue failed the load: rolled back like a failure
+            if verdict == gate.Verdict.VOID:  # blue failed the load: rolled back like a failure
                 return Step(Outcome.FAILED, f"gate {name} void: {said}")
         return Step(
             Outcome.FAILED,
@@ -590,9 +600,14 @@ def _sequential_evidence(
     early = str(decided.decision) if decided is not None else None
     note = ""
     if decided is not None and str(decided.decision) != str(verdict):
+        stands = (
+            "the sequential test's FAIL stands"
+            if decided.decision == sequential.Decision.FAIL
+            else "the fixed judge's verdict stands"
+        )
         note = (
             f"the sequential look decided {early} early ({decided.reason}) but the fixed judge on all "
-            f"{decided.samples}+ requests says {verdict}: the fixed judge's verdict stands"
+            f"{decided.samples}+ requests says {verdict}: {stands}"
         )
     if decided is not None:
         stop = f"ended early at {decided.elapsed_s:.1f}s: {decided.decision} ({decided.reason})"

@@ -136,7 +136,9 @@ def plan_from_dict(snapshot: dict[str, Any]) -> Plan:
             **snapshot,
             "steps": [int(s) for s in snapshot["steps"]],
             "slo": SloSettings(**{**snapshot["slo"], "alarms": tuple(snapshot["slo"].get("alarms", ()))}),
-            "load": LoadSettings(**snapshot["load"]),
+            # A plan recorded before sequential gates existed ran fixed-length gates: a resume
+            # runs the recorded plan, not today's default.
+            "load": LoadSettings(**{"sequential": False, **snapshot["load"]}),
             "example": tuple(float(v) for v in snapshot.get("example", ())),
             "hooks": tuple(Hook(**h) for h in snapshot.get("hooks", ())),
         }

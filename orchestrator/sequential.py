@@ -23,11 +23,22 @@ every SLO clearly met at beta (an intersection: no correction needed). Both only
 `min_duration_s` and `min_samples` of green's requests, so the fixed judge that then reads
 the same data has enough to judge.
 
-The relative check (green vs blue) is not made sequential here: an early PASS stops the
-load, and the gate's verdict is still `gate.judge_stats` on everything measured, which
-applies the relative check (and every other) on the full data; if it disagrees with the
-early decision it wins and the report says so. So an early PASS can only end a run that
-the fixed judge then passes or fails on fewer samples; it never passes a green on its own.
+The relative check (green vs blue) is not sequential, but it holds an early PASS back:
+stopping early also shortens the sample the comparison is judged on, and a comparison on
+few of green's requests misses real regressions (bench/gate_errors.py: +50 % passed 18 %
+of gates at ~200 green requests, none at ~1000). So with blue in the gate and the relative
+check on, a look passes early only when the comparison on the data so far is clear: not
+regressed, and the p95 shift's upper bound below the floor (`compare.py`). Otherwise the
+load goes on (to `duration_s` at most). That only ever delays a PASS.
+
+The gate's verdict is then `gate.judge_stats` on everything measured. An early FAIL stands
+(an SLO was clearly broken at alpha under continuous looks: the driver never lets the judge
+on the truncated data promote over it); where the judge fails an early PASS, the judge
+wins. The report says which.
+
+Snapshots leave out requests still in flight below the p99 budget, and stalls make
+latencies correlated (the test assumes independent requests): both are why the fixed judge,
+on everything measured, still decides a PASS.
 
 Pure: snapshots in, decisions out.
 """
@@ -39,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from orchestrator.gate import LoadStats
+from orchestrator.gate import LoadStats, regression_floor_ms
 from orchestrator.settings import SloSettings
 
 # The false-PASS bound of an early pass (per SLO): a green whose true exceedance share sits at
@@ -208,6 +219,26 @@ def decide(counts: Counts, elapsed_s: float, slo: SloSettings, policy: Policy) -
     return look(Decision.CONTINUE, "not yet clear")
 
 
+def _held_for_blue(look: Look, stats: LoadStats, blue: str, green: str, slo: SloSettings) -> Look:
+    """An early PASS only when green vs blue is clearly fine on the data so far (see the
+    module's docstring); else the look continues, saying why."""
+    from dataclasses import replace
+
+    from orchestrator.compare import compare
+
+    floor = regression_floor_ms(slo)
+    found = compare(
+        stats.latencies_ms.get(blue, []), stats.latencies_ms.get(green, []), floor_ms=floor, alpha=slo.alpha
+    )
+    if found.regressed is False and found.effect_high_ms < floor:
+        return replace(look, reason=f"{look.reason}; green vs blue: p95 shift below {floor:g} ms")
+    return replace(
+        look,
+        decision=Decision.CONTINUE,
+        reason=f"SLOs clearly met, green vs blue not yet clear ({found.describe()})",
+    )
+
+
 def _said(c: Check, side: str) -> str:
     what = {"errors": "failed", "p95": "over p95_ms", "p99": "over p99_ms"}[c.name]
     return f"{c.name}: {c.bad} of {c.total} {what}, clearly {side} {c.bound:.2%}"
@@ -226,6 +257,7 @@ class Monitor:
     policy: Policy
     prior: LoadStats | None = None
     looks: list[Look] = field(default_factory=list)
+    blue: str = ""  # "" (pre-traffic: green alone): no comparison holds a PASS back
 
     def feed(self, snapshot: dict[str, Any]) -> Look:
         """One look at a snapshot (loadtests/locustfile.py's live file)."""
@@ -236,6 +268,8 @@ class Monitor:
         if self.prior is not None:
             elapsed += self.prior.duration_s
         look = decide(Counts.of(stats, self.green, self.slo), elapsed, self.slo, self.policy)
+        if look.decision == Decision.PASS and self.blue and self.slo.relative_p95_factor:
+            look = _held_for_blue(look, stats, self.blue, self.green, self.slo)
         self.looks.append(look)
         return look
 

@@ -112,3 +112,18 @@ def test_the_comparison_is_deterministic_and_order_free() -> None:
     one = compare(blue, green, floor_ms=5.0, alpha=ALPHA)
     assert one == compare(list(reversed(blue)), sorted(green), floor_ms=5.0, alpha=ALPHA)
     assert one.to_dict()["text"] == one.describe()
+
+
+def test_a_regression_confined_to_the_tail_is_caught() -> None:
+    # 8 % of green's requests three times slower: the median does not move (Mann-Whitney
+    # barely sees it), the p95 more than doubles, inside a 250 ms budget. The tail test does.
+    caught = ranks_alone = 0
+    for seed in range(40):
+        rng = random.Random(seed)
+        blue = [60 + rng.expovariate(1 / 10) for _ in range(1800)]
+        green = [(3 if rng.random() < 0.08 else 1) * (60 + rng.expovariate(1 / 10)) for _ in range(200)]
+        result = compare(blue, green, floor_ms=FLOOR, alpha=ALPHA)
+        caught += bool(result.regressed)
+        ranks_alone += mann_whitney_greater(blue, green) < ALPHA
+    assert caught >= 28, caught  # 31 of 40 (seeded); 15 of 40 with the rank test alone
+    assert ranks_alone < caught

@@ -171,3 +171,45 @@ def test_the_dry_run_shows_each_gates_worst_case_and_healthy_estimate() -> None:
     fixed = Plan("e", "1", "2", "canary", [10, 100], 0, SLO, dataclasses.replace(load, sequential=False))
     assert [r["healthy_s"] for r in fixed.gate_durations()] == [30, 30, 30]
     assert fixed.expected_healthy_duration_s == fixed.expected_duration_s == 90
+
+
+def _snapshot(elapsed: float, blue: list[float], green: list[float]) -> dict[str, object]:
+    return {
+        "elapsed_s": elapsed,
+        "versions": {"1": {"latencies_ms": blue, "errors": 0}, "2": {"latencies_ms": green, "errors": 0}},
+    }
+
+
+def test_an_early_pass_waits_until_green_against_blue_is_clear() -> None:
+    # Every SLO clearly met, but green's p95 is twice blue's and more than the floor (25 ms)
+    # above it: stopping now would leave the comparison to few samples. The look goes on.
+    import random
+
+    rng = random.Random(7)
+    blue = [40 + rng.expovariate(1 / 10) for _ in range(4000)]
+    slow = [2 * x for x in blue[:500]]
+    held = Monitor("2", SLO, POLICY, blue="1").feed(_snapshot(6.0, blue, slow))
+    assert held.decision == Decision.CONTINUE
+    assert held.reason.startswith("SLOs clearly met, green vs blue not yet clear (")
+    # without blue (the pre-traffic gate) the SLOs alone decide
+    assert Monitor("2", SLO, POLICY).feed(_snapshot(6.0, blue, slow)).decision == Decision.PASS
+    # a green like blue passes early, and says why
+    same = [40 + rng.expovariate(1 / 10) for _ in range(500)]
+    passed = Monitor("2", SLO, POLICY, blue="1").feed(_snapshot(6.0, blue, same))
+    assert passed.decision == Decision.PASS and "green vs blue: p95 shift below 25 ms" in passed.reason
+    # the relative check turned off: no hold
+    off = dataclasses.replace(SLO, relative_p95_factor=0)
+    assert Monitor("2", off, POLICY, blue="1").feed(_snapshot(6.0, blue, slow)).decision == Decision.PASS
+
+
+def test_a_plan_recorded_before_sequential_gates_resumes_with_fixed_gates() -> None:
+    from orchestrator.plan import make_plan, plan_from_dict
+    from orchestrator.settings import Environment
+
+    snapshot = make_plan(Environment("local", "us-east-1", "123456789012"), "1", "2").to_snapshot()
+    assert plan_from_dict(snapshot).load.sequential is True  # today's plans keep theirs
+    older = {
+        **snapshot,
+        "load": {k: v for k, v in snapshot["load"].items() if k not in ("sequential", "min_duration_s")},
+    }
+    assert plan_from_dict(older).load.sequential is False  # "resume runs the recorded plan"
