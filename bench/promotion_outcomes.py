@@ -370,7 +370,21 @@ the canary):
 
 {details(runs)}
 
-Acceptance (issue 25): identical 10/10 promoted, regressions 10/10 rolled back."""
+{verdict(runs)}"""
+
+
+def verdict(runs: list[Run]) -> str:
+    """The acceptance line, from the runs themselves (issue 25: every promotion decided right)."""
+    counts = {
+        name: (
+            sum(r.outcome == EXPECTED[name] for r in runs if r.scenario == name),
+            sum(r.scenario == name for r in runs),
+        )
+        for name in EXPECTED
+    }
+    said = ", ".join(f"{name} {right}/{total} {EXPECTED[name]}" for name, (right, total) in counts.items())
+    met = all(right == total for right, total in counts.values())
+    return f"Acceptance (issue 25, every promotion right): {said}: {'met' if met else 'NOT met'}."
 
 
 if __name__ == "__main__":
