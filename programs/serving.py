@@ -34,7 +34,6 @@ from orchestrator.settings import SAMPLE_MODEL, EdgeSettings, FunctionSettings
 from programs import lifecycle
 from programs.authorizer.origin import HEADER as ORIGIN_HEADER
 from programs.names import ResourceNames
-from programs.names import base_name as base_name  # re-exported: older callers import it from here
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 AUTHORIZER = Path(__file__).resolve().parent / "authorizer" / "origin.py"
@@ -59,12 +58,6 @@ AUTHORIZER_TIMEOUT_S = 5  # a read of the parameter is bounded well inside it (a
 # Live routes and what each may invoke; /candidate/* is the candidate alias's, behind IAM.
 LIVE_ROUTES = ("POST /infer", "GET /infer", "GET /healthz")
 CANDIDATE_ROUTES = ("POST /candidate/infer", "GET /candidate/infer", "GET /candidate/healthz")
-
-
-def origin_parameter_name(name: str) -> str:
-    """The SSM parameter of the values the origin authorizer accepts, for the base name
-    `name` (programs/local.py's entry point; the name itself is names.py's)."""
-    return ResourceNames(project="", env="", base=name).origin_parameter
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,7 @@ from programs.emulated import _BucketProvider, _RoleProvider
 from programs.lifecycle import pulumi_rules, s3_rules
 from programs.names import ResourceNames
 from tests.conftest import LocalProject
-
-
-def _ok(project: LocalProject, *args: str) -> Any:
-    code, result = project.json(*args, "--env", "local")
-    assert code == 0, result
-    return result
-
-
-def _changed(result: dict[str, Any]) -> dict[str, int]:
-    return {op: n for op, n in result["changes"].items() if op != "same" and n}
+from tests.test_local_stack import _changed, _ok
 
 
 def _client(state_dir: Path, service: str) -> Any:

@@ -12,6 +12,7 @@ import pulumi
 import pytest
 
 from programs import serving
+from programs.names import base_name
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -324,7 +325,7 @@ def test_destroy_empties_the_bucket_unless_the_environment_keeps_its_data(empty:
     ],
 )
 def test_names_are_valid_for_s3_and_lambda(project: str, stack: str, base: str) -> None:
-    assert serving.base_name(project, stack) == base
+    assert base_name(project, stack) == base
     mocks = run_program({}, project=project, stack=stack)
     assert mocks.one("aws:s3/bucket:Bucket")["bucketPrefix"] == f"{base}-models-"
     assert mocks.one("aws:lambda/function:Function", "function")["name"] == f"{base}-infer"
