@@ -516,7 +516,7 @@ class Driver:
             if verdict == gate.Verdict.FAIL:
                 return Step(Outcome.FAILED, f"gate {name} failed: {said}")
             if verdict == gate.Verdict.VOID:  # blue failed the load: rolled back like a failure
-                return Step(Outcome.FAILED, f"gate {name} void: {said}")
+                return Step(Outcome.VOID, f"gate {name} void: {said}")
         return Step(
             Outcome.FAILED,
             f"gate {name} stayed inconclusive after one extension: {said} "

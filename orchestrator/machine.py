@@ -51,6 +51,9 @@ class Outcome(StrEnum):
 
     DONE = "done"  # the action finished; for a gate: it passed
     FAILED = "failed"  # a gate or the health check said no
+    # A gate was void: blue (the control) failed the gate's own load, so the load (or live),
+    # not green, is suspect. Rolled back as FAILED; kept apart so the message can say so.
+    VOID = "void"
     ERROR = "error"  # an exception: the API refused, the edge went away...
     INTERRUPTED = "interrupted"  # SIGINT or SIGTERM
     ABORT = "abort"  # an operator asked: `abort`, `rollback`, `promote --rollback`

@@ -560,16 +560,8 @@ class Release:
             raise Cancelled(
                 f"promotion {final.id} {final.reason}; {where}", fix="run `orchestrator promote` again"
             )
-        if final.cause == Outcome.FAILED:
-            # A void gate (blue failed the gate's own load) is no verdict on green: say what to check.
-            void = " void: blue failed " in final.reason
-            fix = (
-                "check the gate's load against live's model (did green's model change its input or "
-                "output? the load follows green's example), then promote again"
-                if void
-                else "fix green and promote again"
-            )
-            raise GateFailedError(f"{final.reason}; {where}", fix=fix)
+        if final.cause in (Outcome.FAILED, Outcome.VOID):
+            raise GateFailedError(f"{final.reason}; {where}", fix=gate_fix(final.cause))
         raise EdgeshipError(f"promotion {final.id} stopped: {final.reason}; {where}",
                             fix="fix the cause and promote again")  # fmt: skip
 
@@ -733,6 +725,20 @@ class Release:
             "outcome": str(record.phase),
             **self._live_view(),
         }
+
+
+def gate_fix(cause: Outcome) -> str:
+    """What to do after a promotion a gate (or the health check) rolled back. A void gate is
+    no verdict on green: blue, the control, failed the gate's own load, so what is suspect is
+    the load (or live itself), and fixing green would change nothing."""
+    if cause == Outcome.VOID:
+        return (
+            "the load, not green, is suspect: live's own version failed the gate's requests. Check "
+            "the load against live's model (did green's model change its input or output? the load "
+            "follows green's example) and whether live is healthy (`orchestrator status`), then "
+            "promote again"
+        )
+    return "fix green and promote again"
 
 
 def _alias_view(live: AliasState) -> dict[str, Any]:

@@ -62,6 +62,7 @@ def test_happy_path_visits_every_step_in_order() -> None:
         (Phase.SHIFTING, 0, Outcome.ERROR, Phase.ROLLED_BACK),  # the shift may have landed
         (Phase.BAKING, 0, Outcome.INTERRUPTED, Phase.ROLLED_BACK),
         (Phase.GATING, 1, Outcome.FAILED, Phase.ROLLED_BACK),
+        (Phase.GATING, 0, Outcome.VOID, Phase.ROLLED_BACK),  # blue failed the load: as a failure
         (Phase.PROMOTING, 2, Outcome.ERROR, Phase.ROLLED_BACK),
         (Phase.GATING, 0, Outcome.ABORT, Phase.ABORTED),
         (Phase.PLANNED, -1, Outcome.ABORT, Phase.ABORTED),
@@ -77,7 +78,7 @@ def test_every_failure_rolls_back_and_remembers_how_it_ends(
     assert done.phase == then and not done.in_flight
 
 
-@pytest.mark.parametrize("outcome", [Outcome.ERROR, Outcome.INTERRUPTED, Outcome.ABORT, Outcome.FAILED])
+@pytest.mark.parametrize("outcome", list(Outcome.__members__.values())[1:])  # all but DONE
 def test_rolling_back_is_sticky(outcome: Outcome) -> None:
     rolling = advance(record(Phase.GATING, 0), Outcome.ERROR, now=2.0, by="ci")
     assert advance(rolling, outcome, now=3.0, by="ci") is rolling
@@ -111,6 +112,26 @@ def test_record_round_trips_and_keeps_its_plan() -> None:
     assert back.plan_hash == snapshot_hash(plan.to_snapshot())
     other = make_plan(Environment("local", "us-east-1", "123456789012"), "1", "2")
     assert snapshot_hash(other.to_snapshot()) != back.plan_hash  # a config change shows
+
+
+@pytest.mark.parametrize(
+    ("cause", "fix"),
+    [
+        (Outcome.VOID, "the load, not green, is suspect: live's own version failed the gate's requests. "
+         "Check the load against live's model (did green's model change its input or output? the load "
+         "follows green's example) and whether live is healthy (`orchestrator status`), then promote again"),
+        (Outcome.FAILED, "fix green and promote again"),
+    ],
+)  # fmt: skip
+def test_a_void_gate_says_the_load_is_suspect_from_the_recorded_cause(cause: Outcome, fix: str) -> None:
+    from orchestrator.release import gate_fix
+
+    # the cause is read from the record as stored: a resumed run that finishes the rollback
+    # says the same (the reason's text, which quotes the gate, is not matched)
+    rolling = advance(record(Phase.GATING, 0), cause, now=2.0, by="ci", reason="gate step 1 failed: x")
+    ended = PromotionRecord.from_dict(advance(rolling, Outcome.DONE, now=3.0, by="ci").to_dict())
+    assert (ended.phase, ended.cause) == (Phase.ROLLED_BACK, cause)
+    assert ended.cause is not None and gate_fix(ended.cause) == fix
 
 
 @pytest.mark.parametrize(
