@@ -128,10 +128,16 @@ def compare(live: Mapping[str, Any], green: Mapping[str, Any]) -> ContractChange
         if len(old.features) != len(new.features):
             consequence = "every current client would get bad_shape"
         elif set(old.features) == set(new.features):
-            consequence = "the same columns in another order: current clients' rows would be misread"
-        else:
+            # The handler reads a row by position and named features by name (handler.py).
             consequence = (
-                "other columns: current clients' rows would be misread, and named ones refused (bad_features)"
+                "the same features in another order: rows sent by position would give their values "
+                "to other features (named ones are still read right)"
+            )
+        else:
+            # A row is read by position as before: only the names say the meaning may have moved.
+            consequence = (
+                "other feature names: rows sent by position are read as before, right only if each "
+                "position still means what it did; named ones would be refused (bad_features)"
             )
         reasons.append(
             f"live takes {old.input_text()}; green takes {len(new.features)} [{','.join(new.features)}]: {consequence}"

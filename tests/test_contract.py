@@ -48,8 +48,9 @@ FEWER = "live takes 4 features [a,b,c,d]; green takes 3 [a,b,c]: every current c
             ContractChange(
                 True,
                 [
-                    "live takes 4 features [a,b,c,d]; green takes 4 [b,a,c,d]: the same columns "
-                    "in another order: current clients' rows would be misread"
+                    "live takes 4 features [a,b,c,d]; green takes 4 [b,a,c,d]: the same features in "
+                    "another order: rows sent by position would give their values to other features "
+                    "(named ones are still read right)"
                 ],
                 [],
             ),
@@ -60,8 +61,9 @@ FEWER = "live takes 4 features [a,b,c,d]; green takes 3 [a,b,c]: every current c
             ContractChange(
                 True,
                 [
-                    "live takes 4 features [a,b,c,d]; green takes 4 [a,b,c,e]: other columns: current "
-                    "clients' rows would be misread, and named ones refused (bad_features)"
+                    "live takes 4 features [a,b,c,d]; green takes 4 [a,b,c,e]: other feature names: "
+                    "rows sent by position are read as before, right only if each position still means "
+                    "what it did; named ones would be refused (bad_features)"
                 ],
                 [],
             ),
