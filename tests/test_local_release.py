@@ -316,3 +316,40 @@ def test_a_model_with_other_features_is_load_tested_with_its_own_payloads(
         assert step["green"]["samples"] > 0 and step["green"]["error_ratio"] == 0, step
     status = _status(local_project)
     assert status["live"] == {"version": "2", "weights": {}}
+
+
+def test_a_gate_whose_blue_fails_its_load_is_void_and_rolled_back(local_project: LocalProject) -> None:
+    # Live itself is broken (a seeded 30 % of its answers are 500s, as a failed dependency
+    # would make them), green is healthy: the canary gate's control fails the gate's own
+    # load, so the gate is void (no verdict on green) and the promotion rolls back to blue.
+    # (With [load] min_green_requests, the merged config must set it to 0 here: the gates
+    # are a few seconds and green's count does not matter to a void gate.)
+    from orchestrator.progress import NullReporter
+    from orchestrator.traffic import Traffic
+
+    _up(local_project)
+    target = local_project.target()
+    broken = faulty_function(local_project.root / "broken", error_ratio=0.3, seed=25)
+    assert target.publish(broken, None, NullReporter()).green == "2"
+    Traffic(target.lambda_client(), target.function_name).rollback("2")  # live: v2 alone
+    target.traffic_moved()
+
+    code, error = local_project.json("promote", "--env", "local", "--model", str(local_project.model("3")))
+    assert code == ExitCode.GATE_FAILED == 7, error  # README's exit codes: 7, gate failed, rolled back
+    assert error["message"].startswith("gate step 1 void: blue failed "), error
+    assert "live is back on v2 at 100%" in error["message"]
+    assert error["fix"].startswith("the load, not green, is suspect: live's own version failed"), error
+    status = _status(local_project)
+    assert status["live"] == {"version": "2", "weights": {}} and status["lock"] is None
+    record = status["promotion"]
+    assert (record["phase"], record["cause"], record["blue"], record["green"]) == (
+        "rolled_back",
+        "void",
+        "2",
+        "3",
+    )
+    directory = Path(error["message"].rsplit("(report: ", 1)[1].removesuffix("/report.html)"))
+    report = json.loads((directory / "report.json").read_text())
+    assert (report["outcome"], report["reason"]) == ("rolled_back", record["reason"])
+    gates = {s["name"]: s["verdict"] for s in report["steps"]}
+    assert gates == {"pre-traffic": "pass", "step 1": "void"}, gates
