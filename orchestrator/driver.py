@@ -484,6 +484,8 @@ class Driver:
                 return step
             finally:
                 self._waited += time.monotonic() - started
+            if run.stopped_early:
+                faults.point("gate-stopped-early")
             stats = gate.LoadStats.read(run.stats)
             pooled = pooled.pooled(stats) if pooled else stats
             result = gate.judge_stats(pooled, blue, plan.green, plan.slo, share)
@@ -503,6 +505,8 @@ class Driver:
                 said = f"the sequential test found an SLO clearly broken: {found} (the judge alone said {result.verdict}: {said})"
             elif evidence and evidence["note"]:
                 said = f"{said}; {evidence['note']}"
+            if evidence and evidence["early"] == str(sequential.Decision.FAIL):
+                faults.point("gate-early-fail")  # the early FAIL stands (over the judge, if need be)
             self.report.steps.append(
                 StepReport(name, weight, str(verdict), result.reasons,
                            result.green.to_dict() if result.green else None,

@@ -13,7 +13,8 @@ nothing. Hits are counted so tests can see a point was reached.
 
 The names follow the promotion state machine (orchestrator/machine.py): `enter-P` fires
 after the record says phase P (the intent is durable) and before P's action runs;
-`done-P` after the action, before the next record write.
+`done-P` after the action, before the next record write. `in-gate` and the `gate-*` points
+fire inside a gate (pre-traffic's or a step's), between the record's write and the verdict.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ POINTS: tuple[str, ...] = (
     "after-publish",  # green is published, no record written yet
     *(f"{when}-{phase}" for phase in _PHASES for when in ("enter", "done")),
     "in-gate",  # Locust is running against the edge or the candidate route
+    # Sequential gates only (never hit by fixed-length ones):
+    "gate-stopped-early",  # a look decided and the load has stopped; nothing judged or recorded yet
+    "gate-early-fail",  # an early FAIL was decided to stand (over the judge's pass, if need be)
 )
 ACTIONS = ("kill", "sigterm", "sigint", "raise", "sleep")
 _TERM = re.compile(r"^\s*(?P<point>[a-z-]+)\s*[=:]\s*(?P<action>[a-z]+)(?:\((?P<arg>[^)]*)\))?\s*$")

@@ -10,6 +10,7 @@ no lease is held; no Locust process is left.
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 
 from orchestrator import faults
 from orchestrator.errors import ExitCode
-from tests.conftest import SAMPLE_MODEL, LocalProject, locusts_of
+from tests.conftest import SAMPLE_MODEL, LocalProject, locusts_of, wait_for
 
 ACTIONS = ("kill", "sigterm", "raise")
 # SIGINT and SIGTERM reach the same handler (processes.SignalLatch, installed with the
@@ -29,9 +30,12 @@ NO_RECORD = {"after-lease", "after-publish"}  # the driver had not written this 
 BEFORE_TRAFFIC = NO_RECORD | {"enter-planned", "done-planned", "enter-pre-traffic", "in-gate"}
 IN_ROLLBACK = {"enter-rolling-back", "done-rolling-back"}
 # The matrix promotion does not pause: kills while paused are tested in test_local_release.py.
-CASES = [(p, a) for p, a in itertools.product(faults.POINTS, ACTIONS) if "paused" not in p] + [
-    (p, "sigint") for p in SIGINT_AT
-]
+# The gate-* points are reached only by sequential gates: test_fault_at_a_sequential_stop.
+CASES = [
+    (p, a)
+    for p, a in itertools.product(faults.POINTS, ACTIONS)
+    if "paused" not in p and not p.startswith("gate-")
+] + [(p, "sigint") for p in SIGINT_AT]
 
 FAST_TOML = """
 [project]
@@ -149,3 +153,86 @@ def test_fault(matrix: LocalProject, point: str, action: str) -> None:
     assert record["id"] != previous and record["phase"] == want_phase, record
     assert record["blue"] == blue
     assert after["live"]["version"] == (record["green"] if want_phase == "promoted" else blue)
+
+
+def _with_keys(toml: str, section: str, **keys: object) -> str:
+    """`toml` with `keys` set in `[section]` (replaced where present, else added after its header)."""
+    lines, out, inside = toml.splitlines(), [], False
+    for line in lines:
+        if line.startswith("["):
+            inside = line.strip() == f"[{section}]"
+        name = line.split("=", 1)[0].strip()
+        if inside and "=" in line and name in keys:
+            continue
+        out.append(line)
+        if line.strip() == f"[{section}]":
+            out.extend(f"{k} = {str(v).lower() if isinstance(v, bool) else v}" for k, v in keys.items())
+    return "\n".join(out) + "\n"
+
+
+# Sequential gates that land an early stop at the canary step, never before: green sleeps
+# 100 ms per request, so 2 users send it at most 20 a second and pre-traffic (green alone,
+# healthy on the candidate route) cannot reach the ~300 requests an early PASS needs in its
+# 5 s; behind live green fails every request, so the canary gate's first look after 1 s
+# fails it early (a handful of requests suffice against a 20 % error budget).
+SEQUENTIAL_LOAD = {"users": 2, "spawn_rate": 2, "duration_s": 5, "sequential": True, "min_duration_s": 1}
+SEQUENTIAL_CASES = [
+    ("gate-stopped-early", "kill"),
+    ("gate-stopped-early", "sigterm"),
+    ("gate-early-fail", "kill"),
+]
+
+
+@pytest.mark.parametrize(("point", "action"), SEQUENTIAL_CASES, ids=[f"{p}={a}" for p, a in SEQUENTIAL_CASES])
+def test_fault_at_a_sequential_stop(matrix: LocalProject, point: str, action: str) -> None:
+    from orchestrator.demo import faulty_function
+
+    before = _look(matrix)
+    blue = before["live"]["version"]
+    fast = matrix.config.read_text()
+    matrix.config.write_text(_with_keys(fast, "environments.local.load", **SEQUENTIAL_LOAD))
+    try:
+        green = faulty_function(
+            matrix.root / f"live-fails-{point}-{action}",
+            delay_s=0.1,
+            live_only=True,
+            error_ratio=1.0,
+            seed=25,
+        )
+        driver = subprocess.run(
+            matrix.argv("promote", "--env", "local", "--function-dir", str(green)),
+            env=matrix.env(EDGESHIP_FAULT=f"{point}={action}", EDGESHIP_HOST="driver-machine"),
+            capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+        seen = _look(matrix)
+        record = seen["promotion"]
+        assert record["blue"] == blue and record["step"] == 0, record  # it reached the canary step
+        if action == "kill":
+            # killed at the stop or once the early FAIL stood, the verdict unrecorded: the record says gating at 50 %, live
+            # is split; once the lease runs out another machine's --resume finishes the job
+            assert driver.returncode == -9, driver.stderr[-3000:]
+            assert (record["phase"], seen["live"]["weights"]) == ("gating", {record["green"]: 0.5}), seen
+            wait_for(lambda: _look(matrix)["situation"] == "interrupted", 30)
+            resumed = matrix.cli("promote", "--env", "local", "--resume", EDGESHIP_HOST="recovery-machine")
+            assert resumed.returncode == ExitCode.GATE_FAILED, resumed.stderr[-3000:]
+            assert f"live is back on v{blue} at 100%" in resumed.stderr, resumed.stderr[-3000:]
+            said = resumed.stderr
+        else:
+            # a signal once the gate has decided: the verdict stands and the driver rolls back itself
+            assert driver.returncode == ExitCode.GATE_FAILED, driver.stderr[-3000:]
+            assert record["phase"] == "rolled_back", record
+            said = driver.stderr
+    finally:
+        matrix.config.write_text(fast)
+    # the gate that decided the end stopped early on its sequential FAIL (the run that finished)
+    report = json.loads(
+        (Path(said.rsplit("(report: ", 1)[1].split("/report.html)")[0]) / "report.json").read_text()
+    )
+    canary = [s for s in report["steps"] if s["name"] == "step 1"][-1]
+    assert (canary["verdict"], canary["sequential"]["early"]) == ("fail", "fail"), canary
+    after = _look(matrix)
+    record = after["promotion"]
+    assert after["live"]["weights"] == {} and after["live"]["version"] == blue, after["live"]
+    assert (record["phase"], record["cause"]) == ("rolled_back", "failed"), record
+    assert not after["interrupted"] and (after["lease"] is None or not after["lease"]["live"]), after["lease"]
+    assert locusts_of(matrix.root) == []
