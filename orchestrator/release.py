@@ -81,6 +81,7 @@ class Look:
     record_etag: str | None = None
     lease: Lease | None = None
     lease_live: bool = False
+    at: float = 0.0  # when lease_live was judged (status shows the lease's expiry from then)
 
     def verb(self, command: str) -> Verb:
         return machine.verb(command, self.record, self.lease_live)
@@ -124,13 +125,16 @@ class Release:
                 return Look(deployed=False)
             raise
         held, _ = self.leases.read()
+        now = time.time()
         live = held is not None and not lease.is_stale(
-            held, now=time.time(), host=lease.host_name(), boot=lease.boot_id(), pid_alive=alive
+            held, now=now, host=lease.host_name(), boot=lease.boot_id(), pid_alive=alive
         )
-        return Look(True, record, etag, held, live)
+        return Look(True, record, etag, held, live, now)
 
     def status(self) -> dict[str, Any]:
-        """Versions, weights, the promotion record and the lease, as any machine sees them."""
+        """Versions, weights, the promotion record and the lease, as any machine sees them. The
+        lease's expiry is told as of the look that judged it live (reading the models after it
+        takes a while: a lease judged live could show as expired, and one situation with it)."""
         traffic = Traffic(self.target.lambda_client(), self.target.function_name)
         live, candidate = traffic.state("live"), traffic.state("candidate")
         found = self.look()
@@ -147,7 +151,7 @@ class Release:
             "promotion": _record_view(record) if record else None,
             "lock": held.describe() if held else None,
             "lease": {"holder": held.holder, "host": held.host, "pid": held.pid,
-                      "expires_in_s": round(held.expires_at - time.time(), 1), "live": found.lease_live}
+                      "expires_in_s": round(held.expires_at - found.at, 1), "live": found.lease_live}
             if held else None,
             "situation": str(machine.situation(record, found.lease_live)),
             "interrupted": machine.situation(record, found.lease_live) == machine.Situation.INTERRUPTED,
