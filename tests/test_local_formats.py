@@ -61,6 +61,7 @@ RECORD_READERS = [
     ["promote", "--resume"],
     ["promote", "--rollback"],
     ["rollback"],
+    ["resume-promotion"],
     ["up", "--yes"],
     ["history"],
 ]
