@@ -10,7 +10,8 @@ Every change to it is conditional, so two machines cannot both believe they hold
 A lease is stale when it expired (judged on any machine by `expires_at`), or at once
 when its holder ran on this host and that pid is dead. The holder is an identity, not a
 host name: `EDGESHIP_HOLDER` (CI sets the run URL), else user@host:pid; `EDGESHIP_HOST`
-overrides the host name (tests play "another machine" with it).
+overrides the host name (tests play "another machine" with it). The body carries its format
+and the edgeship version that wrote it (orchestrator/formats.py): a newer one is refused.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ no record exists yet (If-None-Match: *). A driver that was taken over finds its 
 stale, gets FencedError, and stops without touching the alias. The abort request is
 its own object so that an operator never races the driver's writes of the record; so is
 the go-ahead, which names the promotion so that it never lets a later one pass its pause.
+Every body carries its format and the edgeship version that wrote it (orchestrator/formats.py):
+a record of a newer format is refused (exit 2), one of an older format is read.
 """
 
 from __future__ import annotations
