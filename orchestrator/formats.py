@@ -69,11 +69,14 @@ def _fix(where: str) -> str:
     )
 
 
-def body(data: Any, what: str, where: str, *, legacy_keys: tuple[str, ...]) -> dict[str, Any]:
+def body(
+    data: Any, what: str, where: str, *, legacy_keys: tuple[str, ...], legacy_fix: str | None = None
+) -> dict[str, Any]:
     """`data` (a parsed JSON body) as today's reader takes it, without the envelope.
 
     Refuses (FormatError) a body that is not an object, one of a newer format, and one of
-    format 0 (recognised by `legacy_keys`, which only that shape has).
+    format 0 (recognised by `legacy_keys`, which only that shape has; `legacy_fix` replaces
+    the fix given for it).
     """
     if not isinstance(data, dict):
         raise FormatError(
@@ -86,7 +89,8 @@ def body(data: Any, what: str, where: str, *, legacy_keys: tuple[str, ...]) -> d
         raise FormatError(
             f"{what} has the shape edgeship wrote before crash-safe promotions (format 0, "
             f"2026-11-25 to 2026-11-30), which edgeship {__version__} does not read",
-            fix=f"if no promotion of that time is still running, put `live` on the version you want with "
+            fix=legacy_fix
+            or f"if no promotion of that time is still running, put `live` on the version you want with "
             f"the AWS console or CLI, then delete {where}",
         )
     return {k: v for k, v in data.items() if k not in ENVELOPE}

@@ -104,9 +104,8 @@ class RecordStore:
             got = self._get(key)
             if got is not None:
                 name = key.rsplit("/", 1)[-1]
-                records.append(
-                    self._parse(got[0], f"the promotion record of {self.env!r} (history {name})", key)
-                )
+                what = f"the promotion record of {self.env!r} (history {name})"
+                records.append(parse_record(got[0], what, f"s3://{self.bucket}/{key}", history=True))
         return records
 
     def request_abort(self, by: str, promotion: str | None, token: str | None) -> AbortRequest:
@@ -166,13 +165,15 @@ class RecordStore:
 _ENUMS: dict[str, type[Phase] | type[Outcome]] = {"phase": Phase, "then": Phase, "cause": Outcome}
 
 
-def parse_record(data: dict[str, Any], what: str, where: str) -> PromotionRecord:
+def parse_record(data: dict[str, Any], what: str, where: str, *, history: bool = False) -> PromotionRecord:
     """A record body of any format this edgeship reads, as today's PromotionRecord (pure).
 
     FormatError for a newer format, a phase (or `then`, `cause`) this edgeship does not know,
     a shape from before crash-safe promotions, or a body missing what every record has.
+    `history`: a history copy (of format 0 it is only in the way: nothing is left to finish).
     """
-    body = formats.body(data, what, where, legacy_keys=("state", "step_reached"))
+    legacy_fix = f"delete {where}: a copy for people, nothing in it is left to finish" if history else None
+    body = formats.body(data, what, where, legacy_keys=("state", "step_reached"), legacy_fix=legacy_fix)
     for name, kind in _ENUMS.items():
         value = body.get(name)
         if value and value not in kind._value2member_map_:

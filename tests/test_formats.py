@@ -120,6 +120,11 @@ def test_format_0_is_refused_with_what_to_do() -> None:
         "if no promotion of that time is still running, put `live` on the version you want with the AWS "
         f"console or CLI, then delete {WHERE}"
     )
+    with pytest.raises(FormatError) as copy_of_it:
+        parse_record(
+            _load("format0-record"), "the promotion record of 'staging' (history x.json)", WHERE, history=True
+        )
+    assert copy_of_it.value.fix == f"delete {WHERE}: a copy for people, nothing in it is left to finish"
     with pytest.raises(FormatError, match=r"^the promotion lease of 'staging' has the shape .* \(format 0"):
         parse_lease((DATA / "format0-lock.json").read_bytes(), "staging", LEASE_AT)
 
