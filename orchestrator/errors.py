@@ -2,7 +2,8 @@
 
     EdgeshipError (1)                      message + fix; the CLI prints both, or --json
     ├── ConfigError, UsageError (2)
-    │   └── NotDeployedError               the environment's stack has no deployment yet
+    │   ├── NotDeployedError               the environment's stack has no deployment yet
+    │   └── FormatError                    a record or lease this edgeship cannot read (newer format)
     ├── ToolchainError (3)
     ├── StackLockedError (4)
     ├── PromotionLockedError (4)           another run holds the promotion lease
@@ -113,6 +114,12 @@ class UsageError(EdgeshipError):
 
 class NotDeployedError(UsageError):
     """The environment's stack was never deployed (or was destroyed): nothing to act on yet."""
+
+
+class FormatError(UsageError):
+    """A promotion record, lease or request this edgeship cannot read: a newer edgeship wrote it
+    (a newer format, a phase it does not know), or it has a shape from before crash-safe
+    promotions. Exit 2: the fix is to run another version, never to guess (orchestrator/formats.py)."""
 
 
 class ToolchainError(EdgeshipError):

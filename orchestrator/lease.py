@@ -10,7 +10,8 @@ Every change to it is conditional, so two machines cannot both believe they hold
 A lease is stale when it expired (judged on any machine by `expires_at`), or at once
 when its holder ran on this host and that pid is dead. The holder is an identity, not a
 host name: `EDGESHIP_HOLDER` (CI sets the run URL), else user@host:pid; `EDGESHIP_HOST`
-overrides the host name (tests play "another machine" with it).
+overrides the host name (tests play "another machine" with it). The body carries its format
+and the edgeship version that wrote it (orchestrator/formats.py): a newer one is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from orchestrator.errors import EdgeshipError, LeaseLostError, PromotionLockedError
+from orchestrator import formats
+from orchestrator.errors import EdgeshipError, FormatError, LeaseLostError, PromotionLockedError
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,22 @@ def is_stale(lease: Lease, *, now: float, host: str, boot: str, pid_alive: Calla
     return now >= lease.expires_at or (same_machine and not pid_alive(lease.pid))
 
 
+def parse_lease(text: bytes, env: str, where: str) -> Lease:
+    """A lease body of any format this edgeship reads (orchestrator/formats.py), as today's
+    Lease: extra fields are ignored; FormatError (exit 2) for a newer format, the lock of
+    before crash-safe promotions, or a body that does not parse. Pure."""
+    what = f"the promotion lease of {env!r}"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise formats.unreadable(what, where, "not JSON") from None
+    body = formats.body(data, what, where, legacy_keys=("user", "host", "pid"))
+    try:
+        return Lease(**formats.known(Lease, body))
+    except TypeError as exc:  # a field every lease has is missing
+        raise formats.unreadable(what, where, str(exc)) from None
+
+
 def precondition_failed(exc: Exception) -> bool:
     """True when S3 refused a conditional write (If-Match / If-None-Match did not hold)."""
     code = getattr(exc, "response", {}).get("Error", {}).get("Code")
@@ -100,8 +118,7 @@ class LeaseStore:
             got = self.s3.get_object(Bucket=self.bucket, Key=self.key)
         except self.s3.exceptions.NoSuchKey:
             return None, None
-        data = json.loads(got["Body"].read())
-        return Lease(**data), str(got["ETag"])
+        return parse_lease(got["Body"].read(), self.env, f"s3://{self.bucket}/{self.key}"), str(got["ETag"])
 
     def take(self, mine: Lease, *, pid_alive: Callable[[int], bool]) -> tuple[Lease, str]:
         """Take the lease if free or stale; PromotionLockedError naming the live holder otherwise."""
@@ -143,7 +160,10 @@ class LeaseStore:
         except self.s3.exceptions.ClientError as exc:
             if not precondition_failed(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchKey":
                 raise
-        current, current_etag = self.read()
+        try:
+            current, current_etag = self.read()
+        except FormatError:  # a newer edgeship's lease: certainly not our renewal
+            current, current_etag = None, None
         if current is not None and current_etag and current.nonce == renewed.nonce:
             return renewed, current_etag  # our own renewal, retried after its answer was lost
         raise self._lost()
@@ -159,14 +179,18 @@ class LeaseStore:
         return True
 
     def _put(self, lease: Lease, **condition: str) -> str:
-        body = json.dumps(asdict(lease)).encode()
+        body = json.dumps(formats.stamp(asdict(lease))).encode()
         return str(self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body, **condition)["ETag"])
 
     def _lost(self) -> LeaseLostError:
-        winner, _ = self.read()
+        try:
+            winner, _ = self.read()
+            to = f" to {winner.describe()}" if winner else " (it was removed)"
+        except FormatError as exc:
+            to = f" ({exc.message})"
         return LeaseLostError(
             f"this run lost the promotion lease of {self.env!r}"
-            + (f" to {winner.describe()}" if winner else " (it was removed)")
+            + to
             + "; it stopped without touching `live` again",
             fix=f"see `orchestrator status --env {self.env}`: the new holder finishes the promotion",
         )

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from orchestrator.formats import known
 from orchestrator.plan import Plan, plan_from_dict
 
 
@@ -166,14 +167,15 @@ class PromotionRecord:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> PromotionRecord:
-        """Parse the JSON form."""
+        """Parse the JSON form; fields a newer edgeship added are ignored (orchestrator/formats.py,
+        record.parse_record refuses what must not be ignored)."""
         return PromotionRecord(
             **{
-                **data,
+                **known(PromotionRecord, data),
                 "phase": Phase(data["phase"]),
                 "then": Phase(data["then"]) if data.get("then") else None,
                 "cause": Outcome(data["cause"]) if data.get("cause") else None,
-                "transitions": tuple(Transition(**t) for t in data.get("transitions", ())),
+                "transitions": tuple(Transition(**known(Transition, t)) for t in data.get("transitions", ())),
             }
         )
 

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from orchestrator.errors import ConfigError, UsageError
+from orchestrator.formats import known
 from orchestrator.settings import (
     EXTEND_BAKES,
     SCHEDULES,
@@ -131,16 +132,17 @@ LOOK_LAG_S = 1.5
 
 def plan_from_dict(snapshot: dict[str, Any]) -> Plan:
     """The plan a record kept (the inverse of Plan.to_snapshot)."""
+    slo = snapshot["slo"]  # fields a newer edgeship added are ignored (`known`)
     return Plan(
         **{
-            **snapshot,
+            **known(Plan, snapshot),
             "steps": [int(s) for s in snapshot["steps"]],
-            "slo": SloSettings(**{**snapshot["slo"], "alarms": tuple(snapshot["slo"].get("alarms", ()))}),
+            "slo": SloSettings(**{**known(SloSettings, slo), "alarms": tuple(slo.get("alarms", ()))}),
             # A plan recorded before sequential gates existed ran fixed-length gates: a resume
             # runs the recorded plan, not today's default.
-            "load": LoadSettings(**{"sequential": False, **snapshot["load"]}),
+            "load": LoadSettings(**{"sequential": False, **known(LoadSettings, snapshot["load"])}),
             "example": tuple(float(v) for v in snapshot.get("example", ())),
-            "hooks": tuple(Hook(**h) for h in snapshot.get("hooks", ())),
+            "hooks": tuple(Hook(**known(Hook, h)) for h in snapshot.get("hooks", ())),
         }
     )
 

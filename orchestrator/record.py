@@ -10,6 +10,8 @@ no record exists yet (If-None-Match: *). A driver that was taken over finds its 
 stale, gets FencedError, and stops without touching the alias. The abort request is
 its own object so that an operator never races the driver's writes of the record; so is
 the go-ahead, which names the promotion so that it never lets a later one pass its pause.
+Every body carries its format and the edgeship version that wrote it (orchestrator/formats.py):
+a record of a newer format is refused (exit 2), one of an older format is read.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from orchestrator import formats
 from orchestrator.errors import FencedError
 from orchestrator.lease import precondition_failed
-from orchestrator.machine import PromotionRecord
+from orchestrator.machine import Outcome, Phase, PromotionRecord
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,12 @@ class RecordStore:
 
     def read(self) -> tuple[PromotionRecord | None, str | None]:
         """The newest record and its ETag (None, None when there is none)."""
-        got = self._get(f"{self.prefix}/current.json")
+        key = f"{self.prefix}/current.json"
+        got = self._get(key)
         if got is None:
             return None, None
         data, etag = got
-        data.pop("write", None)
-        return PromotionRecord.from_dict(data), etag
+        return self._parse(data, f"the promotion record of {self.env!r}", key), etag
 
     def write(self, record: PromotionRecord, etag: str | None, write_id: str | None = None) -> str:
         """Write the record if it is still the one we read; returns the new ETag.
@@ -69,7 +72,7 @@ class RecordStore:
         id, and that is a success, not a take-over.
         """
         write_id = write_id or uuid.uuid4().hex
-        body = json.dumps({**record.to_dict(), "write": write_id}, indent=2).encode()
+        body = json.dumps(formats.stamp({**record.to_dict(), "write": write_id}), indent=2).encode()
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         key = f"{self.prefix}/current.json"
         try:
@@ -100,40 +103,83 @@ class RecordStore:
         for key in keys[:limit]:
             got = self._get(key)
             if got is not None:
-                got[0].pop("write", None)
-                records.append(PromotionRecord.from_dict(got[0]))
+                name = key.rsplit("/", 1)[-1]
+                what = f"the promotion record of {self.env!r} (history {name})"
+                records.append(parse_record(got[0], what, f"s3://{self.bucket}/{key}", history=True))
         return records
 
     def request_abort(self, by: str, promotion: str | None, token: str | None) -> AbortRequest:
         """Ask the running driver to stop (it looks at every heartbeat)."""
         request = AbortRequest(by, time.time(), promotion, token)
         self.s3.put_object(
-            Bucket=self.bucket, Key=f"{self.prefix}/abort.json", Body=json.dumps(asdict(request)).encode()
+            Bucket=self.bucket,
+            Key=f"{self.prefix}/abort.json",
+            Body=json.dumps(formats.stamp(asdict(request))).encode(),
         )
         return request
 
     def abort_request(self) -> AbortRequest | None:
-        """The standing abort request, if any."""
+        """The standing abort request, if any. Of any format: a request to stop is honoured
+        whoever wrote it (its extra fields are ignored), since stopping is the safe side."""
         got = self._get(f"{self.prefix}/abort.json")
-        return AbortRequest(**got[0]) if got else None
+        return AbortRequest(**formats.known(AbortRequest, got[0])) if got else None
 
     def request_continue(self, by: str, promotion: str) -> ContinueRequest:
         """Let the paused promotion `promotion` go on (its driver looks while it holds)."""
         request = ContinueRequest(by, time.time(), promotion)
         self.s3.put_object(
-            Bucket=self.bucket, Key=f"{self.prefix}/continue.json", Body=json.dumps(asdict(request)).encode()
+            Bucket=self.bucket,
+            Key=f"{self.prefix}/continue.json",
+            Body=json.dumps(formats.stamp(asdict(request))).encode(),
         )
         return request
 
     def continue_request(self, promotion: str) -> ContinueRequest | None:
-        """The go-ahead for this promotion, if one was given."""
+        """The go-ahead for this promotion, if one was given (extra fields ignored: it names
+        the promotion it lets go on, and nothing else is needed to honour it)."""
         got = self._get(f"{self.prefix}/continue.json")
-        request = ContinueRequest(**got[0]) if got else None
+        request = ContinueRequest(**formats.known(ContinueRequest, got[0])) if got else None
         return request if request and request.promotion == promotion else None
+
+    def _parse(self, data: dict[str, Any], what: str, key: str) -> PromotionRecord:
+        """A record body as today's PromotionRecord; FormatError (exit 2, naming the version to
+        run) for one this edgeship cannot read, never a traceback."""
+        return parse_record(data, what, f"s3://{self.bucket}/{key}")
 
     def _get(self, key: str) -> tuple[dict[str, Any], str] | None:
         try:
             got = self.s3.get_object(Bucket=self.bucket, Key=key)
         except self.s3.exceptions.NoSuchKey:
             return None
-        return dict(json.loads(got["Body"].read())), str(got["ETag"])
+        text = got["Body"].read()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise formats.unreadable(key, f"s3://{self.bucket}/{key}", "not JSON") from None
+        if not isinstance(data, dict):
+            raise formats.unreadable(key, f"s3://{self.bucket}/{key}", "not a JSON object")
+        return data, str(got["ETag"])
+
+
+# Phase-like fields of a record and the values this edgeship knows for each.
+_ENUMS: dict[str, type[Phase] | type[Outcome]] = {"phase": Phase, "then": Phase, "cause": Outcome}
+
+
+def parse_record(data: dict[str, Any], what: str, where: str, *, history: bool = False) -> PromotionRecord:
+    """A record body of any format this edgeship reads, as today's PromotionRecord (pure).
+
+    FormatError for a newer format, a phase (or `then`, `cause`) this edgeship does not know,
+    a shape from before crash-safe promotions, or a body missing what every record has.
+    `history`: a history copy (of format 0 it is only in the way: nothing is left to finish).
+    """
+    legacy_fix = f"delete {where}: a copy for people, nothing in it is left to finish" if history else None
+    body = formats.body(data, what, where, legacy_keys=("state", "step_reached"), legacy_fix=legacy_fix)
+    for name, kind in _ENUMS.items():
+        value = body.get(name)
+        if value and value not in kind._value2member_map_:
+            raise formats.unknown_value(what, where, name, value, data)
+    body.pop("write", None)  # the write id: only the fenced write looks at it
+    try:
+        return PromotionRecord.from_dict(body)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise formats.unreadable(what, where, f"{type(exc).__name__}: {exc}") from None
