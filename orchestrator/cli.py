@@ -230,7 +230,8 @@ def stack_options(f: Callable[..., Any]) -> Callable[..., Any]:
         metavar="URL",
         default=None,
         help="State backend (file://DIR, s3://BUCKET/PREFIX, https://api.pulumi.com). "
-        "Default: PULUMI_BACKEND_URL, then edgeship.toml, then .edgeship/state.",
+        "Default: PULUMI_BACKEND_URL, then edgeship.toml; only --env local falls back to "
+        ".edgeship/state (any other environment without one is refused, exit 2).",
     )(f)
     f = click.option(
         "--program",
@@ -615,8 +616,10 @@ def unlock(ctx: Ctx, env_name: str, backend: str | None, force: bool) -> None:
         from orchestrator import stacks
 
         settings = ctx.settings()
-        settings.environment(env_name)
-        url = stacks.resolve_backend(backend, settings.backend, os.environ, settings.root)
+        env = settings.environment(env_name)
+        url = stacks.resolve_backend(
+            backend, settings.backend, os.environ, settings.root, env_name=env.name, is_local=env.is_local
+        )
         removed = stacks.unlock(url, settings.project, env_name, force=force)
         return {"stack": env_name, "removed": [str(p) for p in removed]}
 
@@ -1228,12 +1231,14 @@ def iam_policy(
             if ctx.as_json:
                 return {"unscoped": iam.unscoped(names, **where)}
             return {"explain": iam.explain(names, **where)}
-        url = stacks.resolve_backend(backend, settings.backend, os.environ, settings.root)
-        state = None if no_state else iam.s3_backend(url)
+        # Only the backend someone named: the local default (.edgeship/state) is no S3 bucket
+        # either way, and the boundary and --no-state need none.
+        url = stacks.explicit_backend(backend, settings.backend, os.environ)
+        state = None if no_state or url is None else iam.s3_backend(url)
         if state is None and role != "boundary" and not no_state:
             # A role without them fails its first job on the state bucket (AccessDenied).
             raise UsageError(
-                f"the state backend is {url}, not s3://BUCKET/PREFIX, so the policy would have no "
+                f"the state backend is {url or 'not set'}, not s3://BUCKET/PREFIX, so the policy would have no "
                 "statements for it: pass --backend s3://STATE-BUCKET/PREFIX (what the workflow's "
                 "PULUMI_BACKEND_URL names), or --no-state for a backend that is not S3"
             )
@@ -1545,7 +1550,8 @@ def doctor(ctx: Ctx, env_name: str | None) -> None:
 @env_option
 @click.option(
     "--backend", metavar="URL", default=None,
-    help="State backend. Default: PULUMI_BACKEND_URL, then edgeship.toml, then .edgeship/state.",
+    help="State backend. Default: PULUMI_BACKEND_URL, then edgeship.toml; only --env local falls "
+    "back to .edgeship/state.",
 )  # fmt: skip
 @json_option
 @click.pass_obj
