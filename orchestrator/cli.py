@@ -106,15 +106,9 @@ class Group(click.Group):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
-        import signal
+        from orchestrator.interrupts import cancel_on_sigint
 
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            # A background job of a non-interactive shell (a CI wrapper, a Makefile's `&`)
-            # starts with SIGINT ignored, and Python then installs no KeyboardInterrupt: a
-            # cancel sent to this process would be ignored and `up` run to its end. A
-            # terminal's Ctrl-C never reaches a background job anyway; a signal sent to it
-            # on purpose must cancel cleanly.
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        cancel_on_sigint()  # again: `orchestrator` (the script) does not start in __main__
         argv = list(sys.argv[1:] if args is None else args)
         as_json = _wants_json(argv)
         try:
@@ -131,6 +125,12 @@ class Group(click.Group):
                 raise
             click.echo("Aborted!", err=True)
             sys.exit(int(ExitCode.INTERRUPTED))
+        except KeyboardInterrupt:  # while click parsed, before a command's own handling
+            if not standalone_mode:
+                raise
+            from orchestrator.interrupts import interrupted
+
+            interrupted()
         except EdgeshipError as exc:  # raised by an option's callback (no environment, bad config)
             if not standalone_mode:
                 raise
