@@ -24,7 +24,16 @@ from orchestrator.errors import ExitCode
 
 def cancel_on_sigint() -> None:
     """SIGINT raises KeyboardInterrupt from now on (Python's own handler), even when the
-    process started with it ignored. Main thread only (Python's rule for handlers)."""
+    process started with it ignored or at the kernel's default. A handler this process set
+    itself (the CLI called in process by a program with its own) is left alone, as is any
+    thread but the main one (only it may set handlers)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    current = signal.getsignal(signal.SIGINT)
+    if callable(current) and current is not signal.default_int_handler:
+        return  # the caller's own
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 

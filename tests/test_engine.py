@@ -132,6 +132,25 @@ def _catches_sigint(pid: int) -> bool:
     return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
 
 
+def test_the_cli_installs_pythons_sigint_handler_whatever_it_inherited() -> None:
+    from orchestrator.interrupts import cancel_on_sigint
+
+    def own(signum: int, frame: object) -> None:
+        pass
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        for inherited, expected in ((signal.SIG_IGN, signal.default_int_handler),
+                                    (signal.SIG_DFL, signal.default_int_handler),
+                                    (signal.default_int_handler, signal.default_int_handler),
+                                    (own, own)):  # fmt: skip
+            signal.signal(signal.SIGINT, inherited)
+            cancel_on_sigint()
+            assert signal.getsignal(signal.SIGINT) is expected, inherited
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_sigint_right_after_start_cancels_before_the_engine_runs(project: Project) -> None:
     # Started as a non-interactive shell's background job (SIGINT ignored), signalled as soon
     # as the CLI holds a handler (its first act), long before the engine could start: the
