@@ -241,7 +241,15 @@ RECOVERY_CASES = [
 ]
 
 
-@pytest.mark.parametrize("job", ["dev", "staging", "prod", "recover"])
+def test_the_recovery_steps_are_one_script() -> None:
+    # staging's and prod's are dev's with their environment: executed once below
+    dev = next(s for s in _steps(DEPLOY["jobs"]["dev"]) if s.get("name") == RECOVERY)
+    for name in ("staging", "prod"):
+        step = next(s for s in _steps(DEPLOY["jobs"][name]) if s.get("name") == RECOVERY)
+        assert step == {**dev, "run": dev["run"].replace("--env dev", f"--env {name}")}, name
+
+
+@pytest.mark.parametrize("job", ["dev", "recover"])
 def test_the_recovery_step_aborts_only_this_runs_promotion_left_in_flight(tmp_path: Path, job: str) -> None:
     import json
     import os
