@@ -69,7 +69,7 @@ SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py
 # whose assertions judge outcomes, with no clock to beat but generous timeouts: they pass on a
 # starved CPU, only later.
 # (test_output_local's promotion must fail its gate: a starved CPU only fails it harder.)
-SHARD_services := tests/test_authorizer.py tests/test_cli.py tests/test_daemons.py tests/test_habits.py \
+SHARD_services := tests/test_authorizer.py tests/test_backend_choice.py tests/test_cli.py tests/test_daemons.py tests/test_habits.py \
 	tests/test_hooks.py tests/test_inspect.py tests/test_local_authorizer.py tests/test_local_hygiene.py \
 	tests/test_local_formats.py tests/test_local_prune.py tests/test_role_migration.py \
 	tests/test_local_stack.py \

@@ -106,15 +106,9 @@ class Group(click.Group):
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
-        import signal
+        from orchestrator.interrupts import cancel_on_sigint
 
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            # A background job of a non-interactive shell (a CI wrapper, a Makefile's `&`)
-            # starts with SIGINT ignored, and Python then installs no KeyboardInterrupt: a
-            # cancel sent to this process would be ignored and `up` run to its end. A
-            # terminal's Ctrl-C never reaches a background job anyway; a signal sent to it
-            # on purpose must cancel cleanly.
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        cancel_on_sigint()  # again: `orchestrator` (the script) does not start in __main__
         argv = list(sys.argv[1:] if args is None else args)
         as_json = _wants_json(argv)
         try:
@@ -131,6 +125,12 @@ class Group(click.Group):
                 raise
             click.echo("Aborted!", err=True)
             sys.exit(int(ExitCode.INTERRUPTED))
+        except KeyboardInterrupt:  # while click parsed, before a command's own handling
+            if not standalone_mode:
+                raise
+            from orchestrator.interrupts import interrupted
+
+            interrupted()
         except EdgeshipError as exc:  # raised by an option's callback (no environment, bad config)
             if not standalone_mode:
                 raise
@@ -230,7 +230,8 @@ def stack_options(f: Callable[..., Any]) -> Callable[..., Any]:
         metavar="URL",
         default=None,
         help="State backend (file://DIR, s3://BUCKET/PREFIX, https://api.pulumi.com). "
-        "Default: PULUMI_BACKEND_URL, then edgeship.toml, then .edgeship/state.",
+        "Default: PULUMI_BACKEND_URL, then edgeship.toml; only --env local falls back to "
+        ".edgeship/state (any other environment without one is refused, exit 2).",
     )(f)
     f = click.option(
         "--program",
@@ -615,8 +616,10 @@ def unlock(ctx: Ctx, env_name: str, backend: str | None, force: bool) -> None:
         from orchestrator import stacks
 
         settings = ctx.settings()
-        settings.environment(env_name)
-        url = stacks.resolve_backend(backend, settings.backend, os.environ, settings.root)
+        env = settings.environment(env_name)
+        url = stacks.resolve_backend(
+            backend, settings.backend, os.environ, settings.root, env_name=env.name, is_local=env.is_local
+        )
         removed = stacks.unlock(url, settings.project, env_name, force=force)
         return {"stack": env_name, "removed": [str(p) for p in removed]}
 
@@ -1228,12 +1231,14 @@ def iam_policy(
             if ctx.as_json:
                 return {"unscoped": iam.unscoped(names, **where)}
             return {"explain": iam.explain(names, **where)}
-        url = stacks.resolve_backend(backend, settings.backend, os.environ, settings.root)
-        state = None if no_state else iam.s3_backend(url)
+        # Only the backend someone named: the local default (.edgeship/state) is no S3 bucket
+        # either way, and the boundary and --no-state need none.
+        url = stacks.explicit_backend(backend, settings.backend, os.environ)
+        state = None if no_state or url is None else iam.s3_backend(url)
         if state is None and role != "boundary" and not no_state:
             # A role without them fails its first job on the state bucket (AccessDenied).
             raise UsageError(
-                f"the state backend is {url}, not s3://BUCKET/PREFIX, so the policy would have no "
+                f"the state backend is {url or 'not set'}, not s3://BUCKET/PREFIX, so the policy would have no "
                 "statements for it: pass --backend s3://STATE-BUCKET/PREFIX (what the workflow's "
                 "PULUMI_BACKEND_URL names), or --no-state for a backend that is not S3"
             )
@@ -1545,7 +1550,8 @@ def doctor(ctx: Ctx, env_name: str | None) -> None:
 @env_option
 @click.option(
     "--backend", metavar="URL", default=None,
-    help="State backend. Default: PULUMI_BACKEND_URL, then edgeship.toml, then .edgeship/state.",
+    help="State backend. Default: PULUMI_BACKEND_URL, then edgeship.toml; only --env local falls "
+    "back to .edgeship/state.",
 )  # fmt: skip
 @json_option
 @click.pass_obj

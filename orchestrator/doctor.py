@@ -130,7 +130,7 @@ def probe(settings: Any, env: Any) -> Probes:
         interpreter=look(lambda: _interpreter(env.function.runtime)) if local else None,
         emulator=emulator,
         credentials=look(lambda: _identity(env, state_dir, emulator)),
-        backend=look(lambda: _backend(settings)),
+        backend=look(lambda: _backend(settings, env)),
         passphrase=look(lambda: _secrets(settings, env)),
     )
 
@@ -179,12 +179,15 @@ def _identity(env: Any, state_dir: Path, emulator: Found | None) -> str:
     return arn
 
 
-def _backend(settings: Any) -> str:
+def _backend(settings: Any, env: Any) -> str:
     """The backend answers: a file backend's directory is writable, an S3 bucket exists and is
-    ours to read, Pulumi Cloud answers and a token is set."""
+    ours to read, Pulumi Cloud answers and a token is set (an environment other than local
+    without one fails here, as every command refuses it)."""
     from orchestrator import stacks
 
-    url = stacks.resolve_backend(None, settings.backend, os.environ, settings.root)
+    url = stacks.resolve_backend(
+        None, settings.backend, os.environ, settings.root, env_name=env.name, is_local=env.is_local
+    )
     if url.startswith("file://"):
         from urllib.parse import unquote, urlsplit
 

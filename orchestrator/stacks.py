@@ -76,12 +76,45 @@ class OperationResult:
         return any(n for op, n in self.changes.items() if op != "same")
 
 
+def explicit_backend(cli_value: str | None, configured: str | None, environ: Mapping[str, str]) -> str | None:
+    """The state backend someone named: --backend, then PULUMI_BACKEND_URL, then edgeship.toml's
+    `[project] backend`; None when none is. An empty or blank value names nothing: a CI
+    variable that is not set reaches the job as "" (GitHub's `${{ vars.X }}`). Pure."""
+    for value in (cli_value, environ.get("PULUMI_BACKEND_URL"), configured):
+        if value is not None and value.strip():
+            return value.strip()
+    return None
+
+
 def resolve_backend(
-    cli_value: str | None, configured: str | None, environ: Mapping[str, str], root: Path
+    cli_value: str | None,
+    configured: str | None,
+    environ: Mapping[str, str],
+    root: Path,
+    *,
+    env_name: str,
+    is_local: bool,
 ) -> str:
-    """State backend URL: --backend, then PULUMI_BACKEND_URL, then edgeship.toml, then a local file backend."""
-    url = cli_value or environ.get("PULUMI_BACKEND_URL") or configured
-    return url or (root / ".edgeship" / "state").as_uri()
+    """State backend URL of one environment: the one named (`explicit_backend`), else for the
+    local environment a file backend in .edgeship/state. Any other environment without one
+    is refused: a file backend inside the checkout would create the cloud resources and
+    lose their state with the checkout (a CI runner's), and the next run would collide
+    with them. Pure."""
+    url = explicit_backend(cli_value, configured, environ)
+    if url is not None:
+        return url
+    if is_local:
+        return (root / ".edgeship" / "state").as_uri()
+    empty = "PULUMI_BACKEND_URL is set but empty" if environ.get("PULUMI_BACKEND_URL") is not None else ""
+    raise ConfigError(
+        f"environment {env_name!r} has no state backend"
+        + (f" ({empty}, which names none)" if empty else "")
+        + ": its state would be a file inside this checkout, lost with it",
+        fix="name one: --backend s3://STATE-BUCKET/PREFIX, or PULUMI_BACKEND_URL=s3://STATE-BUCKET/PREFIX "
+        '(in CI: the repository or environment variable), or [project] backend = "s3://STATE-BUCKET/PREFIX" '
+        "in edgeship.toml; docs/ci.md, section 4 (The state backend). Only the local environment "
+        "defaults to .edgeship/state",
+    )
 
 
 def resolve_secrets(
@@ -124,6 +157,10 @@ def spec_for(
 ) -> StackSpec:
     """The stack of one environment: backend, secrets and config resolved from settings."""
     environ = os.environ if environ is None else environ
+    # the backend first: without one nothing else matters
+    backend_url = resolve_backend(
+        backend, settings.backend, environ, settings.root, env_name=env.name, is_local=env.is_local
+    )
     provider, secret_env = resolve_secrets(env.name, env.is_local, settings.secrets_provider, environ)
     values = {**env.pulumi_config(settings.project), **(extra_config or {})}
     config = {f"{CONFIG_NAMESPACE}:{key}": (value, False) for key, value in values.items()}
@@ -133,7 +170,7 @@ def spec_for(
     return StackSpec(
         project=settings.project,
         stack=env.name,
-        backend_url=resolve_backend(backend, settings.backend, environ, settings.root),
+        backend_url=backend_url,
         work_dir=settings.root / ".edgeship" / "workspaces" / env.name,
         pulumi_root=pulumi_root,
         secrets_provider=provider,

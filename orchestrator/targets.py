@@ -280,8 +280,15 @@ def open_environment(
 ) -> StackTarget:
     """An environment's target: its cloud, and its stack in the project's backend
     (`program`: a 'module:function' to run instead of the environment's own)."""
+    import os
+
     from orchestrator import clouds, stacks, toolchain
 
+    # Decided before anything else runs (no emulator, build or engine): an environment
+    # without a backend of its own is refused here, with nothing written.
+    backend = stacks.resolve_backend(
+        backend, settings.backend, os.environ, settings.root, env_name=env.name, is_local=env.is_local
+    )
     cloud = clouds.for_environment(settings, env)
     chosen = stacks.load_program(program) if program else cloud.program()
 

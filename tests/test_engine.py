@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,53 @@ def test_sigint_during_up_leaves_a_usable_stack(project: Project, sigint_ignored
     again = project.cli("up", "--yes", "--env", "test", "--program", PROGRAM, "--json")
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["outputs"]["memoryMb"] == "512"
+
+
+def _catches_sigint(pid: int) -> bool:
+    """Whether the process has a handler of its own for SIGINT (its SigCgt mask in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
+
+
+def test_the_cli_installs_pythons_sigint_handler_whatever_it_inherited() -> None:
+    from orchestrator.interrupts import cancel_on_sigint
+
+    def own(signum: int, frame: object) -> None:
+        pass
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        for inherited, expected in ((signal.SIG_IGN, signal.default_int_handler),
+                                    (signal.SIG_DFL, signal.default_int_handler),
+                                    (signal.default_int_handler, signal.default_int_handler),
+                                    (own, own)):  # fmt: skip
+            signal.signal(signal.SIGINT, inherited)
+            cancel_on_sigint()
+            assert signal.getsignal(signal.SIGINT) is expected, inherited
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_sigint_right_after_start_cancels_before_the_engine_runs(project: Project) -> None:
+    # Started as a non-interactive shell's background job (SIGINT ignored), signalled as soon
+    # as the CLI holds a handler (its first act), long before the engine could start: the
+    # command is cancelled, exit 130 without a traceback, and nothing was applied.
+    run = project.popen("up", "--yes", "--env", "test", "--program", PROGRAM, sigint_ignored=True)
+    while not _catches_sigint(run.pid) and run.poll() is None:
+        time.sleep(0.002)
+    run.send_signal(signal.SIGINT)
+    _out, err = run.communicate(timeout=120)
+    assert run.returncode == ExitCode.INTERRUPTED, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert not list(project.backend.rglob("test.json")), "a stack was written"
+    assert not list(project.backend.rglob("*.json")), "the backend holds a lock or a stack"
+
+    again = project.cli("up", "--yes", "--env", "test", "--program", PROGRAM, "--json")
+    assert again.returncode == 0, again.stdout + again.stderr
 
 
 def test_stale_lock_from_a_killed_run_can_be_cleared(project: Project) -> None:

@@ -106,7 +106,8 @@ def test_global_options_anywhere(
     config = tmp_path / "edgeship.toml"
     config.write_text(TOML.format(default=default or ""))
     argv = [a.replace("{c}", str(config)) for a in args]
-    env = {"EDGESHIP_ENV": None, "PULUMI_BACKEND_URL": None, **environ}
+    # dev is not local: it needs a backend of its own (tests/test_backend_choice.py)
+    env = {"EDGESHIP_ENV": None, "PULUMI_BACKEND_URL": (tmp_path / "state").as_uri(), **environ}
     done = CliRunner().invoke(main, argv, env=env)  # type: ignore[arg-type]
     out = json.loads(done.stdout)
     if expected in ("dev", "local"):
@@ -156,6 +157,7 @@ def test_prerequisites_fail_before_packaging(
     config = tmp_path / "edgeship.toml"
     config.write_text(TOML.format(default=""))
     env = _no_aws(tmp_path) | ({"PULUMI_CONFIG_PASSPHRASE": "x"} if passphrase else {})
+    env["PULUMI_BACKEND_URL"] = (tmp_path / "state").as_uri()  # dev's own (none is refused first)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     done = subprocess.run(
         [sys.executable, "-m", "orchestrator", *command, "--env", "dev", "--config", str(config), "--json"],

@@ -160,21 +160,127 @@ def test_dispatch_offers_every_recovery_action_per_environment() -> None:
         assert f"{action}) exec .venv/bin/orchestrator {command}" in script
 
 
-def test_every_promotion_runs_under_exec_names_its_run_and_is_aborted_if_cancelled() -> None:
+RECOVERY = "Abort if cancelled or failed"
+
+
+def test_every_engine_run_is_under_exec_and_every_promotion_names_its_run_and_recovers() -> None:
+    # exec: GitHub's cancel (SIGINT, then SIGTERM) reaches the driver or the engine, not bash
     for name in ("dev", "staging", "prod", "recover"):
         job = DEPLOY["jobs"][name]
         assert job["env"]["EDGESHIP_HOLDER"].endswith("/actions/runs/${{ github.run_id }}"), name
         runs = [str(s.get("run", "")) for s in _steps(job)]
-        promotes = [
+        acting = [
             line.strip()
             for r in runs
             for line in r.splitlines()
-            if "orchestrator promote" in line or 'orchestrator abort --env "$EDGESHIP_ENV" --json' in line
+            if re.search(r"orchestrator (up|promote|abort) ", line)
         ]
-        assert promotes and all("exec .venv/bin/orchestrator" in line for line in promotes), (name, promotes)
-        cancelled = [s for s in _steps(job) if s.get("if") == "cancelled()"]
-        assert len(cancelled) == 1 and "orchestrator abort --env" in cancelled[0]["run"], name
+        assert acting and all(line.startswith(("exec .venv/bin/orchestrator", "abort) exec ", "resume) exec ",
+                                               "rollback) exec ")) for line in acting), (name, acting)  # fmt: skip
+        recovering = [s for s in _steps(job) if "orchestrator abort --env" in str(s.get("run", ""))]
+        assert [s["name"] for s in recovering][-1] == RECOVERY and recovering[-1][
+            "if"
+        ] == "failure() || cancelled()"
         assert job["concurrency"]["cancel-in-progress"] is False
+    deploy = next(s for s in _steps(DEPLOY["jobs"]["dev"]) if s.get("name") == "Deploy")
+    assert deploy["run"] == "exec .venv/bin/orchestrator up --env dev --yes"
+
+
+@pytest.mark.parametrize(
+    ("cancelled", "failed", "runs"), [(False, False, False), (False, True, True), (True, False, True)]
+)
+def test_the_recovery_step_runs_on_failure_and_on_cancel_only(
+    cancelled: bool, failed: bool, runs: bool
+) -> None:
+    from tests.workflow_expr import Contexts, condition
+
+    status = {"cancelled": cancelled, "failure": failed, "success": not (cancelled or failed)}
+    for name in ("dev", "staging", "prod", "recover"):
+        step = next(s for s in _steps(DEPLOY["jobs"][name]) if s.get("name") == RECOVERY)
+        assert condition(step["if"], Contexts({}, status=status.__getitem__)) is runs, name
+
+
+def test_the_recover_job_can_reach_a_running_promotion() -> None:
+    # A dispatched abort must not wait in the promotions' group for the promotion it stops.
+    from tests.workflow_expr import Contexts, render
+
+    jobs = DEPLOY["jobs"]
+    promotions = {jobs[env]["concurrency"]["group"] for env in ("dev", "staging", "prod")}
+    assert promotions == {"deploy-dev", "deploy-staging", "deploy-prod"}
+    for env in ("dev", "staging", "prod"):
+        group = render(jobs["recover"]["concurrency"]["group"], Contexts({"inputs": {"environment": env}}))
+        assert group == f"recover-{env}", group  # its own, one recovery per environment at a time
+
+
+# The recovery step's script, run as a runner runs it (bash -eo pipefail), with `status`
+# answering as the CLI's --json does and `abort` recorded. Its `orchestrator` is a stand-in
+# (a script printing a status document): what is tested is the step's decision.
+ME, OTHER = "https://github.com/octo/repo/actions/runs/7", "https://github.com/octo/repo/actions/runs/5"
+
+
+def _found(phase: str | None, holder: str, situation: str, lease: str | None = None) -> dict[str, object]:
+    return {
+        "promotion": {"id": "20261207T050000-abcdef", "phase": phase, "holder": holder} if phase else None,
+        "lease": {"holder": lease, "live": situation == "running"} if lease else None,
+        "situation": situation,
+        "interrupted": situation == "interrupted",
+    }
+
+
+RECOVERY_CASES = [
+    (_found("baking", ME, "interrupted"), True),  # this run's driver killed mid-promotion
+    (_found("rolling_back", ME, "interrupted"), True),  # its rollback unfinished (exit 8)
+    (_found("shifting", ME, "running", ME), True),  # its killed driver's lease not expired yet
+    (_found("promoted", ME, "idle"), False),  # finished: never aborted
+    (_found("rolled_back", ME, "idle"), False),  # the driver rolled back itself (a gate failed)
+    (_found("baking", OTHER, "running", OTHER), False),  # another run's promotion, running
+    (_found("baking", OTHER, "interrupted"), False),  # another's, interrupted: a person decides
+    (_found("baking", ME, "running", OTHER), False),  # taken over (a resume): its new holder's
+    (_found(None, "", "idle"), False),  # nothing recorded
+    (None, False),  # status failed (nothing deployed, no credentials): a warning, nothing else
+]
+
+
+def test_the_recovery_steps_are_one_script() -> None:
+    # staging's and prod's are dev's with their environment: executed once below
+    dev = next(s for s in _steps(DEPLOY["jobs"]["dev"]) if s.get("name") == RECOVERY)
+    for name in ("staging", "prod"):
+        step = next(s for s in _steps(DEPLOY["jobs"][name]) if s.get("name") == RECOVERY)
+        assert step == {**dev, "run": dev["run"].replace("--env dev", f"--env {name}")}, name
+
+
+@pytest.mark.parametrize("job", ["dev", "recover"])
+def test_the_recovery_step_aborts_only_this_runs_promotion_left_in_flight(tmp_path: Path, job: str) -> None:
+    import json
+    import os
+
+    step = next(s for s in _steps(DEPLOY["jobs"][job]) if s.get("name") == RECOVERY)
+    env_name = job if job != "recover" else "staging"
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    stand_in = bin_dir / "orchestrator"
+    stand_in.write_text(
+        '#!/bin/sh\necho "$*" >> "$CALLS"\n'
+        'if [ "$1" = status ]; then [ -n "$FOUND" ] || { echo "no stack" >&2; exit 2; }; printf %s "$FOUND"; fi\n'
+    )
+    stand_in.chmod(0o755)
+    script = tmp_path / "step.sh"
+    script.write_text(step["run"])
+    for found, aborts in RECOVERY_CASES:
+        calls = tmp_path / "calls"
+        calls.write_text("")
+        env = {"PATH": os.environ["PATH"], "CALLS": str(calls), "EDGESHIP_HOLDER": ME, "EDGESHIP_ENV": env_name,
+               "FOUND": json.dumps(found) if found else ""}  # fmt: skip
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, (found, done.stdout + done.stderr)
+        expected = [f"status --env {env_name} --json", *([f"abort --env {env_name}"] if aborts else [])]
+        assert calls.read_text().splitlines() == expected, (found, done.stdout + done.stderr)
+        if found is None:
+            assert "::warning title=Promotion state unread::" in done.stdout
 
 
 def test_nothing_deploys_before_the_tests_and_the_preview_it_approves() -> None:
@@ -269,3 +375,75 @@ def test_every_credential_lasts_its_jobs_timeout(tmp_path: Path) -> None:
                 )
                 checked += 1
         assert checked == 7, label  # the three previews, dev, staging, prod and recover
+
+
+# --- the state backend: an unset variable stops the job ------------------------------------------
+
+GUARD = "Check the state backend"
+
+
+def _guard() -> dict:
+    return next(s for s in _steps(DEPLOY["jobs"]["dev"]) if s.get("name") == GUARD)
+
+
+def test_every_job_with_a_stack_checks_its_backend_before_installing_or_taking_credentials(
+    tmp_path: Path,
+) -> None:
+    for label, workflow in _rendered_workflows(tmp_path).items():
+        guarded = 0
+        for name, job in workflow["jobs"].items():
+            if "PULUMI_BACKEND_URL" not in job.get("env", {}):
+                assert not any("orchestrator" in str(s.get("run", "")) for s in _steps(job)) or name == "tests", (
+                    label, name)  # fmt: skip
+                continue
+            steps = _steps(job)
+            names = [str(s.get("name") or s.get("uses")) for s in steps]
+            assert GUARD in names, (label, name)
+            at = names.index(GUARD)
+            first_install = next(
+                i for i, s in enumerate(steps) if "install" in str(s.get("name", "")).lower()
+            )
+            credentials = next(i for i, s in enumerate(steps) if CREDENTIALS in str(s.get("uses", "")))
+            pulumi = next(
+                i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions@")
+            )
+            assert at < min(first_install, credentials, pulumi), (label, name, names)
+            assert steps[at]["run"] == _guard()["run"], (label, name)  # one check, everywhere alike
+            guarded += 1
+        assert guarded == 7, label  # the three previews, dev, staging, prod and recover
+
+
+@pytest.mark.parametrize(
+    ("variable", "configured", "passes"),
+    [
+        (None, False, False),  # not set anywhere
+        ("", False, False),  # GitHub's unset `vars.PULUMI_BACKEND_URL`
+        ("  ", False, False),
+        ("", True, True),  # edgeship.toml's [project] backend names it
+        ("s3://state/edgeship", False, True),
+    ],
+)
+def test_the_backend_check_fails_the_job_on_an_unset_variable(
+    tmp_path: Path, variable: str | None, configured: bool, passes: bool
+) -> None:
+    import os
+
+    step = _guard()
+    toml = '[project]\nname = "shop"\n' + ('backend = "s3://state/shop"\n' if configured else "")
+    (tmp_path / "edgeship.toml").write_text(toml)
+    script = tmp_path / "step.sh"
+    script.write_text(step["run"])
+    # setup-python's `python` (3.11: tomllib) first on PATH, as on the runner
+    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    if variable is not None:
+        env["PULUMI_BACKEND_URL"] = variable
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode == 0) is passes, done.stdout + done.stderr
+    if not passes:
+        assert done.stdout.startswith(
+            "::error title=No state backend::the variable PULUMI_BACKEND_URL is not set"
+        )
+        assert "docs/ci.md" in done.stdout
