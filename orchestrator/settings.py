@@ -269,12 +269,13 @@ class SloSettings:
     )
     regression_floor_ms: float = _f(
         10.0,
-        "A green p95 regression smaller than max(this, regression_share x p95_ms), in ms, is never a failure.",
+        "Smallest green p95 regression that fails a gate, in ms: the shift must exceed max(this, "
+        "regression_share x p95_ms) even at its 90 % lower bound (docs/performance.md: how often).",
         minimum=0,
     )
     regression_share: float = _f(
         0.05,
-        "Share of p95_ms below which a green p95 regression is never a failure (see regression_floor_ms).",
+        "Share of p95_ms a green p95 regression must exceed to fail a gate (see regression_floor_ms).",
         minimum=0,
         below=1,
     )
