@@ -262,18 +262,20 @@ class SloSettings:
     # longer a threshold: 0 disables the relative check, any other value enables it.
     relative_p95_factor: float = _f(
         1.5,
-        "Turns the relative check (green's latencies against blue's, a test that knows its noise) "
-        "on; 0 disables it. The factor itself is no longer a threshold (the old judge).",
+        "An on/off switch: 0 disables the relative check (green's latencies against blue's), any "
+        "other value enables it. The value is NOT a threshold any more (2 judges as 1.5 does): "
+        "regression_floor_ms, regression_share and alpha set what counts as a regression.",
         minimum=0,
     )
     regression_floor_ms: float = _f(
         10.0,
-        "A green p95 regression smaller than max(this, regression_share x p95_ms), in ms, is never a failure.",
+        "Smallest green p95 regression that fails a gate, in ms: the shift must exceed max(this, "
+        "regression_share x p95_ms) even at its 90 % lower bound (docs/performance.md: how often).",
         minimum=0,
     )
     regression_share: float = _f(
-        0.1,
-        "Share of p95_ms below which a green p95 regression is never a failure (see regression_floor_ms).",
+        0.05,
+        "Share of p95_ms a green p95 regression must exceed to fail a gate (see regression_floor_ms).",
         minimum=0,
         below=1,
     )

@@ -181,7 +181,7 @@ def _snapshot(elapsed: float, blue: list[float], green: list[float]) -> dict[str
 
 
 def test_an_early_pass_waits_until_green_against_blue_is_clear() -> None:
-    # Every SLO clearly met, but green's p95 is twice blue's and more than the floor (25 ms)
+    # Every SLO clearly met, but green's p95 is twice blue's and more than the floor (12.5 ms)
     # above it: stopping now would leave the comparison to few samples. The look goes on.
     import random
 
@@ -196,7 +196,7 @@ def test_an_early_pass_waits_until_green_against_blue_is_clear() -> None:
     # a green like blue passes early, and says why
     same = [40 + rng.expovariate(1 / 10) for _ in range(500)]
     passed = Monitor("2", SLO, POLICY, blue="1").feed(_snapshot(6.0, blue, same))
-    assert passed.decision == Decision.PASS and "green vs blue: p95 shift below 25 ms" in passed.reason
+    assert passed.decision == Decision.PASS and "green vs blue: p95 shift below 12.5 ms" in passed.reason
     # the relative check turned off: no hold
     off = dataclasses.replace(SLO, relative_p95_factor=0)
     assert Monitor("2", off, POLICY, blue="1").feed(_snapshot(6.0, blue, slow)).decision == Decision.PASS
