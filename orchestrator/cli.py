@@ -701,13 +701,11 @@ def _gate_durations(report: dict[str, Any]) -> list[str]:
 
 
 def _load_text(load: dict[str, Any]) -> str:
-    """A plan's gate load, in words (from the plan's dict)."""
-    text = f"load {load['users']} users x {load['duration_s']:g}s"
-    if load.get("min_green_requests"):
-        text += f", on until green answered {load['min_green_requests']} requests (at most {load['max_duration_s']:g}s)"
-    if load.get("sequential"):
-        text += f"; sequential gates (may end early after {load['min_duration_s']:g}s)"
-    return text
+    """A plan's gate load in words (its dict: a recorded plan has every key LoadSettings has)."""
+    from orchestrator.settings import LoadSettings
+    from orchestrator.sizing import describe
+
+    return describe(LoadSettings(**load))
 
 
 def _report_text(report: dict[str, Any]) -> str:
@@ -719,7 +717,7 @@ def _report_text(report: dict[str, Any]) -> str:
                 f"  schedule {report['schedule']}: green at {', '.join(f'{w}%' for w in report['steps'])}",
                 f"  gates: {report['gates']} (1 pre-traffic + 1 per step), bake {report['bake_s']:g}s"
                 + _late_metrics(report)
-                + _load_text(report["load"]),
+                + f"load {_load_text(report['load'])}",
                 f"  thresholds: p95 <= {slo['p95_ms']:g} ms, p99 <= {slo['p99_ms']:g} ms, errors <= {slo['max_error_ratio']:.1%}, "
                 f">= {slo['min_rps']:g} rps, >= {slo['min_samples']} samples, {_relative_text(slo)}",
                 "  watched through every bake: green's Lambda Errors, Throttles, Duration"
@@ -732,7 +730,7 @@ def _report_text(report: dict[str, Any]) -> str:
                     if report["load"].get("sequential")
                     else ""
                 )
-                + f", {report['worst_duration_s']:.0f}s at most"
+                + f", {report['worst_duration_s']:.0f}s with every gate at its longest"
                 + (" (plus the pause)" if report.get("pause_at") else ""),
                 *_gate_durations(report),
                 *_contract_text(report.get("contract")),

@@ -32,8 +32,8 @@ from orchestrator.processes import SignalLatch
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import ContinueRequest, RecordStore
 from orchestrator.report import BakeReport, PauseReport, PromotionReport, StepReport
-from orchestrator.settings import LoadSettings
 from orchestrator.sizing import Sizing
+from orchestrator.sizing import describe as sizing_text
 from orchestrator.targets import Endpoint, StackTarget, health
 from orchestrator.traffic import AliasState, Settle, Traffic
 
@@ -465,7 +465,7 @@ class Driver:
         for attempt in (1, 2):
             self.say(
                 ProgressEvent(
-                    "step", f"gate {name}: {_load_text(plan.load)} on {endpoint.url}{endpoint.path}"
+                    "step", f"gate {name}: {sizing_text(plan.load)} on {endpoint.url}{endpoint.path}"
                 )
             )
             monitor = None
@@ -605,18 +605,6 @@ class Driver:
                 "step", f"[{record.id}] {text}", data={"phase": str(record.phase), "step": record.step}
             )
         )
-
-
-def _load_text(load: LoadSettings) -> str:
-    """How long a gate's load runs, for its progress line."""
-    text = f"{load.users} users for {load.duration_s:g}s"
-    if load.min_green_requests > 0:
-        text += (
-            f", on until green answered {load.min_green_requests} requests (at most {load.max_duration_s:g}s)"
-        )
-    if load.sequential:
-        text += f"; sequential: may end early after {load.min_duration_s:g}s"
-    return text
 
 
 def _sequential_evidence(

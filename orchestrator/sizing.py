@@ -69,3 +69,15 @@ class Sizing:
             f"ran on past duration_s to {elapsed_s:.1f}s until green had {green_requests} of "
             f"min_green_requests={self.min_green_requests}"
         )
+
+
+def describe(load: LoadSettings) -> str:
+    """A gate's load in words (the gate's progress line, the dry run)."""
+    text = f"{load.users} users x {load.duration_s:g}s"
+    if load.min_green_requests > 0:
+        text += (
+            f", on until green answered {load.min_green_requests} requests (at most {load.max_duration_s:g}s)"
+        )
+    if load.sequential:
+        text += f"; sequential (may end early after {load.min_duration_s:g}s)"
+    return text
