@@ -16,8 +16,10 @@ durations, from report.json), the median wall time of `promote`, green's request
 how each sequential gate ended, and any gate judged short of min_green_requests.
 Target (issue 25): sequential load-testing time at most 1/3 of fixed, for the default plan.
 
-`--smoke` checks the script works in about a minute: one plan, tiny gates, nothing written
-to docs/performance.md.
+Takes about 5 minutes per run of both plans on a 2-core machine (a fixed-length promotion
+about 2 minutes: three gates of at least duration_s = 30), so ~16 minutes with the default
+--runs 3. `--smoke` checks the script works in under two minutes (`--runs 1 --plans 25
+--smoke`): tiny gates, nothing written to docs/performance.md.
 """
 
 from __future__ import annotations
