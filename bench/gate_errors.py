@@ -95,6 +95,7 @@ def _promote_once(root: Path, name: str, gate_s: int, users: int) -> list[dict[s
     settings = (
         '[environments.local.traffic]\nschedule = "explicit"\nweights = [10, 25, 50, 75, 100]\nbake_s = 0\n'
         f"[environments.local.load]\nusers = {users}\nspawn_rate = {users}\nduration_s = {gate_s}\n"
+        "min_green_requests = 0\n"  # gates of gate_s seconds, as recorded
         "[environments.local.slo]\nrelative_p95_factor = 0\np95_ms = 5000\np99_ms = 10000\n"
         "max_error_ratio = 0.5\nmin_rps = 0\n"
     )

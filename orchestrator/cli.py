@@ -682,16 +682,33 @@ def _contract_text(contract: dict[str, Any] | None) -> list[str]:
 
 
 def _gate_durations(report: dict[str, Any]) -> list[str]:
-    """The dry run's gate lengths: worst case, and a sequential gate's estimate for a healthy green."""
-    if not report["load"].get("sequential"):
-        return []
-    gates = ", ".join(
-        f"{g['gate']} {g['healthy_s']:g}s/{g['worst_s']:g}s" for g in report.get("gate_durations", [])
-    )
-    return [
-        f"  sequential gates (healthy green estimate / worst case): {gates}; "
-        f"about {report['expected_healthy_duration_s']:.0f}s in all for a healthy green"
-    ]
+    """The dry run's gates: green's requests and load time per gate at the plan's estimate of a
+    request, and a warning for a gate whose green cannot reach min_green_requests in time."""
+    load, rows = report["load"], report.get("gate_durations", [])
+    want = int(load.get("min_green_requests") or 0)
+    lines = [f"  gates at ~{report.get('healthy_request_ms', 50):g} ms a request (an estimate):"]
+    for g in rows:
+        reach = f", {want} after ~{g['min_green_requests_s']:g}s" if want else ""
+        lines.append(
+            f"    {g['gate']} at {g['weight']}%: ~{g['green_requests_at_duration']} green requests in "
+            f"{load['duration_s']:g}s{reach}; ~{g['healthy_s']:g}s for a healthy green, {g['worst_s']:g}s at most"
+        )
+    for g in rows:
+        if g.get("short"):
+            lines.append(
+                f"  warning: {g['gate']} ({g['weight']}%): green would answer {want} requests only after "
+                f"~{g['min_green_requests_s']:g}s, past max_duration_s ({g['worst_s']:g}s): the gate would be "
+                "judged short of them; raise load.users or load.max_duration_s"
+            )
+    return lines
+
+
+def _load_text(load: dict[str, Any]) -> str:
+    """A plan's gate load in words (its dict: a recorded plan has every key LoadSettings has)."""
+    from orchestrator.settings import LoadSettings
+    from orchestrator.sizing import describe
+
+    return describe(LoadSettings(**load))
 
 
 def _report_text(report: dict[str, Any]) -> str:
@@ -703,7 +720,7 @@ def _report_text(report: dict[str, Any]) -> str:
                 f"  schedule {report['schedule']}: green at {', '.join(f'{w}%' for w in report['steps'])}",
                 f"  gates: {report['gates']} (1 pre-traffic + 1 per step), bake {report['bake_s']:g}s"
                 + _late_metrics(report)
-                + f"load {report['load']['users']} users x {report['load']['duration_s']:g}s",
+                + f"load {_load_text(report['load'])}",
                 f"  thresholds: p95 <= {slo['p95_ms']:g} ms, p99 <= {slo['p99_ms']:g} ms, errors <= {slo['max_error_ratio']:.1%}, "
                 f">= {slo['min_rps']:g} rps, >= {slo['min_samples']} samples, {_relative_text(slo)}",
                 "  watched through every bake: green's Lambda Errors, Throttles, Duration"
@@ -711,9 +728,15 @@ def _report_text(report: dict[str, Any]) -> str:
                 *(f"  hook ({h['on']}): {h['run']}" for h in report.get("hooks", [])),
                 *([f"  pause after the gate at {report['pause_at']}%"] if report.get("pause_at") else []),
                 f"  expected duration: {report['expected_duration_s']:.0f}s if every gate passes"
+                + (
+                    f", ~{report['expected_healthy_duration_s']:.0f}s for a healthy green"
+                    if report["load"].get("sequential")
+                    else ""
+                )
+                + f", {report['worst_duration_s']:.0f}s with every gate at its longest"
                 + (" (plus the pause)" if report.get("pause_at") else ""),
-                *_contract_text(report.get("contract")),
                 *_gate_durations(report),
+                *_contract_text(report.get("contract")),
             ]
         )
     if report["outcome"] == "deployed":  # a first deploy: no blue, no gate
