@@ -25,8 +25,8 @@ the same data has enough to judge.
 
 The relative check (green vs blue) is not sequential, but it holds an early PASS back:
 stopping early also shortens the sample the comparison is judged on, and a comparison on
-few of green's requests misses real regressions (bench/gate_errors.py: +50 % passed 18 %
-of gates at ~200 green requests, none at ~1000). So with blue in the gate and the relative
+few of green's requests misses real regressions (bench/gate_errors.py: at ~200 green requests
++2 % errors passed 16 % of gates and +100 % on local latencies 27 %; at ~1000, at most 2 %). So with blue in the gate and the relative
 check on, a look passes early only when the comparison on the data so far is clear: not
 regressed, and the p95 shift's upper bound below the floor (`compare.py`). Otherwise the
 load goes on (to `duration_s`, or past it while green's requests are short). That only ever

@@ -228,7 +228,10 @@ def _green(elapsed: float, ok: int, errors: int = 0) -> dict[str, object]:
         (Sizing(30, 1000, 120), 5000, 29.9, False),  # never before duration_s
         (Sizing(30, 1000, 120), 1000, 30.0, True),
         (Sizing(30, 1000, 120), 999, 80.0, False),  # on past duration_s while green is short
-        (Sizing(30, 0, 120), 0, 30.0, True),  # 0: seconds alone, as before
+        # 0: seconds alone, as before: Locust's --run-time ends the load, never a look (a stop
+        # sent while Locust is already ending would race its shutdown and read as an early stop)
+        (Sizing(30, 0, 120), 0, 30.0, False),
+        (Sizing(30, 0, 120), 5000, 300.0, False),
     ],
 )
 def test_sizing_says_when_a_gates_load_is_enough(
@@ -289,6 +292,12 @@ def test_monitor_sizes_a_gate_by_greens_requests(
     look = monitor.feed(snapshot)
     assert (look.decision, look.reason.startswith(reason)) == (decision, True), look.reason
     assert monitor.stops(snapshot) is (decision != Decision.CONTINUE)
+
+
+def test_a_sequential_gate_sized_by_seconds_alone_is_ended_by_locust_not_by_a_look() -> None:
+    monitor = Monitor("2", SLO, POLICY, sizing=Sizing(5, 0, 120), sequential=True)
+    assert monitor.feed(AT_P95_BOUND).decision == Decision.CONTINUE  # past duration_s, undecided
+    assert monitor.decided is None and not monitor.stops(AT_P95_BOUND)
 
 
 def test_a_monitor_says_why_the_load_ended_at_its_size() -> None:

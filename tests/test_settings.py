@@ -193,6 +193,14 @@ def test_invalid_config_names_file_table_key_and_fix(raw: dict, where: str, fix_
     assert err.fix and fix_part in err.fix, err.fix
 
 
+def test_a_long_gate_sized_by_seconds_alone_needs_no_max_duration() -> None:
+    # max_duration_s bounds only a gate green's requests hold on; a config written before it
+    # existed, with duration_s over its default, stays valid when min_green_requests = 0.
+    raw = _with({"load": {"duration_s": 300, "min_green_requests": 0}})
+    load = settings.parse(raw, Path("/x/edgeship.toml")).environment("dev").load
+    assert (load.duration_s, load.max_duration_s) == (300, 120)
+
+
 @pytest.mark.parametrize(("given", "workers"), [(None, 1), (3, 3), ("auto", len(os.sched_getaffinity(0)))])
 def test_load_workers_default_to_one_process_and_auto_means_a_worker_per_core(
     given: int | str | None, workers: int
