@@ -79,7 +79,9 @@ class Comparison:
     p_value: float  # one-sided Mann-Whitney: green stochastically larger than blue
     effect_ms: float  # green p95 - blue p95 (point estimate)
     effect_low_ms: float  # the effect's interval: a one-sided EFFECT_CONFIDENCE lower bound...
-    effect_high_ms: float  # ...and the symmetric upper bound (together an 80 % interval: each bound one-sided 90 %)
+    effect_high_ms: (
+        float  # ...and the symmetric upper bound (together an 80 % interval: each bound one-sided 90 %)
+    )
     blue_p95_ms: float
     green_p95_ms: float
     within_noise: bool  # the point estimate exceeds the floor, the evidence does not
