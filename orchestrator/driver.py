@@ -461,6 +461,9 @@ class Driver:
         """
         pooled: gate.LoadStats | None = None
         blue = "" if name == "pre-traffic" else plan.blue
+        # At 100 % blue gets none of the load: nothing to compare with, so no comparison may
+        # hold an early PASS back (it waited for blue's samples until max_duration_s).
+        held_for = blue if weight < 100 else ""
         sizing = Sizing.of(plan.load)
         for attempt in (1, 2):
             self.say(
@@ -475,7 +478,7 @@ class Driver:
                     alpha=float(getattr(plan.slo, "alpha", sequential.DEFAULT_ALPHA)),
                 )
                 monitor = sequential.Monitor(
-                    plan.green, plan.slo, policy, prior=pooled, blue=blue, sizing=sizing,
+                    plan.green, plan.slo, policy, prior=pooled, blue=held_for, sizing=sizing,
                     sequential=plan.load.sequential,
                 )  # fmt: skip
             started = time.monotonic()
