@@ -61,7 +61,7 @@ lint: install  ## ruff and mypy
 #  - `make unit` (the README's test command, and .ci/run on one machine): three streams below.
 # unit: pure decisions, the CLI's surface, the workflows' linters: no daemon, seconds in all.
 SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py tests/test_config_schema.py tests/test_contract.py \
-	tests/test_formats.py tests/test_handler.py \
+	tests/test_exit_codes.py tests/test_formats.py tests/test_handler.py \
 	tests/test_iam.py tests/test_iam_eval.py tests/test_machine.py tests/test_output.py tests/test_plan_gate.py tests/test_report.py \
 	tests/test_bench_gate_errors.py tests/test_rotation.py tests/test_scaffold.py tests/test_seeded_faults.py \
 	tests/test_settings.py tests/test_stack_contract.py tests/test_sequential.py tests/test_watch.py tests/test_workflows.py

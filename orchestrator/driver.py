@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator import faults, gate, loadrun, sequential, watch
+from orchestrator import faults, fixes, gate, loadrun, sequential, watch
 from orchestrator.cloudwatch import LambdaMetrics
 from orchestrator.errors import EdgeshipError, LeaseLostError, RollbackIncompleteError
 from orchestrator.lease import Heartbeat
@@ -576,7 +576,7 @@ class Driver:
             raise RollbackIncompleteError(
                 f"promotion {record.id}: could not write the record ({type(exc).__name__}: {exc}); "
                 f"live may be split ({self._alias_text()})",
-                fix=f"run `orchestrator abort --env {record.env}` once AWS (or the emulator) answers",
+                fix=fixes.after_failed_write(record.env, record.phase),  # `abort` would undo a promoted one
             ) from exc
 
     def _refresh_edge(self) -> None:
