@@ -174,14 +174,11 @@ MATRIX = [
     (f"{LEASE}@3=timeout", ExitCode.OK, "promoted"),  # one renewal fails; the next one holds
     (f"{LEASE}@2+=throttle(1)", ExitCode.OK, "promoted"),  # every renewal throttled once, retried
     (f"{RECORD}@4=lost(1)", ExitCode.OK, "promoted"),  # the retry meets its own write (write id)
-    (
-        f"{RECORD}@2=unsent",
-        ExitCode.ROLLBACK_INCOMPLETE,
-        "aborted",
-    ),  # no intent written: stop, `abort` ends it
+    # the write of the next phase's intent never reaches S3: the driver stops (exit 8, live
+    # untouched), `abort` from another machine ends it
+    (f"{RECORD}@2=unsent", ExitCode.ROLLBACK_INCOMPLETE, "aborted"),
     (f"{HISTORY}@4=timeout", ExitCode.OK, "promoted"),  # best effort (issue 26: exit 8 with live split)
-    (f"{HISTORY}@1+=unsent", ExitCode.OK, "promoted"),
-    (f"{ALIAS}@1=lost", ExitCode.ERROR, "rolled_back"),  # the retry fails on the RevisionId fence: roll back
+    (f"{ALIAS}@1=lost", ExitCode.ERROR, "rolled_back"),  # every attempt lands unanswered: roll back
     (f"{ALIAS}@1=5xx(1)", ExitCode.OK, "promoted"),  # botocore's retry gets through
     (f"{ALIAS}@2=throttle", ExitCode.ERROR, "rolled_back"),  # green never reaches 100 %: roll back
 ]
@@ -208,23 +205,25 @@ def test_network_fault(
     blue = before["live"]["version"]
     log = tmp_path / "fired.jsonl"
     model: Path = matrix.model(str(next(matrix.versions)))  # type: ignore[attr-defined]
-    started = time.monotonic()
     driver = subprocess.run(
         matrix.argv("promote", "--env", "local", "--model", str(model)),
         env=matrix.env(EDGESHIP_NETFAULT=spec, EDGESHIP_NETFAULT_LOG=str(log), EDGESHIP_HOST="driver-machine"),
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
-    print(spec, driver.returncode, f"{time.monotonic() - started:.1f}s", driver.stderr[-600:])
+    # Recovery first (a failed case must not leave the next one an interrupted promotion):
+    # when a record says a promotion is in flight, another machine finishes the job.
+    seen = _look(matrix)
+    recovered = None
+    if seen["situation"] != "idle":
+        recovered = matrix.json("abort", "--env", "local", EDGESHIP_HOST="recovery-machine")
     fired = netfaults.read_log(log)
-    assert fired and all(f["operation"] + f"[{f['key']}]" for f in fired), "the fault never fired"
+    assert fired and {f["fault"] for f in fired} == {spec.rsplit("=", 1)[1].split("(")[0]}, (
+        "the fault never fired"
+    )
     # the driver stops as deposed only when another holder really holds the lease: never here
     assert "lost the promotion lease" not in driver.stderr, driver.stderr[-3000:]
     assert driver.returncode == want_exit, driver.stderr[-3000:]
-
-    seen = _look(matrix)
-    if seen["situation"] != "idle":  # a record says who was moving it: another machine finishes
-        code, result = matrix.json("abort", "--env", "local", EDGESHIP_HOST="recovery-machine")
-        assert code == 0, result
+    assert recovered is None or recovered[0] == 0, recovered
     after = _look(matrix)
     record = after["promotion"]
     assert after["live"]["weights"] == {}, after["live"]  # exactly one version, at 100 %
