@@ -177,6 +177,8 @@ class LeaseStore:
             if current.token != mine.token:
                 break  # another acquisition: taken over
             etag = current_etag  # ours, written by a renewal whose answer we never got
+            if renewed.promotion is None and current.promotion:  # that renewal named the promotion
+                renewed = replace(renewed, promotion=current.promotion)
         raise self._lost()
 
     def release(self, etag: str, token: str | None = None) -> bool:

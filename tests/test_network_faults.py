@@ -135,10 +135,11 @@ def test_a_renewal_whose_answer_was_lost_does_not_depose_its_driver(armed: Any) 
     store = LeaseStore(s3, BUCKET, "selfdepose")
     mine, etag = store.take(lease.me(60), pid_alive=alive)
     with pytest.raises(ReadTimeoutError):
-        store.renew(mine, etag, 60)
+        store.renew(mine, etag, 60, promotion="p-1")  # as Heartbeat.attach names the promotion
     assert store.read()[1] != etag  # it landed
     renewed, new_etag = store.renew(mine, etag, 60)
     assert renewed.token == mine.token and store.read() == (renewed, new_etag)
+    assert renewed.promotion == "p-1"  # what the lost renewal wrote is kept
     # a stale ETag released: the lease still carries the token, so it is ours to delete
     assert store.release(etag, mine.token) is True and store.read() == (None, None)
     # a take-over writes a new token: that stays a lost lease (test_traffic_record's deposed case)
