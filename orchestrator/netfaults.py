@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -123,11 +124,25 @@ def install(client: Any) -> Any:
     when none are armed: unarmed, the client is botocore's own."""
     if not _terms:
         return client
+    _say_armed()
     http = client._endpoint.http_session  # the client's own connection pool: `lost` sends for real
     events = client.meta.events
     events.register("before-parameter-build", _on_call)
     events.register("before-send", lambda request, **kw: _on_send(http, request, **kw))
     return client
+
+
+_said = False
+
+
+def _say_armed() -> None:
+    """Once per process, on stderr: faults armed against whatever these clients reach (a
+    stray EDGESHIP_NETFAULT in a real job's environment must not fail calls silently)."""
+    global _said
+    if not _said:
+        _said = True
+        spec = os.environ.get(ENV_VAR, "") or "(armed in-process)"
+        print(f"edgeship: network faults armed for testing ({ENV_VAR}={spec})", file=sys.stderr)
 
 
 def _key_of(params: dict[str, Any]) -> str:

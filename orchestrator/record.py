@@ -180,7 +180,8 @@ def parse_record(data: dict[str, Any], what: str, where: str, *, history: bool =
     body = formats.body(data, what, where, legacy_keys=("state", "step_reached"), legacy_fix=legacy_fix)
     for name, kind in _ENUMS.items():
         value = body.get(name)
-        if value and value not in kind._value2member_map_:
+        # not a string (a list, a number): unknown too, not a TypeError from the lookup
+        if value and (not isinstance(value, str) or value not in kind._value2member_map_):
             raise formats.unknown_value(what, where, name, value, data)
     body.pop("write", None)  # the write id: only the fenced write looks at it
     try:

@@ -495,7 +495,8 @@ PROJECT_KEYS = {
     ),
     "backend": Key(
         "string",
-        "Pulumi state backend (default: a file backend in .edgeship/state).",
+        "Pulumi state backend (s3://..., https://api.pulumi.com). The local environment defaults to a file "
+        "backend in .edgeship/state; every other environment must name one (here, --backend or PULUMI_BACKEND_URL).",
         example='"s3://my-state-bucket/edgeship"',
     ),
     "secrets_provider": Key("string", "Pulumi secrets provider of the stacks (default: a passphrase)."),

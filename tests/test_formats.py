@@ -178,9 +178,10 @@ def test_a_newer_record_or_lease_is_refused_naming_both_versions() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("phase", "canarying"), ("then", "quarantined"), ("cause", "drift")]
+    ("field", "value"),
+    [("phase", "canarying"), ("then", "quarantined"), ("cause", "drift"), ("phase", ["baking"])],
 )
-def test_an_unknown_phase_is_refused_not_guessed(field: str, value: str) -> None:
+def test_an_unknown_phase_is_refused_not_guessed(field: str, value: object) -> None:
     data = {**_load("format2-record-rolling-back"), field: value, "edgeship": "9.4.0"}
     with pytest.raises(FormatError) as refused:
         _record(data)
@@ -206,3 +207,46 @@ def test_a_body_that_does_not_parse_is_a_usage_error_not_a_traceback(body: dict[
 def test_writers_stamp_the_format_and_their_version() -> None:
     assert formats.stamp({"a": 1}) == {"a": 1, "format": formats.FORMAT, "edgeship": __version__}
     assert _load("format2-record-baking")["format"] == _load("format2-lease")["format"] == 2
+
+
+# What each format holds, pinned: adding a field to what a promotion keeps in S3 (the record,
+# its transitions, the lease, the plan snapshot's settings) fails here until someone decides
+# whether an older edgeship may ignore it (same FORMAT; its readers drop unknown fields) or
+# must refuse it (raise formats.FORMAT). Safety-relevant fields (an SLO, a gate's size) are
+# the second kind unless a resume without them is still safe.
+FORMAT_2_FIELDS = {
+    "Plan": {"bake_s", "blue", "env", "example", "green", "hooks", "load", "max_extend_s", "metric_delay_s",
+             "pause_at", "schedule", "slo", "steps", "unjudged_bake"},
+    "PromotionRecord": {"blue", "cause", "env", "green", "holder", "id", "phase", "plan", "plan_hash", "reason",
+                        "step", "then", "transitions"},
+    "Transition": {"at", "by", "note", "phase", "seq", "step"},
+    "Lease": {"boot", "expires_at", "holder", "host", "nonce", "pid", "promotion", "token"},
+    "SloSettings": {"alarms", "alpha", "max_error_ratio", "min_rps", "min_samples", "p95_ms", "p99_ms",
+                    "regression_floor_ms", "regression_share", "relative_p95_factor"},
+    "LoadSettings": {"duration_s", "get_share", "master_bind", "master_port", "max_duration_s", "min_duration_s",
+                     "min_green_requests", "remote_workers", "sequential", "spawn_rate", "users", "workers"},
+}  # fmt: skip
+
+
+def _fields(cls: type) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def test_the_fields_of_each_format_are_a_decision() -> None:
+    from orchestrator.lease import Lease
+    from orchestrator.machine import PromotionRecord, Transition
+    from orchestrator.plan import Plan
+    from orchestrator.settings import LoadSettings, SloSettings
+
+    pinned = {
+        "Plan": _fields(Plan),
+        "PromotionRecord": _fields(PromotionRecord),
+        "Transition": _fields(Transition),
+        "Lease": _fields(Lease),
+        "SloSettings": _fields(SloSettings),
+        "LoadSettings": _fields(LoadSettings),
+    }
+    assert formats.FORMAT == 2
+    assert pinned == FORMAT_2_FIELDS, "a field changed: decide the format number (see the comment above)"

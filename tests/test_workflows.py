@@ -229,6 +229,9 @@ def _found(phase: str | None, holder: str, situation: str, lease: str | None = N
 
 RECOVERY_CASES = [
     (_found("baking", ME, "interrupted"), True),  # this run's driver killed mid-promotion
+    # every gate passed, the write of `promoted` failed (exit 8): finished, never rolled back
+    (_found("promoting", ME, "interrupted"), "resume"),
+    (_found("promoting", OTHER, "interrupted"), False),
     (_found("rolling_back", ME, "interrupted"), True),  # its rollback unfinished (exit 8)
     (_found("shifting", ME, "running", ME), True),  # its killed driver's lease not expired yet
     (_found("promoted", ME, "idle"), False),  # finished: never aborted
@@ -277,7 +280,8 @@ def test_the_recovery_step_aborts_only_this_runs_promotion_left_in_flight(tmp_pa
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert done.returncode == 0, (found, done.stdout + done.stderr)
-        expected = [f"status --env {env_name} --json", *([f"abort --env {env_name}"] if aborts else [])]
+        then = {True: [f"abort --env {env_name}"], "resume": [f"promote --env {env_name} --resume --yes"]}
+        expected = [f"status --env {env_name} --json", *then.get(aborts, [])]
         assert calls.read_text().splitlines() == expected, (found, done.stdout + done.stderr)
         if found is None:
             assert "::warning title=Promotion state unread::" in done.stdout
