@@ -546,7 +546,7 @@ class Driver:
         return Step(
             Outcome.FAILED,
             f"gate {name} stayed inconclusive after one extension: {said} "
-            "(raise load.users or load.duration_s, or lower slo.min_samples)",
+            "(raise load.users, load.duration_s or load.max_duration_s, or lower slo.min_samples)",
         )
 
     # -- stop requests, the lease, persistence ------------------------------------------------------

@@ -332,7 +332,9 @@ def judge_stats(stats: LoadStats, blue: str, green: str, slo: SloSettings, green
         reasons = [f"a third version answered: {named}; only v{blue or '-'} and v{green} should", *reasons]
     if verdict == Verdict.FAIL and reasons and reasons[-1] == "all thresholds met":
         reasons.remove("all thresholds met")
-    caveats = [*result.caveats, *factor_caveats(slo), *generator_caveats(stats.generator_lag_ms, slo)]
+    # The factor's caveat only where a comparison could run (a blue in the gate: not pre-traffic).
+    compared = factor_caveats(slo) if blue else []
+    caveats = [*result.caveats, *compared, *generator_caveats(stats.generator_lag_ms, slo)]
     return GateResult(
         verdict,
         reasons,

@@ -94,6 +94,8 @@ def test_a_relative_factor_other_than_0_or_the_default_is_said_to_be_only_a_swit
     )
     assert (caveat in result.caveats) is said
     assert result.verdict == gate.Verdict.PASS
+    alone = gate.judge_stats(stats, "", "2", slo, 1.0)  # pre-traffic: no blue, nothing to switch
+    assert caveat not in alone.caveats
 
 
 def test_a_significant_shift_under_the_floor_is_not_a_regression() -> None:
