@@ -74,6 +74,49 @@ def test_rollback_to_a_deleted_blue_is_refused_and_leaves_the_environment_usable
     code, result = local_project.json("rollback", "--env", "local")  # the closed record agrees with live
     assert code == 0 and result["live"] == "2" and result["weights"] == {}, result
 
+    # Split by hand with nothing in flight: `abort` puts live on where the last record ended.
+    lam = target.lambda_client()
+    extra = _another_version(lam, target.function_name)
+    _split(lam, target.function_name, "2", extra)
+    code, result = local_project.json("abort", "--env", "local", **OTHER)
+    assert code == 0, result
+    assert result["outcome"] == "unsplit" and result["live"] == "2" and result["weights"] == {}, result
+    assert result["was"] == f"live is on v2 + v{extra} 30%" and result["promotion"] == before["id"]
+    assert _status(local_project)["lease"] is None
+
+
+def _another_version(lam: Any, function: str) -> str:
+    """A new published version, made as a user would by hand (a config change, then publish)."""
+    lam.update_function_configuration(FunctionName=function, Description="changed by hand")
+    lam.get_waiter("function_updated_v2").wait(FunctionName=function)
+    return str(lam.publish_version(FunctionName=function)["Version"])
+
+
+def _split(lam: Any, function: str, version: str, other: str) -> None:
+    lam.update_alias(FunctionName=function, Name="live", FunctionVersion=version,
+                     RoutingConfig={"AdditionalVersionWeights": {other: 0.3}})  # fmt: skip
+
+
+def test_abort_with_nothing_in_flight_does_not_ignore_a_split_live(local_project: LocalProject) -> None:
+    # No promotion ever recorded: nothing says which version live belongs on, so abort says
+    # so (exit 6) and names the fix; `abort --to` applies it.
+    _up(local_project)
+    target = local_project.target()
+    lam = target.lambda_client()
+    extra = _another_version(lam, target.function_name)
+    _split(lam, target.function_name, "1", extra)
+
+    code, error = local_project.json("abort", "--env", "local")
+    assert code == ExitCode.REFUSED, error
+    assert error["message"] == f"live is on v1 + v{extra} 30% but no promotion of 'local' is in flight", error
+    assert error["fix"] == (
+        f"`orchestrator abort --env local --to VERSION` puts live on one version (published: 1, {extra})"
+    )
+    code, result = local_project.json("abort", "--env", "local", "--to", extra)
+    assert code == 0 and result == {"env": "local", "outcome": "moved", "live": extra, "weights": {}}, result
+    code, error = local_project.json("abort", "--env", "local", "--to", "7")
+    assert code == ExitCode.USAGE and error["message"].startswith("v7 is not a published version"), error
+
 
 def test_a_failed_record_write_after_a_shift_rolls_back_while_the_lease_holds(
     local_project: LocalProject,
