@@ -61,7 +61,7 @@ lint: install  ## ruff and mypy
 #  - `make unit` (the README's test command, and .ci/run on one machine): three streams below.
 # unit: pure decisions, the CLI's surface, the workflows' linters: no daemon, seconds in all.
 SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py tests/test_config_schema.py tests/test_contract.py \
-	tests/test_formats.py tests/test_handler.py \
+	tests/test_exit_codes.py tests/test_formats.py tests/test_handler.py \
 	tests/test_iam.py tests/test_iam_eval.py tests/test_machine.py tests/test_output.py tests/test_plan_gate.py tests/test_report.py \
 	tests/test_bench_gate_errors.py tests/test_rotation.py tests/test_scaffold.py tests/test_seeded_faults.py \
 	tests/test_settings.py tests/test_stack_contract.py tests/test_sequential.py tests/test_watch.py tests/test_workflows.py \
@@ -72,7 +72,7 @@ SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py
 # (test_output_local's promotion must fail its gate: a starved CPU only fails it harder.)
 SHARD_services := tests/test_authorizer.py tests/test_backend_choice.py tests/test_cli.py tests/test_daemons.py tests/test_habits.py \
 	tests/test_hooks.py tests/test_inspect.py tests/test_local_authorizer.py tests/test_local_hygiene.py \
-	tests/test_local_formats.py tests/test_local_prune.py tests/test_role_migration.py \
+	tests/test_local_formats.py tests/test_local_gate_size.py tests/test_local_prune.py tests/test_role_migration.py \
 	tests/test_local_stack.py \
 	tests/test_output_local.py tests/test_packaging.py tests/test_serving_program.py \
 	tests/test_capacity.py tests/test_local_contract.py tests/test_prune.py tests/test_state_backend.py tests/test_traffic_record.py \

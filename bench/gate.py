@@ -167,7 +167,8 @@ def measure_overhead() -> list[float]:
     # time is not overhead either way)
     settings = (
         '[environments.local.traffic]\nschedule = "linear"\nlinear_steps = 4\nbake_s = 0\n'
-        "[environments.local.load]\nusers = 4\nspawn_rate = 4\nduration_s = 3\n"
+        # min_green_requests = 0: 3 s gates (the overhead is measured, not the gates' length)
+        "[environments.local.load]\nusers = 4\nspawn_rate = 4\nduration_s = 3\nmin_green_requests = 0\n"
         "[environments.local.slo]\nmin_samples = 30\n"
     )
     with tempfile.TemporaryDirectory() as tmp, local_project(Path(tmp), "bench", settings) as cli:

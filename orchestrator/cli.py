@@ -427,8 +427,10 @@ def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: b
     Without a terminal (CI, a pipe) and without --yes it refuses, changing nothing (exit 6).
 
     Publishes a new version when the code, the model or the function's config changed
-    (`live` stays where releases put it; `candidate` follows the new version). Refused
-    (exit 4) while a promotion holds the environment's lease or was interrupted.
+    (`live` stays where releases put it; `candidate` follows the new version). Holds the
+    environment's promotion lease while it updates, so no promotion starts meanwhile.
+    Refused while another run holds the lease (exit 4), while a promotion is interrupted
+    (exit 11), and while another update holds the stack (exit 10).
 
     For --env local this first starts the AWS API emulator if needed, and reads back
     what a restarted emulator or a stopped edge lost, so `up` recreates it.
@@ -442,12 +444,20 @@ def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: b
 
         # project.model a raw .onnx or a wrong path: exit 2 before the emulator or the engine runs
         read_archive(ctx.settings().model)
-        if program is None:  # a promotion owns the function while its lease is live
-            _release(ctx, env_name, backend).guard_stack_change("up")
+        # A test program (--program) is not the environment's function: no lease for it.
+        release = None if program is not None else _release(ctx, env_name, backend)
+        if release is not None:  # a promotion owns the function while its lease is live: refuse early
+            release.guard_stack_change("up")
         target = _target(ctx, env_name, backend, program)
         if not yes:
             _confirm(ctx, "update", fix, lambda: _asdict(target.preview()))
-        return _summarised(_asdict(target.up()))
+        if release is None:
+            return _summarised(_asdict(target.up()))
+        # The lease from after the question (a person's answer must not hold promotions back)
+        # to the end of the update: no promotion starts while it moves `candidate`.
+        with release.holding_for_stack_change("up"):
+            result = target.up()
+        return _summarised(_asdict(result))
 
     _run(ctx, action, _result_text)
 
@@ -501,8 +511,8 @@ def rotate_origin_secret(ctx: Ctx, env_name: str, backend: str | None) -> None:
     the API accepts the new value too, then CloudFront sends it, then the API forgets the
     old one; on AWS each waits until the previous one applies everywhere (75 s of waiting
     in all, plus CloudFront's deployment). Stopped half-way (Ctrl-C, a kill, a cancelled
-    job), run it again: it finishes that rotation. Refused (exit 4) while a promotion
-    holds the environment.
+    job), run it again: it finishes that rotation. Refused while a promotion holds the
+    environment's lease (exit 4) or was interrupted (exit 11).
 
     \b
     Example:
@@ -682,16 +692,33 @@ def _contract_text(contract: dict[str, Any] | None) -> list[str]:
 
 
 def _gate_durations(report: dict[str, Any]) -> list[str]:
-    """The dry run's gate lengths: worst case, and a sequential gate's estimate for a healthy green."""
-    if not report["load"].get("sequential"):
-        return []
-    gates = ", ".join(
-        f"{g['gate']} {g['healthy_s']:g}s/{g['worst_s']:g}s" for g in report.get("gate_durations", [])
-    )
-    return [
-        f"  sequential gates (healthy green estimate / worst case): {gates}; "
-        f"about {report['expected_healthy_duration_s']:.0f}s in all for a healthy green"
-    ]
+    """The dry run's gates: green's requests and load time per gate at the plan's estimate of a
+    request, and a warning for a gate whose green cannot reach min_green_requests in time."""
+    load, rows = report["load"], report.get("gate_durations", [])
+    want = int(load.get("min_green_requests") or 0)
+    lines = [f"  gates at ~{report.get('healthy_request_ms', 50):g} ms a request (an estimate):"]
+    for g in rows:
+        reach = f", {want} after ~{g['min_green_requests_s']:g}s" if want else ""
+        lines.append(
+            f"    {g['gate']} at {g['weight']}%: ~{g['green_requests_at_duration']} green requests in "
+            f"{load['duration_s']:g}s{reach}; ~{g['healthy_s']:g}s for a healthy green, {g['worst_s']:g}s at most"
+        )
+    for g in rows:
+        if g.get("short"):
+            lines.append(
+                f"  warning: {g['gate']} ({g['weight']}%): green would answer {want} requests only after "
+                f"~{g['min_green_requests_s']:g}s, past max_duration_s ({g['worst_s']:g}s): the gate would be "
+                "judged short of them; raise load.users or load.max_duration_s"
+            )
+    return lines
+
+
+def _load_text(load: dict[str, Any]) -> str:
+    """A plan's gate load in words (its dict: a recorded plan has every key LoadSettings has)."""
+    from orchestrator.settings import LoadSettings
+    from orchestrator.sizing import describe
+
+    return describe(LoadSettings(**load))
 
 
 def _report_text(report: dict[str, Any]) -> str:
@@ -703,7 +730,7 @@ def _report_text(report: dict[str, Any]) -> str:
                 f"  schedule {report['schedule']}: green at {', '.join(f'{w}%' for w in report['steps'])}",
                 f"  gates: {report['gates']} (1 pre-traffic + 1 per step), bake {report['bake_s']:g}s"
                 + _late_metrics(report)
-                + f"load {report['load']['users']} users x {report['load']['duration_s']:g}s",
+                + f"load {_load_text(report['load'])}",
                 f"  thresholds: p95 <= {slo['p95_ms']:g} ms, p99 <= {slo['p99_ms']:g} ms, errors <= {slo['max_error_ratio']:.1%}, "
                 f">= {slo['min_rps']:g} rps, >= {slo['min_samples']} samples, {_relative_text(slo)}",
                 "  watched through every bake: green's Lambda Errors, Throttles, Duration"
@@ -711,9 +738,15 @@ def _report_text(report: dict[str, Any]) -> str:
                 *(f"  hook ({h['on']}): {h['run']}" for h in report.get("hooks", [])),
                 *([f"  pause after the gate at {report['pause_at']}%"] if report.get("pause_at") else []),
                 f"  expected duration: {report['expected_duration_s']:.0f}s if every gate passes"
+                + (
+                    f", ~{report['expected_healthy_duration_s']:.0f}s for a healthy green"
+                    if report["load"].get("sequential")
+                    else ""
+                )
+                + f", {report['worst_duration_s']:.0f}s with every gate at its longest"
                 + (" (plus the pause)" if report.get("pause_at") else ""),
-                *_contract_text(report.get("contract")),
                 *_gate_durations(report),
+                *_contract_text(report.get("contract")),
             ]
         )
     if report["outcome"] == "deployed":  # a first deploy: no blue, no gate
@@ -822,8 +855,9 @@ def promote(
 
     \b
     Exit 7 gate failed, 9 aborted (live back on blue), 130 interrupted (live back on
-    blue), 8 rollback incomplete (live may be split: run `orchestrator abort`), 4 another
-    run holds the lease or an interrupted promotion needs --resume or --rollback.
+    blue), 8 rollback incomplete (live may be split; the fix names the command for the
+    recorded phase), 4 another run holds the lease, 11 an interrupted promotion needs
+    --resume or --rollback, 12 this run lost the lease and stopped (the new holder goes on).
     Exit 2 before anything is published: --model (or project.model) is not a `model pack`
     archive, or green's model breaks live's contract without --allow-breaking-change.
     """
@@ -861,7 +895,7 @@ def promote(
 def rollback(ctx: Ctx, env_name: str, backend: str | None) -> None:
     """Put `live` back on blue: of an interrupted promotion, or of the last one.
 
-    Takes the promotion lease first: refused (exit 4) while a live driver holds it; use
+    Takes the promotion lease first: refused (exit 4) while another run holds it; use
     `orchestrator abort` to stop a running promotion.
     """
     _run(ctx, lambda: _release(ctx, env_name, backend).rollback(), _recovered_text)

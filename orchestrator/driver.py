@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator import faults, gate, loadrun, sequential, watch
+from orchestrator import faults, fixes, gate, loadrun, sequential, watch
 from orchestrator.cloudwatch import LambdaMetrics
 from orchestrator.errors import EdgeshipError, LeaseLostError, RollbackIncompleteError
 from orchestrator.lease import Heartbeat
@@ -32,6 +32,8 @@ from orchestrator.processes import SignalLatch
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import ContinueRequest, RecordStore
 from orchestrator.report import BakeReport, PauseReport, PromotionReport, StepReport
+from orchestrator.sizing import Sizing
+from orchestrator.sizing import describe as sizing_text
 from orchestrator.targets import Endpoint, StackTarget, health
 from orchestrator.traffic import AliasState, Settle, Traffic
 
@@ -455,24 +457,35 @@ class Driver:
     def _gate(self, plan: Plan, name: str, weight: int, endpoint: Endpoint, *, share: float) -> Step:
         """Load-test and judge green; one extension when inconclusive, judged on both runs pooled.
 
-        With load.sequential, every live snapshot is a look (orchestrator/sequential.py) that
-        may end the load early; the verdict is still the fixed judge on everything measured,
-        and where it disagrees with the early decision it wins (the report says so).
+        The load runs duration_s and on until green has answered load.min_green_requests, at
+        most max_duration_s (orchestrator/sizing.py: a monitor reads each live snapshot). With
+        load.sequential every snapshot is also a look (orchestrator/sequential.py) that may end
+        the load early; the verdict is still the fixed judge on everything measured, and where
+        it disagrees with the early decision it wins (the report says so). A gate that reached
+        max_duration_s short of green's requests is judged as it is, with a caveat saying so.
         """
         pooled: gate.LoadStats | None = None
         blue = "" if name == "pre-traffic" else plan.blue
+        # At 100 % blue gets none of the load: nothing to compare with, so no comparison may
+        # hold an early PASS back (it waited for blue's samples until max_duration_s).
+        held_for = blue if weight < 100 else ""
+        sizing = Sizing.of(plan.load)
         for attempt in (1, 2):
-            self.say(ProgressEvent(
-                "step", f"gate {name}: {plan.load.users} users for {'up to ' if plan.load.sequential else ''}"
-                f"{plan.load.duration_s:g}s on {endpoint.url}{endpoint.path}",
-            ))  # fmt: skip
+            self.say(
+                ProgressEvent(
+                    "step", f"gate {name}: {sizing_text(plan.load)} on {endpoint.url}{endpoint.path}"
+                )
+            )
             monitor = None
-            if plan.load.sequential:
+            if plan.load.sequential or plan.load.min_green_requests > 0:
                 policy = sequential.Policy(
                     min_duration_s=plan.load.min_duration_s,
                     alpha=float(getattr(plan.slo, "alpha", sequential.DEFAULT_ALPHA)),
                 )
-                monitor = sequential.Monitor(plan.green, plan.slo, policy, prior=pooled, blue=blue)
+                monitor = sequential.Monitor(
+                    plan.green, plan.slo, policy, prior=pooled, blue=held_for, sizing=sizing,
+                    sequential=plan.load.sequential,
+                )  # fmt: skip
             started = time.monotonic()
             try:
                 run = loadrun.run(
@@ -481,7 +494,7 @@ class Driver:
                     credentials=endpoint.credentials,
                     should_stop=self._stop_requested, example=list(plan.example) or None,
                     late_ms=plan.slo.p99_ms, html=self.locust_html,
-                    on_snapshot=monitor.stops if monitor else None,
+                    on_snapshot=monitor.stops if monitor else None, run_time_s=sizing.run_time_s,
                 )  # fmt: skip
             except loadrun.LoadRunStopped as stopped:
                 step = stopped.args[0]
@@ -489,14 +502,24 @@ class Driver:
                 return step
             finally:
                 self._waited += time.monotonic() - started
-            if run.stopped_early:
+            if run.stopped_early and monitor is not None and monitor.decided is not None:
+                # Only a look that decided (pass or fail), not a gate ended by its size.
                 faults.point("gate-stopped-early")
             stats = gate.LoadStats.read(run.stats)
             pooled = pooled.pooled(stats) if pooled else stats
             result = gate.judge_stats(pooled, blue, plan.green, plan.slo, share)
+            decided = monitor.decided if monitor is not None and run.stopped_early else None
+            if decided is None or decided.decision != sequential.Decision.FAIL:
+                # An early FAIL needs no more requests (valid at any n); anything else short of
+                # min_green_requests ran to max_duration_s: judged as it is, and said.
+                green_requests = sequential.Counts.of(pooled, plan.green, plan.slo).requests
+                short = sizing.shortfall(green_requests)
+                if short is not None:
+                    result = replace(result, caveats=[*result.caveats, short])
             evidence = _sequential_evidence(
-                monitor, run.stopped_early, result.verdict, time.monotonic() - started
-            )
+                monitor if plan.load.sequential else None, run.stopped_early, result.verdict,
+                time.monotonic() - started, sizing,
+            )  # fmt: skip
             said = "; ".join([*result.reasons, *result.caveats])
             verdict = result.verdict
             if evidence and evidence["early"] == str(sequential.Decision.FAIL) and verdict in (
@@ -505,7 +528,6 @@ class Driver:
                 # The always-valid test found an SLO clearly broken (at alpha, however often it
                 # looked): the judge on the shortened data must not promote over it.
                 verdict = gate.Verdict.FAIL
-                decided = monitor.decided if monitor else None
                 found = decided.reason if decided else evidence["stop"]
                 said = f"the sequential test found an SLO clearly broken: {found} (the judge alone said {result.verdict}: {said})"
             elif evidence and evidence["note"]:
@@ -568,7 +590,7 @@ class Driver:
         return RollbackIncompleteError(
             f"promotion {record.id}: could not write the record ({type(exc).__name__}: {exc}); "
             f"live may be split ({self._alias_text()})",
-            fix=f"run `orchestrator abort --env {record.env}` once AWS (or the emulator) answers",
+            fix=fixes.after_failed_write(record.env, record.phase),  # `abort` would undo a promoted one
         )
 
     def _roll_back_unrecorded(
@@ -591,7 +613,7 @@ class Driver:
             raise RollbackIncompleteError(
                 f"promotion {record.id}: {why}, and live could not be put back on v{record.blue}: "
                 f"{step.reason}; live may be split ({self._alias_text()})",
-                fix=f"run `orchestrator abort --env {record.env}` once AWS (or the emulator) answers",
+                fix=fixes.after_failed_write(record.env, nxt.phase),
             )
         now = time.time()
         rolling = nxt if nxt.phase == Phase.ROLLING_BACK else advance(
@@ -648,12 +670,17 @@ class Driver:
 
 
 def _sequential_evidence(
-    monitor: sequential.Monitor | None, stopped_early: bool, verdict: gate.Verdict, seconds: float
+    monitor: sequential.Monitor | None,
+    stopped_early: bool,
+    verdict: gate.Verdict,
+    seconds: float,
+    sizing: Sizing,
 ) -> dict[str, Any] | None:
     """What a sequential gate's looks saw, for the report: why the load ended, the statistics
     per look, and whether the fixed judge on all the data agreed with the early decision."""
     if monitor is None:
         return None
+    ended = monitor.ended if stopped_early else None
     decided = monitor.decided if stopped_early else None
     early = str(decided.decision) if decided is not None else None
     note = ""
@@ -669,6 +696,10 @@ def _sequential_evidence(
         )
     if decided is not None:
         stop = f"ended early at {decided.elapsed_s:.1f}s: {decided.decision} ({decided.reason})"
+    elif ended is not None:  # its size ended it: duration_s, and green's min_green_requests
+        stop = f"{ended.reason}: no look was decisive"
+    elif sizing.run_time_s > sizing.duration_s:
+        stop = f"ran to max_duration_s ({sizing.run_time_s:g}s): no look was decisive"
     else:
         stop = "ran its full duration_s: no look was decisive"
     return {

@@ -5,11 +5,11 @@
     │   ├── NotDeployedError               the environment's stack has no deployment yet
     │   └── FormatError                    a record or lease this edgeship cannot read (newer format)
     ├── ToolchainError (3)
-    ├── StackLockedError (4)
     ├── PromotionLockedError (4)           another run holds the promotion lease
-    │   ├── InterruptedPromotion           a dead driver left a promotion in flight
-    │   └── LeaseLostError                 this run was deposed: it must not touch `live`
-    │       └── FencedError                the record's ETag moved under us
+    │   ├── InterruptedPromotion (11)      a dead driver left a promotion in flight
+    │   └── LeaseLostError (12)            this run was deposed: it must not touch `live`
+    │       └── FencedError (12)           the record's ETag moved under us
+    ├── StackLockedError (10)              another update holds the Pulumi stack's lock
     ├── EngineError (5), RefusedError (6)
     ├── GateFailedError (7)
     ├── RollbackIncompleteError (8)        live may be split; the record says rolling_back
@@ -17,6 +17,10 @@
     ├── Cancelled (130)
     └── InjectedFault (1)                  a fault point armed with `raise` (tests)
 Module-local subclasses (TrafficError, LoadTestError) keep exit code 1.
+
+One meaning per code: a script branches on the code alone. InterruptedPromotion and
+LeaseLostError stay PromotionLockedError's subclasses (code that catches "another run owns
+the promotion" catches them too) but carry their own codes: each needs another action.
 """
 
 from __future__ import annotations
@@ -31,12 +35,19 @@ class ExitCode(IntEnum):
     ERROR = 1  # unexpected failure; a bug report is welcome
     USAGE = 2  # bad command line or invalid edgeship.toml
     TOOLCHAIN = 3  # Pulumi CLI or another required tool is missing
-    LOCKED = 4  # stack or promotion held by someone else
+    # 4 stays the commonest case, another run holding the promotion lease (a second promote,
+    # an `up` or `rollback` during a promotion), so scripts that wait and retry on 4 stay right;
+    # the cases that retrying never fixes got their own codes (10-12).
+    LEASE_HELD = 4  # another run holds the environment's promotion lease: wait, or `abort` it
+    LOCKED = 4  # LEASE_HELD's former name (an alias: same member), kept for code that imports it
     ENGINE = 5  # the Pulumi engine reported a failed update
     REFUSED = 6  # a safety check said no (wrong account, prod destroy, no confirmation)
     GATE_FAILED = 7  # a promotion gate failed and traffic was rolled back
     ROLLBACK_INCOMPLETE = 8  # a rollback could not finish: live may be split, the record says so
     ABORTED = 9  # an operator aborted the promotion (`orchestrator abort`); live is back on blue
+    STACK_LOCKED = 10  # another update holds the Pulumi stack's lock (or a killed one left it)
+    PROMOTION_INTERRUPTED = 11  # a promotion stopped half-way: `promote --resume`, `--rollback` or `abort`
+    DEPOSED = 12  # this run lost the promotion lease while running and stopped; the new holder goes on
     INTERRUPTED = 130  # Ctrl-C / SIGTERM; the operation was cancelled cleanly
 
 
@@ -45,12 +56,15 @@ EXIT_CODE_HELP = {
     ExitCode.ERROR: "unexpected error",
     ExitCode.USAGE: "bad usage or invalid configuration",
     ExitCode.TOOLCHAIN: "Pulumi CLI (or another tool) missing: run `make install`",
-    ExitCode.LOCKED: "stack or promotion locked by another run",
+    ExitCode.LEASE_HELD: "another run holds the environment's promotion lease",
     ExitCode.ENGINE: "the Pulumi engine reported a failed update",
     ExitCode.REFUSED: "refused by a safety check",
     ExitCode.GATE_FAILED: "promotion gate failed; traffic rolled back",
-    ExitCode.ROLLBACK_INCOMPLETE: "rollback incomplete: live may be split; `orchestrator abort` finishes it",
+    ExitCode.ROLLBACK_INCOMPLETE: "rollback incomplete or a record write failed: live may be split; the fix says what to run",
     ExitCode.ABORTED: "promotion aborted by an operator; traffic rolled back",
+    ExitCode.STACK_LOCKED: "the stack is locked by another update: wait, or `orchestrator unlock`",
+    ExitCode.PROMOTION_INTERRUPTED: "a promotion was interrupted: `promote --resume`, `--rollback` or `abort`",
+    ExitCode.DEPOSED: "this run lost the promotion lease and stopped; the new holder goes on",
     ExitCode.INTERRUPTED: "interrupted; cancelled cleanly",
 }
 
@@ -129,23 +143,27 @@ class ToolchainError(EdgeshipError):
 
 
 class StackLockedError(EdgeshipError):
-    """Another update holds the stack's lock."""
+    """Another update holds the stack's lock (Pulumi's, not the promotion lease)."""
 
-    exit_code = ExitCode.LOCKED
+    exit_code = ExitCode.STACK_LOCKED
 
 
 class PromotionLockedError(EdgeshipError):
-    """Another promotion is running on this environment."""
+    """Another run (a promotion, an `up`, a rollback) holds this environment's promotion lease."""
 
-    exit_code = ExitCode.LOCKED
+    exit_code = ExitCode.LEASE_HELD
 
 
 class InterruptedPromotion(PromotionLockedError):
     """A previous promotion stopped half-way (crash, kill -9) and needs a decision."""
 
+    exit_code = ExitCode.PROMOTION_INTERRUPTED
+
 
 class LeaseLostError(PromotionLockedError):
     """This run's promotion lease was taken over: it must not touch `live` again."""
+
+    exit_code = ExitCode.DEPOSED
 
 
 class FencedError(LeaseLostError):

@@ -281,6 +281,21 @@ def generator_caveats(lag_ms: list[float], slo: SloSettings) -> list[str]:
     ]
 
 
+def factor_caveats(slo: SloSettings) -> list[str]:
+    """Say so when a configuration sets relative_p95_factor to a value that reads like a threshold.
+
+    Judged on raw latencies (`judge_stats`) the factor only switches the comparison on or off:
+    a user who set 2 to loosen the check (or 1.2 to tighten it) would otherwise believe it did.
+    0 (off) and the default (on, as shipped) need no word."""
+    if slo.relative_p95_factor in (0, SloSettings().relative_p95_factor):
+        return []
+    return [
+        f"slo.relative_p95_factor = {slo.relative_p95_factor:g} only switches the comparison with blue on "
+        f"(any value but 0 does): it is not a threshold; what counts as a regression is set by "
+        f"regression_floor_ms / regression_share (floor now {regression_floor_ms(slo):g} ms) and alpha ({slo.alpha:g})"
+    ]
+
+
 def judge_stats(stats: LoadStats, blue: str, green: str, slo: SloSettings, green_share: float) -> GateResult:
     """Judge a load test per version, charging green with every failure no version answered.
 
@@ -317,7 +332,7 @@ def judge_stats(stats: LoadStats, blue: str, green: str, slo: SloSettings, green
         reasons = [f"a third version answered: {named}; only v{blue or '-'} and v{green} should", *reasons]
     if verdict == Verdict.FAIL and reasons and reasons[-1] == "all thresholds met":
         reasons.remove("all thresholds met")
-    caveats = [*result.caveats, *generator_caveats(stats.generator_lag_ms, slo)]
+    caveats = [*result.caveats, *factor_caveats(slo), *generator_caveats(stats.generator_lag_ms, slo)]
     return GateResult(
         verdict,
         reasons,

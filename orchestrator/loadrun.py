@@ -16,11 +16,13 @@ same file) and that many worker processes, each in its own group like the master
 worker that dies fails the run at once, with its exit status and its log: its requests
 would otherwise be missing from the verdict.
 
-A sequential gate looks while the load runs: the locustfile writes the statistics so far
-to `<stats>.live.json` every second, and `on_snapshot` reads each new one on the same
-polling as `should_stop`; when it says so, Locust is stopped as at its --run-time end
-(SIGUSR1, which the locustfile takes as its --run-time end: the users stop with their
-grace, then the final statistics are written, which the gate then judges).
+A gate looks while the load runs: the locustfile writes the statistics so far to
+`<stats>.live.json` every second, and `on_snapshot` reads each new one on the same polling
+as `should_stop`; when it says so, Locust is stopped as at its --run-time end (SIGUSR1,
+which the locustfile takes as its --run-time end: the users stop with their grace, then the
+final statistics are written, which the gate then judges). That is how a sequential gate
+ends early, and how a gate sized by green's requests (orchestrator/sizing.py) ends once it
+has them: its --run-time (`run_time_s`) is then the most it may run, not its length.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class LoadRun:
     stats: dict[str, Any]
     html: Path | None  # Locust's own page, when asked for (reports.locust_html)
     stats_file: Path
-    stopped_early: bool = False  # `on_snapshot` ended the load before load.duration_s
+    stopped_early: bool = False  # `on_snapshot` ended the load (before its --run-time)
 
 
 def run(
@@ -83,8 +85,10 @@ def run(
     late_ms: float | None = None,
     html: bool = False,
     on_snapshot: Callable[[dict[str, Any]], bool] | None = None,
+    run_time_s: float | None = None,
 ) -> LoadRun:
-    """Headless Locust against `url` for load.duration_s; returns its per-version statistics.
+    """Headless Locust against `url` for `run_time_s` (default load.duration_s) unless
+    `on_snapshot` ends it sooner; returns its per-version statistics.
 
     `should_stop` is polled while Locust runs; a truthy answer stops Locust and raises
     LoadRunStopped with that answer (an abort or a signal must not wait for the load).
@@ -93,6 +97,7 @@ def run(
     HTML page (about 1 MB a run) beside the statistics. `on_snapshot` gets each new live
     snapshot; True stops the load early (cleanly: the final statistics are still written).
     """
+    run_time = load.duration_s if run_time_s is None else run_time_s
     out_dir.mkdir(parents=True, exist_ok=True)
     stats_file, page = out_dir / f"{name}.stats.json", out_dir / f"{name}.html"
     stats_file.unlink(missing_ok=True)
@@ -119,7 +124,7 @@ def run(
     }
     argv = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,
-        "--users", str(load.users), "--spawn-rate", str(load.spawn_rate), "--run-time", f"{load.duration_s:g}s",
+        "--users", str(load.users), "--spawn-rate", str(load.spawn_rate), "--run-time", f"{run_time:g}s",
         "--stop-timeout", f"{stop_grace_s(late_ms):g}",
         "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
         *(["--html", str(page)] if html else []),
@@ -144,7 +149,7 @@ def run(
                 worker_log = out_dir / f"{name}.worker{i + 1}.log"
                 workers.append(_start_worker(_reach(load.master_bind), port, env, worker_log))
             startup_s = WORKERS_MAX_WAIT_S if port else 0
-            timeout_s = load.duration_s + stop_grace_s(late_ms) + startup_s + 60
+            timeout_s = run_time + stop_grace_s(late_ms) + startup_s + 60
             stopped_early = _wait(proc, workers, timeout_s, should_stop, _looker(live, on_snapshot))
         finally:
             _stop_group(proc)  # a master tells its workers to quit and waits for their last report

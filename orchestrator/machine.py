@@ -285,7 +285,7 @@ class Verb(StrEnum):
     REQUEST_ABORT = "request_abort"  # write the abort request, wait for the driver or its lease
     PROCEED = "proceed"  # not a promotion: go ahead
     REFUSE_RUNNING = "refuse_running"  # exit 4, naming the holder
-    REFUSE_INTERRUPTED = "refuse_interrupted"  # exit 4: --resume or --rollback (or abort)
+    REFUSE_INTERRUPTED = "refuse_interrupted"  # exit 11: --resume or --rollback (or abort)
     NOTHING_INTERRUPTED = "nothing_interrupted"  # exit 2: --resume/--rollback with nothing to act on
     NOTHING_TO_DO = "nothing_to_do"  # exit 0: abort with nothing in flight
     CONTINUE = "continue"  # ask the driver holding a pause to go on; wait until it does

@@ -70,31 +70,58 @@ class Plan:
 
     @property
     def expected_duration_s(self) -> float:
-        """Time spent baking and load-testing if every gate passes at the first try."""
-        return self.load.duration_s + len(self.steps) * (self.bake_s + self.load.duration_s)
+        """Time spent baking and load-testing if every gate passes at the first try, each gate
+        running its size: duration_s, or on until green's min_green_requests at the dry run's
+        estimate (gate_durations' `sized_s`); no early decision."""
+        return sum(g["sized_s"] for g in self.gate_durations()) + len(self.steps) * self.bake_s
+
+    @property
+    def worst_duration_s(self) -> float:
+        """Like expected_duration_s with every gate at its longest (first tries)."""
+        return sum(g["worst_s"] for g in self.gate_durations()) + len(self.steps) * self.bake_s
 
     def gate_durations(self) -> list[dict[str, Any]]:
-        """Each gate's load time: the worst case (load.duration_s: a sequential gate that no look
-        decides runs it all) and, with load.sequential, an estimate for a healthy green.
+        """Each gate's green requests and load time, at an assumed HEALTHY_REQUEST_MS a request.
 
-        The estimate: green must answer `sequential.samples_to_pass` requests without a bad one;
-        each user sends back to back at an assumed HEALTHY_REQUEST_MS a request, and green gets
-        its weight's share of them (all of them alone, pre-traffic); plus LOOK_LAG_S for the
-        first look after the evidence suffices; never under min_duration_s nor over duration_s.
-        An estimate, not a promise: a slower service or a loaded generator sends fewer requests.
+        Each user sends back to back, and green gets its weight's share (all of it alone,
+        pre-traffic): `green_rps`. Per gate: green's requests in duration_s; the seconds to
+        min_green_requests; `sized_s`, the load's length without an early decision (duration_s,
+        or on to min_green_requests plus LOOK_LAG_S for the look that sees it, at most
+        max_duration_s); `healthy_s`, with load.sequential the estimate for a healthy green (it
+        must answer `sequential.samples_to_pass` requests, and min_green_requests, without a bad
+        one; never under min_duration_s), else sized_s; `worst_s`, Locust's --run-time (an
+        extension not counted); `short`: green cannot reach min_green_requests within
+        max_duration_s at the estimate. An estimate, not a promise: a slower service or a
+        loaded generator sends fewer requests.
         """
         from orchestrator import sequential
+        from orchestrator.sizing import Sizing
 
         load = self.load
+        sizing = Sizing.of(load)
         need = sequential.samples_to_pass(self.slo, sequential.Policy(min_duration_s=load.min_duration_s))
         rows = []
         for name, weight in [("pre-traffic", 100), *((f"step {i + 1}", w) for i, w in enumerate(self.steps))]:
-            healthy = load.duration_s
-            if load.sequential and need is not None and weight > 0:
-                rps = load.users * 1000 / HEALTHY_REQUEST_MS * weight / 100
-                healthy = min(load.duration_s, max(load.min_duration_s, need / rps) + LOOK_LAG_S)
+            rps = load.users * 1000 / HEALTHY_REQUEST_MS * weight / 100
+            to_min = load.min_green_requests / rps
+            worst = sizing.run_time_s
+            sized = load.duration_s if to_min <= load.duration_s else min(worst, to_min + LOOK_LAG_S)
+            healthy = sized
+            if load.sequential and need is not None:
+                early = max(load.min_duration_s, max(need, load.min_green_requests) / rps) + LOOK_LAG_S
+                healthy = min(sized, early)
             rows.append(
-                {"gate": name, "weight": weight, "worst_s": load.duration_s, "healthy_s": round(healthy, 1)}
+                {
+                    "gate": name,
+                    "weight": weight,
+                    "green_rps": round(rps, 1),
+                    "green_requests_at_duration": round(rps * load.duration_s),
+                    "min_green_requests_s": round(to_min, 1),
+                    "sized_s": round(sized, 1),
+                    "healthy_s": round(healthy, 1),
+                    "worst_s": worst,
+                    "short": to_min > worst,
+                }
             )
         return rows
 
@@ -111,6 +138,8 @@ class Plan:
             "expected_duration_s": self.expected_duration_s,
             "gate_durations": self.gate_durations(),
             "expected_healthy_duration_s": self.expected_healthy_duration_s,
+            "worst_duration_s": self.worst_duration_s,
+            "healthy_request_ms": HEALTHY_REQUEST_MS,
         }
 
     def to_snapshot(self) -> dict[str, Any]:
@@ -123,9 +152,9 @@ class Plan:
         }
 
 
-# The dry run's healthy-green estimate (Plan.gate_durations): what one request is assumed to
-# take end to end, and how long after the evidence suffices a look sees it (snapshots every
-# second; a master's view lags by the workers' report interval, 3 s).
+# The dry run's estimates (Plan.gate_durations): what one request is assumed to take end to
+# end, and how long after the evidence suffices a look sees it (snapshots every second; a
+# master's view lags by the workers' report interval, 3 s).
 HEALTHY_REQUEST_MS = 50.0
 LOOK_LAG_S = 1.5
 
@@ -138,9 +167,17 @@ def plan_from_dict(snapshot: dict[str, Any]) -> Plan:
             **known(Plan, snapshot),
             "steps": [int(s) for s in snapshot["steps"]],
             "slo": SloSettings(**{**known(SloSettings, slo), "alarms": tuple(slo.get("alarms", ()))}),
-            # A plan recorded before sequential gates existed ran fixed-length gates: a resume
-            # runs the recorded plan, not today's default.
-            "load": LoadSettings(**{"sequential": False, **known(LoadSettings, snapshot["load"])}),
+            # A plan recorded before sequential gates existed ran fixed-length gates, and one
+            # recorded before gates were sized by green's requests ran duration_s: a resume
+            # runs the recorded plan, not today's defaults.
+            "load": LoadSettings(
+                **{
+                    "sequential": False,
+                    "min_green_requests": 0,
+                    "max_duration_s": snapshot["load"]["duration_s"],
+                    **known(LoadSettings, snapshot["load"]),
+                }
+            ),
             "example": tuple(float(v) for v in snapshot.get("example", ())),
             "hooks": tuple(Hook(**known(Hook, h)) for h in snapshot.get("hooks", ())),
         }

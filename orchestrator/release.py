@@ -27,6 +27,7 @@ from orchestrator.errors import (
     EdgeshipError,
     GateFailedError,
     InterruptedPromotion,
+    LeaseLostError,
     NotDeployedError,
     PromotionLockedError,
     RefusedError,
@@ -197,6 +198,45 @@ class Release:
         """`up` and `destroy` must not change the function while a promotion owns the environment."""
         found = self.look()
         self._refuse(found, found.verb("up"), command)
+
+    @contextmanager
+    def holding_for_stack_change(self, command: str) -> Iterator[None]:
+        """Hold the environment's lease while `up` changes the stack, so that no promotion
+        starts while it moves `candidate` and publishes, and none runs when it starts (each
+        side gets exit 4 naming the other). Renewed by the heartbeat, released at the end,
+        also on failure or Ctrl-C; a killed `up`'s lease expires, or is stale at once on its
+        own machine. No SignalLatch: Ctrl-C must reach the engine's cancel (stacks.py).
+        An environment never deployed has no bucket, so no lease: nothing promotes there."""
+        found = self.look()
+        self._refuse(found, found.verb("up"), command)
+        if not found.deployed:
+            yield
+            return
+        lease_s = self.env.traffic.lease_s
+        held, etag = self.leases.take(lease.me(lease_s), pid_alive=alive)
+        heartbeat = Heartbeat(self.leases, held, etag, lease_s, abort_check=lambda _lease: False)
+        # The main thread waits on the engine, which has its own timeouts, not on a loop of
+        # ours that could hang: never stop renewing for want of beats (a driver's guard).
+        heartbeat.max_quiet_s = float("inf")
+        with heartbeat:
+            try:
+                # Ours now: a promotion found in flight (its driver gone since our look) wins.
+                again = self.look()
+                self._refuse(again, machine.verb("up", again.record, lease_live=False), command)
+                yield
+                if heartbeat.lost is not None:
+                    raise LeaseLostError(
+                        f"`{command}` finished, but lost the lease of {self.env.name!r} while it ran "
+                        f"({heartbeat.lost.message}): a promotion may have started under it",
+                        fix=f"see `orchestrator status --env {self.env.name}`; if a promotion runs, "
+                        "`orchestrator abort` it and promote again",
+                    )
+            finally:
+                try:
+                    heartbeat.release()
+                except Exception as exc:  # unreachable S3: the lease simply expires
+                    self.say(ProgressEvent("diagnostic", f"could not release the lease ({exc}); "
+                                           f"it expires in {lease_s:g}s"))  # fmt: skip
 
     def dry_run(self, options: PromoteOptions) -> dict[str, Any]:
         """The plan, from what is deployed now; changes nothing. Green's archive is checked
@@ -776,9 +816,15 @@ class Release:
     def _refuse(self, found: Look, chosen: Verb, command: str) -> None:
         env = self.env.name
         if chosen == Verb.REFUSE_RUNNING:
-            assert found.lease is not None
+            held = found.lease
+            assert held is not None
+            if held.promotion is None:  # an `up`, or a promotion before its record exists
+                raise PromotionLockedError(
+                    f"another run is running on {env!r} (an `up`, or a promotion publishing): {held.describe()}",
+                    fix=f"wait for it to finish and run `{command}` again; `orchestrator status --env {env}` names it",
+                )
             raise PromotionLockedError(
-                f"a promotion of {env!r} is running: {found.lease.describe()}",
+                f"a promotion of {env!r} is running ({held.promotion}): {held.describe()}",
                 fix=f"wait for it, or stop it from any machine with `orchestrator abort --env {env}`",
             )
         if chosen == Verb.REFUSE_INTERRUPTED:

@@ -25,11 +25,19 @@ the same data has enough to judge.
 
 The relative check (green vs blue) is not sequential, but it holds an early PASS back:
 stopping early also shortens the sample the comparison is judged on, and a comparison on
-few of green's requests misses real regressions (bench/gate_errors.py: +50 % passed 18 %
-of gates at ~200 green requests, none at ~1000). So with blue in the gate and the relative
+few of green's requests misses real regressions (bench/gate_errors.py: at ~200 green requests
++2 % errors passed 16 % of gates and +100 % on local latencies 27 %; at ~1000, at most 2 %). So with blue in the gate and the relative
 check on, a look passes early only when the comparison on the data so far is clear: not
 regressed, and the p95 shift's upper bound below the floor (`compare.py`). Otherwise the
-load goes on (to `duration_s` at most). That only ever delays a PASS.
+load goes on (to `duration_s`, or past it while green's requests are short). That only ever
+delays a PASS.
+
+An early PASS also waits until green has answered `load.min_green_requests` (sizing.py): the
+comparison's error rates depend on green's n, and the fixed judge reads the same data. An
+early FAIL does not wait: the always-valid test holds at any n. Without an early decision the
+load ends when its size says so (`Decision.ENOUGH`): duration_s and min_green_requests, or
+Locust's --run-time at max_duration_s. The same Monitor sizes fixed-length gates (no looks
+decide there; only their size ends them).
 
 The gate's verdict is then `gate.judge_stats` on everything measured. An early FAIL stands
 (an SLO was clearly broken at alpha under continuous looks: the driver never lets the judge
@@ -46,12 +54,13 @@ Pure: snapshots in, decisions out.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from orchestrator.gate import LoadStats, regression_floor_ms
 from orchestrator.settings import SloSettings
+from orchestrator.sizing import Sizing
 
 # The false-PASS bound of an early pass (per SLO): a green whose true exceedance share sits at
 # the budget is passed early with at most this probability. The fixed judge on a point
@@ -71,6 +80,9 @@ class Decision(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     CONTINUE = "continue"
+    # No early decision, but the load has its size (sizing.py: duration_s and green's
+    # min_green_requests): it ends, and the judge decides.
+    ENOUGH = "enough"
 
 
 @dataclass(frozen=True)
@@ -222,8 +234,6 @@ def decide(counts: Counts, elapsed_s: float, slo: SloSettings, policy: Policy) -
 def _held_for_blue(look: Look, stats: LoadStats, blue: str, green: str, slo: SloSettings) -> Look:
     """An early PASS only when green vs blue is clearly fine on the data so far (see the
     module's docstring); else the look continues, saying why."""
-    from dataclasses import replace
-
     from orchestrator.compare import compare
 
     floor = regression_floor_ms(slo)
@@ -249,7 +259,9 @@ class Monitor:
     """The looks of one gate: fed each live snapshot, says when to stop (the driver's hook).
 
     `prior` is what an earlier attempt of the same gate measured: an extension pools with it
-    (the statistic is a running product over requests, so pooling keeps it valid).
+    (the statistic is a running product over requests, so pooling keeps it valid). `sizing`
+    (None: none) holds a PASS back until green has its min_green_requests and ends the load
+    once it has its size; `sequential` False: a fixed-length gate, whose looks only size it.
     """
 
     green: str
@@ -258,18 +270,44 @@ class Monitor:
     prior: LoadStats | None = None
     looks: list[Look] = field(default_factory=list)
     blue: str = ""  # "" (pre-traffic: green alone): no comparison holds a PASS back
+    sizing: Sizing | None = None
+    sequential: bool = True
+    first_due: int | None = None  # green's requests at the first look past duration_s
 
     def feed(self, snapshot: dict[str, Any]) -> Look:
         """One look at a snapshot (loadtests/locustfile.py's live file)."""
         stats = LoadStats.read(snapshot)
         if self.prior is not None:
             stats = self.prior.pooled(stats)
-        elapsed = float(snapshot.get("elapsed_s") or snapshot.get("duration_s") or 0.0)
-        if self.prior is not None:
-            elapsed += self.prior.duration_s
-        look = decide(Counts.of(stats, self.green, self.slo), elapsed, self.slo, self.policy)
+        attempt_s = float(snapshot.get("elapsed_s") or snapshot.get("duration_s") or 0.0)
+        elapsed = attempt_s + (self.prior.duration_s if self.prior is not None else 0.0)
+        counts = Counts.of(stats, self.green, self.slo)
+        if self.sequential:
+            look = decide(counts, elapsed, self.slo, self.policy)
+        else:
+            look = Look(elapsed, counts.requests, Decision.CONTINUE, [], "fixed-length gate", 0.0, 0.0)
+        sizing = self.sizing
+        if look.decision == Decision.PASS and sizing is not None and sizing.short(counts.requests):
+            look = replace(
+                look,
+                decision=Decision.CONTINUE,
+                reason=f"SLOs clearly met, green has {counts.requests} of "
+                f"min_green_requests={sizing.min_green_requests}",
+            )
         if look.decision == Decision.PASS and self.blue and self.slo.relative_p95_factor:
             look = _held_for_blue(look, stats, self.blue, self.green, self.slo)
+        if sizing is not None and attempt_s >= sizing.duration_s and self.first_due is None:
+            self.first_due = counts.requests
+        if (
+            look.decision == Decision.CONTINUE
+            and sizing is not None
+            and sizing.enough(counts.requests, attempt_s)
+        ):
+            look = replace(
+                look,
+                decision=Decision.ENOUGH,
+                reason=sizing.ended(counts.requests, attempt_s, self.first_due),
+            )
         self.looks.append(look)
         return look
 
@@ -278,10 +316,16 @@ class Monitor:
         return self.feed(snapshot).decision != Decision.CONTINUE
 
     @property
-    def decided(self) -> Look | None:
-        """The look that decided, if one did."""
+    def ended(self) -> Look | None:
+        """The look that ended the load (an early decision or its size), if one did."""
         last = self.looks[-1] if self.looks else None
         return last if last is not None and last.decision != Decision.CONTINUE else None
+
+    @property
+    def decided(self) -> Look | None:
+        """The look that decided early (pass or fail), if one did."""
+        last = self.ended
+        return last if last is not None and last.decision in (Decision.PASS, Decision.FAIL) else None
 
     def evidence(self, keep: int = 120) -> list[dict[str, Any]]:
         """The looks for the report, thinned evenly to at most `keep` (the last always kept)."""

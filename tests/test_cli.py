@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from orchestrator.errors import ExitCode
@@ -144,3 +146,44 @@ def test_doctor_report_and_schema_take_the_global_options(tmp_path: Path) -> Non
     written = cli("schema", "--json", "--write", str(tmp_path / "s.json"))
     assert json.loads(written.stdout) == {"path": str(tmp_path / "s.json")}, written.stderr
     assert json.loads((tmp_path / "s.json").read_text())["title"]
+
+
+def test_up_holds_the_lease_a_promotion_started_meanwhile_is_refused(local_project: LocalProject) -> None:
+    """`up` takes the environment's lease for its whole update (the CLI's own process holds
+    it while the engine runs) and gives it back at the end; while it is held (taken here in
+    this process, with the code `up` runs), a promote and another `up` get exit 4."""
+    from orchestrator import lease
+    from orchestrator.progress import NullReporter
+    from orchestrator.release import Release
+
+    code, first = local_project.json("up", "--yes", "--env", "local")
+    assert code == 0, first
+    target = local_project.target()
+    store = lease.LeaseStore(target.s3_client(), target.bucket, "local")
+
+    # A second `up` (no change: the engine still runs): seen holding the lease as its own pid.
+    update = local_project.popen("up", "--yes", "--env", "local", "--json")
+    holders: set[int] = set()
+    while update.poll() is None:
+        held, _ = store.read()
+        if held is not None:
+            holders.add(held.pid)
+        time.sleep(0.1)
+    _out, err = update.communicate()
+    assert update.returncode == 0, err[-3000:]
+    assert holders == {update.pid}, (holders, update.pid)
+    assert store.read() == (None, None)  # released at the end
+
+    release = Release(target, target.env, NullReporter(), local_project.root / "reports")
+    with release.holding_for_stack_change("up"):
+        held, _ = store.read()
+        assert held is not None and held.pid == os.getpid()
+        green = str(local_project.model("2"))
+        code, refused = local_project.json("promote", "--env", "local", "--model", green)
+        assert (code, refused["error"]) == (ExitCode.LEASE_HELD, "PromotionLockedError"), refused
+        assert f"pid {os.getpid()}" in refused["message"], refused
+        assert "(an `up`, or a promotion publishing)" in refused["message"], refused
+        code, refused = local_project.json("up", "--yes", "--env", "local")
+        assert code == ExitCode.LEASE_HELD and "is running" in refused["message"], refused
+    code, status = local_project.json("status", "--env", "local")  # given back; the promote changed nothing
+    assert (code, status["lease"], status["live"]["version"]) == (0, None, "1"), status

@@ -8,9 +8,11 @@ import random
 
 import pytest
 
+from orchestrator import gate
 from orchestrator.compare import MIN_SAMPLES, compare, mann_whitney_greater, quantile_se
+from orchestrator.settings import SloSettings
 
-FLOOR, ALPHA = 25.0, 0.01  # the defaults at a 250 ms p95 budget: max(10 ms, 10 % x 250 ms)
+FLOOR, ALPHA = 12.5, 0.01  # the defaults at a 250 ms p95 budget: max(10 ms, 5 % x 250 ms)
 
 
 def draw(rng: random.Random, n: int, median_ms: float, scale: float = 1.0) -> list[float]:
@@ -48,13 +50,59 @@ def test_a_fifty_percent_p95_shift_is_detected(seed: int) -> None:
     assert "green is slower" in result.describe()
 
 
+def test_the_defaults_floor_is_the_one_these_tables_use() -> None:
+    assert gate.regression_floor_ms(SloSettings()) == FLOOR and SloSettings().alpha == ALPHA
+
+
+# Green = a sample like blue's, every request slower by a constant (the p95 moves by it), as a
+# gate at a 10 % step sees it (blue 2700, green 1000 requests; p95 near 85 ms, its SE ~3.4 ms).
+# Below the floor never fails, however significant; at 20 ms the point estimate clears the
+# floor but its 90 % bound does not (within noise); 2x the floor and beyond fail.
+@pytest.mark.parametrize(
+    ("shift_ms", "regressed", "within_noise"),
+    [
+        (0.0, False, False),
+        (6.0, False, False),  # half the floor: p < 1e-9, still no failure
+        (12.0, False, False),  # just below the floor
+        (12.5, False, False),  # exactly the floor
+        (20.0, False, True),  # 1.6x the floor: estimate 16.2 ms > floor, bound 11.8 ms < floor
+        (25.0, True, False),  # 2x the floor: a clear regression
+        (40.0, True, False),
+    ],
+)
+def test_a_constant_shift_against_the_floor(shift_ms: float, regressed: bool, within_noise: bool) -> None:
+    rng = random.Random(0)
+    blue, green = draw(rng, 2700, 60.0), draw(rng, 1000, 60.0)
+    result = compare(blue, [x + shift_ms for x in green], floor_ms=FLOOR, alpha=ALPHA)
+    assert (result.regressed, result.within_noise) == (regressed, within_noise)
+    if shift_ms >= 6.0:
+        assert result.p_value < 1e-9  # the test sees every one of them: the floor decides
+
+
+@pytest.mark.parametrize(("factor", "said"), [(0.0, False), (1.5, False), (2.0, True), (1.2, True)])
+def test_a_relative_factor_other_than_0_or_the_default_is_said_to_be_only_a_switch(
+    factor: float, said: bool
+) -> None:
+    rng = random.Random(1)
+    stats = gate.LoadStats(30.0, {"1": draw(rng, 300, 5.0), "2": draw(rng, 300, 5.0)}, {})
+    slo = SloSettings(relative_p95_factor=factor)
+    result = gate.judge_stats(stats, "1", "2", slo, 0.5)
+    caveat = (
+        f"slo.relative_p95_factor = {factor:g} only switches the comparison with blue on (any value but 0 "
+        "does): it is not a threshold; what counts as a regression is set by regression_floor_ms / "
+        "regression_share (floor now 12.5 ms) and alpha (0.01)"
+    )
+    assert (caveat in result.caveats) is said
+    assert result.verdict == gate.Verdict.PASS
+
+
 def test_a_significant_shift_under_the_floor_is_not_a_regression() -> None:
     rng = random.Random(7)
     blue, green = draw(rng, 5000, 3.0), [x + 3.0 for x in draw(rng, 5000, 3.0)]
     result = compare(blue, green, floor_ms=FLOOR, alpha=ALPHA)
     assert result.p_value < 1e-6  # the test alone would fail green for 3 ms
     assert result.regressed is False and not result.within_noise
-    assert result.describe().endswith("no regression beyond the 25 ms floor")
+    assert result.describe().endswith("no regression beyond the 12.5 ms floor")
 
 
 def test_a_shift_past_the_floor_without_evidence_is_within_noise() -> None:

@@ -96,7 +96,7 @@ def test_concurrent_up_is_refused_with_lock_holder(project: Project) -> None:
     slow = _slow_up(project, delay_s=6)
     try:
         second = project.cli("up", "--yes", "--env", "test", "--program", PROGRAM, "--json")
-        assert second.returncode == ExitCode.LOCKED, second.stdout + second.stderr
+        assert second.returncode == ExitCode.STACK_LOCKED, second.stdout + second.stderr
         error = json.loads(second.stdout)
         assert error["error"] == "StackLockedError"
         assert "locked" in error["message"] and "pid" in error["message"]
@@ -179,7 +179,7 @@ def test_stale_lock_from_a_killed_run_can_be_cleared(project: Project) -> None:
     run.wait(timeout=30)
 
     locked = project.cli("up", "--yes", "--env", "test", "--program", PROGRAM)
-    assert locked.returncode == ExitCode.LOCKED, locked.stderr
+    assert locked.returncode == ExitCode.STACK_LOCKED, locked.stderr
     cleared = project.cli("unlock", "--env", "test", "--json")
     assert cleared.returncode == 0, cleared.stderr
     assert len(json.loads(cleared.stdout)["removed"]) == 1

@@ -310,3 +310,19 @@ def test_a_look_at_the_live_snapshot_stops_the_load_early_and_the_final_file_has
     assert len(final["latencies_ms"]) + final["errors"] == answered >= 20
     assert run.stats["workers_lost"] == 0
     assert not loadrun.live_file(run.stats_file).exists()
+
+
+def test_a_monitored_load_runs_past_duration_s_up_to_its_run_time(
+    counting: ThreadingHTTPServer, tmp_path: Path
+) -> None:
+    # A gate sized by green's requests (orchestrator/sizing.py): duration_s 1, Locust's
+    # --run-time 60; the look ends it once 3 s have passed, not Locust at 1 s.
+    load = LoadSettings(users=2, spawn_rate=2, duration_s=1, get_share=0)
+    run = loadrun.run(
+        _url(counting), load, tmp_path, "sized", late_ms=1000, run_time_s=60,
+        on_snapshot=lambda snapshot: float(snapshot["elapsed_s"]) >= 3,
+    )  # fmt: skip
+    assert run.stopped_early and run.stats["duration_s"] >= 3
+    # without run_time_s: load.duration_s, as ever
+    run = loadrun.run(_url(counting), load, tmp_path, "plain", late_ms=1000)
+    assert not run.stopped_early and run.stats["duration_s"] < 3

@@ -145,7 +145,8 @@ def test_kill_9_mid_promotion_then_rollback(local_project: LocalProject) -> None
     status = _status(local_project)
     assert status["interrupted"] and status["live"]["weights"] == {"2": 0.2}
     code, error = local_project.json("promote", "--env", "local")
-    assert code == ExitCode.LOCKED and "interrupted in" in error["message"] and "at 20%" in error["message"]
+    assert code == ExitCode.PROMOTION_INTERRUPTED, error
+    assert "interrupted in" in error["message"] and "at 20%" in error["message"]
     assert "--resume" in error["fix"]
 
     code, result = local_project.json("rollback", "--env", "local")
@@ -174,7 +175,7 @@ def test_second_promotion_is_refused_naming_the_holder(local_project: LocalProje
     try:
         wait_for(lambda: _status(local_project)["lock"] is not None)
         code, error = local_project.json("promote", "--env", "local")
-        assert code == ExitCode.LOCKED, error
+        assert code == ExitCode.LEASE_HELD, error
         assert f"pid {first.pid}" in error["message"]
     finally:
         _out, err = first.communicate(timeout=180)

@@ -177,7 +177,7 @@ def test_a_real_doubling_of_latency_fails_inside_the_budget() -> None:
     assert reason.startswith(
         f"green regressed against blue: green p95 {c.green_p95_ms:.1f} ms vs blue p95 {c.blue_p95_ms:.1f} ms: shift "
     )
-    assert "Mann-Whitney p = " in reason and "than the 25 ms floor" in reason
+    assert "Mann-Whitney p = " in reason and "than the 12.5 ms floor" in reason
 
 
 def test_a_regression_within_noise_is_a_caveat_not_a_failure() -> None:

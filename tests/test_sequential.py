@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.sequential import Counts, Decision, Monitor, Policy, check, decide, samples_to_pass
 from orchestrator.settings import SloSettings
+from orchestrator.sizing import Sizing
 
 SLO = SloSettings(p95_ms=250, p99_ms=500, max_error_ratio=0.01, min_samples=100)
 POLICY = Policy(min_duration_s=5, alpha=0.01, beta=0.05)
@@ -155,22 +156,170 @@ def test_the_report_draws_a_sequential_gates_evidence_and_says_why_it_ended() ->
     assert charts[3].count("<polyline") == 2
 
 
-def test_the_dry_run_shows_each_gates_worst_case_and_healthy_estimate() -> None:
+def test_the_dry_run_shows_each_gates_green_requests_and_load_time() -> None:
     from orchestrator.plan import HEALTHY_REQUEST_MS, LOOK_LAG_S, Plan
     from orchestrator.settings import LoadSettings
 
-    load = LoadSettings(users=10, duration_s=30, min_duration_s=5)
+    load = LoadSettings(
+        users=10, duration_s=30, min_duration_s=5, min_green_requests=1000, max_duration_s=120
+    )
     plan = Plan("e", "1", "2", "canary", [10, 100], 0, SLO, load)
     need = samples_to_pass(SLO, POLICY)
-    assert need is not None
-    rps = 10 * 1000 / HEALTHY_REQUEST_MS
-    rows = plan.gate_durations()
-    assert [(r["gate"], r["worst_s"]) for r in rows] == [("pre-traffic", 30), ("step 1", 30), ("step 2", 30)]
-    assert rows[0]["healthy_s"] == round(max(5, need / rps) + LOOK_LAG_S, 1)
-    assert rows[1]["healthy_s"] == round(min(30, need / (rps * 0.1) + LOOK_LAG_S), 1)
+    assert need is not None and need < 1000  # min_green_requests binds an early pass
+    rps = 10 * 1000 / HEALTHY_REQUEST_MS  # 200 requests/s, all to green pre-traffic
+    assert rps == 200
+    rows = {r["gate"]: r for r in plan.gate_durations()}
+    # green alone: 6000 requests in 30 s, 1000 after 5 s; sequential: passes at 1000 (+ a look's lag)
+    assert rows["pre-traffic"] == {
+        "gate": "pre-traffic", "weight": 100, "green_rps": 200.0, "green_requests_at_duration": 6000,
+        "min_green_requests_s": 5.0, "sized_s": 30, "healthy_s": 5 + LOOK_LAG_S, "worst_s": 120, "short": False,
+    }  # fmt: skip
+    # a 10 % canary: 600 in 30 s, so the load runs on to 1000 (50 s), sequential or not
+    assert rows["step 1"] == {
+        "gate": "step 1", "weight": 10, "green_rps": 20.0, "green_requests_at_duration": 600,
+        "min_green_requests_s": 50.0, "sized_s": 50 + LOOK_LAG_S, "healthy_s": 50 + LOOK_LAG_S, "worst_s": 120,
+        "short": False,
+    }  # fmt: skip
+    assert plan.expected_duration_s == 30 + 51.5 + 30 and plan.worst_duration_s == 360
+    assert plan.expected_healthy_duration_s == 6.5 + 51.5 + 6.5
+    # fixed-length gates: their size alone (duration_s, or on to min_green_requests)
     fixed = Plan("e", "1", "2", "canary", [10, 100], 0, SLO, dataclasses.replace(load, sequential=False))
-    assert [r["healthy_s"] for r in fixed.gate_durations()] == [30, 30, 30]
-    assert fixed.expected_healthy_duration_s == fixed.expected_duration_s == 90
+    assert [r["healthy_s"] for r in fixed.gate_durations()] == [30, 51.5, 30]
+    assert fixed.expected_healthy_duration_s == fixed.expected_duration_s == 111.5
+    # a 5 % canary with 60 s at most cannot reach 1000 at the estimate (100 s): flagged, capped
+    small = Plan("e", "1", "2", "canary", [5, 100], 0, SLO, dataclasses.replace(load, max_duration_s=60))
+    step = small.gate_durations()[1]
+    assert (step["min_green_requests_s"], step["sized_s"], step["short"]) == (100.0, 60, True)
+    # min_green_requests = 0: gates sized by seconds alone, as before it existed
+    bare = Plan("e", "1", "2", "canary", [10, 100], 0, SLO, dataclasses.replace(load, min_green_requests=0))
+    assert [(r["worst_s"], r["sized_s"]) for r in bare.gate_durations()] == [(30, 30)] * 3
+    assert bare.gate_durations()[1]["healthy_s"] == round(min(30, need / 20 + LOOK_LAG_S), 1)
+
+
+def test_the_dry_run_text_lists_each_gate_and_warns_of_a_short_one() -> None:
+    from orchestrator.cli import _report_text
+    from orchestrator.plan import make_plan
+    from orchestrator.settings import Environment, LoadSettings, TrafficSettings
+
+    env = Environment(
+        "x", "eu-west-1", "1" * 12, traffic=TrafficSettings(canary_weight=5, bake_s=0),
+        load=LoadSettings(max_duration_s=60),
+    )  # fmt: skip
+    text = _report_text({"dry_run": True, **make_plan(env, "1", "2").to_dict()})
+    assert "load 10 users x 30s, on until green answered 1000 requests (at most 60s)" in text
+    assert (
+        "    step 1 at 5%: ~300 green requests in 30s, 1000 after ~100s; ~60s for a healthy green, 60s at most"
+        in text
+    )
+    assert text.count("warning:") == 1
+    assert (
+        "  warning: step 1 (5%): green would answer 1000 requests only after ~100s, past max_duration_s (60s): "
+        "the gate would be judged short of them; raise load.users or load.max_duration_s"
+    ) in text
+
+
+def _green(elapsed: float, ok: int, errors: int = 0) -> dict[str, object]:
+    return {"elapsed_s": elapsed, "versions": {"2": {"latencies_ms": [20.0] * ok, "errors": errors}}}
+
+
+@pytest.mark.parametrize(
+    ("sizing", "requests", "elapsed", "enough"),
+    [
+        (Sizing(30, 1000, 120), 5000, 29.9, False),  # never before duration_s
+        (Sizing(30, 1000, 120), 1000, 30.0, True),
+        (Sizing(30, 1000, 120), 999, 80.0, False),  # on past duration_s while green is short
+        # 0: seconds alone, as before: Locust's --run-time ends the load, never a look (a stop
+        # sent while Locust is already ending would race its shutdown and read as an early stop)
+        (Sizing(30, 0, 120), 0, 30.0, False),
+        (Sizing(30, 0, 120), 5000, 300.0, False),
+    ],
+)
+def test_sizing_says_when_a_gates_load_is_enough(
+    sizing: Sizing, requests: int, elapsed: float, enough: bool
+) -> None:
+    assert sizing.enough(requests, elapsed) is enough
+
+
+def test_sizing_runs_locust_to_max_duration_only_when_requests_can_hold_it_on() -> None:
+    assert Sizing(30, 1000, 120).run_time_s == 120
+    assert Sizing(30, 0, 120).run_time_s == 30  # nothing holds the load on: today's --run-time
+    assert Sizing(30, 1000, 0).run_time_s == 30  # never under duration_s
+    assert Sizing(30, 1000, 120).shortfall(1000) is None
+    assert Sizing(30, 1000, 120).shortfall(412) == (
+        "green answered 412 of the 1000 requests the gate's error rates need; "
+        "raise load.users or load.max_duration_s"
+    )
+
+
+# 5 % of green's requests over p95_ms: neither clearly met nor clearly broken
+AT_P95_BOUND = {
+    "elapsed_s": 30.0,
+    "versions": {"2": {"latencies_ms": [20.0] * 475 + [300.0] * 25, "errors": 0}},
+}
+
+
+@pytest.mark.parametrize(
+    ("sequential", "snapshot", "decision", "reason"),
+    [
+        # fixed-length: nothing ends the load before duration_s...
+        (False, _green(10.0, 5000), Decision.CONTINUE, "fixed-length gate"),
+        # ...nor after it while green is short of min_green_requests
+        (False, _green(45.0, 499), Decision.CONTINUE, "fixed-length gate"),
+        (
+            False,
+            _green(45.0, 500),
+            Decision.ENOUGH,
+            "ran its full duration_s",
+        ),
+        # sequential: a clearly met SLO set does not pass early before min_green_requests...
+        (
+            True,
+            _green(10.0, 400),
+            Decision.CONTINUE,
+            "SLOs clearly met, green has 400 of min_green_requests=500",
+        ),
+        (True, _green(10.0, 500), Decision.PASS, "errors: 0 of 500 failed"),
+        # ...a broken one fails early with fewer
+        (True, _green(10.0, 150, errors=50), Decision.FAIL, "errors: 50 of 200 failed, clearly above"),
+        # no decision past duration_s: the load's size ends it
+        (True, AT_P95_BOUND, Decision.ENOUGH, "ran its full duration_s"),
+    ],
+)
+def test_monitor_sizes_a_gate_by_greens_requests(
+    sequential: bool, snapshot: dict[str, object], decision: Decision, reason: str
+) -> None:
+    monitor = Monitor("2", SLO, POLICY, sizing=Sizing(20, 500, 120), sequential=sequential)
+    look = monitor.feed(snapshot)
+    assert (look.decision, look.reason.startswith(reason)) == (decision, True), look.reason
+    assert monitor.stops(snapshot) is (decision != Decision.CONTINUE)
+
+
+def test_a_sequential_gate_sized_by_seconds_alone_is_ended_by_locust_not_by_a_look() -> None:
+    monitor = Monitor("2", SLO, POLICY, sizing=Sizing(5, 0, 120), sequential=True)
+    assert monitor.feed(AT_P95_BOUND).decision == Decision.CONTINUE  # past duration_s, undecided
+    assert monitor.decided is None and not monitor.stops(AT_P95_BOUND)
+
+
+def test_a_monitor_says_why_the_load_ended_at_its_size() -> None:
+    monitor = Monitor("2", SLO, POLICY, sizing=Sizing(20, 500, 120), sequential=False)
+    assert monitor.feed(_green(19.0, 900)).decision == Decision.CONTINUE
+    ended = monitor.feed(_green(20.5, 1000))
+    assert (ended.decision, ended.reason) == (Decision.ENOUGH, "ran its full duration_s")
+    assert monitor.ended is ended and monitor.decided is None  # no early decision
+    # short at duration_s: on until green has its requests, and it says so
+    monitor = Monitor("2", SLO, POLICY, sizing=Sizing(20, 500, 120), sequential=False)
+    assert monitor.feed(_green(20.5, 300)).decision == Decision.CONTINUE
+    ended = monitor.feed(_green(34.0, 510))
+    assert ended.reason == "ran on past duration_s to 34.0s until green had 510 of min_green_requests=500"
+
+
+def test_an_extension_runs_duration_s_of_its_own_with_greens_requests_pooled() -> None:
+    from orchestrator.gate import LoadStats
+
+    prior = LoadStats(20.0, {"2": [20.0] * 300}, {"2": 0})
+    monitor = Monitor("2", SLO, POLICY, prior=prior, sizing=Sizing(20, 500, 120), sequential=False)
+    assert monitor.feed(_green(5.0, 300)).decision == Decision.CONTINUE  # 600 pooled, 5 s of its own
+    assert monitor.feed(_green(20.0, 200)).decision == Decision.ENOUGH  # 500 pooled
 
 
 def _snapshot(elapsed: float, blue: list[float], green: list[float]) -> dict[str, object]:
@@ -181,7 +330,7 @@ def _snapshot(elapsed: float, blue: list[float], green: list[float]) -> dict[str
 
 
 def test_an_early_pass_waits_until_green_against_blue_is_clear() -> None:
-    # Every SLO clearly met, but green's p95 is twice blue's and more than the floor (25 ms)
+    # Every SLO clearly met, but green's p95 is twice blue's and more than the floor (12.5 ms)
     # above it: stopping now would leave the comparison to few samples. The look goes on.
     import random
 
@@ -196,7 +345,7 @@ def test_an_early_pass_waits_until_green_against_blue_is_clear() -> None:
     # a green like blue passes early, and says why
     same = [40 + rng.expovariate(1 / 10) for _ in range(500)]
     passed = Monitor("2", SLO, POLICY, blue="1").feed(_snapshot(6.0, blue, same))
-    assert passed.decision == Decision.PASS and "green vs blue: p95 shift below 25 ms" in passed.reason
+    assert passed.decision == Decision.PASS and "green vs blue: p95 shift below 12.5 ms" in passed.reason
     # the relative check turned off: no hold
     off = dataclasses.replace(SLO, relative_p95_factor=0)
     assert Monitor("2", off, POLICY, blue="1").feed(_snapshot(6.0, blue, slow)).decision == Decision.PASS
@@ -213,3 +362,24 @@ def test_a_plan_recorded_before_sequential_gates_resumes_with_fixed_gates() -> N
         "load": {k: v for k, v in snapshot["load"].items() if k not in ("sequential", "min_duration_s")},
     }
     assert plan_from_dict(older).load.sequential is False  # "resume runs the recorded plan"
+
+
+def test_a_plan_recorded_before_gates_were_sized_by_requests_resumes_sized_by_seconds() -> None:
+    from orchestrator.plan import make_plan, plan_from_dict
+    from orchestrator.settings import Environment, LoadSettings
+
+    env = Environment(
+        "local", "us-east-1", "123456789012", load=LoadSettings(duration_s=200, max_duration_s=300)
+    )
+    snapshot = make_plan(env, "1", "2").to_snapshot()
+    today = plan_from_dict(snapshot).load
+    assert (today.min_green_requests, today.max_duration_s) == (1000, 300)  # today's plans keep theirs
+    older = {
+        **snapshot,
+        "load": {
+            k: v for k, v in snapshot["load"].items() if k not in ("min_green_requests", "max_duration_s")
+        },
+    }
+    load = plan_from_dict(older).load
+    assert (load.min_green_requests, load.max_duration_s, load.sequential) == (0, 200, True)
+    assert Sizing.of(load).run_time_s == 200  # Locust's --run-time as it was recorded

@@ -123,6 +123,27 @@ D = "environments.dev"
         (_with({"load": {"workers": "many"}}), f"[{D}.load] workers", '"auto"'),
         (_with({"load": {"workers": 0}}), f"[{D}.load] workers = 0: must be >= 1", '"auto"'),
         (_with({"load": {"remote_workers": 2}}), f"[{D}.load] remote_workers", "master_port = 5557"),
+        # a gate runs at least duration_s: the key written is the one blamed, with its fix
+        (
+            _with({"load": {"max_duration_s": 20}}),
+            f"[{D}.load] max_duration_s: max_duration_s (20) is below duration_s (30)",
+            "raise max_duration_s to at least 30 (e.g. 120), or lower duration_s",
+        ),
+        (
+            _with({"load": {"duration_s": 300}}),
+            f"[{D}.load] duration_s: max_duration_s (120) is below duration_s (300)",
+            "lower duration_s to at most 120, or raise max_duration_s",
+        ),
+        (
+            _with({"load": {"max_duration_s": 60.5}}),
+            f"[{D}.load] max_duration_s = 60.5: must be a whole",
+            "max_duration_s = 120",
+        ),
+        (
+            _with({"load": {"min_green_requests": -1}}),
+            f"[{D}.load] min_green_requests = -1: must be >= 0",
+            "min_green_requests = 1000",
+        ),
         (_with({"traffic": {"lease_s": 1}}), f"[{D}.traffic] lease_s = 1: must be >= 3", ">= 3"),
         # on AWS a bake shorter than one datapoint of Lambda's metrics cannot watch anything
         (_with({"traffic": {"bake_s": 10}}), f"[{D}.traffic] bake_s", "set bake_s = 0 (no bake"),
@@ -170,6 +191,14 @@ def test_invalid_config_names_file_table_key_and_fix(raw: dict, where: str, fix_
     err = info.value
     assert err.message.startswith(f"/proj/edgeship.toml: {where}"), err.message
     assert err.fix and fix_part in err.fix, err.fix
+
+
+def test_a_long_gate_sized_by_seconds_alone_needs_no_max_duration() -> None:
+    # max_duration_s bounds only a gate green's requests hold on; a config written before it
+    # existed, with duration_s over its default, stays valid when min_green_requests = 0.
+    raw = _with({"load": {"duration_s": 300, "min_green_requests": 0}})
+    load = settings.parse(raw, Path("/x/edgeship.toml")).environment("dev").load
+    assert (load.duration_s, load.max_duration_s) == (300, 120)
 
 
 @pytest.mark.parametrize(("given", "workers"), [(None, 1), (3, 3), ("auto", len(os.sched_getaffinity(0)))])

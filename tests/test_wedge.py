@@ -59,7 +59,7 @@ def test_rollback_to_a_deleted_blue_is_refused_and_leaves_the_environment_usable
         assert "its blue, v1, is no longer published" in error["message"], error
         assert "`--to 2` keeps the version live serves now" in error["fix"], error
     code, error = local_project.json("up", "--yes", "--env", "local")
-    assert code == ExitCode.LOCKED and "interrupted" in error["message"], error
+    assert code == ExitCode.PROMOTION_INTERRUPTED and "interrupted" in error["message"], error
 
     code, result = local_project.json("abort", "--env", "local", "--to", "2", **OTHER)
     assert code == 0, result

@@ -1,0 +1,103 @@
+"""One meaning per exit code, and the fix after a failed record write named for its phase. Pure."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator import errors, fixes
+from orchestrator.errors import (
+    EXIT_CODE_HELP,
+    ExitCode,
+    FencedError,
+    InterruptedPromotion,
+    LeaseLostError,
+    PromotionLockedError,
+    StackLockedError,
+)
+from orchestrator.machine import Phase
+
+# Every error class and the code the CLI exits with for it.
+CODES = [
+    (errors.EdgeshipError, ExitCode.ERROR),
+    (errors.ConfigError, ExitCode.USAGE),
+    (errors.UsageError, ExitCode.USAGE),
+    (errors.NotDeployedError, ExitCode.USAGE),
+    (errors.FormatError, ExitCode.USAGE),
+    (errors.ToolchainError, ExitCode.TOOLCHAIN),
+    (PromotionLockedError, 4),  # another run holds the lease: the commonest, kept on 4
+    (errors.EngineError, ExitCode.ENGINE),
+    (errors.RefusedError, ExitCode.REFUSED),
+    (errors.GateFailedError, ExitCode.GATE_FAILED),
+    (errors.RollbackIncompleteError, ExitCode.ROLLBACK_INCOMPLETE),
+    (errors.AbortedError, ExitCode.ABORTED),
+    (StackLockedError, 10),
+    (InterruptedPromotion, 11),
+    (LeaseLostError, 12),
+    (FencedError, 12),  # deposed too: another holder wrote the record
+    (errors.Cancelled, ExitCode.INTERRUPTED),
+    (errors.InjectedFault, ExitCode.ERROR),
+]
+
+
+@pytest.mark.parametrize(("cls", "code"), CODES, ids=[c.__name__ for c, _ in CODES])
+def test_each_error_exits_with_its_code(cls: type[errors.EdgeshipError], code: int) -> None:
+    error = cls("what went wrong", fix="what to do")
+    assert (error.exit_code, error.to_dict()["exit_code"]) == (code, code)
+
+
+def test_every_error_class_is_in_the_table() -> None:
+    def subclasses(cls: type) -> set[type]:
+        return {cls} | {s for sub in cls.__subclasses__() for s in subclasses(sub)}
+
+    declared = {c for c in subclasses(errors.EdgeshipError) if c.__module__ == errors.__name__}
+    assert declared == {cls for cls, _ in CODES}
+
+
+def test_the_four_locked_situations_have_four_codes() -> None:
+    """Held by another, interrupted, deposed, stack locked: each needs another action."""
+    situations = [PromotionLockedError, InterruptedPromotion, LeaseLostError, StackLockedError]
+    assert len({cls.exit_code for cls in situations}) == 4
+    assert ExitCode.LOCKED is ExitCode.LEASE_HELD  # the former name, for code that imports it
+
+
+def test_every_code_has_one_help_line_and_codes_are_distinct() -> None:
+    assert set(EXIT_CODE_HELP) == set(ExitCode)
+    assert len({int(code) for code in ExitCode}) == len(list(ExitCode))  # aliases are not listed
+
+
+# The phase the failed write carried -> the command the fix must name, and the one it must not.
+FIX = [
+    (Phase.PROMOTED, "promote --env dev --resume", "`orchestrator abort --env"),
+    *[
+        (p, "orchestrator abort --env dev", "--resume")
+        for p in (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED)
+    ],
+    *[
+        (p, "orchestrator abort --env dev", None)
+        for p in (
+            Phase.PLANNED,
+            Phase.PRE_TRAFFIC,
+            Phase.SHIFTING,
+            Phase.BAKING,
+            Phase.GATING,
+            Phase.PAUSED,
+            Phase.PROMOTING,
+        )
+    ],
+]
+
+
+@pytest.mark.parametrize(("phase", "names", "never"), FIX, ids=[str(p) for p, _, _ in FIX])
+def test_the_fix_after_a_failed_write_follows_its_phase(phase: Phase, names: str, never: str | None) -> None:
+    fix = fixes.after_failed_write("dev", phase)
+    assert names in fix, fix
+    if never is not None:
+        assert never not in fix, fix
+
+
+def test_every_phase_has_a_fix() -> None:
+    assert {p for p, _, _ in FIX} == set(Phase)
+    promoted = fixes.after_failed_write("dev", Phase.PROMOTED)
+    assert "orchestrator status --env dev" in promoted and "nothing to undo" in promoted
+    forward = fixes.after_failed_write("dev", Phase.BAKING)
+    assert "orchestrator promote --env dev --resume" in forward  # going on is offered too
