@@ -18,7 +18,9 @@ OTHER = {"EDGESHIP_HOST": "other-machine"}
 def _promoted_then_blue_deleted(project: LocalProject) -> Any:
     """v1 -> v2 promoted, then v1 deleted; returns the environment's target (in this process)."""
     _up(project)
-    code, report = project.json("promote", "--env", "local", "--model", str(project.model("2")))
+    code, report = project.json(  # all at once: one gate fewer than the canary, the same record
+        "promote", "--env", "local", "--schedule", "all-at-once", "--model", str(project.model("2"))
+    )
     assert code == 0 and report["outcome"] == "promoted", report
     target = project.target()
     target.lambda_client().delete_function(FunctionName=target.function_name, Qualifier="1")
