@@ -126,6 +126,7 @@ class Release:
         promotion that had just ended promoted for an interrupted one)."""
         try:
             held, _ = self.leases.read()
+            now = time.time()  # liveness as of the lease's read, not after the record's (a slow read)
             record, etag = self.records.read()
         except NotDeployedError:  # a stack without outputs: never deployed
             return Look(deployed=False)
@@ -133,7 +134,6 @@ class Release:
             if _code(exc) == "NoSuchBucket":
                 return Look(deployed=False)
             raise
-        now = time.time()
         live = held is not None and not lease.is_stale(
             held, now=now, host=lease.host_name(), boot=lease.boot_id(), pid_alive=alive
         )
