@@ -88,8 +88,9 @@ SHARD_gates := tests/test_load_workers.py tests/test_loadrun.py tests/test_local
 # ready 1 s after a move, an `up` that must still hold the stack's lock when the next one starts.
 SHARD_timing := tests/test_edge_telemetry.py tests/test_engine.py tests/test_origin_rotation.py \
 	tests/test_provisioned.py tests/test_sandbox.py tests/test_sigv4.py
-# matrix: the fault matrix (54 promotions, lenient SLOs: only a fault fails them).
-SHARD_matrix := tests/test_fault_matrix.py
+# matrix: the fault matrix (54 promotions, lenient SLOs: only a fault fails them) and the
+# network-fault matrix (9 promotions, docs/reliability.md "Network faults").
+SHARD_matrix := tests/test_fault_matrix.py tests/test_network_faults.py
 SHARDS := unit services gates timing matrix
 
 # `make unit` on one machine: the suite leaves most of a CPU idle (it waits on load tests,

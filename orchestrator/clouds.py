@@ -115,7 +115,10 @@ class AwsCloud:
     def client(self, service: str) -> Any:
         import boto3
 
-        return boto3.client(service, region_name=self.env.region, config=bounded())  # type: ignore[call-overload]
+        from orchestrator import netfaults
+
+        client = boto3.client(service, region_name=self.env.region, config=bounded())  # type: ignore[call-overload]
+        return netfaults.install(client)  # inert unless a test armed EDGESHIP_NETFAULT
 
     def account_client(self, service: str) -> Any:
         return self.client(service)

@@ -147,36 +147,64 @@ class LeaseStore:
     def renew(
         self, mine: Lease, etag: str, lease_s: float, promotion: str | None = None, nonce: str | None = None
     ) -> tuple[Lease, str]:
-        """Extend our lease; LeaseLostError when someone else replaced it. A retry whose first
-        attempt landed (answer lost, 412 on the retry) finds its own nonce and succeeds."""
+        """Extend our lease; LeaseLostError when someone else replaced it.
+
+        A 412 is not proof of a take-over: when a renewal landed but its answer was lost (and
+        botocore's retry failed too), the lease in S3 is newer than the ETag we kept. A retry
+        whose first attempt landed finds its own nonce; a later renewal finds our token (one
+        per acquisition: a take-over always writes a new one), adopts that ETag and writes again.
+        """
         renewed = replace(
             mine,
             expires_at=time.time() + lease_s,
             promotion=promotion or mine.promotion,
             nonce=nonce or uuid.uuid4().hex,
         )
-        try:
-            return renewed, self._put(renewed, IfMatch=etag)
-        except self.s3.exceptions.ClientError as exc:
-            if not precondition_failed(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchKey":
-                raise
-        try:
-            current, current_etag = self.read()
-        except FormatError:  # a newer edgeship's lease: certainly not our renewal
-            current, current_etag = None, None
-        if current is not None and current_etag and current.nonce == renewed.nonce:
-            return renewed, current_etag  # our own renewal, retried after its answer was lost
+        for _ in range(3):  # a lease that keeps changing under our token is not worth chasing longer
+            try:
+                return renewed, self._put(renewed, IfMatch=etag)
+            except self.s3.exceptions.ClientError as exc:
+                if not precondition_failed(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchKey":
+                    raise
+            try:
+                current, current_etag = self.read()
+            except FormatError:  # a newer edgeship's lease: certainly not our renewal
+                current, current_etag = None, None
+            if current is None or not current_etag:
+                break
+            if current.nonce == renewed.nonce:
+                return renewed, current_etag  # our own renewal, retried after its answer was lost
+            if current.token != mine.token:
+                break  # another acquisition: taken over
+            etag = current_etag  # ours, written by a renewal whose answer we never got
+            if renewed.promotion is None and current.promotion:  # that renewal named the promotion
+                renewed = replace(renewed, promotion=current.promotion)
         raise self._lost()
 
-    def release(self, etag: str) -> bool:
-        """Give the lease back if it is still ours; False when it is not (nothing deleted)."""
-        try:
-            self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
-        except self.s3.exceptions.ClientError as exc:
-            if precondition_failed(exc) or exc.response.get("Error", {}).get("Code") == "NoSuchKey":
-                return False
-            raise
-        return True
+    def release(self, etag: str, token: str | None = None) -> bool:
+        """Give the lease back if it is still ours; False when it is not (nothing deleted).
+        With `token`, a lease still carrying it is ours even under another ETag (a renewal
+        whose answer was lost)."""
+        for _ in range(3):
+            try:
+                self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
+            except self.s3.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+                    return False
+                if not precondition_failed(exc):
+                    raise
+                if token is None:
+                    return False
+                try:
+                    current, current_etag = self.read()
+                except FormatError:
+                    return False
+                if current is None or current.token != token or not current_etag:
+                    return False
+                etag = current_etag
+                continue
+            return True
+        return False
 
     def _put(self, lease: Lease, **condition: str) -> str:
         body = json.dumps(formats.stamp(asdict(lease))).encode()
@@ -253,7 +281,7 @@ class Heartbeat:
         if self._thread.is_alive():
             self._thread.join(timeout=30)
         with self._lock:
-            return self.lost is None and self.store.release(self.etag)
+            return self.lost is None and self.store.release(self.etag, self.lease.token)
 
     def _renew(self, promotion: str | None = None) -> None:
         with self._lock:

@@ -88,6 +88,8 @@ class RecordStore:
         client's retry meets its own write and gets 412: the record then carries our write
         id, and that is a success, not a take-over.
         """
+        from botocore.exceptions import BotoCoreError  # the client's library: loaded already
+
         write_id = write_id or uuid.uuid4().hex
         body = json.dumps(formats.stamp({**record.to_dict(), "write": write_id}), indent=2).encode()
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
@@ -104,8 +106,10 @@ class RecordStore:
                     fix=f"see `orchestrator status --env {self.env}`",
                 ) from None
             new_etag = got[1]
-        # History is for people; the fenced write above is the one that counts.
-        with contextlib.suppress(self.s3.exceptions.ClientError):
+        # History is for people; the fenced write above is the one that counts. Best effort
+        # means any failure of the call: an error answer (ClientError) or none at all
+        # (BotoCoreError: a connection or read timeout) must not stop a driver mid-step.
+        with contextlib.suppress(self.s3.exceptions.ClientError, BotoCoreError):
             self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}/history/{record.id}.json", Body=body)
         return new_etag
 

@@ -112,12 +112,18 @@ def client(service: str, endpoint: str, ca: Path | None = None) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
-        cast(Any, service),  # one helper for every service the local target uses
-        endpoint_url=endpoint,
-        verify=str(ca) if ca else None,
-        region_name=REGION,
-        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=30),
+    from orchestrator import netfaults
+
+    return netfaults.install(  # inert unless a test armed EDGESHIP_NETFAULT
+        boto3.client(
+            cast(Any, service),  # one helper for every service the local target uses
+            endpoint_url=endpoint,
+            verify=str(ca) if ca else None,
+            region_name=REGION,
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=Config(
+                retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=30
+            ),
+        )
     )
