@@ -913,9 +913,12 @@ def _wait_option(for_what: str) -> Callable[[Callable[..., Any]], Callable[..., 
 @env_option
 @click.option("--backend", metavar="URL", default=None, help="State backend (as for `up`).")
 @_wait_option("a running driver to roll back")
+@click.option("--to", "to", metavar="VERSION", default=None,
+              help="Put live on this published version instead of blue, and close the promotion there "
+              "(when blue no longer exists).")  # fmt: skip
 @json_option
 @click.pass_obj
-def abort(ctx: Ctx, env_name: str, backend: str | None, wait_s: float | None) -> None:
+def abort(ctx: Ctx, env_name: str, backend: str | None, wait_s: float | None, to: str | None) -> None:
     """Stop a promotion from any machine and put `live` back on blue.
 
     \b
@@ -923,12 +926,22 @@ def abort(ctx: Ctx, env_name: str, backend: str | None, wait_s: float | None) ->
       rolls back and exits 9;
     - a driver that is gone (killed, cancelled CI job): abort waits until its lease
       expires, takes the lease and rolls back itself;
-    - an interrupted rollback (record `rolling_back`) is finished.
+    - an interrupted rollback (record `rolling_back`) is finished;
+    - nothing in flight but live split: live is put on the version the last
+      promotion ended on.
+
+    `--to VERSION`: when blue no longer exists (a version clean-up), put live on
+    VERSION instead and close the promotion there (no driver may be running).
 
     Exit 0 once live is on blue at 100 % (or when nothing was in flight), 8 if the
     rollback could not complete, 4 if the driver kept the lease past the wait.
     """
-    _run(ctx, lambda: _release(ctx, env_name, backend).abort(wait_s), _recovered_text)
+
+    def act() -> dict[str, Any]:
+        release = _release(ctx, env_name, backend)
+        return release.abort_to(to) if to is not None else release.abort(wait_s)
+
+    _run(ctx, act, _recovered_text)
 
 
 @main.command("resume-promotion")

@@ -26,7 +26,7 @@ from orchestrator import faults, fixes, gate, loadrun, sequential, watch
 from orchestrator.cloudwatch import LambdaMetrics
 from orchestrator.errors import EdgeshipError, LeaseLostError, RollbackIncompleteError
 from orchestrator.lease import Heartbeat
-from orchestrator.machine import Outcome, Phase, PromotionRecord, advance
+from orchestrator.machine import TERMINAL, Outcome, Phase, PromotionRecord, advance
 from orchestrator.plan import Plan
 from orchestrator.processes import SignalLatch
 from orchestrator.progress import ProgressEvent, Reporter
@@ -112,7 +112,12 @@ class Driver:
                     f"live may be split ({self._alias_text()})",
                     fix=f"run `orchestrator abort --env {record.env}` once AWS (or the emulator) answers",
                 )
-            etag = self._write(nxt, etag)
+            written = self._try_write(nxt, etag, previous=record)
+            if isinstance(written, Exception):  # S3 did not take the record
+                if rolls_back_after_failed_write(nxt.phase, lease_held=self.heartbeat.valid()):
+                    return self._roll_back_unrecorded(record, etag, nxt, written)
+                raise self._write_failed(nxt, written)
+            etag = written
             if record.phase == Phase.GATING:
                 self.report.overhead_s.append(time.monotonic() - step_started - self._waited)
             record = nxt
@@ -567,17 +572,66 @@ class Driver:
                 fix=f"run `orchestrator abort --env {self.records.env}` once AWS (or the emulator) answers",
             )
 
-    def _write(self, record: PromotionRecord, etag: str) -> str:
+    def _try_write(self, record: PromotionRecord, etag: str, *, previous: PromotionRecord) -> str | Exception:
+        """Write the next record: its new ETag, or the exception S3 (or the way to it) raised.
+        A lost lease (or a fenced write) is raised: nothing more may be done."""
         try:
+            if previous.phase == Phase.SHIFTING and record.phase == Phase.BAKING:
+                faults.point("write-after-shift")  # live has just moved: the write that tells so
             return self.records.write(record, etag)
         except LeaseLostError:
             raise
-        except Exception as exc:  # S3 unreachable: no intent can be written, so nothing more is done
+        except Exception as exc:  # S3 unreachable, or its answer lost: the caller decides
+            return exc
+
+    def _write_failed(self, record: PromotionRecord, exc: Exception) -> RollbackIncompleteError:
+        """The stop when a record write failed and no rollback may follow (the lease is no
+        longer surely held, or live is already whole): the record in S3 explains the rest."""
+        return RollbackIncompleteError(
+            f"promotion {record.id}: could not write the record ({type(exc).__name__}: {exc}); "
+            f"live may be split ({self._alias_text()})",
+            fix=fixes.after_failed_write(record.env, record.phase),  # `abort` would undo a promoted one
+        )
+
+    def _roll_back_unrecorded(
+        self, record: PromotionRecord, etag: str, nxt: PromotionRecord, exc: Exception
+    ) -> PromotionRecord:
+        """A forward write failed while the lease is still held: put live back on blue rather
+        than stop with it split, then record the rollback (one write, after the fact: the
+        intent could not be written, and the record in S3, still in flight, already tells any
+        other machine to roll back or resume). The alias goes first because it is the truth
+        about traffic and Lambda may answer while S3 does not."""
+        why = f"could not write the record ({type(exc).__name__}: {exc})"
+        self._diagnose(f"{why}; the lease is still held: rolling back to v{record.blue}")
+        try:
+            step = self._put_on_blue(record.blue)
+        except LeaseLostError:
+            raise
+        except Exception as failed:  # Lambda refusing too: live stays where it is, said
+            step = _error(failed)
+        if step.outcome != Outcome.DONE:
             raise RollbackIncompleteError(
-                f"promotion {record.id}: could not write the record ({type(exc).__name__}: {exc}); "
-                f"live may be split ({self._alias_text()})",
-                fix=fixes.after_failed_write(record.env, record.phase),  # `abort` would undo a promoted one
-            ) from exc
+                f"promotion {record.id}: {why}, and live could not be put back on v{record.blue}: "
+                f"{step.reason}; live may be split ({self._alias_text()})",
+                fix=fixes.after_failed_write(record.env, nxt.phase),
+            )
+        now = time.time()
+        rolling = nxt if nxt.phase == Phase.ROLLING_BACK else advance(
+            record, Outcome.ERROR, now=now, by=self.by, reason=f"error: {why}"
+        )  # fmt: skip
+        done = advance(rolling, Outcome.DONE, now=now, by=self.by)
+        try:
+            self.records.write(done, etag)
+        except Exception as again:  # S3 still away (or our lost-answer write moved its ETag)
+            raise RollbackIncompleteError(
+                f"promotion {record.id}: {why}; live is back on v{record.blue} "
+                f"({self._alias_text()}), but the record could not be written either "
+                f"({type(again).__name__}: {again}) and still says the promotion is in flight",
+                fix=f"run `orchestrator abort --env {record.env}` once S3 answers: it closes the record "
+                "(live is already on blue)",
+            ) from again
+        self._announce(done)
+        return done
 
     def _refresh_edge(self) -> None:
         try:
@@ -656,6 +710,15 @@ def _sequential_evidence(
         "seconds": round(seconds, 2),
         "looks": monitor.evidence(),
     }
+
+
+def rolls_back_after_failed_write(phase: Phase, *, lease_held: bool) -> bool:
+    """Whether a driver whose write of a record in `phase` failed puts live back on blue (and
+    then records it) rather than stopping; pure. Only while the lease surely holds (no one
+    else can be driving), and only for a record still in flight: a failed write of a terminal
+    record (promoted, rolled back...) leaves live whole, and undoing a finished promotion for
+    a lost write would be worse than the stop that says so."""
+    return lease_held and phase not in TERMINAL
 
 
 def keep_lease(heartbeat: Heartbeat) -> bool:

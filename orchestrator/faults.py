@@ -36,6 +36,7 @@ POINTS: tuple[str, ...] = (
     "after-publish",  # green is published, no record written yet
     *(f"{when}-{phase}" for phase in _PHASES for when in ("enter", "done")),
     "in-gate",  # Locust is running against the edge or the candidate route
+    "write-after-shift",  # live has moved (a step's weights): the record's write that says so
     # Sequential gates only (never hit by fixed-length ones):
     "gate-stopped-early",  # a look decided and the load has stopped; nothing judged or recorded yet
     "gate-early-fail",  # an early FAIL was decided to stand (over the judge's pass, if need be)

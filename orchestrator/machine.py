@@ -231,6 +231,25 @@ def resume(record: PromotionRecord, *, now: float, by: str) -> PromotionRecord:
     )
 
 
+def retarget(record: PromotionRecord, version: str, *, now: float, by: str, note: str) -> PromotionRecord:
+    """The record of a rollback to `version` instead of the recorded blue (`abort --to`, when
+    blue no longer exists): `rolling_back` with `blue` = version, so that whoever finishes it
+    (this command, or any later one after a crash) puts live on a version that exists. Where
+    it ends: a rollback's recorded end; aborted for a promotion in flight; rolled_back for a
+    promoted one; a finished rollback keeps its end. The log keeps the old blue. Pure."""
+    if record.phase == Phase.ROLLING_BACK:
+        then, cause = record.then or Phase.ABORTED, record.cause or Outcome.ABORT
+    elif record.in_flight:
+        then, cause = Phase.ABORTED, Outcome.ABORT
+    elif record.phase == Phase.PROMOTED:
+        then, cause = Phase.ROLLED_BACK, Outcome.ABORT
+    else:
+        then, cause = record.phase, record.cause or Outcome.ABORT
+    return replace(record, blue=version, phase=Phase.ROLLING_BACK, then=then, cause=cause, reason=note).log(
+        now, by, f"{note} (blue was v{record.blue})"
+    )
+
+
 def take_over(record: PromotionRecord, *, now: float, by: str, note: str) -> PromotionRecord:
     """The record once another holder owns it (the write also fences the old driver out)."""
     return replace(record, holder=by).log(now, by, note)

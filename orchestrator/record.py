@@ -25,7 +25,7 @@ from typing import Any
 
 from orchestrator import formats
 from orchestrator.errors import FencedError
-from orchestrator.lease import precondition_failed
+from orchestrator.lease import Lease, precondition_failed
 from orchestrator.machine import Outcome, Phase, PromotionRecord
 
 
@@ -37,6 +37,23 @@ class AbortRequest:
     at: float
     promotion: str | None  # the record id, when the driver had written one
     token: str | None  # the lease token of the driver it was meant for
+
+
+def meant_for(request: AbortRequest, held: Lease) -> bool:
+    """Whether an abort request is for the driver holding `held`; pure, no clock compared
+    (the requester's and the driver's clocks may disagree by any amount).
+
+    A request names the lease token of the driver it was meant for (one per take: renewals
+    keep it, a take-over changes it, and `abort` asks again when a resume takes over the same
+    promotion) and, once the driver has written one, its promotion: a request for promotion
+    X does not stop promotion Y that the same command started after finishing X's rollback.
+    A request without a token (of another format; edgeship always writes one) stops the
+    promotion it names, and nothing else."""
+    if request.token:
+        return request.token == held.token and (
+            request.promotion is None or held.promotion is None or request.promotion == held.promotion
+        )
+    return request.promotion is not None and request.promotion == held.promotion
 
 
 @dataclass(frozen=True)

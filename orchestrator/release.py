@@ -30,6 +30,7 @@ from orchestrator.errors import (
     LeaseLostError,
     NotDeployedError,
     PromotionLockedError,
+    RefusedError,
     RollbackIncompleteError,
     UsageError,
 )
@@ -38,7 +39,7 @@ from orchestrator.machine import Outcome, Phase, PromotionRecord, Verb
 from orchestrator.plan import check_pause_at, make_plan, weights
 from orchestrator.processes import SignalLatch, alive
 from orchestrator.progress import ProgressEvent, Reporter
-from orchestrator.record import RecordStore
+from orchestrator.record import RecordStore, meant_for
 from orchestrator.report import PromotionReport, timeline, write
 from orchestrator.settings import Environment
 from orchestrator.stacks import OperationResult
@@ -116,8 +117,16 @@ class Release:
     # -- looking --------------------------------------------------------------------------------
 
     def look(self) -> Look:
-        """Record, lease and whether the lease is live, from any machine."""
+        """Record, lease and whether the lease is live, from any machine.
+
+        The lease is read before the record: a driver writes its record's end before it
+        releases its lease, so a lease seen free (or stale) and a record read after it that is
+        still in flight mean its driver is gone; the other order can see a record in flight
+        and then the lease its driver just released on finishing (`abort` then took a
+        promotion that had just ended promoted for an interrupted one)."""
         try:
+            held, _ = self.leases.read()
+            now = time.time()  # liveness as of the lease's read, not after the record's (a slow read)
             record, etag = self.records.read()
         except NotDeployedError:  # a stack without outputs: never deployed
             return Look(deployed=False)
@@ -125,8 +134,6 @@ class Release:
             if _code(exc) == "NoSuchBucket":
                 return Look(deployed=False)
             raise
-        held, _ = self.leases.read()
-        now = time.time()
         live = held is not None and not lease.is_stale(
             held, now=now, host=lease.host_name(), boot=lease.boot_id(), pid_alive=alive
         )
@@ -448,7 +455,7 @@ class Release:
         found = self.look()
         chosen = found.verb("abort") if found.deployed else Verb.NOTHING_TO_DO
         if chosen == Verb.NOTHING_TO_DO:
-            return {"env": self.env.name, "outcome": "nothing_to_abort", **self._live_view()}
+            return self._nothing_to_abort(found)
         if chosen == Verb.ROLL_BACK:
             return self._recover("abort", "aborted by `orchestrator abort`").result
         assert found.lease is not None
@@ -462,9 +469,13 @@ class Release:
             time.sleep(0.5)
             now = self.look()
             if now.lease_live:
-                if now.lease and now.lease.token != held.token and now.record and now.record.in_flight:
+                if (
+                    now.lease and now.lease.token != held.token and now.record and now.record.in_flight
+                    and held.promotion is not None and now.record.id == held.promotion
+                ):  # fmt: skip
                     held = now.lease  # a resume took over the same promotion: the request is for it now
                     self.records.request_abort(me, now.record.id, held.token)
+                # (another holder driving another promotion is not followed: it is not the one asked)
                 continue  # the driver, or whoever took over from it, is at work
             if now.record and now.record.in_flight:  # its driver is gone mid-promotion: finish the job
                 return self._recover("abort", "aborted by `orchestrator abort`").result
@@ -489,6 +500,42 @@ class Release:
             f"the driver of {self.env.name!r} did not act on the abort within the wait: {held.describe()}",
             fix="run `orchestrator abort` again; once its lease expires, abort finishes the rollback itself",
         )
+
+    def _nothing_to_abort(self, found: Look) -> dict[str, Any]:
+        """`abort` with nothing in flight. A split live alias is not ignored: live is put on the
+        version the last record ended on (the record is the intent; live should agree), under
+        the lease; without a record naming a published version, refused with the fix."""
+        result = {"env": self.env.name, "outcome": "nothing_to_abort", **self._live_view()}
+        live = self._live() if found.deployed else None
+        if live is None or read_alias(live).kind != Reading.SPLIT:
+            return result
+        record = found.record
+        published = self._traffic().versions()
+        ends_on = None if record is None else record.green if record.phase == Phase.PROMOTED else record.blue
+        if record is None or ends_on not in published:
+            last = (
+                f" (the last one, {record.id}, ended {record.phase} on v{ends_on}, which is not published)"
+                if record
+                else ""
+            )
+            raise RefusedError(
+                f"{live.describe()} but no promotion of {self.env.name!r} is in flight{last}",
+                fix=f"`orchestrator abort --env {self.env.name} --to VERSION` puts live on one version "
+                f"(published: {', '.join(published) or 'none'})",
+            )
+        assert ends_on is not None
+        with self._holding() as holding:
+            again, _ = self.records.read()
+            if again is None or again.id != record.id or again.in_flight:
+                raise PromotionLockedError(
+                    f"a promotion of {self.env.name!r} started while `abort` looked at the split live alias",
+                    fix=f"see `orchestrator status --env {self.env.name}`; run `orchestrator abort` again",
+                )
+            self.say(ProgressEvent("step", f"{live.describe()} with nothing in flight: putting it on v{ends_on}, "
+                                   f"where promotion {record.id} ended ({record.phase})"))  # fmt: skip
+            self._put_live(holding, ends_on, record.id)
+        return {"env": self.env.name, "outcome": "unsplit", "promotion": record.id,
+                "was": live.describe(), **self._live_view()}  # fmt: skip
 
     def resume_promotion(self, wait_s: float | None = None) -> dict[str, Any]:
         """Let a paused promotion go on: tell its driver, or drive it on here if it is gone."""
@@ -541,11 +588,20 @@ class Release:
                 )
             by = holding.heartbeat.lease.holder
             if not record.in_flight and not (command == "rollback" and record.phase == Phase.PROMOTED):
-                if record.phase != Phase.PROMOTED:  # ended on blue: make sure live agrees (idempotent)
-                    self._back_on_blue(holding, record)
+                if record.phase == Phase.PROMOTED:  # it ended promoted since this command looked
+                    raise EdgeshipError(
+                        f"promotion {record.id} finished (promoted) before `{command}` could stop it; "
+                        f"live is on v{record.green}",
+                        fix=f"`orchestrator rollback --env {self.env.name}` puts live back on v{record.blue}",
+                    )
+                self._require_blue(record)  # ended on blue: make sure live agrees (idempotent)
+                self._back_on_blue(holding, record)
                 report = self._report(record)
                 report.outcome, report.reason = str(record.phase), record.reason
                 return Recovered(report, self._result(record))
+            # Before any intent is written: a `rolling_back` record whose blue no longer exists
+            # could never be finished (it is sticky), and would wedge every later command.
+            self._require_blue(record)
             record = machine.take_over(
                 record, now=time.time(), by=by, note=f"taken over to roll back: {reason}"
             )
@@ -578,9 +634,103 @@ class Release:
         finally:
             self.target.traffic_moved()  # again: any weights Lambda held back have cleared since
 
+    def _require_blue(self, record: PromotionRecord) -> None:
+        """Refuse (RefusedError, nothing written, live untouched) to roll back to a blue that is
+        no longer published: a version clean-up, a replaced function. The fix names the way out
+        (`abort --to VERSION`), with the version live serves now when it serves one."""
+        published = self._traffic().versions()
+        if record.blue in published:
+            return
+        live = self._live_or_none()
+        env = self.env.name
+        seen = "live could not be read" if live is None else live.describe()
+        listed = ", ".join(f"v{v}" for v in published) or "none"
+        if live is not None and live.whole and live.version in published:
+            keep = f"`--to {live.version}` keeps the version live serves now"
+        elif record.green in published:
+            keep = f"`--to {record.green}` puts live on green"
+        else:
+            keep = "name one of the published versions"
+        if record.in_flight:
+            fix = (
+                f"`orchestrator abort --env {env} --to VERSION` puts live on a published version and closes "
+                f"promotion {record.id} ({keep}; published: {listed})"
+            )
+        else:
+            fix = (
+                f"promotion {record.id} has ended ({record.phase}): nothing needs finishing, and live keeps "
+                f"serving what it serves; `orchestrator abort --env {env} --to VERSION` puts it on another "
+                f"published version ({listed})"
+            )
+        raise RefusedError(
+            f"cannot roll back promotion {record.id} of {env!r}: its blue, v{record.blue}, is no longer "
+            f"published (deleted since it was recorded); nothing was changed ({seen})",
+            fix=fix,
+        )
+
+    def abort_to(self, version: str) -> dict[str, Any]:
+        """`abort --to VERSION`: live on `version` at 100 %, the last promotion closed there.
+
+        The way out when the recorded blue no longer exists: the record is retargeted
+        (machine.retarget: `rolling_back` to `version`, written before live moves, so any
+        machine can finish it after a crash), then driven to its end as a rollback is."""
+        found = self.look()
+        if not found.deployed:
+            self.target.require_deployed()
+        env = self.env.name
+        if found.lease_live:
+            assert found.lease is not None
+            raise PromotionLockedError(
+                f"a promotion of {env!r} is running: {found.lease.describe()}",
+                fix=f"`orchestrator abort --env {env}` (without --to) asks its driver to roll back; "
+                "--to acts once no driver runs",
+            )
+        published = self._traffic().versions()
+        if version not in published:
+            raise UsageError(
+                f"v{version} is not a published version of {self.target.function_name}",
+                fix=f"name one of: {', '.join(published) or 'none (run `orchestrator up`)'}",
+            )
+        note = f"live put on v{version} by `orchestrator abort --to {version}`"
+        with self._holding() as holding:
+            record, etag = self.records.read()
+            ends_on = None if record is None or record.in_flight else (
+                record.green if record.phase == Phase.PROMOTED else record.blue
+            )  # fmt: skip
+            if record is None or ends_on == version:  # the record already says live is there
+                self._put_live(holding, version, record.id if record else None)
+                return {"env": env, "outcome": str(record.phase) if record else "moved",
+                        **({"promotion": record.id} if record else {}), **self._live_view()}  # fmt: skip
+            record = machine.retarget(record, version, now=time.time(), by=holding.heartbeat.lease.holder,
+                                      note=note)  # fmt: skip
+            etag = self.records.write(record, etag)
+            _, final = self._run(holding, record, etag, announce=f"promotion {record.id}: {note}")
+            return self._result(final)
+
+    def _put_live(self, holding: Holding, version: str, promotion: str | None) -> None:
+        """live on `version` at 100 %, read back (as `_back_on_blue`), with nothing in flight."""
+        traffic = self._traffic()
+        try:
+            asked = traffic.rollback(version)
+            self.target.traffic_moved()
+            traffic.settle(
+                asked, rollback=True, say=lambda why: self.say(waiting_for_lambda(why)),
+                diagnose=self._diagnose, should_stop=lambda: keep_lease(holding.heartbeat),
+            )  # fmt: skip
+        except TrafficError as exc:
+            after = f" (promotion {promotion} ended)" if promotion else ""
+            raise RollbackIncompleteError(
+                f"live could not be put on v{version}{after}: {exc.message}",
+                fix=exc.fix
+                or f"run `orchestrator abort --env {self.env.name} --to {version}` once Lambda answers",
+            ) from exc
+        finally:
+            self.target.traffic_moved()
+
     def _finish_interrupted_rollback(self, holding: Holding) -> None:
         record, etag = self.records.read()
         assert record is not None and record.phase == Phase.ROLLING_BACK
+        self._require_blue(record)
         record = machine.take_over(record, now=time.time(), by=holding.heartbeat.lease.holder,
                                    note="finishing an interrupted rollback before a new promotion")  # fmt: skip
         etag = self.records.write(record, etag)
@@ -642,13 +792,11 @@ class Release:
         lease_s = self.env.traffic.lease_s
         store = self.leases
         held, etag = store.take(lease.me(lease_s), pid_alive=alive)
-        started = time.time()
         records = self.records
 
         def abort_requested(current: Lease) -> bool:
             request = records.abort_request()
-            return bool(request and request.at >= started - 1 and
-                        (request.token == current.token or (request.promotion is not None and request.promotion == current.promotion)))  # fmt: skip
+            return request is not None and meant_for(request, current)
 
         with Heartbeat(store, held, etag, lease_s, abort_requested) as heartbeat, SignalLatch() as latch:
             try:

@@ -175,9 +175,9 @@ MATRIX = [
     (f"{LEASE}@3=timeout", ExitCode.OK, "promoted"),  # one renewal fails; the next one holds
     (f"{LEASE}@2+=throttle(1)", ExitCode.OK, "promoted"),  # every renewal throttled once, retried
     (f"{RECORD}@4=lost(1)", ExitCode.OK, "promoted"),  # the retry meets its own write (write id)
-    # the write of the next phase's intent never reaches S3: the driver stops (exit 8, live
-    # untouched), `abort` from another machine ends it
-    (f"{RECORD}@2=unsent", ExitCode.ROLLBACK_INCOMPLETE, "aborted"),
+    # the write of the next phase's intent never reaches S3 while the lease holds: the driver
+    # puts live on blue and records the rollback (issue 26; before: exit 8, `abort` ended it)
+    (f"{RECORD}@2=unsent", ExitCode.ERROR, "failed"),
     (f"{HISTORY}@4=timeout", ExitCode.OK, "promoted"),  # best effort (issue 26: exit 8 with live split)
     (f"{ALIAS}@1=lost", ExitCode.ERROR, "rolled_back"),  # every attempt lands unanswered: roll back
     (f"{ALIAS}@1=5xx(1)", ExitCode.OK, "promoted"),  # botocore's retry gets through
