@@ -814,7 +814,8 @@ class Release:
                     except Exception as exc:  # unreachable S3: the lease simply expires
                         self.say(
                             ProgressEvent(
-                                "diagnostic", f"could not release the lease ({exc}); it expires in {lease_s:g}s"
+                                "diagnostic",
+                                f"could not release the lease ({exc}); it expires in {lease_s:g}s",
                             )
                         )
 

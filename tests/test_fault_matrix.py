@@ -29,7 +29,11 @@ SIGINT_AT = ("after-lease", "in-gate", "done-rolling-back")
 # lease-taken (the take's PUT landed, before the heartbeat): a signal there must not leave the
 # lease held (the latch is up before the take); the other actions there are after-lease's.
 ONLY_SIGINT_AT = ("lease-taken",)
-NO_RECORD = {"lease-taken", "after-lease", "after-publish"}  # the driver had not written this promotion's record yet
+NO_RECORD = {
+    "lease-taken",
+    "after-lease",
+    "after-publish",
+}  # the driver had not written this promotion's record yet
 BEFORE_TRAFFIC = NO_RECORD | {"enter-planned", "done-planned", "enter-pre-traffic", "in-gate"}
 IN_ROLLBACK = {"enter-rolling-back", "done-rolling-back"}
 # The matrix promotion does not pause: kills while paused are tested in test_local_release.py.
@@ -37,7 +41,10 @@ IN_ROLLBACK = {"enter-rolling-back", "done-rolling-back"}
 CASES = [
     (p, a)
     for p, a in itertools.product(faults.POINTS, ACTIONS)
-    if "paused" not in p and not p.startswith("gate-") and p != "write-after-shift" and p not in ONLY_SIGINT_AT
+    if "paused" not in p
+    and not p.startswith("gate-")
+    and p != "write-after-shift"
+    and p not in ONLY_SIGINT_AT
 ] + [(p, "sigint") for p in (*SIGINT_AT, *ONLY_SIGINT_AT)]
 # write-after-shift: tests/test_wedge.py (a kill there is the matrix's done-shifting kill)
 
