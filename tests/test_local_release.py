@@ -104,23 +104,33 @@ def test_bad_green_is_rolled_back(local_project: LocalProject, fault: dict[str, 
     assert status["promotion"]["phase"] == "failed" and status["lock"] is None
 
 
-def _start_slow_promotion(project: LocalProject, gate_s: int = 6) -> subprocess.Popen[str]:
+def _start_slow_promotion(
+    project: LocalProject, gate_s: int = 6, hold_s: int = 0, faults: str = ""
+) -> subprocess.Popen[str]:
     # longer gates so the kill lands while traffic is split; fixed-length, so none ends early
     text = project.config.read_text().replace("duration_s = 3", f"duration_s = {gate_s}")
     project.config.write_text(text.replace("sequential = true", "sequential = false"))
-    env = project.env()
+    # hold_s: the driver sleeps at the canary once its bake is done (record `baking`, live
+    # split), so a test that kills it there cannot miss the split on a slow machine: each
+    # status look is a CLI run, and under load a 6 s gate was over before one saw it (CI).
+    spec = ";".join(filter(None, [f"done-baking=sleep({hold_s * 1000})" if hold_s else "", faults]))
+    env = project.env(**({"EDGESHIP_FAULT": spec} if spec else {}))
     return subprocess.Popen(
         project.argv("promote", "--env", "local", "--model", str(project.model("2"))),
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
 
 
-def _promotion_at_canary(project: LocalProject, gate_s: int = 6) -> subprocess.Popen[str]:
-    """v1 deployed, a promotion to v2 running with green at the canary weight."""
+def _promotion_at_canary(project: LocalProject, gate_s: int = 6, hold_s: int = 0) -> subprocess.Popen[str]:
+    """v1 deployed, a promotion to v2 running with green at the canary weight (held there
+    for hold_s, for a test that kills the driver at the canary)."""
     _up(project)
-    run = _start_slow_promotion(project, gate_s)
+    run = _start_slow_promotion(project, gate_s, hold_s)
     wait_for(lambda: _at_canary(project))
     return run
+
+
+KILL_HOLD_S = 300  # the driver is killed during it: it costs nothing
 
 
 def _kill_daemon(project: LocalProject, name: str) -> None:
@@ -139,7 +149,7 @@ def _at_canary(project: LocalProject) -> bool:
 
 
 def test_kill_9_mid_promotion_then_rollback(local_project: LocalProject) -> None:
-    run = _promotion_at_canary(local_project)
+    run = _promotion_at_canary(local_project, hold_s=KILL_HOLD_S)
     _kill_group(run)
 
     status = _status(local_project)
@@ -160,7 +170,7 @@ def test_kill_9_mid_promotion_then_rollback(local_project: LocalProject) -> None
 
 
 def test_kill_9_mid_promotion_then_resume(local_project: LocalProject) -> None:
-    run = _promotion_at_canary(local_project)
+    run = _promotion_at_canary(local_project, hold_s=KILL_HOLD_S)
     _kill_group(run)
 
     code, report = local_project.json("promote", "--env", "local", "--resume")
