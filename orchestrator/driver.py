@@ -35,7 +35,7 @@ from orchestrator.report import BakeReport, PauseReport, PromotionReport, StepRe
 from orchestrator.sizing import Sizing
 from orchestrator.sizing import describe as sizing_text
 from orchestrator.targets import Endpoint, StackTarget, health
-from orchestrator.traffic import AliasState, Settle, Traffic
+from orchestrator.traffic import AliasState, Settle, Traffic, fence_for
 
 LAST_LOOK_ATTEMPTS = 3  # the look that ends a bake is retried before the watch counts as blind
 SLIDING_S = 300.0  # while paused, the metrics window is the last five minutes
@@ -87,6 +87,9 @@ class Driver:
         self.by = heartbeat.lease.holder
         self._waited = 0.0  # seconds of the current step spent baking, load-testing or paused
         self._shifted_at = time.time()  # when live last moved: the start of the metrics window
+        # live's RevisionId after this driver's own last write of it, read back ("" before any):
+        # kept in the record, and the fence of this driver's next forward write (fence_for).
+        self._own_revision = ""
 
     def run(self, record: PromotionRecord, etag: str) -> PromotionRecord:
         """Drive `record` (already written, with `etag`) to a terminal phase and return it."""
@@ -112,6 +115,8 @@ class Driver:
                     f"live may be split ({self._alias_text()})",
                     fix=f"run `orchestrator abort --env {record.env}` once AWS (or the emulator) answers",
                 )
+            if self._own_revision and nxt.live_revision != self._own_revision:
+                nxt = replace(nxt, live_revision=self._own_revision)
             written = self._try_write(nxt, etag, previous=record)
             if isinstance(written, Exception):  # S3 did not take the record
                 if rolls_back_after_failed_write(nxt.phase, lease_held=self.heartbeat.valid()):
@@ -139,7 +144,7 @@ class Driver:
                 step = self._gate(plan, "pre-traffic", 0, self.target.candidate(), share=1.0)
                 return self._hooks(plan, record, "pre-traffic") if step.outcome == Outcome.DONE else step
             if record.phase == Phase.SHIFTING:
-                return self._move(plan.blue, plan.green, plan.steps[record.step])
+                return self._move(plan.blue, plan.green, plan.steps[record.step], record.live_revision)
             if record.phase == Phase.BAKING:
                 return self._bake(plan, record)
             if record.phase == Phase.GATING:
@@ -151,7 +156,7 @@ class Driver:
             if record.phase == Phase.PAUSED:
                 return self._hold(plan, record)
             if record.phase == Phase.PROMOTING:
-                step = self._move(plan.blue, plan.green, 100)
+                step = self._move(plan.blue, plan.green, 100, record.live_revision)
                 if step.outcome == Outcome.DONE:
                     self._invalidate_cache()
                 return step
@@ -176,9 +181,16 @@ class Driver:
             return Step(Outcome.FAILED, f"{broken.name} before any traffic moved: {broken.detail}")
         return Step(Outcome.DONE)
 
-    def _move(self, blue: str, green: str, weight: int) -> Step:
+    def _move(self, blue: str, green: str, weight: int, recorded: str = "") -> Step:
+        """Set live to `weight` % on green, fenced on the RevisionId the record kept (`recorded`)."""
         before = self.traffic.state()
-        asked = self.traffic.shift(blue, green, weight, revision=before.revision, guard=self._require_lease)
+        fence = fence_for(recorded, before.revision, own=bool(recorded) and recorded == self._own_revision)
+        if fence.refused:
+            return Step(Outcome.ERROR, f"error: {fence.refused}")
+        if fence.note:
+            self._diagnose(fence.note)
+        asked = self.traffic.shift(blue, green, weight, revision=fence.revision, guard=self._require_lease)
+        self._own_revision = asked.revision or self._own_revision
         # Green's metrics window starts now, not once settled: a change of weights moves requests
         # at once (only the PC is split again meanwhile), and green's metrics are counted per
         # ExecutedVersion, so a whole move that Lambda holds on blue adds nothing to them.
@@ -190,6 +202,7 @@ class Driver:
             asked, say=self._waiting, diagnose=self._diagnose,
             should_stop=lambda: self._stop_requested() is not None,
         )  # fmt: skip
+        self._own_revision = settled.state.revision or self._own_revision  # Lambda's own moves since (PC)
         if settled.stopped:
             return self._stop_requested() or Step(Outcome.INTERRUPTED, "interrupted while live moved")
         if settled.verdict.settle == Settle.COLD:  # a gate would judge green on cold sandboxes
@@ -199,6 +212,7 @@ class Driver:
 
     def _put_on_blue(self, blue: str) -> Step:
         asked = self.traffic.rollback(blue, guard=self._require_lease)
+        self._own_revision = asked.revision or self._own_revision
         self._refresh_edge()
         # Done once every request is on blue (a PC still re-allocating is only said); signals
         # do not cut this wait (the rollback finishes first), a lost lease does.
@@ -206,6 +220,7 @@ class Driver:
             asked, rollback=True, say=self._waiting, diagnose=self._diagnose,
             should_stop=lambda: keep_lease(self.heartbeat),
         )  # fmt: skip
+        self._own_revision = settled.state.revision or self._own_revision
         self._refresh_edge()  # again: any weights Lambda held back have cleared since
         if settled.verdict.settle == Settle.COLD or settled.verdict.note:  # all on blue: rolled back, said
             self._diagnose(settled.verdict.note or settled.verdict.why)
@@ -562,7 +577,8 @@ class Driver:
 
     def _require_lease(self) -> None:
         """Called right before every alias write (after its reads and checks): act only while
-        the lease surely holds."""
+        the lease surely holds, locally (not deposed, a third of it left on a clock that counts
+        a suspend) and in S3 (one read: still our token, not expired by the wall clock)."""
         if self.heartbeat.lost is not None:
             raise self.heartbeat.lost
         if not self.heartbeat.valid():
@@ -571,6 +587,16 @@ class Driver:
                 f"touching live ({self._alias_text()})",
                 fix=f"run `orchestrator abort --env {self.records.env}` once AWS (or the emulator) answers",
             )
+        try:
+            self.heartbeat.confirm()  # LeaseLostError (deposed, exit 12) is raised as it is
+        except LeaseLostError:
+            raise
+        except Exception as exc:  # botocore's errors: whether we still hold the lease is unknown
+            raise RollbackIncompleteError(
+                f"could not read the promotion lease to confirm it before writing live ({type(exc).__name__}: "
+                f"{exc}); this run stopped without touching live ({self._alias_text()})",
+                fix=f"run `orchestrator abort --env {self.records.env}` once AWS (or the emulator) answers",
+            ) from exc
 
     def _try_write(self, record: PromotionRecord, etag: str, *, previous: PromotionRecord) -> str | Exception:
         """Write the next record: its new ETag, or the exception S3 (or the way to it) raised.
@@ -620,6 +646,8 @@ class Driver:
             record, Outcome.ERROR, now=now, by=self.by, reason=f"error: {why}"
         )  # fmt: skip
         done = advance(rolling, Outcome.DONE, now=now, by=self.by)
+        if self._own_revision:
+            done = replace(done, live_revision=self._own_revision)
         try:
             self.records.write(done, etag)
         except Exception as again:  # S3 still away (or our lost-answer write moved its ETag)

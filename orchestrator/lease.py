@@ -99,6 +99,34 @@ def parse_lease(text: bytes, env: str, where: str) -> Lease:
         raise formats.unreadable(what, where, str(exc)) from None
 
 
+def lease_clock(clocks: Any = time) -> Callable[[], float]:
+    """The clock a lease's local deadlines are judged on: CLOCK_BOOTTIME where the platform has
+    it (Linux), which keeps counting while the machine is suspended; CLOCK_MONOTONIC stops
+    then, so a laptop that slept through its lease would wake believing the lease younger than
+    it is. Elsewhere, monotonic. `clocks`: the time module (a test passes a stand-in)."""
+    boottime = getattr(clocks, "CLOCK_BOOTTIME", None)
+    if boottime is None:
+        return clocks.monotonic
+    return lambda: float(clocks.clock_gettime(boottime))
+
+
+def unconfirmed(found: Lease | None, token: str, *, now: float) -> str | None:
+    """Why the lease read from S3 does not let the driver holding `token` write the alias now,
+    or None when it does; pure. It must carry that token (a take-over writes a new one) and
+    not have expired by this machine's wall clock, which, unlike a local deadline, kept
+    counting through a suspend and is the clock another machine judges expiry on."""
+    if found is None:
+        return "it was removed"
+    if found.token != token:
+        return f"it was taken over by {found.describe(now)}"
+    if now >= found.expires_at:
+        return (
+            f"it expired {now - found.expires_at:.0f}s ago by this machine's clock (was the machine "
+            "suspended, or S3 unreachable?), so another machine may take it at any moment"
+        )
+    return None
+
+
 def precondition_failed(exc: Exception) -> bool:
     """True when S3 refused a conditional write (If-Match / If-None-Match did not hold)."""
     code = getattr(exc, "response", {}).get("Error", {}).get("Code")
@@ -210,6 +238,25 @@ class LeaseStore:
         body = json.dumps(formats.stamp(asdict(lease))).encode()
         return str(self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body, **condition)["ETag"])
 
+    def confirm(self, token: str) -> None:
+        """One read of the lease right before an alias write: LeaseLostError (exit 12, nothing
+        touched) unless it still carries `token` and has not expired (`unconfirmed`). A lease
+        of a newer format is certainly not ours. Any other error of the read is raised as it is:
+        the caller has not written, and cannot know it still holds the lease."""
+        try:
+            found, _ = self.read()
+        except FormatError as exc:
+            why: str | None = f"it was replaced by one this edgeship cannot read ({exc.message})"
+        else:
+            why = unconfirmed(found, token, now=time.time())
+        if why is not None:
+            raise LeaseLostError(
+                f"this run no longer holds the promotion lease of {self.env!r} in S3: {why}; "
+                "it stopped without touching `live` again",
+                fix=f"see `orchestrator status --env {self.env}`: a new holder finishes the promotion; "
+                f"with none, `orchestrator promote --env {self.env} --resume` or `orchestrator abort`",
+            )
+
     def _lost(self) -> LeaseLostError:
         try:
             winner, _ = self.read()
@@ -240,15 +287,18 @@ class Heartbeat:
         lease_s: float,
         abort_check: Callable[[Lease], bool],
         tick_s: float = 1.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.store, self.lease, self.etag, self.lease_s = store, lease, etag, lease_s
+        # Every local deadline below runs on a clock that counts suspended time (lease_clock).
+        self._clock = clock or lease_clock()
         self.abort_check, self.tick_s = abort_check, min(tick_s, lease_s / 3)
         self.lost: EdgeshipError | None = None
         self.abort_requested = False
-        self._valid_until = time.monotonic() + lease_s
+        self._valid_until = self._clock() + lease_s
         # A main thread silent for this long is hung: stop renewing so another machine can take over.
         self.max_quiet_s = max(15 * 60.0, lease_s)
-        self._last_beat = time.monotonic()
+        self._last_beat = self._clock()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="edgeship-lease", daemon=True)
@@ -269,11 +319,23 @@ class Heartbeat:
 
     def beat(self) -> None:
         """The main thread is making progress (called between actions and inside every wait)."""
-        self._last_beat = time.monotonic()
+        self._last_beat = self._clock()
 
     def valid(self) -> bool:
         """True while this process may still act: not deposed, and the lease has a third left."""
-        return self.lost is None and time.monotonic() < self._valid_until - self.lease_s / 3
+        return self.lost is None and self._clock() < self._valid_until - self.lease_s / 3
+
+    def confirm(self) -> None:
+        """Right before an alias write: the lease read from S3 still carries our token and has
+        not expired (one GetObject); else LeaseLostError, kept in `lost` so that nothing more
+        is renewed or written. The local deadline (`valid`) cannot see a take-over that S3
+        already shows, nor judge expiry on the clock other machines use."""
+        try:
+            self.store.confirm(self.lease.token)
+        except LeaseLostError as exc:
+            with self._lock:
+                self.lost = self.lost or exc
+            raise
 
     def release(self) -> bool:
         """Stop renewing and give the lease back (only if still ours)."""
@@ -287,7 +349,7 @@ class Heartbeat:
         with self._lock:
             if self.lost is not None:
                 return
-            started = time.monotonic()
+            started = self._clock()
             try:
                 self.lease, self.etag = self.store.renew(self.lease, self.etag, self.lease_s, promotion)
             except LeaseLostError as exc:
@@ -296,13 +358,13 @@ class Heartbeat:
             self._valid_until = started + self.lease_s
 
     def _run(self) -> None:
-        last = time.monotonic()
+        last = self._clock()
         while not self._stop.wait(self.tick_s):
             try:
-                hung = time.monotonic() - self._last_beat > self.max_quiet_s
-                if not hung and time.monotonic() - last >= self.lease_s / 3:
+                hung = self._clock() - self._last_beat > self.max_quiet_s
+                if not hung and self._clock() - last >= self.lease_s / 3:
                     self._renew()
-                    last = time.monotonic()
+                    last = self._clock()
                 if self.abort_check(self.lease):
                     self.abort_requested = True
             except Exception:  # S3 unreachable for a moment: `valid()` runs out if it lasts
