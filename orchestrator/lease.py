@@ -275,8 +275,12 @@ class Heartbeat:
     """Renews a held lease in a background thread and watches for an abort request.
 
     The main thread only reads the flags: `lost` (someone else holds the lease now, or it
-    could not be renewed before it ran out) and `abort_requested`. Renewal happens every
-    lease_s/3, so a driver stuck for longer than that, or cut off from S3, loses it.
+    could not be renewed before it ran out) and `abort_requested`. A renewal starts once a
+    third of the lease has passed since the last one started (looked at every lease_s/12, at
+    most every second), so a lease is renewed well before `valid()` (a third left) turns
+    false; a driver cut off from S3 loses it. Before an alias write the main thread renews
+    at once if the lease is not surely valid (`renew_now`): a renewal that was merely slow
+    (a busy machine, a slow S3 answer) must not stop a promotion.
     """
 
     def __init__(
@@ -292,7 +296,8 @@ class Heartbeat:
         self.store, self.lease, self.etag, self.lease_s = store, lease, etag, lease_s
         # Every local deadline below runs on a clock that counts suspended time (lease_clock).
         self._clock = clock or lease_clock()
-        self.abort_check, self.tick_s = abort_check, min(tick_s, lease_s / 3)
+        self.abort_check, self.tick_s = abort_check, min(tick_s, lease_s / 12)
+        self.abort_every_s = tick_s  # one read of the abort request per second, however short the tick
         self.lost: EdgeshipError | None = None
         self.abort_requested = False
         self._valid_until = self._clock() + lease_s
@@ -337,6 +342,13 @@ class Heartbeat:
                 self.lost = self.lost or exc
             raise
 
+    def renew_now(self) -> bool:
+        """Renew at once, in the calling thread (the main one, about to write live, found less
+        than a third of the lease left): True once the lease surely holds again."""
+        with contextlib.suppress(Exception):  # S3 unreachable or slow: `valid()` says what it means
+            self._renew()
+        return self.valid()
+
     def release(self) -> bool:
         """Stop renewing and give the lease back (only if still ours)."""
         self._stop.set()
@@ -358,14 +370,16 @@ class Heartbeat:
             self._valid_until = started + self.lease_s
 
     def _run(self) -> None:
-        last = self._clock()
+        checked = self._clock()
         while not self._stop.wait(self.tick_s):
             try:
                 hung = self._clock() - self._last_beat > self.max_quiet_s
-                if not hung and self._clock() - last >= self.lease_s / 3:
+                # due once a third has passed since the last renewal started (_valid_until - lease_s)
+                if not hung and self._clock() >= self._valid_until - self.lease_s * 2 / 3:
                     self._renew()
-                    last = self._clock()
-                if self.abort_check(self.lease):
-                    self.abort_requested = True
+                if self._clock() - checked >= self.abort_every_s:
+                    checked = self._clock()
+                    if self.abort_check(self.lease):
+                        self.abort_requested = True
             except Exception:  # S3 unreachable for a moment: `valid()` runs out if it lasts
                 continue
