@@ -24,8 +24,14 @@ from typing import Any
 
 from orchestrator import faults, fixes, gate, loadrun, sequential, watch
 from orchestrator.cloudwatch import LambdaMetrics
-from orchestrator.errors import EdgeshipError, LeaseLostError, LeaseUnconfirmedError, RollbackIncompleteError
-from orchestrator.lease import Heartbeat
+from orchestrator.errors import (
+    EdgeshipError,
+    LeaseLostError,
+    LeaseUnconfirmedError,
+    LeaseUnreadError,
+    RollbackIncompleteError,
+)
+from orchestrator.lease import CONFIRM_PAUSE_S, Heartbeat, after_failed_read
 from orchestrator.machine import TERMINAL, Outcome, Phase, PromotionRecord, advance
 from orchestrator.plan import Plan
 from orchestrator.processes import SignalLatch
@@ -213,7 +219,7 @@ class Driver:
         return Step(Outcome.DONE)
 
     def _put_on_blue(self, blue: str) -> Step:
-        asked = self.traffic.rollback(blue, guard=self._require_lease)
+        asked = self.traffic.rollback(blue, guard=lambda: self._require_lease(rollback=True))
         self._own_revision = asked.revision or self._own_revision
         self._refresh_edge()
         # Done once every request is on blue (a PC still re-allocating is only said); signals
@@ -577,32 +583,70 @@ class Driver:
         """A reason to stop now, or None. A lost lease is raised: nothing more may be done."""
         return stop_requested(self.heartbeat, self.latch)
 
-    def _require_lease(self) -> None:
+    def _require_lease(self, *, rollback: bool = False) -> None:
         """Called right before every alias write (after its reads and checks): act only while
         the lease surely holds, locally (not deposed, a third of it left on a clock that counts
-        a suspend) and in S3 (one read: still our token, not expired by the wall clock)."""
+        a suspend, renewed at once if less) and in S3 (read: still our token, a third left by
+        the wall clock; `Heartbeat.confirm`). A read that fails says nothing about the holder:
+        a forward write is tried again, then refused (the promotion rolls back); a `rollback`
+        goes on while the lease holds locally (`lease.after_failed_read`)."""
+        self._surely_valid()
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                short = self.heartbeat.confirm()  # LeaseLostError (deposed, exit 12) is raised as it is
+            except LeaseLostError:
+                raise
+            except Exception as exc:  # botocore's errors: whether we still hold the lease is unknown
+                failed = f"{type(exc).__name__}: {exc}"
+                then = after_failed_read(rollback=rollback, valid=self.heartbeat.valid(), tries=tries)
+                if then == "write":
+                    self._diagnose(
+                        f"could not read the promotion lease before putting live back on blue ({failed}); "
+                        "it holds on this machine's clock (a third of it left), so nobody else can have "
+                        "taken it: rolling back anyway"
+                    )
+                    break
+                if then == "refuse":
+                    raise LeaseUnreadError(
+                        f"could not read the promotion lease to confirm it before moving live forward "
+                        f"({tries} tries; {failed}); live was not moved",
+                        fix=f"check that S3 answers (`orchestrator status --env {self.records.env}`), "
+                        "then promote again",
+                    ) from exc
+                if then == "renew":
+                    break  # _surely_valid below renews, or stops without touching live
+                self._diagnose(f"could not read the promotion lease ({failed}); trying again")
+                time.sleep(min(CONFIRM_PAUSE_S, self.heartbeat.lease_s / 12))
+                continue
+            if short is not None:  # ours by token, but the renewal it needed failed
+                raise LeaseUnconfirmedError(
+                    f"could not confirm the promotion lease in S3: {short}; this run stopped without "
+                    f"touching live ({self._alias_text()})",
+                    fix=fixes.after_failed_write(self.records.env, self._phase),
+                )
+            break
+        # Again after the read, which can take longer than the third that was left (2 attempts
+        # of up to 13 s): the write must still land while nobody else may take the lease.
+        self._surely_valid()
+
+    def _surely_valid(self) -> None:
+        """Not deposed and a third of the lease left on the local clock, renewed at once if less
+        (a renewal that was merely late must not stop a promotion); else stop, live untouched."""
         if self.heartbeat.lost is not None:
             raise self.heartbeat.lost
-        if not self.heartbeat.valid() and not self.heartbeat.renew_now():
-            if self.heartbeat.lost is not None:  # the renewal found another holder
-                raise self.heartbeat.lost
-            # Not even a rollback may follow (another machine may hold the lease by now): the
-            # record, still in flight, tells whoever comes next to finish the job.
-            raise LeaseUnconfirmedError(
-                "the promotion lease could not be renewed (is S3 reachable?); this run stopped without "
-                f"touching live ({self._alias_text()})",
-                fix=fixes.after_failed_write(self.records.env, self._phase),
-            )
-        try:
-            self.heartbeat.confirm()  # LeaseLostError (deposed, exit 12) is raised as it is
-        except LeaseLostError:
-            raise
-        except Exception as exc:  # botocore's errors: whether we still hold the lease is unknown
-            raise RollbackIncompleteError(
-                f"could not read the promotion lease to confirm it before writing live ({type(exc).__name__}: "
-                f"{exc}); this run stopped without touching live ({self._alias_text()})",
-                fix=f"run `orchestrator abort --env {self.records.env}` once AWS (or the emulator) answers",
-            ) from exc
+        if self.heartbeat.valid() or self.heartbeat.renew_now():
+            return
+        if self.heartbeat.lost is not None:  # the renewal found another holder
+            raise self.heartbeat.lost
+        # Not even a rollback may follow (another machine may hold the lease by now): the
+        # record, still in flight, tells whoever comes next to finish the job.
+        raise LeaseUnconfirmedError(
+            "the promotion lease could not be renewed (is S3 reachable?); this run stopped without "
+            f"touching live ({self._alias_text()})",
+            fix=fixes.after_failed_write(self.records.env, self._phase),
+        )
 
     def _try_write(self, record: PromotionRecord, etag: str, *, previous: PromotionRecord) -> str | Exception:
         """Write the next record: its new ETag, or the exception S3 (or the way to it) raised.

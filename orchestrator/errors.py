@@ -181,6 +181,11 @@ class LeaseUnconfirmedError(RollbackIncompleteError):
     (not even to roll back: another machine may hold the lease by now); it stops where it is."""
 
 
+class LeaseUnreadError(EdgeshipError):
+    """The lease could not be read to confirm it before moving `live` forward: live was not
+    moved; inside a promotion this is an error that rolls it back."""
+
+
 class AbortedError(EdgeshipError):
     """An operator aborted the promotion; traffic went back to the blue version."""
 

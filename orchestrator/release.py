@@ -213,8 +213,12 @@ class Release:
             yield
             return
         lease_s = self.env.traffic.lease_s
+        clock = lease.lease_clock()
+        taken_at = clock()  # the lease's expiry counts from here (lease.me), not from the take's answer
         held, etag = self.leases.take(lease.me(lease_s), pid_alive=alive)
-        heartbeat = Heartbeat(self.leases, held, etag, lease_s, abort_check=lambda _lease: False)
+        heartbeat = Heartbeat(
+            self.leases, held, etag, lease_s, abort_check=lambda _lease: False, clock=clock, taken_at=taken_at
+        )
         # The main thread waits on the engine, which has its own timeouts, not on a loop of
         # ours that could hang: never stop renewing for want of beats (a driver's guard).
         heartbeat.max_quiet_s = float("inf")
@@ -791,6 +795,8 @@ class Release:
         """Hold the environment's lease (renewed in the background) and latch signals."""
         lease_s = self.env.traffic.lease_s
         store = self.leases
+        clock = lease.lease_clock()
+        taken_at = clock()  # the lease's expiry counts from here (lease.me), not from the take's answer
         held, etag = store.take(lease.me(lease_s), pid_alive=alive)
         records = self.records
 
@@ -798,7 +804,8 @@ class Release:
             request = records.abort_request()
             return request is not None and meant_for(request, current)
 
-        with Heartbeat(store, held, etag, lease_s, abort_requested) as heartbeat, SignalLatch() as latch:
+        heartbeat = Heartbeat(store, held, etag, lease_s, abort_requested, clock=clock, taken_at=taken_at)
+        with heartbeat, SignalLatch() as latch:
             try:
                 yield Holding(heartbeat, latch)
             finally:

@@ -1,5 +1,6 @@
 """The fences without local clocks, as pure decisions: the lease read from S3 right before an
-alias write (`lease.unconfirmed`), the clock local lease deadlines run on (`lease.lease_clock`,
+alias write (`lease.unconfirmed`; a read that failed: `lease.after_failed_read`; ours but
+expired by the wall clock: renewed once, `Heartbeat.confirm`), the clock local lease deadlines run on (`lease.lease_clock`,
 `Heartbeat.valid`), and the RevisionId a forward write of live names (`traffic.fence_for`).
 The same decisions against a real moto server: tests/test_fences.py."""
 
@@ -11,9 +12,10 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from orchestrator.errors import LeaseLostError
-from orchestrator.lease import Heartbeat, Lease, LeaseStore, lease_clock, unconfirmed
+from orchestrator.lease import Heartbeat, Lease, LeaseStore, after_failed_read, lease_clock, unconfirmed
 from orchestrator.machine import PromotionRecord
 from orchestrator.plan import make_plan
 from orchestrator.record import parse_record
@@ -25,25 +27,119 @@ OURS = Lease("me@laptop:1", "laptop", 1, NOW + 40, "token-a", "p1", "n1", "boot"
 
 
 @pytest.mark.parametrize(
-    ("found", "said"),
+    ("found", "said", "ours"),
     [
-        (OURS, None),  # ours, 40 s left: write
-        (replace(OURS, nonce="n2", expires_at=NOW + 0.5), None),  # renewed since (new nonce), still ours
-        (None, "it was removed"),
-        (replace(OURS, token="token-b", holder="ci-run-7", host="runner"), "it was taken over by ci-run-7 (host runner"),
-        (replace(OURS, expires_at=NOW), "it expired 0s ago by this machine's clock"),  # expiry is inclusive
-        (replace(OURS, expires_at=NOW - 600), "it expired 600s ago by this machine's clock (was the machine suspended"),
+        (OURS, None, True),  # ours, 40 s of a 30 s lease left: write
+        (replace(OURS, nonce="n2", expires_at=NOW + 10.5), None, True),  # renewed since (new nonce), a third left
+        (None, "it was removed", False),
+        (replace(OURS, token="token-b", holder="ci-run-7", host="runner"), "it was taken over by ci-run-7 (host runner", False),
+        # ours, but the wall clock leaves less than the third a write needs (the local deadline's
+        # margin): not lost, one renewal decides
+        (replace(OURS, expires_at=NOW + 10), "only 10.0s of it are left by this machine's clock (a write needs a third of the 30s lease)", True),
+        (replace(OURS, expires_at=NOW), "it expired 0s ago by this machine's clock", True),  # expiry is inclusive
+        (replace(OURS, expires_at=NOW - 600), "it expired 600s ago by this machine's clock (was the clock stepped forward", True),
     ],
-    ids=["ours", "ours-renewed", "removed", "taken-over", "at-expiry", "expired-while-suspended"],
+    ids=["ours", "ours-renewed", "removed", "taken-over", "ours-under-a-third", "ours-at-expiry", "ours-expired"],
 )  # fmt: skip
-def test_the_lease_read_in_s3_must_carry_our_token_and_not_have_expired(
-    found: Lease | None, said: str | None
+def test_the_lease_read_in_s3_must_carry_our_token_and_a_third_of_its_time(
+    found: Lease | None, said: str | None, ours: bool
 ) -> None:
-    why = unconfirmed(found, "token-a", now=NOW)
+    verdict = unconfirmed(found, "token-a", now=NOW, lease_s=30.0)
     if said is None:
-        assert why is None
+        assert verdict is None
     else:
-        assert why is not None and why.startswith(said)
+        assert verdict is not None and verdict.why.startswith(said) and verdict.ours == ours
+
+
+@pytest.mark.parametrize(
+    ("rollback", "valid", "tries", "then"),
+    [
+        (True, True, 1, "write"),  # putting live on blue while nobody else may take the lease
+        (True, False, 1, "renew"),  # the local third ran out: renewed at once, or exit 8, nothing written
+        (False, True, 1, "retry"),
+        (False, True, 2, "retry"),
+        (False, True, 3, "refuse"),  # still unconfirmed: not forward (an error: the promotion rolls back)
+        (False, False, 2, "renew"),
+    ],
+    ids=["rollback", "rollback-not-valid", "forward-1st", "forward-2nd", "forward-3rd", "forward-not-valid"],
+)  # fmt: skip
+def test_a_failed_lease_read_stops_forward_writes_only(
+    rollback: bool, valid: bool, tries: int, then: str
+) -> None:
+    assert after_failed_read(rollback=rollback, valid=valid, tries=tries) == then
+
+
+class _Confirming(LeaseStore):
+    """A stand-in lease store: `read` returns `found`; `renew` does what `renewal` says."""
+
+    def __init__(self, found: Lease, renewal: str) -> None:
+        super().__init__(None, "b", "dev")
+        self.found, self.renewal, self.renewals = found, renewal, 0
+
+    def read(self) -> tuple[Lease | None, str | None]:
+        return self.found, '"e1"'
+
+    def renew(
+        self, mine: Lease, etag: str, lease_s: float, promotion: str | None = None, nonce: str | None = None
+    ) -> tuple[Lease, str]:
+        self.renewals += 1
+        if self.renewal == "lands":
+            self.found = replace(mine, expires_at=time.time() + lease_s, nonce="n9")
+            return self.found, '"e2"'
+        if self.renewal == "taken":
+            raise LeaseLostError("this run lost the promotion lease of 'dev' to ci-run-7", fix="see status")
+        raise EndpointConnectionError(endpoint_url="https://s3.example")
+
+
+@pytest.mark.parametrize(
+    ("renewal", "returned", "lost"),
+    [
+        ("lands", None, False),  # nobody took it meanwhile (the renewal is If-Match on our ETag): write
+        ("taken", LeaseLostError, True),  # another holder now: exit 12, `lost` kept
+        # unknown: not someone else's as far as we know, so `lost` stays unset (the driver exits 8)
+        ("unreachable", "it expired 5s ago by this machine's clock", False),
+    ],
+)  # fmt: skip
+def test_a_lease_ours_but_expired_by_the_wall_clock_is_renewed_once(
+    renewal: str, returned: Any, lost: bool
+) -> None:
+    """A forward wall-clock step (NTP after a VM booted, a paused VM) larger than a third of
+    the lease since the last renewal: `valid()` on CLOCK_BOOTTIME still holds, S3's expiry has
+    passed by the wall clock. The lease is still ours: one renewal says whether it stays so."""
+    mine = replace(OURS, expires_at=time.time() + 30)
+    store = _Confirming(replace(mine, expires_at=time.time() - 5), renewal)
+    beat = Heartbeat(store, mine, '"e1"', 30.0, abort_check=lambda _: False, clock=lambda: 0.0)
+    if returned is LeaseLostError:
+        with pytest.raises(LeaseLostError, match="to ci-run-7"):
+            beat.confirm()
+    elif returned is None:
+        assert beat.confirm() is None and beat.etag == '"e2"' and beat.valid()
+    else:
+        why = beat.confirm()
+        assert why is not None and why.startswith(returned)
+        assert why.endswith("and renewing it failed (EndpointConnectionError: Could not connect to the "
+                            'endpoint URL: "https://s3.example")')  # fmt: skip
+    assert store.renewals == 1 and (beat.lost is not None) == lost
+
+
+def test_a_lease_confirmed_in_s3_is_not_renewed() -> None:
+    store = _Confirming(replace(OURS, expires_at=time.time() + 30), "taken")
+    beat = Heartbeat(store, OURS, '"e1"', 30.0, abort_check=lambda _: False, clock=lambda: 0.0)
+    assert beat.confirm() is None and store.renewals == 0 and beat.lost is None
+
+
+def test_the_local_deadline_counts_from_before_the_take() -> None:
+    """The lease's S3 expiry was fixed by `lease.me`, before the take's PUT (seconds with
+    retries): the local deadline starts there too, never later than S3's."""
+    clock = [100.0]
+    store = cast(LeaseStore, None)
+    beat = Heartbeat(
+        store, OURS, "etag", 30.0, abort_check=lambda _: False, clock=lambda: clock[0], taken_at=88.0
+    )
+    clock[0] = 107.9  # 19.9 s after the take began
+    assert beat.valid()
+    clock[0] = 108.1  # two thirds gone since the take began (only 8.1 s since the heartbeat was made)
+    assert not beat.valid()
 
 
 def test_lease_deadlines_run_on_boottime_where_there_is_one() -> None:
@@ -134,5 +230,5 @@ def test_the_lease_module_confirms_with_one_read() -> None:
             return replace(OURS, token="token-b", expires_at=time.time() + 30), '"e"'
 
     with pytest.raises(LeaseLostError, match="taken over by me@laptop:1") as lost:
-        OneRead(None, "b", "dev").confirm("token-a")
+        OneRead(None, "b", "dev").confirm("token-a", 30.0)
     assert reads == [1] and lost.value.exit_code == 12

@@ -21,15 +21,15 @@ from typing import Any, cast
 
 import pytest
 
-from orchestrator import lease
+from orchestrator import lease, netfaults
 from orchestrator.driver import Driver, Step
-from orchestrator.errors import LeaseLostError
+from orchestrator.errors import LeaseLostError, LeaseUnconfirmedError
 from orchestrator.lease import Heartbeat, LeaseStore
 from orchestrator.local import emulator
 from orchestrator.machine import Outcome, Phase, PromotionRecord
 from orchestrator.plan import make_plan
 from orchestrator.processes import SignalLatch, alive
-from orchestrator.progress import NullReporter
+from orchestrator.progress import NullReporter, ProgressEvent
 from orchestrator.record import RecordStore
 from orchestrator.report import PromotionReport
 from orchestrator.settings import Environment
@@ -57,6 +57,9 @@ class _Target:
     def traffic_moved(self) -> None:
         return None  # no edge here
 
+    def invalidate_cache(self) -> None:
+        return None
+
 
 @pytest.fixture(scope="module")
 def aws(tmp_path_factory: pytest.TempPathFactory) -> Any:
@@ -79,6 +82,7 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Any:
         lam.update_function_configuration(FunctionName=FUNCTION, Environment={"Variables": {"V": version}})
         lam.publish_version(FunctionName=FUNCTION)
     lam.create_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="1")
+    clients["server"] = (server.url, ca)  # for clients made with network faults armed
     yield clients
     emulator.stop(state)
 
@@ -98,7 +102,19 @@ def _driver(clients: dict[str, Any], env: str, tmp_path: Path) -> tuple[Driver, 
     return Driver(target, records, heartbeat, SignalLatch(), NullReporter(), report, tmp_path), record, store
 
 
-@pytest.mark.parametrize("how", ["taken-over", "expired"])
+def _armed_store(clients: dict[str, Any], env: str, spec: str) -> LeaseStore:
+    """The lease store of `env` on a client made with the network faults of `spec` armed."""
+    netfaults.arm(spec)
+    return LeaseStore(emulator.client("s3", *clients["server"]), BUCKET, env)
+
+
+@pytest.fixture
+def disarm() -> Any:
+    yield
+    netfaults.arm("")
+
+
+@pytest.mark.parametrize("how", ["taken-over", "removed"])
 def test_a_driver_whose_lease_went_between_two_steps_stops_without_writing_live(
     aws: Any, tmp_path: Path, how: str
 ) -> None:
@@ -115,11 +131,13 @@ def test_a_driver_whose_lease_went_between_two_steps_stops_without_writing_live(
     if how == "taken-over":  # ... and another machine took it
         other = replace(lease.me(30.0), holder="ci-run-2", host="runner-2")
         LeaseStore(aws["s3"], BUCKET, record.env).take(other, pid_alive=alive)
+    else:  # ... and another machine's `abort` cleared it as stale
+        aws["s3"].delete_object(Bucket=BUCKET, Key=store.key)
     assert driver.heartbeat.valid()  # the stopped local clock still believes the lease young
 
     with pytest.raises(LeaseLostError) as lost:
         driver._act(replace(record, step=1), plan)  # step 2
-    said = "it was taken over by ci-run-2 (host runner-2" if how == "taken-over" else "it expired"
+    said = "it was taken over by ci-run-2 (host runner-2" if how == "taken-over" else "it was removed;"
     assert lost.value.message.startswith(
         f"this run no longer holds the promotion lease of {record.env!r} in S3: {said}"
     )
@@ -127,7 +145,104 @@ def test_a_driver_whose_lease_went_between_two_steps_stops_without_writing_live(
     after = traffic.state()
     assert (after.version, after.weights) == ("1", {"3": plan.steps[0] / 100})  # live unchanged
     found, _ = store.read()
-    assert found is not None and (found.token != mine.token) == (how == "taken-over")
+    assert (found is None) == (how == "removed") and (found is None or found.token != mine.token)
+
+
+@pytest.mark.parametrize("renewal", ["lands", "unreachable"])
+def test_a_lease_still_ours_but_expired_by_the_wall_clock_is_renewed_once(
+    aws: Any, tmp_path: Path, renewal: str, disarm: Any
+) -> None:
+    """The wall clock stepped forward past the lease's S3 expiry (NTP after a VM booted); the
+    local deadline (CLOCK_BOOTTIME) still holds. Nobody took the lease: one renewal, If-Match
+    on our ETag, proves it ours and the step goes on. With S3 unreachable for that renewal the
+    lease is unknown, not lost: exit 8 without touching live, `lost` unset."""
+    env = f"fences-step-{renewal}"
+    driver, record, store = _driver(aws, env, tmp_path)
+    plan, traffic = record.the_plan(), Traffic(aws["lambda"], FUNCTION)
+    assert driver._act(record, plan) == Step(Outcome.DONE)  # step 1
+    mine = driver.heartbeat.lease
+    store.renew(mine, driver.heartbeat.etag, -1.0)  # in S3: ours, expired 1 s ago by the wall clock
+    if renewal == "unreachable":
+        driver.heartbeat.store = _armed_store(aws, env, "s3:PutObject[lock.json]@1+=unsent")
+        with pytest.raises(LeaseUnconfirmedError) as stopped:
+            driver._act(replace(record, step=1), plan)  # step 2
+        assert stopped.value.exit_code == 8 and driver.heartbeat.lost is None
+        assert stopped.value.message.startswith("could not confirm the promotion lease in S3: it expired ")
+        assert "s ago by this machine's clock (was the clock stepped forward" in stopped.value.message
+        assert "and renewing it failed (EndpointConnectionError" in stopped.value.message
+        after = traffic.state()
+        assert (after.version, after.weights) == ("1", {"3": plan.steps[0] / 100})  # live unchanged
+        return
+    assert driver._act(replace(record, step=1), plan) == Step(Outcome.DONE)  # step 2 goes on
+    after = traffic.state()
+    assert (after.version, after.weights) == ("3", {})
+    found, etag = store.read()
+    assert found is not None and found.token == mine.token and found.expires_at > time.time() + 20
+    assert etag == driver.heartbeat.etag and driver.heartbeat.lost is None
+
+
+def test_a_lease_read_that_outlasts_the_third_left_is_followed_by_a_renewal(
+    aws: Any, tmp_path: Path, disarm: Any
+) -> None:
+    """The lease read confirmed the lease, but took so long (up to 2 attempts of 13 s) that
+    less than a third of it is left on the local clock: the write waits for a renewal, and
+    with none possible (S3 unreachable for it) stops without touching live (exit 8)."""
+    env = "fences-slow-read"
+    driver, record, _ = _driver(aws, env, tmp_path)
+    plan, traffic = record.the_plan(), Traffic(aws["lambda"], FUNCTION)
+    assert driver._act(record, plan) == Step(Outcome.DONE)  # step 1
+    clock = [0.0]
+    renewals = _armed_store(aws, env, "s3:PutObject[lock.json]@1+=unsent")
+
+    class SlowRead(LeaseStore):
+        def read(self) -> tuple[lease.Lease | None, str | None]:
+            found = LeaseStore(aws["s3"], BUCKET, env).read()
+            clock[0] += 25.0  # of a 30 s lease: 5 s left when the answer arrives
+            return found
+
+    driver.heartbeat.store = SlowRead(renewals.s3, BUCKET, env)
+    driver.heartbeat._clock = lambda: clock[0]
+    with pytest.raises(LeaseUnconfirmedError) as stopped:
+        driver._act(replace(record, step=1), plan)  # step 2
+    assert stopped.value.message.startswith("the promotion lease could not be renewed (is S3 reachable?)")
+    assert driver.heartbeat.lost is None and {f["fault"] for f in netfaults.fired} == {"unsent"}
+    after = traffic.state()
+    assert (after.version, after.weights) == ("1", {"3": plan.steps[0] / 100})  # live unchanged
+
+
+def test_a_rollback_puts_live_on_blue_though_the_lease_cannot_be_read_while_it_holds(
+    aws: Any, tmp_path: Path, disarm: Any
+) -> None:
+    """S3 unreachable for the lease reads, the lease held (a third left on the local clock, so
+    nobody else may take it). The next forward write is tried three times, then refused: an
+    error, the promotion rolls back, and that rollback writes live though its read fails too.
+    Before: exit 8 with live split (the pre-wedge behaviour issue 26 removed)."""
+    env = "fences-unread"
+    driver, record, _ = _driver(aws, env, tmp_path)
+    plan, traffic = record.the_plan(), Traffic(aws["lambda"], FUNCTION)
+    assert driver._act(record, plan) == Step(Outcome.DONE)  # step 1: live split
+    shifting = replace(record, step=1)
+    etag = driver.records.write(shifting, None)
+    said: list[ProgressEvent] = []
+    driver.say = said.append
+    driver.heartbeat.store = _armed_store(aws, env, "s3:GetObject[lock.json]@1+=unsent")
+
+    final = driver.run(shifting, etag)
+
+    assert final.phase == Phase.ROLLED_BACK and final.cause == Outcome.ERROR, final
+    assert final.reason.startswith(
+        "error: could not read the promotion lease to confirm it before moving live forward (3 tries; "
+        "EndpointConnectionError"
+    ), final.reason
+    after = traffic.state()
+    assert (after.version, after.weights) == ("1", {})
+    assert driver.records.read()[0] == final
+    # three reads before the forward write, one before the rollback's (botocore's 2 attempts each)
+    assert [f["call"] for f in netfaults.fired] == [1, 1, 2, 2, 3, 3, 4, 4]
+    notes = [e.message for e in said if e.kind == "diagnostic"]
+    assert notes[:2] == [notes[0]] * 2 and notes[0].startswith("could not read the promotion lease (")
+    assert notes[2].startswith("could not read the promotion lease before putting live back on blue (")
+    assert notes[2].endswith("nobody else can have taken it: rolling back anyway")
 
 
 def test_a_forward_write_after_live_moved_since_the_drivers_own_write_is_refused(
