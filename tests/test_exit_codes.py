@@ -29,6 +29,11 @@ CODES = [
     (errors.RefusedError, ExitCode.REFUSED),
     (errors.GateFailedError, ExitCode.GATE_FAILED),
     (errors.RollbackIncompleteError, ExitCode.ROLLBACK_INCOMPLETE),
+    (
+        errors.LeaseUnconfirmedError,
+        ExitCode.ROLLBACK_INCOMPLETE,
+    ),  # stopped, live untouched: not even a rollback
+    (errors.LeaseUnreadError, ExitCode.ERROR),  # inside a promotion: an error that rolls it back
     (errors.AbortedError, ExitCode.ABORTED),
     (StackLockedError, 10),
     (InterruptedPromotion, 11),
