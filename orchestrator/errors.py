@@ -177,8 +177,9 @@ class RollbackIncompleteError(EdgeshipError):
 
 
 class LeaseUnconfirmedError(RollbackIncompleteError):
-    """The lease could not be renewed before an alias write: this run may not touch `live` again
-    (not even to roll back: another machine may hold the lease by now); it stops where it is."""
+    """The lease could not be renewed before an alias write (nor, when S3 showed it ours but
+    short by the wall clock, renewed then): this run may not touch `live` again (not even to
+    roll back: another machine may hold the lease by now); it stops where it is."""
 
 
 class LeaseUnreadError(EdgeshipError):
