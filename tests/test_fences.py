@@ -1,7 +1,11 @@
 """The driver's fences against a real moto server, in-process: the lease read from S3 right
-before an alias write stops a driver whose lease was taken (or ran out) between two steps,
-with `live` left where the first step put it; a forward write after live moved since the
-driver's own last write is refused. The decisions alone: tests/test_fence_rules.py.
+before an alias write stops a driver whose lease was taken (or removed) between two steps,
+with `live` left where the first step put it; a lease still ours but expired by the wall
+clock is renewed once (the step goes on, or exit 8 when S3 cannot take the renewal); a read
+that outlasts the third left waits for a renewal; with the lease reads failing, a forward
+write is refused and the rollback that follows still writes live (the lease holds locally);
+a forward write after live moved since the driver's own last write is refused. The
+decisions alone: tests/test_fence_rules.py.
 
 The driver runs its real actions (`Driver._act`) on moto's Lambda and S3; the stack it reads
 its function name and clients from is a stand-in (`_Target`): no Pulumi stack is needed to
