@@ -29,10 +29,7 @@ CODES = [
     (errors.RefusedError, ExitCode.REFUSED),
     (errors.GateFailedError, ExitCode.GATE_FAILED),
     (errors.RollbackIncompleteError, ExitCode.ROLLBACK_INCOMPLETE),
-    (
-        errors.LeaseUnconfirmedError,
-        ExitCode.ROLLBACK_INCOMPLETE,
-    ),  # stopped, live untouched: not even a rollback
+    (errors.LeaseUnconfirmedError, 8),  # the lease could not be renewed before an alias write: stopped as is
     (errors.LeaseUnreadError, ExitCode.ERROR),  # inside a promotion: an error that rolls it back
     (errors.AbortedError, ExitCode.ABORTED),
     (StackLockedError, 10),
