@@ -24,8 +24,14 @@ from typing import Any
 
 from orchestrator import faults, fixes, gate, loadrun, sequential, watch
 from orchestrator.cloudwatch import LambdaMetrics
-from orchestrator.errors import EdgeshipError, LeaseLostError, LeaseUnconfirmedError, RollbackIncompleteError
-from orchestrator.lease import Heartbeat
+from orchestrator.errors import (
+    EdgeshipError,
+    LeaseLostError,
+    LeaseUnconfirmedError,
+    LeaseUnreadError,
+    RollbackIncompleteError,
+)
+from orchestrator.lease import CONFIRM_PAUSE_S, Heartbeat, after_failed_read
 from orchestrator.machine import TERMINAL, Outcome, Phase, PromotionRecord, advance
 from orchestrator.plan import Plan
 from orchestrator.processes import SignalLatch
@@ -35,7 +41,7 @@ from orchestrator.report import BakeReport, PauseReport, PromotionReport, StepRe
 from orchestrator.sizing import Sizing
 from orchestrator.sizing import describe as sizing_text
 from orchestrator.targets import Endpoint, StackTarget, health
-from orchestrator.traffic import AliasState, Settle, Traffic
+from orchestrator.traffic import AliasState, Settle, Traffic, fence_for
 
 LAST_LOOK_ATTEMPTS = 3  # the look that ends a bake is retried before the watch counts as blind
 SLIDING_S = 300.0  # while paused, the metrics window is the last five minutes
@@ -87,6 +93,9 @@ class Driver:
         self.by = heartbeat.lease.holder
         self._waited = 0.0  # seconds of the current step spent baking, load-testing or paused
         self._shifted_at = time.time()  # when live last moved: the start of the metrics window
+        # live's RevisionId after this driver's own last write of it, read back ("" before any):
+        # kept in the record, and the fence of this driver's next forward write (fence_for).
+        self._own_revision = ""
         self._phase = Phase.PLANNED
 
     def run(self, record: PromotionRecord, etag: str) -> PromotionRecord:
@@ -114,6 +123,8 @@ class Driver:
                     f"live may be split ({self._alias_text()})",
                     fix=f"run `orchestrator abort --env {record.env}` once AWS (or the emulator) answers",
                 )
+            if self._own_revision and nxt.live_revision != self._own_revision:
+                nxt = replace(nxt, live_revision=self._own_revision)
             written = self._try_write(nxt, etag, previous=record)
             if isinstance(written, Exception):  # S3 did not take the record
                 if rolls_back_after_failed_write(nxt.phase, lease_held=self.heartbeat.valid()):
@@ -141,7 +152,7 @@ class Driver:
                 step = self._gate(plan, "pre-traffic", 0, self.target.candidate(), share=1.0)
                 return self._hooks(plan, record, "pre-traffic") if step.outcome == Outcome.DONE else step
             if record.phase == Phase.SHIFTING:
-                return self._move(plan.blue, plan.green, plan.steps[record.step])
+                return self._move(plan.blue, plan.green, plan.steps[record.step], record.live_revision)
             if record.phase == Phase.BAKING:
                 return self._bake(plan, record)
             if record.phase == Phase.GATING:
@@ -153,7 +164,7 @@ class Driver:
             if record.phase == Phase.PAUSED:
                 return self._hold(plan, record)
             if record.phase == Phase.PROMOTING:
-                step = self._move(plan.blue, plan.green, 100)
+                step = self._move(plan.blue, plan.green, 100, record.live_revision)
                 if step.outcome == Outcome.DONE:
                     self._invalidate_cache()
                 return step
@@ -178,9 +189,16 @@ class Driver:
             return Step(Outcome.FAILED, f"{broken.name} before any traffic moved: {broken.detail}")
         return Step(Outcome.DONE)
 
-    def _move(self, blue: str, green: str, weight: int) -> Step:
+    def _move(self, blue: str, green: str, weight: int, recorded: str = "") -> Step:
+        """Set live to `weight` % on green, fenced on the RevisionId the record kept (`recorded`)."""
         before = self.traffic.state()
-        asked = self.traffic.shift(blue, green, weight, revision=before.revision, guard=self._require_lease)
+        fence = fence_for(recorded, before.revision, own=bool(recorded) and recorded == self._own_revision)
+        if fence.refused:
+            return Step(Outcome.ERROR, f"error: {fence.refused}")
+        if fence.note:
+            self._diagnose(fence.note)
+        asked = self.traffic.shift(blue, green, weight, revision=fence.revision, guard=self._require_lease)
+        self._own_revision = asked.revision or self._own_revision
         # Green's metrics window starts now, not once settled: a change of weights moves requests
         # at once (only the PC is split again meanwhile), and green's metrics are counted per
         # ExecutedVersion, so a whole move that Lambda holds on blue adds nothing to them.
@@ -192,6 +210,7 @@ class Driver:
             asked, say=self._waiting, diagnose=self._diagnose,
             should_stop=lambda: self._stop_requested() is not None,
         )  # fmt: skip
+        self._own_revision = settled.state.revision or self._own_revision  # Lambda's own moves since (PC)
         if settled.stopped:
             return self._stop_requested() or Step(Outcome.INTERRUPTED, "interrupted while live moved")
         if settled.verdict.settle == Settle.COLD:  # a gate would judge green on cold sandboxes
@@ -200,7 +219,8 @@ class Driver:
         return Step(Outcome.DONE)
 
     def _put_on_blue(self, blue: str) -> Step:
-        asked = self.traffic.rollback(blue, guard=self._require_lease)
+        asked = self.traffic.rollback(blue, guard=lambda: self._require_lease(rollback=True))
+        self._own_revision = asked.revision or self._own_revision
         self._refresh_edge()
         # Done once every request is on blue (a PC still re-allocating is only said); signals
         # do not cut this wait (the rollback finishes first), a lost lease does.
@@ -208,6 +228,7 @@ class Driver:
             asked, rollback=True, say=self._waiting, diagnose=self._diagnose,
             should_stop=lambda: keep_lease(self.heartbeat),
         )  # fmt: skip
+        self._own_revision = settled.state.revision or self._own_revision
         self._refresh_edge()  # again: any weights Lambda held back have cleared since
         if settled.verdict.settle == Settle.COLD or settled.verdict.note:  # all on blue: rolled back, said
             self._diagnose(settled.verdict.note or settled.verdict.why)
@@ -562,21 +583,70 @@ class Driver:
         """A reason to stop now, or None. A lost lease is raised: nothing more may be done."""
         return stop_requested(self.heartbeat, self.latch)
 
-    def _require_lease(self) -> None:
+    def _require_lease(self, *, rollback: bool = False) -> None:
         """Called right before every alias write (after its reads and checks): act only while
-        the lease surely holds."""
+        the lease surely holds, locally (not deposed, a third of it left on a clock that counts
+        a suspend, renewed at once if less) and in S3 (read: still our token, a third left by
+        the wall clock; `Heartbeat.confirm`). A read that fails says nothing about the holder:
+        a forward write is tried again, then refused (the promotion rolls back); a `rollback`
+        goes on while the lease holds locally (`lease.after_failed_read`)."""
+        self._surely_valid()
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                short = self.heartbeat.confirm()  # LeaseLostError (deposed, exit 12) is raised as it is
+            except LeaseLostError:
+                raise
+            except Exception as exc:  # botocore's errors: whether we still hold the lease is unknown
+                failed = f"{type(exc).__name__}: {exc}"
+                then = after_failed_read(rollback=rollback, valid=self.heartbeat.valid(), tries=tries)
+                if then == "write":
+                    self._diagnose(
+                        f"could not read the promotion lease before putting live back on blue ({failed}); "
+                        "it holds on this machine's clock (a third of it left), so nobody else can have "
+                        "taken it: rolling back anyway"
+                    )
+                    break
+                if then == "refuse":
+                    raise LeaseUnreadError(
+                        f"could not read the promotion lease to confirm it before moving live forward "
+                        f"({tries} tries; {failed}); live was not moved",
+                        fix=f"check that S3 answers (`orchestrator status --env {self.records.env}`), "
+                        "then promote again",
+                    ) from exc
+                if then == "renew":
+                    break  # _surely_valid below renews, or stops without touching live
+                self._diagnose(f"could not read the promotion lease ({failed}); trying again")
+                time.sleep(min(CONFIRM_PAUSE_S, self.heartbeat.lease_s / 12))
+                continue
+            if short is not None:  # ours by token, but the renewal it needed failed
+                raise LeaseUnconfirmedError(
+                    f"could not confirm the promotion lease in S3: {short}; this run stopped without "
+                    f"touching live ({self._alias_text()})",
+                    fix=fixes.after_failed_write(self.records.env, self._phase),
+                )
+            break
+        # Again after the read, which can take longer than the third that was left (2 attempts
+        # of up to 13 s): the write must still land while nobody else may take the lease.
+        self._surely_valid()
+
+    def _surely_valid(self) -> None:
+        """Not deposed and a third of the lease left on the local clock, renewed at once if less
+        (a renewal that was merely late must not stop a promotion); else stop, live untouched."""
         if self.heartbeat.lost is not None:
             raise self.heartbeat.lost
-        if not self.heartbeat.valid() and not self.heartbeat.renew_now():
-            if self.heartbeat.lost is not None:  # the renewal found another holder
-                raise self.heartbeat.lost
-            # Not even a rollback may follow (another machine may hold the lease by now): the
-            # record, still in flight, tells whoever comes next to finish the job.
-            raise LeaseUnconfirmedError(
-                "the promotion lease could not be renewed (is S3 reachable?); this run stopped without "
-                f"touching live ({self._alias_text()})",
-                fix=fixes.after_failed_write(self.records.env, self._phase),
-            )
+        if self.heartbeat.valid() or self.heartbeat.renew_now():
+            return
+        if self.heartbeat.lost is not None:  # the renewal found another holder
+            raise self.heartbeat.lost
+        # Not even a rollback may follow (another machine may hold the lease by now): the
+        # record, still in flight, tells whoever comes next to finish the job.
+        raise LeaseUnconfirmedError(
+            "the promotion lease could not be renewed (is S3 reachable?); this run stopped without "
+            f"touching live ({self._alias_text()})",
+            fix=fixes.after_failed_write(self.records.env, self._phase),
+        )
 
     def _try_write(self, record: PromotionRecord, etag: str, *, previous: PromotionRecord) -> str | Exception:
         """Write the next record: its new ETag, or the exception S3 (or the way to it) raised.
@@ -626,6 +696,8 @@ class Driver:
             record, Outcome.ERROR, now=now, by=self.by, reason=f"error: {why}"
         )  # fmt: skip
         done = advance(rolling, Outcome.DONE, now=now, by=self.by)
+        if self._own_revision:
+            done = replace(done, live_revision=self._own_revision)
         try:
             self.records.write(done, etag)
         except Exception as again:  # S3 still away (or our lost-answer write moved its ETag)

@@ -177,8 +177,14 @@ class RollbackIncompleteError(EdgeshipError):
 
 
 class LeaseUnconfirmedError(RollbackIncompleteError):
-    """The lease could not be renewed before an alias write: this run may not touch `live` again
-    (not even to roll back: another machine may hold the lease by now); it stops where it is."""
+    """The lease could not be renewed before an alias write (nor, when S3 showed it ours but
+    short by the wall clock, renewed then): this run may not touch `live` again (not even to
+    roll back: another machine may hold the lease by now); it stops where it is."""
+
+
+class LeaseUnreadError(EdgeshipError):
+    """The lease could not be read to confirm it before moving `live` forward: live was not
+    moved; inside a promotion this is an error that rolls it back."""
 
 
 class AbortedError(EdgeshipError):

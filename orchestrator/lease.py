@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from orchestrator import formats
 from orchestrator.errors import EdgeshipError, FormatError, LeaseLostError, PromotionLockedError
@@ -97,6 +97,84 @@ def parse_lease(text: bytes, env: str, where: str) -> Lease:
         return Lease(**formats.known(Lease, body))
     except TypeError as exc:  # a field every lease has is missing
         raise formats.unreadable(what, where, str(exc)) from None
+
+
+def lease_clock(clocks: Any = time) -> Callable[[], float]:
+    """The clock a lease's local deadlines are judged on: CLOCK_BOOTTIME where the platform has
+    it (Linux), which keeps counting while the machine is suspended; CLOCK_MONOTONIC stops
+    then, so a laptop that slept through its lease would wake believing the lease younger than
+    it is. Elsewhere, monotonic. `clocks`: the time module (a test passes a stand-in)."""
+    boottime = getattr(clocks, "CLOCK_BOOTTIME", None)
+    if boottime is None:
+        return clocks.monotonic
+    return lambda: float(clocks.clock_gettime(boottime))
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    """Why the lease read from S3 does not let its driver write the alias now."""
+
+    why: str
+    # Still this driver's token, only too close to (or past) its expiry by the wall clock: one
+    # renewal decides (it is conditional on our ETag, so its success proves nobody took it).
+    ours: bool
+
+
+def unconfirmed(found: Lease | None, token: str, *, now: float, lease_s: float) -> Unconfirmed | None:
+    """Why the lease read from S3 does not let the driver holding `token` write the alias now,
+    or None when it does; pure. It must carry that token (a take-over writes a new one), else
+    it is lost. By this machine's wall clock (which, unlike a local deadline, kept counting
+    through a suspend and is the clock another machine judges expiry on) it must have the
+    same margin `Heartbeat.valid` asks locally, a third of the lease left: the write that
+    follows must land before anyone may take it. Ours with less left (the wall clock stepped
+    forward since the last renewal, or this read was slow) is not lost: `ours`."""
+    if found is None:
+        return Unconfirmed("it was removed", ours=False)
+    if found.token != token:
+        return Unconfirmed(f"it was taken over by {found.describe(now)}", ours=False)
+    left = found.expires_at - now
+    if left <= 0:
+        return Unconfirmed(
+            f"it expired {now - found.expires_at:.0f}s ago by this machine's clock (was the clock stepped forward, or "
+            "the machine suspended?), so another machine may take it at any moment",
+            ours=True,
+        )
+    if left <= lease_s / 3:
+        return Unconfirmed(
+            f"only {left:.1f}s of it are left by this machine's clock (a write needs a third of the "
+            f"{lease_s:g}s lease)",
+            ours=True,
+        )
+    return None
+
+
+# Forward writes: how many times the lease read before an alias write is tried (each read is
+# botocore's 2 attempts) while the lease holds locally, and the pause between two tries.
+CONFIRM_TRIES = 3
+CONFIRM_PAUSE_S = 1.0
+AfterFailedRead = Literal["renew", "write", "retry", "refuse"]
+
+
+def after_failed_read(
+    *, rollback: bool, valid: bool, tries: int, max_tries: int = CONFIRM_TRIES
+) -> AfterFailedRead:
+    """What the driver does when the lease read right before an alias write failed (S3
+    unreachable, a 5xx, throttled: nothing about who holds the lease); pure.
+
+    - "renew": the local third ran out meanwhile: as for any lease not surely valid, renew at
+      once (a renewal is conditional on our ETag: its success proves the lease ours), or stop
+      without touching live (exit 8).
+    - "write": a rollback while the lease holds locally: nobody may take a lease with a third
+      left (a take-over needs it expired), and putting live back on blue must not wait on S3.
+    - "retry": a forward write, `tries` < `max_tries`: read again.
+    - "refuse": a forward write still unconfirmed: live is not moved forward; the error rolls
+      the promotion back (under "write" above).
+    """
+    if not valid:
+        return "renew"
+    if rollback:
+        return "write"
+    return "retry" if tries < max_tries else "refuse"
 
 
 def precondition_failed(exc: Exception) -> bool:
@@ -210,6 +288,30 @@ class LeaseStore:
         body = json.dumps(formats.stamp(asdict(lease))).encode()
         return str(self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body, **condition)["ETag"])
 
+    def confirm(self, token: str, lease_s: float) -> str | None:
+        """One read of the lease right before an alias write (`unconfirmed`): None when it is
+        ours with a third left by the wall clock; why not, when it is ours with less (the
+        caller renews once); LeaseLostError (exit 12, nothing touched) when it carries another
+        token or none. A lease of a newer format is certainly not ours. Any other error of the
+        read is raised as it is: it says nothing about who holds the lease (the caller decides,
+        `after_failed_read`)."""
+        try:
+            found, _ = self.read()
+        except FormatError as exc:
+            verdict: Unconfirmed | None = Unconfirmed(
+                f"it was replaced by one this edgeship cannot read ({exc.message})", ours=False
+            )
+        else:
+            verdict = unconfirmed(found, token, now=time.time(), lease_s=lease_s)
+        if verdict is None or verdict.ours:
+            return None if verdict is None else verdict.why
+        raise LeaseLostError(
+            f"this run no longer holds the promotion lease of {self.env!r} in S3: {verdict.why}; "
+            "it stopped without touching `live` again",
+            fix=f"see `orchestrator status --env {self.env}`: a new holder finishes the promotion; "
+            f"with none, `orchestrator promote --env {self.env} --resume` or `orchestrator abort`",
+        )
+
     def _lost(self) -> LeaseLostError:
         try:
             winner, _ = self.read()
@@ -244,16 +346,23 @@ class Heartbeat:
         lease_s: float,
         abort_check: Callable[[Lease], bool],
         tick_s: float = 1.0,
+        clock: Callable[[], float] | None = None,
+        taken_at: float | None = None,
     ) -> None:
+        """`taken_at`: `clock`'s reading before the lease was made (`me`) and taken, when known:
+        its `expires_at` was fixed then, so the local deadline starts there, not after the
+        take's PUT (which can take seconds with retries)."""
         self.store, self.lease, self.etag, self.lease_s = store, lease, etag, lease_s
+        # Every local deadline below runs on a clock that counts suspended time (lease_clock).
+        self._clock = clock or lease_clock()
         self.abort_check, self.tick_s = abort_check, min(tick_s, lease_s / 12)
         self.abort_every_s = tick_s  # one read of the abort request per second, however short the tick
         self.lost: EdgeshipError | None = None
         self.abort_requested = False
-        self._valid_until = time.monotonic() + lease_s
+        self._valid_until = (self._clock() if taken_at is None else taken_at) + lease_s
         # A main thread silent for this long is hung: stop renewing so another machine can take over.
         self.max_quiet_s = max(15 * 60.0, lease_s)
-        self._last_beat = time.monotonic()
+        self._last_beat = self._clock()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="edgeship-lease", daemon=True)
@@ -274,11 +383,35 @@ class Heartbeat:
 
     def beat(self) -> None:
         """The main thread is making progress (called between actions and inside every wait)."""
-        self._last_beat = time.monotonic()
+        self._last_beat = self._clock()
 
     def valid(self) -> bool:
         """True while this process may still act: not deposed, and the lease has a third left."""
-        return self.lost is None and time.monotonic() < self._valid_until - self.lease_s / 3
+        return self.lost is None and self._clock() < self._valid_until - self.lease_s / 3
+
+    def confirm(self) -> str | None:
+        """Right before an alias write: the lease read from S3 (one GetObject) still carries our
+        token with a third left by the wall clock. The local deadline (`valid`) cannot see a
+        take-over that S3 already shows, nor judge expiry on the clock other machines use.
+        Another token, or none: LeaseLostError, kept in `lost` so that nothing more is renewed
+        or written. Ours with too little left (the wall clock stepped forward since the last
+        renewal): renewed once; None when that worked, else why (unknown: `lost` stays unset,
+        the lease is nobody else's as far as we know). A failed read is raised as it is."""
+        try:
+            short = self.store.confirm(self.lease.token, self.lease_s)
+        except LeaseLostError as exc:
+            with self._lock:
+                self.lost = self.lost or exc
+            raise
+        if short is None:
+            return None
+        try:
+            self._renew()  # If-Match on our ETag: taken meanwhile -> `lost`; else a fresh lease
+        except Exception as exc:  # S3 away or slow: whether the lease is still ours is unknown
+            return f"{short}, and renewing it failed ({type(exc).__name__}: {exc})"
+        if self.lost is not None:
+            raise self.lost
+        return None
 
     def renew_now(self) -> bool:
         """Renew at once, in the calling thread (the main one, about to write live, found less
@@ -299,7 +432,7 @@ class Heartbeat:
         with self._lock:
             if self.lost is not None:
                 return
-            started = time.monotonic()
+            started = self._clock()
             try:
                 self.lease, self.etag = self.store.renew(self.lease, self.etag, self.lease_s, promotion)
             except LeaseLostError as exc:
@@ -308,15 +441,15 @@ class Heartbeat:
             self._valid_until = started + self.lease_s
 
     def _run(self) -> None:
-        checked = time.monotonic()
+        checked = self._clock()
         while not self._stop.wait(self.tick_s):
             try:
-                hung = time.monotonic() - self._last_beat > self.max_quiet_s
+                hung = self._clock() - self._last_beat > self.max_quiet_s
                 # due once a third has passed since the last renewal started (_valid_until - lease_s)
-                if not hung and time.monotonic() >= self._valid_until - self.lease_s * 2 / 3:
+                if not hung and self._clock() >= self._valid_until - self.lease_s * 2 / 3:
                     self._renew()
-                if time.monotonic() - checked >= self.abort_every_s:
-                    checked = time.monotonic()
+                if self._clock() - checked >= self.abort_every_s:
+                    checked = self._clock()
                     if self.abort_check(self.lease):
                         self.abort_requested = True
             except Exception:  # S3 unreachable for a moment: `valid()` runs out if it lasts

@@ -128,6 +128,10 @@ class PromotionRecord:
     holder: str = ""
     reason: str = ""
     transitions: tuple[Transition, ...] = field(default_factory=tuple)
+    # live's RevisionId after this promotion's last alias write, read back: the driver that
+    # made that write fences its next one on it (traffic.fence_for). "" before the first write,
+    # and in records of edgeship before it (an older reader ignores it: it only loses that fence).
+    live_revision: str = ""
 
     @staticmethod
     def new(plan: Plan, holder: str, now: float) -> PromotionRecord:

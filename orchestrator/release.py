@@ -213,8 +213,12 @@ class Release:
             yield
             return
         lease_s = self.env.traffic.lease_s
+        clock = lease.lease_clock()
+        taken_at = clock()  # the lease's expiry counts from here (lease.me), not from the take's answer
         held, etag = self.leases.take(lease.me(lease_s), pid_alive=alive)
-        heartbeat = Heartbeat(self.leases, held, etag, lease_s, abort_check=lambda _lease: False)
+        heartbeat = Heartbeat(
+            self.leases, held, etag, lease_s, abort_check=lambda _lease: False, clock=clock, taken_at=taken_at
+        )
         # The main thread waits on the engine, which has its own timeouts, not on a loop of
         # ours that could hang: never stop renewing for want of beats (a driver's guard).
         heartbeat.max_quiet_s = float("inf")
@@ -802,9 +806,12 @@ class Release:
         # wait lease_s). A signal during the take is latched, and raised once the lease is ours
         # to give back (exit 130, nothing done).
         with SignalLatch() as latch:
+            clock = lease.lease_clock()
+            taken_at = clock()  # the lease's expiry counts from here (lease.me), not from the take's answer
             held, etag = store.take(lease.me(lease_s), pid_alive=alive)
             faults.point("lease-taken")
-            with Heartbeat(store, held, etag, lease_s, abort_requested) as heartbeat:
+            heartbeat = Heartbeat(store, held, etag, lease_s, abort_requested, clock=clock, taken_at=taken_at)
+            with heartbeat:
                 try:
                     latch.raise_if_received()
                     yield Holding(heartbeat, latch)

@@ -250,6 +250,47 @@ def routing_for(blue: str, green: str, percent: int) -> tuple[str, dict[str, flo
     return blue, {green: round(percent / 100, 4)}
 
 
+@dataclass(frozen=True)
+class Fence:
+    """How a driver's next write of `live` is fenced (`fence_for`)."""
+
+    revision: str  # the RevisionId the update names ("": none; Lambda then checks nothing)
+    refused: str = ""  # why not to write at all: live moved since this driver's own last write
+    note: str = ""  # said as a diagnostic: the fence fell back to the revision just read
+
+
+def fence_for(recorded: str, current: str, *, own: bool) -> Fence:
+    """The fence of a forward write of `live`; pure. `recorded`: live's RevisionId after the
+    promotion's last alias write, as its record keeps it ("" before the first, or in a record
+    an older edgeship wrote); `current`: the RevisionId read just now; `own`: this driver made
+    that recorded write (same process, so nothing it did is missing from the record).
+
+    Its own write recorded: the update names that revision, so Lambda refuses it if anything
+    moved live since, however long ago (a fence read in the same action only catches a change
+    between its read and its write); a read that already differs is refused here, before any
+    call (emulators that do not enforce RevisionId see it too). A resumed promotion's recorded
+    revision may be behind for an innocent reason: its driver died between an alias write and
+    the record write that kept its revision; then the fence is the revision just read, said.
+    Rollbacks are not fenced: putting live on blue must win (the lease read guards them)."""
+    if not recorded:
+        return Fence(current)
+    if own:
+        if current and current != recorded:
+            return Fence(
+                recorded,
+                refused=f"live was changed by someone else since this run last wrote it (its RevisionId "
+                f"is {current}, this run's write left {recorded})",
+            )
+        return Fence(recorded)
+    if current == recorded:
+        return Fence(recorded)
+    return Fence(
+        current,
+        note=f"live changed since the promotion's last recorded alias write (RevisionId {recorded}, now "
+        f"{current}): the previous driver's unrecorded last write, or someone else's; fenced on {current}",
+    )
+
+
 class Traffic:
     """The `live` and `candidate` aliases of one function."""
 
@@ -417,7 +458,7 @@ class Traffic:
         if guard is not None:  # last check before the write: e.g. "do we still hold the lease?"
             guard()
         try:
-            self.lam.update_alias(
+            got = self.lam.update_alias(
                 FunctionName=self.function,
                 Name=alias,
                 FunctionVersion=version,
@@ -429,4 +470,4 @@ class Traffic:
                 f"could not point {alias} at {version} {weights or ''}: {exc}",
                 fix="check that the function and version exist (`orchestrator status`)",
             ) from exc
-        return AliasState(version, weights)
+        return AliasState(version, weights, str(got.get("RevisionId") or ""))

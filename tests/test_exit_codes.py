@@ -30,6 +30,7 @@ CODES = [
     (errors.GateFailedError, ExitCode.GATE_FAILED),
     (errors.RollbackIncompleteError, ExitCode.ROLLBACK_INCOMPLETE),
     (errors.LeaseUnconfirmedError, 8),  # the lease could not be renewed before an alias write: stopped as is
+    (errors.LeaseUnreadError, ExitCode.ERROR),  # inside a promotion: an error that rolls it back
     (errors.AbortedError, ExitCode.ABORTED),
     (StackLockedError, 10),
     (InterruptedPromotion, 11),

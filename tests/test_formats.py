@@ -214,11 +214,15 @@ def test_writers_stamp_the_format_and_their_version() -> None:
 # whether an older edgeship may ignore it (same FORMAT; its readers drop unknown fields) or
 # must refuse it (raise formats.FORMAT). Safety-relevant fields (an SLO, a gate's size) are
 # the second kind unless a resume without them is still safe.
+# PromotionRecord.live_revision (issue 26, the alias fence) kept format 2: an older edgeship
+# drops it, and only loses the fence on the driver's own last alias write (it fences on the
+# RevisionId read just before, as it always did); a newer driver resuming a record an older
+# one rewrote finds it empty and fences on what it reads (traffic.fence_for).
 FORMAT_2_FIELDS = {
     "Plan": {"bake_s", "blue", "env", "example", "green", "hooks", "load", "max_extend_s", "metric_delay_s",
              "pause_at", "schedule", "slo", "steps", "unjudged_bake"},
-    "PromotionRecord": {"blue", "cause", "env", "green", "holder", "id", "phase", "plan", "plan_hash", "reason",
-                        "step", "then", "transitions"},
+    "PromotionRecord": {"blue", "cause", "env", "green", "holder", "id", "live_revision", "phase", "plan",
+                        "plan_hash", "reason", "step", "then", "transitions"},
     "Transition": {"at", "by", "note", "phase", "seq", "step"},
     "Lease": {"boot", "expires_at", "holder", "host", "nonce", "pid", "promotion", "token"},
     "SloSettings": {"alarms", "alpha", "max_error_ratio", "min_rps", "min_samples", "p95_ms", "p99_ms",
