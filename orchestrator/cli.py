@@ -511,8 +511,9 @@ def rotate_origin_secret(ctx: Ctx, env_name: str, backend: str | None) -> None:
     the API accepts the new value too, then CloudFront sends it, then the API forgets the
     old one; on AWS each waits until the previous one applies everywhere (75 s of waiting
     in all, plus CloudFront's deployment). Stopped half-way (Ctrl-C, a kill, a cancelled
-    job), run it again: it finishes that rotation. Refused while a promotion holds the
-    environment's lease (exit 4) or was interrupted (exit 11).
+    job), run it again: it finishes that rotation. Holds the environment's promotion lease
+    while it runs, as `up` does; refused while another run holds it (exit 4) or a promotion
+    was interrupted (exit 11).
 
     \b
     Example:
@@ -525,7 +526,9 @@ def rotate_origin_secret(ctx: Ctx, env_name: str, backend: str | None) -> None:
         release = _release(ctx, env_name, backend)
         release.guard_stack_change("rotate-origin-secret")
         target = release.target
-        return rotation.rotate(target, ctx.reporter(), settle_s=target.cloud.origin_settle_s)
+        # Its three `up`s under the lease, as `up`'s: no promotion starts between them.
+        with release.holding_for_stack_change("rotate-origin-secret"):
+            return rotation.rotate(target, ctx.reporter(), settle_s=target.cloud.origin_settle_s)
 
     _run(
         ctx, action, lambda r: f"origin secret rotated: {r['from']} -> {r['to']} ({len(r['stages'])} stages)"

@@ -30,6 +30,9 @@ from typing import Any
 from orchestrator import formats
 from orchestrator.errors import EdgeshipError, FormatError, LeaseLostError, PromotionLockedError
 
+# The commands that change the stack under the lease (release.holding_for_stack_change).
+STACK_CHANGES = ("up", "rotate-origin-secret")
+
 
 @dataclass(frozen=True)
 class Lease:
@@ -43,6 +46,15 @@ class Lease:
     promotion: str | None = None  # the promotion id, once its record exists
     nonce: str = ""  # one per write: makes every ETag unique, and a retried write recognisable
     boot: str = ""  # boot id + pid namespace: a pid is only comparable where both match
+    # What holds it: "promotion", "rollback", or a stack change (STACK_CHANGES). "" in a lease
+    # written before kinds: read as a promotion's (what every reader assumed then). An older
+    # reader ignores the field and only loses the better message: the format stays 2.
+    kind: str = ""
+
+    @property
+    def stack_change(self) -> bool:
+        """Held by `up` or `rotate-origin-secret`: no promotion to abort or resume."""
+        return self.kind in STACK_CHANGES
 
     def describe(self, now: float | None = None) -> str:
         """'holder (host, pid N), lease expires in 12s' for messages."""
@@ -66,13 +78,21 @@ def boot_id() -> str:
         return ""  # not Linux: a pid is never taken as proof that a holder is gone
 
 
-def me(lease_s: float, promotion: str | None = None) -> Lease:
-    """A fresh lease for this process."""
+def me(lease_s: float, promotion: str | None = None, kind: str = "promotion") -> Lease:
+    """A fresh lease for this process, held for `kind` (Lease.kind)."""
     host, pid = host_name(), os.getpid()
     user = os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "unknown"
     holder = os.environ.get("EDGESHIP_HOLDER") or f"{user}@{host}:{pid}"
     return Lease(
-        holder, host, pid, time.time() + lease_s, uuid.uuid4().hex, promotion, uuid.uuid4().hex, boot_id()
+        holder,
+        host,
+        pid,
+        time.time() + lease_s,
+        uuid.uuid4().hex,
+        promotion,
+        uuid.uuid4().hex,
+        boot_id(),
+        kind,
     )
 
 
@@ -126,6 +146,11 @@ class LeaseStore:
         if current is not None and not is_stale(
             current, now=time.time(), host=host_name(), boot=boot_id(), pid_alive=pid_alive
         ):
+            if current.stack_change:  # nothing to abort: `abort` would refuse it
+                raise PromotionLockedError(
+                    f"`{current.kind}` is running on {self.env!r} and holds the lease: {current.describe()}",
+                    fix=f"wait for it to finish; `orchestrator status --env {self.env}` names it",
+                )
             raise PromotionLockedError(
                 f"a promotion of {self.env!r} holds the lease: {current.describe()}",
                 fix=f"wait for it, or stop it from any machine with `orchestrator abort --env {self.env}`",
