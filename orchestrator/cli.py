@@ -420,7 +420,7 @@ def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None, s
 @json_option
 @click.pass_obj
 def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: bool) -> None:
-    """Create or update an environment's stack. Ctrl-C cancels cleanly.
+    """Create or update an environment's stack. Ctrl-C (or SIGTERM) cancels cleanly.
 
     As `pulumi up`: shows the preview (what changes, which model and code a new version
     would carry) and asks "Do you want to perform this update?"; --yes (-y) skips both.
@@ -428,7 +428,9 @@ def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: b
 
     Publishes a new version when the code, the model or the function's config changed
     (`live` stays where releases put it; `candidate` follows the new version). Holds the
-    environment's promotion lease while it updates, so no promotion starts meanwhile.
+    environment's promotion lease while it updates, so no promotion starts meanwhile
+    (`abort` refuses it: there is nothing to abort); exit 12 when the update finished but
+    the lease was no longer its own (a promotion may have started under it).
     Refused while another run holds the lease (exit 4), while a promotion is interrupted
     (exit 11), and while another update holds the stack (exit 10).
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -88,3 +90,25 @@ def test_an_up_whose_lease_was_taken_meanwhile_ends_deposed(local_project: Local
     assert lost.value.fix.startswith("the `up` itself is done; see `orchestrator status --env local`")
     left, _ = store.read()
     assert left is not None and left.token == other.token  # the other's lease, untouched
+
+
+def test_rotate_origin_secret_holds_the_lease_for_its_whole_run(local_project: LocalProject) -> None:
+    """Its three `up`s run under one lease of kind `rotate-origin-secret`, given back at the end."""
+    code, first = local_project.json("up", "--yes", "--env", "local")
+    assert code == 0, first
+    store = _store(local_project.target())
+    log = local_project.root / "rotate.log"
+    with log.open("w") as out:  # a file, not a pipe: three `up`s' progress must never block it
+        rotating = subprocess.Popen(
+            local_project.argv("rotate-origin-secret", "--env", "local", "--json"),
+            env=local_project.env(), stdout=out, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        seen: set[tuple[str, int]] = set()
+        while rotating.poll() is None:
+            held, _ = store.read()
+            if held is not None:
+                seen.add((held.kind, held.pid))
+            time.sleep(0.1)
+    assert rotating.returncode == 0, log.read_text()[-3000:]
+    assert seen == {("rotate-origin-secret", rotating.pid)}, seen
+    assert store.read() == (None, None)
