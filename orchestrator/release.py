@@ -158,7 +158,7 @@ class Release:
             "contract": self.contract_change(live.version, candidate.version),
             "promotion": _record_view(record) if record else None,
             "lock": held.describe() if held else None,
-            "lease": {"holder": held.holder, "host": held.host, "pid": held.pid,
+            "lease": {"holder": held.holder, "kind": held.kind or None, "host": held.host, "pid": held.pid,
                       "expires_in_s": round(held.expires_at - found.at, 1), "live": found.lease_live}
             if held else None,
             "situation": str(machine.situation(record, found.lease_live)),

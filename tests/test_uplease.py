@@ -55,6 +55,8 @@ def test_abort_during_an_up_refuses_at_once_and_asks_nothing(local_project: Loca
     with release.holding_for_stack_change("up"):
         held, _ = _store(target).read()
         assert held is not None and (held.kind, held.pid) == ("up", os.getpid())
+        code, status = local_project.json("status", "--env", "local")
+        assert (code, status["lease"]["kind"], status["situation"]) == (0, "up", "running"), status
         code, refused = local_project.json("abort", "--env", "local")
         assert (code, refused["error"]) == (ExitCode.LEASE_HELD, "PromotionLockedError"), refused
         assert refused["message"].startswith("`up` is running on 'local' (")
