@@ -25,6 +25,7 @@ from orchestrator.errors import (
     AbortedError,
     Cancelled,
     EdgeshipError,
+    FormatError,
     GateFailedError,
     InterruptedPromotion,
     LeaseLostError,
@@ -266,6 +267,8 @@ class Release:
             current, etag = self.leases.read()
             if current is not None and etag and current.token == mine.token:
                 self.leases.release(etag, mine.token)
+        except FormatError:  # a newer edgeship's lease (the take refused it): not ours
+            pass
         except Exception as exc:
             self.say(ProgressEvent("diagnostic", f"could not check the lease ({exc}); a lease this run "
                                    "took expires by itself"))  # fmt: skip
