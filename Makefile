@@ -58,7 +58,7 @@ lint: install  ## ruff and mypy
 # test file cannot be left out of CI). Two places run them, both from these lists:
 #  - CI (.github/workflows/ci.yml): one job per shard (or per part of one: PART=1/2), each on
 #    its own runner: `make test-shard SHARD=<name> [PART=i/n]`;
-#  - `make unit` (the README's test command, and .ci/run on one machine): three streams below.
+#  - `make unit` (the README's test command, and .ci/run on one machine): four streams below.
 # unit: pure decisions, the CLI's surface, the workflows' linters: no daemon, seconds in all.
 SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py tests/test_config_schema.py tests/test_contract.py \
 	tests/test_exit_codes.py tests/test_formats.py tests/test_handler.py \
@@ -80,9 +80,12 @@ SHARD_services := tests/test_authorizer.py tests/test_backend_choice.py tests/te
 # gates: promotions on the local environment whose gates judge latency and throughput (LOCAL_TOML's
 # SLOs in tests/conftest.py, a slow green's 150 ms p95; the wheel's promotion with edgeship.toml's
 # 250 ms), and the load generator's own timing.
-SHARD_gates := tests/test_load_workers.py tests/test_loadrun.py tests/test_local_provisioned.py \
-	tests/test_local_release.py tests/test_modelpack.py tests/test_recovery.py tests/test_watch_hooks_pause.py \
-	tests/test_wheel.py tests/test_workflow_runs.py
+SHARD_gates := tests/test_load_workers.py tests/test_loadrun.py \
+	tests/test_local_release.py tests/test_modelpack.py tests/test_wheel.py
+# recovery: promotions judged as the gates shard's are, that are stopped, killed, paused,
+# resumed or raced by a second machine, with provisioned concurrency, or run by the workflows.
+SHARD_recovery := tests/test_local_provisioned.py tests/test_recovery.py tests/test_watch_hooks_pause.py \
+	tests/test_workflow_runs.py
 # timing: tests with a clock to beat: the local edge and its sandboxes (function timeouts, init
 # deadlines), SigV4's skew, the origin rotation under load, provisioned concurrency that is
 # ready 1 s after a move, an `up` that must still hold the stack's lock when the next one starts.
@@ -91,24 +94,23 @@ SHARD_timing := tests/test_edge_telemetry.py tests/test_engine.py tests/test_ori
 # matrix: the fault matrix (54 promotions, lenient SLOs: only a fault fails them) and the
 # network-fault matrix (9 promotions, docs/reliability.md "Network faults").
 SHARD_matrix := tests/test_fault_matrix.py tests/test_network_faults.py
-SHARDS := unit services gates timing matrix
+SHARDS := unit services gates recovery timing matrix
 
-# `make unit` on one machine: the suite leaves most of a CPU idle (it waits on load tests,
-# the engine and daemons), so it runs as three streams at once. Tests that judge latency run at
-# normal priority; the latency-blind ones run beside them at a low priority, where they take
-# only what the strict stream leaves: the matrix at nice 15 (its 8 s lease must be renewed
-# every 2.7 s), the rest at nice 19. All three must pass. Ctrl-C stops all three (the
-# background ones by SIGTERM: a shell's background jobs ignore SIGINT). Measured once on a
-# 2-core machine shared with other test runs (load average 10-14, `nice make unit`): strict
-# 1866 s, matrix 1527 s, blind 967 s, 31 min in all; the critical path is the strict stream,
-# mostly gates (test_local_release.py alone 716 s there, 57 s for 3 of its tests re-run on the
-# idle machine). The unit and services shards took 452 s of that run's test time out of the
-# strict stream (which before ran everything but the matrix and the local stack: ~1400 s of
-# ~25 min on a quieter machine), so the critical path is about a fifth shorter.
+# `make unit` on one machine: the suite leaves much of the CPU idle (it waits on load tests,
+# the engine and daemons), so it runs as four streams at once. Tests that judge latency run at
+# normal priority, in two streams; the latency-blind ones run beside them at a low priority,
+# where they take only what those leave: the matrix at nice 15 (its 8 s lease must be renewed
+# every 2.7 s), the rest at nice 19. All four must pass. Ctrl-C stops all four (the
+# background ones by SIGTERM: a shell's background jobs ignore SIGINT). Measured on a 2-core
+# machine (a clean clone, .ci/run) with three streams: strict 1542 s, matrix 1221 s, blind
+# 1208 s, 27 min in all, using 29 of its 54 CPU-minutes; the strict stream was the critical
+# path (gates 1290 s of it), so its killed, paused, resumed and raced promotions became the
+# recovery stream beside it.
 STREAM_strict := gates timing
+STREAM_recovery := recovery
 STREAM_matrix := matrix
 STREAM_blind := unit services
-STREAMS := strict matrix blind
+STREAMS := strict recovery matrix blind
 
 # Each run keeps its results in $(RESULTS)/<name>/: junit.xml, log (a niced stream's whole
 # output), failed/ (a failed test's emulator, edge and Locust logs and gate reports:
@@ -121,23 +123,24 @@ PYTEST = $(BIN)/pytest -q -p no:cacheprovider --durations=15 --basetemp="$(TEST_
 	--junitxml="$(CURDIR)/$(RESULTS)/$(1)/junit.xml" --failed-artifacts="$(CURDIR)/$(RESULTS)/$(1)/failed"
 STREAM_FILES = $(foreach shard,$(STREAM_$(1)),$(SHARD_$(shard)))
 
-unit: install  ## pytest: latency-judging tests beside the latency-blind ones (niced), three streams
-	@rm -rf $(RESULTS)/strict $(RESULTS)/matrix $(RESULTS)/blind
-	@mkdir -p $(RESULTS)/strict $(RESULTS)/matrix $(RESULTS)/blind "$(TEST_TMP)"
+unit: install  ## pytest: latency-judging tests beside the latency-blind ones (niced), four streams
+	@rm -rf $(foreach stream,$(STREAMS),$(RESULTS)/$(stream))
+	@mkdir -p $(foreach stream,$(STREAMS),$(RESULTS)/$(stream)) "$(TEST_TMP)"
 	@export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	timed() { local name=$$1 start=$$SECONDS status; shift; "$$@"; status=$$?; \
 		echo "$$name: exit $$status in $$(( SECONDS - start )) s" > $(RESULTS)/$$name/summary; return $$status; }; \
+	timed recovery $(call PYTEST,recovery) $(call STREAM_FILES,recovery) > $(RESULTS)/recovery/log 2>&1 & recovery=$$!; \
 	timed matrix nice -n 15 $(call PYTEST,matrix) $(call STREAM_FILES,matrix) > $(RESULTS)/matrix/log 2>&1 & matrix=$$!; \
 	timed blind nice -n 19 $(call PYTEST,blind) $(call STREAM_FILES,blind) > $(RESULTS)/blind/log 2>&1 & blind=$$!; \
-	trap 'pkill -TERM -P "$$matrix,$$blind"; exit 130' INT TERM; \
+	trap 'pkill -TERM -P "$$recovery,$$matrix,$$blind"; exit 130' INT TERM; \
 	timed strict $(call PYTEST,strict) $(call STREAM_FILES,strict) 2>&1 | tee $(RESULTS)/strict/log; strict=$${PIPESTATUS[0]}; \
-	wait $$matrix; matrix=$$?; wait $$blind; blind=$$?; \
-	for name in matrix blind; do \
-		echo "--- stream $$name (ran beside the strict stream, niced; whole log: $(RESULTS)/$$name/log)"; \
+	wait $$recovery; recovery=$$?; wait $$matrix; matrix=$$?; wait $$blind; blind=$$?; \
+	for name in recovery matrix blind; do \
+		echo "--- stream $$name (ran beside the strict stream; whole log: $(RESULTS)/$$name/log)"; \
 		tail -n 40 $(RESULTS)/$$name/log; \
 	done; \
-	cat $(RESULTS)/strict/summary $(RESULTS)/matrix/summary $(RESULTS)/blind/summary; \
-	exit $$(( strict != 0 ? strict : matrix != 0 ? matrix : blind ))
+	cat $(foreach stream,$(STREAMS),$(RESULTS)/$(stream)/summary); \
+	exit $$(( strict != 0 ? strict : recovery != 0 ? recovery : matrix != 0 ? matrix : blind ))
 
 # One shard, as a CI job runs it: `make test-shard SHARD=gates`, or a part of one:
 # `make test-shard SHARD=matrix PART=1/2` (every 2nd test from the 1st: tests/ci_plugin.py).

@@ -24,7 +24,7 @@ from typing import Any
 
 from orchestrator import faults, fixes, gate, loadrun, sequential, watch
 from orchestrator.cloudwatch import LambdaMetrics
-from orchestrator.errors import EdgeshipError, LeaseLostError, RollbackIncompleteError
+from orchestrator.errors import EdgeshipError, LeaseLostError, LeaseUnconfirmedError, RollbackIncompleteError
 from orchestrator.lease import Heartbeat
 from orchestrator.machine import TERMINAL, Outcome, Phase, PromotionRecord, advance
 from orchestrator.plan import Plan
@@ -87,6 +87,7 @@ class Driver:
         self.by = heartbeat.lease.holder
         self._waited = 0.0  # seconds of the current step spent baking, load-testing or paused
         self._shifted_at = time.time()  # when live last moved: the start of the metrics window
+        self._phase = Phase.PLANNED
 
     def run(self, record: PromotionRecord, etag: str) -> PromotionRecord:
         """Drive `record` (already written, with `etag`) to a terminal phase and return it."""
@@ -94,6 +95,7 @@ class Driver:
         step_started = time.monotonic()
         while record.in_flight:
             self.heartbeat.beat()
+            self._phase = record.phase  # what a stop for want of the lease tells to do next
             phase = record.phase.replace("_", "-")
             if record.phase == Phase.SHIFTING:  # overhead per step: all but bake and load time
                 step_started, self._waited = time.monotonic(), 0.0
@@ -101,7 +103,7 @@ class Driver:
                 faults.point(f"enter-{phase}")
                 step = self._act(record, plan)
                 faults.point(f"done-{phase}")
-            except LeaseLostError:
+            except (LeaseLostError, LeaseUnconfirmedError):
                 raise
             except Exception as exc:  # whatever breaks between the record and the alias: roll back
                 step = _error(exc)
@@ -156,7 +158,7 @@ class Driver:
                     self._invalidate_cache()
                 return step
             return self._put_on_blue(record.blue)
-        except LeaseLostError:
+        except (LeaseLostError, LeaseUnconfirmedError):
             raise
         except Exception as exc:  # any failure of an action is a reason to roll back, never to stop half-way
             return _error(exc)
@@ -565,11 +567,15 @@ class Driver:
         the lease surely holds."""
         if self.heartbeat.lost is not None:
             raise self.heartbeat.lost
-        if not self.heartbeat.valid():
-            raise RollbackIncompleteError(
+        if not self.heartbeat.valid() and not self.heartbeat.renew_now():
+            if self.heartbeat.lost is not None:  # the renewal found another holder
+                raise self.heartbeat.lost
+            # Not even a rollback may follow (another machine may hold the lease by now): the
+            # record, still in flight, tells whoever comes next to finish the job.
+            raise LeaseUnconfirmedError(
                 "the promotion lease could not be renewed (is S3 reachable?); this run stopped without "
                 f"touching live ({self._alias_text()})",
-                fix=f"run `orchestrator abort --env {self.records.env}` once AWS (or the emulator) answers",
+                fix=fixes.after_failed_write(self.records.env, self._phase),
             )
 
     def _try_write(self, record: PromotionRecord, etag: str, *, previous: PromotionRecord) -> str | Exception:
@@ -605,7 +611,7 @@ class Driver:
         self._diagnose(f"{why}; the lease is still held: rolling back to v{record.blue}")
         try:
             step = self._put_on_blue(record.blue)
-        except LeaseLostError:
+        except (LeaseLostError, LeaseUnconfirmedError):
             raise
         except Exception as failed:  # Lambda refusing too: live stays where it is, said
             step = _error(failed)

@@ -176,6 +176,11 @@ class RollbackIncompleteError(EdgeshipError):
     exit_code = ExitCode.ROLLBACK_INCOMPLETE
 
 
+class LeaseUnconfirmedError(RollbackIncompleteError):
+    """The lease could not be renewed before an alias write: this run may not touch `live` again
+    (not even to roll back: another machine may hold the lease by now); it stops where it is."""
+
+
 class AbortedError(EdgeshipError):
     """An operator aborted the promotion; traffic went back to the blue version."""
 

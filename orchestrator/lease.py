@@ -253,8 +253,12 @@ class Heartbeat:
     """Renews a held lease in a background thread and watches for an abort request.
 
     The main thread only reads the flags: `lost` (someone else holds the lease now, or it
-    could not be renewed before it ran out) and `abort_requested`. Renewal happens every
-    lease_s/3, so a driver stuck for longer than that, or cut off from S3, loses it.
+    could not be renewed before it ran out) and `abort_requested`. A renewal starts once a
+    third of the lease has passed since the last one started (looked at every lease_s/12, at
+    most every second), so a lease is renewed well before `valid()` (a third left) turns
+    false; a driver cut off from S3 loses it. Before an alias write the main thread renews
+    at once if the lease is not surely valid (`renew_now`): a renewal that was merely slow
+    (a busy machine, a slow S3 answer) must not stop a promotion.
     """
 
     def __init__(
@@ -267,7 +271,8 @@ class Heartbeat:
         tick_s: float = 1.0,
     ) -> None:
         self.store, self.lease, self.etag, self.lease_s = store, lease, etag, lease_s
-        self.abort_check, self.tick_s = abort_check, min(tick_s, lease_s / 3)
+        self.abort_check, self.tick_s = abort_check, min(tick_s, lease_s / 12)
+        self.abort_every_s = tick_s  # one read of the abort request per second, however short the tick
         self.lost: EdgeshipError | None = None
         self.abort_requested = False
         self._valid_until = time.monotonic() + lease_s
@@ -300,6 +305,13 @@ class Heartbeat:
         """True while this process may still act: not deposed, and the lease has a third left."""
         return self.lost is None and time.monotonic() < self._valid_until - self.lease_s / 3
 
+    def renew_now(self) -> bool:
+        """Renew at once, in the calling thread (the main one, about to write live, found less
+        than a third of the lease left): True once the lease surely holds again."""
+        with contextlib.suppress(Exception):  # S3 unreachable or slow: `valid()` says what it means
+            self._renew()
+        return self.valid()
+
     def release(self) -> bool:
         """Stop renewing and give the lease back (only if still ours)."""
         self._stop.set()
@@ -321,14 +333,16 @@ class Heartbeat:
             self._valid_until = started + self.lease_s
 
     def _run(self) -> None:
-        last = time.monotonic()
+        checked = time.monotonic()
         while not self._stop.wait(self.tick_s):
             try:
                 hung = time.monotonic() - self._last_beat > self.max_quiet_s
-                if not hung and time.monotonic() - last >= self.lease_s / 3:
+                # due once a third has passed since the last renewal started (_valid_until - lease_s)
+                if not hung and time.monotonic() >= self._valid_until - self.lease_s * 2 / 3:
                     self._renew()
-                    last = time.monotonic()
-                if self.abort_check(self.lease):
-                    self.abort_requested = True
+                if time.monotonic() - checked >= self.abort_every_s:
+                    checked = time.monotonic()
+                    if self.abort_check(self.lease):
+                        self.abort_requested = True
             except Exception:  # S3 unreachable for a moment: `valid()` runs out if it lasts
                 continue

@@ -21,7 +21,8 @@ from tests.ci_plugin import in_part, parse_part
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / ".github" / "workflows"
 CI_FILE = "./.github/workflows/ci.yml"
-LATENCY_JUDGING = {"gates", "timing"}  # the shards whose tests judge latency or beat a clock
+LATENCY_JUDGING = {"gates", "recovery", "timing"}  # the shards whose tests judge latency or beat a clock
+STRICT = ("strict", "recovery")  # the streams that run them, at normal priority
 
 
 def _make(*args: str) -> str:
@@ -80,12 +81,13 @@ def test_every_test_file_is_in_exactly_one_shard() -> None:
 def test_make_unit_runs_every_shard_once_and_the_latency_judging_ones_at_normal_priority() -> None:
     in_streams = sorted(s for shards in STREAMS.values() for s in shards)
     assert in_streams == sorted(SHARDS)
-    assert set(STREAMS["strict"]) == LATENCY_JUDGING
+    assert {s for stream in STRICT for s in STREAMS[stream]} == LATENCY_JUDGING
     assert STREAMS["matrix"] == ["matrix"]
     recipe = _make("-n", "unit")  # the commands, printed, not run
     starts = {line.split()[1]: line for line in recipe.splitlines() if line.strip().startswith("timed ")}
     assert set(starts) == set(STREAMS)
-    assert " nice " not in starts["strict"] and "tests/test_fault_matrix.py" not in starts["strict"]
+    for stream in STRICT:
+        assert " nice " not in starts[stream] and "tests/test_fault_matrix.py" not in starts[stream]
     assert "nice -n 15" in starts["matrix"] and "nice -n 19" in starts["blind"]
 
 

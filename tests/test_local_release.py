@@ -104,9 +104,9 @@ def test_bad_green_is_rolled_back(local_project: LocalProject, fault: dict[str, 
     assert status["promotion"]["phase"] == "failed" and status["lock"] is None
 
 
-def _start_slow_promotion(project: LocalProject) -> subprocess.Popen[str]:
+def _start_slow_promotion(project: LocalProject, gate_s: int = 6) -> subprocess.Popen[str]:
     # longer gates so the kill lands while traffic is split; fixed-length, so none ends early
-    text = project.config.read_text().replace("duration_s = 3", "duration_s = 6")
+    text = project.config.read_text().replace("duration_s = 3", f"duration_s = {gate_s}")
     project.config.write_text(text.replace("sequential = true", "sequential = false"))
     env = project.env()
     return subprocess.Popen(
@@ -115,10 +115,10 @@ def _start_slow_promotion(project: LocalProject) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def _promotion_at_canary(project: LocalProject) -> subprocess.Popen[str]:
+def _promotion_at_canary(project: LocalProject, gate_s: int = 6) -> subprocess.Popen[str]:
     """v1 deployed, a promotion to v2 running with green at the canary weight."""
     _up(project)
-    run = _start_slow_promotion(project)
+    run = _start_slow_promotion(project, gate_s)
     wait_for(lambda: _at_canary(project))
     return run
 

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 from orchestrator import lease, netfaults
 from orchestrator.errors import ConfigError, ExitCode
-from orchestrator.lease import LeaseStore
+from orchestrator.lease import Heartbeat, LeaseStore
 from orchestrator.local import emulator
 from orchestrator.machine import PromotionRecord
 from orchestrator.plan import make_plan
@@ -145,6 +145,33 @@ def test_a_renewal_whose_answer_was_lost_does_not_depose_its_driver(armed: Any) 
     # a take-over writes a new token: that stays a lost lease (test_traffic_record's deposed case)
 
 
+def test_a_lease_not_surely_valid_is_renewed_before_an_alias_write_and_never_assumed(armed: Any) -> None:
+    # Before an alias write the driver needs a third of its lease left (Heartbeat.valid). On
+    # a busy CI machine a renewal came late: the driver, at 100 % on green with every gate
+    # passed, stopped with "the lease could not be renewed" and then rolled back anyway
+    # (test_local_gate_size failed twice so). Now the write renews at once (renew_now): a late
+    # renewal costs one S3 call; an unreachable S3 or another holder still stops the driver.
+    s3 = armed("")
+    store = LeaseStore(s3, BUCKET, "latebeat")
+    held, etag = store.take(lease.me(3), pid_alive=alive)
+    beat = Heartbeat(store, held, etag, 3, abort_check=lambda _lease: False)  # its thread never started
+    time.sleep(2.1)  # more than two thirds gone, no renewal: not surely valid
+    assert not beat.valid()
+    assert beat.renew_now() and beat.valid() and beat.lost is None
+    assert store.read()[1] == beat.etag  # the renewal is in S3
+
+    time.sleep(2.1)
+    beat.store = LeaseStore(armed("s3:PutObject[lock.json]@1+=unsent"), BUCKET, "latebeat")
+    assert not beat.renew_now() and beat.lost is None  # S3 unreachable: unknown, not assumed
+    assert [f["fault"] for f in netfaults.fired] == ["unsent"] * 3
+
+    beat.store = LeaseStore(armed(""), BUCKET, "latebeat")
+    time.sleep(1.0)  # the lease has run out; another machine takes it
+    other, _ = LeaseStore(armed(""), BUCKET, "latebeat").take(lease.me(60), pid_alive=alive)
+    assert not beat.renew_now() and beat.lost is not None  # deposed: raised as LeaseLostError
+    assert store.read()[0] == other
+
+
 def test_a_history_copy_that_times_out_does_not_stop_the_write(armed: Any) -> None:
     # The history copy is best effort: before the fix a BotoCoreError (here a read timeout
     # on both attempts) escaped write(), and the driver exited 8 mid-step with live split.
@@ -174,6 +201,10 @@ MATRIX = [
     (f"{LEASE}@2=lost", ExitCode.OK, "promoted"),  # the self-deposition of issue 26
     (f"{LEASE}@3=timeout", ExitCode.OK, "promoted"),  # one renewal fails; the next one holds
     (f"{LEASE}@2+=throttle(1)", ExitCode.OK, "promoted"),  # every renewal throttled once, retried
+    # S3 unreachable for the lease from the first renewal on: the driver stops at its next alias
+    # write without touching live (no rollback either: it may no longer hold the lease), and
+    # `abort` from another machine, once the lease ran out, finishes the job
+    (f"{LEASE}@3+=unsent", ExitCode.ROLLBACK_INCOMPLETE, "aborted"),
     (f"{RECORD}@4=lost(1)", ExitCode.OK, "promoted"),  # the retry meets its own write (write id)
     # the write of the next phase's intent never reaches S3 while the lease holds: the driver
     # puts live on blue and records the rollback (issue 26; before: exit 8, `abort` ended it)

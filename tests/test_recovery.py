@@ -49,11 +49,15 @@ def test_kill_9_then_abort_from_another_machine(local_project: LocalProject) -> 
 
 
 def test_abort_from_another_machine_stops_a_live_driver(local_project: LocalProject) -> None:
-    run = _promotion_at_canary(local_project)
+    # Gates of 20 s: seeing `gating` takes a status or two (a CLI run each, a few seconds on a
+    # busy machine), and the abort must land before the promotion could finish: with 6 s gates
+    # the driver finished both steps first (abort then says "finished (promoted) before it saw
+    # the abort", which is right, but not this test's case).
+    run = _promotion_at_canary(local_project, gate_s=20)
     wait_for(lambda: _status(local_project)["promotion"]["phase"] == "gating", 30)  # Locust is running
     code, result = local_project.json("abort", "--env", "local", **OTHER)
-    _out, err = run.communicate(timeout=60)
-    assert run.returncode == ExitCode.ABORTED, err
+    _out, err = run.communicate(timeout=90)
+    assert run.returncode == ExitCode.ABORTED, (code, result, err)
     assert "aborted by an operator" in err and "live is back on v1 at 100%" in err
     assert code == 0 and result["outcome"] == "aborted", result
     _assert_clean_end(local_project, "1", "aborted")
