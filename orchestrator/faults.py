@@ -33,7 +33,8 @@ ENV_VAR = "EDGESHIP_FAULT"
 _PHASES = ("planned", "pre-traffic", "shifting", "baking", "gating", "paused", "promoting", "rolling-back")
 POINTS: tuple[str, ...] = (
     "after-lease",  # the promotion lease is held, nothing published yet
-    "stack-change-after-lease",  # `up`/`destroy`/`rotate-origin-secret` holds the lease, nothing changed
+    # `up` or `rotate-origin-secret` holds the lease, nothing changed yet (`destroy` takes no lease)
+    "stack-change-after-lease",
     "after-publish",  # green is published, no record written yet
     *(f"{when}-{phase}" for phase in _PHASES for when in ("enter", "done")),
     "in-gate",  # Locust is running against the edge or the candidate route

@@ -5,7 +5,7 @@ Every change to it is conditional, so two machines cannot both believe they hold
 
     take     create-if-absent (If-None-Match: *), or replace a stale one (If-Match: its ETag)
     renew    replace our own (If-Match: the ETag we wrote last); 412 = someone took it
-    release  delete our own (If-Match: the ETag we wrote last)
+    release  delete our own (If-Match: the ETag we wrote last); says released, absent or other
 
 A lease is stale when it expired (judged on any machine by `expires_at`), or at once
 when its holder ran on this host and that pid is dead. The holder is an identity, not a
@@ -17,6 +17,7 @@ and the edgeship version that wrote it (orchestrator/formats.py): a newer one is
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import os
 import socket
@@ -61,6 +62,29 @@ class Lease:
         left = self.expires_at - (time.time() if now is None else now)
         when = f"expires in {left:.0f}s" if left > 0 else f"expired {-left:.0f}s ago"
         return f"{self.holder} (host {self.host}, pid {self.pid}), lease {when}"
+
+
+class Released(enum.Enum):
+    """What a release found (LeaseStore.release)."""
+
+    RELEASED = "released"  # deleted by our ETag, or by our token under a newer ETag
+    # No lease there: deleted by us (a DELETE that landed and whose answer was lost: botocore's
+    # retry of the conditional DELETE meets no object), or by someone who had taken it after it
+    # ran out. Only the holder can tell the two apart (given_back).
+    ABSENT = "absent"
+    OTHER = "other"  # another acquisition's lease (another token, a newer format): left alone
+
+
+def given_back(released: Released, *, lost: bool, valid: bool) -> bool:
+    """Whether a holder's release gave back a lease that was its own to the end. An absent
+    lease counts when the holder was not deposed and its lease still had a third left after the
+    release (Heartbeat.valid): nobody may take an unexpired lease, so nobody else can have
+    taken and removed it meanwhile; the DELETE that removed it was ours. Pure."""
+    if lost:
+        return False
+    if released == Released.RELEASED:
+        return True
+    return released == Released.ABSENT and valid
 
 
 def host_name() -> str:
@@ -206,30 +230,32 @@ class LeaseStore:
                 renewed = replace(renewed, promotion=current.promotion)
         raise self._lost()
 
-    def release(self, etag: str, token: str | None = None) -> bool:
-        """Give the lease back if it is still ours; False when it is not (nothing deleted).
-        With `token`, a lease still carrying it is ours even under another ETag (a renewal
-        whose answer was lost)."""
+    def release(self, etag: str, token: str | None = None) -> Released:
+        """Give the lease back if it is still ours; nothing is deleted unless it is. With
+        `token`, a lease still carrying it is ours even under another ETag (a renewal whose
+        answer was lost). ABSENT when there is no lease (given_back says whether that is ours)."""
         for _ in range(3):
             try:
                 self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
             except self.s3.exceptions.ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
-                    return False
+                    return Released.ABSENT
                 if not precondition_failed(exc):
                     raise
                 if token is None:
-                    return False
+                    return Released.OTHER
                 try:
                     current, current_etag = self.read()
-                except FormatError:
-                    return False
-                if current is None or current.token != token or not current_etag:
-                    return False
+                except FormatError:  # a newer edgeship's lease: not ours
+                    return Released.OTHER
+                if current is None:
+                    return Released.ABSENT
+                if current.token != token or not current_etag:
+                    return Released.OTHER
                 etag = current_etag
                 continue
-            return True
-        return False
+            return Released.RELEASED
+        return Released.OTHER  # ours, but changing under every DELETE: not known to be given back
 
     def _put(self, lease: Lease, **condition: str) -> str:
         body = json.dumps(formats.stamp(asdict(lease))).encode()
@@ -313,12 +339,18 @@ class Heartbeat:
         return self.valid()
 
     def release(self) -> bool:
-        """Stop renewing and give the lease back (only if still ours)."""
+        """Stop renewing and give the lease back (only if still ours): True when it was ours to
+        the end (given_back; a DELETE whose answer was lost counts, while the lease was valid)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
         with self._lock:
-            return self.lost is None and self.store.release(self.etag, self.lease.token)
+            if self.lost is not None:
+                return False
+            released = self.store.release(self.etag, self.lease.token)
+            # valid() after the DELETE's answer: valid then, it was valid the whole time
+            # (no renewal runs any more), so nobody could have taken it in between
+            return given_back(released, lost=self.lost is not None, valid=self.valid())
 
     def _renew(self, promotion: str | None = None) -> None:
         with self._lock:

@@ -38,7 +38,7 @@ from orchestrator.errors import (
 from orchestrator.lease import Heartbeat, Lease, LeaseStore
 from orchestrator.machine import Outcome, Phase, PromotionRecord, Verb
 from orchestrator.plan import check_pause_at, make_plan, weights
-from orchestrator.processes import SignalLatch, alive, sigterm_as_interrupt
+from orchestrator.processes import SignalLatch, alive, signals_deferred, sigterm_as_interrupt
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import RecordStore, meant_for
 from orchestrator.report import PromotionReport, timeline, write
@@ -88,6 +88,11 @@ class Look:
 
     def verb(self, command: str) -> Verb:
         return machine.verb(command, self.record, self.lease_live)
+
+    @property
+    def stack_change_running(self) -> bool:
+        """An `up` or `rotate-origin-secret` holds the lease (there is nothing to abort)."""
+        return self.lease_live and self.lease is not None and self.lease.stack_change
 
 
 @dataclass(frozen=True)
@@ -221,11 +226,16 @@ class Release:
             lease_s = self.env.traffic.lease_s
             mine = lease.me(lease_s, kind=command)
             heartbeat: Heartbeat | None = None
-            given_back = False
+            refused = False  # the take found the lease held: nothing of ours to give back
+            kept = True
             try:
                 # Taken inside the try: an interrupt during the take (its write may have
                 # landed) or right after it is cleaned up below, by our token.
-                held, etag = self.leases.take(mine, pid_alive=alive)
+                try:
+                    held, etag = self.leases.take(mine, pid_alive=alive)
+                except PromotionLockedError:
+                    refused = True
+                    raise
                 heartbeat = Heartbeat(self.leases, held, etag, lease_s, abort_check=lambda _lease: False)
                 # The main thread waits on the engine, which has its own timeouts, not on a loop
                 # of ours that could hang: never stop renewing for want of beats (a driver's guard).
@@ -236,23 +246,25 @@ class Release:
                 again = self.look()
                 self._refuse(again, machine.verb("up", again.record, lease_live=False), command)
                 yield
-                kept = self._give_back(heartbeat)
-                given_back = True
-                if not kept:
-                    raise self._lost_under(command)
             finally:
-                if given_back:  # whatever the check above raised
-                    pass
-                elif heartbeat is not None:  # failed or interrupted: the lease back if still ours
-                    self._give_back(heartbeat)
-                else:  # interrupted in or right after the take: a lease with our token is ours
-                    self._drop_if_ours(mine)
+                # Done, failed or interrupted: the lease back if still ours. A signal now (CI's
+                # SIGTERM after its SIGINT) waits until it is back, then interrupts: raised inside
+                # the DELETE it would leave the lease held until it expires.
+                with signals_deferred():
+                    if heartbeat is not None:
+                        kept = self._give_back(heartbeat)
+                    elif not refused:  # interrupted in or right after the take: ours if it has our token
+                        self._drop_if_ours(mine)
+            # reached only when the command finished (an exception goes on from the `finally`)
+            if not kept:
+                raise self._lost_under(command)
 
     def _give_back(self, heartbeat: Heartbeat) -> bool:
         """Stop renewing and release the lease: True when it was still this run's all along
         (a take-over always writes a new token, so a release by our token proves nobody held
-        it since); False when it was lost or is another's now. S3 unreachable: said, and True
-        only while the lease had not run out (nobody could have taken it; it expires)."""
+        it since; a lease found gone while ours was valid was deleted by us: lease.given_back);
+        False when it was lost or is another's now. S3 unreachable: said, and True only while
+        the lease had not run out (nobody could have taken it; it expires)."""
         try:
             return heartbeat.release()
         except Exception as exc:
@@ -498,6 +510,10 @@ class Release:
     def abort(self, wait_s: float | None = None) -> dict[str, Any]:
         """Stop a promotion from any machine: ask its driver, or finish the job if it is gone."""
         found = self.look()
+        if found.stack_change_running:
+            # Refused below: look once more first. The `up` may have ended since, and a
+            # promotion taken the lease: that one is to be stopped, not an `up` waited for.
+            found = self.look()
         chosen = found.verb("abort") if found.deployed else Verb.NOTHING_TO_DO
         if chosen == Verb.NOTHING_TO_DO:
             return self._nothing_to_abort(found)

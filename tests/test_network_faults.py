@@ -141,7 +141,7 @@ def test_a_renewal_whose_answer_was_lost_does_not_depose_its_driver(armed: Any) 
     assert renewed.token == mine.token and store.read() == (renewed, new_etag)
     assert renewed.promotion == "p-1"  # what the lost renewal wrote is kept
     # a stale ETag released: the lease still carries the token, so it is ours to delete
-    assert store.release(etag, mine.token) is True and store.read() == (None, None)
+    assert store.release(etag, mine.token) == lease.Released.RELEASED and store.read() == (None, None)
     # a take-over writes a new token: that stays a lost lease (test_traffic_record's deposed case)
 
 
