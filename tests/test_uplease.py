@@ -37,8 +37,13 @@ from tests.conftest import LocalProject
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProject]:
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProject]:
     project = LocalProject(tmp_path_factory.mktemp("uplease"))
+    # A lease of 30 s, not 3: a give-back whose DELETE answer was lost counts only while a
+    # third of the lease is left, and 1 s of a 3 s lease can go by on a starved CPU.
+    toml = project.config.read_text()
+    assert "lease_s = 3\n" in toml
+    project.config.write_text(toml.replace("lease_s = 3\n", "lease_s = 30\n"))
     code, first = project.json("up", "--yes", "--env", "local")
     assert code == 0, first
     yield project
@@ -46,8 +51,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProject]:
 
 
 @pytest.fixture(scope="module")
-def target(project: LocalProject) -> Any:
-    return project.target()
+def target(deployed: LocalProject) -> Any:
+    return deployed.target()
 
 
 @pytest.fixture
@@ -86,14 +91,14 @@ def _then(release: Release, act: Callable[[], None]) -> None:
 
 
 def test_an_up_interrupted_or_failed_after_its_take_leaves_no_lease(
-    project: LocalProject, store: LeaseStore
+    deployed: LocalProject, store: LeaseStore
 ) -> None:
     for action, exit_code in (
         ("sigterm", ExitCode.INTERRUPTED),  # CI's cancel: before the engine, outside its own handler
         ("sigint", ExitCode.INTERRUPTED),
         ("raise", ExitCode.ERROR),
     ):
-        done = project.cli(
+        done = deployed.cli(
             "up", "--yes", "--env", "local", EDGESHIP_FAULT=f"stack-change-after-lease={action}"
         )
         assert done.returncode == exit_code, (action, done.returncode, done.stderr[-2000:])
@@ -101,7 +106,7 @@ def test_an_up_interrupted_or_failed_after_its_take_leaves_no_lease(
 
 
 def test_an_up_whose_release_answer_was_lost_holds_the_lease_throughout_and_exits_0(
-    project: LocalProject, store: LeaseStore, tmp_path: Path
+    deployed: LocalProject, store: LeaseStore, tmp_path: Path
 ) -> None:
     """The DELETE lands, its answer is lost, botocore's retry meets no lease: before the fix
     `up` said exit 12 ("a promotion may have started under it") after a good update."""
@@ -109,8 +114,8 @@ def test_an_up_whose_release_answer_was_lost_holds_the_lease_throughout_and_exit
     spec = "s3:DeleteObject[lock.json]@1=lost(1)"
     with out.open("w") as sink:  # a file, not a pipe: the engine's progress must never block it
         upping = subprocess.Popen(
-            project.argv("up", "--yes", "--env", "local"),
-            env=project.env(EDGESHIP_NETFAULT=spec, EDGESHIP_NETFAULT_LOG=str(log)),
+            deployed.argv("up", "--yes", "--env", "local"),
+            env=deployed.env(EDGESHIP_NETFAULT=spec, EDGESHIP_NETFAULT_LOG=str(log)),
             stdout=sink, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         seen: set[tuple[str, int]] = set()
@@ -125,11 +130,11 @@ def test_an_up_whose_release_answer_was_lost_holds_the_lease_throughout_and_exit
 
 
 def test_a_signal_while_the_lease_is_given_back_waits_for_it(
-    project: LocalProject, target: Any, store: LeaseStore
+    deployed: LocalProject, target: Any, store: LeaseStore
 ) -> None:
     """CI cancels with SIGINT, then SIGTERM: one arriving in the DELETE interrupted it, and the
     lease stayed until it expired (another `up` or a promotion got exit 4 meanwhile)."""
-    release = _release(project, target)
+    release = _release(deployed, target)
 
     def sigterm(**_: Any) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
@@ -142,29 +147,29 @@ def test_a_signal_while_the_lease_is_given_back_waits_for_it(
 
 
 def test_abort_during_an_up_refuses_at_once_and_asks_nothing(
-    project: LocalProject, target: Any, store: LeaseStore
+    deployed: LocalProject, target: Any, store: LeaseStore
 ) -> None:
-    with _release(project, target).holding_for_stack_change("up"):
+    with _release(deployed, target).holding_for_stack_change("up"):
         held, _ = store.read()
         assert held is not None and (held.kind, held.pid) == ("up", os.getpid())
-        code, status = project.json("status", "--env", "local")
+        code, status = deployed.json("status", "--env", "local")
         assert (code, status["lease"]["kind"], status["situation"]) == (0, "up", "running"), status
-        code, refused = project.json("abort", "--env", "local")
+        code, refused = deployed.json("abort", "--env", "local")
         assert (code, refused["error"]) == (ExitCode.LEASE_HELD, "PromotionLockedError"), refused
         assert refused["message"].startswith("`up` is running on 'local' (")
         assert refused["message"].endswith("): wait for it; nothing to abort"), refused
         assert RecordStore(target.s3_client(), target.bucket, "local").abort_request() is None
-        code, refused = project.json("promote", "--env", "local", "--model", str(project.model("2")))
+        code, refused = deployed.json("promote", "--env", "local", "--model", str(deployed.model("2")))
         assert code == ExitCode.LEASE_HELD and refused["message"].startswith("`up` is running on 'local': ")
 
 
 def test_abort_looks_again_before_refusing_an_up(
-    project: LocalProject, target: Any, store: LeaseStore
+    deployed: LocalProject, target: Any, store: LeaseStore
 ) -> None:
     """Its first look saw an `up`; by its refusal the `up` had ended and a promotion taken the
     lease: that promotion is asked to stop, not an `up` waited for."""
     _put(store, _elsewhere("up"))
-    release = _release(project, target)
+    release = _release(deployed, target)
     promotion = replace(_elsewhere("promotion"), promotion="p-1")
     _then(release, lambda: _put(store, promotion))
     records = RecordStore(target.s3_client(), target.bucket, "local")
@@ -182,11 +187,11 @@ def test_abort_looks_again_before_refusing_an_up(
 
 
 def test_an_up_refused_by_the_take_reads_no_lease_after(
-    project: LocalProject, target: Any, store: LeaseStore
+    deployed: LocalProject, target: Any, store: LeaseStore
 ) -> None:
     """The lease was free at `up`'s look, then another machine took it: the take refuses, and
     nothing of this run is there to look for (no extra read, no "a lease this run took")."""
-    release = _release(project, target)
+    release = _release(deployed, target)
     other = _elsewhere("promotion")
     _then(release, lambda: _put(store, other))
     reads: list[str] = []
@@ -204,13 +209,13 @@ def test_an_up_refused_by_the_take_reads_no_lease_after(
 
 
 def test_an_up_whose_lease_was_taken_meanwhile_ends_deposed(
-    project: LocalProject, target: Any, store: LeaseStore
+    deployed: LocalProject, target: Any, store: LeaseStore
 ) -> None:
     """Renewals that fail let the lease run out and another machine take it; the `up` still
     finishes its update, then says the lease was not its own (exit 12), leaving the other's."""
     other = _elsewhere("promotion")
     try:
-        with pytest.raises(LeaseLostError) as lost, _release(project, target).holding_for_stack_change("up"):
+        with pytest.raises(LeaseLostError) as lost, _release(deployed, target).holding_for_stack_change("up"):
             _put(store, other)  # a take-over, as S3 ends up holding it
         assert lost.value.exit_code == ExitCode.DEPOSED
         assert lost.value.message.startswith(
