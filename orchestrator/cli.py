@@ -420,7 +420,7 @@ def preview(ctx: Ctx, env_name: str, backend: str | None, program: str | None, s
 @json_option
 @click.pass_obj
 def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: bool) -> None:
-    """Create or update an environment's stack. Ctrl-C cancels cleanly.
+    """Create or update an environment's stack. Ctrl-C (or SIGTERM) cancels cleanly.
 
     As `pulumi up`: shows the preview (what changes, which model and code a new version
     would carry) and asks "Do you want to perform this update?"; --yes (-y) skips both.
@@ -428,7 +428,9 @@ def up(ctx: Ctx, env_name: str, backend: str | None, program: str | None, yes: b
 
     Publishes a new version when the code, the model or the function's config changed
     (`live` stays where releases put it; `candidate` follows the new version). Holds the
-    environment's promotion lease while it updates, so no promotion starts meanwhile.
+    environment's promotion lease while it updates, so no promotion starts meanwhile
+    (`abort` refuses it: there is nothing to abort); exit 12 when the update finished but
+    the lease was no longer its own (a promotion may have started under it).
     Refused while another run holds the lease (exit 4), while a promotion is interrupted
     (exit 11), and while another update holds the stack (exit 10).
 
@@ -511,8 +513,9 @@ def rotate_origin_secret(ctx: Ctx, env_name: str, backend: str | None) -> None:
     the API accepts the new value too, then CloudFront sends it, then the API forgets the
     old one; on AWS each waits until the previous one applies everywhere (75 s of waiting
     in all, plus CloudFront's deployment). Stopped half-way (Ctrl-C, a kill, a cancelled
-    job), run it again: it finishes that rotation. Refused while a promotion holds the
-    environment's lease (exit 4) or was interrupted (exit 11).
+    job), run it again: it finishes that rotation. Holds the environment's promotion lease
+    while it runs, as `up` does; refused while another run holds it (exit 4) or a promotion
+    was interrupted (exit 11).
 
     \b
     Example:
@@ -525,7 +528,9 @@ def rotate_origin_secret(ctx: Ctx, env_name: str, backend: str | None) -> None:
         release = _release(ctx, env_name, backend)
         release.guard_stack_change("rotate-origin-secret")
         target = release.target
-        return rotation.rotate(target, ctx.reporter(), settle_s=target.cloud.origin_settle_s)
+        # Its three `up`s under the lease, as `up`'s: no promotion starts between them.
+        with release.holding_for_stack_change("rotate-origin-secret"):
+            return rotation.rotate(target, ctx.reporter(), settle_s=target.cloud.origin_settle_s)
 
     _run(
         ctx, action, lambda r: f"origin secret rotated: {r['from']} -> {r['to']} ({len(r['stages'])} stages)"

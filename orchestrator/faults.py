@@ -34,6 +34,8 @@ _PHASES = ("planned", "pre-traffic", "shifting", "baking", "gating", "paused", "
 POINTS: tuple[str, ...] = (
     "lease-taken",  # the lease's PUT has landed, the heartbeat is not running yet
     "after-lease",  # the promotion lease is held, nothing published yet
+    # `up` or `rotate-origin-secret` holds the lease, nothing changed yet (`destroy` takes no lease)
+    "stack-change-after-lease",
     "after-publish",  # green is published, no record written yet
     *(f"{when}-{phase}" for phase in _PHASES for when in ("enter", "done")),
     "in-gate",  # Locust is running against the edge or the candidate route

@@ -5,7 +5,7 @@ Every change to it is conditional, so two machines cannot both believe they hold
 
     take     create-if-absent (If-None-Match: *), or replace a stale one (If-Match: its ETag)
     renew    replace our own (If-Match: the ETag we wrote last); 412 = someone took it
-    release  delete our own (If-Match: the ETag we wrote last)
+    release  delete our own (If-Match: the ETag we wrote last); says released, absent or other
 
 A lease is stale when it expired (judged on any machine by `expires_at`), or at once
 when its holder ran on this host and that pid is dead. The holder is an identity, not a
@@ -17,6 +17,7 @@ and the edgeship version that wrote it (orchestrator/formats.py): a newer one is
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import os
 import socket
@@ -29,6 +30,9 @@ from typing import Any, Literal
 
 from orchestrator import formats
 from orchestrator.errors import EdgeshipError, FormatError, LeaseLostError, PromotionLockedError
+
+# The commands that change the stack under the lease (release.holding_for_stack_change).
+STACK_CHANGES = ("up", "rotate-origin-secret")
 
 
 @dataclass(frozen=True)
@@ -43,12 +47,44 @@ class Lease:
     promotion: str | None = None  # the promotion id, once its record exists
     nonce: str = ""  # one per write: makes every ETag unique, and a retried write recognisable
     boot: str = ""  # boot id + pid namespace: a pid is only comparable where both match
+    # What holds it: "promotion", "rollback", or a stack change (STACK_CHANGES). "" in a lease
+    # written before kinds: read as a promotion's (what every reader assumed then). An older
+    # reader ignores the field and only loses the better message: the format stays 2.
+    kind: str = ""
+
+    @property
+    def stack_change(self) -> bool:
+        """Held by `up` or `rotate-origin-secret`: no promotion to abort or resume."""
+        return self.kind in STACK_CHANGES
 
     def describe(self, now: float | None = None) -> str:
         """'holder (host, pid N), lease expires in 12s' for messages."""
         left = self.expires_at - (time.time() if now is None else now)
         when = f"expires in {left:.0f}s" if left > 0 else f"expired {-left:.0f}s ago"
         return f"{self.holder} (host {self.host}, pid {self.pid}), lease {when}"
+
+
+class Released(enum.Enum):
+    """What a release found (LeaseStore.release)."""
+
+    RELEASED = "released"  # deleted by our ETag, or by our token under a newer ETag
+    # No lease there: deleted by us (a DELETE that landed and whose answer was lost: botocore's
+    # retry of the conditional DELETE meets no object), or by someone who had taken it after it
+    # ran out. Only the holder can tell the two apart (given_back).
+    ABSENT = "absent"
+    OTHER = "other"  # another acquisition's lease (another token, a newer format): left alone
+
+
+def given_back(released: Released, *, lost: bool, valid: bool) -> bool:
+    """Whether a holder's release gave back a lease that was its own to the end. An absent
+    lease counts when the holder was not deposed and its lease still had a third left after the
+    release (Heartbeat.valid): nobody may take an unexpired lease, so nobody else can have
+    taken and removed it meanwhile; the DELETE that removed it was ours. Pure."""
+    if lost:
+        return False
+    if released == Released.RELEASED:
+        return True
+    return released == Released.ABSENT and valid
 
 
 def host_name() -> str:
@@ -66,13 +102,21 @@ def boot_id() -> str:
         return ""  # not Linux: a pid is never taken as proof that a holder is gone
 
 
-def me(lease_s: float, promotion: str | None = None) -> Lease:
-    """A fresh lease for this process."""
+def me(lease_s: float, promotion: str | None = None, kind: str = "promotion") -> Lease:
+    """A fresh lease for this process, held for `kind` (Lease.kind)."""
     host, pid = host_name(), os.getpid()
     user = os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "unknown"
     holder = os.environ.get("EDGESHIP_HOLDER") or f"{user}@{host}:{pid}"
     return Lease(
-        holder, host, pid, time.time() + lease_s, uuid.uuid4().hex, promotion, uuid.uuid4().hex, boot_id()
+        holder,
+        host,
+        pid,
+        time.time() + lease_s,
+        uuid.uuid4().hex,
+        promotion,
+        uuid.uuid4().hex,
+        boot_id(),
+        kind,
     )
 
 
@@ -204,6 +248,11 @@ class LeaseStore:
         if current is not None and not is_stale(
             current, now=time.time(), host=host_name(), boot=boot_id(), pid_alive=pid_alive
         ):
+            if current.stack_change:  # nothing to abort: `abort` would refuse it
+                raise PromotionLockedError(
+                    f"`{current.kind}` is running on {self.env!r} and holds the lease: {current.describe()}",
+                    fix=f"wait for it to finish; `orchestrator status --env {self.env}` names it",
+                )
             raise PromotionLockedError(
                 f"a promotion of {self.env!r} holds the lease: {current.describe()}",
                 fix=f"wait for it, or stop it from any machine with `orchestrator abort --env {self.env}`",
@@ -259,30 +308,32 @@ class LeaseStore:
                 renewed = replace(renewed, promotion=current.promotion)
         raise self._lost()
 
-    def release(self, etag: str, token: str | None = None) -> bool:
-        """Give the lease back if it is still ours; False when it is not (nothing deleted).
-        With `token`, a lease still carrying it is ours even under another ETag (a renewal
-        whose answer was lost)."""
+    def release(self, etag: str, token: str | None = None) -> Released:
+        """Give the lease back if it is still ours; nothing is deleted unless it is. With
+        `token`, a lease still carrying it is ours even under another ETag (a renewal whose
+        answer was lost). ABSENT when there is no lease (given_back says whether that is ours)."""
         for _ in range(3):
             try:
                 self.s3.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
             except self.s3.exceptions.ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
-                    return False
+                    return Released.ABSENT
                 if not precondition_failed(exc):
                     raise
                 if token is None:
-                    return False
+                    return Released.OTHER
                 try:
                     current, current_etag = self.read()
-                except FormatError:
-                    return False
-                if current is None or current.token != token or not current_etag:
-                    return False
+                except FormatError:  # a newer edgeship's lease: not ours
+                    return Released.OTHER
+                if current is None:
+                    return Released.ABSENT
+                if current.token != token or not current_etag:
+                    return Released.OTHER
                 etag = current_etag
                 continue
-            return True
-        return False
+            return Released.RELEASED
+        return Released.OTHER  # ours, but changing under every DELETE: not known to be given back
 
     def _put(self, lease: Lease, **condition: str) -> str:
         body = json.dumps(formats.stamp(asdict(lease))).encode()
@@ -421,12 +472,18 @@ class Heartbeat:
         return self.valid()
 
     def release(self) -> bool:
-        """Stop renewing and give the lease back (only if still ours)."""
+        """Stop renewing and give the lease back (only if still ours): True when it was ours to
+        the end (given_back; a DELETE whose answer was lost counts, while the lease was valid)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
         with self._lock:
-            return self.lost is None and self.store.release(self.etag, self.lease.token)
+            if self.lost is not None:
+                return False
+            released = self.store.release(self.etag, self.lease.token)
+            # valid() after the DELETE's answer: valid then, it was valid the whole time
+            # (no renewal runs any more), so nobody could have taken it in between
+            return given_back(released, lost=self.lost is not None, valid=self.valid())
 
     def _renew(self, promotion: str | None = None) -> None:
         with self._lock:

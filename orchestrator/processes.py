@@ -43,6 +43,30 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, then raise KeyboardInterrupt: for
+    cleanup that must not be cut half-way (giving a lease back: a DELETE interrupted before it
+    was sent leaves the lease held until it expires). The handlers before the block are put
+    back first. Outside the main thread there are no handlers to change: the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, before in previous.items():
+            signal.signal(sig, before)
+    if received:
+        raise KeyboardInterrupt
+
+
 class SignalLatch:
     """SIGINT and SIGTERM as flags instead of exceptions, for the whole of a promotion.
 

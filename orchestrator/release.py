@@ -25,6 +25,7 @@ from orchestrator.errors import (
     AbortedError,
     Cancelled,
     EdgeshipError,
+    FormatError,
     GateFailedError,
     InterruptedPromotion,
     LeaseLostError,
@@ -37,7 +38,7 @@ from orchestrator.errors import (
 from orchestrator.lease import Heartbeat, Lease, LeaseStore
 from orchestrator.machine import Outcome, Phase, PromotionRecord, Verb
 from orchestrator.plan import check_pause_at, make_plan, weights
-from orchestrator.processes import SignalLatch, alive
+from orchestrator.processes import SignalLatch, alive, signals_deferred, sigterm_as_interrupt
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import RecordStore, meant_for
 from orchestrator.report import PromotionReport, timeline, write
@@ -87,6 +88,11 @@ class Look:
 
     def verb(self, command: str) -> Verb:
         return machine.verb(command, self.record, self.lease_live)
+
+    @property
+    def stack_change_running(self) -> bool:
+        """An `up` or `rotate-origin-secret` holds the lease (there is nothing to abort)."""
+        return self.lease_live and self.lease is not None and self.lease.stack_change
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,7 @@ class Release:
             "contract": self.contract_change(live.version, candidate.version),
             "promotion": _record_view(record) if record else None,
             "lock": held.describe() if held else None,
-            "lease": {"holder": held.holder, "host": held.host, "pid": held.pid,
+            "lease": {"holder": held.holder, "kind": held.kind or None, "host": held.host, "pid": held.pid,
                       "expires_in_s": round(held.expires_at - found.at, 1), "live": found.lease_live}
             if held else None,
             "situation": str(machine.situation(record, found.lease_live)),
@@ -201,46 +207,103 @@ class Release:
 
     @contextmanager
     def holding_for_stack_change(self, command: str) -> Iterator[None]:
-        """Hold the environment's lease while `up` changes the stack, so that no promotion
-        starts while it moves `candidate` and publishes, and none runs when it starts (each
-        side gets exit 4 naming the other). Renewed by the heartbeat, released at the end,
-        also on failure or Ctrl-C; a killed `up`'s lease expires, or is stale at once on its
-        own machine. No SignalLatch: Ctrl-C must reach the engine's cancel (stacks.py).
+        """Hold the environment's lease while `command` (`up`, `rotate-origin-secret`)
+        changes the stack, so that no promotion starts while it moves
+        `candidate` and publishes, and none runs when it starts (each side gets exit 4 naming
+        the other). Renewed by the heartbeat, released at the end, also on failure, Ctrl-C
+        or SIGTERM (an interrupt for the whole hold, not only the engine's part: CI cancels
+        with SIGTERM, which would otherwise end the process with the lease held); a killed
+        run's lease expires, or is stale at once on its own machine. No SignalLatch: Ctrl-C
+        must reach the engine's cancel (stacks.py). A command that ends with the lease no
+        longer its own (taken over while renewals failed) says so: LeaseLostError, exit 12.
         An environment never deployed has no bucket, so no lease: nothing promotes there."""
-        found = self.look()
-        self._refuse(found, found.verb("up"), command)
-        if not found.deployed:
-            yield
-            return
-        lease_s = self.env.traffic.lease_s
-        clock = lease.lease_clock()
-        taken_at = clock()  # the lease's expiry counts from here (lease.me), not from the take's answer
-        held, etag = self.leases.take(lease.me(lease_s), pid_alive=alive)
-        heartbeat = Heartbeat(
-            self.leases, held, etag, lease_s, abort_check=lambda _lease: False, clock=clock, taken_at=taken_at
-        )
-        # The main thread waits on the engine, which has its own timeouts, not on a loop of
-        # ours that could hang: never stop renewing for want of beats (a driver's guard).
-        heartbeat.max_quiet_s = float("inf")
-        with heartbeat:
+        with sigterm_as_interrupt():
+            found = self.look()
+            self._refuse(found, found.verb("up"), command)
+            if not found.deployed:
+                yield
+                return
+            lease_s = self.env.traffic.lease_s
+            clock = lease.lease_clock()
+            taken_at = clock()  # the lease's expiry counts from here (lease.me), not from the take's answer
+            mine = lease.me(lease_s, kind=command)
+            heartbeat: Heartbeat | None = None
+            refused = False  # the take found the lease held: nothing of ours to give back
+            kept = True
             try:
+                # Taken inside the try: an interrupt during the take (its write may have
+                # landed) or right after it is cleaned up below, by our token.
+                try:
+                    held, etag = self.leases.take(mine, pid_alive=alive)
+                except PromotionLockedError:
+                    refused = True
+                    raise
+                heartbeat = Heartbeat(
+                    self.leases,
+                    held,
+                    etag,
+                    lease_s,
+                    abort_check=lambda _lease: False,
+                    clock=clock,
+                    taken_at=taken_at,
+                )
+                # The main thread waits on the engine, which has its own timeouts, not on a loop
+                # of ours that could hang: never stop renewing for want of beats (a driver's guard).
+                heartbeat.max_quiet_s = float("inf")
+                heartbeat.__enter__()
+                faults.point("stack-change-after-lease")
                 # Ours now: a promotion found in flight (its driver gone since our look) wins.
                 again = self.look()
                 self._refuse(again, machine.verb("up", again.record, lease_live=False), command)
                 yield
-                if heartbeat.lost is not None:
-                    raise LeaseLostError(
-                        f"`{command}` finished, but lost the lease of {self.env.name!r} while it ran "
-                        f"({heartbeat.lost.message}): a promotion may have started under it",
-                        fix=f"see `orchestrator status --env {self.env.name}`; if a promotion runs, "
-                        "`orchestrator abort` it and promote again",
-                    )
             finally:
-                try:
-                    heartbeat.release()
-                except Exception as exc:  # unreachable S3: the lease simply expires
-                    self.say(ProgressEvent("diagnostic", f"could not release the lease ({exc}); "
-                                           f"it expires in {lease_s:g}s"))  # fmt: skip
+                # Done, failed or interrupted: the lease back if still ours. A signal now (CI's
+                # SIGTERM after its SIGINT) waits until it is back, then interrupts: raised inside
+                # the DELETE it would leave the lease held until it expires.
+                with signals_deferred():
+                    if heartbeat is not None:
+                        kept = self._give_back(heartbeat)
+                    elif not refused:  # interrupted in or right after the take: ours if it has our token
+                        self._drop_if_ours(mine)
+            # reached only when the command finished (an exception goes on from the `finally`)
+            if not kept:
+                raise self._lost_under(command)
+
+    def _give_back(self, heartbeat: Heartbeat) -> bool:
+        """Stop renewing and release the lease: True when it was still this run's all along
+        (a take-over always writes a new token, so a release by our token proves nobody held
+        it since; a lease found gone while ours was valid was deleted by us: lease.given_back);
+        False when it was lost or is another's now. S3 unreachable: said, and True only while
+        the lease had not run out (nobody could have taken it; it expires)."""
+        try:
+            return heartbeat.release()
+        except Exception as exc:
+            self.say(ProgressEvent("diagnostic", f"could not release the lease ({exc}); "
+                                   f"it expires in {heartbeat.lease_s:g}s"))  # fmt: skip
+            return heartbeat.lost is None and heartbeat.valid()
+
+    def _drop_if_ours(self, mine: Lease) -> None:
+        """Delete the lease if it carries `mine`'s token (a take whose write landed before an
+        interrupt); best effort: otherwise it expires, or is stale at once on this machine."""
+        try:
+            current, etag = self.leases.read()
+            if current is not None and etag and current.token == mine.token:
+                self.leases.release(etag, mine.token)
+        except FormatError:  # a newer edgeship's lease (the take refused it): not ours
+            pass
+        except Exception as exc:
+            self.say(ProgressEvent("diagnostic", f"could not check the lease ({exc}); a lease this run "
+                                   "took expires by itself"))  # fmt: skip
+
+    def _lost_under(self, command: str) -> LeaseLostError:
+        """`command` did its work, but the lease was not its own to the end (exit 12)."""
+        env = self.env.name
+        return LeaseLostError(
+            f"`{command}` finished, but the lease of {env!r} was no longer its own at the end (another "
+            "run took it, or it was removed, while renewals failed): a promotion may have started under it",
+            fix=f"the `{command}` itself is done; see `orchestrator status --env {env}`: if a promotion "
+            "runs, let it finish or `orchestrator abort` it",
+        )
 
     def dry_run(self, options: PromoteOptions) -> dict[str, Any]:
         """The plan, from what is deployed now; changes nothing. Green's archive is checked
@@ -457,6 +520,10 @@ class Release:
     def abort(self, wait_s: float | None = None) -> dict[str, Any]:
         """Stop a promotion from any machine: ask its driver, or finish the job if it is gone."""
         found = self.look()
+        if found.stack_change_running:
+            # Refused below: look once more first. The `up` may have ended since, and a
+            # promotion taken the lease: that one is to be stopped, not an `up` waited for.
+            found = self.look()
         chosen = found.verb("abort") if found.deployed else Verb.NOTHING_TO_DO
         if chosen == Verb.NOTHING_TO_DO:
             return self._nothing_to_abort(found)
@@ -464,6 +531,12 @@ class Release:
             return self._recover("abort", "aborted by `orchestrator abort`").result
         assert found.lease is not None
         held = found.lease
+        if held.stack_change:  # it never reads abort requests, and has no promotion to roll back
+            raise PromotionLockedError(
+                f"`{held.kind}` is running on {self.env.name!r} ({held.describe()}): "
+                "wait for it; nothing to abort",
+                fix=f"`orchestrator status --env {self.env.name}` shows when its lease is gone",
+            )
         me = lease.me(self.env.traffic.lease_s).holder
         self.records.request_abort(me, held.promotion, held.token)
         self.say(ProgressEvent("step", f"abort requested; waiting for {held.describe()}"))
@@ -484,7 +557,7 @@ class Release:
             if now.record and now.record.in_flight:  # its driver is gone mid-promotion: finish the job
                 return self._recover("abort", "aborted by `orchestrator abort`").result
             if now.lease is not None:  # it died before recording a promotion: clear its stale lease
-                with self._holding():
+                with self._holding("abort"):
                     pass
             ours = now.record is not None and now.record.id == held.promotion
             if ours and now.record and now.record.phase == Phase.PROMOTED:
@@ -528,7 +601,7 @@ class Release:
                 f"(published: {', '.join(published) or 'none'})",
             )
         assert ends_on is not None
-        with self._holding() as holding:
+        with self._holding("abort") as holding:
             again, _ = self.records.read()
             if again is None or again.id != record.id or again.in_flight:
                 raise PromotionLockedError(
@@ -584,7 +657,7 @@ class Release:
     def _recover(self, command: str, reason: str) -> Recovered:
         """Take the lease and put live on the recorded blue. Only `rollback` undoes a finished
         promotion; for `abort` and `promote --rollback` one that ended meanwhile is left alone."""
-        with self._holding() as holding:
+        with self._holding("rollback") as holding:
             record, etag = self.records.read()
             if record is None:
                 raise UsageError(
@@ -696,7 +769,7 @@ class Release:
                 fix=f"name one of: {', '.join(published) or 'none (run `orchestrator up`)'}",
             )
         note = f"live put on v{version} by `orchestrator abort --to {version}`"
-        with self._holding() as holding:
+        with self._holding("abort") as holding:
             record, etag = self.records.read()
             ends_on = None if record is None or record.in_flight else (
                 record.green if record.phase == Phase.PROMOTED else record.blue
@@ -791,8 +864,8 @@ class Release:
         return report, final
 
     @contextmanager
-    def _holding(self) -> Iterator[Holding]:
-        """Hold the environment's lease (renewed in the background) and latch signals."""
+    def _holding(self, kind: str = "promotion") -> Iterator[Holding]:
+        """Hold the environment's lease for `kind` (Lease.kind; renewed in the background) and latch signals."""
         lease_s = self.env.traffic.lease_s
         store = self.leases
         records = self.records
@@ -808,7 +881,7 @@ class Release:
         with SignalLatch() as latch:
             clock = lease.lease_clock()
             taken_at = clock()  # the lease's expiry counts from here (lease.me), not from the take's answer
-            held, etag = store.take(lease.me(lease_s), pid_alive=alive)
+            held, etag = store.take(lease.me(lease_s, kind=kind), pid_alive=alive)
             faults.point("lease-taken")
             heartbeat = Heartbeat(store, held, etag, lease_s, abort_requested, clock=clock, taken_at=taken_at)
             with heartbeat:
@@ -833,7 +906,12 @@ class Release:
         if chosen == Verb.REFUSE_RUNNING:
             held = found.lease
             assert held is not None
-            if held.promotion is None:  # an `up`, or a promotion before its record exists
+            if held.stack_change:
+                raise PromotionLockedError(
+                    f"`{held.kind}` is running on {env!r}: {held.describe()}",
+                    fix=f"wait for it to finish and run `{command}` again; `orchestrator status --env {env}` names it",
+                )
+            if held.promotion is None:  # a promotion before its record exists, or an older `up`
                 raise PromotionLockedError(
                     f"another run is running on {env!r} (an `up`, or a promotion publishing): {held.describe()}",
                     fix=f"wait for it to finish and run `{command}` again; `orchestrator status --env {env}` names it",

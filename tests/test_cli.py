@@ -182,7 +182,7 @@ def test_up_holds_the_lease_a_promotion_started_meanwhile_is_refused(local_proje
         code, refused = local_project.json("promote", "--env", "local", "--model", green)
         assert (code, refused["error"]) == (ExitCode.LEASE_HELD, "PromotionLockedError"), refused
         assert f"pid {os.getpid()}" in refused["message"], refused
-        assert "(an `up`, or a promotion publishing)" in refused["message"], refused
+        assert refused["message"].startswith("`up` is running on 'local': "), refused  # the lease's kind
         code, refused = local_project.json("up", "--yes", "--env", "local")
         assert code == ExitCode.LEASE_HELD and "is running" in refused["message"], refused
     code, status = local_project.json("status", "--env", "local")  # given back; the promote changed nothing

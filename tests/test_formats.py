@@ -224,7 +224,9 @@ FORMAT_2_FIELDS = {
     "PromotionRecord": {"blue", "cause", "env", "green", "holder", "id", "live_revision", "phase", "plan",
                         "plan_hash", "reason", "step", "then", "transitions"},
     "Transition": {"at", "by", "note", "phase", "seq", "step"},
-    "Lease": {"boot", "expires_at", "holder", "host", "nonce", "pid", "promotion", "token"},
+    # `kind` (issue 26): an older reader ignores it and only loses the better message (`abort`
+    # refusing an `up` at once instead of waiting for it): format 2 stays.
+    "Lease": {"boot", "expires_at", "holder", "host", "kind", "nonce", "pid", "promotion", "token"},
     "SloSettings": {"alarms", "alpha", "max_error_ratio", "min_rps", "min_samples", "p95_ms", "p99_ms",
                     "regression_floor_ms", "regression_share", "relative_p95_factor"},
     "LoadSettings": {"duration_s", "get_share", "master_bind", "master_port", "max_duration_s", "min_duration_s",

@@ -142,8 +142,28 @@ def test_a_renewal_whose_answer_was_lost_does_not_depose_its_driver(armed: Any) 
     assert renewed.token == mine.token and store.read() == (renewed, new_etag)
     assert renewed.promotion == "p-1"  # what the lost renewal wrote is kept
     # a stale ETag released: the lease still carries the token, so it is ours to delete
-    assert store.release(etag, mine.token) is True and store.read() == (None, None)
+    assert store.release(etag, mine.token) == lease.Released.RELEASED and store.read() == (None, None)
     # a take-over writes a new token: that stays a lost lease (test_traffic_record's deposed case)
+
+
+def test_a_release_whose_answer_was_lost_gave_the_lease_back(armed: Any) -> None:
+    # The DELETE lands, its answer is lost, botocore's retry of the conditional DELETE meets no
+    # lease. Before the fix that read as "not ours" and `up` exited 12 after a good update.
+    store = LeaseStore(armed("s3:DeleteObject[lock.json]@1=lost(1)"), BUCKET, "lostrelease")
+    held, etag = store.take(lease.me(60), pid_alive=alive)
+    beat = Heartbeat(store, held, etag, 60, abort_check=lambda _lease: False)  # its thread never started
+    assert beat.release() is True and store.read() == (None, None)
+    assert [(f["key"], f["fault"]) for f in netfaults.fired] == [("promotions/lostrelease/lock.json", "lost")]
+    # what the store itself says: no lease there (the heartbeat knows it was still valid)
+    store = LeaseStore(armed("s3:DeleteObject[lock.json]@1=lost(1)"), BUCKET, "lostrelease")
+    held, etag = store.take(lease.me(60), pid_alive=alive)
+    assert store.release(etag, held.token) == lease.Released.ABSENT and store.read() == (None, None)
+    # another acquisition's lease is left alone, and is not ours
+    held, etag = store.take(lease.me(60), pid_alive=alive)
+    store.s3.delete_object(Bucket=BUCKET, Key=store.key)
+    other, _ = store.take(lease.me(60), pid_alive=alive)
+    assert store.release(etag, held.token) == lease.Released.OTHER and store.read()[0] == other
+    store.s3.delete_object(Bucket=BUCKET, Key=store.key)
 
 
 def test_a_lease_not_surely_valid_is_renewed_before_an_alias_write_and_never_assumed(armed: Any) -> None:

@@ -6,10 +6,13 @@ frozen across it or its parameter unreadable during it."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 import urllib.error
 import urllib.request
 from typing import Any
 
+from orchestrator.lease import LeaseStore
 from orchestrator.local import daemon, emulator
 from orchestrator.local.origin import Origin, read_origin
 from orchestrator.progress import NullReporter
@@ -124,8 +127,25 @@ def test_a_rotation_stopped_after_its_first_stage_is_finished_by_running_it_agai
     target.rotate_origin_secret(Rotation(1, "accepting"), up["outputs"]["originSecretUrn"], NullReporter())
     half, accepted = read_origin(local_project.state), _accepted(local_project)
     assert half.sent == before.sent and accepted[0] == before.sent and len(accepted) == 2
-    code, finished = local_project.json("rotate-origin-secret", "--env", "local")
-    assert code == 0, finished
+    # It holds the environment's lease for its whole run (issue 26: no promotion starts between
+    # its stages), of kind `rotate-origin-secret`, and gives it back: watched from outside.
+    store = LeaseStore(target.s3_client(), target.bucket, "local")
+    out, err = local_project.root / "rotate.json", local_project.root / "rotate.log"
+    with out.open("w") as stdout, err.open("w") as stderr:  # files: its progress must never block it
+        rotating = subprocess.Popen(
+            local_project.argv("rotate-origin-secret", "--env", "local", "--json"),
+            env=local_project.env(), stdout=stdout, stderr=stderr, text=True,
+        )  # fmt: skip
+        seen: set[tuple[str, int]] = set()
+        while rotating.poll() is None:
+            held, _ = store.read()
+            if held is not None:
+                seen.add((held.kind, held.pid))
+            time.sleep(0.1)
+    assert rotating.returncode == 0, err.read_text()[-3000:]
+    assert seen == {("rotate-origin-secret", rotating.pid)}, seen
+    assert store.read() == (None, None)
+    finished = json.loads(out.read_text())
     assert finished == {"from": "1:accepting", "to": "1:settled", "stages": ["1:sending", "1:settled"]}
     # the value sent now is the one the first stage made the API accept
     assert read_origin(local_project.state) == Origin(accepted[1]) and _accepted(local_project) == [

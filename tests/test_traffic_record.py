@@ -102,8 +102,9 @@ def test_lease_take_refuse_renew_release(aws: Any) -> None:
     # lost. It is ours (a take-over writes a new token: test_deposed_holder_cannot_renew_or_release)
     again, etag3 = store.renew(mine, etag, 60)
     assert again.token == mine.token and store.read() == (again, etag3)
-    assert store.release(etag) is False and store.read()[0] == again  # the wrong ETag alone deletes nothing
-    assert store.release(etag3) is True and store.read() == (None, None)
+    # the wrong ETag alone deletes nothing
+    assert store.release(etag) == lease.Released.OTHER and store.read()[0] == again
+    assert store.release(etag3) == lease.Released.RELEASED and store.read() == (None, None)
 
 
 def test_deposed_holder_cannot_renew_or_release(aws: Any) -> None:
@@ -120,8 +121,8 @@ def test_deposed_holder_cannot_renew_or_release(aws: Any) -> None:
     new, new_etag = store.take(replace(lease.me(60), holder="other-machine"), pid_alive=alive)
     with pytest.raises(LeaseLostError, match="other-machine"):
         store.renew(old, expired_etag, 60)
-    assert store.release(expired_etag) is False
-    assert store.read()[0] == new and store.release(new_etag)
+    assert store.release(expired_etag) == lease.Released.OTHER
+    assert store.read()[0] == new and store.release(new_etag) == lease.Released.RELEASED
 
 
 def _race(s3: Any, bucket: str, env: str, machines: int) -> tuple[list[str], list[str]]:
@@ -206,4 +207,4 @@ def test_a_retried_write_that_already_landed_is_not_a_take_over(aws: Any) -> Non
     # still carries this driver's token: its own, adopted, not "lost to unknown@host".
     later, later_etag = leases.renew(mine, lease_etag, 60, nonce="n-10")
     assert later.nonce == "n-10" and leases.read() == (later, later_etag)
-    assert leases.release(later_etag)
+    assert leases.release(later_etag) == lease.Released.RELEASED
