@@ -73,7 +73,7 @@ SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py
 SHARD_services := tests/test_authorizer.py tests/test_backend_choice.py tests/test_cli.py tests/test_daemons.py tests/test_habits.py \
 	tests/test_hooks.py tests/test_inspect.py tests/test_local_authorizer.py tests/test_local_hygiene.py \
 	tests/test_local_formats.py tests/test_local_gate_size.py tests/test_local_prune.py tests/test_role_migration.py \
-	tests/test_local_stack.py \
+	tests/test_local_stack.py tests/test_operator_paths.py \
 	tests/test_output_local.py tests/test_packaging.py tests/test_serving_program.py \
 	tests/test_capacity.py tests/test_local_contract.py tests/test_prune.py tests/test_state_backend.py tests/test_traffic_record.py \
 	tests/test_wedge.py tests/test_workflow_harness.py
