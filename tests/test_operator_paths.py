@@ -141,11 +141,14 @@ def test_an_alarm_already_firing_fails_the_promotion_at_planned_without_moving_l
         cloudwatch.delete_alarms(AlarmNames=[ALARM])
         _configure(paths)
     assert code == ExitCode.GATE_FAILED, error
-    assert f"alarm {ALARM} before any traffic moved: " in error["message"], error
+    assert error["message"].startswith(
+        f"alarm {ALARM} before any traffic moved: in ALARM; live is back on v{blue} at 100% (report: "
+    ), error
     record = _clean_end(paths, blue, "failed")
     # the rollback of a promotion that never shifted: no step, no gate, no load test
     assert _phases(record) == ["planned", "rolling_back", "failed"], record
-    assert _report(paths, record["id"])["steps"] == []
+    report = _report(paths, record["id"])
+    assert (report["steps"], report["bakes"], report["outcome"]) == ([], [], "failed"), report
 
 
 def test_a_signal_during_a_hook_stops_the_hook_and_rolls_back(paths: LocalProject, tmp_path: Path) -> None:
