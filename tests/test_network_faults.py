@@ -1,12 +1,12 @@
 """Network faults at the AWS-call boundary (orchestrator/netfaults.py): the tool itself
 against a real moto server, the two faults it found (a driver deposing itself after a lost
 renewal answer; a best-effort history write stopping a driver), and a small matrix of
-local promotions with faults on the lease, record and alias operations.
+local promotions with faults on the lease, record and alias operations, writes and reads.
 
 Matrix invariant (docs/reliability.md): after the command (and, when it left a promotion
 in flight, `abort` from another machine), `live` serves exactly one version at 100 %, the
 record agrees with it, no lease is held; the driver never stops as deposed (nobody else
-takes the lease in these cases); and each case's fault fired.
+takes the lease in these cases) and prints no traceback; and each case's faults fired.
 """
 
 from __future__ import annotations
