@@ -91,7 +91,7 @@ SHARD_recovery := tests/test_local_provisioned.py tests/test_recovery.py tests/t
 # ready 1 s after a move, an `up` that must still hold the stack's lock when the next one starts.
 SHARD_timing := tests/test_edge_telemetry.py tests/test_engine.py tests/test_origin_rotation.py \
 	tests/test_provisioned.py tests/test_sandbox.py tests/test_sigv4.py
-# matrix: the fault matrix (54 promotions, lenient SLOs: only a fault fails them) and the
+# matrix: the fault matrix (55 promotions, lenient SLOs: only a fault fails them) and the
 # network-fault matrix (13 promotions, docs/reliability.md "Network faults").
 SHARD_matrix := tests/test_fault_matrix.py tests/test_network_faults.py
 SHARDS := unit services gates recovery timing matrix

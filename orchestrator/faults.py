@@ -32,6 +32,7 @@ ENV_VAR = "EDGESHIP_FAULT"
 # Phases with an action (see machine.ACTIONS); kept literal here so this module stays import-light.
 _PHASES = ("planned", "pre-traffic", "shifting", "baking", "gating", "paused", "promoting", "rolling-back")
 POINTS: tuple[str, ...] = (
+    "lease-taken",  # the lease's PUT has landed, the heartbeat is not running yet
     "after-lease",  # the promotion lease is held, nothing published yet
     "after-publish",  # green is published, no record written yet
     *(f"{when}-{phase}" for phase in _PHASES for when in ("enter", "done")),

@@ -791,25 +791,33 @@ class Release:
         """Hold the environment's lease (renewed in the background) and latch signals."""
         lease_s = self.env.traffic.lease_s
         store = self.leases
-        held, etag = store.take(lease.me(lease_s), pid_alive=alive)
         records = self.records
 
         def abort_requested(current: Lease) -> bool:
             request = records.abort_request()
             return request is not None and meant_for(request, current)
 
-        with Heartbeat(store, held, etag, lease_s, abort_requested) as heartbeat, SignalLatch() as latch:
-            try:
-                yield Holding(heartbeat, latch)
-            finally:
+        # The latch goes up before the take: a Ctrl-C between the take's PUT landing and the
+        # `try` below would otherwise leave the lease held until it expires (other machines
+        # wait lease_s). A signal during the take is latched, and raised once the lease is ours
+        # to give back (exit 130, nothing done).
+        with SignalLatch() as latch:
+            held, etag = store.take(lease.me(lease_s), pid_alive=alive)
+            faults.point("lease-taken")
+            with Heartbeat(store, held, etag, lease_s, abort_requested) as heartbeat:
                 try:
-                    heartbeat.release()
-                except Exception as exc:  # unreachable S3: the lease simply expires
-                    self.say(
-                        ProgressEvent(
-                            "diagnostic", f"could not release the lease ({exc}); it expires in {lease_s:g}s"
+                    latch.raise_if_received()
+                    yield Holding(heartbeat, latch)
+                finally:
+                    try:
+                        heartbeat.release()
+                    except Exception as exc:  # unreachable S3: the lease simply expires
+                        self.say(
+                            ProgressEvent(
+                                "diagnostic",
+                                f"could not release the lease ({exc}); it expires in {lease_s:g}s",
+                            )
                         )
-                    )
 
     # -- small helpers ------------------------------------------------------------------------------
 

@@ -32,7 +32,13 @@ def _slow_up(project: Project, delay_s: int, sigint_ignored: bool = False) -> su
         "up", "--yes", "--env", "test", "--program", PROGRAM, sigint_ignored=sigint_ignored,
         EDGESHIP_TEST_DELAY_S=str(delay_s), EDGESHIP_TEST_STARTED_FILE=str(started),
     )  # fmt: skip
-    wait_for(started.exists)
+    # An `up` that ended before reaching the resource is the failure to show, not a timeout.
+    wait_for(lambda: started.exists() or run.poll() is not None)
+    if not started.exists():
+        out, err = run.communicate()
+        raise AssertionError(
+            f"`up` ended (exit {run.returncode}) before the engine reached the slow resource:\n{err[-3000:]}\n{out[-1000:]}"
+        )
     return run
 
 

@@ -29,7 +29,7 @@ CODES = [
     (errors.RefusedError, ExitCode.REFUSED),
     (errors.GateFailedError, ExitCode.GATE_FAILED),
     (errors.RollbackIncompleteError, ExitCode.ROLLBACK_INCOMPLETE),
-    (errors.LeaseUnconfirmedError, ExitCode.ROLLBACK_INCOMPLETE),  # the lease could not be renewed: stopped
+    (errors.LeaseUnconfirmedError, 8),  # the lease could not be renewed before an alias write: stopped as is
     (errors.AbortedError, ExitCode.ABORTED),
     (StackLockedError, 10),
     (InterruptedPromotion, 11),

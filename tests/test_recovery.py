@@ -102,7 +102,10 @@ def test_two_machines_racing_to_resume_one_wins(local_project: LocalProject) -> 
 
 
 def test_rollback_cannot_undercut_a_running_promotion(local_project: LocalProject) -> None:
-    run = _promotion_at_canary(local_project)
+    # Gates of 20 s: `rollback` and `up` are a CLI run each (several seconds on a busy
+    # machine), and `up` must look while the promotion runs: with 6 s gates it once looked
+    # after the promotion had ended, and rightly went ahead (CI, 2026-12-07).
+    run = _promotion_at_canary(local_project, gate_s=20)
     code, error = local_project.json("rollback", "--env", "local", **OTHER)
     assert code == ExitCode.LOCKED and "orchestrator abort" in error["fix"], error
     code, error = local_project.json("up", "--yes", "--env", "local", **OTHER)
