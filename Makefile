@@ -73,7 +73,7 @@ SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py
 SHARD_services := tests/test_authorizer.py tests/test_backend_choice.py tests/test_cli.py tests/test_daemons.py tests/test_habits.py \
 	tests/test_hooks.py tests/test_inspect.py tests/test_local_authorizer.py tests/test_local_hygiene.py \
 	tests/test_local_formats.py tests/test_local_gate_size.py tests/test_local_prune.py tests/test_role_migration.py \
-	tests/test_local_stack.py \
+	tests/test_local_stack.py tests/test_operator_paths.py \
 	tests/test_output_local.py tests/test_packaging.py tests/test_serving_program.py \
 	tests/test_capacity.py tests/test_local_contract.py tests/test_prune.py tests/test_state_backend.py tests/test_traffic_record.py \
 	tests/test_wedge.py tests/test_workflow_harness.py tests/test_fences.py tests/test_uplease.py
@@ -92,7 +92,7 @@ SHARD_recovery := tests/test_local_provisioned.py tests/test_recovery.py tests/t
 SHARD_timing := tests/test_edge_telemetry.py tests/test_engine.py tests/test_origin_rotation.py \
 	tests/test_provisioned.py tests/test_sandbox.py tests/test_sigv4.py
 # matrix: the fault matrix (55 promotions, lenient SLOs: only a fault fails them) and the
-# network-fault matrix (9 promotions, docs/reliability.md "Network faults").
+# network-fault matrix (13 promotions, docs/reliability.md "Network faults").
 SHARD_matrix := tests/test_fault_matrix.py tests/test_network_faults.py
 SHARDS := unit services gates recovery timing matrix
 

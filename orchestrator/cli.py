@@ -75,12 +75,33 @@ def _run(ctx: Ctx, action: Callable[[], Any], human: Callable[[Any], str]) -> No
         payload = action()
     except EdgeshipError as exc:
         _fail(ctx.as_json, exc.to_dict())
+    except Exception as exc:  # an AWS error is reported as one; anything else is a bug: its traceback
+        failure = aws_failure(exc)
+        if failure is None:
+            raise
+        _fail(ctx.as_json, failure.to_dict())
     except KeyboardInterrupt:
         from orchestrator import output
 
         output.Printer(sys.stderr).line("interrupted", style="red")
         sys.exit(int(ExitCode.INTERRUPTED))
     _emit(ctx, payload, human)
+
+
+def aws_failure(exc: Exception) -> EdgeshipError | None:
+    """An AWS call's error that no layer below turned into an EdgeshipError (S3 or Lambda
+    unreachable or refusing while a command looked or prepared), as an error with a fix
+    (exit 1): a traceback, and no JSON under --json, would leave a script or an operator
+    guessing. None for anything else. botocore is looked up, not imported: a command that
+    made no AWS call cannot have raised its errors (and `--help` stays fast)."""
+    boto = sys.modules.get("botocore.exceptions")
+    if boto is None or not isinstance(exc, boto.BotoCoreError | boto.ClientError):
+        return None
+    return EdgeshipError(
+        f"an AWS call failed: {type(exc).__name__}: {exc}",
+        fix="check that AWS (or the local emulator) answers; `orchestrator status` shows whether anything "
+        "was left in flight; then run the command again",
+    )
 
 
 def _usage_error(exc: click.ClickException) -> dict[str, Any]:

@@ -105,3 +105,24 @@ def test_every_phase_has_a_fix() -> None:
     assert "orchestrator status --env dev" in promoted and "nothing to undo" in promoted
     forward = fixes.after_failed_write("dev", Phase.BAKING)
     assert "orchestrator promote --env dev --resume" in forward  # going on is offered too
+
+
+def test_an_aws_error_no_layer_handled_is_exit_1_with_a_fix_and_anything_else_a_traceback() -> None:
+    # S3 unreachable while `promote` looked (tests/test_network_faults.py's read cases): before,
+    # a Python traceback and, under --json, nothing on stdout.
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from orchestrator.cli import aws_failure
+
+    unreachable = aws_failure(EndpointConnectionError(endpoint_url="https://s3.example/lock.json"))
+    assert unreachable is not None and unreachable.to_dict() == {
+        "error": "EdgeshipError",
+        "message": 'an AWS call failed: EndpointConnectionError: Could not connect to the endpoint URL: "https://s3.example/lock.json"',
+        "fix": "check that AWS (or the local emulator) answers; `orchestrator status` shows whether anything "
+        "was left in flight; then run the command again",
+        "exit_code": 1,
+    }
+    refused = aws_failure(ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetObject"))
+    assert refused is not None and refused.message.startswith("an AWS call failed: ClientError: ")
+    assert "AccessDenied" in refused.message
+    assert aws_failure(ValueError("a bug")) is None

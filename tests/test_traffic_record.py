@@ -14,7 +14,7 @@ import pytest
 
 from orchestrator import lease, machine
 from orchestrator.errors import FencedError, LeaseLostError, PromotionLockedError
-from orchestrator.lease import LeaseStore
+from orchestrator.lease import Heartbeat, LeaseStore
 from orchestrator.local import emulator
 from orchestrator.machine import PromotionRecord
 from orchestrator.plan import make_plan
@@ -22,6 +22,7 @@ from orchestrator.processes import alive
 from orchestrator.record import RecordStore
 from orchestrator.settings import Environment
 from orchestrator.traffic import Traffic, TrafficError
+from tests.conftest import wait_for
 
 
 @dataclass(frozen=True)
@@ -208,3 +209,61 @@ def test_a_retried_write_that_already_landed_is_not_a_take_over(aws: Any) -> Non
     later, later_etag = leases.renew(mine, lease_etag, 60, nonce="n-10")
     assert later.nonce == "n-10" and leases.read() == (later, later_etag)
     assert leases.release(later_etag) == lease.Released.RELEASED
+
+
+def test_a_weight_that_reads_back_different_after_a_shift_is_an_error_naming_both(aws: Any) -> None:
+    # Someone else moved live between our shift and its read-back (another tool, a person in
+    # the console): the move is not where it was asked to be and never will be, so the
+    # read-back fails at once (the driver then rolls back: the fault matrix's
+    # `done-shifting=raise` case is that error after the shift) instead of waiting out its bound.
+    clients, stack = aws
+    traffic = Traffic(clients["lambda"], stack.function_name, poll_s=0.1)
+    traffic.rollback("1")
+    asked = traffic.shift("1", "3", 20)
+    clients["lambda"].update_alias(FunctionName=stack.function_name, Name="live", FunctionVersion="1",
+                                   RoutingConfig={"AdditionalVersionWeights": {"3": 0.5}})  # fmt: skip
+    with pytest.raises(TrafficError) as info:
+        traffic.settle(asked, bound_s=60)
+    assert info.value.message == "live is on v1 + v3 50% where it was asked to be on v1 + v3 20%"
+    assert info.value.fix == "see `orchestrator status`: something else moved live"
+    # the version itself read back different: the same
+    asked = traffic.shift("1", "3", 100)
+    traffic.rollback("2")
+    with pytest.raises(TrafficError, match=r"^live is on v2 at 100% where it was asked to be on v3 at 100%$"):
+        traffic.settle(asked, bound_s=60)
+    traffic.rollback("1")
+
+
+def test_a_hung_main_thread_stops_the_renewals_and_its_lease_runs_out(aws: Any) -> None:
+    # Heartbeat.max_quiet_s (15 minutes in production): a driver whose main thread stopped
+    # showing progress (hung in a call, deadlocked) must not keep the environment locked
+    # forever from its still-running heartbeat thread. Here 1 s, with a lease of 6 s (renewed
+    # every 2 s: 4 s of slack for a starved heartbeat thread on a niced, busy machine).
+    clients, stack = aws
+    store = LeaseStore(clients["s3"], stack.bucket, "hung")
+    held, etag = store.take(lease.me(6), pid_alive=alive)
+    beat = Heartbeat(store, held, etag, 6, abort_check=lambda _lease: False)
+    beat.max_quiet_s = 1.0
+    with beat:
+        # While the main thread beats, the lease is renewed past its first expiry.
+        first_expiry = held.expires_at
+        wait_for(lambda: beat.beat() is None and time.time() > first_expiry + 0.5, 30)
+        beat.beat()
+        current, _ = store.read()
+        assert current is not None and current.token == held.token and current.expires_at > time.time()
+        # Silent from now on: the heartbeat stops renewing and the lease runs out in S3.
+        wait_for(lambda: _expired(store), 30)
+        assert not beat.valid() and beat.lost is None  # not deposed: just no longer surely held
+        # Another machine takes it over; the driver, waking up, finds it lost and stops.
+        other, _ = LeaseStore(clients["s3"], stack.bucket, "hung").take(
+            replace(lease.me(60), holder="other-machine"), pid_alive=lambda _pid: True
+        )
+        beat.beat()
+        wait_for(lambda: beat.lost is not None, 30)
+        assert isinstance(beat.lost, LeaseLostError) and "other-machine" in beat.lost.message
+    assert store.read()[0] == other
+
+
+def _expired(store: LeaseStore) -> bool:
+    current, _ = store.read()
+    return current is not None and current.expires_at < time.time()
