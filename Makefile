@@ -73,19 +73,20 @@ SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py
 SHARD_services := tests/test_authorizer.py tests/test_backend_choice.py tests/test_cli.py tests/test_daemons.py tests/test_habits.py \
 	tests/test_hooks.py tests/test_inspect.py tests/test_local_authorizer.py tests/test_local_hygiene.py \
 	tests/test_local_formats.py tests/test_local_gate_size.py tests/test_local_prune.py tests/test_role_migration.py \
-	tests/test_local_stack.py tests/test_operator_paths.py \
+	tests/test_local_stack.py \
 	tests/test_output_local.py tests/test_packaging.py tests/test_serving_program.py \
 	tests/test_capacity.py tests/test_local_contract.py tests/test_prune.py tests/test_state_backend.py tests/test_traffic_record.py \
-	tests/test_wedge.py tests/test_workflow_harness.py tests/test_fences.py tests/test_uplease.py
+	tests/test_workflow_harness.py tests/test_fences.py tests/test_uplease.py
 # gates: promotions on the local environment whose gates judge latency and throughput (LOCAL_TOML's
 # SLOs in tests/conftest.py, a slow green's 150 ms p95; the wheel's promotion with edgeship.toml's
 # 250 ms), and the load generator's own timing.
 SHARD_gates := tests/test_load_workers.py tests/test_loadrun.py \
 	tests/test_local_release.py tests/test_modelpack.py tests/test_wheel.py
 # recovery: promotions judged as the gates shard's are, that are stopped, killed, paused,
-# resumed or raced by a second machine, with provisioned concurrency, or run by the workflows.
+# resumed or raced by a second machine, with provisioned concurrency, or run by the workflows;
+# the operator's paths and the no-wedge cases (aborts, rollbacks, a deposed driver).
 SHARD_recovery := tests/test_local_provisioned.py tests/test_recovery.py tests/test_watch_hooks_pause.py \
-	tests/test_workflow_runs.py
+	tests/test_workflow_runs.py tests/test_operator_paths.py tests/test_wedge.py
 # timing: tests with a clock to beat: the local edge and its sandboxes (function timeouts, init
 # deadlines), SigV4's skew, the origin rotation under load, provisioned concurrency that is
 # ready 1 s after a move, an `up` that must still hold the stack's lock when the next one starts.
@@ -100,7 +101,8 @@ SHARDS := unit services gates recovery timing matrix
 # the engine and daemons), so it runs as four streams at once. Tests that judge latency run at
 # normal priority, in two streams; the latency-blind ones run beside them at a low priority,
 # where they take only what those leave: the matrix at nice 15 (its 8 s lease must be renewed
-# every 2.7 s), the rest at nice 19. All four must pass. Ctrl-C stops all four (the
+# every 2.7 s; as two processes, each every 2nd test: the two matrices are sequential
+# promotions that mostly wait), the rest at nice 19. All must pass. Ctrl-C stops all four (the
 # background ones by SIGTERM: a shell's background jobs ignore SIGINT). Measured on a 2-core
 # machine (a clean clone, .ci/run) with three streams: strict 1542 s, matrix 1221 s, blind
 # 1208 s, 27 min in all, using 29 of its 54 CPU-minutes; the strict stream was the critical
@@ -124,23 +126,24 @@ PYTEST = $(BIN)/pytest -q -p no:cacheprovider --durations=15 --basetemp="$(TEST_
 STREAM_FILES = $(foreach shard,$(STREAM_$(1)),$(SHARD_$(shard)))
 
 unit: install  ## pytest: latency-judging tests beside the latency-blind ones (niced), four streams
-	@rm -rf $(foreach stream,$(STREAMS),$(RESULTS)/$(stream))
-	@mkdir -p $(foreach stream,$(STREAMS),$(RESULTS)/$(stream)) "$(TEST_TMP)"
+	@rm -rf $(foreach stream,$(STREAMS) matrix2,$(RESULTS)/$(stream))
+	@mkdir -p $(foreach stream,$(STREAMS) matrix2,$(RESULTS)/$(stream)) "$(TEST_TMP)"
 	@export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	timed() { local name=$$1 start=$$SECONDS status; shift; "$$@"; status=$$?; \
 		echo "$$name: exit $$status in $$(( SECONDS - start )) s" > $(RESULTS)/$$name/summary; return $$status; }; \
 	timed recovery $(call PYTEST,recovery) $(call STREAM_FILES,recovery) > $(RESULTS)/recovery/log 2>&1 & recovery=$$!; \
-	timed matrix nice -n 15 $(call PYTEST,matrix) $(call STREAM_FILES,matrix) > $(RESULTS)/matrix/log 2>&1 & matrix=$$!; \
+	timed matrix nice -n 15 $(call PYTEST,matrix) --part=1/2 $(call STREAM_FILES,matrix) > $(RESULTS)/matrix/log 2>&1 & matrix=$$!; \
+	timed matrix2 nice -n 15 $(call PYTEST,matrix2) --part=2/2 $(call STREAM_FILES,matrix) > $(RESULTS)/matrix2/log 2>&1 & matrix2=$$!; \
 	timed blind nice -n 19 $(call PYTEST,blind) $(call STREAM_FILES,blind) > $(RESULTS)/blind/log 2>&1 & blind=$$!; \
-	trap 'pkill -TERM -P "$$recovery,$$matrix,$$blind"; exit 130' INT TERM; \
+	trap 'pkill -TERM -P "$$recovery,$$matrix,$$matrix2,$$blind"; exit 130' INT TERM; \
 	timed strict $(call PYTEST,strict) $(call STREAM_FILES,strict) 2>&1 | tee $(RESULTS)/strict/log; strict=$${PIPESTATUS[0]}; \
-	wait $$recovery; recovery=$$?; wait $$matrix; matrix=$$?; wait $$blind; blind=$$?; \
-	for name in recovery matrix blind; do \
+	wait $$recovery; recovery=$$?; wait $$matrix; matrix=$$?; wait $$matrix2; matrix2=$$?; wait $$blind; blind=$$?; \
+	for name in recovery matrix matrix2 blind; do \
 		echo "--- stream $$name (ran beside the strict stream; whole log: $(RESULTS)/$$name/log)"; \
 		tail -n 40 $(RESULTS)/$$name/log; \
 	done; \
-	cat $(foreach stream,$(STREAMS),$(RESULTS)/$(stream)/summary); \
-	exit $$(( strict != 0 ? strict : recovery != 0 ? recovery : matrix != 0 ? matrix : blind ))
+	cat $(foreach stream,$(STREAMS) matrix2,$(RESULTS)/$(stream)/summary); \
+	exit $$(( strict != 0 ? strict : recovery != 0 ? recovery : matrix != 0 ? matrix : matrix2 != 0 ? matrix2 : blind ))
 
 # One shard, as a CI job runs it: `make test-shard SHARD=gates`, or a part of one:
 # `make test-shard SHARD=matrix PART=1/2` (every 2nd test from the 1st: tests/ci_plugin.py).
