@@ -90,7 +90,11 @@ def test_make_unit_runs_every_shard_once_and_the_latency_judging_ones_at_normal_
     assert "--part=1/2" in starts["matrix"] and "--part=2/2" in starts["matrix2"]
     for stream in STRICT:
         assert " nice " not in starts[stream] and "tests/test_fault_matrix.py" not in starts[stream]
-    assert "nice -n 15" in starts["matrix"] and "nice -n 15" in starts["matrix2"] and "nice -n 19" in starts["blind"]
+    assert (
+        "nice -n 15" in starts["matrix"]
+        and "nice -n 15" in starts["matrix2"]
+        and "nice -n 19" in starts["blind"]
+    )
 
 
 def test_ci_runs_every_shard_and_every_part_of_a_split_one() -> None:
