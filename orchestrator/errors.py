@@ -60,7 +60,7 @@ EXIT_CODE_HELP = {
     ExitCode.ENGINE: "the Pulumi engine reported a failed update",
     ExitCode.REFUSED: "refused by a safety check",
     ExitCode.GATE_FAILED: "promotion gate failed; traffic rolled back",
-    ExitCode.ROLLBACK_INCOMPLETE: "rollback incomplete or a record write failed: live may be split; the fix says what to run",
+    ExitCode.ROLLBACK_INCOMPLETE: "rollback incomplete, a record write failed, or the lease could not be renewed or confirmed: live may be split; the fix says what to run",
     ExitCode.ABORTED: "promotion aborted by an operator; traffic rolled back",
     ExitCode.STACK_LOCKED: "the stack is locked by another update: wait, or `orchestrator unlock`",
     ExitCode.PROMOTION_INTERRUPTED: "a promotion was interrupted: `promote --resume`, `--rollback` or `abort`",

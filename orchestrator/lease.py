@@ -380,11 +380,11 @@ class LeaseStore:
 class Heartbeat:
     """Renews a held lease in a background thread and watches for an abort request.
 
-    The main thread only reads the flags: `lost` (someone else holds the lease now, or it
-    could not be renewed before it ran out) and `abort_requested`. A renewal starts once a
-    third of the lease has passed since the last one started (looked at every lease_s/12, at
-    most every second), so a lease is renewed well before `valid()` (a third left) turns
-    false; a driver cut off from S3 loses it. Before an alias write the main thread renews
+    The main thread only reads the flags: `lost` (someone else holds the lease now) and
+    `abort_requested`, and asks `valid()`. A renewal starts once a third of the lease has
+    passed since the last one started (looked at every lease_s/12, or every second if that
+    is shorter), so a lease is renewed well before `valid()` (a third left) turns false; a
+    driver cut off from S3 stops being `valid()` (it is not `lost`: nobody else holds it). Before an alias write the main thread renews
     at once if the lease is not surely valid (`renew_now`): a renewal that was merely slow
     (a busy machine, a slow S3 answer) must not stop a promotion.
     """
