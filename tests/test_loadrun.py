@@ -120,9 +120,11 @@ def test_a_worker_late_with_its_last_report_is_still_counted(
     assert worker is not None
     while counting.answered[0] == 0:  # type: ignore[attr-defined]
         time.sleep(0.05)  # the test has started: its 2 s run out while the worker is held
-    time.sleep(1.5)
+    # Held soon after the first answer (1.5 s later, a busy CI machine once saw the worker
+    # already gone), for longer than the rest of the 2 s run and the master's own 0.5 s.
+    time.sleep(0.3)
     worker.send_signal(signal.SIGSTOP)
-    time.sleep(3)  # past the run's end and the master's own 0.5 s
+    time.sleep(4.5)
     worker.send_signal(signal.SIGCONT)
     runner.join(timeout=120)
     assert "error" not in result, result["error"]
