@@ -99,11 +99,17 @@ class Project:
         background job is (SIGINT ignored from the start), whatever this test run's own."""
         import signal
 
+        from tests.spawn import dispositions
+
         disposition = signal.SIG_IGN if sigint_ignored else signal.SIG_DFL
-        return subprocess.Popen(
-            self.argv(*args), env=self.env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, disposition),
-        )  # fmt: skip
+        with dispositions({signal.SIGINT: disposition}):  # no preexec_fn: tests/spawn.py says why
+            return subprocess.Popen(
+                self.argv(*args),
+                env=self.env(**extra),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
 
 
 @pytest.fixture

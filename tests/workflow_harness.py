@@ -43,6 +43,7 @@ from typing import Any
 
 import yaml
 
+from tests.spawn import dispositions
 from tests.workflow_expr import Contexts, ExpressionError, condition, render, to_string
 
 
@@ -572,11 +573,10 @@ class Workflow:
         script_file.write_text(script)
         log_file = script_file.with_suffix(".log")
         started = time.monotonic()
-        with log_file.open("w") as log:
+        with log_file.open("w") as log, dispositions(RUNNER_SIGNALS):  # no preexec_fn: tests/spawn.py
             proc = subprocess.Popen(
                 ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_file)],
                 cwd=cwd, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_runner_signals,
             )  # fmt: skip
             outcome = self._wait(proc, timeout, cancel, state)
         result = StepResult(name, outcome, outcome, proc.returncode, time.monotonic() - started,
@@ -814,13 +814,11 @@ ACTION_INPUTS = {
 }
 
 
-def _runner_signals() -> None:
-    """A step starts with the signal dispositions a hosted runner gives it. A test run as a
-    shell's background job (`make unit`'s niced streams, CI wrappers) inherits SIGINT and
-    SIGQUIT ignored, and bash cannot trap a signal ignored at its start: a step's
-    `trap ... INT` would never see GitHub's cancel."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+# A step starts with the signal dispositions a hosted runner gives it. A test run as a
+# shell's background job (`make unit`'s niced streams, CI wrappers) inherits SIGINT and
+# SIGQUIT ignored, and bash cannot trap a signal ignored at its start: a step's
+# `trap ... INT` would never see GitHub's cancel.
+RUNNER_SIGNALS = {signal.SIGINT: signal.SIG_DFL, signal.SIGQUIT: signal.SIG_DFL}
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
