@@ -145,8 +145,10 @@ canary_weight = 20
 bake_s = 0
 lease_s = 3
 [environments.local.load]
-users = 4
-spawn_rate = 4
+# 2 users: these tests judge the release machinery, not capacity, and a gate's load at full
+# speed is most of the suite's CPU (2 cores, five test processes)
+users = 2
+spawn_rate = 2
 duration_s = {duration}
 # Sequential gates look every second but end no gate before min_duration_s: with gates of a
 # few seconds they run their full duration_s (a test that needs that, e.g. to land a kill in

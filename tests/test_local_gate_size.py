@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.conftest import LocalProject
 
-# 1 s gates, fixed-length (only their size ends them), green at 20 % of 4 users: in 1 s green
+# 1 s gates, fixed-length (only their size ends them), green at 20 % of 2 users: in 1 s green
 # answers well under 100 requests here (the edge answers a few hundred per second in all).
 GATE = """min_green_requests = {n}
 max_duration_s = {most}

@@ -26,10 +26,13 @@ CREDENTIALS = {
 
 
 def running(state_dir: Path) -> daemon.Daemon | None:
-    """The emulator of state_dir if it runs and answers."""
+    """The emulator of state_dir if it runs and answers. Its process is alive (daemon.read),
+    so a slow answer is a busy machine, not a dead emulator: it gets 10 s (with 1 s, a look
+    during a load test on a 2-core CI machine once called a live emulator gone, and the
+    command said to run `up` again). A dead port still fails at once."""
     found = daemon.read(state_dir / "emulator.json")
     cert = state_dir / "tls" / "cert.pem"
-    if found and cert.exists() and daemon.healthy(found.url + "/moto-api/", ca=cert):
+    if found and cert.exists() and daemon.healthy(found.url + "/moto-api/", timeout=10.0, ca=cert):
         return found
     return None
 
