@@ -76,7 +76,7 @@ SHARD_services := tests/test_authorizer.py tests/test_backend_choice.py tests/te
 	tests/test_local_stack.py \
 	tests/test_output_local.py tests/test_packaging.py tests/test_serving_program.py \
 	tests/test_capacity.py tests/test_local_contract.py tests/test_prune.py tests/test_state_backend.py tests/test_traffic_record.py \
-	tests/test_workflow_harness.py tests/test_fences.py tests/test_uplease.py
+	tests/test_workflow_harness.py tests/test_fences.py tests/test_uplease.py tests/test_alias_revisions.py
 # gates: promotions on the local environment whose gates judge latency and throughput (LOCAL_TOML's
 # SLOs in tests/conftest.py, a slow green's 150 ms p95; the wheel's promotion with edgeship.toml's
 # 250 ms), and the load generator's own timing.

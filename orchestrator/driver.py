@@ -127,7 +127,9 @@ class Driver:
                 nxt = replace(nxt, live_revision=self._own_revision)
             written = self._try_write(nxt, etag, previous=record)
             if isinstance(written, Exception):  # S3 did not take the record
-                if rolls_back_after_failed_write(nxt.phase, lease_held=self.heartbeat.valid()):
+                # held: valid, or renewed now (a write that failed slowly may have used the third)
+                held = self.heartbeat.valid() or self.heartbeat.renew_now()
+                if rolls_back_after_failed_write(nxt.phase, lease_held=held):
                     return self._roll_back_unrecorded(record, etag, nxt, written)
                 raise self._write_failed(nxt, written)
             etag = written
@@ -198,6 +200,8 @@ class Driver:
         if fence.note:
             self._diagnose(fence.note)
         asked = self.traffic.shift(blue, green, weight, revision=fence.revision, guard=self._require_lease)
+        if asked.note:
+            self._diagnose(asked.note)
         self._own_revision = asked.revision or self._own_revision
         # Green's metrics window starts now, not once settled: a change of weights moves requests
         # at once (only the PC is split again meanwhile), and green's metrics are counted per
@@ -594,13 +598,17 @@ class Driver:
         tries = 0
         while True:
             tries += 1
+            started = time.monotonic()
             try:
                 short = self.heartbeat.confirm()  # LeaseLostError (deposed, exit 12) is raised as it is
             except LeaseLostError:
                 raise
             except Exception as exc:  # botocore's errors: whether we still hold the lease is unknown
                 failed = f"{type(exc).__name__}: {exc}"
-                then = after_failed_read(rollback=rollback, valid=self.heartbeat.valid(), tries=tries)
+                then = after_failed_read(
+                    rollback=rollback, valid=self.heartbeat.valid(), tries=tries,
+                    spare_s=self.heartbeat.spare_s(), read_s=time.monotonic() - started,
+                )  # fmt: skip
                 if then == "write":
                     self._diagnose(
                         f"could not read the promotion lease before putting live back on blue ({failed}); "

@@ -193,32 +193,40 @@ def unconfirmed(found: Lease | None, token: str, *, now: float, lease_s: float) 
 
 
 # Forward writes: how many times the lease read before an alias write is tried (each read is
-# botocore's 2 attempts) while the lease holds locally, and the pause between two tries.
+# botocore's attempts) while the lease holds locally, and the pause between two tries.
 CONFIRM_TRIES = 3
 CONFIRM_PAUSE_S = 1.0
 AfterFailedRead = Literal["renew", "write", "retry", "refuse"]
 
 
 def after_failed_read(
-    *, rollback: bool, valid: bool, tries: int, max_tries: int = CONFIRM_TRIES
+    *, rollback: bool, valid: bool, tries: int, spare_s: float, read_s: float, max_tries: int = CONFIRM_TRIES
 ) -> AfterFailedRead:
     """What the driver does when the lease read right before an alias write failed (S3
-    unreachable, a 5xx, throttled: nothing about who holds the lease); pure.
+    unreachable, a 5xx, throttled, timing out: nothing about who holds the lease); pure.
+    `spare_s`: seconds left on the local deadline beyond the third a write needs; `read_s`:
+    how long the failed read took (a fast refusal, or timeouts that took seconds).
 
     - "renew": the local third ran out meanwhile: as for any lease not surely valid, renew at
       once (a renewal is conditional on our ETag: its success proves the lease ours), or stop
       without touching live (exit 8).
     - "write": a rollback while the lease holds locally: nobody may take a lease with a third
       left (a take-over needs it expired), and putting live back on blue must not wait on S3.
-    - "retry": a forward write, `tries` < `max_tries`: read again.
+    - "retry": a forward write, `tries` < `max_tries`, and time for another read as slow as
+      this one *and* for the rollback that follows a refusal (its record write and its own
+      lease read, each as slow again) before the third runs out.
     - "refuse": a forward write still unconfirmed: live is not moved forward; the error rolls
-      the promotion back (under "write" above).
+      the promotion back (under "write" above) while the lease still holds. Reads that time
+      out are refused early rather than retried until the lease no longer holds, which would
+      stop the driver with live split (exit 8) instead of rolling back.
     """
     if not valid:
         return "renew"
     if rollback:
         return "write"
-    return "retry" if tries < max_tries else "refuse"
+    if tries >= max_tries or spare_s < 3 * read_s + CONFIRM_PAUSE_S:
+        return "refuse"
+    return "retry"
 
 
 def precondition_failed(exc: Exception) -> bool:
@@ -438,7 +446,11 @@ class Heartbeat:
 
     def valid(self) -> bool:
         """True while this process may still act: not deposed, and the lease has a third left."""
-        return self.lost is None and self._clock() < self._valid_until - self.lease_s / 3
+        return self.lost is None and self.spare_s() > 0
+
+    def spare_s(self) -> float:
+        """Seconds left on the local deadline beyond the third a write needs (<= 0: not valid)."""
+        return self._valid_until - self.lease_s / 3 - self._clock()
 
     def confirm(self) -> str | None:
         """Right before an alias write: the lease read from S3 (one GetObject) still carries our

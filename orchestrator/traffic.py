@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -83,6 +83,7 @@ class AliasState:
     revision: str = field(
         default="", compare=False
     )  # Lambda's RevisionId: an update naming it fails if the alias moved since
+    note: str = field(default="", compare=False)  # said as a diagnostic by whoever asked for this state
 
     def describe(self) -> str:
         """'live is on v1 at 100%', 'live is on v1 + v2 20%', or 'live is moving to v2 (...)'."""
@@ -291,6 +292,22 @@ def fence_for(recorded: str, current: str, *, own: bool) -> Fence:
     )
 
 
+PRECONDITION_FAILED = "PreconditionFailedException"  # Lambda's answer to a stale RevisionId
+
+
+def own_write_landed(asked: AliasState, found: AliasState) -> bool:
+    """Whether an alias read back after a fenced update was refused (PreconditionFailed) shows
+    the update itself: the same version and the same weights (Lambda keeps them to 4 places,
+    as routing_for rounds them); pure. Then the refusal met our own write, whose answer was
+    lost (on AWS botocore retries an UpdateAlias that timed out, naming the RevisionId the
+    first attempt already moved on). Anything else is a change by someone else: refused."""
+    if found.version != asked.version:
+        return False
+    moved = {v: round(w, 4) for v, w in found.weights.items() if w}
+    wanted = {v: round(w, 4) for v, w in asked.weights.items() if w}
+    return moved == wanted
+
+
 class Traffic:
     """The `live` and `candidate` aliases of one function."""
 
@@ -466,8 +483,31 @@ class Traffic:
                 **({"RevisionId": revision} if revision else {}),
             )
         except Exception as exc:  # botocore errors carry the API's own message
+            landed = self._landed(alias, AliasState(version, weights), exc) if revision else None
+            if landed is not None:
+                return landed
             raise TrafficError(
                 f"could not point {alias} at {version} {weights or ''}: {exc}",
                 fix="check that the function and version exist (`orchestrator status`)",
             ) from exc
         return AliasState(version, weights, str(got.get("RevisionId") or ""))
+
+    def _landed(self, alias: str, asked: AliasState, exc: Exception) -> AliasState | None:
+        """A fenced update refused as PreconditionFailed: when the alias reads back exactly as
+        asked, the refusal met our own write (its answer was lost, botocore retried it naming
+        the old RevisionId): that state, with its revision, rather than an error that would
+        roll a healthy promotion back. None otherwise (the refusal stands)."""
+        if error_code(exc) != PRECONDITION_FAILED:
+            return None
+        try:
+            found = self.state(alias)
+        except Exception:  # unreadable: the refusal stands, said as it was
+            return None
+        if not own_write_landed(asked, found):
+            return None
+        return replace(
+            found,
+            note=f"Lambda refused the fenced write of {alias} (PreconditionFailed) but {alias} already reads "
+            f"as asked: this run's own write landed with its answer lost, and botocore's retry met it; "
+            f"carrying on at RevisionId {found.revision}",
+        )

@@ -381,17 +381,20 @@ def onnx_classifier(out: Path, features: int, classes: int, version: str = "1") 
 class Moto:
     """A moto server on a fixed loopback port (plain HTTP), restartable on that port."""
 
-    def __init__(self) -> None:
+    def __init__(self, module: str = "moto.server") -> None:
+        """`module`: moto's own server, or the emulator's (orchestrator.local.motoserver: moto
+        with what the local environment adds, such as AWS's alias RevisionIds)."""
         from orchestrator.local import daemon
 
         self.port = daemon.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.module = module
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         from orchestrator.local import daemon
 
-        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        argv = [sys.executable, "-m", self.module, "-H", "127.0.0.1", "-p", str(self.port)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: daemon.healthy(self.url + "/moto-api/", timeout=0.5), timeout=30)
 

@@ -1,7 +1,8 @@
 """The fences without local clocks, as pure decisions: the lease read from S3 right before an
 alias write (`lease.unconfirmed`; a read that failed: `lease.after_failed_read`; ours but
 expired by the wall clock: renewed once, `Heartbeat.confirm`), the clock local lease deadlines run on (`lease.lease_clock`,
-`Heartbeat.valid`), and the RevisionId a forward write of live names (`traffic.fence_for`).
+`Heartbeat.valid`), and the RevisionId a forward write of live names (`traffic.fence_for`), and a fenced write
+refused because its own lost-answer attempt landed (`traffic.own_write_landed`).
 The same decisions against a real moto server: tests/test_fences.py."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from orchestrator.machine import PromotionRecord
 from orchestrator.plan import make_plan
 from orchestrator.record import parse_record
 from orchestrator.settings import Environment
-from orchestrator.traffic import Fence, fence_for
+from orchestrator.traffic import AliasState, Fence, fence_for, own_write_landed
 
 NOW = 1_800_000_000.0
 OURS = Lease("me@laptop:1", "laptop", 1, NOW + 40, "token-a", "p1", "n1", "boot")
@@ -52,21 +53,32 @@ def test_the_lease_read_in_s3_must_carry_our_token_and_a_third_of_its_time(
 
 
 @pytest.mark.parametrize(
-    ("rollback", "valid", "tries", "then"),
+    ("rollback", "valid", "tries", "spare_s", "read_s", "then"),
     [
-        (True, True, 1, "write"),  # putting live on blue while nobody else may take the lease
-        (True, False, 1, "renew"),  # the local third ran out: renewed at once, or exit 8, nothing written
-        (False, True, 1, "retry"),
-        (False, True, 2, "retry"),
-        (False, True, 3, "refuse"),  # still unconfirmed: not forward (an error: the promotion rolls back)
-        (False, False, 2, "renew"),
+        (True, True, 1, 30.0, 0.1, "write"),  # putting live on blue while nobody else may take the lease
+        (True, True, 1, 0.5, 12.0, "write"),  # however slow the read: the local third still holds
+        (True, False, 1, 30.0, 0.1, "renew"),  # the local third ran out: renewed at once, or exit 8
+        (False, True, 1, 30.0, 0.1, "retry"),
+        (False, True, 2, 30.0, 0.1, "retry"),
+        (False, True, 3, 30.0, 0.1, "refuse"),  # still unconfirmed: not forward (the promotion rolls back)
+        (False, False, 2, 30.0, 0.1, "renew"),
+        # A read that timed out after 7 s (connect timeouts, 2 attempts) with 20 s spare: one more
+        # like it plus the rollback's record write and lease read would not fit: refused now, so
+        # that the rollback still has its third (review P2-1: before, a 3rd try used it up and the
+        # driver stopped with live split)
+        (False, True, 1, 20.0, 7.0, "refuse"),
+        (False, True, 1, 23.0, 7.0, "retry"),  # 3 x 7 s + the pause fit in 23 s
+        (False, True, 1, 4.0, 1.0, "retry"),  # the bound is the slowness, not a fixed count of seconds
+        (False, True, 1, 3.9, 1.0, "refuse"),
     ],
-    ids=["rollback", "rollback-not-valid", "forward-1st", "forward-2nd", "forward-3rd", "forward-not-valid"],
+    ids=["rollback", "rollback-slow", "rollback-not-valid", "forward-1st", "forward-2nd", "forward-3rd",
+         "forward-not-valid", "forward-slow-refused", "forward-slow-room", "forward-1s-room", "forward-1s-short"],
 )  # fmt: skip
 def test_a_failed_lease_read_stops_forward_writes_only(
-    rollback: bool, valid: bool, tries: int, then: str
+    rollback: bool, valid: bool, tries: int, spare_s: float, read_s: float, then: str
 ) -> None:
-    assert after_failed_read(rollback=rollback, valid=valid, tries=tries) == then
+    got = after_failed_read(rollback=rollback, valid=valid, tries=tries, spare_s=spare_s, read_s=read_s)
+    assert got == then
 
 
 class _Confirming(LeaseStore):
@@ -232,3 +244,25 @@ def test_the_lease_module_confirms_with_one_read() -> None:
     with pytest.raises(LeaseLostError, match="taken over by me@laptop:1") as lost:
         OneRead(None, "b", "dev").confirm("token-a", 30.0)
     assert reads == [1] and lost.value.exit_code == 12
+
+
+@pytest.mark.parametrize(
+    ("asked", "found", "ours"),
+    [
+        (AliasState("1", {"2": 0.1}), AliasState("1", {"2": 0.1}, "r2"), True),  # the canary step landed
+        (AliasState("2", {}), AliasState("2", {}, "r3"), True),  # green at 100 % landed
+        (AliasState("1", {"2": 0.1}), AliasState("1", {"2": 0.10000001}, "r2"), True),  # Lambda's float
+        (AliasState("1", {"2": 0.1}), AliasState("1", {}, "r2"), False),  # someone put it back on blue
+        (AliasState("1", {"2": 0.1}), AliasState("1", {"2": 0.5}, "r2"), False),  # another weight
+        (AliasState("2", {}), AliasState("3", {}, "r3"), False),  # another version
+        (AliasState("1", {"2": 0.1}), AliasState("1", {"3": 0.1}, "r2"), False),  # another green
+        (AliasState("1", {}), AliasState("1", {"2": 0.0}, "r2"), True),  # a zero weight is no weight
+    ],
+    ids=["canary", "whole", "float", "rolled-back", "other-weight", "other-version", "other-green", "zero"],
+)  # fmt: skip
+def test_a_refused_fenced_write_is_ours_only_when_live_reads_exactly_as_asked(
+    asked: AliasState, found: AliasState, ours: bool
+) -> None:
+    # review P2-2: a lost UpdateAlias answer, retried by botocore with the old RevisionId, is
+    # refused as PreconditionFailed although our write landed; that must not roll back
+    assert own_write_landed(asked, found) is ours

@@ -246,6 +246,10 @@ MATRIX = [
     (f"{HISTORY}@4=timeout", ExitCode.OK, "promoted"),  # best effort (issue 26: exit 8 with live split)
     (f"{ALIAS}@1=lost", ExitCode.ERROR, "rolled_back"),  # every attempt lands unanswered: roll back
     (f"{ALIAS}@1=5xx(1)", ExitCode.OK, "promoted"),  # botocore's retry gets through
+    # the canary shift lands, its answer is lost; botocore's retry names the old RevisionId and
+    # the emulator, as Lambda, refuses it (412): the driver's own write, carried on (review
+    # P2-2; before: "could not point live", a healthy promotion rolled back)
+    (f"{ALIAS}@1=lost(1)", ExitCode.OK, "promoted"),
     (f"{ALIAS}@2=throttle", ExitCode.ERROR, "rolled_back"),  # green never reaches 100 %: roll back
     # Reads (None: this run wrote no record; the newest is the previous promotion's). The lease's
     # 3rd read is promote's second look, with the lease taken, before the publish: the command
