@@ -293,6 +293,23 @@ def _probe_lag() -> None:
 
 
 FINAL_REPORTS_SLACK_S = 10.0  # beyond --stop-timeout, for a worker on a starved CPU
+# Heartbeats a worker may miss (one a second) before the master counts it missing. Locust's
+# 3 is shorter than a busy CI runner can starve a worker: the master then took a stalled
+# worker for gone, and when the other one quit it had "no worker left" and stopped before the
+# stalled one's last report, whose requests were lost (seen in CI: `workers_lost` 1 of 2). A
+# worker that really died is still found: its last report never comes (`workers_lost`).
+HEARTBEAT_LIVENESS = 10
+
+
+def _patient_master() -> None:
+    """Applied at import, before Locust builds its runner (the master reads the value for each
+    heartbeat it receives, and at each worker's registration)."""
+    from locust import runners
+
+    runners.HEARTBEAT_LIVENESS = max(runners.HEARTBEAT_LIVENESS, HEARTBEAT_LIVENESS)
+
+
+_patient_master()
 
 
 def _expected_workers() -> int:

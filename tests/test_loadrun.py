@@ -94,10 +94,14 @@ def test_a_worker_late_with_its_last_report_is_still_counted(
 ) -> None:
     """A headless Locust master waits 0.5 s for its workers' last reports after telling them
     to quit; a worker held up past that (a busy CI runner: here SIGSTOP over the load's
-    end) lost its numbers (`workers_lost`), unless the locustfile waits for them."""
+    end) lost its numbers (`workers_lost`), unless the locustfile waits for them. Held from
+    the start for longer than Locust's 3 missed heartbeats: the master then counted the held
+    worker missing, and when the other one quit it had "no worker left" and quit before the
+    held one's last report (CI, a busy runner: `workers_lost` 1 of 2), unless the locustfile
+    gives a worker more heartbeats."""
     import psutil
 
-    load = LoadSettings(users=2, spawn_rate=2, duration_s=2, get_share=0, workers=2)
+    load = LoadSettings(users=2, spawn_rate=2, duration_s=6, get_share=0, workers=2)
     result: dict[str, object] = {}
 
     def run() -> None:
@@ -121,10 +125,11 @@ def test_a_worker_late_with_its_last_report_is_still_counted(
     while counting.answered[0] == 0:  # type: ignore[attr-defined]
         time.sleep(0.05)  # the test has started: its 2 s run out while the worker is held
     # Held soon after the first answer (1.5 s later, a busy CI machine once saw the worker
-    # already gone), for longer than the rest of the 2 s run and the master's own 0.5 s.
+    # already gone), for longer than the rest of the 6 s run and the master's own 0.5 s: the
+    # master counts it missing (about 5 s without a heartbeat) before the other worker quits
     time.sleep(0.3)
     worker.send_signal(signal.SIGSTOP)
-    time.sleep(4.5)
+    time.sleep(8)
     worker.send_signal(signal.SIGCONT)
     runner.join(timeout=120)
     assert "error" not in result, result["error"]
