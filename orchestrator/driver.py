@@ -588,73 +588,13 @@ class Driver:
         return stop_requested(self.heartbeat, self.latch)
 
     def _require_lease(self, *, rollback: bool = False) -> None:
-        """Called right before every alias write (after its reads and checks): act only while
-        the lease surely holds, locally (not deposed, a third of it left on a clock that counts
-        a suspend, renewed at once if less) and in S3 (read: still our token, a third left by
-        the wall clock; `Heartbeat.confirm`). A read that fails says nothing about the holder:
-        a forward write is tried again, then refused (the promotion rolls back); a `rollback`
-        goes on while the lease holds locally (`lease.after_failed_read`)."""
-        self._surely_valid()
-        tries = 0
-        while True:
-            tries += 1
-            started = time.monotonic()
-            try:
-                short = self.heartbeat.confirm()  # LeaseLostError (deposed, exit 12) is raised as it is
-            except LeaseLostError:
-                raise
-            except Exception as exc:  # botocore's errors: whether we still hold the lease is unknown
-                failed = f"{type(exc).__name__}: {exc}"
-                then = after_failed_read(
-                    rollback=rollback, valid=self.heartbeat.valid(), tries=tries,
-                    spare_s=self.heartbeat.spare_s(), read_s=time.monotonic() - started,
-                )  # fmt: skip
-                if then == "write":
-                    self._diagnose(
-                        f"could not read the promotion lease before putting live back on blue ({failed}); "
-                        "it holds on this machine's clock (a third of it left), so nobody else can have "
-                        "taken it: rolling back anyway"
-                    )
-                    break
-                if then == "refuse":
-                    raise LeaseUnreadError(
-                        f"could not read the promotion lease to confirm it before moving live forward "
-                        f"({tries} tries; {failed}); live was not moved",
-                        fix=f"check that S3 answers (`orchestrator status --env {self.records.env}`), "
-                        "then promote again",
-                    ) from exc
-                if then == "renew":
-                    break  # _surely_valid below renews, or stops without touching live
-                self._diagnose(f"could not read the promotion lease ({failed}); trying again")
-                time.sleep(min(CONFIRM_PAUSE_S, self.heartbeat.lease_s / 12))
-                continue
-            if short is not None:  # ours by token, but the renewal it needed failed
-                raise LeaseUnconfirmedError(
-                    f"could not confirm the promotion lease in S3: {short}; this run stopped without "
-                    f"touching live ({self._alias_text()})",
-                    fix=fixes.after_failed_write(self.records.env, self._phase),
-                )
-            break
-        # Again after the read, which can take longer than the third that was left (2 attempts
-        # of up to 13 s): the write must still land while nobody else may take the lease.
-        self._surely_valid()
-
-    def _surely_valid(self) -> None:
-        """Not deposed and a third of the lease left on the local clock, renewed at once if less
-        (a renewal that was merely late must not stop a promotion); else stop, live untouched."""
-        if self.heartbeat.lost is not None:
-            raise self.heartbeat.lost
-        if self.heartbeat.valid() or self.heartbeat.renew_now():
-            return
-        if self.heartbeat.lost is not None:  # the renewal found another holder
-            raise self.heartbeat.lost
-        # Not even a rollback may follow (another machine may hold the lease by now): the
-        # record, still in flight, tells whoever comes next to finish the job.
-        raise LeaseUnconfirmedError(
-            "the promotion lease could not be renewed (is S3 reachable?); this run stopped without "
-            f"touching live ({self._alias_text()})",
-            fix=fixes.after_failed_write(self.records.env, self._phase),
-        )
+        """Right before every alias write (after its reads and checks): `require_lease`."""
+        require_lease(
+            self.heartbeat, rollback=rollback, diagnose=self._diagnose,
+            stopped=lambda: f"this run stopped without touching live ({self._alias_text()})",
+            fix=lambda: fixes.after_failed_write(self.records.env, self._phase),
+            read_fix=f"check that S3 answers (`orchestrator status --env {self.records.env}`), then promote again",
+        )  # fmt: skip
 
     def _try_write(self, record: PromotionRecord, etag: str, *, previous: PromotionRecord) -> str | Exception:
         """Write the next record: its new ETag, or the exception S3 (or the way to it) raised.
@@ -796,6 +736,82 @@ def _sequential_evidence(
         "seconds": round(seconds, 2),
         "looks": monitor.evidence(),
     }
+
+
+def require_lease(
+    heartbeat: Heartbeat,
+    *,
+    rollback: bool,
+    diagnose: Callable[[str], None],
+    stopped: Callable[[], str],
+    fix: Callable[[], str],
+    read_fix: str = "check that S3 answers, then try again",
+) -> None:
+    """Called right before every alias write (after its reads and checks), by the driver and
+    by the recovery commands: act only while the lease surely holds, locally (not deposed, a
+    third of it left on a clock that counts a suspend, renewed at once if less) and in S3
+    (read: still our token, a third left by the wall clock; `Heartbeat.confirm`). A read that
+    fails says nothing about the holder: a forward write is tried again while there is time,
+    then refused (the promotion rolls back); a `rollback` goes on while the lease holds
+    locally (`lease.after_failed_read`). `stopped()` says where live was left when this stops
+    (LeaseUnconfirmedError, exit 8); `fix()` what to run then."""
+    _surely_valid(heartbeat, stopped, fix)
+    tries = 0
+    while True:
+        tries += 1
+        started = time.monotonic()
+        try:
+            short = heartbeat.confirm()  # LeaseLostError (deposed, exit 12) is raised as it is
+        except LeaseLostError:
+            raise
+        except Exception as exc:  # botocore's errors: whether we still hold the lease is unknown
+            failed = f"{type(exc).__name__}: {exc}"
+            then = after_failed_read(
+                rollback=rollback, valid=heartbeat.valid(), tries=tries,
+                spare_s=heartbeat.spare_s(), read_s=time.monotonic() - started,
+            )  # fmt: skip
+            if then == "write":
+                diagnose(
+                    f"could not read the promotion lease before putting live back on blue ({failed}); it "
+                    "holds on this machine's clock (a third of it left), so nobody else can have taken it: "
+                    "rolling back anyway"
+                )
+                break
+            if then == "refuse":
+                raise LeaseUnreadError(
+                    f"could not read the promotion lease to confirm it before moving live forward "
+                    f"({tries} tries; {failed}); live was not moved",
+                    fix=read_fix,
+                ) from exc
+            if then == "renew":
+                break  # _surely_valid below renews, or stops without touching live
+            diagnose(f"could not read the promotion lease ({failed}); trying again")
+            time.sleep(min(CONFIRM_PAUSE_S, heartbeat.lease_s / 12))
+            continue
+        if short is not None:  # ours by token, but the renewal it needed failed
+            raise LeaseUnconfirmedError(
+                f"could not confirm the promotion lease in S3: {short}; {stopped()}", fix=fix()
+            )
+        break
+    # Again after the read, which can take longer than the third that was left (2 attempts
+    # of up to 13 s): the write must still land while nobody else may take the lease.
+    _surely_valid(heartbeat, stopped, fix)
+
+
+def _surely_valid(heartbeat: Heartbeat, stopped: Callable[[], str], fix: Callable[[], str]) -> None:
+    """Not deposed and a third of the lease left on the local clock, renewed at once if less
+    (a renewal that was merely late must not stop a promotion); else stop, live untouched."""
+    if heartbeat.lost is not None:
+        raise heartbeat.lost
+    if heartbeat.valid() or heartbeat.renew_now():
+        return
+    if heartbeat.lost is not None:  # the renewal found another holder
+        raise heartbeat.lost
+    # Not even a rollback may follow (another machine may hold the lease by now): the
+    # record, still in flight, tells whoever comes next to finish the job.
+    raise LeaseUnconfirmedError(
+        f"the promotion lease could not be renewed (is S3 reachable?); {stopped()}", fix=fix()
+    )
 
 
 def rolls_back_after_failed_write(phase: Phase, *, lease_held: bool) -> bool:

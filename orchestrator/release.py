@@ -20,7 +20,7 @@ from typing import Any
 from orchestrator import faults, lease, machine, reports
 from orchestrator.artifacts import model_example
 from orchestrator.contract import Decision
-from orchestrator.driver import Driver, keep_lease, stop_requested, waiting_for_lambda
+from orchestrator.driver import Driver, keep_lease, require_lease, stop_requested, waiting_for_lambda
 from orchestrator.errors import (
     AbortedError,
     Cancelled,
@@ -690,13 +690,25 @@ class Release:
             )
             return Recovered(report, self._result(final))
 
+    def _lease_guard(self, holding: Holding, untouched: str) -> Callable[[], None]:
+        """The check right before a recovery command's alias write, as the driver's rollback
+        makes it (`driver.require_lease`): deposed, or the lease unrenewable, stops it there."""
+        env = self.env.name
+        return lambda: require_lease(
+            holding.heartbeat, rollback=True, diagnose=self._diagnose,
+            stopped=lambda: f"this command stopped without moving live: {untouched}",
+            fix=lambda: f"run `orchestrator abort --env {env}` once S3 answers (from any machine, once the lease ran out)",
+        )  # fmt: skip
+
     def _back_on_blue(self, holding: Holding, record: PromotionRecord) -> None:
         """Put live on a finished promotion's blue and read it back until every request is
         there (as the driver's rollback does), so the result never says rolled back while
         Lambda still serves green."""
         traffic = self._traffic()
         try:
-            asked = traffic.rollback(record.blue)
+            asked = traffic.rollback(
+                record.blue, guard=self._lease_guard(holding, f"it is not back on v{record.blue}")
+            )
             self.target.traffic_moved()
             traffic.settle(
                 asked, rollback=True, say=lambda why: self.say(waiting_for_lambda(why)),
@@ -788,7 +800,7 @@ class Release:
         """live on `version` at 100 %, read back (as `_back_on_blue`), with nothing in flight."""
         traffic = self._traffic()
         try:
-            asked = traffic.rollback(version)
+            asked = traffic.rollback(version, guard=self._lease_guard(holding, f"it is not on v{version}"))
             self.target.traffic_moved()
             traffic.settle(
                 asked, rollback=True, say=lambda why: self.say(waiting_for_lambda(why)),
