@@ -292,8 +292,8 @@ class Release:
         except FormatError:  # a newer edgeship's lease (the take refused it): not ours
             pass
         except Exception as exc:
-            self.say(ProgressEvent("diagnostic", f"could not check the lease ({exc}); a lease this run "
-                                   "took expires by itself"))  # fmt: skip
+            self.say(ProgressEvent("diagnostic", f"could not check the lease ({exc}); if this run's take "
+                                   "landed, that lease expires by itself"))  # fmt: skip
 
     def _lost_under(self, command: str) -> LeaseLostError:
         """`command` did its work, but the lease was not its own to the end (exit 12)."""
@@ -893,9 +893,20 @@ class Release:
         with SignalLatch() as latch:
             clock = lease.lease_clock()
             taken_at = clock()  # the lease's expiry counts from here (lease.me), not from the take's answer
-            held, etag = store.take(lease.me(lease_s, kind=kind), pid_alive=alive)
-            faults.point("lease-taken")
-            heartbeat = Heartbeat(store, held, etag, lease_s, abort_requested, clock=clock, taken_at=taken_at)
+            mine = lease.me(lease_s, kind=kind)
+            try:
+                held, etag = store.take(mine, pid_alive=alive)
+                faults.point("lease-taken")
+                heartbeat = Heartbeat(store, held, etag, lease_s, abort_requested, clock=clock, taken_at=taken_at)
+            except PromotionLockedError:
+                raise  # refused: another holder's, nothing of ours to drop
+            except BaseException:
+                # The take's PUT may have landed with its answer lost (a BotoCoreError, not the
+                # 412 whose nonce check would see it), or a fault fired after it: drop the lease
+                # if it carries our token, as a stack change does, rather than make every other
+                # machine wait lease_s (review P3-4)
+                self._drop_if_ours(mine)
+                raise
             with heartbeat:
                 try:
                     latch.raise_if_received()
