@@ -897,7 +897,9 @@ class Release:
             try:
                 held, etag = store.take(mine, pid_alive=alive)
                 faults.point("lease-taken")
-                heartbeat = Heartbeat(store, held, etag, lease_s, abort_requested, clock=clock, taken_at=taken_at)
+                heartbeat = Heartbeat(
+                    store, held, etag, lease_s, abort_requested, clock=clock, taken_at=taken_at
+                )
             except PromotionLockedError:
                 raise  # refused: another holder's, nothing of ours to drop
             except BaseException:
