@@ -153,3 +153,18 @@ def test_a_frozen_sandbox_keeps_monotonic_code_stale(
             )
             authorizer.control({"advance_s": 40})  # the rotation's wait on AWS (clouds.py)
             assert _refusal(authorizer, "new") == (FORBIDDEN if refused else None), code
+
+
+def test_a_slow_init_has_lambdas_init_limit_not_the_functions_timeout(moto: Moto, tmp_path: Path) -> None:
+    """An init longer than the function's 5 s timeout (a starved CI runner once made the
+    shipped one so) is not a timed-out invocation: Lambda gives init its own 10 s."""
+    from orchestrator.local import authorizer as local
+
+    slow = tmp_path / "slow.py"
+    wait_s = local.TIMEOUT_S + 1
+    assert wait_s < local.INIT_S
+    slow.write_text(
+        f"import time\ntime.sleep({wait_s})\n\ndef handler(event, context):\n    return {{'isAuthorized': True}}\n"
+    )
+    with running(_authorizer(moto, slow)) as authorizer:
+        assert _refusal(authorizer, "any") is None

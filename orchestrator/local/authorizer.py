@@ -10,7 +10,8 @@
   environment Lambda gives it. One sandbox, one invocation at a time (a Lambda sandbox's
   rule); it is replaced when it dies or runs past the function's timeout. It starts with
   the edge and imports boto3 before its first invocation: the cold start of Lambda's
-  first sandbox is not emulated (its first read of SSM is).
+  first sandbox is not emulated (its first read of SSM is). Its init has Lambda's 10 s
+  (INIT_S), apart from the function's 5 s timeout for each invocation, as on Lambda.
 - Lambda freezes a sandbox between invocations, and `time.monotonic()` does not advance
   while it is frozen (the wall clock does). The sandbox process gets both clocks offset
   accordingly (`SandboxClock`): with freezing on, its monotonic clock advances only while
@@ -46,6 +47,7 @@ CODE = Path(origin.__file__).resolve()  # the file the stack ships as the author
 HANDLER = "handler"
 RESULT_TTL_S = 300.0  # programs/serving.py AUTHORIZER_RESULT_TTL_S; the stack passes its own
 TIMEOUT_S = 5.0  # the authorizer function's Timeout in programs/serving.py
+INIT_S = 10.0  # Lambda's limit on a function's init, which its Timeout does not count
 FROZEN_ENV = "EDGESHIP_AUTHORIZER_FROZEN"
 Refusal = tuple[int, str]
 
@@ -121,16 +123,29 @@ class Sandbox:
         assert self.proc.stdin and self.proc.stdout
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = self.proc.stdout
+        self.initialised = False
+
+    def _await_init(self) -> None:
+        """Wait for the sandbox's init (its first line) for up to INIT_S, as Lambda does before
+        the first invocation: a busy machine's slow init is not the handler's timeout (on a
+        starved CI runner an init over TIMEOUT_S failed the first request with a 500)."""
+        readable, _, _ = select.select([self.stdout], [], [], INIT_S)
+        line = self.stdout.readline() if readable else b""
+        if not line or not json.loads(line).get("ready"):
+            raise SandboxFailed("init failed" if readable else f"init timed out after {INIT_S:g} s", fatal=True)
+        self.initialised = True
 
     def invoke(self, event: dict[str, Any], wall_offset: float, monotonic_offset: float) -> Any:
         """The handler's answer; SandboxFailed when it raised, or no answer came in TIMEOUT_S."""
+        if not self.initialised:
+            self._await_init()
         frame = {"event": event, "wall": wall_offset, "monotonic": monotonic_offset}
         try:
             self.stdin.write(json.dumps(frame).encode() + b"\n")
             self.stdin.flush()
         except (OSError, ValueError) as exc:
             raise SandboxFailed(f"the sandbox is gone: {exc}", fatal=True) from exc
-        # select on the pipe is exact: the sandbox writes one line per invocation, nothing between.
+        # select on the pipe is exact: the sandbox writes one line at init, then one per invocation.
         readable, _, _ = select.select([self.stdout], [], [], TIMEOUT_S)
         line = self.stdout.readline() if readable else b""
         if not line:
@@ -307,6 +322,8 @@ def _sandbox_main(code: str) -> None:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     handler = getattr(module, HANDLER)
+    out.write(json.dumps({"ready": True}).encode() + b"\n")  # init done: invocations are timed from here
+    out.flush()
     for line in sys.stdin.buffer:
         frame = json.loads(line)
         offsets["wall"], offsets["monotonic"] = float(frame["wall"]), float(frame["monotonic"])
