@@ -132,7 +132,9 @@ class Sandbox:
         readable, _, _ = select.select([self.stdout], [], [], INIT_S)
         line = self.stdout.readline() if readable else b""
         if not line or not json.loads(line).get("ready"):
-            raise SandboxFailed("init failed" if readable else f"init timed out after {INIT_S:g} s", fatal=True)
+            raise SandboxFailed(
+                "init failed" if readable else f"init timed out after {INIT_S:g} s", fatal=True
+            )
         self.initialised = True
 
     def invoke(self, event: dict[str, Any], wall_offset: float, monotonic_offset: float) -> Any:
