@@ -196,6 +196,7 @@ def unconfirmed(found: Lease | None, token: str, *, now: float, lease_s: float) 
 # botocore's attempts) while the lease holds locally, and the pause between two tries.
 CONFIRM_TRIES = 3
 CONFIRM_PAUSE_S = 1.0
+RENEW_TRIES = 3  # a renewal in the main thread before an alias write (`Heartbeat.renew_now`)
 AfterFailedRead = Literal["renew", "write", "retry", "refuse"]
 
 
@@ -476,11 +477,21 @@ class Heartbeat:
             raise self.lost
         return None
 
-    def renew_now(self) -> bool:
+    def renew_now(self, tries: int = RENEW_TRIES) -> bool:
         """Renew at once, in the calling thread (the main one, about to write live, found less
-        than a third of the lease left): True once the lease surely holds again."""
-        with contextlib.suppress(Exception):  # S3 unreachable or slow: `valid()` says what it means
-            self._renew()
+        than a third of the lease left): True once the lease surely holds again. A renewal
+        that failed (a 503, a dropped connection) is tried again, a moment later, while the
+        lease has not run out locally (If-Match on our ETag: a retry is as safe as the first):
+        one transient error must not stop a healthy promotion with live split (review P3-5)."""
+        for attempt in range(tries):
+            with contextlib.suppress(Exception):  # S3 unreachable or slow: `valid()` says what it means
+                self._renew()
+            if self.valid() or self.lost is not None:
+                break
+            pause = min(1.0, self.lease_s / 12)
+            if attempt + 1 == tries or self._clock() + pause >= self._valid_until:
+                break  # run out locally: nobody's lease to renew any more as far as others know
+            time.sleep(pause)
         return self.valid()
 
     def release(self) -> bool:
