@@ -269,7 +269,7 @@ STYLE = (
     "body{font-family:sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
     "figure{margin:1em 0}figcaption{font-weight:bold;margin-bottom:4px}"
-    ".promoted{color:#31a354}.rolled_back,.failed,.aborted,.rollback_incomplete{color:#d62728}"
+    ".promoted{color:#31a354}.rolled_back,.failed,.aborted,.rollback_incomplete,.deposed,.stopped_lease_unconfirmed{color:#d62728}"
 )
 
 

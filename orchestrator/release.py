@@ -29,6 +29,7 @@ from orchestrator.errors import (
     GateFailedError,
     InterruptedPromotion,
     LeaseLostError,
+    LeaseUnconfirmedError,
     NotDeployedError,
     PromotionLockedError,
     RefusedError,
@@ -101,6 +102,17 @@ class Recovered:
 
     report: PromotionReport
     result: dict[str, Any]
+
+
+def stop_outcome(exc: EdgeshipError) -> str:
+    """A driver's stop as its report's outcome (pure): `deposed` (another holder has the lease
+    and finishes the job), `stopped_lease_unconfirmed` (the lease could not be confirmed:
+    stopped without touching live), else `rollback_incomplete`."""
+    if isinstance(exc, LeaseLostError):
+        return "deposed"
+    if isinstance(exc, LeaseUnconfirmedError):
+        return "stopped_lease_unconfirmed"
+    return "rollback_incomplete"
 
 
 @dataclass
@@ -861,8 +873,12 @@ class Release:
         )  # fmt: skip
         try:
             final = driver.run(record, etag)
-        except RollbackIncompleteError as exc:
-            report.outcome, report.reason = "rollback_incomplete", exc.message
+        except (RollbackIncompleteError, LeaseLostError) as exc:
+            # the report says which stop it was: deposed (another holder finishes the job), the
+            # lease unconfirmable (stopped where it was, nothing tried), or a rollback that did
+            # not complete (review P3-3: a deposed driver wrote none, a lease stop was labelled
+            # a rollback)
+            report.outcome, report.reason = stop_outcome(exc), exc.message
             self._write(report, record, directory)
             raise
         report.outcome, report.reason = str(final.phase), final.reason

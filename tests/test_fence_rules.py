@@ -15,11 +15,12 @@ from typing import Any, cast
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from orchestrator.errors import LeaseLostError
+from orchestrator.errors import EdgeshipError, LeaseLostError, LeaseUnconfirmedError, RollbackIncompleteError
 from orchestrator.lease import Heartbeat, Lease, LeaseStore, after_failed_read, lease_clock, unconfirmed
 from orchestrator.machine import PromotionRecord
 from orchestrator.plan import make_plan
 from orchestrator.record import parse_record
+from orchestrator.release import stop_outcome
 from orchestrator.settings import Environment
 from orchestrator.traffic import AliasState, Fence, fence_for, own_write_landed
 
@@ -266,3 +267,17 @@ def test_a_refused_fenced_write_is_ours_only_when_live_reads_exactly_as_asked(
     # review P2-2: a lost UpdateAlias answer, retried by botocore with the old RevisionId, is
     # refused as PreconditionFailed although our write landed; that must not roll back
     assert own_write_landed(asked, found) is ours
+
+
+@pytest.mark.parametrize(
+    ("exc", "outcome"),
+    [
+        (LeaseLostError("lost the promotion lease to b@m"), "deposed"),
+        (LeaseUnconfirmedError("the promotion lease could not be renewed"), "stopped_lease_unconfirmed"),
+        (RollbackIncompleteError("live could not be put back on v1"), "rollback_incomplete"),
+    ],
+    ids=["deposed", "unconfirmed", "rollback-incomplete"],
+)
+def test_a_stopped_driver_s_report_says_which_stop(exc: EdgeshipError, outcome: str) -> None:
+    # review P3-3: a deposed driver wrote no report, a lease stop was labelled a rollback
+    assert stop_outcome(exc) == outcome

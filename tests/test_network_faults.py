@@ -13,6 +13,7 @@ takes the lease in these cases) and prints no traceback; and each case's faults 
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -323,6 +324,9 @@ def test_network_fault(
     seen = _look(matrix)
     if spec not in MAY_LEAVE_SPLIT:  # the driver itself left live whole (before any recovery)
         assert seen["live"]["weights"] == {}, (seen["live"], driver.stderr[-3000:])
+    if spec in MAY_LEAVE_SPLIT:  # the driver's own report says it stopped on the lease, not a rollback
+        stopped = matrix.root / "reports" / "local" / seen["promotion"]["id"] / "report.json"
+        assert json.loads(stopped.read_text())["outcome"] == "stopped_lease_unconfirmed"
     recovered = None
     if seen["situation"] != "idle":
         recovered = matrix.json("abort", "--env", "local", EDGESHIP_HOST="recovery-machine")
