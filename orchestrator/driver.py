@@ -17,6 +17,7 @@ a lost lease stops the driver at once without touching the alias again.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from orchestrator import faults, fixes, gate, loadrun, sequential, watch
 from orchestrator.cloudwatch import LambdaMetrics
 from orchestrator.errors import (
     EdgeshipError,
+    FencedError,
     LeaseLostError,
     LeaseUnconfirmedError,
     LeaseUnreadError,
@@ -96,6 +98,7 @@ class Driver:
         # live's RevisionId after this driver's own last write of it, read back ("" before any):
         # kept in the record, and the fence of this driver's next forward write (fence_for).
         self._own_revision = ""
+        self._last_write_id = ""  # the record write last tried (`_try_write`): it may have landed
         self._phase = Phase.PLANNED
 
     def run(self, record: PromotionRecord, etag: str) -> PromotionRecord:
@@ -602,7 +605,8 @@ class Driver:
         try:
             if previous.phase == Phase.SHIFTING and record.phase == Phase.BAKING:
                 faults.point("write-after-shift")  # live has just moved: the write that tells so
-            return self.records.write(record, etag)
+            self._last_write_id = uuid.uuid4().hex  # kept: a write that failed may have landed
+            return self.records.write(record, etag, self._last_write_id)
         except LeaseLostError:
             raise
         except Exception as exc:  # S3 unreachable, or its answer lost: the caller decides
@@ -647,8 +651,10 @@ class Driver:
         if self._own_revision:
             done = replace(done, live_revision=self._own_revision)
         try:
-            self.records.write(done, etag)
-        except Exception as again:  # S3 still away (or our lost-answer write moved its ETag)
+            self._write_over_own(done, etag)
+        except FencedError:
+            raise  # another holder wrote the record: deposed (exit 12), it finishes the job
+        except Exception as again:  # S3 still away
             raise RollbackIncompleteError(
                 f"promotion {record.id}: {why}; live is back on v{record.blue} "
                 f"({self._alias_text()}), but the record could not be written either "
@@ -658,6 +664,19 @@ class Driver:
             ) from again
         self._announce(done)
         return done
+
+    def _write_over_own(self, record: PromotionRecord, etag: str) -> str:
+        """Write `record` on `etag`; when that is refused because the failed write before it
+        had landed (its answer lost: S3 holds our own last write, with an ETag we never
+        learnt), write on that one's ETag. Anyone else's write stays a FencedError (review
+        P3-2: it was reported as "S3 still away", exit 8, even with another holder driving)."""
+        try:
+            return self.records.write(record, etag)
+        except FencedError:
+            landed = self.records.etag_if_written(self._last_write_id) if self._last_write_id else None
+            if landed is None:
+                raise
+            return self.records.write(record, landed)
 
     def _refresh_edge(self) -> None:
         try:

@@ -113,6 +113,12 @@ class RecordStore:
             self.s3.put_object(Bucket=self.bucket, Key=f"{self.prefix}/history/{record.id}.json", Body=body)
         return new_etag
 
+    def etag_if_written(self, write_id: str) -> str | None:
+        """The record's ETag when its body is the write `write_id` (one of ours whose answer
+        was lost, so that we never learnt its ETag), else None."""
+        got = self._get(f"{self.prefix}/current.json")
+        return got[1] if got is not None and got[0].get("write") == write_id else None
+
     def history(self, limit: int) -> list[PromotionRecord]:
         """The newest `limit` promotions as they ended (or as far as they got), newest first.
         Ids begin with their UTC start time, so the keys sort by start."""

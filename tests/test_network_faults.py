@@ -257,6 +257,10 @@ MATRIX = [
     # `abort` from another machine, once the lease ran out, finishes the job
     (f"{LEASE}@3+=unsent", ExitCode.ROLLBACK_INCOMPLETE, "aborted"),
     (f"{RECORD}@4=lost(1)", ExitCode.OK, "promoted"),  # the retry meets its own write (write id)
+    # the write after the first shift lands with every answer lost: the driver rolls back
+    # (the lease holds) and records it over its own landed write (review P3-2; before: its
+    # 412 read as "S3 still away", exit 8, `abort` closed the record)
+    (f"{RECORD}@4=lost", ExitCode.ERROR, "rolled_back"),
     # the write of the next phase's intent never reaches S3 while the lease holds: the driver
     # puts live on blue and records the rollback (issue 26; before: exit 8, `abort` ended it)
     (f"{RECORD}@2=unsent", ExitCode.ERROR, "failed"),
