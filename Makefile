@@ -69,14 +69,16 @@ SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py
 # services: real processes (moto server, the Pulumi engine's local stack, pip, hooks, daemons)
 # whose assertions judge outcomes, with no clock to beat but generous timeouts: they pass on a
 # starved CPU, only later.
+SHARD_services := tests/test_authorizer.py tests/test_backend_choice.py tests/test_daemons.py tests/test_habits.py \
+	tests/test_hooks.py tests/test_local_authorizer.py tests/test_local_hygiene.py tests/test_role_migration.py \
+	tests/test_local_stack.py tests/test_packaging.py tests/test_serving_program.py tests/test_capacity.py \
+	tests/test_prune.py tests/test_state_backend.py tests/test_traffic_record.py tests/test_workflow_harness.py \
+	tests/test_fences.py tests/test_uplease.py tests/test_alias_revisions.py
+# stacks: the same kind, each test on a deployed local stack (`up`, promotions through the
+# CLI); a shard of its own so that `make unit` runs it as a stream beside the other blind one.
 # (test_output_local's promotion must fail its gate: a starved CPU only fails it harder.)
-SHARD_services := tests/test_authorizer.py tests/test_backend_choice.py tests/test_cli.py tests/test_daemons.py tests/test_habits.py \
-	tests/test_hooks.py tests/test_inspect.py tests/test_local_authorizer.py tests/test_local_hygiene.py \
-	tests/test_local_formats.py tests/test_local_gate_size.py tests/test_local_prune.py tests/test_role_migration.py \
-	tests/test_local_stack.py \
-	tests/test_output_local.py tests/test_packaging.py tests/test_serving_program.py \
-	tests/test_capacity.py tests/test_local_contract.py tests/test_prune.py tests/test_state_backend.py tests/test_traffic_record.py \
-	tests/test_workflow_harness.py tests/test_fences.py tests/test_uplease.py tests/test_alias_revisions.py
+SHARD_stacks := tests/test_cli.py tests/test_inspect.py tests/test_local_formats.py tests/test_local_gate_size.py \
+	tests/test_local_prune.py tests/test_output_local.py tests/test_local_contract.py
 # gates: promotions on the local environment whose gates judge latency and throughput (LOCAL_TOML's
 # SLOs in tests/conftest.py, a slow green's 150 ms p95; the wheel's promotion with edgeship.toml's
 # 250 ms), and the load generator's own timing.
@@ -93,9 +95,9 @@ SHARD_recovery := tests/test_local_provisioned.py tests/test_recovery.py tests/t
 SHARD_timing := tests/test_edge_telemetry.py tests/test_engine.py tests/test_origin_rotation.py \
 	tests/test_provisioned.py tests/test_sandbox.py tests/test_sigv4.py
 # matrix: the fault matrix (55 promotions, lenient SLOs: only a fault fails them) and the
-# network-fault matrix (13 promotions, docs/reliability.md "Network faults").
+# network-fault matrix (17 promotions, docs/reliability.md "Network faults").
 SHARD_matrix := tests/test_fault_matrix.py tests/test_network_faults.py
-SHARDS := unit services gates recovery timing matrix
+SHARDS := unit services stacks gates recovery timing matrix
 
 # `make unit` on one machine: the suite leaves much of the CPU idle (it waits on load tests,
 # the engine and daemons), so it runs as four streams at once. Tests that judge latency run at
@@ -112,7 +114,8 @@ STREAM_strict := gates timing
 STREAM_recovery := recovery
 STREAM_matrix := matrix
 STREAM_blind := unit services
-STREAMS := strict recovery matrix blind
+STREAM_stacks := stacks
+STREAMS := strict recovery matrix blind stacks
 
 # Each run keeps its results in $(RESULTS)/<name>/: junit.xml, log (a niced stream's whole
 # output), failed/ (a failed test's emulator, edge and Locust logs and gate reports:
@@ -135,15 +138,18 @@ unit: install  ## pytest: latency-judging tests beside the latency-blind ones (n
 	timed matrix nice -n 15 $(call PYTEST,matrix) --part=1/2 $(call STREAM_FILES,matrix) > $(RESULTS)/matrix/log 2>&1 & matrix=$$!; \
 	timed matrix2 nice -n 15 $(call PYTEST,matrix2) --part=2/2 $(call STREAM_FILES,matrix) > $(RESULTS)/matrix2/log 2>&1 & matrix2=$$!; \
 	timed blind nice -n 19 $(call PYTEST,blind) $(call STREAM_FILES,blind) > $(RESULTS)/blind/log 2>&1 & blind=$$!; \
-	trap 'pkill -TERM -P "$$recovery,$$matrix,$$matrix2,$$blind"; exit 130' INT TERM; \
+	timed stacks nice -n 19 $(call PYTEST,stacks) $(call STREAM_FILES,stacks) > $(RESULTS)/stacks/log 2>&1 & stacks=$$!; \
+	trap 'pkill -TERM -P "$$recovery,$$matrix,$$matrix2,$$blind,$$stacks"; exit 130' INT TERM; \
 	timed strict $(call PYTEST,strict) $(call STREAM_FILES,strict) 2>&1 | tee $(RESULTS)/strict/log; strict=$${PIPESTATUS[0]}; \
 	wait $$recovery; recovery=$$?; wait $$matrix; matrix=$$?; wait $$matrix2; matrix2=$$?; wait $$blind; blind=$$?; \
-	for name in recovery matrix matrix2 blind; do \
+	wait $$stacks; stacks=$$?; \
+	for name in recovery matrix matrix2 blind stacks; do \
 		echo "--- stream $$name (ran beside the strict stream; whole log: $(RESULTS)/$$name/log)"; \
 		tail -n 40 $(RESULTS)/$$name/log; \
 	done; \
 	cat $(foreach stream,$(STREAMS) matrix2,$(RESULTS)/$(stream)/summary); \
-	exit $$(( strict != 0 ? strict : recovery != 0 ? recovery : matrix != 0 ? matrix : matrix2 != 0 ? matrix2 : blind ))
+	exit $$(( strict != 0 ? strict : recovery != 0 ? recovery : matrix != 0 ? matrix : matrix2 != 0 ? matrix2 : \
+		blind != 0 ? blind : stacks ))
 
 # One shard, as a CI job runs it: `make test-shard SHARD=gates`, or a part of one:
 # `make test-shard SHARD=matrix PART=1/2` (every 2nd test from the 1st: tests/ci_plugin.py).

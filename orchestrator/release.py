@@ -845,7 +845,9 @@ class Release:
         live = self._live_or_none()
         back = live is not None and live.whole and live.version == final.blue
         seen = "live could not be read back" if live is None else live.describe()
-        where = f"{'live is back on v' + final.blue + ' at 100%' if back else seen} (report: {report.directory}/report.html)"
+        moved = any(t.phase == Phase.SHIFTING for t in final.transitions)  # else it never left blue
+        said = f"live is {'back' if moved else 'still'} on v{final.blue} at 100%"
+        where = f"{said if back else seen} (report: {report.directory}/report.html)"
         if final.phase == Phase.PROMOTED:
             return report
         if final.phase == Phase.ABORTED:

@@ -94,6 +94,7 @@ def test_make_unit_runs_every_shard_once_and_the_latency_judging_ones_at_normal_
         "nice -n 15" in starts["matrix"]
         and "nice -n 15" in starts["matrix2"]
         and "nice -n 19" in starts["blind"]
+        and "nice -n 19" in starts["stacks"]
     )
 
 

@@ -97,7 +97,9 @@ def test_bad_green_is_rolled_back(local_project: LocalProject, fault: dict[str, 
     bad = faulty_function(local_project.root / "bad", **fault)
     code, error = local_project.json("promote", "--env", "local", "--function-dir", str(bad))
     assert code == ExitCode.GATE_FAILED, error
-    assert reason in error["message"] and "live is back on v1" in error["message"]
+    assert (
+        reason in error["message"] and "live is still on v1" in error["message"]
+    )  # failed before any traffic moved
     status = _status(local_project)
     assert status["live"] == {"version": "1", "weights": {}}
     # both faults show in the pre-traffic gate: green never received live traffic

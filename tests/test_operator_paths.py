@@ -142,7 +142,7 @@ def test_an_alarm_already_firing_fails_the_promotion_at_planned_without_moving_l
         _configure(paths)
     assert code == ExitCode.GATE_FAILED, error
     assert error["message"].startswith(
-        f"alarm {ALARM} before any traffic moved: in ALARM; live is back on v{blue} at 100% (report: "
+        f"alarm {ALARM} before any traffic moved: in ALARM; live is still on v{blue} at 100% (report: "
     ), error
     record = _clean_end(paths, blue, "failed")
     # the rollback of a promotion that never shifted: no step, no gate, no load test

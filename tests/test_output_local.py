@@ -89,7 +89,7 @@ def test_failed_gate_on_github_actions_then_report(
     errors = [line for line in lines if line.startswith("::error ")]
     assert any(line.startswith("::error title=gate failed::gate pre-traffic: fail (") for line in errors)
     assert any(
-        re.match(r"::error title=orchestrator promote failed \(exit 7\)::.*live is back on v1", line)
+        re.match(r"::error title=orchestrator promote failed \(exit 7\)::.*live is still on v1", line)
         for line in errors
     )
 
