@@ -999,16 +999,20 @@ def resume_promotion(ctx: Ctx, env_name: str, backend: str | None, wait_s: float
 def _resumed_text(r: dict[str, Any]) -> str:
     if "steps" in r:  # this machine drove the promotion to its end
         return _report_text(r)
-    weights = ", ".join(f"v{v} {w:.0%}" for v, w in r.get("weights", {}).items())
-    live = f"live v{r['live']}" + (f" + {weights}" if weights else " at 100%")
-    return f"resumed: promotion {r['promotion']} of {r['env']} is {r['phase']}; {live}"
+    return f"resumed: promotion {r['promotion']} of {r['env']} is {r['phase']}; {_live_text(r)}"
 
 
 def _recovered_text(r: dict[str, Any]) -> str:
-    weights = ", ".join(f"v{v} {w:.0%}" for v, w in r.get("weights", {}).items())
-    live = f"live v{r['live']}" + (f" + {weights}" if weights else " at 100%")
     promotion = f" (promotion {r['promotion']})" if r.get("promotion") else ""
-    return f"{r['outcome']}: {r['env']} {live}{promotion}"
+    return f"{r['outcome']}: {r['env']} {_live_text(r)}{promotion}"
+
+
+def _live_text(r: dict[str, Any]) -> str:
+    """live as a result has it: `live v1 at 100%`, `live v1 + v2 10%`, or why it is unknown."""
+    if r.get("live") is None:
+        return f"live not read back ({r.get('live_unread', 'unknown')})"
+    weights = ", ".join(f"v{v} {w:.0%}" for v, w in r.get("weights", {}).items())
+    return f"live v{r['live']}" + (f" + {weights}" if weights else " at 100%")
 
 
 @main.command()

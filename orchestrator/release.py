@@ -1006,7 +1006,16 @@ class Release:
             return None
 
     def _live_view(self) -> dict[str, Any]:
-        view = _alias_view(self._live())
+        """live as a command's result shows it; a read that fails after the work was done is
+        said (`live_unread`), not an error: the command's outcome stands (review P3-7: a Lambda
+        read failing after a completed rollback exited 1, "an AWS call failed")."""
+        try:
+            view = _alias_view(self._live())
+        except Exception as exc:  # botocore's errors: the work is done, only the look failed
+            self._diagnose(
+                f"live could not be read back ({type(exc).__name__}: {exc}); see `orchestrator status`"
+            )
+            return {"live": None, "live_unread": f"{type(exc).__name__}: {exc}"}
         return {"live": view.pop("version"), **view}
 
     def _write(self, report: PromotionReport, record: PromotionRecord, directory: Path) -> None:

@@ -363,3 +363,15 @@ def test_bar_chart_scale_and_limit(
     assert texts[4] == top_label  # the axis' labels, 0 to the top
     assert any(el.get("stroke-dasharray") for el in svg.iter(f"{ns}line")) is line
     assert ("limit (above the chart)" in texts) is note
+
+
+def test_a_result_whose_live_could_not_be_read_back_says_so() -> None:
+    # review P3-7: a Lambda read failing after a completed rollback exited 1; the result now
+    # carries the work done and says live was not read back
+    from orchestrator.cli import _live_text
+
+    assert _live_text({"live": "1", "weights": {}}) == "live v1 at 100%"
+    assert _live_text({"live": "1", "weights": {"2": 0.1}}) == "live v1 + v2 10%"
+    assert _live_text({"live": None, "live_unread": "EndpointConnectionError: down"}) == (
+        "live not read back (EndpointConnectionError: down)"
+    )
