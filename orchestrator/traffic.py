@@ -288,7 +288,8 @@ def fence_for(recorded: str, current: str, *, own: bool) -> Fence:
     return Fence(
         current,
         note=f"live changed since the promotion's last recorded alias write (RevisionId {recorded}, now "
-        f"{current}): the previous driver's unrecorded last write, or someone else's; fenced on {current}",
+        f"{current or 'unknown'}): the previous driver's unrecorded last write, or someone else's; "
+        + (f"fenced on {current}" if current else "unfenced (live's RevisionId could not be read)"),
     )
 
 
