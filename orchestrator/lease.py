@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -440,6 +440,18 @@ class Heartbeat:
         the record names its holder anyway, and a failed renewal shows in `valid()`."""
         with contextlib.suppress(Exception):
             self._renew(promotion)
+
+    @contextlib.contextmanager
+    def patient(self) -> Iterator[None]:
+        """While the main thread waits on something with timeouts of its own (a publish: an
+        engine `up`, which on AWS can outlast the hung-driver watchdog's 15 minutes), renew
+        however long it takes; the watchdog starts afresh afterwards."""
+        quiet, self.max_quiet_s = self.max_quiet_s, float("inf")
+        try:
+            yield
+        finally:
+            self.max_quiet_s = quiet
+            self.beat()
 
     def beat(self) -> None:
         """The main thread is making progress (called between actions and inside every wait)."""

@@ -455,7 +455,8 @@ class Release:
         if decision and decision.say:
             self.say(ProgressEvent("step", decision.say))
         try:
-            with holding.latch.raising():  # Ctrl-C/SIGTERM cancel a publish (an `up`) cleanly
+            # Ctrl-C/SIGTERM cancel a publish (an `up`) cleanly; renewed however long it takes
+            with holding.latch.raising(), holding.heartbeat.patient():
                 published = self.target.publish(options.function_dir, options.model, self.reporter)
             faults.point("after-publish")
             holding.latch.raise_if_received()  # before a record exists, a signal needs no rollback

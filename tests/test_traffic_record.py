@@ -264,6 +264,26 @@ def test_a_hung_main_thread_stops_the_renewals_and_its_lease_runs_out(aws: Any) 
     assert store.read()[0] == other
 
 
+def test_a_publish_is_renewed_however_long_it_takes(aws: Any) -> None:
+    # A promotion's publish is an engine `up` (minutes on AWS: a CloudFront update): its main
+    # thread beats no more, and the hung-driver watchdog (15 minutes) stopped the renewals in
+    # the middle of a long one (review P3-7). `patient()` renews meanwhile, then watches again.
+    clients, stack = aws
+    store = LeaseStore(clients["s3"], stack.bucket, "patient")
+    held, etag = store.take(lease.me(6), pid_alive=alive)
+    beat = Heartbeat(store, held, etag, 6, abort_check=lambda _lease: False)
+    beat.max_quiet_s = 1.0
+    with beat:
+        with beat.patient():  # silent for longer than the lease: still renewed
+            time.sleep(8)
+            current, _ = store.read()
+            assert current is not None and current.token == held.token and current.expires_at > time.time()
+            assert beat.valid()
+        assert beat.max_quiet_s == 1.0  # watched again: silent from now on, the lease runs out
+        wait_for(lambda: _expired(store), 30)
+        assert not beat.valid() and beat.lost is None
+
+
 def _expired(store: LeaseStore) -> bool:
     current, _ = store.read()
     return current is not None and current.expires_at < time.time()
