@@ -99,6 +99,11 @@ class Driver:
         # kept in the record, and the fence of this driver's next forward write (fence_for).
         self._own_revision = ""
         self._last_write_id = ""  # the record write last tried (`_try_write`): it may have landed
+        # A forward write refused because S3 did not answer the lease read (LeaseUnreadError):
+        # the rollback that follows puts live on blue first, on the local deadline alone, and
+        # records it after, instead of spending what is left of the lease's third on S3 calls
+        # that time out (second review of the session: a slowly failing S3 left live split).
+        self._s3_away: Exception | None = None
         self._phase = Phase.PLANNED
 
     def run(self, record: PromotionRecord, etag: str) -> PromotionRecord:
@@ -128,6 +133,8 @@ class Driver:
                 )
             if self._own_revision and nxt.live_revision != self._own_revision:
                 nxt = replace(nxt, live_revision=self._own_revision)
+            if self._s3_away is not None and nxt.phase == Phase.ROLLING_BACK and self.heartbeat.valid():
+                return self._roll_back_unrecorded(record, etag, nxt, self._s3_away)
             written = self._try_write(nxt, etag, previous=record)
             if isinstance(written, Exception):  # S3 did not take the record
                 # held: valid, or renewed now (a write that failed slowly may have used the third)
@@ -591,13 +598,19 @@ class Driver:
         return stop_requested(self.heartbeat, self.latch)
 
     def _require_lease(self, *, rollback: bool = False) -> None:
-        """Right before every alias write (after its reads and checks): `require_lease`."""
-        require_lease(
-            self.heartbeat, rollback=rollback, diagnose=self._diagnose,
-            stopped=lambda: f"this run stopped without touching live ({self._alias_text()})",
-            fix=lambda: fixes.after_failed_write(self.records.env, self._phase),
-            read_fix=f"check that S3 answers (`orchestrator status --env {self.records.env}`), then promote again",
-        )  # fmt: skip
+        """Right before every alias write (after its reads and checks): `require_lease`. A
+        rollback after S3 failed the forward write's lease read does not read it again."""
+        try:
+            require_lease(
+                self.heartbeat, rollback=rollback, diagnose=self._diagnose,
+                stopped=lambda: f"this run stopped without touching live ({self._alias_text()})",
+                fix=lambda: fixes.after_failed_write(self.records.env, self._phase),
+                read_fix=f"check that S3 answers (`orchestrator status --env {self.records.env}`), then promote again",
+                read=not (rollback and self._s3_away is not None),
+            )  # fmt: skip
+        except LeaseUnreadError as exc:
+            self._s3_away = exc
+            raise
 
     def _try_write(self, record: PromotionRecord, etag: str, *, previous: PromotionRecord) -> str | Exception:
         """Write the next record: its new ETag, or the exception S3 (or the way to it) raised.
@@ -629,8 +642,11 @@ class Driver:
         intent could not be written, and the record in S3, still in flight, already tells any
         other machine to roll back or resume). The alias goes first because it is the truth
         about traffic and Lambda may answer while S3 does not."""
-        why = f"could not write the record ({type(exc).__name__}: {exc})"
-        self._diagnose(f"{why}; the lease is still held: rolling back to v{record.blue}")
+        why = (
+            f"S3 did not answer ({exc.message})" if isinstance(exc, LeaseUnreadError)
+            else f"could not write the record ({type(exc).__name__}: {exc})"
+        )  # fmt: skip
+        self._diagnose(f"{why}; the lease is still held: rolling back to v{record.blue} before recording it")
         try:
             step = self._put_on_blue(record.blue)
         except (LeaseLostError, LeaseUnconfirmedError):
@@ -765,6 +781,7 @@ def require_lease(
     stopped: Callable[[], str],
     fix: Callable[[], str],
     read_fix: str = "check that S3 answers, then try again",
+    read: bool = True,
 ) -> None:
     """Called right before every alias write (after its reads and checks), by the driver and
     by the recovery commands: act only while the lease surely holds, locally (not deposed, a
@@ -773,8 +790,16 @@ def require_lease(
     fails says nothing about the holder: a forward write is tried again while there is time,
     then refused (the promotion rolls back); a `rollback` goes on while the lease holds
     locally (`lease.after_failed_read`). `stopped()` says where live was left when this stops
-    (LeaseUnconfirmedError, exit 8); `fix()` what to run then."""
+    (LeaseUnconfirmedError, exit 8); `fix()` what to run then. Without `read` (a rollback
+    right after S3 failed to answer the lease read), the local deadline alone decides, as it
+    does when that read fails (`after_failed_read`: "write"), without waiting for S3 again."""
     _surely_valid(heartbeat, stopped, fix)
+    if not read:
+        diagnose(
+            "S3 did not answer the promotion lease read moments ago; the lease holds on this machine's "
+            "clock (a third of it left), so nobody else can have taken it: rolling back without reading it again"
+        )
+        return
     tries = 0
     while True:
         tries += 1

@@ -20,7 +20,8 @@ matching call from the Nth). Faults:
 A fault hits every attempt botocore makes for the chosen call, so the call fails as a whole
 after botocore's own retries (each retry of a `lost` call reaches the server too, as a real
 retry would); `fault(K)` hits only the first K attempts, so botocore's retry K+1 gets
-through. The faults are raised inside botocore's send (the `before-send` event), so its
+through. `timeout(Ns)` (or `lost(Ns)`, `timeout(K,Ns)`) takes N seconds per attempt before
+the read timeout, as a real one does: a partitioned S3 fails slowly, not at once. The faults are raised inside botocore's send (the `before-send` event), so its
 real retry logic runs on them. A fault that fires is appended to EDGESHIP_NETFAULT_LOG
 (when set) so a test can check that its fault fired; `fired` keeps them in-process too.
 """
@@ -32,6 +33,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, cast
@@ -60,6 +62,7 @@ class Term:
     onwards: bool  # every matching call from the nth, not only the nth
     fault: str
     attempts: int  # attempts hit per call; 0: all of them
+    delay_s: float = 0.0  # `timeout`/`lost`: how long each attempt waits before its read timeout
 
     def hits(self, call: int) -> bool:
         """Whether the `call`th matching call is faulted (pure)."""
@@ -81,11 +84,7 @@ def parse(spec: str) -> list[Term]:
             raise ConfigError(
                 f"{ENV_VAR}: unknown fault {m['fault']!r}", fix=f"use one of: {', '.join(FAULTS)}"
             )
-        arg = m["arg"] or ""
-        if arg and not arg.isdigit():
-            raise ConfigError(
-                f"{ENV_VAR}: {m['fault']}({arg}) needs a number of attempts", fix="e.g. lost(1)"
-            )
+        attempts, delay_s = _arg(m["fault"], m["arg"] or "")
         nth = int(m["nth"] or 1)
         if nth < 1:
             raise ConfigError(f"{ENV_VAR}: occurrences count from 1 in {text!r}", fix="e.g. @1")
@@ -96,10 +95,35 @@ def parse(spec: str) -> list[Term]:
                 nth,
                 bool(m["on"]),
                 m["fault"],
-                int(arg or 0),
+                attempts,
+                delay_s,
             )
         )
     return terms
+
+
+def _arg(fault: str, arg: str) -> tuple[int, float]:
+    """`K`, `Ns` or `K,Ns` -> (attempts hit, seconds per attempt); pure."""
+    attempts, delay_s = 0, 0.0
+    for part in filter(None, (p.strip() for p in arg.split(","))):
+        if part.isdigit():
+            attempts = int(part)
+        elif part.endswith("s") and fault in ("timeout", "lost") and _number(part[:-1]):
+            delay_s = float(part[:-1])
+        else:
+            raise ConfigError(
+                f"{ENV_VAR}: {fault}({arg}) needs a number of attempts"
+                + (" and/or seconds per attempt" if fault in ("timeout", "lost") else ""),
+                fix="e.g. lost(1), timeout(2s), timeout(1,2s)",
+            )
+    return attempts, delay_s
+
+
+def _number(text: str) -> bool:
+    try:
+        return float(text) >= 0
+    except ValueError:
+        return False
 
 
 _terms: list[Term] = parse(os.environ.get(ENV_VAR, ""))
@@ -183,8 +207,10 @@ def _on_send(http: Any, request: Any, **_: Any) -> Any:
     if term.fault == "lost":
         real = http.send(request)  # the server applies it ...
         _ = real.content  # ... and answers in full
+        time.sleep(term.delay_s)
         raise ReadTimeoutError(endpoint_url=request.url)  # ... but the answer never arrives
     if term.fault == "timeout":
+        time.sleep(term.delay_s)
         raise ReadTimeoutError(endpoint_url=request.url)
     return _error_response(request.url, term)
 

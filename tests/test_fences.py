@@ -91,12 +91,17 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Any:
     emulator.stop(state)
 
 
-def _driver(clients: dict[str, Any], env: str, tmp_path: Path) -> tuple[Driver, PromotionRecord, LeaseStore]:
-    """A driver holding `env`'s lease (30 s, its heartbeat not started, its clock stopped) with
-    a promotion of v3 over v1 at its first shift; live put back on v1 first."""
+def _driver(
+    clients: dict[str, Any], env: str, tmp_path: Path, lease_s: float = 30.0, clock: Any = lambda: 0.0
+) -> tuple[Driver, PromotionRecord, LeaseStore]:
+    """A driver holding `env`'s lease (30 s, its heartbeat not started, its clock stopped unless
+    given one) with a promotion of v3 over v1 at its first shift; live put back on v1 first."""
     store = LeaseStore(clients["s3"], BUCKET, env)
-    held, etag = store.take(lease.me(30.0), pid_alive=alive)
-    heartbeat = Heartbeat(store, held, etag, 30.0, abort_check=lambda _: False, clock=lambda: 0.0)
+    taken_at = clock()
+    held, etag = store.take(lease.me(lease_s), pid_alive=alive)
+    heartbeat = Heartbeat(
+        store, held, etag, lease_s, abort_check=lambda _: False, clock=clock, taken_at=taken_at
+    )
     plan = make_plan(Environment(env, "us-east-1", "123456789012"), "1", "3")
     record = replace(PromotionRecord.new(plan, held.holder, time.time()), phase=Phase.SHIFTING, step=0)
     Traffic(clients["lambda"], FUNCTION).rollback("1")
@@ -241,13 +246,46 @@ def test_a_rollback_puts_live_on_blue_though_the_lease_cannot_be_read_while_it_h
     after = traffic.state()
     assert (after.version, after.weights) == ("1", {})
     assert driver.records.read()[0] == final
-    # three reads before the forward write, one before the rollback's (each with botocore's attempts)
+    # three reads before the forward write (each with botocore's attempts); the rollback does
+    # not read again (S3 did not answer moments ago): the local deadline alone decides
     calls = [f["call"] for f in netfaults.fired]
-    assert calls == sorted(calls) and set(calls) == {1, 2, 3, 4} and len(calls) == 4 * calls.count(1)
+    assert calls == sorted(calls) and set(calls) == {1, 2, 3} and len(calls) == 3 * calls.count(1)
     notes = [e.message for e in said if e.kind == "diagnostic"]
     assert notes[:2] == [notes[0]] * 2 and notes[0].startswith("could not read the promotion lease (")
-    assert notes[2].startswith("could not read the promotion lease before putting live back on blue (")
-    assert notes[2].endswith("nobody else can have taken it: rolling back anyway")
+    assert notes[2].startswith("S3 did not answer (could not read the promotion lease to confirm it")
+    assert notes[2].endswith("the lease is still held: rolling back to v1 before recording it")
+    assert notes[3].startswith("S3 did not answer the promotion lease read moments ago")
+    assert notes[3].endswith("nobody else can have taken it: rolling back without reading it again")
+
+
+def test_a_lease_read_failing_slowly_is_refused_at_once_and_live_goes_back_on_blue(
+    aws: Any, tmp_path: Path, disarm: Any
+) -> None:
+    """S3 partitioned: every lease read and renewal takes a second per attempt before its
+    timeout (botocore's 2 attempts: over 2 s a call, more with its backoff), on a 12 s lease
+    (a third: 4 s) and a clock that runs. Before: the forward write was tried 3 times, those
+    reads used up the third, the renewal failed too, and the driver stopped with live split
+    (exit 8). Now the first slow failure leaves no room for another read and the rollback:
+    refused at once, and live goes back on blue on the local deadline alone."""
+    env = "fences-slow"
+    driver, record, _ = _driver(aws, env, tmp_path, lease_s=12.0, clock=lease.lease_clock())
+    plan, traffic = record.the_plan(), Traffic(aws["lambda"], FUNCTION)
+    assert driver._act(record, plan) == Step(Outcome.DONE)  # step 1: live split
+    shifting = replace(record, step=1)
+    etag = driver.records.write(shifting, None)
+    driver.heartbeat.store = _armed_store(
+        aws, env, "s3:GetObject[lock.json]@1+=timeout(1s);s3:PutObject[lock.json]@1+=timeout(1s)"
+    )
+
+    final = driver.run(shifting, etag)
+
+    assert final.phase == Phase.ROLLED_BACK and final.cause == Outcome.ERROR, final
+    assert final.reason.startswith(
+        "error: could not read the promotion lease to confirm it before moving live forward (1 tries; ReadTimeoutError"
+    ), final.reason
+    after = traffic.state()
+    assert (after.version, after.weights) == ("1", {})
+    assert {f["call"] for f in netfaults.fired if f["operation"] == "s3:GetObject"} == {1}
 
 
 def test_a_forward_write_after_live_moved_since_the_drivers_own_write_is_refused(

@@ -49,7 +49,13 @@ def test_parse_reads_operation_key_occurrence_and_attempts() -> None:
     assert [terms[0].hits(n) for n in (1, 2, 3)] == [False, True, False]
     assert [terms[1].hits(n) for n in (2, 3, 9)] == [False, True, True]
     assert netfaults.parse("") == []
-    for bad in ("s3:PutObject=explode", "PutObject=lost", "s3:PutObject@0=lost", "s3:PutObject=lost(x)"):
+    # a slow timeout: seconds per attempt, with or without a number of attempts
+    assert netfaults.parse("s3:GetObject[lock.json]@5+=timeout(1,2.5s)") == [
+        netfaults.Term("s3:GetObject", "lock.json", 5, True, "timeout", 1, 2.5)
+    ]
+    assert netfaults.parse("s3:GetObject=lost(2s)")[0].delay_s == 2.0
+    for bad in ("s3:PutObject=explode", "PutObject=lost", "s3:PutObject@0=lost", "s3:PutObject=lost(x)",
+                "s3:PutObject=5xx(2s)", "s3:PutObject=timeout(-1s)"):  # fmt: skip
         with pytest.raises(ConfigError):
             netfaults.parse(bad)
 

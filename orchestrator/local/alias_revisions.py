@@ -8,7 +8,8 @@ PreconditionFailedException: that is what fences a driver's writes of `live`
 lost: traffic.own_write_landed). Kinder than AWS, the emulator would let neither be tested.
 
 `install()` wraps moto's LambdaResponse.update_alias (the provisioned-concurrency handlers
-call it as their `super()`) and LambdaAlias.update in the emulator's process;
+call it as their `super()`, under their lock: the check and the update are one step) and
+LambdaAlias.update in the emulator's process;
 orchestrator/local/motoserver.py calls it.
 """
 
@@ -32,6 +33,7 @@ def stale(named: str | None, current: str) -> bool:
 
 
 def install() -> None:
+    from moto.awslambda.exceptions import PreconditionFailedException
     from moto.awslambda.models import LambdaAlias
     from moto.awslambda.responses import LambdaResponse
 
@@ -45,8 +47,9 @@ def install() -> None:
         function, name = unquote(self.path.rsplit("/")[-3]), unquote(self.path.rsplit("/", 2)[-1])
         alias = self.backend.get_alias(name=name, function_name=function)
         if stale(named, alias.revision_id):
-            body = json.dumps({"__type": "PreconditionFailedException", "Type": "User", "message": MESSAGE})
-            return 412, {"status": 412, "x-amzn-errortype": "PreconditionFailedException"}, body
+            # Raised, not returned: a caller wrapping this (provisioned.py's handler, which
+            # records a provisioned-concurrency move after it) must not take it for an update.
+            raise PreconditionFailedException(MESSAGE)
         return original_response(self)
 
     def update(self: Any, *args: Any, **kwargs: Any) -> None:
