@@ -138,7 +138,7 @@ class Driver:
             written = self._try_write(nxt, etag, previous=record)
             if isinstance(written, Exception):  # S3 did not take the record
                 # held: valid, or renewed now (a write that failed slowly may have used the third)
-                held = self.heartbeat.valid() or self.heartbeat.renew_now()
+                held = nxt.phase not in TERMINAL and (self.heartbeat.valid() or self.heartbeat.renew_now())
                 if rolls_back_after_failed_write(nxt.phase, lease_held=held):
                     return self._roll_back_unrecorded(record, etag, nxt, written)
                 raise self._write_failed(nxt, written)

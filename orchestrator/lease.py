@@ -197,6 +197,7 @@ def unconfirmed(found: Lease | None, token: str, *, now: float, lease_s: float) 
 CONFIRM_TRIES = 3
 CONFIRM_PAUSE_S = 1.0
 RENEW_TRIES = 3  # a renewal in the main thread before an alias write (`Heartbeat.renew_now`)
+PATIENT_S = 2 * 3600.0  # the longest a publish is renewed without a beat (`Heartbeat.patient`)
 AfterFailedRead = Literal["renew", "write", "retry", "refuse"]
 
 
@@ -442,11 +443,12 @@ class Heartbeat:
             self._renew(promotion)
 
     @contextlib.contextmanager
-    def patient(self) -> Iterator[None]:
+    def patient(self, bound_s: float = PATIENT_S) -> Iterator[None]:
         """While the main thread waits on something with timeouts of its own (a publish: an
         engine `up`, which on AWS can outlast the hung-driver watchdog's 15 minutes), renew
-        however long it takes; the watchdog starts afresh afterwards."""
-        quiet, self.max_quiet_s = self.max_quiet_s, float("inf")
+        for up to `bound_s` (a hung engine must not hold the environment for as long as the
+        process lives); the watchdog starts afresh afterwards."""
+        quiet, self.max_quiet_s = self.max_quiet_s, max(self.max_quiet_s, bound_s)
         try:
             yield
         finally:
@@ -481,13 +483,19 @@ class Heartbeat:
             raise
         if short is None:
             return None
-        try:
-            self._renew()  # If-Match on our ETag: taken meanwhile -> `lost`; else a fresh lease
-        except Exception as exc:  # S3 away or slow: whether the lease is still ours is unknown
-            return f"{short}, and renewing it failed ({type(exc).__name__}: {exc})"
-        if self.lost is not None:
-            raise self.lost
-        return None
+        failed = ""
+        for attempt in range(RENEW_TRIES):  # tried again as renew_now does: one 503 is no stop
+            try:
+                self._renew()  # If-Match on our ETag: taken meanwhile -> `lost`; else a fresh lease
+            except Exception as exc:  # S3 away or slow: whether the lease is still ours is unknown
+                failed = f"{type(exc).__name__}: {exc}"
+                if attempt + 1 < RENEW_TRIES:
+                    time.sleep(min(1.0, self.lease_s / 12))
+                continue
+            if self.lost is not None:
+                raise self.lost
+            return None
+        return f"{short}, and renewing it failed ({failed})"
 
     def renew_now(self, tries: int = RENEW_TRIES) -> bool:
         """Renew at once, in the calling thread (the main one, about to write live, found less

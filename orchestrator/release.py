@@ -1010,9 +1010,11 @@ class Release:
         """live as a command's result shows it; a read that fails after the work was done is
         said (`live_unread`), not an error: the command's outcome stands (review P3-7: a Lambda
         read failing after a completed rollback exited 1, "an AWS call failed")."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             view = _alias_view(self._live())
-        except Exception as exc:  # botocore's errors: the work is done, only the look failed
+        except (BotoCoreError, ClientError) as exc:  # the work is done, only the look failed
             self._diagnose(
                 f"live could not be read back ({type(exc).__name__}: {exc}); see `orchestrator status`"
             )
