@@ -25,6 +25,10 @@ class Ctx:
         self.config = config
         self.as_json = as_json
         self.env = env
+        # One stack target per environment for the whole command: each reads the stack's
+        # outputs once (a `pulumi stack output` run, ~0.4 s of CPU), and a command that both
+        # looks at the lease and changes the stack (`up`, `promote`) used two or three.
+        self.targets: dict[tuple[str, str | None, str | None], Any] = {}
 
     def settings(self) -> Any:
         from orchestrator import settings
@@ -311,9 +315,14 @@ def _target(ctx: Ctx, env_name: str, backend: str | None, program: str | None = 
     """The environment's stack, as releases and stack commands use it (one path for all)."""
     from orchestrator.targets import open_environment
 
-    settings = ctx.settings()
-    env = settings.environment(env_name)
-    return open_environment(settings, env, reporter=ctx.reporter(), backend=backend, program=program)
+    key = (env_name, backend, program)
+    if key not in ctx.targets:
+        settings = ctx.settings()
+        env = settings.environment(env_name)
+        ctx.targets[key] = open_environment(
+            settings, env, reporter=ctx.reporter(), backend=backend, program=program
+        )
+    return ctx.targets[key]
 
 
 def _changes_line(result: dict[str, Any]) -> str:
