@@ -134,8 +134,16 @@ def _fetch(uri: str) -> bytes:
     if parsed.scheme == "s3":
         import boto3  # in the Lambda runtime already; imported only when needed
 
-        obj = boto3.client("s3").get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
-        return bytes(obj["Body"].read())
+        client = boto3.client("s3")
+        try:
+            obj = client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
+            return bytes(obj["Body"].read())
+        finally:
+            # No connection outlives the init: a SnapStart snapshot would share it, stale,
+            # between every sandbox restored from it.
+            close = getattr(client, "close", None)  # botocore >= 1.33
+            if close is not None:
+                close()
     raise ModelError(f"unsupported MODEL_URI scheme in {uri!r}: use s3://bucket/key or file:///path")
 
 
