@@ -165,3 +165,31 @@ def test_a_packaged_model_loads_beside_the_handler_and_the_init_captures_nothing
     # the same package with a model that is not the one the version names: the init fails
     done = _init_in_sandbox(task, {**env, "MODEL_SHA256": "0" * 64})
     assert done.returncode != 0 and "sha256 mismatch" in done.stderr
+
+
+FUNCTION_URN = "urn:pulumi:local::e2e::pulumi-python:dynamic/edgeship:Function::function"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "part"),
+    [
+        (None, "package", "model from the package"),  # published before the choice: no "was"
+        ("s3", "package", "model from the package (was s3)"),
+        ("package", "s3", "model from S3 (was package)"),
+        ("package", "package", "model from the package"),
+    ],
+)
+def test_preview_says_where_the_new_version_reads_its_model(old: str | None, new: str, part: str) -> None:
+    from orchestrator import diff
+
+    def inputs(delivery: str | None) -> dict[str, object]:
+        environment = {"MODEL_SHA256": "a" * 64, **({"MODEL_DELIVERY": delivery} if delivery else {})}
+        return {"codeSha256": "c" * 64, "memoryMb": 512, "environment": environment}
+
+    summary = diff.summarise(
+        [diff.Step("update", FUNCTION_URN, inputs(old), inputs(new) | {"memoryMb": 1024})]
+    )
+    assert summary.delivery == diff.Digest(old, new)
+    assert diff.headline(summary) == [
+        f"publishes a new version: model aaaaaaaaaaaa (unchanged); code cccccccccccc (unchanged); {part}"
+    ]
