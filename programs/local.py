@@ -76,9 +76,12 @@ def program_for(state_dir: Path) -> Callable[[], None]:
         package = Path(cfg.package_path)
         delivery = modelship.decide(model_path, package)
         if delivery.delivery == modelship.PACKAGE:
-            package = modelship.with_model(package, model_path, sha256_file(package), model_sha)
-        # Where the edge runs versions from.
-        code_path, code_sha = code.store(package, state_dir)
+            carrying = modelship.with_model(package, model_path, sha256_file(package), model_sha)
+            # Where the edge runs versions from; the intermediate copy goes (30 MB a model).
+            code_path, code_sha = code.store(carrying, state_dir)
+            carrying.unlink(missing_ok=True)
+        else:
+            code_path, code_sha = code.store(package, state_dir)
         emulator = daemon.read(state_dir / "emulator.json")
 
         # `[storage] keep_on_destroy`: destroy leaves the bucket and its data (retain_on_delete,
