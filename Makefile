@@ -65,7 +65,7 @@ SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py
 	tests/test_iam.py tests/test_iam_eval.py tests/test_machine.py tests/test_output.py tests/test_plan_gate.py tests/test_report.py \
 	tests/test_bench_gate_errors.py tests/test_rotation.py tests/test_scaffold.py tests/test_seeded_faults.py \
 	tests/test_settings.py tests/test_stack_contract.py tests/test_sequential.py tests/test_watch.py tests/test_workflows.py \
-	tests/test_wedge_rules.py tests/test_fence_rules.py tests/test_uplease_rules.py
+	tests/test_wedge_rules.py tests/test_fence_rules.py tests/test_uplease_rules.py tests/test_modelship.py
 # services: real processes (moto server, the Pulumi engine's local stack, pip, hooks, daemons)
 # whose assertions judge outcomes, with no clock to beat but generous timeouts: they pass on a
 # starved CPU, only later.
@@ -78,7 +78,7 @@ SHARD_services := tests/test_authorizer.py tests/test_backend_choice.py tests/te
 # CLI); a shard of its own so that `make unit` runs it as a stream beside the other blind one.
 # (test_output_local's promotion must fail its gate: a starved CPU only fails it harder.)
 SHARD_stacks := tests/test_cli.py tests/test_inspect.py tests/test_local_formats.py tests/test_local_gate_size.py \
-	tests/test_local_prune.py tests/test_output_local.py tests/test_local_contract.py
+	tests/test_local_prune.py tests/test_output_local.py tests/test_local_contract.py tests/test_model_delivery.py
 # gates: promotions on the local environment whose gates judge latency and throughput (LOCAL_TOML's
 # SLOs in tests/conftest.py, a slow green's 150 ms p95; the wheel's promotion with edgeship.toml's
 # 250 ms), and the load generator's own timing.

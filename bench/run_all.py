@@ -11,6 +11,7 @@ SCRIPTS = [
     "cli_startup.py",
     "handler.py",
     "cold_start.py",
+    "cold_init.py",
     "edge.py",
     "gate.py",
     "gate_errors.py",

@@ -1400,7 +1400,10 @@ def _model_lines(s: dict[str, Any]) -> list[str]:
     lines = []
     for version, info in s.get("models", {}).items():
         model = ModelInfo(**{**info, "example": tuple(info["example"]), "features": tuple(info["features"])})
-        lines.append(f"  v{version} ({', '.join(dict.fromkeys(roles.get(version, [])))}): {model.describe()}")
+        source = {"package": ", model in the package", "s3": ", model from S3"}.get(model.delivery or "", "")
+        lines.append(
+            f"  v{version} ({', '.join(dict.fromkeys(roles.get(version, [])))}): {model.describe()}{source}"
+        )
     return lines
 
 

@@ -1,7 +1,8 @@
 """What each published version serves: its model, read from what the version was published with.
 
 A published Lambda version freezes its configuration, and the serving programs give every
-version MODEL_URI (s3://bucket/models/<sha256>.tar.gz) and MODEL_SHA256. The archive under
+version MODEL_URI (s3://bucket/models/<sha256>.tar.gz), MODEL_SHA256 and MODEL_DELIVERY (whether
+the sandboxes read it from the version's own package or from S3). The archive under
 that key is immutable (keyed by its sha256, kept for rollbacks), so its metadata.json is
 the true name and version of the model that version loads, for blue as for green, whatever
 edgeship.toml says today.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import tarfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +31,9 @@ class ModelInfo:
     example: tuple[float, ...] = ()  # one input row (the gates' payload; `invoke`'s default)
     features: tuple[str, ...] = field(default_factory=tuple)
     error: str | None = None  # why the model could not be read (the rest may still be known)
+    # How it reaches a sandbox: "package" (in the version's zip, no S3 read at init) or
+    # "s3" (fetched at init); a version published before the choice existed is "s3".
+    delivery: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -94,18 +98,27 @@ def read_version(lam: Any, s3: Any, function: str, version: str) -> tuple[ModelI
         return ModelInfo(None, None, None, None, error=f"{function}:{version}: {exc}"), None
     variables = dict((config.get("Environment") or {}).get("Variables") or {})
     sha, uri = variables.get("MODEL_SHA256"), variables.get("MODEL_URI")
+    delivery = delivery_of(variables)
     where = model_location(variables)
     if where is None:
-        return ModelInfo(None, None, sha, uri, error="the version names no s3:// MODEL_URI"), None
+        return ModelInfo(
+            None, None, sha, uri, error="the version names no s3:// MODEL_URI", delivery=delivery
+        ), None
     try:
         body = s3.get_object(Bucket=where[0], Key=where[1])["Body"]
         try:
             metadata = metadata_of(body)
-            return from_metadata(metadata, sha, uri), metadata
+            return replace(from_metadata(metadata, sha, uri), delivery=delivery), metadata
         finally:
             body.close()  # the rest of the archive is never read
     except (s3.exceptions.ClientError, tarfile.TarError, KeyError, ValueError, OSError) as exc:
-        return ModelInfo(None, None, sha, uri, error=f"{uri}: {exc}"), None
+        return ModelInfo(None, None, sha, uri, error=f"{uri}: {exc}", delivery=delivery), None
+
+
+def delivery_of(variables: dict[str, str]) -> str:
+    """How a version's sandboxes get its model (MODEL_DELIVERY; absent: the S3 path, as
+    every version published before orchestrator/modelship.py)."""
+    return variables.get("MODEL_DELIVERY") or "s3"
 
 
 def routed_versions(live: str, weights: dict[str, float], candidate: str | None) -> list[str]:

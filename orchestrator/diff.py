@@ -80,6 +80,8 @@ class Diff:
     code: Digest | None
     config: list[PropertyChange]  # edgeship:* stack config that differs (without paths)
     resources: list[ResourceChange]
+    # How the new version's sandboxes get the model: "package" or "s3" (MODEL_DELIVERY).
+    delivery: Digest | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,9 +132,10 @@ def summarise(steps: list[Step]) -> Diff:
         ),
         None,
     )
-    model = code = None
+    model = code = delivery = None
     if function is not None:
         model = _digest(function, "MODEL_SHA256")
+        delivery = _digest(function, "MODEL_DELIVERY")
         # the local program's digest (hex), or the AWS provider's sourceCodeHash (base64)
         code = _digest(function, "codeSha256") or _digest(function, "sourceCodeHash")
     config: list[PropertyChange] = []
@@ -150,7 +153,7 @@ def summarise(steps: list[Step]) -> Diff:
             continue
         resources.append(ResourceChange(step.op, f"{step.type} {step.name}".strip(), property_changes(step)))
     publishes = function is not None and function.op in PUBLISHING
-    return Diff(publishes, model, code, config, resources)
+    return Diff(publishes, model, code, config, resources, delivery)
 
 
 def short(value: Any) -> str:
@@ -177,6 +180,10 @@ def headline(diff: Diff) -> list[str]:
                 parts.append(f"{what} {short(digest.new)} (was {short(digest.old)})")
             else:
                 parts.append(f"{what} {short(digest.new)} (unchanged)")
+        if diff.delivery is not None and diff.delivery.new is not None:
+            # where the new version's sandboxes read the model from (orchestrator/modelship.py)
+            was = f" (was {diff.delivery.old})" if diff.delivery.changed and diff.delivery.old else ""
+            parts.append(f"model from {'the package' if diff.delivery.new == 'package' else 'S3'}{was}")
         lines.append("publishes a new version: " + ("; ".join(parts) or "function settings changed"))
     else:
         lines.append("publishes no new version")

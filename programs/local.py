@@ -8,7 +8,7 @@ the HTTP API, both on one origin: the API's own URL is under /api (requests ther
 CloudFront's origin header and are refused, as on AWS); `/candidate/*` is the
 IAM-protected route.
 
-    Bucket ── ModelObject ─┐
+    Bucket ── ModelObject ─┐   (the model is also in the Function's zip when it fits: modelship.py)
       └── Role ─────────── Function ── Alias live (its version is the release's)
                                    │     └── ProvisionedConcurrency (if provisioned_concurrency is set)
                                    └── Alias candidate (follows the newest version)
@@ -32,6 +32,7 @@ def program_for(state_dir: Path) -> Callable[[], None]:
     """The inline program of the local environment whose emulator and edge live in state_dir."""
 
     def program() -> None:
+        from orchestrator import modelship
         from orchestrator.artifacts import sha256_file
         from orchestrator.local import code, daemon
         from orchestrator.local.edge import API_PREFIX, REVISION
@@ -70,8 +71,17 @@ def program_for(state_dir: Path) -> Callable[[], None]:
                 "edgeship:packagePath is not set: deploy with `orchestrator up --env <local env>`, which "
                 "builds the function package (handler and its dependencies) for the runtime and architecture"
             )
-        # Where the edge runs versions from.
-        code_path, code_sha = code.store(Path(cfg.package_path), state_dir)
+        # The model rides in the package when it fits (orchestrator/modelship.py), as
+        # serving.py decides it: the version's zip, which the edge runs, then carries it.
+        package = Path(cfg.package_path)
+        delivery = modelship.decide(model_path, package)
+        if delivery.delivery == modelship.PACKAGE:
+            carrying = modelship.with_model(package, model_path, sha256_file(package), model_sha)
+            # Where the edge runs versions from; the intermediate copy goes (30 MB a model).
+            code_path, code_sha = code.store(carrying, state_dir)
+            carrying.unlink(missing_ok=True)
+        else:
+            code_path, code_sha = code.store(package, state_dir)
         emulator = daemon.read(state_dir / "emulator.json")
 
         # `[storage] keep_on_destroy`: destroy leaves the bucket and its data (retain_on_delete,
@@ -114,6 +124,7 @@ def program_for(state_dir: Path) -> Callable[[], None]:
                 "environment": {
                     "MODEL_URI": pulumi.Output.concat("s3://", bucket.bucket, "/", model.key),
                     "MODEL_SHA256": model_sha,
+                    "MODEL_DELIVERY": delivery.delivery,
                 },
             },
         )  # fmt: skip
@@ -149,6 +160,7 @@ def program_for(state_dir: Path) -> Callable[[], None]:
         pulumi.export("bucket", bucket.bucket)
         pulumi.export("modelKey", model.key)
         pulumi.export("modelSha256", model_sha)
+        pulumi.export("modelDelivery", delivery.delivery)
         pulumi.export("publishedVersion", function.version)
         pulumi.export("region", region)
         pulumi.export("originSecretRotation", origin_secret.rotation)

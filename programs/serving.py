@@ -248,7 +248,17 @@ def program() -> None:
     # The function's code, keyed by its content like the model (an inline upload of the
     # 36 MB zip would sit next to Lambda's 50 MB direct-upload limit). Kept on delete for
     # the same reason as the model: older published versions still name it.
+    # The model rides in the package when it fits (orchestrator/modelship.py): the
+    # published version then pins code and model bytes, and its init reads no S3. The
+    # model object above stays either way: the S3 path's source, and what `status` reads.
+    from orchestrator import modelship
+
     package = Path(cfg.package_path)
+    delivery = modelship.decide(model_path, package)
+    if delivery.delivery == modelship.PACKAGE:
+        package = modelship.with_model(
+            package, model_path, hashlib.sha256(package.read_bytes()).hexdigest(), model_sha
+        )
     package_digest = hashlib.sha256(package.read_bytes()).digest()
     code_object = aws.s3.BucketObjectv2(
         "code",
@@ -288,6 +298,7 @@ def program() -> None:
             "variables": {
                 "MODEL_URI": pulumi.Output.concat("s3://", bucket.bucket, "/", model_object.key),
                 "MODEL_SHA256": model_sha,
+                "MODEL_DELIVERY": delivery.delivery,
             }
         },
         # The first init reads the model with the role's policy: it must exist by then
@@ -515,6 +526,7 @@ def program() -> None:
     pulumi.export("bucket", bucket.bucket)
     pulumi.export("modelKey", model_object.key)
     pulumi.export("modelSha256", model_sha)
+    pulumi.export("modelDelivery", delivery.delivery)
     pulumi.export("publishedVersion", function.version)
     pulumi.export("region", pulumi.Config("aws").get("region") or "us-east-1")
     # Where an origin-secret rotation stands, and the resource a rotation's `up` targets.

@@ -173,9 +173,10 @@ def test_status_invoke_logs_doctor_and_the_edge_s_port(local_project: LocalProje
     status = _ok(local_project, "status")
     model = status["models"]["1"]
     assert (model["name"], model["version"], model["error"]) == ("iris-classifier", "1", None)
+    assert model["delivery"] == "package"
     assert model["sha256"] == first["outputs"]["modelSha256"]
     assert _model_lines(status) == [
-        f"  v1 (live, candidate): iris-classifier 1 (sha256 {model['sha256'][:12]})"
+        f"  v1 (live, candidate): iris-classifier 1 (sha256 {model['sha256'][:12]}), model in the package"
     ]
 
     live = _ok(local_project, "invoke")  # the live model's example row, unsigned through the edge

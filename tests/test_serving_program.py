@@ -67,8 +67,23 @@ class Mocks(pulumi.runtime.Mocks):
         return found[0].inputs
 
 
-# Any file stands in for the function package: the program hashes it and uploads it as is.
-PACKAGE = Path(__file__).resolve()
+def _stand_in_package() -> Path:
+    """A small zip stands in for the function package: the program hashes it, adds the
+    model when it fits (orchestrator/modelship.py, beside it) and uploads the result."""
+    import atexit
+    import shutil
+    import tempfile
+    import zipfile
+
+    directory = Path(tempfile.mkdtemp(prefix="edgeship-serving-test-"))
+    atexit.register(shutil.rmtree, directory, True)
+    package = directory / "function.zip"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    return package
+
+
+PACKAGE = _stand_in_package()
 
 
 # The run whose resource options are being recorded. A stack transformation outlives its
@@ -176,7 +191,7 @@ def test_function_defaults(empty: Mocks) -> None:
     assert fn["handler"] == "handler.handler"
     assert fn["loggingConfig"]["logGroup"] == "/aws/lambda/edgeship-dev-infer"
     # nothing secret in the environment: it is frozen into every version and readable
-    assert set(fn["environment"]["variables"]) == {"MODEL_URI", "MODEL_SHA256"}
+    assert set(fn["environment"]["variables"]) == {"MODEL_URI", "MODEL_SHA256", "MODEL_DELIVERY"}
     # the first init reads the model with the role's policy: it must exist first
     assert "function-policy" in {d._name for d in empty.options["function"].depends_on}  # type: ignore[union-attr]
     logs = empty.one("aws:cloudwatch/logGroup:LogGroup", "function-logs")
@@ -295,14 +310,50 @@ def test_origin_secret_is_sent_by_cloudfront_and_kept_secret(empty: Mocks) -> No
     assert rotating.of_type("pulumi-python:dynamic:Resource")[0].inputs["rotation"] == "3:accepting"
 
 
+def _shipped(mocks: Mocks) -> Path:
+    """The zip the function's code object was built from (the stand-in, or it + the model)."""
+    key = mocks.one("aws:s3/bucketObjectv2:BucketObjectv2", "code")["key"]
+    digest = key.removeprefix("code/").removesuffix(".zip")
+    found = [p for p in PACKAGE.parent.glob("*.zip") if hashlib.sha256(p.read_bytes()).hexdigest() == digest]
+    assert len(found) == 1, (key, list(PACKAGE.parent.iterdir()))
+    return found[0]
+
+
 def test_code_comes_from_s3_keyed_by_its_hash() -> None:
     mocks = run_program({})
-    digest = hashlib.sha256(PACKAGE.read_bytes()).digest()
+    shipped = _shipped(mocks)
+    digest = hashlib.sha256(shipped.read_bytes()).digest()
     code = mocks.one("aws:s3/bucketObjectv2:BucketObjectv2", "code")
     assert code["key"] == f"code/{digest.hex()}.zip" and mocks.options["code"].retain_on_delete is True
     fn = mocks.one("aws:lambda/function:Function", "function")
     assert (fn["s3Bucket"], fn["s3Key"]) == ("models-id", code["key"]) and "code" not in fn
     assert fn["sourceCodeHash"] == base64.b64encode(digest).decode()
+
+
+def test_a_model_that_fits_travels_in_the_package_the_version_pins() -> None:
+    import zipfile
+
+    mocks = run_program({})
+    env = mocks.one("aws:lambda/function:Function", "function")["environment"]["variables"]
+    assert env["MODEL_DELIVERY"] == "package"
+    with zipfile.ZipFile(_shipped(mocks)) as archive:
+        assert sorted(archive.namelist()) == ["handler.py", "model/model.tar.gz"]
+        assert archive.read("model/model.tar.gz") == serving.SAMPLE_MODEL.read_bytes()
+    # the S3 copy stays: the fallback's source and what `status` reads the model's name from
+    assert mocks.one("aws:s3/bucketObjectv2:BucketObjectv2", "model")["key"].startswith("models/")
+
+
+def test_a_model_over_the_limit_is_read_from_s3_at_init(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator import modelship
+
+    # one byte less than package + model: the sample model no longer fits
+    limit = modelship.unzipped_size(PACKAGE) + serving.SAMPLE_MODEL.stat().st_size - 1
+    monkeypatch.setenv(modelship.LIMIT_VARIABLE, str(limit))
+    mocks = run_program({})
+    env = mocks.one("aws:lambda/function:Function", "function")["environment"]["variables"]
+    assert env["MODEL_DELIVERY"] == "s3"
+    assert env["MODEL_URI"].startswith("s3://models-bucket/models/")
+    assert _shipped(mocks) == PACKAGE  # the package as built, no model in it
 
 
 def test_a_missing_package_is_an_error_never_a_handler_only_archive() -> None:

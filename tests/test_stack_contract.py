@@ -15,8 +15,11 @@ import pulumi
 import pytest
 
 from programs import local, serving
+from tests.test_serving_program import _stand_in_package
 
-PACKAGE = Path(__file__).resolve()  # any file: the programs hash it and upload it as is
+# A small zip: the programs hash it, add the model beside it when it fits (modelship.py)
+# and upload the result.
+PACKAGE = _stand_in_package()
 # Captured once: each surface() wraps this original, never an earlier call's wrapper (which
 # would also count what this program reads as read by the previous one).
 _FULL_KEY = pulumi.Config.full_key

@@ -77,7 +77,9 @@ API_PREFIX = "/api"
 # under /api; 4: the authorizer's values in SSM, its result cache) is replaced, not reused.
 REVISION = 4
 POLL_S = 0.25
-RETIRE_S = 30.0  # idle sandboxes of versions no alias routes to are closed after this
+# Idle sandboxes of versions no alias routes to are closed after this. Tests shorten it
+# (EDGESHIP_EDGE_RETIRE_S) to see blue start cold again after a promotion without waiting.
+RETIRE_S = float(os.environ.get("EDGESHIP_EDGE_RETIRE_S") or 30.0)
 THROTTLE_WAIT_S = 10.0  # a request waits this long for a free sandbox before it is throttled
 JSON = "application/json"
 DEFAULT_TIMEOUT_S = 3.0  # Lambda's default when a version's configuration names none

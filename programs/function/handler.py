@@ -134,13 +134,44 @@ def _fetch(uri: str) -> bytes:
     if parsed.scheme == "s3":
         import boto3  # in the Lambda runtime already; imported only when needed
 
-        obj = boto3.client("s3").get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
-        return bytes(obj["Body"].read())
+        client = boto3.client("s3")
+        try:
+            obj = client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
+            return bytes(obj["Body"].read())
+        finally:
+            # No connection outlives the init: a SnapStart snapshot would share it, stale,
+            # between every sandbox restored from it.
+            close = getattr(client, "close", None)  # botocore >= 1.33
+            if close is not None:
+                close()
     raise ModelError(f"unsupported MODEL_URI scheme in {uri!r}: use s3://bucket/key or file:///path")
 
 
+# Where a package that carries its model holds it (orchestrator/modelship.py's MEMBER):
+# beside this module, so under /var/task on Lambda.
+PACKAGED_MODEL = "model/model.tar.gz"
+
+
+def model_source(environ: Any, task_root: str) -> str | None:
+    """The URI init loads the model from: the package's own copy when the version was
+    published with it (MODEL_DELIVERY=package: a local read, no AWS SDK imported, nothing
+    but the version needed), else MODEL_URI (s3://, boto3 imported then; None if unset).
+    Either way the bytes are checked against MODEL_SHA256."""
+    delivery = environ.get("MODEL_DELIVERY") or "s3"
+    if delivery == "package":
+        return "file://" + os.path.join(task_root, PACKAGED_MODEL)
+    if delivery != "s3":
+        raise ModelError(f"MODEL_DELIVERY={delivery!r}: expected 'package' or 's3'")
+    return environ.get("MODEL_URI") or None
+
+
 def _init() -> Model:
-    uri, sha = os.environ.get("MODEL_URI"), os.environ.get("MODEL_SHA256")
+    sha = os.environ.get("MODEL_SHA256")
+    try:
+        uri = model_source(os.environ, os.path.dirname(os.path.abspath(__file__)))
+    except ModelError as exc:
+        _log("model_load_failed", error=str(exc))
+        raise
     if not uri or not sha:
         _log("model_load_failed", error="MODEL_URI and MODEL_SHA256 must be set")
         raise ModelError("MODEL_URI and MODEL_SHA256 must be set")
