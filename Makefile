@@ -58,7 +58,7 @@ lint: install  ## ruff and mypy
 # test file cannot be left out of CI). Two places run them, both from these lists:
 #  - CI (.github/workflows/ci.yml): one job per shard (or per part of one: PART=1/2), each on
 #    its own runner: `make test-shard SHARD=<name> [PART=i/n]`;
-#  - `make unit` (the README's test command, and .ci/run on one machine): four streams below.
+#  - `make unit` (the README's test command, and .ci/run on one machine): six processes below.
 # unit: pure decisions, the CLI's surface, the workflows' linters: no daemon, seconds in all.
 SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py tests/test_config_schema.py tests/test_contract.py \
 	tests/test_exit_codes.py tests/test_formats.py tests/test_handler.py \
@@ -99,17 +99,15 @@ SHARD_timing := tests/test_edge_telemetry.py tests/test_engine.py tests/test_ori
 SHARD_matrix := tests/test_fault_matrix.py tests/test_network_faults.py
 SHARDS := unit services stacks gates recovery timing matrix
 
-# `make unit` on one machine: the suite leaves much of the CPU idle (it waits on load tests,
-# the engine and daemons), so it runs as four streams at once. Tests that judge latency run at
-# normal priority, in two streams; the latency-blind ones run beside them at a low priority,
-# where they take only what those leave: the matrix at nice 15 (its 8 s lease must be renewed
-# every 2.7 s; as two processes, each every 2nd test: the two matrices are sequential
-# promotions that mostly wait), the rest at nice 19. All must pass. Ctrl-C stops all four (the
-# background ones by SIGTERM: a shell's background jobs ignore SIGINT). Measured on a 2-core
-# machine (a clean clone, .ci/run) with three streams: strict 1542 s, matrix 1221 s, blind
-# 1208 s, 27 min in all, using 29 of its 54 CPU-minutes; the strict stream was the critical
-# path (gates 1290 s of it), so its killed, paused, resumed and raced promotions became the
-# recovery stream beside it.
+# `make unit` on one machine: six processes at once. Tests that judge latency run at normal
+# priority, in two streams (strict, recovery); the latency-blind ones run beside them at a low
+# priority, where they take only what those leave: the matrix at nice 15 (its 8 s lease must be
+# renewed every 2.7 s; as two processes, each every 2nd test), the blind shards at nice 19, as
+# two processes (unit+services, stacks), so that no single niced stream is left running alone
+# at the end. All must pass. Ctrl-C stops them all (the background ones by SIGTERM: a shell's
+# background jobs ignore SIGINT). The suite is CPU-bound on 2 cores (a clean run's CPU,
+# sampled per process: the Pulumi CLI and engine ~20 %, the emulator ~13 %, the CLI's own
+# processes ~13 %, sandboxes ~11 %, the edge ~11 %, Locust ~6 %): docs/ci.md has the figures.
 STREAM_strict := gates timing
 STREAM_recovery := recovery
 STREAM_matrix := matrix
@@ -128,7 +126,7 @@ PYTEST = $(BIN)/pytest -q -p no:cacheprovider --durations=15 --basetemp="$(TEST_
 	--junitxml="$(CURDIR)/$(RESULTS)/$(1)/junit.xml" --failed-artifacts="$(CURDIR)/$(RESULTS)/$(1)/failed"
 STREAM_FILES = $(foreach shard,$(STREAM_$(1)),$(SHARD_$(shard)))
 
-unit: install  ## pytest: latency-judging tests beside the latency-blind ones (niced), four streams
+unit: install  ## pytest: latency-judging tests beside the latency-blind ones (niced), six processes
 	@rm -rf $(foreach stream,$(STREAMS) matrix2,$(RESULTS)/$(stream))
 	@mkdir -p $(foreach stream,$(STREAMS) matrix2,$(RESULTS)/$(stream)) "$(TEST_TMP)"
 	@export PATH="$(CURDIR)/$(BIN):$$PATH"; \
