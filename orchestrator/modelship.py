@@ -53,8 +53,9 @@ class Choice:
 
 
 def choose(model_bytes: int, package_unzipped_bytes: int, limit_bytes: int = LAMBDA_UNZIPPED_LIMIT) -> Choice:
-    """In the package when package and model together stay within the limit, else S3."""
-    fits = package_unzipped_bytes + model_bytes <= limit_bytes
+    """In the package when package and model together stay under the limit, else S3 (Lambda
+    refuses an unzipped size equal to its 262,144,000 bytes: strictly under)."""
+    fits = package_unzipped_bytes + model_bytes < limit_bytes
     return Choice(PACKAGE if fits else S3, model_bytes, package_unzipped_bytes, limit_bytes)
 
 
@@ -81,16 +82,26 @@ def decide(model: Path, package: Path, environ: dict[str, str] | os._Environ[str
     return choose(model.stat().st_size, unzipped_size(package), limit_from(environ))
 
 
-def with_model(package: Path, model: Path, package_sha: str, model_sha: str) -> Path:
-    """The package plus the model as `model/model.tar.gz`, written once beside the package
-    under a name of both digests (so the same inputs give the same file and bytes: a
-    repeated `up` publishes nothing). Stored, not deflated: the archive is gzipped already."""
+def with_model(
+    package: Path, model: Path, package_sha: str, model_sha: str, directory: Path | None = None
+) -> Path:
+    """The package plus the model as `model/model.tar.gz`, written once in `directory` (beside
+    the package by default) under a name of both digests (so the same inputs give the same
+    file and bytes: a repeated `up` publishes nothing). Stored, not deflated: the archive is
+    gzipped already. A caller that deletes the file once used must pass a directory of its
+    own: beside a package cache shared by commands running at once, another command may be
+    reading it."""
+    import tempfile
+
     from orchestrator.local.code import copy_whole
 
-    target = package.with_name(f"{package.stem}+model-{package_sha[:16]}-{model_sha[:16]}.zip")
+    folder = directory or package.parent
+    target = folder / f"{package.stem}+model-{package_sha[:16]}-{model_sha[:16]}.zip"
     if target.exists():
         return target
-    staging = target.with_name(f".{target.name}.{os.getpid()}.building")
+    handle, name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".building")
+    os.close(handle)
+    staging = Path(name)
     try:
         copy_whole(package, staging)
         info = zipfile.ZipInfo(MEMBER, date_time=_FIXED_TIME)

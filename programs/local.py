@@ -19,6 +19,7 @@ IAM-protected route.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,10 +77,15 @@ def program_for(state_dir: Path) -> Callable[[], None]:
         package = Path(cfg.package_path)
         delivery = modelship.decide(model_path, package)
         if delivery.delivery == modelship.PACKAGE:
-            carrying = modelship.with_model(package, model_path, sha256_file(package), model_sha)
-            # Where the edge runs versions from; the intermediate copy goes (30 MB a model).
-            code_path, code_sha = code.store(carrying, state_dir)
-            carrying.unlink(missing_ok=True)
+            # Built in a directory of this run's own (the package cache is shared by commands
+            # running at once), stored where the edge runs versions from, then gone with the
+            # directory (30 MB a model).
+            (state_dir / "staging").mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=state_dir / "staging") as work:
+                carrying = modelship.with_model(
+                    package, model_path, sha256_file(package), model_sha, Path(work)
+                )
+                code_path, code_sha = code.store(carrying, state_dir)
         else:
             code_path, code_sha = code.store(package, state_dir)
         emulator = daemon.read(state_dir / "emulator.json")

@@ -25,8 +25,8 @@ LIMIT = modelship.LAMBDA_UNZIPPED_LIMIT
     ("model", "package", "limit", "expected"),
     [
         (1 * MB, 90 * MB, LIMIT, "package"),  # the sample model beside the shipped package
-        (LIMIT - 90 * MB, 90 * MB, LIMIT, "package"),  # exactly at the limit
-        (LIMIT - 90 * MB + 1, 90 * MB, LIMIT, "s3"),  # one byte over
+        (LIMIT - 90 * MB - 1, 90 * MB, LIMIT, "package"),  # one byte under the limit
+        (LIMIT - 90 * MB, 90 * MB, LIMIT, "s3"),  # exactly at it: Lambda refuses that size
         (300 * MB, 0, LIMIT, "s3"),  # larger than the limit alone
         (5 * MB, 1 * MB, 4 * MB, "s3"),  # a lowered limit (the padded-model test)
     ],
