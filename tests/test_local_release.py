@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator import modelship
 from orchestrator.demo import faulty_function
 from orchestrator.errors import ExitCode
 from tests.conftest import LocalProject, wait_for
@@ -244,21 +245,25 @@ def _x_cache(url: str) -> str:
 
 def test_model_with_wrong_sha256_is_never_shifted_to(local_project: LocalProject) -> None:
     _up(local_project)
-    # publish v2 with a new model, then corrupt that model object in S3
+    # publish v2 with a new model read from S3 (a limit of 1 byte keeps it out of the
+    # package: tests/test_model_delivery.py has the package's path), then corrupt that
+    # model object in S3
+    s3_path = {modelship.LIMIT_VARIABLE: "1"}
     v2 = local_project.model("2")
     text = local_project.config.read_text().split("\n")
     local_project.config.write_text(
         "\n".join(f'model = "{v2}"' if line.startswith("model = ") else line for line in text)
     )
-    code, second = local_project.json("up", "--yes", "--env", "local")
+    code, second = local_project.json("up", "--yes", "--env", "local", **s3_path)
     assert code == 0 and second["outputs"]["publishedVersion"] == "2"
+    assert second["outputs"]["modelDelivery"] == "s3"
     target = local_project.target()
     from orchestrator.artifacts import sha256_file
 
     key = f"models/{sha256_file(v2)}.tar.gz"
     target.s3_client().put_object(Bucket=target.bucket, Key=key, Body=b"tampered")
 
-    code, error = local_project.json("promote", "--env", "local")
+    code, error = local_project.json("promote", "--env", "local", **s3_path)
     assert code == ExitCode.GATE_FAILED, error
     # callers learn nothing of the cause (a failed init is API Gateway's 500); the log has it
     assert error["message"].startswith('green failed its health check: {"message":"Internal Server Error"}')
