@@ -66,10 +66,11 @@ bake_s = 0
 # the case under test). A killed driver's lease runs out 5 s later than with 3.
 lease_s = 8
 [environments.local.load]
-# 2 users: the matrix judges faults, not capacity, and its load (two niced processes of
-# sequential promotions, each gate at full speed) was much of a CI run's CPU
-users = 2
-spawn_rate = 2
+# 1 user: the matrix judges faults, not capacity, and its load (two niced processes of
+# sequential promotions, each gate at full speed) was much of a CI run's CPU; one user also
+# needs one sandbox per version, not two (each imports ONNX Runtime)
+users = 1
+spawn_rate = 1
 # 2 s: `make unit` runs the matrix at a low CPU priority beside the rest of the suite, and a
 # 1 s gate there can end before green has answered min_samples.
 duration_s = 2
