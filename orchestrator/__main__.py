@@ -1,9 +1,10 @@
 # SIGINT first: a cancel that arrives while the CLI's modules import must cancel too, even
-# when the process started with SIGINT ignored (orchestrator/interrupts.py).
+# when the process started with SIGINT ignored (orchestrator/interrupts.py). Inside the try:
+# a SIGINT can land the moment the handler is in place, before the next line runs (CI).
 from orchestrator.interrupts import cancel_on_sigint, interrupted
 
-cancel_on_sigint()
 try:
+    cancel_on_sigint()
     from orchestrator.cli import main
 except KeyboardInterrupt:
     interrupted()

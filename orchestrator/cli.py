@@ -133,10 +133,12 @@ class Group(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
         from orchestrator.interrupts import cancel_on_sigint
 
-        cancel_on_sigint()  # again: `orchestrator` (the script) does not start in __main__
         argv = list(sys.argv[1:] if args is None else args)
         as_json = _wants_json(argv)
         try:
+            # again, inside the try (a SIGINT can land the moment it is in place): `orchestrator`
+            # (the script) does not start in __main__
+            cancel_on_sigint()
             rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
             if not standalone_mode:
