@@ -99,13 +99,13 @@ class RecordStore:
         except self.s3.exceptions.ClientError as exc:
             if not precondition_failed(exc) and exc.response.get("Error", {}).get("Code") != "NoSuchKey":
                 raise
-            got = self._get(key)
-            if got is None or got[0].get("write") != write_id:
+            landed = self.etag_if_written(write_id)
+            if landed is None:
                 raise FencedError(
                     f"promotion record of {self.env!r} was changed by another holder; this run stops here",
                     fix=f"see `orchestrator status --env {self.env}`",
                 ) from None
-            new_etag = got[1]
+            new_etag = landed
         # History is for people; the fenced write above is the one that counts. Best effort
         # means any failure of the call: an error answer (ClientError) or none at all
         # (BotoCoreError: a connection or read timeout) must not stop a driver mid-step.

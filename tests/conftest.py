@@ -119,6 +119,20 @@ def project(tmp_path: Path, pulumi_root: Path, monkeypatch: pytest.MonkeyPatch) 
     return Project(tmp_path)
 
 
+def infer(edge: str, row: list[float]) -> dict[str, Any]:
+    """One POST /infer of `row` through an edge (the local one, or any URL that serves it)."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        edge + "/infer",
+        data=json.dumps({"inputs": row}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read()))
+
+
 def wait_for(predicate: Any, timeout: float = 120.0) -> None:
     """Poll until predicate() is true; fail the test after `timeout` seconds."""
     import time

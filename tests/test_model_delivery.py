@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from orchestrator import modelship
-from tests.conftest import SAMPLE_MODEL, LocalProject
+from tests.conftest import SAMPLE_MODEL, LocalProject, infer
 
 # Blue's idle sandboxes are closed a second after a promotion (the edge's default is 30 s),
 # so the rollback below starts blue cold.
@@ -39,16 +39,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProject]:
 
 def _get(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=30) as response:
-        return dict(json.loads(response.read()))
-
-
-def _infer(edge: str, row: list[float]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        edge + "/infer",
-        data=json.dumps({"inputs": row}).encode(),
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
         return dict(json.loads(response.read()))
 
 
@@ -101,7 +91,7 @@ def test_promotion_and_rollback_serve_the_model_from_the_package(project: LocalP
         "promote", "--env", "local", "--model", str(project.model("2")), **FAST_RETIRE
     )
     assert code == 0 and report["outcome"] == "promoted", report
-    assert _infer(edge, [5.1, 3.5, 1.4, 0.2])["model"]["version"] == "2"
+    assert infer(edge, [5.1, 3.5, 1.4, 0.2])["model"]["version"] == "2"
     assert _deliveries(project) == {"2": "package"}
 
     # Every model gone from S3: a sandbox that read its model from there could not start.
@@ -116,7 +106,7 @@ def test_promotion_and_rollback_serve_the_model_from_the_package(project: LocalP
     code, rolled = project.json("rollback", "--env", "local", **FAST_RETIRE)
     assert code == 0, rolled
     _wait(lambda: _get(edge + "/_edgeship/status")["live"] == "1")
-    answer = _infer(edge, [5.1, 3.5, 1.4, 0.2])
+    answer = infer(edge, [5.1, 3.5, 1.4, 0.2])
     assert answer["model"]["version"] == SAMPLE_MODEL_VERSION
     assert "1" in _get(edge + "/_edgeship/status")["warm"]  # a fresh sandbox served it
     # put the models back: the next promotion compares green's contract with live's, read there
@@ -145,7 +135,7 @@ def test_a_model_over_the_package_limit_deploys_through_s3(project: LocalProject
     assert code == 0 and report["outcome"] == "promoted", report
     outputs = _outputs(project)
     assert outputs["modelDelivery"] == "s3"
-    answer = _infer(outputs["edgeUrl"], [5.1, 3.5, 1.4, 0.2])
+    answer = infer(outputs["edgeUrl"], [5.1, 3.5, 1.4, 0.2])
     assert answer["model"]["version"] == "9"
     assert list(_deliveries(project).values()) == ["s3"]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from orchestrator.errors import ExitCode
 from orchestrator.modelpack import Graph, ModelPackError, PackRequest, check, metadata
-from tests.conftest import LocalProject, Project, classifier_onnx, regressor_onnx
+from tests.conftest import LocalProject, Project, classifier_onnx, infer, regressor_onnx
 
 CLASSIFIER = Graph("X", 4, (("label", "int64", (1,)), ("probabilities", "float32", (1, 3))))
 REGRESSOR = Graph("input", 5, (("variable", "float32", (1, 1)),))
@@ -161,7 +160,7 @@ def test_packed_models_of_other_shapes_promote(local_project: LocalProject, tmp_
         "promote", "--env", "local", "--model", str(regressor), "--allow-breaking-change"
     )
     assert code == 0 and report["outcome"] == "promoted", report
-    answer = _infer(edge, [1.0, 2.0, 3.0, 4.0, 5.0])
+    answer = infer(edge, [1.0, 2.0, 3.0, 4.0, 5.0])
     assert answer["model"] == {"name": "price", "version": "2"}
     assert len(answer["predictions"]) == 1 and isinstance(answer["predictions"][0]["value"], float)
 
@@ -176,16 +175,6 @@ def test_packed_models_of_other_shapes_promote(local_project: LocalProject, tmp_
         "promote", "--env", "local", "--model", str(classifier), "--allow-breaking-change"
     )
     assert code == 0 and report["outcome"] == "promoted", report
-    answer = _infer(edge, [0.1] * 6)
+    answer = infer(edge, [0.1] * 6)
     prediction = answer["predictions"][0]
     assert prediction["label"] in labels.split(",") and len(prediction["probabilities"]) == 5
-
-
-def _infer(edge: str, row: list[float]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        edge + "/infer",
-        data=json.dumps({"inputs": row}).encode(),
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return dict(json.loads(response.read()))

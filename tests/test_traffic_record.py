@@ -14,7 +14,7 @@ import pytest
 
 from orchestrator import lease, machine
 from orchestrator.errors import FencedError, LeaseLostError, PromotionLockedError
-from orchestrator.lease import Heartbeat, LeaseStore
+from orchestrator.lease import Heartbeat, Lease, LeaseStore
 from orchestrator.local import emulator
 from orchestrator.machine import PromotionRecord
 from orchestrator.plan import make_plan
@@ -240,10 +240,7 @@ def test_a_hung_main_thread_stops_the_renewals_and_its_lease_runs_out(aws: Any) 
     # forever from its still-running heartbeat thread. Here 1 s, with a lease of 6 s (renewed
     # every 2 s: 4 s of slack for a starved heartbeat thread on a niced, busy machine).
     clients, stack = aws
-    store = LeaseStore(clients["s3"], stack.bucket, "hung")
-    held, etag = store.take(lease.me(6), pid_alive=alive)
-    beat = Heartbeat(store, held, etag, 6, abort_check=lambda _lease: False)
-    beat.max_quiet_s = 1.0
+    store, held, beat = _watched(clients, stack, "hung")
     with beat:
         # While the main thread beats, the lease is renewed past its first expiry.
         first_expiry = held.expires_at
@@ -269,10 +266,7 @@ def test_a_publish_is_renewed_however_long_it_takes(aws: Any) -> None:
     # thread beats no more, and the hung-driver watchdog (15 minutes) stopped the renewals in
     # the middle of a long one (review P3-7). `patient()` renews meanwhile, then watches again.
     clients, stack = aws
-    store = LeaseStore(clients["s3"], stack.bucket, "patient")
-    held, etag = store.take(lease.me(6), pid_alive=alive)
-    beat = Heartbeat(store, held, etag, 6, abort_check=lambda _lease: False)
-    beat.max_quiet_s = 1.0
+    store, held, beat = _watched(clients, stack, "patient")
     with beat:
         with beat.patient():  # silent for longer than the lease: still renewed
             time.sleep(8)
@@ -282,6 +276,16 @@ def test_a_publish_is_renewed_however_long_it_takes(aws: Any) -> None:
         assert beat.max_quiet_s == 1.0  # watched again: silent from now on, the lease runs out
         wait_for(lambda: _expired(store), 30)
         assert not beat.valid() and beat.lost is None
+
+
+def _watched(clients: dict[str, Any], stack: Any, env: str) -> tuple[LeaseStore, Lease, Heartbeat]:
+    """`env`'s lease taken for 6 s (renewed every 2 s: 4 s of slack for a starved heartbeat
+    thread on a niced, busy machine), its heartbeat's hung-driver watchdog at 1 s of silence."""
+    store = LeaseStore(clients["s3"], stack.bucket, env)
+    held, etag = store.take(lease.me(6), pid_alive=alive)
+    beat = Heartbeat(store, held, etag, 6, abort_check=lambda _lease: False)
+    beat.max_quiet_s = 1.0
+    return store, held, beat
 
 
 def _expired(store: LeaseStore) -> bool:
