@@ -659,6 +659,7 @@ class Driver:
                 f"{step.reason}; live may be split ({self._alias_text()})",
                 fix=fixes.after_failed_write(record.env, nxt.phase),
             )
+        faults.point("rolled-back-unrecorded")
         now = time.time()
         rolling = nxt if nxt.phase == Phase.ROLLING_BACK else advance(
             record, Outcome.ERROR, now=now, by=self.by, reason=f"error: {why}"

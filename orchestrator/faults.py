@@ -40,6 +40,9 @@ POINTS: tuple[str, ...] = (
     *(f"{when}-{phase}" for phase in _PHASES for when in ("enter", "done")),
     "in-gate",  # Locust is running against the edge or the candidate route
     "write-after-shift",  # live has moved (a step's weights): the record's write that says so
+    # a forward record write failed with the lease held: live is back on blue, the rollback
+    # not recorded yet (the record in S3 still says in flight: Driver._roll_back_unrecorded)
+    "rolled-back-unrecorded",
     # Sequential gates only (never hit by fixed-length ones):
     "gate-stopped-early",  # a look decided and the load has stopped; nothing judged or recorded yet
     "gate-early-fail",  # an early FAIL was decided to stand (over the judge's pass, if need be)

@@ -43,10 +43,11 @@ CASES = [
     for p, a in itertools.product(faults.POINTS, ACTIONS)
     if "paused" not in p
     and not p.startswith("gate-")
-    and p not in ("write-after-shift", "stack-change-after-lease")
+    and p not in ("write-after-shift", "rolled-back-unrecorded", "stack-change-after-lease")
     and p not in ONLY_SIGINT_AT
 ] + [(p, "sigint") for p in (*SIGINT_AT, *ONLY_SIGINT_AT)]
-# write-after-shift: tests/test_wedge.py (a kill there is the matrix's done-shifting kill);
+# write-after-shift, rolled-back-unrecorded: tests/test_wedge.py (a kill at the first is the
+# matrix's done-shifting kill; the second is reached only after a failed record write);
 # stack-change-after-lease is `up`'s, never a promotion's: tests/test_uplease.py
 
 FAST_TOML = """

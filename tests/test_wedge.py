@@ -5,8 +5,11 @@ blue is deleted with boto3 against the emulator, as a user's clean-up would."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
+
+import pytest
 
 from orchestrator.errors import ExitCode
 from tests.conftest import LocalProject
@@ -141,3 +144,39 @@ def test_a_failed_record_write_after_a_shift_rolls_back_while_the_lease_holds(
     assert status["live"] == {"version": "1", "weights": {}}, status
     assert status["promotion"]["phase"] == "rolled_back" and status["promotion"]["cause"] == "error"
     assert status["lease"] is None and not status["interrupted"]
+
+
+@pytest.mark.parametrize("action", ["kill", "sigterm"])
+def test_a_driver_stopped_between_its_unrecorded_rollback_and_the_record_leaves_a_job_any_machine_finishes(
+    local_project: LocalProject, action: str
+) -> None:
+    # As above, and the driver is stopped right after it put live back on blue, before it
+    # recorded the rollback: the record in S3 still says the canary shift is in flight.
+    # kill -9: live is whole (the rollback's alias write came first) and `abort` from another
+    # machine closes the record. SIGTERM: a rollback in progress is never abandoned half-way,
+    # so the driver records it itself.
+    _up(local_project)
+    driver = local_project.cli(
+        "promote", "--env", "local", "--model", str(local_project.model("2")), "--json",
+        EDGESHIP_FAULT=f"write-after-shift=raise;rolled-back-unrecorded={action}",
+        EDGESHIP_HOST="driver-machine",
+    )  # fmt: skip
+    code = driver.returncode
+    seen = _status(local_project)
+    assert seen["live"] == {"version": "1", "weights": {}}, seen  # whole before any recovery
+    if action == "kill":
+        assert code == -9, driver.stderr[-3000:]
+        assert seen["promotion"]["phase"] == "shifting", seen  # in flight, by a dead driver
+        code, result = local_project.json("abort", "--env", "local", EDGESHIP_HOST="recovery-machine")
+        assert code == 0, result
+        want = "aborted"
+    else:
+        assert code == ExitCode.ERROR, driver.stderr[-3000:]
+        error = json.loads(driver.stdout)
+        assert "live is back on v1 at 100%" in error["message"], error
+        want = "rolled_back"
+    status = _status(local_project)
+    assert status["live"] == {"version": "1", "weights": {}}, status
+    assert status["promotion"]["phase"] == want and status["promotion"]["blue"] == "1", status
+    assert status["lease"] is None and not status["interrupted"], status
+    assert _up(local_project)["outputs"]["publishedVersion"], status  # the environment is usable
