@@ -146,6 +146,13 @@ def test_fault(matrix: LocalProject, point: str, action: str) -> None:
     )  # fmt: skip
     want_exit, want_phase = expected(point, action)
     assert driver.returncode == want_exit, driver.stderr[-3000:]
+    if action in ("sigint", "sigterm"):  # what the signal said it does: only what it does
+        said = (
+            "rolling back, please wait" if point in IN_ROLLBACK
+            else f"{action.upper()} received: stopping (live was not touched)" if point in NO_RECORD
+            else f"{action.upper()} received: stopping and rolling back"
+        )  # fmt: skip
+        assert f"edgeship: {said}" in driver.stderr, driver.stderr[-3000:]
 
     # recovery from another machine: it sees what is left and finishes the job
     seen = _look(matrix)
