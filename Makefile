@@ -36,6 +36,11 @@ $(STAMP): pyproject.toml uv.lock $(UV)
 # .tools/lambda-runtime/<runtime>, from hash-pinned wheels, never into the venv.
 install: $(STAMP)  ## venv from uv.lock, pinned Pulumi CLI, linters, local Lambda runtime (cached after the first run)
 	bash scripts/install-pulumi.sh
+# The project's own modules compiled too, as --compile-bytecode does the venv's: with
+# PYTHONDONTWRITEBYTECODE set (it is on these CI machines) every CLI run, edge and emulator
+# would compile them from source again (~0.1 CPU-s each, thousands of processes in a run).
+# Timestamped: a module edited later is compiled in memory again, never run stale.
+	$(BIN)/python -m compileall -q orchestrator programs loadtests
 	bash scripts/install-tools.sh
 	$(BIN)/python -m orchestrator.local.runtime install
 
