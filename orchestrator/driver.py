@@ -116,6 +116,9 @@ class Driver:
             phase = record.phase.replace("_", "-")
             if record.phase == Phase.SHIFTING:  # overhead per step: all but bake and load time
                 step_started, self._waited = time.monotonic(), 0.0
+            # From the moment the record says rolling_back, before its enter point: a signal
+            # there says "rolling back, please wait", not "stopping and rolling back"
+            self.latch.rolling_back = record.phase == Phase.ROLLING_BACK
             try:
                 faults.point(f"enter-{phase}")
                 step = self._act(record, plan)
@@ -156,7 +159,6 @@ class Driver:
             stop = self._stop_requested()
             if stop is not None:
                 return stop
-        self.latch.rolling_back = record.phase == Phase.ROLLING_BACK
         try:
             if record.phase == Phase.PLANNED:
                 return self._prepare_candidate(plan)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import ExitCode
-from orchestrator.local import daemon, emulator
+from orchestrator.local import daemon, edge_port, emulator
 from orchestrator.traffic import Traffic
 from programs import serving
 from tests.conftest import LocalProject, wait_for
@@ -110,7 +110,15 @@ def test_an_emulator_restarted_empty_is_noticed_and_recreated_by_up(local_projec
 
 
 def test_a_dead_edge_is_started_again_by_up(local_project: LocalProject) -> None:
+    # A port of its own to remember (edge_port.json, as an earlier run leaves it), not the
+    # default 8787: every other test's first edge asks for that one, and in a busy CI run one
+    # took it in the moment this test's edge was down (the product then moves, and says so).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        own = probe.getsockname()[1]
+    edge_port.record(local_project.state, own, own)
     first = _ok(local_project, "up", "--yes")
+    assert first["outputs"]["edgeUrl"] == f"http://127.0.0.1:{own}", first["outputs"]
     # A client still connected when the edge stops (a load test's user): the edge's end of
     # it, closed first, waits in TIME_WAIT on the edge's port.
     port = int(first["outputs"]["edgeUrl"].rsplit(":", 1)[1])
