@@ -67,9 +67,6 @@ def signals_deferred() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-ROLLING_BACK = "stopping and rolling back"
-
-
 class SignalLatch:
     """SIGINT and SIGTERM as flags instead of exceptions, for the whole of a promotion.
 
@@ -79,14 +76,14 @@ class SignalLatch:
     set, further signals are acknowledged and ignored: the rollback finishes first.
     """
 
-    def __init__(self, stopping: str = ROLLING_BACK) -> None:
+    def __init__(self, *, rolls_back: bool = True) -> None:
         self.received: str | None = None
         self.count = 0
         self.rolling_back = False
-        # What a first signal does now, as told to the user: a command that holds the lease
-        # but has written no record yet has nothing to roll back (review: a Ctrl-C during the
-        # lease's take said "rolling back"); the driver sets it once a promotion runs.
-        self.stopping = stopping
+        # Whether a stop now rolls back, for what a signal tells the user: a command that holds
+        # the lease but has written no record yet has nothing to roll back (review: a Ctrl-C
+        # during the lease's take said "rolling back"); set once a promotion's record exists.
+        self.rolls_back = rolls_back
         self._raise = False
         self._previous: dict[int, Any] = {}
 
@@ -121,10 +118,11 @@ class SignalLatch:
         self.received = self.received or signal.Signals(signum).name
         if self._raise:
             raise KeyboardInterrupt
-        if self.rolling_back or (self.count > 1 and self.stopping == ROLLING_BACK):
+        if self.rolling_back or (self.count > 1 and self.rolls_back):
             message = "\nedgeship: rolling back, please wait (live is being put back on blue)\n"
         elif self.count > 1:
             message = "\nedgeship: already stopping, please wait\n"
         else:
-            message = f"\nedgeship: {signal.Signals(signum).name} received: {self.stopping}\n"
+            stopping = "stopping and rolling back" if self.rolls_back else "stopping (live was not touched)"
+            message = f"\nedgeship: {signal.Signals(signum).name} received: {stopping}\n"
         os.write(2, message.encode())

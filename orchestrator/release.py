@@ -39,7 +39,7 @@ from orchestrator.errors import (
 from orchestrator.lease import Heartbeat, Lease, LeaseStore
 from orchestrator.machine import Outcome, Phase, PromotionRecord, Verb
 from orchestrator.plan import check_pause_at, make_plan, weights
-from orchestrator.processes import ROLLING_BACK, SignalLatch, alive, signals_deferred, sigterm_as_interrupt
+from orchestrator.processes import SignalLatch, alive, signals_deferred, sigterm_as_interrupt
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.record import RecordStore, meant_for
 from orchestrator.report import PromotionReport, timeline, write
@@ -870,7 +870,7 @@ class Release:
         report = self._report(record)
         directory = self.reports_root / self.env.name / record.id
         self.say(ProgressEvent("step", announce))
-        holding.latch.stopping = ROLLING_BACK  # a record is written: a stop rolls back
+        holding.latch.rolls_back = True  # a record is written: a stop rolls back
         driver = Driver(
             self.target, self.records, holding.heartbeat, holding.latch, self.reporter, report, directory,
             locust_html=self.env.reports.locust_html,
@@ -910,7 +910,7 @@ class Release:
         # `try` below would otherwise leave the lease held until it expires (other machines
         # wait lease_s). A signal during the take is latched, and raised once the lease is ours
         # to give back (exit 130, nothing done).
-        with SignalLatch(stopping="stopping (live was not touched)") as latch:
+        with SignalLatch(rolls_back=False) as latch:
             clock = lease.lease_clock()
             taken_at = clock()  # the lease's expiry counts from here (lease.me), not from the take's answer
             mine = lease.me(lease_s, kind=kind)

@@ -121,8 +121,7 @@ def test_a_dead_edge_is_started_again_by_up(local_project: LocalProject) -> None
     assert first["outputs"]["edgeUrl"] == f"http://127.0.0.1:{own}", first["outputs"]
     # A client still connected when the edge stops (a load test's user): the edge's end of
     # it, closed first, waits in TIME_WAIT on the edge's port.
-    port = int(first["outputs"]["edgeUrl"].rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port)) as held:
+    with socket.create_connection(("127.0.0.1", own)) as held:
         held.sendall(b"GET /_edgeship/status HTTP/1.1\r\nHost: x\r\n\r\n")
         assert held.recv(65536).startswith(b"HTTP/1.1 200")
         daemon.stop(local_project.state / "edge.json")

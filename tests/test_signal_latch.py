@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.processes import ROLLING_BACK, SignalLatch
+from orchestrator.processes import SignalLatch
 
 
 def _signal(latch: SignalLatch, capfd: Any, signum: int = signal.SIGINT) -> str:
@@ -18,22 +18,22 @@ def _signal(latch: SignalLatch, capfd: Any, signum: int = signal.SIGINT) -> str:
 
 
 @pytest.mark.parametrize(
-    ("stopping", "first", "again"),
+    ("rolls_back", "first", "again"),
     [
         (
-            "stopping (live was not touched)",
+            False,
             "edgeship: SIGINT received: stopping (live was not touched)",
             "edgeship: already stopping, please wait",
         ),
         (
-            ROLLING_BACK,
+            True,
             "edgeship: SIGINT received: stopping and rolling back",
             "edgeship: rolling back, please wait (live is being put back on blue)",
         ),
     ],
 )
-def test_a_signal_says_what_stopping_does_now(capfd: Any, stopping: str, first: str, again: str) -> None:
-    with SignalLatch(stopping=stopping) as latch:
+def test_a_signal_says_what_stopping_does_now(capfd: Any, rolls_back: bool, first: str, again: str) -> None:
+    with SignalLatch(rolls_back=rolls_back) as latch:
         assert _signal(latch, capfd) == first
         assert _signal(latch, capfd, signal.SIGTERM) == again
         assert (latch.received, latch.count) == ("SIGINT", 2)
@@ -41,8 +41,8 @@ def test_a_signal_says_what_stopping_does_now(capfd: Any, stopping: str, first: 
 
 def test_a_latch_says_rolling_back_once_the_promotion_runs(capfd: Any) -> None:
     # as Release._run does when the record is written
-    with SignalLatch(stopping="stopping (live was not touched)") as latch:
-        latch.stopping = ROLLING_BACK
+    with SignalLatch(rolls_back=False) as latch:
+        latch.rolls_back = True
         assert (
             _signal(latch, capfd, signal.SIGTERM) == "edgeship: SIGTERM received: stopping and rolling back"
         )

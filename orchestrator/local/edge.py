@@ -310,14 +310,8 @@ class Edge:
         poller runs for as long as the environment does, and each call costs the edge and
         the emulator a few ms of CPU (two GetAlias calls every 0.25 s were ~6 % of a core
         per idle environment, on a CI machine running five of them)."""
-        aliases: dict[str, Any] = {}
-        pages: dict[str, Any] = {"FunctionName": self.function}
-        while True:
-            page = self.lam.list_aliases(**pages)
-            aliases.update((alias["Name"], alias) for alias in page.get("Aliases", []))
-            if not page.get("NextMarker"):
-                break
-            pages["Marker"] = page["NextMarker"]
+        pages = self.lam.get_paginator("list_aliases").paginate(FunctionName=self.function)
+        aliases = {alias["Name"]: alias for page in pages for alias in page["Aliases"]}
         missing = sorted({"live", "candidate"} - set(aliases))
         if missing:
             raise LookupError(f"function {self.function} has no alias {' or '.join(missing)}")
