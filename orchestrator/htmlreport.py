@@ -18,7 +18,7 @@ import itertools
 from html import escape
 from typing import Any
 
-from orchestrator.report import figures, versus
+from orchestrator.figures import figures, versus
 
 # Colours: blue and green as the versions' names, darker for the p95 bar.
 COLORS = {

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator import htmlreport, output
+from orchestrator.figures import figures, versus
+
 
 @dataclass
 class StepReport:
@@ -97,34 +100,6 @@ class PromotionReport:
             "started_at": self.started_at, "ended_at": self.ended_at, "timeline": self.timeline,
             "slo": self.slo, "pruned": self.pruned, "contract": self.contract,
         }  # fmt: skip
-
-
-def figures(version: dict[str, Any] | None) -> str:
-    """One version's figures at a gate: p50 / p95 / p99, errors, samples ("-": it answered none)."""
-    if not version:
-        return "-"
-    return (
-        f"{version.get('p50_ms', 0):.1f} / {version.get('p95_ms', 0):.1f} / {version.get('p99_ms', 0):.1f} ms, "
-        f"{version.get('error_ratio', 0):.2%} errors of {version.get('samples', 0)}"
-    )
-
-
-def versus(comparison: dict[str, Any] | None) -> str:
-    """The comparison's result and effect size, short ("-": not compared)."""
-    if not comparison or comparison.get("regressed") is None:
-        return "-"
-    verdict = (
-        "regressed"
-        if comparison["regressed"]
-        else "within noise"
-        if comparison["within_noise"]
-        else "no regression"
-    )
-    return (
-        f"{verdict}: p95 shift {comparison['effect_ms']:+.1f} ms "
-        f"({comparison['effect_low_ms']:+.1f} .. {comparison['effect_high_ms']:+.1f}), p = {comparison['p_value']:.2g}, "
-        f"floor {comparison['floor_ms']:g} ms"
-    )
 
 
 def _contract_lines(contract: dict[str, Any] | None) -> list[str]:
@@ -235,8 +210,6 @@ def write(report: PromotionReport, directory: Path) -> Path:
     (directory / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
     text = markdown(report)
     (directory / "report.md").write_text(text)
-    from orchestrator import htmlreport, output
-
     (directory / "report.html").write_text(htmlreport.render(report.to_dict()), encoding="utf-8")
     output.append_summary(text)
     return directory
