@@ -50,7 +50,7 @@ LAYERS: list[Layer] = [
               "orchestrator.loadrun", "orchestrator.watch", "orchestrator.cloudwatch"),
           "gates: load, metrics and the judgement on them (targets uses watch's timing)"),
     Layer(7, ("orchestrator.stacks", "orchestrator.automation", "orchestrator.targets", "orchestrator.clouds",
-              "orchestrator.toolchain", "orchestrator.diff", "orchestrator.role_migration",
+              "orchestrator.toolchain", "orchestrator.diff", "orchestrator.role_migration", "orchestrator.provider_migration",
               "orchestrator.statekeys", "orchestrator.capacity", "orchestrator.deployed"),
           "stacks: the Pulumi engine, the clouds and an environment as its stack describes it"),
     Layer(8, ("orchestrator.release", "orchestrator.machine", "orchestrator.driver", "orchestrator.lease",
