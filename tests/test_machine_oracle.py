@@ -37,8 +37,8 @@ from orchestrator.errors import (
     LeaseUnreadError,
     RollbackIncompleteError,
 )
-from orchestrator.fixes import after_failed_write as new_after_failed_write
 from orchestrator.machine import Outcome, Phase, PromotionRecord
+from orchestrator.machine import after_failed_write as new_after_failed_write
 from orchestrator.plan import Plan, make_plan
 from orchestrator.settings import Environment, TrafficSettings
 
