@@ -492,7 +492,7 @@ AFTER_WRITE_FAILURE: dict[tuple[Family, bool], Course] = {
 # is left of the lease's third on S3 calls that time out (a slowly failing S3 left live split).
 S3_AWAY: dict[tuple[Family, bool], Course] = {
     (Family.BACK, True):        Course.ROLL_BACK_UNRECORDED,
-    (Family.BACK, False):       Course.RECORD,  # the lease is not ours for sure: the write decides (and fails)
+    (Family.BACK, False):       Course.RECORD,  # not surely ours: record first (a failure: AFTER_WRITE_FAILURE)
     (Family.FORWARD, True):     Course.RECORD,
     (Family.FORWARD, False):    Course.RECORD,
     (Family.DONE_GREEN, True):  Course.RECORD,
