@@ -3,10 +3,11 @@
     loop while the record is in flight:
         (the record already says phase P: the intent is durable)
         fault point enter-P
-        run P's action -> Outcome        (machine.ACTIONS; a stop request cuts waits short)
+        run P's act -> Outcome           (machine.PHASES' row, `_ACTS`; a stop request cuts waits short)
         fault point done-P
-        next = machine.advance(record, outcome)
+        next = machine.advance(record, outcome)          (machine.TRANSITIONS)
         write next, fenced by the ETag we last wrote (a deposed driver stops here)
+        (S3 away, or the write failed: machine.S3_AWAY, machine.AFTER_WRITE_FAILURE)
 
 Stop requests are observed, never raised: SIGINT/SIGTERM (processes.SignalLatch), an
 operator's abort (seen by the lease heartbeat), and a lost lease. The first two turn the
@@ -23,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator import faults, fixes, gate, loadrun, sequential, watch
+from orchestrator import faults, gate, loadrun, sequential, watch
 from orchestrator.cloudwatch import LambdaMetrics
 from orchestrator.errors import (
     EdgeshipError,
@@ -34,7 +35,22 @@ from orchestrator.errors import (
     RollbackIncompleteError,
 )
 from orchestrator.lease import CONFIRM_PAUSE_S, Heartbeat, after_failed_read
-from orchestrator.machine import TERMINAL, Outcome, Phase, PromotionRecord, advance
+from orchestrator.machine import (
+    AFTER_WRITE_FAILURE,
+    PHASES,
+    S3_AWAY,
+    STOP_PRIORITY,
+    Act,
+    Course,
+    Outcome,
+    Phase,
+    PromotionRecord,
+    Stop,
+    advance,
+    after_failed_write,
+    course,
+    rolled_back_unrecorded,
+)
 from orchestrator.plan import Plan
 from orchestrator.processes import SignalLatch
 from orchestrator.progress import ProgressEvent, Reporter
@@ -116,9 +132,10 @@ class Driver:
             phase = record.phase.replace("_", "-")
             if record.phase == Phase.SHIFTING:  # overhead per step: all but bake and load time
                 step_started, self._waited = time.monotonic(), 0.0
-            # From the moment the record says rolling_back, before its enter point: a signal
-            # there says "rolling back, please wait", not "stopping and rolling back"
-            self.latch.rolling_back = record.phase == Phase.ROLLING_BACK
+            # From the moment the record says a phase no stop ends (rolling_back), before its
+            # enter point: a signal there says "rolling back, please wait", not "stopping and
+            # rolling back"
+            self.latch.rolling_back = not PHASES[record.phase].stoppable
             try:
                 faults.point(f"enter-{phase}")
                 step = self._act(record, plan)
@@ -128,7 +145,7 @@ class Driver:
             except Exception as exc:  # whatever breaks between the record and the alias: roll back
                 step = _error(exc)
             nxt = advance(record, step.outcome, now=time.time(), by=self.by, reason=step.reason)
-            if nxt is record:  # rolling_back is sticky: the alias call did not complete
+            if nxt is record:  # the STAY edge: rolling_back is sticky, the alias call did not complete
                 raise RollbackIncompleteError(
                     f"promotion {record.id}: could not put live back on v{record.blue}: {step.reason}; "
                     f"live may be split ({self._alias_text()})",
@@ -136,13 +153,15 @@ class Driver:
                 )
             if self._own_revision and nxt.live_revision != self._own_revision:
                 nxt = replace(nxt, live_revision=self._own_revision)
-            if self._s3_away is not None and nxt.phase == Phase.ROLLING_BACK and self.heartbeat.valid():
+            if (
+                self._s3_away is not None
+                and course(S3_AWAY, nxt.phase, lease=self.heartbeat.valid) is Course.ROLL_BACK_UNRECORDED
+            ):
                 return self._roll_back_unrecorded(record, etag, nxt, self._s3_away)
             written = self._try_write(nxt, etag, previous=record)
             if isinstance(written, Exception):  # S3 did not take the record
-                # held: valid, or renewed now (a write that failed slowly may have used the third)
-                held = nxt.phase not in TERMINAL and (self.heartbeat.valid() or self.heartbeat.renew_now())
-                if rolls_back_after_failed_write(nxt.phase, lease_held=held):
+                after = course(AFTER_WRITE_FAILURE, nxt.phase, lease=self._lease_held)
+                if after is Course.ROLL_BACK_UNRECORDED:
                     return self._roll_back_unrecorded(record, etag, nxt, written)
                 raise self._write_failed(nxt, written)
             etag = written
@@ -152,41 +171,34 @@ class Driver:
             self._announce(record)
         return record
 
-    # -- the actions, one per phase ------------------------------------------------------------
+    # -- the acts, one per phase (machine.PHASES, `_ACTS`) ------------------------------------
 
     def _act(self, record: PromotionRecord, plan: Plan) -> Step:
-        if record.phase != Phase.ROLLING_BACK:
+        row = PHASES[record.phase]
+        if row.stoppable:
             stop = self._stop_requested()
             if stop is not None:
                 return stop
+        assert row.act is not None, record.phase  # run() acts only in flight: every such row has one
         try:
-            if record.phase == Phase.PLANNED:
-                return self._prepare_candidate(plan)
-            if record.phase == Phase.PRE_TRAFFIC:
-                step = self._gate(plan, "pre-traffic", 0, self.target.candidate(), share=1.0)
-                return self._hooks(plan, record, "pre-traffic") if step.outcome == Outcome.DONE else step
-            if record.phase == Phase.SHIFTING:
-                return self._move(plan.blue, plan.green, plan.steps[record.step], record.live_revision)
-            if record.phase == Phase.BAKING:
-                return self._bake(plan, record)
-            if record.phase == Phase.GATING:
-                weight = plan.steps[record.step]
-                step = self._gate(
-                    plan, f"step {record.step + 1}", weight, self.target.edge(), share=weight / 100
-                )
-                return self._hooks(plan, record, "step") if step.outcome == Outcome.DONE else step
-            if record.phase == Phase.PAUSED:
-                return self._hold(plan, record)
-            if record.phase == Phase.PROMOTING:
-                step = self._move(plan.blue, plan.green, 100, record.live_revision)
-                if step.outcome == Outcome.DONE:
-                    self._invalidate_cache()
-                return step
-            return self._put_on_blue(record.blue)
+            step = _ACTS[row.act](self, record, plan)
+            if row.hooks is not None and step.outcome == Outcome.DONE:
+                return self._hooks(plan, record, row.hooks)
+            return step
         except (LeaseLostError, LeaseUnconfirmedError):
             raise
         except Exception as exc:  # any failure of an action is a reason to roll back, never to stop half-way
             return _error(exc)
+
+    def _gate_edge(self, plan: Plan, record: PromotionRecord) -> Step:
+        weight = plan.steps[record.step]
+        return self._gate(plan, f"step {record.step + 1}", weight, self.target.edge(), share=weight / 100)
+
+    def _promote(self, plan: Plan, record: PromotionRecord) -> Step:
+        step = self._move(plan.blue, plan.green, 100, record.live_revision)
+        if step.outcome == Outcome.DONE:
+            self._invalidate_cache()
+        return step
 
     def _prepare_candidate(self, plan: Plan) -> Step:
         self.traffic.point_candidate(plan.green, guard=self._require_lease)
@@ -606,13 +618,17 @@ class Driver:
             require_lease(
                 self.heartbeat, rollback=rollback, diagnose=self._diagnose,
                 stopped=lambda: f"this run stopped without touching live ({self._alias_text()})",
-                fix=lambda: fixes.after_failed_write(self.records.env, self._phase),
+                fix=lambda: after_failed_write(self.records.env, self._phase),
                 read_fix=f"check that S3 answers (`orchestrator status --env {self.records.env}`), then promote again",
                 read=not (rollback and self._s3_away is not None),
             )  # fmt: skip
         except LeaseUnreadError as exc:
             self._s3_away = exc
             raise
+
+    def _lease_held(self) -> bool:
+        """Valid, or renewed now: a write that failed slowly may have used the third that was left."""
+        return self.heartbeat.valid() or self.heartbeat.renew_now()
 
     def _try_write(self, record: PromotionRecord, etag: str, *, previous: PromotionRecord) -> str | Exception:
         """Write the next record: its new ETag, or the exception S3 (or the way to it) raised.
@@ -633,7 +649,7 @@ class Driver:
         return RollbackIncompleteError(
             f"promotion {record.id}: could not write the record ({type(exc).__name__}: {exc}); "
             f"live may be split ({self._alias_text()})",
-            fix=fixes.after_failed_write(record.env, record.phase),  # `abort` would undo a promoted one
+            fix=after_failed_write(record.env, record.phase),  # `abort` would undo a promoted one
         )
 
     def _roll_back_unrecorded(
@@ -659,14 +675,10 @@ class Driver:
             raise RollbackIncompleteError(
                 f"promotion {record.id}: {why}, and live could not be put back on v{record.blue}: "
                 f"{step.reason}; live may be split ({self._alias_text()})",
-                fix=fixes.after_failed_write(record.env, nxt.phase),
+                fix=after_failed_write(record.env, nxt.phase),
             )
         faults.point("rolled-back-unrecorded")
-        now = time.time()
-        rolling = nxt if nxt.phase == Phase.ROLLING_BACK else advance(
-            record, Outcome.ERROR, now=now, by=self.by, reason=f"error: {why}"
-        )  # fmt: skip
-        done = advance(rolling, Outcome.DONE, now=now, by=self.by)
+        done = rolled_back_unrecorded(record, nxt, now=time.time(), by=self.by, why=why)
         if self._own_revision:
             done = replace(done, live_revision=self._own_revision)
         try:
@@ -861,15 +873,6 @@ def _surely_valid(heartbeat: Heartbeat, stopped: Callable[[], str], fix: Callabl
     )
 
 
-def rolls_back_after_failed_write(phase: Phase, *, lease_held: bool) -> bool:
-    """Whether a driver whose write of a record in `phase` failed puts live back on blue (and
-    then records it) rather than stopping; pure. Only while the lease surely holds (no one
-    else can be driving), and only for a record still in flight: a failed write of a terminal
-    record (promoted, rolled back...) leaves live whole, and undoing a finished promotion for
-    a lost write would be worse than the stop that says so."""
-    return lease_held and phase not in TERMINAL
-
-
 def keep_lease(heartbeat: Heartbeat) -> bool:
     """Renew the lease (if due); a lost one is raised: nothing more may be done. False: go on."""
     heartbeat.beat()
@@ -882,11 +885,32 @@ def stop_requested(heartbeat: Heartbeat, latch: SignalLatch) -> Step | None:
     """A reason to stop now (a signal, an operator's abort), or None; a lost lease is raised.
     The driver asks between and during its actions; `promote` too while it waits for Lambda."""
     keep_lease(heartbeat)
-    if latch.received:
-        return Step(Outcome.INTERRUPTED, f"interrupted ({latch.received})")
-    if heartbeat.abort_requested:
-        return Step(Outcome.ABORT, "aborted by an operator (`orchestrator abort`)")
+    seen: dict[Stop, Callable[[], str | None]] = {  # each stop's reason if requested, asked in turn
+        Stop.SIGNAL: lambda: f"interrupted ({latch.received})" if latch.received else None,
+        Stop.ABORT_REQUEST: lambda: (
+            "aborted by an operator (`orchestrator abort`)" if heartbeat.abort_requested else None
+        ),
+    }
+    for stop, outcome in STOP_PRIORITY:
+        reason = seen[stop]()
+        if reason is not None:
+            return Step(outcome, reason)
     return None
+
+
+# What each act of machine.PHASES runs (the row's hooks, and the stop requests before it, are
+# Driver._act's; the fault points around it run()'s).
+_ACTS: dict[Act, Callable[[Driver, PromotionRecord, Plan], Step]] = {
+    Act.PREPARE_CANDIDATE: lambda d, record, plan: d._prepare_candidate(plan),
+    Act.GATE_CANDIDATE:    lambda d, record, plan: d._gate(plan, "pre-traffic", 0, d.target.candidate(), share=1.0),
+    Act.SHIFT:             lambda d, record, plan: d._move(plan.blue, plan.green, plan.steps[record.step],
+                                                           record.live_revision),
+    Act.BAKE:              lambda d, record, plan: d._bake(plan, record),
+    Act.GATE_EDGE:         lambda d, record, plan: d._gate_edge(plan, record),
+    Act.HOLD:              lambda d, record, plan: d._hold(plan, record),
+    Act.PROMOTE:           lambda d, record, plan: d._promote(plan, record),
+    Act.PUT_ON_BLUE:       lambda d, record, plan: d._put_on_blue(record.blue),
+}  # fmt: skip
 
 
 def waiting_for_lambda(why: str) -> ProgressEvent:

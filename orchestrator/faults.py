@@ -29,7 +29,7 @@ from orchestrator.errors import ConfigError, InjectedFault
 
 ENV_VAR = "EDGESHIP_FAULT"
 
-# Phases with an action (see machine.ACTIONS); kept literal here so this module stays import-light.
+# Phases with an act (see machine.PHASES); kept literal here so this module stays import-light.
 _PHASES = ("planned", "pre-traffic", "shifting", "baking", "gating", "paused", "promoting", "rolling-back")
 POINTS: tuple[str, ...] = (
     "lease-taken",  # the lease's PUT has landed, the heartbeat is not running yet

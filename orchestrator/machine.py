@@ -1,7 +1,7 @@
 """The promotion state machine, as data: phases, what each does, where each outcome leads.
 
 Pure: no I/O, no clock. The driver (orchestrator/driver.py) writes the record saying what
-it is about to do *before* doing it, runs the phase's action, then asks `advance` for the
+it is about to do *before* doing it, runs the phase's act, then asks `advance` for the
 next record. Any command that finds a record knows from it alone what was happening.
 
     planned ─> pre_traffic ─> shifting(i) ─> baking(i) ─> gating(i) ─┬─> shifting(i+1) ...
@@ -11,6 +11,14 @@ next record. Any command that finds a record knows from it alone what was happen
                                                                                | aborted | failed
 `rolling_back` is sticky: it only leaves on a completed rollback, and every later
 command finishes it before doing anything else.
+
+The tables are the policy, read top to bottom: PHASES (what each phase runs, whether a stop
+request ends it, where a resume restarts it, which way it is headed), TRANSITIONS (every
+successor: a phase or family, an outcome, a guard -> an edge), RETARGET (`abort --to`), and
+the driver's own decisions (AFTER_WRITE_FAILURE, S3_AWAY, STOP_PRIORITY,
+FIX_AFTER_FAILED_WRITE). The functions below them only look rows up; tests/test_machine.py
+checks the tables are total, tests/test_machine_oracle.py that they say what the code said
+before it became tables.
 """
 
 from __future__ import annotations
@@ -19,9 +27,10 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from orchestrator.formats import known
 from orchestrator.plan import Plan, plan_from_dict
@@ -44,9 +53,6 @@ class Phase(StrEnum):
     FAILED = "failed"  # stopped before green received any live traffic
 
 
-TERMINAL = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED})
-
-
 class Outcome(StrEnum):
     """What happened to a phase's action (or what stopped it)."""
 
@@ -60,43 +66,84 @@ class Outcome(StrEnum):
     ABORT = "abort"  # an operator asked: `abort`, `rollback`, `promote --rollback`
 
 
-# What the driver runs in each phase that has an action (one method each in driver.py).
-ACTIONS: dict[Phase, str] = {
-    Phase.PLANNED: "point the candidate alias at green and health-check it",
-    Phase.PRE_TRAFFIC: "load-test green alone through the candidate route",
-    Phase.SHIFTING: "set live to the step's weights (RevisionId-fenced) and read it back",
-    Phase.BAKING: "wait bake_s, watching green's Lambda metrics, the SLO alarms, abort and signals",
-    Phase.GATING: "load-test the edge, judge green on its own requests, run the step's hooks",
-    Phase.PAUSED: "hold live at the step's weight, watching as a bake does, until `resume-promotion`",
-    Phase.PROMOTING: "set live to green alone and read it back",
-    Phase.ROLLING_BACK: "set live to blue alone and read it back (always, whatever the record says)",
-}
+# -- the phases: what each runs, and which way it is headed ------------------------------------
 
-# Where DONE leads. GATING and PAUSED are special-cased: the pause (after the gate at the
-# plan's pause_at weight), the next step, or PROMOTING after the last.
-FORWARD: dict[Phase, Phase] = {
-    Phase.PLANNED: Phase.PRE_TRAFFIC,
-    Phase.PRE_TRAFFIC: Phase.SHIFTING,
-    Phase.SHIFTING: Phase.BAKING,
-    Phase.BAKING: Phase.GATING,
-    Phase.GATING: Phase.SHIFTING,
-    Phase.PAUSED: Phase.SHIFTING,
-    Phase.PROMOTING: Phase.PROMOTED,
-}
 
-# Where `promote --resume` restarts each phase: a gate is re-run from its shift (an
-# idempotent re-apply of the recorded weights), a pause keeps holding (only a person ends
-# it), a rollback is finished.
-RESUME_AT: dict[Phase, Phase] = {
-    Phase.PLANNED: Phase.PLANNED,
-    Phase.PRE_TRAFFIC: Phase.PLANNED,
-    Phase.SHIFTING: Phase.SHIFTING,
-    Phase.BAKING: Phase.SHIFTING,
-    Phase.GATING: Phase.SHIFTING,
-    Phase.PAUSED: Phase.PAUSED,
-    Phase.PROMOTING: Phase.PROMOTING,
-    Phase.ROLLING_BACK: Phase.ROLLING_BACK,
-}
+class Act(StrEnum):
+    """What the driver runs in a phase: one entry each in driver.py's `_ACTS`."""
+
+    PREPARE_CANDIDATE = "prepare_candidate"
+    GATE_CANDIDATE = "gate_candidate"
+    SHIFT = "shift"
+    BAKE = "bake"
+    GATE_EDGE = "gate_edge"
+    HOLD = "hold"
+    PROMOTE = "promote"
+    PUT_ON_BLUE = "put_on_blue"
+
+
+class Family(StrEnum):
+    """Which way a phase is headed. The rollback edges, `retarget` and the driver's tables are
+    the same for every phase of a family, so they are keyed by it."""
+
+    FORWARD = "forward"  # in flight towards green: nothing settled, both ways out are open
+    BACK = "back"  # in flight back to blue: sticky, finished by whoever comes next
+    DONE_GREEN = "done_green"  # ended with live on green alone
+    DONE_BLUE = "done_blue"  # ended with live on blue alone
+
+
+@dataclass(frozen=True)
+class PhaseRow:
+    """One phase: its family, its act (None: an end, nothing runs), the plan's hooks that run
+    after the act when it is done ("pre-traffic", "step"), whether a stop request (a signal, an
+    operator's abort) ends it, where `promote --resume` restarts it (None: nothing to resume),
+    and what the act does, in words."""
+
+    family: Family
+    act: Act | None
+    hooks: str | None
+    stoppable: bool
+    resume_at: Phase | None
+    does: str
+
+
+# A gate is re-run from its shift on resume (an idempotent re-apply of the recorded weights), a
+# pause keeps holding (only a person ends it), a rollback is finished. Stops are honoured in
+# every phase but rolling_back: a rollback always finishes first (a signal there is only said).
+PHASES: dict[Phase, PhaseRow] = {
+    # phase:            PhaseRow(family,            act,                   hooks,         stop?, resume_at, does)
+    Phase.PLANNED:      PhaseRow(Family.FORWARD,    Act.PREPARE_CANDIDATE, None,          True,  Phase.PLANNED,
+                                 "point the candidate alias at green and health-check it"),
+    Phase.PRE_TRAFFIC:  PhaseRow(Family.FORWARD,    Act.GATE_CANDIDATE,    "pre-traffic", True,  Phase.PLANNED,
+                                 "load-test green alone through the candidate route, then the pre-traffic hooks"),
+    Phase.SHIFTING:     PhaseRow(Family.FORWARD,    Act.SHIFT,             None,          True,  Phase.SHIFTING,
+                                 "set live to the step's weights (RevisionId-fenced) and read it back"),
+    Phase.BAKING:       PhaseRow(Family.FORWARD,    Act.BAKE,              None,          True,  Phase.SHIFTING,
+                                 "wait bake_s, watching green's Lambda metrics, the SLO alarms, abort and signals"),
+    Phase.GATING:       PhaseRow(Family.FORWARD,    Act.GATE_EDGE,         "step",        True,  Phase.SHIFTING,
+                                 "load-test the edge, judge green on its own requests, then the step's hooks"),
+    Phase.PAUSED:       PhaseRow(Family.FORWARD,    Act.HOLD,              None,          True,  Phase.PAUSED,
+                                 "hold live at the step's weight, watching as a bake does, until `resume-promotion`"),
+    Phase.PROMOTING:    PhaseRow(Family.FORWARD,    Act.PROMOTE,           None,          True,  Phase.PROMOTING,
+                                 "set live to green alone, read it back, invalidate the edge's cache"),
+    Phase.ROLLING_BACK: PhaseRow(Family.BACK,       Act.PUT_ON_BLUE,       None,          False, Phase.ROLLING_BACK,
+                                 "set live to blue alone and read it back (always, whatever the record says)"),
+    Phase.PROMOTED:     PhaseRow(Family.DONE_GREEN, None,                  None,          False, None, "nothing: ended"),
+    Phase.ROLLED_BACK:  PhaseRow(Family.DONE_BLUE,  None,                  None,          False, None, "nothing: ended"),
+    Phase.ABORTED:      PhaseRow(Family.DONE_BLUE,  None,                  None,          False, None, "nothing: ended"),
+    Phase.FAILED:       PhaseRow(Family.DONE_BLUE,  None,                  None,          False, None, "nothing: ended"),
+}  # fmt: skip
+
+
+def family(phase: Phase) -> Family:
+    """Which way `phase` is headed (PHASES)."""
+    return PHASES[phase].family
+
+
+TERMINAL = frozenset(p for p in Phase if family(p) in (Family.DONE_GREEN, Family.DONE_BLUE))
+
+# Where `promote --resume` restarts each phase in flight (PHASES' resume_at column).
+RESUME_AT: dict[Phase, Phase] = {p: row.resume_at for p, row in PHASES.items() if row.resume_at is not None}
 
 
 @dataclass(frozen=True)
@@ -189,67 +236,208 @@ def snapshot_hash(snapshot: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()[:12]
 
 
+# -- where each outcome leads --------------------------------------------------------------
+
+
+class When(StrEnum):
+    """A guard on an edge, read from the record (`holds`). A phase's edges for one outcome are
+    tried in table order and the first whose guard holds is taken."""
+
+    ANY = "any"
+    PAUSE_HERE = "pause here"  # the plan's pause_at is this step's weight
+    MORE_STEPS = "more steps"  # the plan has a step after this one
+    LAST_STEP = "last step"  # this step is the plan's last
+    MOVED = "moved"  # step >= 0: live has had (or may have had) green's weights
+    NOT_MOVED = "not moved"  # step -1: green never received live traffic
+
+
+class StepChange(StrEnum):
+    """What an edge does to the record's step."""
+
+    KEEP = "keep"
+    FIRST = "first"  # 0: the plan's first step
+    NEXT = "next"  # one more
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A value the record holds (its `then`, `cause` or `phase`), `otherwise` when it holds none."""
+
+    name: Literal["then", "cause", "phase"]
+    otherwise: Phase | Outcome | None = None
+
+    def of(self, record: PromotionRecord) -> Any:
+        return getattr(record, self.name) or self.otherwise
+
+
+STAY = None  # an edge to nowhere: the record is left as it is (the driver stops, exit 8)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Where the record goes: `to` a phase, a value it holds (Recorded) or nowhere (STAY), its
+    step changed by `step`. With `then`, the edge begins a rollback that will end in `then`, and
+    records the outcome as its `cause` and the reason given. `note` is the log line: {weight}
+    (the step's, before the edge), {reason} (as given), {why} (the reason, else the outcome)."""
+
+    to: Phase | Recorded | None
+    step: StepChange = StepChange.KEEP
+    then: Phase | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of TRANSITIONS: a phase (or every phase of a family) whose act ended with one of
+    `outcomes`, and `when` holds -> `edge`."""
+
+    source: Phase | Family
+    outcomes: frozenset[Outcome]
+    when: When
+    edge: Edge
+
+
+DONE = frozenset({Outcome.DONE})
+ABORT = frozenset({Outcome.ABORT})  # an operator asked
+FAILURE = frozenset({Outcome.FAILED, Outcome.VOID, Outcome.ERROR, Outcome.INTERRUPTED})
+NOT_DONE = ABORT | FAILURE
+
+# Every successor. A phase without an edge for an outcome has ended: `advance` refuses it
+# (ValueError), as it refuses every outcome of an ended promotion but `rollback` of a promoted one.
+TRANSITIONS: tuple[Rule, ...] = (
+    # forward: a done act moves on (at the pause weight the pause comes before the last-step test)
+    Rule(Phase.PLANNED,      DONE,     When.ANY,        Edge(Phase.PRE_TRAFFIC)),
+    Rule(Phase.PRE_TRAFFIC,  DONE,     When.ANY,        Edge(Phase.SHIFTING, StepChange.FIRST)),
+    Rule(Phase.SHIFTING,     DONE,     When.ANY,        Edge(Phase.BAKING)),
+    Rule(Phase.BAKING,       DONE,     When.ANY,        Edge(Phase.GATING)),
+    Rule(Phase.GATING,       DONE,     When.PAUSE_HERE, Edge(Phase.PAUSED, note="holding at {weight}%")),
+    Rule(Phase.GATING,       DONE,     When.MORE_STEPS, Edge(Phase.SHIFTING, StepChange.NEXT)),
+    Rule(Phase.GATING,       DONE,     When.LAST_STEP,  Edge(Phase.PROMOTING)),
+    Rule(Phase.PAUSED,       DONE,     When.MORE_STEPS, Edge(Phase.SHIFTING, StepChange.NEXT)),
+    Rule(Phase.PAUSED,       DONE,     When.LAST_STEP,  Edge(Phase.PROMOTING)),
+    Rule(Phase.PROMOTING,    DONE,     When.ANY,        Edge(Phase.PROMOTED)),
+    # anything else in flight rolls back, the record keeping its step (where green was) and how
+    # the rollback will end: aborted when an operator asked, failed when green never had traffic
+    Rule(Family.FORWARD,     ABORT,    When.ANY,        Edge(Phase.ROLLING_BACK, then=Phase.ABORTED, note="{why}")),
+    Rule(Family.FORWARD,     FAILURE,  When.MOVED,      Edge(Phase.ROLLING_BACK, then=Phase.ROLLED_BACK, note="{why}")),
+    Rule(Family.FORWARD,     FAILURE,  When.NOT_MOVED,  Edge(Phase.ROLLING_BACK, then=Phase.FAILED, note="{why}")),
+    # sticky: only a completed rollback leaves it, for the end recorded when it began
+    Rule(Phase.ROLLING_BACK, DONE,     When.ANY,        Edge(Recorded("then", Phase.ROLLED_BACK),
+                                                             note="live on blue, read back")),
+    Rule(Phase.ROLLING_BACK, NOT_DONE, When.ANY,        Edge(STAY)),
+    # `rollback` of the last promotion
+    Rule(Phase.PROMOTED,     ABORT,    When.ANY,        Edge(Phase.ROLLING_BACK, then=Phase.ROLLED_BACK,
+                                                             note="{reason}")),
+)  # fmt: skip
+
+
+def rules(phase: Phase, outcome: Outcome) -> tuple[Rule, ...]:
+    """The rows of TRANSITIONS for `phase` (or its family) and `outcome`, in table order."""
+    # `is`: a phase and a family are both strings, and must never be taken for one another
+    return tuple(
+        r for r in TRANSITIONS if (r.source is phase or r.source is family(phase)) and outcome in r.outcomes
+    )
+
+
+_RULES: dict[tuple[Phase, Outcome], tuple[Rule, ...]] = {
+    (phase, outcome): rules(phase, outcome) for phase in Phase for outcome in Outcome
+}
+
+
+def holds(when: When, record: PromotionRecord) -> bool:
+    """Whether the guard `when` holds for `record`. Pure."""
+    match when:
+        case When.ANY:
+            return True
+        case When.PAUSE_HERE:
+            return bool(record.plan.get("pause_at") == record.weight)
+        case When.MORE_STEPS:
+            return record.step + 1 < len(record.plan["steps"])
+        case When.LAST_STEP:
+            return record.step + 1 >= len(record.plan["steps"])
+        case When.MOVED:
+            return record.step >= 0
+        case When.NOT_MOVED:
+            return record.step < 0
+
+
+class _NoteFields(dict[str, str]):
+    """The fields an edge's note may name, each computed only when named: a record's weight
+    is not asked of an edge that does not say it."""
+
+    def __init__(self, record: PromotionRecord, outcome: Outcome, reason: str) -> None:
+        super().__init__()
+        self.record, self.outcome, self.reason = record, outcome, reason
+
+    def __missing__(self, name: str) -> str:
+        if name == "weight":
+            return str(self.record.weight)
+        if name == "reason":
+            return self.reason
+        if name == "why":
+            return self.reason or str(self.outcome)
+        raise KeyError(name)
+
+
+def edge(record: PromotionRecord, outcome: Outcome) -> Edge | None:
+    """The edge `record` follows when its phase's act ended with `outcome`; None: it has ended."""
+    return next((r.edge for r in _RULES[(record.phase, outcome)] if holds(r.when, record)), None)
+
+
 def advance(
     record: PromotionRecord, outcome: Outcome, *, now: float, by: str, reason: str = ""
 ) -> PromotionRecord:
-    """The record after `record.phase`'s action ended with `outcome`. Pure."""
-    phase = record.phase
-    if phase == Phase.ROLLING_BACK:
-        if outcome != Outcome.DONE:  # sticky: only a completed rollback leaves it
-            return record
-        return replace(record, phase=record.then or Phase.ROLLED_BACK).log(now, by, "live on blue, read back")
-    if phase in TERMINAL:
-        if phase == Phase.PROMOTED and outcome == Outcome.ABORT:  # `rollback` of the last promotion
-            return replace(
-                record, phase=Phase.ROLLING_BACK, then=Phase.ROLLED_BACK, cause=outcome, reason=reason
-            ).log(now, by, reason)
-        raise ValueError(f"promotion {record.id} already ended {phase}")
-    if outcome != Outcome.DONE:
-        then = end_after_rollback(record, outcome)
-        return replace(record, phase=Phase.ROLLING_BACK, then=then, cause=outcome, reason=reason).log(
-            now, by, reason or str(outcome)
-        )
-    nxt, step = FORWARD[phase], record.step
-    if phase == Phase.PRE_TRAFFIC:
-        step = 0
-    elif phase == Phase.GATING and record.plan.get("pause_at") == record.weight:
-        return replace(record, phase=Phase.PAUSED).log(now, by, f"holding at {record.weight}%")
-    elif phase in (Phase.GATING, Phase.PAUSED):
-        step += 1
-        if step >= len(record.plan["steps"]):
-            nxt, step = Phase.PROMOTING, record.step
-    return replace(record, phase=nxt, step=step).log(now, by)
+    """The record after `record.phase`'s act ended with `outcome` (TRANSITIONS). Pure."""
+    taken = edge(record, outcome)
+    if taken is None:  # only an ended promotion has no edge (tests/test_machine.py: totality)
+        raise ValueError(f"promotion {record.id} already ended {record.phase}")
+    if taken.to is STAY:
+        return record  # the very record: the driver reads `is` as "the rollback did not finish"
+    note = taken.note.format_map(_NoteFields(record, outcome, reason))
+    to = taken.to.of(record) if isinstance(taken.to, Recorded) else taken.to
+    step = {StepChange.KEEP: record.step, StepChange.FIRST: 0, StepChange.NEXT: record.step + 1}[taken.step]
+    changes: dict[str, Any] = {"phase": to, "step": step}
+    if taken.then is not None:  # a rollback begins: how it will end, and why
+        changes |= {"then": taken.then, "cause": outcome, "reason": reason}
+    return replace(record, **changes).log(now, by, note)
 
 
 def end_after_rollback(record: PromotionRecord, outcome: Outcome) -> Phase:
-    """How a rollback started now will be remembered."""
-    if outcome == Outcome.ABORT:
-        return Phase.ABORTED
-    return Phase.ROLLED_BACK if record.step >= 0 else Phase.FAILED
+    """How a rollback that `outcome` (not DONE) starts now in a phase in flight will be
+    remembered: the `then` of its edge in TRANSITIONS."""
+    for rule in TRANSITIONS:
+        if rule.source is Family.FORWARD and outcome in rule.outcomes and holds(rule.when, record):
+            assert rule.edge.then is not None
+            return rule.edge.then
+    raise ValueError(f"{outcome} starts no rollback")
 
 
 def resume(record: PromotionRecord, *, now: float, by: str) -> PromotionRecord:
-    """The record a resuming driver starts from (it has taken the lease)."""
+    """The record a resuming driver starts from (it has taken the lease): RESUME_AT."""
     return replace(record, phase=RESUME_AT[record.phase], holder=by).log(
         now, by, f"resumed from {record.phase}"
     )
+
+
+# `abort --to`: where the retargeted rollback ends and the cause it records, by the family of
+# the phase it finds.
+RETARGET: dict[Family, tuple[Phase | Recorded, Outcome | Recorded]] = {
+    Family.FORWARD:    (Phase.ABORTED, Outcome.ABORT),  # a promotion in flight: closed as an abort
+    Family.BACK:       (Recorded("then", Phase.ABORTED), Recorded("cause", Outcome.ABORT)),  # its own end
+    Family.DONE_GREEN: (Phase.ROLLED_BACK, Outcome.ABORT),  # as `rollback` of the last promotion
+    Family.DONE_BLUE:  (Recorded("phase"), Recorded("cause", Outcome.ABORT)),  # a finished rollback keeps its end
+}  # fmt: skip
 
 
 def retarget(record: PromotionRecord, version: str, *, now: float, by: str, note: str) -> PromotionRecord:
     """The record of a rollback to `version` instead of the recorded blue (`abort --to`, when
     blue no longer exists): `rolling_back` with `blue` = version, so that whoever finishes it
     (this command, or any later one after a crash) puts live on a version that exists. Where
-    it ends: a rollback's recorded end; aborted for a promotion in flight; rolled_back for a
-    promoted one; a finished rollback keeps its end. The log keeps the old blue. Pure."""
-    if record.phase == Phase.ROLLING_BACK:
-        then, cause = record.then or Phase.ABORTED, record.cause or Outcome.ABORT
-    elif record.in_flight:
-        then, cause = Phase.ABORTED, Outcome.ABORT
-    elif record.phase == Phase.PROMOTED:
-        then, cause = Phase.ROLLED_BACK, Outcome.ABORT
-    else:
-        then, cause = record.phase, record.cause or Outcome.ABORT
-    return replace(record, blue=version, phase=Phase.ROLLING_BACK, then=then, cause=cause, reason=note).log(
+    it ends: RETARGET. The log keeps the old blue. Pure."""
+    end, cause = RETARGET[family(record.phase)]
+    then = end.of(record) if isinstance(end, Recorded) else end
+    why = cause.of(record) if isinstance(cause, Recorded) else cause
+    return replace(record, blue=version, phase=Phase.ROLLING_BACK, then=then, cause=why, reason=note).log(
         now, by, f"{note} (blue was v{record.blue})"
     )
 
@@ -257,6 +445,126 @@ def retarget(record: PromotionRecord, version: str, *, now: float, by: str, note
 def take_over(record: PromotionRecord, *, now: float, by: str, note: str) -> PromotionRecord:
     """The record once another holder owns it (the write also fences the old driver out)."""
     return replace(record, holder=by).log(now, by, note)
+
+
+# -- what the driver does around an act ------------------------------------------------------
+
+
+class Stop(StrEnum):
+    """A request to stop, observed (never raised) between and during acts."""
+
+    SIGNAL = "signal"  # SIGINT or SIGTERM, latched (processes.SignalLatch)
+    ABORT_REQUEST = "abort_request"  # an operator's `abort`, seen by the lease heartbeat
+
+
+# The outcome each stop turns the act into, asked in this order: a signal wins over an abort
+# request. Only in a phase whose row is stoppable.
+STOP_PRIORITY: tuple[tuple[Stop, Outcome], ...] = (
+    (Stop.SIGNAL, Outcome.INTERRUPTED),
+    (Stop.ABORT_REQUEST, Outcome.ABORT),
+)
+
+
+class Course(StrEnum):
+    """What the driver does with the next record `advance` gave it."""
+
+    RECORD = "record"  # write it, then act on it
+    ROLL_BACK_UNRECORDED = "roll_back_unrecorded"  # put live on blue first, record the rollback after
+    STOP = "stop"  # exit 8: the record in S3 and the fix (FIX_AFTER_FAILED_WRITE) say what to run
+
+
+# The write of the next record failed: by the next record's family and whether the lease is held
+# (valid, or renewed now: a write that failed slowly may have used the third that was left).
+AFTER_WRITE_FAILURE: dict[tuple[Family, bool], Course] = {
+    (Family.FORWARD, True):     Course.ROLL_BACK_UNRECORDED,  # live may have just moved: back to blue, not split
+    (Family.BACK, True):        Course.ROLL_BACK_UNRECORDED,  # the intent to roll back itself could not be written
+    (Family.FORWARD, False):    Course.STOP,  # no longer surely ours: another may drive; the record explains
+    (Family.BACK, False):       Course.STOP,
+    (Family.DONE_GREEN, True):  Course.STOP,  # live is whole: a finished promotion is not undone for a lost write
+    (Family.DONE_GREEN, False): Course.STOP,
+    (Family.DONE_BLUE, True):   Course.STOP,  # live is whole on blue
+    (Family.DONE_BLUE, False):  Course.STOP,
+}  # fmt: skip
+
+# S3 did not answer the lease read before an alias write in the act (LeaseUnreadError): by the
+# next record's family and whether the lease is valid on this machine's clock. A rollback then
+# puts live on blue on the local deadline alone and records it after, instead of spending what
+# is left of the lease's third on S3 calls that time out (a slowly failing S3 left live split).
+S3_AWAY: dict[tuple[Family, bool], Course] = {
+    (Family.BACK, True):        Course.ROLL_BACK_UNRECORDED,
+    (Family.BACK, False):       Course.RECORD,  # not surely ours: record first (a failure: AFTER_WRITE_FAILURE)
+    (Family.FORWARD, True):     Course.RECORD,
+    (Family.FORWARD, False):    Course.RECORD,
+    (Family.DONE_GREEN, True):  Course.RECORD,
+    (Family.DONE_GREEN, False): Course.RECORD,
+    (Family.DONE_BLUE, True):   Course.RECORD,
+    (Family.DONE_BLUE, False):  Course.RECORD,
+}  # fmt: skip
+
+
+def course(table: Mapping[tuple[Family, bool], Course], nxt: Phase, lease: Callable[[], bool]) -> Course:
+    """The cell of a driver table for the next record's phase. `lease` (a look at the clock or
+    a renewal in S3) is asked only when the row's answer depends on it."""
+    row = family(nxt)
+    if table[(row, True)] == table[(row, False)]:
+        return table[(row, True)]
+    return table[(row, lease())]
+
+
+def rolled_back_unrecorded(
+    record: PromotionRecord, nxt: PromotionRecord, *, now: float, by: str, why: str
+) -> PromotionRecord:
+    """The record of a rollback the driver did before it could record it (Course
+    ROLL_BACK_UNRECORDED, on the way from `record` to `nxt`): `nxt` when it began the rollback,
+    else one begun now by an error; then ended."""
+    rolling = (
+        nxt if family(nxt.phase) is Family.BACK
+        else advance(record, Outcome.ERROR, now=now, by=by, reason=f"error: {why}")
+    )  # fmt: skip
+    return advance(rolling, Outcome.DONE, now=now, by=by)
+
+
+class Fix(StrEnum):
+    """What to run after a stop for a failed record write (exit 8)."""
+
+    ABORT_OR_RESUME = "abort_or_resume"
+    FINISH_WITH_ABORT = "finish_with_abort"
+    STATUS_THEN_RESUME = "status_then_resume"
+
+
+# The record in S3 says either the phase before the failed write (it never landed) or the one
+# it carried (only its answer was lost), and the act is done either way: so the fix follows from
+# the phase the write carried, by its family, and from nothing else.
+FIX_AFTER_FAILED_WRITE: dict[Family, Fix] = {
+    Family.FORWARD: Fix.ABORT_OR_RESUME,  # the step's act is done, nothing is settled
+    Family.BACK: Fix.FINISH_WITH_ABORT,  # live is on its way to blue: `abort` finishes it
+    Family.DONE_BLUE: Fix.FINISH_WITH_ABORT,  # nothing to do if the record already says it ended
+    # live is on green alone: `abort` would undo a promotion that succeeded, since a record
+    # left at promoting is an interrupted one
+    Family.DONE_GREEN: Fix.STATUS_THEN_RESUME,
+}
+
+_FIX_TEXT: dict[Fix, str] = {
+    Fix.ABORT_OR_RESUME: (
+        "once AWS (or the emulator) answers, `orchestrator abort --env {env}` puts live back on blue, "
+        "or `orchestrator promote --env {env} --resume` goes on from the recorded step"
+    ),
+    Fix.FINISH_WITH_ABORT: (
+        "run `orchestrator abort --env {env}` once AWS (or the emulator) answers: it finishes "
+        "putting live on blue (nothing to do if the record already says the rollback ended)"
+    ),
+    Fix.STATUS_THEN_RESUME: (
+        "live already serves green alone: the promotion succeeded, only its record may not say so. "
+        "Once S3 answers, `orchestrator status --env {env}`: promoted, nothing to undo; still "
+        "promoting, `orchestrator promote --env {env} --resume` records it as promoted "
+        "(`orchestrator abort` would put live back on blue)"
+    ),
+}
+
+
+def after_failed_write(env: str, written: Phase) -> str:
+    """The fix for a failed record write whose body said `written`: FIX_AFTER_FAILED_WRITE."""
+    return _FIX_TEXT[FIX_AFTER_FAILED_WRITE[family(written)]].format(env=env)
 
 
 # -- what a command does with what it finds ------------------------------------------------

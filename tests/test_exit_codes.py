@@ -1,10 +1,11 @@
-"""One meaning per exit code, and the fix after a failed record write named for its phase. Pure."""
+"""One meaning per exit code (the fix after a failed record write, named for its phase, is
+machine.FIX_AFTER_FAILED_WRITE: tests/test_machine.py). Pure."""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestrator import errors, fixes
+from orchestrator import errors
 from orchestrator.errors import (
     EXIT_CODE_HELP,
     ExitCode,
@@ -14,7 +15,6 @@ from orchestrator.errors import (
     PromotionLockedError,
     StackLockedError,
 )
-from orchestrator.machine import Phase
 
 # Every error class and the code the CLI exits with for it.
 CODES = [
@@ -67,44 +67,6 @@ def test_every_code_has_one_help_line_and_codes_are_distinct() -> None:
     # one meaning per code: the only alias is the former name of LEASE_HELD
     aliases = {name for name, code in ExitCode.__members__.items() if code.name != name}
     assert aliases == {"LOCKED"}
-
-
-# The phase the failed write carried -> the command the fix must name, and the one it must not.
-FIX = [
-    (Phase.PROMOTED, "promote --env dev --resume", "`orchestrator abort --env"),
-    *[
-        (p, "orchestrator abort --env dev", "--resume")
-        for p in (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED)
-    ],
-    *[
-        (p, "orchestrator abort --env dev", None)
-        for p in (
-            Phase.PLANNED,
-            Phase.PRE_TRAFFIC,
-            Phase.SHIFTING,
-            Phase.BAKING,
-            Phase.GATING,
-            Phase.PAUSED,
-            Phase.PROMOTING,
-        )
-    ],
-]
-
-
-@pytest.mark.parametrize(("phase", "names", "never"), FIX, ids=[str(p) for p, _, _ in FIX])
-def test_the_fix_after_a_failed_write_follows_its_phase(phase: Phase, names: str, never: str | None) -> None:
-    fix = fixes.after_failed_write("dev", phase)
-    assert names in fix, fix
-    if never is not None:
-        assert never not in fix, fix
-
-
-def test_every_phase_has_a_fix() -> None:
-    assert {p for p, _, _ in FIX} == set(Phase)
-    promoted = fixes.after_failed_write("dev", Phase.PROMOTED)
-    assert "orchestrator status --env dev" in promoted and "nothing to undo" in promoted
-    forward = fixes.after_failed_write("dev", Phase.BAKING)
-    assert "orchestrator promote --env dev --resume" in forward  # going on is offered too
 
 
 def test_an_aws_error_no_layer_handled_is_exit_1_with_a_fix_and_anything_else_a_traceback() -> None:

@@ -56,7 +56,7 @@ LAYERS: list[Layer] = [
     Layer(8, ("orchestrator.release", "orchestrator.machine", "orchestrator.driver", "orchestrator.lease",
               "orchestrator.record", "orchestrator.traffic", "orchestrator.plan", "orchestrator.hooks",
               "orchestrator.report", "orchestrator.htmlreport", "orchestrator.figures", "orchestrator.reports",
-              "orchestrator.timeline", "orchestrator.prune", "orchestrator.fixes"),
+              "orchestrator.timeline", "orchestrator.prune"),
           "release: a promotion, its record, lease, traffic moves and reports"),
     Layer(9, ("orchestrator.scaffold", "orchestrator.iam", "orchestrator.doctor", "orchestrator.invoke",
               "orchestrator.logs"),

@@ -1,21 +1,40 @@
 """The promotion state machine, the command table, lease staleness and the fault grammar:
-pure decisions, table-tested without any I/O."""
+pure decisions, table-tested without any I/O. The phase tables' totality is here; that they say
+what the code said before they were tables is tests/test_machine_oracle.py."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
 from orchestrator import faults, lease
 from orchestrator.errors import ConfigError, InjectedFault
 from orchestrator.machine import (
+    AFTER_WRITE_FAILURE,
+    FIX_AFTER_FAILED_WRITE,
+    PHASES,
     RESUME_AT,
+    RETARGET,
+    S3_AWAY,
+    STOP_PRIORITY,
     TERMINAL,
+    TRANSITIONS,
+    Act,
+    Course,
+    Family,
     Outcome,
     Phase,
     PromotionRecord,
+    Stop,
     Verb,
+    When,
     advance,
+    after_failed_write,
+    course,
+    holds,
     resume,
+    rules,
     snapshot_hash,
     verb,
 )
@@ -29,8 +48,6 @@ ENV = Environment(
 
 def record(phase: Phase = Phase.PLANNED, step: int = -1) -> PromotionRecord:
     fresh = PromotionRecord.new(make_plan(ENV, "1", "2"), "ci", now=1000.0)
-    from dataclasses import replace
-
     return replace(fresh, phase=phase, step=step)
 
 
@@ -233,12 +250,15 @@ def test_fault_points_fire_once_and_count() -> None:
         faults.arm("")
 
 
-def test_every_phase_with_an_action_has_both_fault_points() -> None:
-    from orchestrator.machine import ACTIONS
-
-    for phase in ACTIONS:
+def test_every_phase_in_flight_has_an_act_and_both_fault_points() -> None:
+    for phase, row in PHASES.items():
         name = phase.replace("_", "-")
-        assert {f"enter-{name}", f"done-{name}"} <= set(faults.POINTS)
+        if phase in TERMINAL:  # an end runs nothing, and the driver's loop never enters it
+            assert (row.act, row.hooks, row.stoppable, row.resume_at) == (None, None, False, None), phase
+            assert f"enter-{name}" not in faults.POINTS
+        else:
+            assert row.act is not None, phase
+            assert {f"enter-{name}", f"done-{name}"} <= set(faults.POINTS)
 
 
 def paused_record(pause_at: int | None) -> PromotionRecord:
@@ -260,8 +280,6 @@ def test_pause_holds_after_the_gate_at_its_weight_then_goes_on() -> None:
 
 
 def test_a_paused_promotion_rolls_back_on_abort_and_resumes_holding() -> None:
-    from dataclasses import replace
-
     paused = replace(paused_record(67), phase=Phase.PAUSED, step=1)
     back = advance(paused, Outcome.ABORT, now=2.0, by="op")
     assert (back.phase, back.then) == (Phase.ROLLING_BACK, Phase.ABORTED)
@@ -289,3 +307,158 @@ def test_pause_at_must_be_a_step_before_the_last(weight: int) -> None:
     with pytest.raises(UsageError, match=f"no step at {weight}%") as info:
         make_plan(ENV, "1", "2", pause_at=weight)
     assert info.value.fix == "pause at one of: 33, 67"
+
+
+# --- the phase tables are total -------------------------------------------------------------
+
+
+def test_every_phase_has_one_row_and_every_act_one_phase() -> None:
+    assert set(PHASES) == set(Phase)  # a dict: one row each
+    acts = [row.act for row in PHASES.values() if row.act is not None]
+    assert sorted(acts) == sorted(Act)  # each act runs in exactly one phase
+
+
+def test_the_driver_has_a_function_for_every_act() -> None:
+    from orchestrator.driver import _ACTS
+
+    assert set(_ACTS) == set(Act)
+
+
+def test_only_a_rollback_ignores_stop_requests_and_is_the_only_phase_going_back() -> None:
+    in_flight = [p for p in Phase if p not in TERMINAL]
+    assert [p for p in in_flight if not PHASES[p].stoppable] == [Phase.ROLLING_BACK]
+    assert [p for p in Phase if PHASES[p].family is Family.BACK] == [Phase.ROLLING_BACK]
+    assert {p for p in Phase if PHASES[p].family in (Family.DONE_GREEN, Family.DONE_BLUE)} == TERMINAL
+
+
+def test_resume_restarts_in_flight_and_a_rollback_finishes() -> None:
+    assert set(RESUME_AT) == {p for p in Phase if p not in TERMINAL}
+    assert all(at not in TERMINAL for at in RESUME_AT.values())
+    assert RESUME_AT[Phase.ROLLING_BACK] == Phase.ROLLING_BACK and RESUME_AT[Phase.PAUSED] == Phase.PAUSED
+
+
+def _situations() -> list[PromotionRecord]:
+    """A record in every situation the guards tell apart: each step, pausing there or not."""
+    plan = make_plan(ENV, "1", "2")
+    found = []
+    for step in range(-1, len(plan.steps)):
+        for pause_at in (None, *plan.steps):
+            fresh = PromotionRecord.new(plan, "ci", now=1000.0)
+            found.append(replace(fresh, step=step, plan={**fresh.plan, "pause_at": pause_at}))
+    return found
+
+
+def test_every_phase_in_flight_meets_every_outcome_on_exactly_one_edge() -> None:
+    """A phase's rules for an outcome come from its own rows or its family's, never both; their
+    guards are distinct and, PAUSE_HERE aside (tried first: the pause before the last-step
+    test), split every situation in exactly one."""
+    for phase in Phase:
+        for outcome in Outcome:
+            found = rules(phase, outcome)
+            own = [r for r in found if r.source is phase]
+            assert not own or len(own) == len(found), (phase, outcome)  # not both
+            whens = [r.when for r in found]
+            assert len(set(whens)) == len(whens), (phase, outcome)
+            if phase in TERMINAL:
+                continue
+            assert found, (phase, outcome)
+            assert When.PAUSE_HERE not in whens[1:], (phase, outcome)
+            for record in _situations():
+                rest = [r for r in found if r.when is not When.PAUSE_HERE]
+                at = replace(record, phase=phase)
+                assert sum(holds(r.when, at) for r in rest) == 1, (phase, outcome, at.step)
+
+
+def test_an_ended_promotion_rejects_every_outcome_but_the_rollback_of_a_promoted_one() -> None:
+    for phase in sorted(TERMINAL):
+        for outcome in Outcome:
+            if (phase, outcome) == (Phase.PROMOTED, Outcome.ABORT):
+                assert advance(record(phase, 2), outcome, now=2.0, by="op").phase == Phase.ROLLING_BACK
+                continue
+            assert rules(phase, outcome) == ()
+            with pytest.raises(ValueError, match="already ended"):
+                advance(record(phase, 2), outcome, now=2.0, by="op")
+
+
+def test_every_row_of_transitions_is_reached() -> None:
+    used = {id(r) for phase in Phase for outcome in Outcome for r in rules(phase, outcome)}
+    assert used == {id(r) for r in TRANSITIONS}
+
+
+def test_the_driver_tables_have_every_cell() -> None:
+    cells = {(f, held) for f in Family for held in (True, False)}
+    assert set(AFTER_WRITE_FAILURE) == cells and set(S3_AWAY) == cells
+    assert set(FIX_AFTER_FAILED_WRITE) == set(Family) and set(RETARGET) == set(Family)
+    assert [stop for stop, _ in STOP_PRIORITY] == [Stop.SIGNAL, Stop.ABORT_REQUEST]  # a signal wins
+    assert dict(STOP_PRIORITY) == {Stop.SIGNAL: Outcome.INTERRUPTED, Stop.ABORT_REQUEST: Outcome.ABORT}
+
+
+@pytest.mark.parametrize(
+    ("phase", "held", "asked", "then"),
+    [
+        (Phase.BAKING, True, True, Course.ROLL_BACK_UNRECORDED),  # live has just moved: back to blue
+        (Phase.BAKING, False, True, Course.STOP),
+        (Phase.ROLLING_BACK, True, True, Course.ROLL_BACK_UNRECORDED),
+        (Phase.PROMOTED, True, False, Course.STOP),  # the lease is not even asked (nor renewed)
+        (Phase.ROLLED_BACK, False, False, Course.STOP),
+    ],
+)
+def test_a_driver_table_asks_the_lease_only_where_it_decides(
+    phase: Phase, held: bool, asked: bool, then: Course
+) -> None:
+    seen: list[bool] = []
+
+    def lease() -> bool:
+        seen.append(held)
+        return held
+
+    assert course(AFTER_WRITE_FAILURE, phase, lease) is then
+    assert bool(seen) is asked
+
+
+def test_s3_away_rolls_back_before_recording_only_a_rollback_under_a_valid_lease() -> None:
+    for phase in Phase:
+        for valid in (True, False):
+            got = course(S3_AWAY, phase, lambda v=valid: v)
+            rolls = phase == Phase.ROLLING_BACK and valid
+            assert (got is Course.ROLL_BACK_UNRECORDED) is rolls, (phase, valid)
+
+
+# --- the fix after a failed record write (exit 8): FIX_AFTER_FAILED_WRITE --------------------
+
+# The phase the failed write carried -> the command the fix must name, and the one it must not.
+FIX = [
+    (Phase.PROMOTED, "promote --env dev --resume", "`orchestrator abort --env"),
+    *[
+        (p, "orchestrator abort --env dev", "--resume")
+        for p in (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED)
+    ],
+    *[
+        (p, "orchestrator abort --env dev", None)
+        for p in (
+            Phase.PLANNED,
+            Phase.PRE_TRAFFIC,
+            Phase.SHIFTING,
+            Phase.BAKING,
+            Phase.GATING,
+            Phase.PAUSED,
+            Phase.PROMOTING,
+        )
+    ],
+]
+
+
+@pytest.mark.parametrize(("phase", "names", "never"), FIX, ids=[str(p) for p, _, _ in FIX])
+def test_the_fix_after_a_failed_write_follows_its_phase(phase: Phase, names: str, never: str | None) -> None:
+    fix = after_failed_write("dev", phase)
+    assert names in fix, fix
+    if never is not None:
+        assert never not in fix, fix
+
+
+def test_every_phase_has_a_fix() -> None:
+    assert {p for p, _, _ in FIX} == set(Phase)
+    promoted = after_failed_write("dev", Phase.PROMOTED)
+    assert "orchestrator status --env dev" in promoted and "nothing to undo" in promoted
+    forward = after_failed_write("dev", Phase.BAKING)
+    assert "orchestrator promote --env dev --resume" in forward  # going on is offered too

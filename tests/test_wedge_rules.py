@@ -1,6 +1,6 @@
 """The pure rules behind issue 26's no-wedge and abort fixes: a rollback retargeted to a
 version that exists (`abort --to`), which abort request is for which driver (no clocks),
-and when a failed record write rolls back rather than stops."""
+and when a failed record write rolls back rather than stops (machine.AFTER_WRITE_FAILURE)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from dataclasses import replace
 import pytest
 
 from orchestrator import machine
-from orchestrator.driver import rolls_back_after_failed_write
 from orchestrator.lease import Lease
-from orchestrator.machine import Outcome, Phase, PromotionRecord
+from orchestrator.machine import AFTER_WRITE_FAILURE, Course, Outcome, Phase, PromotionRecord, course
 from orchestrator.record import AbortRequest, meant_for
 
 
@@ -92,4 +91,5 @@ def test_an_abort_request_of_format_1_is_read() -> None:
 def test_a_failed_write_rolls_back_only_under_the_lease_and_in_flight(
     phase: Phase, held: bool, rolls_back: bool
 ) -> None:
-    assert rolls_back_after_failed_write(phase, lease_held=held) is rolls_back
+    got = course(AFTER_WRITE_FAILURE, phase, lambda: held)
+    assert (got is Course.ROLL_BACK_UNRECORDED) is rolls_back
