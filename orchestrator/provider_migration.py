@@ -34,7 +34,8 @@ programs/origin_secret.py: a class reference holds no secret), so a migrated sta
 fresh deployment's, and a file backend's checkpoint shows which module each provider names
 without decrypting anything (`may_rename`, what orchestrator/stacks.py checks before it
 exports). An envelope that holds only `ciphertext` (a checkpoint as stored, an export without
-its secrets) cannot be read here: `plan` leaves it, `may_rename` says it may need renaming.
+its secrets) cannot be read here: `plan` leaves it, `may_rename` says it may need renaming
+when its resource is one the programs before the rename made.
 
 What is left alone: values that are not base64 pickles (Pulumi's "unknown" sentinel, an
 encrypted secret, garbage), pickles naming other modules, resources that are not dynamic
@@ -68,6 +69,11 @@ RENAMED: Mapping[str, str] = {
 PROVIDER_KEY = "__provider"  # pulumi.dynamic.dynamic.PROVIDER_KEY
 DYNAMIC_TYPE = "pulumi-python:dynamic"  # every dynamic resource's type starts with it
 SECTIONS = ("inputs", "outputs")  # the engine keeps `__provider` in both
+# The dynamic resources the programs before the rename made, whose providers every release
+# before it stored encrypted (see `may_rename`): the local program's `edgeship:*` types, and
+# the origin secret, a plain dynamic Resource both programs name "origin-secret".
+OLD_TYPE_PREFIX = f"{DYNAMIC_TYPE}/edgeship:"
+OLD_NAMES = ("origin-secret",)
 # A secret in a state or an export: {SECRET_KEY: SECRET_SIG, "ciphertext" | "plaintext": ...}
 # (Pulumi's apitype.SecretSig; `plaintext` holds the value as JSON).
 SECRET_KEY = "4dabf18193072939515e22adb298388d"
@@ -242,17 +248,26 @@ def _providers(deployment: Mapping[str, Any]) -> Iterator[tuple[int, str, Mappin
 
 def may_rename(deployment: Mapping[str, Any], *, renamed: Mapping[str, str] | None = None) -> bool:
     """Whether `plan` may have something to rename in `deployment` as a backend stores it
-    (secrets encrypted): a provider names a module in `renamed`, or is an encrypted secret,
-    which only an export with its secrets shown can tell (what releases before the rename
-    wrote). False: `plan` of the exported deployment would be None, no need to export."""
+    (secrets encrypted): a provider names a module in `renamed`, or is an encrypted secret of
+    a resource the programs before the rename made (OLD_TYPE_PREFIX, OLD_NAMES), which only an
+    export with its secrets shown can tell. An encrypted provider of any other resource (a
+    `--program` of one's own) was never edgeship's. False: `plan` of the exported deployment
+    would be None, no need to export."""
     renamed = RENAMED if renamed is None else renamed
     for _, section, resource in _providers(deployment):
         value = resource[section][PROVIDER_KEY]
         if is_secret(value) and not isinstance(value.get("plaintext"), str):
-            return True
+            if _made_before_the_rename(resource):
+                return True
+            continue
         if migrate_provider(value, renamed, urn=str(resource.get("urn", ""))) is not None:
             return True
     return False
+
+
+def _made_before_the_rename(resource: Mapping[str, Any]) -> bool:
+    urn = str(resource.get("urn", ""))
+    return str(resource.get("type", "")).startswith(OLD_TYPE_PREFIX) or urn.rpartition("::")[2] in OLD_NAMES
 
 
 def plan(deployment: Mapping[str, Any], *, renamed: Mapping[str, str] | None = None) -> dict[str, Any] | None:

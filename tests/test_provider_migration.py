@@ -94,9 +94,10 @@ def _dynamic(cls: type[ResourceProvider], provider: Any = None, **extra: Any) ->
     """A dynamic resource as `stack export` shows it: `__provider` in inputs and outputs."""
     kind = cls.__name__.strip("_").removesuffix("Provider")
     type_ = "pulumi-python:dynamic:Resource" if cls is SECRET else f"pulumi-python:dynamic/edgeship:{kind}"
+    label = "origin-secret" if cls is SECRET else kind.lower()  # as both programs name it
     value = OLD[cls] if provider is None else provider
     return {
-        "urn": _urn(type_, kind.lower()),
+        "urn": _urn(type_, label),
         "custom": True,
         "id": f"{kind.lower()}-1",
         "type": type_,
@@ -293,9 +294,25 @@ def test_nothing_to_rename_is_none(deployment: dict[str, Any]) -> None:
 def test_may_rename_reads_a_checkpoint_as_stored(provider: Any, may: bool) -> None:
     """What orchestrator/stacks.py asks of a file backend's checkpoint before it exports."""
     assert provider_migration.may_rename(_deployment(_dynamic(BUCKET, provider=provider))) is may
+    assert provider_migration.may_rename(_deployment(_dynamic(SECRET, provider=provider))) is may
+
+
+def test_only_the_resources_the_old_programs_made_may_hold_an_old_name_encrypted() -> None:
+    """An encrypted provider of another program's dynamic resource (tests/engine_program.py's,
+    a `--program` of one's own) costs no export; nor does a resource that is not dynamic."""
+    recorder = {
+        **_dynamic(SECRET, provider=ENCRYPTED),
+        "urn": _urn("pulumi-python:dynamic:Resource", "recorder"),
+    }
+    assert not provider_migration.may_rename(_deployment(recorder))
     assert not provider_migration.may_rename(
         _deployment(_plain("aws:s3/bucket:Bucket", "b", **{PROVIDER_KEY: ENCRYPTED}))
-    )  # not a dynamic resource: not edgeship's to judge
+    )
+    parented = {  # a parent's type in the URN, the name last
+        **_dynamic(SECRET, provider=ENCRYPTED),
+        "urn": "urn:pulumi:prod::shop::edgeship:x:Stack$pulumi-python:dynamic:Resource::origin-secret",
+    }
+    assert provider_migration.may_rename(_deployment(parented))
 
 
 def test_this_releases_providers_are_stored_in_plain_text() -> None:
