@@ -79,7 +79,7 @@ SHARD_services := tests/test_authorizer.py tests/test_backend_choice.py tests/te
 	tests/test_hooks.py tests/test_local_authorizer.py tests/test_local_hygiene.py tests/test_role_migration.py \
 	tests/test_local_stack.py tests/test_packaging.py tests/test_serving_program.py tests/test_capacity.py \
 	tests/test_prune.py tests/test_state_backend.py tests/test_traffic_record.py tests/test_workflow_harness.py \
-	tests/test_fences.py tests/test_uplease.py tests/test_alias_revisions.py
+	tests/test_fences.py tests/test_uplease.py tests/test_alias_revisions.py tests/test_provider_migration_engine.py
 # stacks: the same kind, each test on a deployed local stack (`up`, promotions through the
 # CLI); a shard of its own so that `make unit` runs it as a stream beside the other blind one.
 # (test_output_local's promotion must fail its gate: a starved CPU only fails it harder.)

@@ -265,7 +265,7 @@ def stack_options(f: Callable[..., Any]) -> Callable[..., Any]:
         metavar="MODULE:FUNC",
         default=None,
         hidden=False,
-        help="Inline Pulumi program to run instead of the serving stack (programs.serving:program).",
+        help="Inline Pulumi program to run instead of the serving stack (orchestrator.programs.serving:program).",
     )(f)
     return env_option(f)
 
@@ -1309,7 +1309,7 @@ def iam_policy(
         import os
 
         from orchestrator import iam, stacks
-        from programs.names import ResourceNames
+        from orchestrator.programs.names import ResourceNames
 
         settings = ctx.settings()
         env = settings.environment(env_name)

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 from orchestrator.errors import ConfigError, EdgeshipError, NotDeployedError
 from orchestrator.packaging import FUNCTION_DIR
+from orchestrator.programs.authorizer.origin import RECHECK_S
 from orchestrator.progress import ProgressEvent, Reporter
 from orchestrator.settings import CLOUDWATCH_RESOLUTION_S, Environment, Settings
-from programs.authorizer.origin import RECHECK_S
 
 
 class Cloud(Protocol):
@@ -90,7 +90,7 @@ class AwsCloud:
         self.settings, self.env = settings, env
 
     def program(self) -> Callable[[], None]:
-        from programs.serving import program
+        from orchestrator.programs.serving import program
 
         return program
 
@@ -184,7 +184,7 @@ class EmulatorCloud:
         self.state_dir = settings.root / ".edgeship" / "local"
 
     def program(self) -> Callable[[], None]:
-        from programs.local import program_for
+        from orchestrator.programs.local import program_for
 
         return program_for(self.state_dir)
 

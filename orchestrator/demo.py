@@ -17,7 +17,7 @@ from pathlib import Path
 
 from orchestrator.artifacts import build_model_archive
 
-FUNCTION_DIR = Path(__file__).resolve().parents[1] / "programs" / "function"
+FUNCTION_DIR = (Path(__file__).resolve().parent / "programs" / "function").resolve()  # as packaging.py
 
 
 def model_version(source: Path, version: str, out: Path) -> Path:

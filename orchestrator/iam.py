@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from orchestrator import statekeys
-from programs.names import ROLE_PATH_ROOT, TAG_KEY, ResourceNames
+from orchestrator.programs.names import ROLE_PATH_ROOT, TAG_KEY, ResourceNames
 
 Role = Literal["deploy", "preview", "boundary"]
 ROLES: tuple[Role, ...] = ("deploy", "preview", "boundary")

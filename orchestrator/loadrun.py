@@ -44,7 +44,9 @@ from typing import Any
 from orchestrator.errors import EdgeshipError
 from orchestrator.settings import LoadSettings
 
-LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtests" / "locustfile.py"
+# Passed to Locust as a path (it imports the file as `locustfile`, never through a package);
+# orchestrator/loadtests is a symlink to loadtests/ in a checkout, resolved to it.
+LOCUSTFILE = (Path(__file__).resolve().parent / "loadtests" / "locustfile.py").resolve()
 
 
 class LoadTestError(EdgeshipError):

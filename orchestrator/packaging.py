@@ -26,7 +26,8 @@ from pathlib import Path
 from orchestrator.artifacts import LambdaPackage, zip_tree
 from orchestrator.errors import EdgeshipError
 
-FUNCTION_DIR = Path(__file__).resolve().parents[1] / "programs" / "function"
+# orchestrator/programs: a symlink to programs/ in a checkout (resolved to it), a folder in the wheel
+FUNCTION_DIR = (Path(__file__).resolve().parent / "programs" / "function").resolve()
 CODE_FILES = ("handler.py",)
 # Lambda's Python runtimes run on Amazon Linux 2023 (glibc 2.34).
 GLIBC_TAGS = ("manylinux_2_34", "manylinux_2_28", "manylinux_2_27", "manylinux_2_17", "manylinux2014")

@@ -24,8 +24,21 @@ dependencies, and swaps `pickle.Pickler` process-wide while it runs. The assembl
 equal what `serialize_provider` writes for the renamed class (tests/test_provider_migration.py
 checks every provider class), so a migrated state matches a fresh deployment's.
 
-What is left alone: values that are not base64 pickles (Pulumi's "unknown" sentinel, a
-secret's envelope, garbage), pickles naming other modules, resources that are not dynamic
+Secrets: Pulumi stores every dynamic provider as a secret unless its class says otherwise
+(`serialize_as_secret_always`, True by default since v3.75), and every release before the
+rename left edgeship's providers so. `stack export --show-secrets` (the Automation API's
+`export_stack`) gives such a value as Pulumi's secret envelope with the value in `plaintext`
+(JSON): `plan` reads it there. The rewritten provider is written as a plain string, as this
+release's providers store it (`serialize_as_secret_always = False` in programs/emulated.py and
+programs/origin_secret.py: a class reference holds no secret), so a migrated state reads as a
+fresh deployment's, and a file backend's checkpoint shows which module each provider names
+without decrypting anything (`may_rename`, what orchestrator/stacks.py checks before it
+exports). An envelope that holds only `ciphertext` (a checkpoint as stored, an export without
+its secrets) cannot be read here: `plan` leaves it, `may_rename` says it may need renaming
+when its resource is one the programs before the rename made.
+
+What is left alone: values that are not base64 pickles (Pulumi's "unknown" sentinel, an
+encrypted secret, garbage), pickles naming other modules, resources that are not dynamic
 ones. A pickle that names a renamed module but is *not* a bare class reference (it carries
 state, or an unexpected form) is refused with ProviderMigrationError rather than left to
 fail later inside the engine: no edgeship release writes one, and rewriting only the
@@ -37,6 +50,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import json
 import pickle
 import pickletools
 import struct
@@ -55,6 +69,15 @@ RENAMED: Mapping[str, str] = {
 PROVIDER_KEY = "__provider"  # pulumi.dynamic.dynamic.PROVIDER_KEY
 DYNAMIC_TYPE = "pulumi-python:dynamic"  # every dynamic resource's type starts with it
 SECTIONS = ("inputs", "outputs")  # the engine keeps `__provider` in both
+# The dynamic resources the programs before the rename made, whose providers every release
+# before it stored encrypted (see `may_rename`): the local program's `edgeship:*` types, and
+# the origin secret, a plain dynamic Resource both programs name "origin-secret".
+OLD_TYPE_PREFIX = f"{DYNAMIC_TYPE}/edgeship:"
+OLD_NAMES = ("origin-secret",)
+# A secret in a state or an export: {SECRET_KEY: SECRET_SIG, "ciphertext" | "plaintext": ...}
+# (Pulumi's apitype.SecretSig; `plaintext` holds the value as JSON).
+SECRET_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 # Opcodes that only frame the stream or fill the memo: they do not change what a pickle
 # builds, as long as nothing reads the memo back (a GET would be part of the shape).
@@ -154,13 +177,31 @@ def _string(text: str) -> bytes:
     return pickle.BINUNICODE8 + struct.pack("<Q", len(data)) + data
 
 
+def is_secret(value: Any) -> bool:
+    """Whether a property value is a secret's envelope (encrypted or with its plaintext)."""
+    return isinstance(value, Mapping) and value.get(SECRET_KEY) == SECRET_SIG
+
+
+def unsealed(value: Any) -> Any:
+    """A property value with a secret's envelope opened when it holds its plaintext (`stack
+    export --show-secrets`); anything else as it is, an encrypted secret included."""
+    if is_secret(value) and isinstance(value.get("plaintext"), str):
+        try:
+            return json.loads(value["plaintext"])
+        except ValueError:
+            return value
+    return value
+
+
 def migrate_provider(value: Any, renamed: Mapping[str, str], *, urn: str = "") -> str | None:
-    """The `__provider` value naming the new module (None: leave `value` as it is).
+    """The `__provider` value naming the new module, a plain string (None: leave `value` as
+    it is). `value` may be a plain string or a secret's envelope with its plaintext.
 
     Raises ProviderMigrationError when the pickle names a renamed module in a form this
     cannot rewrite faithfully."""
+    value = unsealed(value)
     if not isinstance(value, str):
-        return None  # e.g. a secret's envelope: not something edgeship writes
+        return None  # an encrypted secret (unreadable here), or nothing a provider is
     try:
         pickled = base64.b64decode(value, validate=True)
         reference = read_reference(pickled)
@@ -194,22 +235,53 @@ def _resources(deployment: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
             yield operation["resource"]
 
 
-def plan(deployment: Mapping[str, Any], *, renamed: Mapping[str, str] | None = None) -> dict[str, Any] | None:
-    """A copy of `deployment` (`stack.export_stack().deployment`) whose dynamic providers
-    name their modules' new names, or None when no provider names a module in `renamed`
-    (RENAMED unless given; the reverse mapping puts a state back, for tests)."""
-    renamed = RENAMED if renamed is None else renamed
-    changes: list[tuple[int, str, str]] = []
+def _providers(deployment: Mapping[str, Any]) -> Iterator[tuple[int, str, Mapping[str, Any]]]:
+    """(resource index, section, resource) of every `__provider` of a dynamic resource."""
     for index, resource in enumerate(_resources(deployment)):
         if not str(resource.get("type", "")).startswith(DYNAMIC_TYPE):
             continue
         for section in SECTIONS:
             props = resource.get(section)
-            if not isinstance(props, Mapping) or PROVIDER_KEY not in props:
-                continue
-            new = migrate_provider(props[PROVIDER_KEY], renamed, urn=str(resource.get("urn", "")))
-            if new is not None:
-                changes.append((index, section, new))
+            if isinstance(props, Mapping) and PROVIDER_KEY in props:
+                yield index, section, resource
+
+
+def may_rename(deployment: Mapping[str, Any], *, renamed: Mapping[str, str] | None = None) -> bool:
+    """Whether `plan` may have something to rename in `deployment` as a backend stores it
+    (secrets encrypted): a provider names a module in `renamed`, or is an encrypted secret of
+    a resource the programs before the rename made (OLD_TYPE_PREFIX, OLD_NAMES), which only an
+    export with its secrets shown can tell. An encrypted provider of any other resource (a
+    `--program` of one's own) was never edgeship's. False: `plan` of the exported deployment
+    would be None, no need to export."""
+    renamed = RENAMED if renamed is None else renamed
+    for _, section, resource in _providers(deployment):
+        value = resource[section][PROVIDER_KEY]
+        if is_secret(value) and not isinstance(value.get("plaintext"), str):
+            if _made_before_the_rename(resource):
+                return True
+            continue
+        if migrate_provider(value, renamed, urn=str(resource.get("urn", ""))) is not None:
+            return True
+    return False
+
+
+def _made_before_the_rename(resource: Mapping[str, Any]) -> bool:
+    urn = str(resource.get("urn", ""))
+    return str(resource.get("type", "")).startswith(OLD_TYPE_PREFIX) or urn.rpartition("::")[2] in OLD_NAMES
+
+
+def plan(deployment: Mapping[str, Any], *, renamed: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """A copy of `deployment` (`stack.export_stack().deployment`: secrets with their
+    plaintext) whose dynamic providers name their modules' new names, as plain strings; None
+    when no provider names a module in `renamed` (RENAMED unless given; the reverse mapping
+    puts a state back, for tests)."""
+    renamed = RENAMED if renamed is None else renamed
+    changes: list[tuple[int, str, str]] = []
+    for index, section, resource in _providers(deployment):
+        value = resource[section][PROVIDER_KEY]
+        new = migrate_provider(value, renamed, urn=str(resource.get("urn", "")))
+        if new is not None:
+            changes.append((index, section, new))
     if not changes:
         return None
     updated = copy.deepcopy(dict(deployment))

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.machine import PromotionRecord
-from programs.lifecycle import CODE_PREFIX
+from orchestrator.programs.lifecycle import CODE_PREFIX
 
 LATEST = "$LATEST"
 _CODE_KEY = re.compile(r"code/([0-9a-f]{64})\.zip")

@@ -364,7 +364,7 @@ def aws_setup(project: str, env: str = "dev") -> list[str]:
     order they must run, as `init` prints them and its README section shows them (bash,
     `#` comments). Pure: the boundary's name comes from programs/names.py, each deploy
     role's session from the workflow template's job timeouts."""
-    from programs.names import ROLE_PATH_ROOT, ResourceNames
+    from orchestrator.programs.names import ROLE_PATH_ROOT, ResourceNames
 
     names = ResourceNames.of(project, env)
     lines = [

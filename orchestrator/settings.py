@@ -20,10 +20,14 @@ from typing import Any, NoReturn
 
 from orchestrator import tomlpos
 from orchestrator.errors import ConfigError
+from orchestrator.programs.names import ResourceNames
 from orchestrator.tomlpos import KeyPath
-from programs.names import ResourceNames
 
-SAMPLE_MODEL = Path(__file__).resolve().parents[1] / "programs" / "function" / "sample" / "model.tar.gz"
+# Under orchestrator/programs (in a checkout a symlink to the real programs/: resolved to it,
+# so the path is the one edgeship.toml names, in a checkout and in the wheel alike).
+SAMPLE_MODEL = (
+    Path(__file__).resolve().parent / "programs" / "function" / "sample" / "model.tar.gz"
+).resolve()
 
 CONFIG_FILE = "edgeship.toml"
 SCHEDULES = ("canary", "linear", "all-at-once", "explicit")
@@ -930,7 +934,7 @@ def _distinct_names(project: str, envs: Mapping[str, Environment], where: _Where
     cleaned and cut to 40 characters: `stage` and `staging` of a long project name) would
     share a function, roles and the tag that scopes each deploy role: refuse before
     anything is created. (The local environment has an emulator of its own.)"""
-    from programs.names import base_name
+    from orchestrator.programs.names import base_name
 
     seen: dict[tuple[str, str, str], str] = {}
     for name, env in envs.items():

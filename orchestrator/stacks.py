@@ -294,12 +294,18 @@ class Stacks:
 
         Writes nothing to the backend: opening a stack that does not exist would create it
         (and, in an empty backend, its meta.yaml), which a preview role may not do. So a
-        stack not deployed yet is previewed in a throwaway backend: everything is created."""
+        stack not deployed yet is previewed in a throwaway backend: everything is created.
+        One exception, once per stack: a refreshing preview of a state written before the
+        provider modules' rename renames them first (`_migrate_state`), as the refresh loads
+        the state's own providers; that needs the deploy role, as `preview --refresh` does."""
         deployed = self.deployed()
         if deployed is False:
             return self._first_preview()
         # Known to exist: select only. Unknown (Pulumi Cloud): create-or-select as always.
-        return self._preview(self.stack(create=deployed is None, configure=True), refresh=refresh)
+        stack = self.stack(create=deployed is None, configure=True)
+        if refresh:
+            self._migrate_state(stack)
+        return self._preview(stack, refresh=refresh)
 
     def _first_preview(self) -> OperationResult:
         """The preview of a stack not deployed yet: the same program and config against an
@@ -369,8 +375,7 @@ class Stacks:
         names the program gives its roles now, so roles it renames are kept for the
         versions that still run with them, orchestrator/role_migration.py)."""
         stack = self.stack()
-        if role_names is not None and only is None:
-            self._retain_renamed_roles(stack, role_names)
+        self._migrate_state(stack, role_names=role_names if only is None else None)
         _start_operation(stack)
         started = time.monotonic()
         result = self._cancellable(
@@ -388,22 +393,69 @@ class Stacks:
             time.monotonic() - started,
         )
 
-    def _retain_renamed_roles(self, stack: auto.Stack, role_names: Iterable[str]) -> None:
-        from orchestrator import role_migration
+    def _migrate_state(self, stack: auto.Stack, *, role_names: Iterable[str] | None = None) -> None:
+        """Bring the stack's state up to this edgeship before an operation that loads the
+        state's own dynamic providers (the engine unpickles the stored outputs' `__provider`
+        for Read and Delete: `up`, `refresh`, `destroy`, a refreshing preview): providers
+        pickled under the modules' names before the rename get the new ones
+        (orchestrator/provider_migration.py); with `role_names` (an AWS `up`), roles the
+        program renames are kept (orchestrator/role_migration.py). One export and at most one
+        import for both. One-way: an edgeship from before the rename cannot load the new
+        names (docs/ci.md, section 5).
 
-        exported = self._engine("export", stack.export_stack)
-        retained = role_migration.plan(exported.deployment or {}, role_names)
-        if retained.deployment is None:
+        Without `role_names` the export (a CLI run that decrypts the state's secrets: most of
+        a second) is skipped when a file backend's checkpoint, read here, names no old module:
+        every local command after the first that migrates (the local stack is always on a
+        file backend, and this release stores its providers in plain text)."""
+        from orchestrator import provider_migration, role_migration
+
+        if role_names is None and not self._may_name_old_providers():
             return
-        exported.deployment = retained.deployment
-        self._engine("import", lambda: stack.import_stack(exported))
-        self.reporter.event(
-            ProgressEvent("diagnostic", retained.message(), data={"kept_roles": list(retained.roles)})
+        exported = self._engine("export", stack.export_stack)
+        deployment = exported.deployment or {}
+        renamed = provider_migration.plan(deployment)
+        retained = (
+            role_migration.Retained(None, ())
+            if role_names is None
+            else role_migration.plan(renamed or deployment, role_names)
         )
+        updated = retained.deployment or renamed
+        if updated is None:
+            return
+        exported.deployment = updated
+        self._engine("import", lambda: stack.import_stack(exported))
+        if renamed is not None:
+            self.reporter.event(
+                ProgressEvent(
+                    "diagnostic",
+                    f"renamed the modules of the dynamic providers stored in stack {self.spec.stack!r} "
+                    f"to this edgeship's ({', '.join(sorted(set(provider_migration.RENAMED.values())))}): "
+                    "from now on an edgeship released before that rename cannot refresh or destroy "
+                    "this stack; upgrade every machine that deploys it (docs/ci.md, section 5)",
+                    data={"renamed_provider_modules": dict(provider_migration.RENAMED)},
+                )
+            )
+        if retained.deployment is not None:
+            self.reporter.event(
+                ProgressEvent("diagnostic", retained.message(), data={"kept_roles": list(retained.roles)})
+            )
+
+    def _may_name_old_providers(self) -> bool:
+        """False when the stack's checkpoint, read straight from its file backend, holds no
+        provider pickled under a renamed module (pure Python, a few milliseconds: no CLI
+        run); True when it does or may (a provider stored as an encrypted secret, as every
+        release before the rename stored them), or when it cannot be read here (an S3 or
+        Pulumi Cloud backend, a zstd-compressed or project-less checkpoint, a write in
+        progress): then the exported state decides."""
+        from orchestrator import provider_migration
+
+        deployment = file_checkpoint(self.spec.backend_url, self.spec.project, self.spec.stack)
+        return deployment is None or provider_migration.may_rename(deployment)
 
     def refresh(self) -> OperationResult:
         """Read the real resources back into the state."""
         stack = self.stack(create=False)
+        self._migrate_state(stack)
         _start_operation(stack)
         started = time.monotonic()
         result = self._cancellable("refresh", lambda: stack.refresh(on_event=self._on_event, color="never"))
@@ -414,6 +466,7 @@ class Stacks:
     def destroy(self, *, remove: bool = False) -> OperationResult:
         """Delete every resource; with `remove`, also delete the stack and its history."""
         stack = self.stack(create=False)
+        self._migrate_state(stack)
         _start_operation(stack)
         started = time.monotonic()
         result = self._cancellable("destroy", lambda: stack.destroy(on_event=self._on_event, color="never"))
@@ -610,6 +663,39 @@ def checkpoint_exists(backend_url: str, project: str, stack: str) -> bool | None
     return None if any(f"{old_key}{suffix}" in present for suffix in statekeys.COMPRESSED) else False
 
 
+def file_checkpoint(backend_url: str, project: str, stack: str) -> dict[str, Any] | None:
+    """The stack's latest deployment as its file backend's checkpoint holds it (what
+    `pulumi stack export` prints as `deployment`; {} for a stack with nothing deployed), read
+    without the engine. None when it cannot be read here: not a file:// backend, no
+    checkpoint in the project-scoped layout, a zstd one (no reader in the standard library),
+    or one that does not parse (being written: the caller asks the engine instead)."""
+    if not backend_url.startswith("file://"):
+        return None
+    import gzip
+    import json
+    from urllib.parse import unquote
+
+    from orchestrator import statekeys
+
+    # as checkpoint_exists finds it: percent-decoded, file://~ is home
+    root = Path(unquote(backend_url.removeprefix("file://").split("?", 1)[0])).expanduser()
+    path = root / statekeys.checkpoint(project, stack)
+    try:
+        if path.is_file():
+            text = path.read_bytes()
+        elif path.with_name(path.name + ".gz").is_file():
+            text = gzip.decompress(path.with_name(path.name + ".gz").read_bytes())
+        else:
+            return None
+        checkpoint = json.loads(text).get("checkpoint")
+    except (OSError, EOFError, ValueError, AttributeError):  # gzip.BadGzipFile is an OSError
+        return None
+    if not isinstance(checkpoint, dict):
+        return None
+    latest = checkpoint.get("latest") or {}
+    return latest if isinstance(latest, dict) else None
+
+
 def bootstrap(spec: StackSpec) -> dict[str, Any]:
     """`orchestrator bootstrap`: the stack created in its backend, no program run."""
     created = Stacks(spec, lambda: None).bootstrap()
@@ -733,7 +819,7 @@ def _plain(outputs: Mapping[str, Any], *, show_secrets: bool) -> dict[str, Any]:
     }
 
 
-DEFAULT_PROGRAM = "programs.serving:program"
+DEFAULT_PROGRAM = "orchestrator.programs.serving:program"
 
 
 def load_program(ref: str | None) -> Program:

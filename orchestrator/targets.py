@@ -192,7 +192,7 @@ class StackTarget:
         stale = self.cloud.prepare()
         self._check_capacity(reporter)
         config = {**self._config(function_dir, model, reporter), **(extra or {})}
-        from programs.names import ResourceNames
+        from orchestrator.programs.names import ResourceNames
 
         names = ResourceNames.of(self.settings.project, self.env.name)
         result = self._stacks(config, reporter).up(
@@ -213,7 +213,7 @@ class StackTarget:
         if requested is None:
             return
         from orchestrator import capacity
-        from programs.names import ResourceNames
+        from orchestrator.programs.names import ResourceNames
 
         function = ResourceNames.of(self.settings.project, self.env.name).function
         try:

@@ -77,6 +77,11 @@ def _exists_already(exc: Exception) -> bool:
 class _Provider(ResourceProvider):
     """Diffs only the inputs each resource names (never `stateDir`, never outputs)."""
 
+    # The pickled provider (`__provider`) is a bare class reference, no secret in it: stored in
+    # plain text, edgeship reads which module it names from a file backend's checkpoint
+    # without decrypting it (orchestrator/provider_migration.py; Pulumi's default since
+    # v3.75 makes every provider a secret, for providers that capture credentials).
+    serialize_as_secret_always = False
     UPDATE: tuple[str, ...] = ()
     REPLACE: tuple[str, ...] = ()
 
@@ -155,7 +160,7 @@ class _BucketProvider(_Provider):
     @staticmethod
     def _configure(s3: Any, name: str, props: dict[str, Any]) -> None:
         """What an update may change: the lifecycle rules' days, the tags."""
-        from programs.lifecycle import s3_rules
+        from .lifecycle import s3_rules
 
         s3.put_bucket_lifecycle_configuration(
             Bucket=name, LifecycleConfiguration={"Rules": s3_rules(int(props["noncurrentDays"]))}

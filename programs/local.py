@@ -37,7 +37,8 @@ def program_for(state_dir: Path) -> Callable[[], None]:
         from orchestrator.artifacts import sha256_file
         from orchestrator.local import code, daemon
         from orchestrator.local.edge import API_PREFIX, REVISION
-        from programs.emulated import (
+
+        from .emulated import (
             Alias,
             Bucket,
             Edge,
@@ -47,9 +48,9 @@ def program_for(state_dir: Path) -> Callable[[], None]:
             ProvisionedConcurrency,
             Role,
         )
-        from programs.names import ResourceNames
-        from programs.origin_secret import OriginSecret
-        from programs.serving import (
+        from .names import ResourceNames
+        from .origin_secret import OriginSecret
+        from .serving import (
             AUTHORIZER_RESULT_TTL_S,
             CANDIDATE_ALIAS,
             LIVE_ALIAS,

@@ -18,6 +18,10 @@ def new_secret() -> str:
 
 
 class _OriginSecretProvider(ResourceProvider):
+    # Its pickle is a class reference (the secret is in the outputs, which stay secrets): in
+    # plain text in the state, as programs/emulated.py's providers, for the same reason.
+    serialize_as_secret_always = False
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         value = new_secret()
         return CreateResult(

@@ -31,9 +31,10 @@ from typing import Any
 import pulumi
 
 from orchestrator.settings import SAMPLE_MODEL, EdgeSettings, FunctionSettings
-from programs import lifecycle
-from programs.authorizer.origin import HEADER as ORIGIN_HEADER
-from programs.names import ResourceNames
+
+from . import lifecycle
+from .authorizer.origin import HEADER as ORIGIN_HEADER
+from .names import ResourceNames
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 AUTHORIZER = Path(__file__).resolve().parent / "authorizer" / "origin.py"
@@ -325,7 +326,7 @@ def program() -> None:
         )
 
     # -- origin protection ----------------------------------------------------------------
-    from programs.origin_secret import OriginSecret
+    from .origin_secret import OriginSecret
 
     origin_secret = OriginSecret("origin-secret", cfg.origin_rotation)
     accepted = aws.ssm.Parameter(

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from programs.authorizer.origin import CACHE_S, RECHECK_S, Cache, must_read, verdict
+from orchestrator.programs.authorizer.origin import CACHE_S, RECHECK_S, Cache, must_read, verdict
 from tests.conftest import Moto
 
 PARAMETER = "/edgeship-dev/origin-secrets"
@@ -77,7 +77,8 @@ def authorizer(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Mo
         "AWS_DEFAULT_REGION": "eu-west-1", "ORIGIN_SECRETS_PARAMETER": PARAMETER,
     }.items():  # fmt: skip
         monkeypatch.setenv(key, value)
-    module = importlib.reload(importlib.import_module("programs.authorizer.origin"))  # a fresh sandbox
+    origin = importlib.import_module("orchestrator.programs.authorizer.origin")
+    module = importlib.reload(origin)  # a fresh sandbox
     yield module, boto3.client("ssm")
 
 

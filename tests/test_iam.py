@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from orchestrator import iam
-from programs.names import TAG_KEY, ResourceNames
+from orchestrator.programs.names import TAG_KEY, ResourceNames
 from tests import iam_eval
 from tests.conftest import REPO
 from tests.test_serving_program import Mocks, run_program

@@ -1,24 +1,44 @@
 """Imports run downward (issue 28): every module of orchestrator/, programs/ and loadtests/ sits in
 a layer by concern (LAYERS below; docs/plans/issue-28-layout.md, section B, in today's module
-names) and imports only from its own layer or a lower one, with no cycle among modules.
+names) and imports only from its own layer or a lower one, with no cycle among modules. The
+payload folders programs/ and loadtests/ are the packages `orchestrator.programs` and
+`orchestrator.loadtests` (orchestrator/programs and orchestrator/loadtests are symlinks to them):
+their modules are named so here, and nothing may import a top-level `programs` or `loadtests`.
 
 An AST scan, not an import: it sees every import statement, at the top of a module, inside a
 function (a lazy import is still a dependency, and breaks the order as surely when its function
 runs) and under `if TYPE_CHECKING:` (the types a module names are part of what it depends on).
-Dynamic imports (`importlib.import_module(name)`) are not seen: stacks.py loads the Pulumi
-program by name that way, a downward edge."""
+Dynamic imports (`importlib.import_module(name)`) are not edges: stacks.py loads the Pulumi
+program by name that way, a downward edge. The check for the retired top-level names reads
+those too, where the name is a literal (`import_module("x")`, `"-m", "x"`, `"x:function"`)."""
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Mapping
+import itertools
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
-SCANNED = ("orchestrator", "programs", "loadtests")
+# folder -> the package it is. The real folders, each once: the scan does not enter the symlinks
+# orchestrator/programs and orchestrator/loadtests (it would see every payload module twice).
+SCANNED: Mapping[str, str] = {
+    "orchestrator": "orchestrator",
+    "programs": "orchestrator.programs",
+    "loadtests": "orchestrator.loadtests",
+}
+# Top-level names the payload folders would have if imported from a checkout's root: refused
+# by their __init__.py, so no module may import them (the wheel ships no such names either).
+RETIRED = ("programs", "loadtests")
+# Checked for the retired names too (check 3): the code that imports edgeship's modules.
+ALSO_CHECKED: Mapping[str, str] = {"tests": "tests", "bench": "bench", "scripts": "scripts"}
+# ... except where a test runs a user's own package of that name, on purpose.
+USERS_OWN = {"tests.test_wheel": "`python -m programs` runs the team repository's own package"}
 
 
 class Layer(NamedTuple):
@@ -31,20 +51,22 @@ class Layer(NamedTuple):
 # packages named after the first word of each `why`). The longest name that covers a module
 # decides its layer; a module may import from its own layer or below, never above.
 LAYERS: list[Layer] = [
-    Layer(0, ("orchestrator", "programs", "programs.function.*", "programs.authorizer.*", "loadtests.*"),
+    Layer(0, ("orchestrator", "orchestrator.programs", "orchestrator.programs.function.*",
+              "orchestrator.programs.authorizer.*", "orchestrator.loadtests.*"),
           "payload: the version string, the Lambda code, the Locust file: they import nothing of ours"),
     Layer(1, ("orchestrator.errors", "orchestrator.processes", "orchestrator.progress", "orchestrator.output",
               "orchestrator.formats", "orchestrator.faults", "orchestrator.netfaults", "orchestrator.interrupts"),
           "base: errors, subprocesses, output and fault points that everything above uses"),
     Layer(2, ("orchestrator.settings", "orchestrator.tomlpos", "orchestrator.env_choice",
-              "orchestrator.config_schema", "programs.names"),
+              "orchestrator.config_schema", "orchestrator.programs.names"),
           "config: edgeship.toml read and checked; resource names (settings needs them)"),
     Layer(3, ("orchestrator.artifacts", "orchestrator.packaging", "orchestrator.modelpack", "orchestrator.contract"),
           "build: what ships (the zip, the model archive, its contract); the local edge runs it"),
     Layer(4, ("orchestrator.local.*",),
           "local: the emulator and the local edge, daemons the local stack's resources run"),
-    Layer(5, ("programs.serving", "programs.local", "programs.emulated", "programs.origin_secret",
-              "programs.lifecycle", "orchestrator.modelship", "orchestrator.rotation"),
+    Layer(5, ("orchestrator.programs.serving", "orchestrator.programs.local", "orchestrator.programs.emulated",
+              "orchestrator.programs.origin_secret", "orchestrator.programs.lifecycle", "orchestrator.modelship",
+              "orchestrator.rotation"),
           "programs: the Pulumi programs and what they call (model delivery, the secret's rotation)"),
     Layer(6, ("orchestrator.gate", "orchestrator.compare", "orchestrator.sequential", "orchestrator.sizing",
               "orchestrator.loadrun", "orchestrator.watch", "orchestrator.cloudwatch"),
@@ -88,12 +110,36 @@ class Edge:
         )
 
 
-def module_name(path: Path, root: Path) -> tuple[str, bool]:
-    """`programs/x.py` -> ("programs.x", False); `programs/__init__.py` -> ("programs", True)."""
-    parts = path.relative_to(root).with_suffix("").parts
+def module_name(path: Path, root: Path, package: str) -> tuple[str, bool]:
+    """The module a file under `root` (the folder of `package`) is: `x.py` -> ("<package>.x",
+    False); `__init__.py` -> ("<package>", True)."""
+    parts = (*package.split("."), *path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         return ".".join(parts[:-1]), True
     return ".".join(parts), False
+
+
+def python_files(folder: Path) -> Iterator[Path]:
+    """Every .py file under `folder`, sorted, without entering a symlinked folder (os.walk's
+    default): orchestrator/programs leads back to programs/, which is scanned as itself."""
+    for here, folders, files in os.walk(folder):
+        folders.sort()
+        folders[:] = [f for f in folders if f != "__pycache__"]
+        yield from (Path(here) / f for f in sorted(files) if f.endswith(".py"))
+
+
+def imported(name: str, source: Source, node: ast.Import | ast.ImportFrom) -> list[str]:
+    """The absolute names an import statement of module `name` imports: `import a.b` -> a.b;
+    `from .x import y` -> <package>.x.y (y may be a module or a name in x: the caller decides)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = node.module or ""
+    if node.level:
+        package = name if source.package else name.rpartition(".")[0]
+        for _ in range(node.level - 1):
+            package = package.rpartition(".")[0]
+        base = f"{package}.{base}" if base else package
+    return [base if alias.name == "*" else f"{base}.{alias.name}" for alias in node.names]
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -116,16 +162,7 @@ def edges(modules: Mapping[str, Source]) -> list[Edge]:
         return None
 
     def targets(name: str, source: Source, node: ast.Import | ast.ImportFrom) -> list[str]:
-        if isinstance(node, ast.Import):
-            return [t for alias in node.names if (t := resolve(alias.name))]
-        base = node.module or ""
-        if node.level:
-            package = name if source.package else name.rpartition(".")[0]
-            for _ in range(node.level - 1):
-                package = package.rpartition(".")[0]
-            base = f"{package}.{base}" if base else package
-        found = (resolve(base if alias.name == "*" else f"{base}.{alias.name}") for alias in node.names)
-        return list(dict.fromkeys(t for t in found if t))
+        return list(dict.fromkeys(t for dotted in imported(name, source, node) if (t := resolve(dotted))))
 
     def visit(name: str, source: Source, body: list[ast.stmt], kind: str) -> Iterator[Edge]:
         # Statements only: an import is one, so the walk need not enter a single expression.
@@ -158,6 +195,49 @@ def _blocks(node: ast.stmt) -> Iterator[list[ast.stmt]]:
             yield value
     for part in [*getattr(node, "handlers", []), *getattr(node, "cases", [])]:
         yield part.body
+
+
+# A module name given as a literal: `import_module("x")`, `__import__("x")`, `"-m", "x"` in an
+# argument list, a `module:function` reference (`--program`, stacks.DEFAULT_PROGRAM).
+_REFERENCE = re.compile(r"[A-Za-z_]\w*(\.\w+)*:\w+")
+
+
+def named_modules(name: str, source: Source) -> Iterator[tuple[int, str]]:
+    """(line, module name) of every module a module names: its import statements (relative ones
+    resolved) and the literal names it imports or runs dynamically."""
+    for node in ast.walk(ast.parse(source.text, filename=name)):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield from ((node.lineno, dotted) for dotted in imported(name, source, node))
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            function = (
+                node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            )
+            if function in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                yield node.lineno, node.args[0].value
+        elif isinstance(node, ast.List | ast.Tuple):
+            values = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+            yield from (
+                (node.lineno, after)
+                for flag, after in itertools.pairwise(values)
+                if flag == "-m" and isinstance(after, str)
+            )
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and _REFERENCE.fullmatch(node.value)
+        ):
+            yield node.lineno, node.value.partition(":")[0]
+
+
+def retired(modules: Mapping[str, Source], names: Iterable[str]) -> list[str]:
+    """Where a module names a module under one of the top-level `names`, as `module@line -> name`."""
+    tops = set(names)
+    return [
+        f"{module}@{line} -> {dotted}"
+        for module, source in sorted(modules.items())
+        for line, dotted in sorted(set(named_modules(module, source)))
+        if dotted.split(".")[0] in tops
+    ]
 
 
 def covers(entry: str, module: str) -> bool:
@@ -257,13 +337,20 @@ def cycle_text(cycle: list[Edge]) -> str:
 # --- this project ---------------------------------------------------------------------------------
 
 
+def read(folders: Mapping[str, str]) -> dict[str, Source]:
+    """The modules of these folders (folder -> the package it is), by module name."""
+    modules = {}
+    for folder, package in folders.items():
+        for path in python_files(REPO / folder):
+            name, is_package = module_name(path, REPO / folder, package)
+            assert name not in modules, f"{path} is {name} a second time"
+            modules[name] = Source(path.read_text(encoding="utf-8"), is_package)
+    return modules
+
+
 @cache
 def project() -> tuple[dict[str, Source], list[Edge]]:
-    modules = {}
-    for folder in SCANNED:
-        for path in sorted((REPO / folder).rglob("*.py")):
-            name, package = module_name(path, REPO)
-            modules[name] = Source(path.read_text(encoding="utf-8"), package)
+    modules = read(SCANNED)
     return modules, edges(modules)
 
 
@@ -281,6 +368,22 @@ def test_no_import_cycle_among_modules_lazy_imports_included() -> None:
     assert not (loops := cycles(found)), "import cycles (module@line of each import):\n  " + "\n  ".join(
         cycle_text(c) for c in loops
     )
+
+
+def test_nothing_imports_a_top_level_programs_or_loadtests() -> None:
+    """Their __init__.py refuses those names when imported; this finds a leftover before any
+    process runs it (the engine's provider process, a Locust worker, the edge, the CLI)."""
+    modules, _ = project()
+    everything = {**modules, **read(ALSO_CHECKED)}
+    assert set(USERS_OWN) <= set(everything)  # no stale exemption
+    names = {m: s for m, s in everything.items() if m not in USERS_OWN}
+    assert not (found := retired(names, RETIRED)), (
+        "imports of edgeship's payload by its retired top-level names (import "
+        "orchestrator.programs / orchestrator.loadtests, or relatively inside them):\n  " + "\n  ".join(found)
+    )
+    # the scan saw the payload under its package's name, and each module once
+    assert {"orchestrator.programs.serving", "orchestrator.loadtests.locustfile"} <= set(modules)
+    assert not any(m.split(".")[0] in RETIRED for m in modules)
 
 
 def test_every_module_has_a_layer() -> None:
@@ -347,6 +450,38 @@ def test_an_upward_edge_and_a_cycle_are_reported_with_their_lines() -> None:
     assert layer_of("app.top", TOY_LAYERS) == 2 and layer_of("app.other", TOY_LAYERS) is None
     # the longest name decides: app.top's own row beats its package's
     assert layer_of("app.top", [*TOY_LAYERS, Layer(3, ("app.top",), "")]) == 3
+
+
+def test_a_retired_name_is_found_in_each_form_it_can_take() -> None:
+    text = (
+        "import programs.serving\n"
+        "from programs import names\n"
+        "from . import emulated\n"  # the package's own: fine
+        "import programster\n"  # another name that starts alike: fine
+        "def run():\n"
+        "    importlib.import_module('loadtests.locustfile')\n"
+        "    subprocess.run([sys.executable, '-m', 'programs.local', 'x'])\n"
+        "    load_program('programs.serving:program')\n"
+        "    return 'programs/function/handler.py', 'programs.serving is a module'\n"  # paths, prose: fine
+    )
+    found = retired({"app.programs.serving": Source(text, package=False)}, RETIRED)
+    assert found == [
+        "app.programs.serving@1 -> programs.serving",
+        "app.programs.serving@2 -> programs.names",
+        "app.programs.serving@6 -> loadtests.locustfile",
+        "app.programs.serving@7 -> programs.local",
+        "app.programs.serving@8 -> programs.serving",
+    ]
+
+
+def test_module_names_follow_the_package_a_folder_is() -> None:
+    root = Path("/repo/programs")
+    assert module_name(root / "x.py", root, "orchestrator.programs") == ("orchestrator.programs.x", False)
+    assert module_name(root / "__init__.py", root, "orchestrator.programs") == ("orchestrator.programs", True)
+    assert module_name(root / "a" / "__init__.py", root, "orchestrator.programs") == (
+        "orchestrator.programs.a",
+        True,
+    )
 
 
 def test_a_graph_without_cycles_has_none() -> None:

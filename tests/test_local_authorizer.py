@@ -14,8 +14,8 @@ import pytest
 
 from orchestrator.local import emulator
 from orchestrator.local.authorizer import Authorizer, ResultCache, SandboxClock, frozen_from_env, sandbox_env
-from programs import serving
-from programs.authorizer import origin
+from orchestrator.programs import serving
+from orchestrator.programs.authorizer import origin
 from tests.conftest import Moto
 
 PARAMETER = "/edgeship-local/origin-secrets"

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from orchestrator.local import emulator
-from programs.emulated import _BucketProvider, _RoleProvider
-from programs.lifecycle import pulumi_rules, s3_rules
-from programs.names import ResourceNames
+from orchestrator.programs.emulated import _BucketProvider, _RoleProvider
+from orchestrator.programs.lifecycle import pulumi_rules, s3_rules
+from orchestrator.programs.names import ResourceNames
 from tests.conftest import LocalProject
 from tests.test_local_stack import _changed, _ok
 

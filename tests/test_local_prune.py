@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 from orchestrator import prune
+from orchestrator.programs import lifecycle
 from orchestrator.record import RecordStore
-from programs import lifecycle
 from tests.conftest import SAMPLE_MODEL, LocalProject
 
 # The fastest promotion the local environment runs: one step, no bake, a 1 s gate per step

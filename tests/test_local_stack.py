@@ -14,8 +14,8 @@ import pytest
 
 from orchestrator.errors import ExitCode
 from orchestrator.local import daemon, edge_port, emulator
+from orchestrator.programs import serving
 from orchestrator.traffic import Traffic
-from programs import serving
 from tests.conftest import LocalProject, wait_for
 from tests.test_stack_contract import surface
 

@@ -15,9 +15,9 @@ from typing import Any
 from orchestrator.lease import LeaseStore
 from orchestrator.local import daemon, emulator
 from orchestrator.local.origin import Origin, read_origin
+from orchestrator.programs.serving import AUTHORIZER_RESULT_TTL_S
 from orchestrator.progress import NullReporter
 from orchestrator.rotation import Rotation
-from programs.serving import AUTHORIZER_RESULT_TTL_S
 from tests.conftest import LocalProject, Viewers, wait_for
 
 BODY = json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]}).encode()

@@ -15,7 +15,7 @@ import yaml
 
 from orchestrator import config_schema, scaffold, settings
 from orchestrator.errors import ExitCode, UsageError
-from programs.names import ResourceNames
+from orchestrator.programs.names import ResourceNames
 
 REPO = Path(__file__).resolve().parents[1]
 ACTIONLINT = REPO / ".tools" / "bin" / "actionlint"

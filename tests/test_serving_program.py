@@ -11,8 +11,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from programs import serving
-from programs.names import base_name
+from orchestrator.programs import serving
+from orchestrator.programs.names import base_name
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -570,7 +570,7 @@ LONG_PROJECT = "an-inference-service-with-a-long-name"  # base cut to 40 charact
     ("project", "stack"), [("edgeship", "dev"), ("My_Project", "Prod"), (LONG_PROJECT, "production")]
 )
 def test_every_name_comes_from_names_py(project: str, stack: str) -> None:
-    from programs.names import ROLE_PATH_ROOT, TAG_KEY, ResourceNames
+    from orchestrator.programs.names import ROLE_PATH_ROOT, TAG_KEY, ResourceNames
 
     names = ResourceNames.of(project, stack)
     mocks = run_program({}, project=project, stack=stack)

@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from programs import local, serving
+from orchestrator.programs import local, serving
 from tests.test_serving_program import _stand_in_package
 
 # A small zip: the programs hash it, add the model beside it when it fits (modelship.py)

@@ -40,7 +40,7 @@ from typing import IO, Any
 
 from orchestrator.local import payload
 from orchestrator.local.emulator import ACCOUNT
-from programs.authorizer import origin
+from orchestrator.programs.authorizer import origin
 
 HEADER = origin.HEADER
 CODE = Path(origin.__file__).resolve()  # the file the stack ships as the authorizer's zip

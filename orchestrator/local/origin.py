@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from programs.authorizer.origin import HEADER
+from orchestrator.programs.authorizer.origin import HEADER
 
 FILE = "origin.json"
 __all__ = ["FILE", "HEADER", "Origin", "read_origin", "write_origin"]
