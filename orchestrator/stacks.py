@@ -616,6 +616,14 @@ class Stacks:
         )
 
 
+def _file_root(backend_url: str) -> Path:
+    """A file:// backend's folder as the engine reads it: percent-decoded (Path.as_uri()
+    encodes), no query, file://~ is home."""
+    from urllib.parse import unquote
+
+    return Path(unquote(backend_url.removeprefix("file://").split("?", 1)[0])).expanduser()
+
+
 def checkpoint_exists(backend_url: str, project: str, stack: str) -> bool | None:
     """Whether the stack's checkpoint is in the backend, read-only: the file for a file://
     backend; for s3:// one ListObjects of the checkpoint's key as prefix, the engine's own
@@ -627,10 +635,7 @@ def checkpoint_exists(backend_url: str, project: str, stack: str) -> bool | None
     relative = statekeys.checkpoint(project, stack)
     legacy = statekeys.legacy_checkpoint(stack)
     if backend_url.startswith("file://"):
-        from urllib.parse import unquote
-
-        # as the engine reads it: percent-decoded (Path.as_uri() encodes), file://~ is home
-        root = Path(unquote(backend_url.removeprefix("file://").split("?", 1)[0])).expanduser()
+        root = _file_root(backend_url)
         if any((root / f"{relative}{suffix}").is_file() for suffix in statekeys.COMPRESSED):
             return True
         return None if any((root / f"{legacy}{sfx}").is_file() for sfx in statekeys.COMPRESSED) else False
@@ -673,13 +678,10 @@ def file_checkpoint(backend_url: str, project: str, stack: str) -> dict[str, Any
         return None
     import gzip
     import json
-    from urllib.parse import unquote
 
     from orchestrator import statekeys
 
-    # as checkpoint_exists finds it: percent-decoded, file://~ is home
-    root = Path(unquote(backend_url.removeprefix("file://").split("?", 1)[0])).expanduser()
-    path = root / statekeys.checkpoint(project, stack)
+    path = _file_root(backend_url) / statekeys.checkpoint(project, stack)
     try:
         if path.is_file():
             text = path.read_bytes()
