@@ -24,16 +24,18 @@ before it became tables.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
 
 from orchestrator.formats import known
 from orchestrator.plan import Plan, plan_from_dict
+from orchestrator.traffic import Reading
 
 
 class Phase(StrEnum):
@@ -568,10 +570,411 @@ def after_failed_write(env: str, written: Phase) -> str:
 
 
 # -- what a command does with what it finds ------------------------------------------------
+#
+# A command looks (the lease, then the record), classifies what it saw (`holder`, `found`) and
+# asks COMMANDS; once it holds the lease it reads again and asks the row of Holder.OURS. Where a
+# decision needs one more fact (the promotion asked about, live's alias, the version asked), a
+# table of its own below says it. release.py only carries the verdicts out; their refusal texts
+# stay there, keyed by verdict (and, for REFUSE_RUNNING, by the holder).
+
+
+class Command(StrEnum):
+    """A command as the tables know it: the CLI's command, with the options that change it."""
+
+    PROMOTE = "promote"
+    PROMOTE_RESUME = "promote --resume"  # also `resume-promotion` driving a paused one on here
+    PROMOTE_ROLLBACK = "promote --rollback"
+    ROLLBACK = "rollback"
+    ABORT = "abort"
+    ABORT_AGAIN = "abort (second look)"  # the look again after a stack change's lease (LOOK_AGAIN)
+    ABORT_TO = "abort --to"
+    RESUME_PROMOTION = "resume-promotion"
+    UP = "up"  # and every stack change: `rotate-origin-secret`, `destroy`
+
+
+class Holder(StrEnum):
+    """The lease, as a look finds it."""
+
+    NONE = "none"
+    STALE = "stale"  # expired, or its process is dead on this machine: anyone may take it
+    OURS = "ours"  # this command took it: the look under the lease, before acting
+    PROMOTION = "promotion"  # live, naming a recorded promotion: a driver (promoting, resuming, rolling back)
+    PUBLISHING = "publishing"  # live, no promotion yet: a promotion publishing (or an older edgeship's `up`)
+    STACK_CHANGE = "stack change"  # live: an `up` or `rotate-origin-secret`
+
+
+class Found(StrEnum):
+    """The environment and its promotion record, as a look finds them."""
+
+    NOT_DEPLOYED = "not deployed"  # no stack outputs or no bucket: no record, no lease
+    NO_RECORD = "no record"
+    PROMOTED = "promoted"  # ended, live on green
+    ENDED_ON_BLUE = "ended on blue"  # rolled_back, aborted, failed
+    IN_FLIGHT = "in flight"  # planned ... promoting, but paused
+    PAUSED = "paused"
+    ROLLING_BACK = "rolling back"
+
+
+# Which Found each phase is: the record's family, with a pause told apart (only it can be resumed
+# by `resume-promotion`).
+FOUND_IN: dict[Phase, Found] = {
+    **{p: Found.IN_FLIGHT for p in Phase if family(p) is Family.FORWARD},
+    Phase.PAUSED: Found.PAUSED,
+    Phase.ROLLING_BACK: Found.ROLLING_BACK,
+    Phase.PROMOTED: Found.PROMOTED,
+    **{p: Found.ENDED_ON_BLUE for p in Phase if family(p) is Family.DONE_BLUE},
+}
+
+
+def found(deployed: bool, record: PromotionRecord | None) -> Found:
+    """What a look found, from whether the stack is deployed and its record. Pure."""
+    if not deployed:
+        return Found.NOT_DEPLOYED
+    return Found.NO_RECORD if record is None else FOUND_IN[record.phase]
+
+
+def holder(*, present: bool, live: bool, stack_change: bool, promotion: str | None) -> Holder:
+    """What a look found of the lease (not ours): absent, stale, or live and held by what. Pure."""
+    if not present:
+        return Holder.NONE
+    if not live:
+        return Holder.STALE
+    if stack_change:
+        return Holder.STACK_CHANGE
+    return Holder.PUBLISHING if promotion is None else Holder.PROMOTION
+
+
+class Verdict(StrEnum):
+    """What a command does next. Refusals name their exit code."""
+
+    # before the lease: go on
+    START = "start"  # take the lease, look again; under it: publish and promote
+    FINISH_THEN_START = "finish_then_start"  # an interrupted rollback first (rolling_back is sticky)
+    RESUME = "resume"  # take the lease, look again; under it: go on from the recorded phase
+    ROLL_BACK = "roll_back"  # take the lease (kind rollback), read the record again: its Holder.OURS row
+    PROCEED = "proceed"  # a stack change: go ahead (under its lease)
+    PROCEED_UNLEASED = "proceed_unleased"  # a stack change on no stack: no bucket, so no lease to take
+    FIRST_DEPLOY = "first_deploy"  # promote on no stack: an `up`, asked for as `up` asks
+    REQUEST_ABORT = "request_abort"  # write the abort request, wait for the driver or its lease (ABORT_WAIT)
+    LOOK_AGAIN = "look_again"  # a stack change's lease: it may have just ended, a promotion taken it
+    CONTINUE = "continue"  # give the paused driver the go-ahead; wait until it goes on (RESUME_WAIT)
+    MOVE_TO = "move_to"  # `abort --to`: the version checked, take the lease; under it: ABORT_TO_HELD
+    REQUIRE_DEPLOYED = "require_deployed"  # NotDeployedError; outputs but no bucket: as NO_RECORD
+    NOTHING_TO_DO = "nothing_to_do"  # exit 0: abort on no stack
+    NOTHING_IN_FLIGHT = "nothing_in_flight"  # exit 0: abort, nothing in flight; a split live: UNSPLIT
+    # under the lease, the record read again (Holder.OURS)
+    TAKE_OVER_ROLL_BACK = "take_over_roll_back"  # take the record over, begin a rollback, drive it
+    TAKE_OVER_FINISH = "take_over_finish"  # take over a rollback in flight and drive it to its end
+    REPUT_BLUE = "reput_blue"  # ended on blue: put live on blue again (idempotent), report the recorded end
+    # refusals
+    REFUSE_RUNNING = "refuse_running"  # exit 4, naming the holder
+    REFUSE_STACK_CHANGE = "refuse_stack_change"  # exit 4: abort: a stack change runs, nothing to abort
+    REFUSE_WHILE_DRIVEN = "refuse_while_driven"  # exit 4: `abort --to` acts once no driver runs
+    REFUSE_INTERRUPTED = "refuse_interrupted"  # exit 11: --resume or --rollback (or abort)
+    NOTHING_INTERRUPTED = "nothing_interrupted"  # exit 2: --resume/--rollback with nothing to act on
+    NOT_DEPLOYED = "not_deployed"  # exit 2 (NotDeployedError): --resume/--rollback with no stack
+    NOTHING_TO_ROLL_BACK = "nothing_to_roll_back"  # exit 2: rollback with no record
+    RECORD_GONE = "record_gone"  # exit 2: no record under the lease
+    FINISHED_PROMOTED = "finished_promoted"  # exit 1: it ended promoted before abort / --rollback got it
+    NOT_PAUSED = "not_paused"  # exit 2: resume-promotion with no promotion paused
+    NO_LONGER_PAUSED = "no_longer_paused"  # exit 2: the paused promotion went on or ended before our lease
+    # what a wait finds (ABORT_WAIT, RESUME_WAIT) and where it gives up
+    KEEP_WAITING = "keep_waiting"
+    FOLLOW = "follow"  # a resume took the promotion asked over: ask its new driver
+    CLEAR_STALE = "clear_stale"  # take and give back a dead driver's lease, then read as no lease
+    PROMOTED_FIRST = "promoted_first"  # exit 1: it ended promoted before it saw the abort
+    REPORT_END = "report_end"  # exit 0: the promotion asked ended on blue: say how
+    WENT_ON = "went_on"  # exit 0
+    DID_NOT_GO_ON = "did_not_go_on"  # exit 1: a breach or an abort ended the pause first
+    NO_LONGER_CURRENT = "no_longer_current"  # exit 1: another promotion's record, or none
+    STILL_ROLLING_BACK = "still_rolling_back"  # exit 4: the driver acted, not done within the wait
+    NO_ANSWER = "no_answer"  # exit 4: the driver did not act within the wait
+    # live's alias (START_LIVE, UNSPLIT) and the record under `abort --to`'s lease (ABORT_TO_HELD)
+    WAIT_SETTLED = "wait_settled"  # Lambda is finishing a move: wait for it (a stop cancels)
+    REFUSE_SPLIT = "refuse_split"  # exit 1 (start) / 5 (abort): split with nothing in flight
+    NOTHING_TO_PROMOTE = "nothing_to_promote"  # exit 0: green is what live serves
+    PROMOTE = "promote"  # write the record, drive it
+    UNSPLIT = "unsplit"  # under the abort lease, the record read again: UNSPLIT_HELD
+    PUT_LIVE = "put_live"  # move live, write nothing: the record already says it is there
+    RETARGET = "retarget"  # record a rollback to the version asked (machine.retarget), drive it
+    STARTED_MEANWHILE = "started_meanwhile"  # exit 4: a promotion started while abort looked at live
+
+
+# Sets of cells, for writing rows. A Found or Holder alone stands for itself.
+ANY_HOLDER = frozenset(Holder)
+LOOKED = ANY_HOLDER - {Holder.OURS}  # a look before taking the lease
+FREE = frozenset({Holder.NONE, Holder.STALE})
+FREE_OR_OURS = FREE | {Holder.OURS}
+LIVE = frozenset({Holder.PROMOTION, Holder.PUBLISHING, Holder.STACK_CHANGE})
+ANY_FOUND = frozenset(Found)
+DEPLOYED = ANY_FOUND - {Found.NOT_DEPLOYED}
+INTERRUPTED = frozenset({Found.IN_FLIGHT, Found.PAUSED, Found.ROLLING_BACK})  # in flight, its driver gone
+ENDED = frozenset({Found.PROMOTED, Found.ENDED_ON_BLUE})
+IDLE = ENDED | {Found.NO_RECORD}  # nothing in flight
+# Under our own lease a stack gone (no bucket) reads as no record: nothing can have been recorded
+NOTHING = frozenset({Found.NOT_DEPLOYED, Found.NO_RECORD})
+
+C = Command
+V = Verdict
+RECOVERING = frozenset({C.PROMOTE_ROLLBACK, C.ABORT, C.ABORT_AGAIN})  # `_recover` for all but `rollback`
+ABORTS = frozenset({C.ABORT, C.ABORT_AGAIN})
+
+# Every (command, holder, found) has exactly one row (tests/test_machine.py). Read a command's rows
+# top to bottom: before the lease (LOOKED, FREE, LIVE), then under it (OURS).
+# (command or commands, holder or holders, found or founds, verdict)
+_COMMAND_ROWS: tuple[tuple[Any, ...], ...] = (
+    # command               holder        found            verdict
+    (C.PROMOTE,             LOOKED,       Found.NOT_DEPLOYED, V.FIRST_DEPLOY),  # nothing live to gate against
+    (C.PROMOTE,             LIVE,         DEPLOYED,        V.REFUSE_RUNNING),
+    (C.PROMOTE,             FREE_OR_OURS, IDLE,            V.START),
+    (C.PROMOTE,             Holder.OURS,  Found.NOT_DEPLOYED, V.START),
+    (C.PROMOTE,             FREE_OR_OURS, {Found.IN_FLIGHT, Found.PAUSED}, V.REFUSE_INTERRUPTED),
+    (C.PROMOTE,             FREE_OR_OURS, Found.ROLLING_BACK, V.FINISH_THEN_START),
+
+    (C.PROMOTE_RESUME,      LOOKED,       Found.NOT_DEPLOYED, V.NOT_DEPLOYED),
+    (C.PROMOTE_RESUME,      LIVE,         DEPLOYED,        V.REFUSE_RUNNING),
+    (C.PROMOTE_RESUME,      FREE_OR_OURS, INTERRUPTED,     V.RESUME),  # with a paused id, under the lease: RESUME_PAUSED
+    (C.PROMOTE_RESUME,      FREE_OR_OURS, IDLE,            V.NOTHING_INTERRUPTED),
+    (C.PROMOTE_RESUME,      Holder.OURS,  Found.NOT_DEPLOYED, V.NOTHING_INTERRUPTED),
+
+    (C.PROMOTE_ROLLBACK,    LOOKED,       Found.NOT_DEPLOYED, V.NOT_DEPLOYED),
+    (C.PROMOTE_ROLLBACK,    LIVE,         DEPLOYED,        V.REFUSE_RUNNING),
+    (C.PROMOTE_ROLLBACK,    FREE,         INTERRUPTED,     V.ROLL_BACK),
+    (C.PROMOTE_ROLLBACK,    FREE,         IDLE,            V.NOTHING_INTERRUPTED),
+
+    # rollback: "nothing recorded" before any lease is looked at (a running `up` with no record too)
+    (C.ROLLBACK,            LOOKED,       Found.NOT_DEPLOYED, V.REQUIRE_DEPLOYED),
+    (C.ROLLBACK,            LOOKED,       Found.NO_RECORD, V.NOTHING_TO_ROLL_BACK),
+    (C.ROLLBACK,            LIVE,         DEPLOYED - {Found.NO_RECORD}, V.REFUSE_RUNNING),
+    (C.ROLLBACK,            FREE,         DEPLOYED - {Found.NO_RECORD}, V.ROLL_BACK),  # the last promotion's blue too
+    (C.ROLLBACK,            Holder.OURS,  {Found.IN_FLIGHT, Found.PAUSED, Found.PROMOTED}, V.TAKE_OVER_ROLL_BACK),
+
+    # abort: a stack change's lease is looked at twice (it may have ended, and a promotion started)
+    (ABORTS,                LOOKED,       Found.NOT_DEPLOYED, V.NOTHING_TO_DO),
+    (C.ABORT,               Holder.STACK_CHANGE, DEPLOYED, V.LOOK_AGAIN),
+    (C.ABORT_AGAIN,         Holder.STACK_CHANGE, DEPLOYED, V.REFUSE_STACK_CHANGE),  # it reads no abort request
+    (ABORTS,                {Holder.PROMOTION, Holder.PUBLISHING}, DEPLOYED, V.REQUEST_ABORT),
+    (ABORTS,                FREE,         INTERRUPTED,     V.ROLL_BACK),
+    (ABORTS,                FREE,         IDLE,            V.NOTHING_IN_FLIGHT),
+
+    # under the rollback lease (`_recover`): only `rollback` undoes a promotion that ended promoted
+    (RECOVERING | {C.ROLLBACK}, Holder.OURS, NOTHING,      V.RECORD_GONE),
+    (RECOVERING,            Holder.OURS,  {Found.IN_FLIGHT, Found.PAUSED}, V.TAKE_OVER_ROLL_BACK),
+    (RECOVERING | {C.ROLLBACK}, Holder.OURS, Found.ROLLING_BACK, V.TAKE_OVER_FINISH),
+    (RECOVERING,            Holder.OURS,  Found.PROMOTED,  V.FINISHED_PROMOTED),
+    (RECOVERING | {C.ROLLBACK}, Holder.OURS, Found.ENDED_ON_BLUE, V.REPUT_BLUE),
+
+    (C.ABORT_TO,            LOOKED,       Found.NOT_DEPLOYED, V.REQUIRE_DEPLOYED),
+    (C.ABORT_TO,            LIVE,         DEPLOYED,        V.REFUSE_WHILE_DRIVEN),
+    (C.ABORT_TO,            FREE_OR_OURS, DEPLOYED,        V.MOVE_TO),  # under the lease: ABORT_TO_HELD
+    (C.ABORT_TO,            Holder.OURS,  Found.NOT_DEPLOYED, V.MOVE_TO),
+
+    # resume-promotion: only a pause; its driver gone, this machine drives it on (`promote --resume`)
+    (C.RESUME_PROMOTION,    ANY_HOLDER,   ANY_FOUND - {Found.PAUSED}, V.NOT_PAUSED),
+    (C.RESUME_PROMOTION,    LIVE,         Found.PAUSED,    V.CONTINUE),
+    (C.RESUME_PROMOTION,    FREE_OR_OURS, Found.PAUSED,    V.RESUME),
+
+    # up, rotate-origin-secret, destroy: not while a promotion owns the function
+    (C.UP,                  LOOKED,       Found.NOT_DEPLOYED, V.PROCEED_UNLEASED),
+    (C.UP,                  LIVE,         DEPLOYED,        V.REFUSE_RUNNING),
+    (C.UP,                  FREE_OR_OURS, IDLE,            V.PROCEED),
+    (C.UP,                  Holder.OURS,  Found.NOT_DEPLOYED, V.PROCEED),
+    (C.UP,                  FREE_OR_OURS, INTERRUPTED,     V.REFUSE_INTERRUPTED),
+)  # fmt: skip
+
+
+def _cells(*keys: Any) -> list[tuple[Any, ...]]:
+    """The cells a row's keys cover: each a set, or one value standing for itself."""
+    return list(itertools.product(*(list(k) if isinstance(k, frozenset | set) else [k] for k in keys)))
+
+
+def _table(rows: tuple[tuple[Any, ...], ...]) -> dict[Any, Any]:
+    """Rows of (key sets..., verdict) expanded into cells; a cell two rows cover is an error."""
+    table: dict[Any, Any] = {}
+    for *keys, verdict in rows:
+        for cell in _cells(*keys):
+            key = cell if len(cell) > 1 else cell[0]
+            if key in table:
+                raise ValueError(f"two rows for {key}: {table[key]} and {verdict}")
+            table[key] = verdict
+    return table
+
+
+COMMANDS: dict[tuple[Command, Holder, Found], Verdict] = _table(_COMMAND_ROWS)
+
+# `promote --resume` of the paused promotion `resume-promotion` named, under the lease: by what the
+# look found and whether it is that promotion. Nothing in flight is said first, as for --resume.
+RESUME_PAUSED: dict[tuple[Found, bool], Verdict] = _table((
+    # found                                  the paused one?  verdict
+    (NOTHING | ENDED,                        {True, False},   V.NOTHING_INTERRUPTED),
+    (Found.PAUSED,                           True,            V.RESUME),
+    (Found.PAUSED,                           False,           V.NO_LONGER_PAUSED),
+    ({Found.IN_FLIGHT, Found.ROLLING_BACK},  {True, False},   V.NO_LONGER_PAUSED),
+))  # fmt: skip
+
+
+class Waiting(StrEnum):
+    """The lease, as a wait loop finds it, against the lease it waits on."""
+
+    NONE = "none"
+    STALE = "stale"
+    ASKED = "asked"  # live: the very lease (token) the command asked
+    ANOTHER = "another"  # live: another acquisition (a take-over, or another run)
+
+
+def waiting(*, present: bool, live: bool, token: str | None, asked: str | None) -> Waiting:
+    """What a wait loop found of the lease, against the token it asked (None: any). Pure."""
+    if not present:
+        return Waiting.NONE
+    if not live:
+        return Waiting.STALE
+    return Waiting.ASKED if asked is not None and token == asked else Waiting.ANOTHER
+
+
+ALIVE = frozenset({Waiting.ASKED, Waiting.ANOTHER})
+EITHER = frozenset({True, False})
+
+# `abort`, waiting for the driver it asked: by the lease, the record, and whether the record is
+# the promotion asked (the lease's). A stale lease with nothing in flight is cleared, then read
+# as no lease. Another promotion's driver is not followed: it is not the one asked.
+ABORT_WAIT: dict[tuple[Waiting, Found, bool], Verdict] = _table((
+    # lease            found                  the one asked?  verdict
+    (Waiting.ASKED,    ANY_FOUND,             EITHER,         V.KEEP_WAITING),
+    (Waiting.ANOTHER,  INTERRUPTED,           True,           V.FOLLOW),
+    (Waiting.ANOTHER,  INTERRUPTED,           False,          V.KEEP_WAITING),
+    (Waiting.ANOTHER,  NOTHING | ENDED,       EITHER,         V.KEEP_WAITING),
+    (FREE_WAITS := frozenset({Waiting.NONE, Waiting.STALE}), INTERRUPTED, EITHER, V.ROLL_BACK),  # its driver is gone
+    (Waiting.STALE,    NOTHING | ENDED,       EITHER,         V.CLEAR_STALE),  # died before recording
+    (Waiting.NONE,     Found.PROMOTED,        True,           V.PROMOTED_FIRST),
+    (Waiting.NONE,     Found.ENDED_ON_BLUE,   True,           V.REPORT_END),
+    (Waiting.NONE,     NOTHING,               True,           V.NOTHING_IN_FLIGHT),  # (no record is never the one asked)
+    (Waiting.NONE,     NOTHING | ENDED,       False,          V.NOTHING_IN_FLIGHT),
+))  # fmt: skip
+
+# `abort`'s wait ran out: by what the last look found (whichever promotion).
+ABORT_GAVE_UP: dict[Found, Verdict] = _table((
+    (Found.ROLLING_BACK,                     V.STILL_ROLLING_BACK),  # it acted: not done yet
+    (ANY_FOUND - {Found.ROLLING_BACK},       V.NO_ANSWER),
+))  # fmt: skip
+
+# `resume-promotion`, waiting for the paused driver to go on: by the lease (any live one is a
+# driver at work), the record, and whether it is the paused promotion.
+RESUME_WAIT: dict[tuple[Waiting, Found, bool], Verdict] = _table((
+    # lease            found                                      the paused one?  verdict
+    (frozenset(Waiting), ANY_FOUND,                               False,           V.NO_LONGER_CURRENT),
+    (frozenset(Waiting), NOTHING,                                 True,            V.NO_LONGER_CURRENT),
+    (frozenset(Waiting), {Found.IN_FLIGHT, Found.PROMOTED},       True,            V.WENT_ON),
+    (frozenset(Waiting), {Found.ROLLING_BACK, Found.ENDED_ON_BLUE}, True,          V.DID_NOT_GO_ON),
+    (ALIVE,            Found.PAUSED,                              True,            V.KEEP_WAITING),
+    (FREE_WAITS,       Found.PAUSED,                              True,            V.RESUME),  # died while paused
+))  # fmt: skip
+
+# A new promotion, under the lease and green published: by how live reads, whether Lambda's
+# move was waited for already, and whether live serves green.
+START_LIVE: dict[tuple[Reading, bool, bool], Verdict] = _table((
+    # live             waited?   on green?  verdict
+    (Reading.MOVING,   False,    EITHER,    V.WAIT_SETTLED),
+    (Reading.MOVING,   True,     EITHER,    V.REFUSE_SPLIT),  # still not whole
+    (Reading.SPLIT,    EITHER,   EITHER,    V.REFUSE_SPLIT),
+    (Reading.WHOLE,    EITHER,   True,      V.NOTHING_TO_PROMOTE),
+    (Reading.WHOLE,    EITHER,   False,     V.PROMOTE),
+))  # fmt: skip
+
+
+class Ends(StrEnum):
+    """Where the last record says live ends (`ends_on`), against the published versions."""
+
+    NO_RECORD = "no record"
+    PUBLISHED = "published"
+    GONE = "not published"
+
+
+def ends_on(record: PromotionRecord) -> str:
+    """The version a finished promotion left live on: green if it ended promoted, else blue."""
+    return record.green if family(record.phase) is Family.DONE_GREEN else record.blue
+
+
+def ends(record: PromotionRecord | None, published: list[str]) -> Ends:
+    """Where the last record ends, as UNSPLIT reads it. Pure."""
+    if record is None:
+        return Ends.NO_RECORD
+    return Ends.PUBLISHED if ends_on(record) in published else Ends.GONE
+
+
+# `abort` with nothing in flight: a split live alias is put on the version the last record ended
+# on (the record is the intent; live should agree), else refused with the fix (`--to`). Where
+# the live alias is not split, where the record ends is not asked (no Lambda call).
+UNSPLIT: dict[tuple[Reading, Ends], Verdict] = _table((
+    ({Reading.WHOLE, Reading.MOVING}, frozenset(Ends),            V.NOTHING_IN_FLIGHT),
+    (Reading.SPLIT,                   {Ends.NO_RECORD, Ends.GONE}, V.REFUSE_SPLIT),
+    (Reading.SPLIT,                   Ends.PUBLISHED,              V.UNSPLIT),
+))  # fmt: skip
+
+# ...and under the abort lease, the record read again: still that ended promotion, or not.
+UNSPLIT_HELD: dict[tuple[Found, bool], Verdict] = _table((
+    (ENDED,                           True,    V.PUT_LIVE),
+    (ENDED,                           False,   V.STARTED_MEANWHILE),
+    (NOTHING | INTERRUPTED,           EITHER,  V.STARTED_MEANWHILE),
+))  # fmt: skip
+
+# `abort --to VERSION` under its lease: by the record and whether it already ends on VERSION.
+ABORT_TO_HELD: dict[tuple[Found, bool], Verdict] = _table((
+    (NOTHING,                         EITHER,  V.PUT_LIVE),  # no record to close
+    (ENDED,                           True,    V.PUT_LIVE),  # the record already says live is there
+    (ENDED,                           False,   V.RETARGET),
+    (INTERRUPTED,                     EITHER,  V.RETARGET),
+))  # fmt: skip
+
+
+class Ending(StrEnum):
+    """How a driven promotion's command ends, from its final record (`_drive`)."""
+
+    PROMOTED = "promoted"  # exit 0, the report; old versions pruned under the lease
+    ABORTED = "aborted"  # exit 9 (AbortedError)
+    CANCELLED = "cancelled"  # exit 130 (Cancelled): a signal
+    GATE_FAILED = "gate_failed"  # exit 7 (GateFailedError): a gate, the health check, or a void gate
+    STOPPED = "stopped"  # exit 1: an error rolled it back
+
+
+_NOT_ENDED_BY_NAME = frozenset(Phase) - {Phase.PROMOTED, Phase.ABORTED}
+_CAUSES = frozenset({None, *Outcome})
+
+ENDINGS: dict[tuple[Phase, Outcome | None], Ending] = _table((
+    # final phase          cause                                                ending
+    (Phase.PROMOTED,       _CAUSES,                                             Ending.PROMOTED),
+    (Phase.ABORTED,        _CAUSES,                                             Ending.ABORTED),
+    (_NOT_ENDED_BY_NAME,   Outcome.INTERRUPTED,                                 Ending.CANCELLED),
+    (_NOT_ENDED_BY_NAME,   {Outcome.FAILED, Outcome.VOID},                      Ending.GATE_FAILED),
+    (_NOT_ENDED_BY_NAME,   {None, Outcome.DONE, Outcome.ERROR, Outcome.ABORT},  Ending.STOPPED),
+))  # fmt: skip
+
+
+def left_blue(record: PromotionRecord) -> bool:
+    """Whether live ever had green's weights (a shift in the record's log): a rolled-back
+    promotion's message says live is "back" on blue, else "still"."""
+    return any(t.phase == Phase.SHIFTING for t in record.transitions)
+
+
+def ending(record: PromotionRecord) -> Ending:
+    """How the command that drove `record` to its end ends (ENDINGS)."""
+    return ENDINGS[(record.phase, record.cause)]
+
+
+def ask(table: Mapping[tuple[Any, ...], Verdict], known: tuple[Any, ...], last: Iterable[Any],
+        fact: Callable[[], Any]) -> Verdict:  # fmt: skip
+    """The cell of `table` for `known` and a last key, `fact`, asked only when the row's verdict
+    depends on it (a Lambda call not made where it would change nothing)."""
+    verdicts = {table[(*known, value)] for value in last}
+    if len(verdicts) == 1:
+        return verdicts.pop()
+    return table[(*known, fact())]
+
+
+# -- coarse views, derived: `status` and the record format tests -------------------------------
 
 
 class Situation(StrEnum):
-    """An environment as a command finds it."""
+    """An environment as `status` shows it."""
 
     IDLE = "idle"  # nothing in flight (no record, or a finished one); the lease is free or stale
     RUNNING = "running"  # a live lease: some driver is publishing or promoting right now
@@ -579,7 +982,7 @@ class Situation(StrEnum):
 
 
 def situation(record: PromotionRecord | None, lease_live: bool) -> Situation:
-    """Classify what a command found. Pure."""
+    """Classify what a command found, coarsely. Pure."""
     if lease_live:
         return Situation.RUNNING
     if record is not None and record.in_flight:
@@ -587,61 +990,8 @@ def situation(record: PromotionRecord | None, lease_live: bool) -> Situation:
     return Situation.IDLE
 
 
-class Verb(StrEnum):
-    """What a command does next."""
-
-    START = "start"  # take the lease, publish, promote
-    FINISH_THEN_START = "finish_then_start"  # an interrupted rollback first (rolling_back is sticky)
-    RESUME = "resume"
-    ROLL_BACK = "roll_back"
-    REQUEST_ABORT = "request_abort"  # write the abort request, wait for the driver or its lease
-    PROCEED = "proceed"  # not a promotion: go ahead
-    REFUSE_RUNNING = "refuse_running"  # exit 4, naming the holder
-    REFUSE_INTERRUPTED = "refuse_interrupted"  # exit 11: --resume or --rollback (or abort)
-    NOTHING_INTERRUPTED = "nothing_interrupted"  # exit 2: --resume/--rollback with nothing to act on
-    NOTHING_TO_DO = "nothing_to_do"  # exit 0: abort with nothing in flight
-    CONTINUE = "continue"  # ask the driver holding a pause to go on; wait until it does
-    NOT_PAUSED = "not_paused"  # exit 2: resume-promotion with no promotion paused
-
-
-COMMANDS: dict[tuple[str, Situation], Verb] = {
-    ("promote", Situation.IDLE): Verb.START,
-    ("promote", Situation.RUNNING): Verb.REFUSE_RUNNING,
-    ("promote", Situation.INTERRUPTED): Verb.REFUSE_INTERRUPTED,  # FINISH_THEN_START if rolling_back
-    ("promote --resume", Situation.IDLE): Verb.NOTHING_INTERRUPTED,
-    ("promote --resume", Situation.RUNNING): Verb.REFUSE_RUNNING,
-    ("promote --resume", Situation.INTERRUPTED): Verb.RESUME,
-    ("promote --rollback", Situation.IDLE): Verb.NOTHING_INTERRUPTED,
-    ("promote --rollback", Situation.RUNNING): Verb.REFUSE_RUNNING,
-    ("promote --rollback", Situation.INTERRUPTED): Verb.ROLL_BACK,
-    ("rollback", Situation.IDLE): Verb.ROLL_BACK,  # the last promotion's blue
-    ("rollback", Situation.RUNNING): Verb.REFUSE_RUNNING,
-    ("rollback", Situation.INTERRUPTED): Verb.ROLL_BACK,
-    ("abort", Situation.IDLE): Verb.NOTHING_TO_DO,
-    ("abort", Situation.RUNNING): Verb.REQUEST_ABORT,
-    ("abort", Situation.INTERRUPTED): Verb.ROLL_BACK,
-    ("up", Situation.IDLE): Verb.PROCEED,
-    ("up", Situation.RUNNING): Verb.REFUSE_RUNNING,
-    ("up", Situation.INTERRUPTED): Verb.REFUSE_INTERRUPTED,
-    # Only for a promotion in `paused` (any other phase: NOT_PAUSED). Interrupted while
-    # paused: this machine takes over and drives it on.
-    ("resume-promotion", Situation.IDLE): Verb.NOT_PAUSED,
-    ("resume-promotion", Situation.RUNNING): Verb.CONTINUE,
-    ("resume-promotion", Situation.INTERRUPTED): Verb.RESUME,
-}
-
-
-def verb(command: str, record: PromotionRecord | None, lease_live: bool) -> Verb:
-    """What `command` should do on an environment in this state. Pure."""
-    found = situation(record, lease_live)
-    chosen = COMMANDS[(command, found)]
-    if command == "resume-promotion" and (record is None or record.phase != Phase.PAUSED):
-        return Verb.NOT_PAUSED
-    if (
-        chosen == Verb.REFUSE_INTERRUPTED
-        and command == "promote"
-        and record
-        and record.phase == Phase.ROLLING_BACK
-    ):
-        return Verb.FINISH_THEN_START
-    return chosen
+def verb(command: str, record: PromotionRecord | None, lease_live: bool) -> Verdict:
+    """What `command` does on a deployed environment with `record`, before the lease: its row
+    of COMMANDS, a live lease read as a promotion's."""
+    held = Holder.PROMOTION if lease_live else Holder.NONE
+    return COMMANDS[(Command(command), held, found(True, record))]

@@ -1,10 +1,15 @@
 """Promotion commands: promote, resume, rollback, abort, status, and the guard `up` runs.
 
-Each command looks at the environment (the promotion record, the lease, the alias), asks
-the pure command table (machine.verb) what to do, and, when it must move `live`, takes
-the lease first and hands the record to the driver (orchestrator/driver.py).
+Each command looks at the environment (the lease, then the promotion record), classifies
+what it saw (machine.holder, machine.found), asks the pure command table (machine.COMMANDS,
+and the tables beside it for waits, live's alias and endings) what to do, and carries the
+verdict out (`match verdict:`); when it must move `live`, it takes the lease first, looks
+again and asks the table's row under its own lease, then hands the record to the driver
+(orchestrator/driver.py). No decision on a phase or a situation is made here: only what each
+verdict does, and its refusal's text.
 
-    look -> machine.verb -> [take lease -> publish -> write record] -> Driver.run -> conclude
+    look -> COMMANDS -> [take lease -> look again -> COMMANDS (OURS) -> publish -> write record]
+         -> Driver.run -> ENDINGS
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from orchestrator import faults, lease, machine, reports
 from orchestrator.artifacts import model_example
@@ -37,7 +42,26 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.lease import Heartbeat, Lease, LeaseStore
-from orchestrator.machine import Outcome, Phase, PromotionRecord, Verb
+from orchestrator.machine import (
+    ABORT_GAVE_UP,
+    ABORT_TO_HELD,
+    ABORT_WAIT,
+    COMMANDS,
+    RESUME_PAUSED,
+    RESUME_WAIT,
+    START_LIVE,
+    UNSPLIT,
+    UNSPLIT_HELD,
+    Command,
+    Ending,
+    Ends,
+    Found,
+    Holder,
+    Outcome,
+    PromotionRecord,
+    Verdict,
+    Waiting,
+)
 from orchestrator.plan import check_pause_at, make_plan, weights
 from orchestrator.processes import SignalLatch, alive, signals_deferred, sigterm_as_interrupt
 from orchestrator.progress import ProgressEvent, Reporter
@@ -87,13 +111,38 @@ class Look:
     lease_live: bool = False
     at: float = 0.0  # when lease_live was judged (status shows the lease's expiry from then)
 
-    def verb(self, command: str) -> Verb:
-        return machine.verb(command, self.record, self.lease_live)
+    @property
+    def holder(self) -> Holder:
+        """The lease as this look found it (not ours)."""
+        held = self.lease
+        return machine.holder(
+            present=held is not None, live=self.lease_live, stack_change=held is not None and held.stack_change,
+            promotion=held.promotion if held else None,
+        )  # fmt: skip
 
     @property
-    def stack_change_running(self) -> bool:
-        """An `up` or `rotate-origin-secret` holds the lease (there is nothing to abort)."""
-        return self.lease_live and self.lease is not None and self.lease.stack_change
+    def found(self) -> Found:
+        """The stack and its record as this look found them."""
+        return machine.found(self.deployed, self.record)
+
+    def verdict(self, command: Command) -> Verdict:
+        """What `command` does with what this look found, before the lease."""
+        return COMMANDS[(command, self.holder, self.found)]
+
+    def verdict_under_lease(self, command: Command) -> Verdict:
+        """What `command` does with what this look found once it holds the lease itself."""
+        return COMMANDS[(command, Holder.OURS, self.found)]
+
+    def waiting(self, asked: str | None) -> Waiting:
+        """The lease as a wait loop found it, against the token it asked (None: any)."""
+        held = self.lease
+        return machine.waiting(
+            present=held is not None, live=self.lease_live, token=held.token if held else None, asked=asked
+        )
+
+    def is_record(self, promotion: str | None) -> bool:
+        """Whether this look's record is the promotion `promotion` (None: none is)."""
+        return self.record is not None and promotion is not None and self.record.id == promotion
 
 
 @dataclass(frozen=True)
@@ -215,7 +264,11 @@ class Release:
     def guard_stack_change(self, command: str) -> None:
         """`up` and `destroy` must not change the function while a promotion owns the environment."""
         found = self.look()
-        self._refuse(found, found.verb("up"), command)
+        match verdict := found.verdict(Command.UP):
+            case Verdict.PROCEED | Verdict.PROCEED_UNLEASED:
+                return
+            case _:
+                self._refuse(found, verdict, command)
 
     @contextmanager
     def holding_for_stack_change(self, command: str) -> Iterator[None]:
@@ -231,10 +284,14 @@ class Release:
         An environment never deployed has no bucket, so no lease: nothing promotes there."""
         with sigterm_as_interrupt():
             found = self.look()
-            self._refuse(found, found.verb("up"), command)
-            if not found.deployed:
-                yield
-                return
+            match verdict := found.verdict(Command.UP):
+                case Verdict.PROCEED_UNLEASED:  # no stack, so no bucket: no lease to take
+                    yield
+                    return
+                case Verdict.PROCEED:
+                    pass
+                case _:
+                    self._refuse(found, verdict, command)
             lease_s = self.env.traffic.lease_s
             clock = lease.lease_clock()
             taken_at = clock()  # the lease's expiry counts from here (lease.me), not from the take's answer
@@ -266,7 +323,8 @@ class Release:
                 faults.point("stack-change-after-lease")
                 # Ours now: a promotion found in flight (its driver gone since our look) wins.
                 again = self.look()
-                self._refuse(again, machine.verb("up", again.record, lease_live=False), command)
+                if (verdict := again.verdict_under_lease(Command.UP)) is not Verdict.PROCEED:
+                    self._refuse(again, verdict, command)
                 yield
             finally:
                 # Done, failed or interrupted: the lease back if still ours. A signal now (CI's
@@ -391,8 +449,9 @@ class Release:
         against: the promotion is a first deploy, an `up`, asked for as `up` asks (`confirm`,
         given the preview; None: go ahead, as `up --yes`)."""
         command = (
-            "promote --resume" if options.resume else "promote --rollback" if options.rollback else "promote"
-        )
+            Command.PROMOTE_RESUME if options.resume else Command.PROMOTE_ROLLBACK if options.rollback
+            else Command.PROMOTE
+        )  # fmt: skip
         kind = options.schedule or self.env.traffic.schedule  # a wrong pause fails before any publish
         check_pause_at(weights(self.env.traffic, kind), kind, options.pause_at)
         # A new version's model, checked before the lease and anything published (exit 2);
@@ -400,49 +459,62 @@ class Release:
         green = None if options.resume or options.rollback else self._green_model(options)
         self.target.check_ready()  # before the lease, the publish and the package
         found = self.look()
-        if not found.deployed:
-            if options.resume or options.rollback:  # nothing can have been interrupted
+        match verdict := found.verdict(command):
+            case Verdict.NOT_DEPLOYED:  # nothing can have been interrupted
                 raise NotDeployedError(
                     f"environment {self.env.name!r} has no stack yet: no promotion to resume or roll back",
                     fix=f"`orchestrator promote --env {self.env.name}` deploys a first version",
                 )
-            return self._first_deploy(options, confirm)
-        chosen = found.verb(command)
-        self._refuse(found, chosen, command)
-        if chosen == Verb.ROLL_BACK:
-            return self._recover("promote --rollback", "rolled back by `promote --rollback`").report
+            case Verdict.FIRST_DEPLOY:
+                return self._first_deploy(options, confirm)
+            case Verdict.ROLL_BACK:
+                return self._recover(command, "rolled back by `promote --rollback`").report
+            case Verdict.START | Verdict.FINISH_THEN_START | Verdict.RESUME:
+                pass  # asked again once the lease is ours
+            case _:
+                self._refuse(found, verdict, command)
         with self._holding() as holding:
             # The lease is ours now: what was decided on must still hold (another machine may
             # have finished, resumed or started a promotion between our look and our take).
             again = self.look()
-            chosen = machine.verb(command, again.record, lease_live=False)
-            self._refuse(again, chosen, command)
-            if chosen == Verb.RESUME:
-                record, etag = again.record, again.record_etag  # read with the lease held
-                assert record is not None
-                if options.paused_id is not None and (
-                    record.id != options.paused_id or record.phase != Phase.PAUSED
-                ):
+            verdict = (
+                again.verdict_under_lease(command) if options.paused_id is None
+                else RESUME_PAUSED[(again.found, again.is_record(options.paused_id))]
+            )  # fmt: skip
+            match verdict:
+                case Verdict.RESUME:
+                    return self._resume(holding, again)
+                case Verdict.NO_LONGER_PAUSED:
+                    assert again.record is not None
                     raise UsageError(
-                        f"promotion {options.paused_id} is no longer paused: {record.id} is {record.phase}",
+                        f"promotion {options.paused_id} is no longer paused: {again.record.id} is {again.record.phase}",
                         fix=f"see `orchestrator status --env {self.env.name}`",
                     )
-                recorded = record.the_plan()
-                # Only for the "config changed" notice: the recorded pause needs no re-validation.
-                today = replace(make_plan(self.env, record.blue, record.green, example=recorded.example),
-                                pause_at=recorded.pause_at)  # fmt: skip
-                if record.plan_hash != machine.snapshot_hash(today.to_snapshot()):
-                    self.say(ProgressEvent("diagnostic", f"edgeship.toml changed since promotion {record.id} started; "
-                                           "resuming with the recorded steps, SLOs and load"))  # fmt: skip
-                record = machine.resume(record, now=time.time(), by=holding.heartbeat.lease.holder)
-                etag = self.records.write(record, etag)  # this write fences out the old driver
-                return self._drive(
-                    holding, record, etag, announce=f"resuming promotion {record.id} at {record.phase}"
-                )
-            if chosen == Verb.FINISH_THEN_START:
-                self._finish_interrupted_rollback(holding)
+                case Verdict.FINISH_THEN_START:
+                    self._finish_interrupted_rollback(holding)
+                case Verdict.START:
+                    pass
+                case _:
+                    self._refuse(again, verdict, command)
             assert green is not None  # a new promotion (resume and rollback returned above)
             return self._start(holding, options, green)
+
+    def _resume(self, holding: Holding, again: Look) -> PromotionReport:
+        """Go on with the interrupted promotion `again` found, under the lease."""
+        record, etag = again.record, again.record_etag  # read with the lease held
+        assert record is not None
+        recorded = record.the_plan()
+        # Only for the "config changed" notice: the recorded pause needs no re-validation.
+        today = replace(make_plan(self.env, record.blue, record.green, example=recorded.example),
+                        pause_at=recorded.pause_at)  # fmt: skip
+        if record.plan_hash != machine.snapshot_hash(today.to_snapshot()):
+            self.say(ProgressEvent("diagnostic", f"edgeship.toml changed since promotion {record.id} started; "
+                                   "resuming with the recorded steps, SLOs and load"))  # fmt: skip
+        record = machine.resume(record, now=time.time(), by=holding.heartbeat.lease.holder)
+        etag = self.records.write(record, etag)  # this write fences out the old driver
+        return self._drive(
+            holding, record, etag, announce=f"resuming promotion {record.id} at {record.phase}"
+        )
 
     def _start(self, holding: Holding, options: PromoteOptions, green: GreenModel) -> PromotionReport:
         faults.point("after-lease")
@@ -466,21 +538,25 @@ class Release:
             ) from None
         # Blue is what live serves now that the lease is held, not what it served before publish.
         live = Traffic(self.target.lambda_client(), self.target.function_name).state()
-        if read_alias(live).kind == Reading.MOVING:  # Lambda is finishing a move: wait for it
-            live = self._settled_live(holding)
-        if not live.whole:
-            raise EdgeshipError(
-                f"live is split ({live.describe()}) but no promotion is in flight",
-                fix=f"`orchestrator rollback --env {self.env.name}` puts it back on one version",
-            )
-        if live.version == published.green:
-            self.say(
-                ProgressEvent(
-                    "step", f"v{published.green}: no change since the live version; nothing to promote"
+        waited = False
+        while (verdict := START_LIVE[(read_alias(live).kind, waited, live.version == published.green)]) \
+                is Verdict.WAIT_SETTLED:  # fmt: skip
+            live, waited = self._settled_live(holding), True
+        match verdict:
+            case Verdict.REFUSE_SPLIT:
+                raise EdgeshipError(
+                    f"live is split ({live.describe()}) but no promotion is in flight",
+                    fix=f"`orchestrator rollback --env {self.env.name}` puts it back on one version",
                 )
-            )
-            return PromotionReport("none", self.env.name, live.version, published.green, "-", "nothing_to_do",
-                                   "no change since the live version")  # fmt: skip
+            case Verdict.NOTHING_TO_PROMOTE:
+                self.say(
+                    ProgressEvent(
+                        "step", f"v{published.green}: no change since the live version; nothing to promote"
+                    )
+                )
+                return PromotionReport("none", self.env.name, live.version, published.green, "-", "nothing_to_do",
+                                       "no change since the live version")  # fmt: skip
+        assert verdict is Verdict.PROMOTE, verdict
         example = model_example(published.model) if published.model else ()
         plan = make_plan(self.env, live.version, published.green, schedule, example, options.pause_at)
         record = PromotionRecord.new(plan, holding.heartbeat.lease.holder, time.time())
@@ -522,34 +598,48 @@ class Release:
     def rollback(self) -> dict[str, Any]:
         """Put live back on blue: an interrupted promotion's, else the last promotion's."""
         found = self.look()
-        if not found.deployed:
-            self.target.require_deployed()
-        if found.record is None:
-            raise UsageError(f"no promotion recorded for {self.env.name!r}; nothing to roll back",
-                             fix="see `orchestrator status`")  # fmt: skip
-        self._refuse(found, found.verb("rollback"), "rollback")
-        return self._recover("rollback", "rolled back by `orchestrator rollback`").result
+        verdict = found.verdict(Command.ROLLBACK)
+        if verdict is Verdict.REQUIRE_DEPLOYED:
+            self.target.require_deployed()  # a stack with outputs but no bucket: nothing recorded
+            verdict = COMMANDS[(Command.ROLLBACK, found.holder, Found.NO_RECORD)]
+        match verdict:
+            case Verdict.NOTHING_TO_ROLL_BACK:
+                raise UsageError(f"no promotion recorded for {self.env.name!r}; nothing to roll back",
+                                 fix="see `orchestrator status`")  # fmt: skip
+            case Verdict.ROLL_BACK:
+                return self._recover(Command.ROLLBACK, "rolled back by `orchestrator rollback`").result
+            case _:
+                self._refuse(found, verdict, Command.ROLLBACK)
 
     def abort(self, wait_s: float | None = None) -> dict[str, Any]:
         """Stop a promotion from any machine: ask its driver, or finish the job if it is gone."""
         found = self.look()
-        if found.stack_change_running:
-            # Refused below: look once more first. The `up` may have ended since, and a
-            # promotion taken the lease: that one is to be stopped, not an `up` waited for.
+        verdict = found.verdict(Command.ABORT)
+        if verdict is Verdict.LOOK_AGAIN:
+            # The `up` may have ended since, and a promotion taken the lease: that one is to be
+            # stopped, not an `up` waited for.
             found = self.look()
-        chosen = found.verb("abort") if found.deployed else Verb.NOTHING_TO_DO
-        if chosen == Verb.NOTHING_TO_DO:
-            return self._nothing_to_abort(found)
-        if chosen == Verb.ROLL_BACK:
-            return self._recover("abort", "aborted by `orchestrator abort`").result
-        assert found.lease is not None
-        held = found.lease
-        if held.stack_change:  # it never reads abort requests, and has no promotion to roll back
-            raise PromotionLockedError(
-                f"`{held.kind}` is running on {self.env.name!r} ({held.describe()}): "
-                "wait for it; nothing to abort",
-                fix=f"`orchestrator status --env {self.env.name}` shows when its lease is gone",
-            )
+            verdict = found.verdict(Command.ABORT_AGAIN)
+        match verdict:
+            case Verdict.NOTHING_TO_DO:
+                return {"env": self.env.name, "outcome": "nothing_to_abort", **self._live_view()}
+            case Verdict.NOTHING_IN_FLIGHT:
+                return self._nothing_to_abort(found)
+            case Verdict.ROLL_BACK:
+                return self._recover(Command.ABORT, "aborted by `orchestrator abort`").result
+            # it never reads abort requests, and has no promotion to roll back
+            case Verdict.REFUSE_STACK_CHANGE:
+                assert found.lease is not None
+                raise PromotionLockedError(
+                    f"`{found.lease.kind}` is running on {self.env.name!r} ({found.lease.describe()}): "
+                    "wait for it; nothing to abort",
+                    fix=f"`orchestrator status --env {self.env.name}` shows when its lease is gone",
+                )
+        assert verdict is Verdict.REQUEST_ABORT and found.lease is not None, verdict
+        return self._await_abort(found.lease, found, wait_s)
+
+    def _await_abort(self, held: Lease, found: Look, wait_s: float | None) -> dict[str, Any]:
+        """Ask the driver holding `held` to roll back, and wait for it or its lease (ABORT_WAIT)."""
         me = lease.me(self.env.traffic.lease_s).holder
         self.records.request_abort(me, held.promotion, held.token)
         self.say(ProgressEvent("step", f"abort requested; waiting for {held.describe()}"))
@@ -558,34 +648,43 @@ class Release:
         while time.monotonic() < deadline:
             time.sleep(0.5)
             now = self.look()
-            if now.lease_live:
-                if (
-                    now.lease and now.lease.token != held.token and now.record and now.record.in_flight
-                    and held.promotion is not None and now.record.id == held.promotion
-                ):  # fmt: skip
-                    held = now.lease  # a resume took over the same promotion: the request is for it now
-                    self.records.request_abort(me, now.record.id, held.token)
-                # (another holder driving another promotion is not followed: it is not the one asked)
-                continue  # the driver, or whoever took over from it, is at work
-            if now.record and now.record.in_flight:  # its driver is gone mid-promotion: finish the job
-                return self._recover("abort", "aborted by `orchestrator abort`").result
-            if now.lease is not None:  # it died before recording a promotion: clear its stale lease
+            asked = now.is_record(held.promotion)
+            verdict = ABORT_WAIT[(now.waiting(held.token), now.found, asked)]
+            if verdict is Verdict.CLEAR_STALE:  # it died before recording a promotion: clear its stale lease
                 with self._holding("abort"):
                     pass
-            ours = now.record is not None and now.record.id == held.promotion
-            if ours and now.record and now.record.phase == Phase.PROMOTED:
-                raise EdgeshipError(
-                    f"promotion {now.record.id} finished (promoted) before it saw the abort; live is on v{now.record.green}",
-                    fix=f"`orchestrator rollback --env {self.env.name}` puts live back on v{now.record.blue}",
+                verdict = ABORT_WAIT[(Waiting.NONE, now.found, asked)]
+            match verdict:
+                case Verdict.KEEP_WAITING:
+                    continue  # the driver, or whoever took over from it, is at work
+                case Verdict.FOLLOW:
+                    assert now.lease is not None and now.record is not None
+                    held = now.lease  # a resume took over the same promotion: the request is for it now
+                    self.records.request_abort(me, now.record.id, held.token)
+                    continue
+                case Verdict.ROLL_BACK:  # its driver is gone mid-promotion: finish the job
+                    return self._recover(Command.ABORT, "aborted by `orchestrator abort`").result
+                case Verdict.PROMOTED_FIRST:
+                    assert now.record is not None
+                    raise EdgeshipError(
+                        f"promotion {now.record.id} finished (promoted) before it saw the abort; live is on v{now.record.green}",
+                        fix=f"`orchestrator rollback --env {self.env.name}` puts live back on v{now.record.blue}",
+                    )
+                case Verdict.REPORT_END:  # it rolled back: how it ended
+                    assert now.record is not None
+                    return {"env": self.env.name, "outcome": str(now.record.phase), "promotion": held.promotion,
+                            **self._live_view()}  # fmt: skip
+                case Verdict.NOTHING_IN_FLIGHT:
+                    return {"env": self.env.name, "outcome": "nothing_in_flight", "promotion": held.promotion,
+                            **self._live_view()}  # fmt: skip
+        match ABORT_GAVE_UP[now.found]:
+            case Verdict.STILL_ROLLING_BACK:  # it acted: not done yet
+                assert now.record is not None
+                raise PromotionLockedError(
+                    f"the driver of {self.env.name!r} is rolling back promotion {now.record.id} to "
+                    f"v{now.record.blue} and had not finished within the wait: {held.describe()}",
+                    fix=f"see `orchestrator status --env {self.env.name}`; run `orchestrator abort` again to wait on",
                 )
-            return {"env": self.env.name, "outcome": str(now.record.phase) if ours and now.record else "nothing_in_flight",
-                    "promotion": held.promotion, **self._live_view()}  # fmt: skip
-        if now.record is not None and now.record.phase == Phase.ROLLING_BACK:  # it acted: not done yet
-            raise PromotionLockedError(
-                f"the driver of {self.env.name!r} is rolling back promotion {now.record.id} to "
-                f"v{now.record.blue} and had not finished within the wait: {held.describe()}",
-                fix=f"see `orchestrator status --env {self.env.name}`; run `orchestrator abort` again to wait on",
-            )
         raise PromotionLockedError(
             f"the driver of {self.env.name!r} did not act on the abort within the wait: {held.describe()}",
             fix="run `orchestrator abort` again; once its lease expires, abort finishes the rollback itself",
@@ -594,33 +693,41 @@ class Release:
     def _nothing_to_abort(self, found: Look) -> dict[str, Any]:
         """`abort` with nothing in flight. A split live alias is not ignored: live is put on the
         version the last record ended on (the record is the intent; live should agree), under
-        the lease; without a record naming a published version, refused with the fix."""
+        the lease; without a record naming a published version, refused with the fix (UNSPLIT)."""
         result = {"env": self.env.name, "outcome": "nothing_to_abort", **self._live_view()}
-        live = self._live() if found.deployed else None
-        if live is None or read_alias(live).kind != Reading.SPLIT:
-            return result
+        live = self._live()
         record = found.record
-        published = self._traffic().versions()
-        ends_on = None if record is None else record.green if record.phase == Phase.PROMOTED else record.blue
-        if record is None or ends_on not in published:
-            last = (
-                f" (the last one, {record.id}, ended {record.phase} on v{ends_on}, which is not published)"
-                if record
-                else ""
-            )
-            raise RefusedError(
-                f"{live.describe()} but no promotion of {self.env.name!r} is in flight{last}",
-                fix=f"`orchestrator abort --env {self.env.name} --to VERSION` puts live on one version "
-                f"(published: {', '.join(published) or 'none'})",
-            )
-        assert ends_on is not None
+        published: list[str] = []
+
+        def ends() -> Ends:  # asked only of a split live alias
+            published.extend(self._traffic().versions())
+            return machine.ends(record, published)
+
+        match machine.ask(UNSPLIT, (read_alias(live).kind,), Ends, ends):
+            case Verdict.NOTHING_IN_FLIGHT:
+                return result
+            case Verdict.REFUSE_SPLIT:
+                last = (
+                    f" (the last one, {record.id}, ended {record.phase} on v{machine.ends_on(record)}, "
+                    "which is not published)"
+                    if record
+                    else ""
+                )
+                raise RefusedError(
+                    f"{live.describe()} but no promotion of {self.env.name!r} is in flight{last}",
+                    fix=f"`orchestrator abort --env {self.env.name} --to VERSION` puts live on one version "
+                    f"(published: {', '.join(published) or 'none'})",
+                )
+        assert record is not None
         with self._holding("abort") as holding:
             again, _ = self.records.read()
-            if again is None or again.id != record.id or again.in_flight:
+            still = again is not None and again.id == record.id
+            if UNSPLIT_HELD[(machine.found(True, again), still)] is Verdict.STARTED_MEANWHILE:
                 raise PromotionLockedError(
                     f"a promotion of {self.env.name!r} started while `abort` looked at the split live alias",
                     fix=f"see `orchestrator status --env {self.env.name}`; run `orchestrator abort` again",
                 )
+            ends_on = machine.ends_on(record)
             self.say(ProgressEvent("step", f"{live.describe()} with nothing in flight: putting it on v{ends_on}, "
                                    f"where promotion {record.id} ended ({record.phase})"))  # fmt: skip
             self._put_live(holding, ends_on, record.id)
@@ -630,72 +737,83 @@ class Release:
     def resume_promotion(self, wait_s: float | None = None) -> dict[str, Any]:
         """Let a paused promotion go on: tell its driver, or drive it on here if it is gone."""
         found = self.look()
-        chosen = found.verb("resume-promotion") if found.deployed else Verb.NOT_PAUSED
+        verdict = found.verdict(Command.RESUME_PROMOTION)
         record = found.record
-        if chosen == Verb.NOT_PAUSED or record is None:
+        if verdict is Verdict.NOT_PAUSED:
             where = f"promotion {record.id} is {record.phase}" if record else "no promotion is recorded"
             raise UsageError(f"nothing is paused in {self.env.name!r}: {where}",
                              fix="`orchestrator promote --pause-at WEIGHT` holds a promotion at a step")  # fmt: skip
+        assert record is not None
         me = lease.me(self.env.traffic.lease_s).holder
         self.records.request_continue(me, record.id)
-        if chosen == Verb.RESUME:  # paused and its driver gone: this machine drives it on
-            return self.promote(PromoteOptions(resume=True, paused_id=record.id)).to_dict()
+        drive_on = PromoteOptions(resume=True, paused_id=record.id)
+        if verdict is Verdict.RESUME:  # paused and its driver gone: this machine drives it on
+            return self.promote(drive_on).to_dict()
+        assert verdict is Verdict.CONTINUE, verdict
         self.say(ProgressEvent("step", f"go-ahead given to promotion {record.id}; waiting for its driver"))
         deadline = time.monotonic() + (wait_s if wait_s is not None else self.env.traffic.lease_s + 30)
         while time.monotonic() < deadline:
             time.sleep(0.5)
             now = self.look()
-            if now.record is None or now.record.id != record.id or now.record.phase != Phase.PAUSED:
-                return self._went_on(record.id, now.record)
-            if not now.lease_live:  # its driver died while paused: finish the job here
-                return self.promote(PromoteOptions(resume=True, paused_id=record.id)).to_dict()
+            match RESUME_WAIT[(now.waiting(None), now.found, now.is_record(record.id))]:
+                case Verdict.KEEP_WAITING:
+                    continue
+                case Verdict.RESUME:  # its driver died while paused: finish the job here
+                    return self.promote(drive_on).to_dict()
+                case Verdict.NO_LONGER_CURRENT:
+                    raise EdgeshipError(f"promotion {record.id} is no longer the current one",
+                                        fix=f"see `orchestrator status --env {self.env.name}`")  # fmt: skip
+                case Verdict.DID_NOT_GO_ON:
+                    assert now.record is not None
+                    raise EdgeshipError(
+                        f"promotion {record.id} did not go on: it is {now.record.phase} ({now.record.reason or 'see its report'})",
+                        fix=f"see `orchestrator status --env {self.env.name}`",
+                    )
+                case Verdict.WENT_ON:
+                    assert now.record is not None
+                    return {"env": self.env.name, "promotion": record.id, "outcome": "resumed",
+                            "phase": str(now.record.phase), **self._live_view()}  # fmt: skip
         raise PromotionLockedError(
             f"the driver of promotion {record.id} did not go on within the wait",
             fix="run `orchestrator resume-promotion` again; `orchestrator status` shows its lease",
         )
 
-    def _went_on(self, paused: str, now: PromotionRecord | None) -> dict[str, Any]:
-        """What resume-promotion reports once the pause ended: it went on, or it did not."""
-        if now is None or now.id != paused:
-            raise EdgeshipError(f"promotion {paused} is no longer the current one",
-                                fix=f"see `orchestrator status --env {self.env.name}`")  # fmt: skip
-        if now.phase in (Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED):
-            raise EdgeshipError(
-                f"promotion {paused} did not go on: it is {now.phase} ({now.reason or 'see its report'})",
-                fix=f"see `orchestrator status --env {self.env.name}`",
-            )
-        return {"env": self.env.name, "promotion": paused, "outcome": "resumed", "phase": str(now.phase),
-                **self._live_view()}  # fmt: skip
-
-    def _recover(self, command: str, reason: str) -> Recovered:
-        """Take the lease and put live on the recorded blue. Only `rollback` undoes a finished
-        promotion; for `abort` and `promote --rollback` one that ended meanwhile is left alone."""
+    def _recover(self, command: Command, reason: str) -> Recovered:
+        """Take the lease and put live on the recorded blue, as its row under the lease says: only
+        `rollback` undoes a finished promotion; for `abort` and `promote --rollback` one that ended
+        meanwhile is left alone."""
         with self._holding("rollback") as holding:
             record, etag = self.records.read()
-            if record is None:
-                raise UsageError(
-                    f"no promotion recorded for {self.env.name!r}", fix="see `orchestrator status`"
-                )
-            by = holding.heartbeat.lease.holder
-            if not record.in_flight and not (command == "rollback" and record.phase == Phase.PROMOTED):
-                if record.phase == Phase.PROMOTED:  # it ended promoted since this command looked
+            verdict = COMMANDS[(command, Holder.OURS, machine.found(True, record))]
+            match verdict:
+                case Verdict.RECORD_GONE:
+                    raise UsageError(
+                        f"no promotion recorded for {self.env.name!r}", fix="see `orchestrator status`"
+                    )
+                case Verdict.FINISHED_PROMOTED:  # it ended promoted since this command looked
+                    assert record is not None
                     raise EdgeshipError(
                         f"promotion {record.id} finished (promoted) before `{command}` could stop it; "
                         f"live is on v{record.green}",
                         fix=f"`orchestrator rollback --env {self.env.name}` puts live back on v{record.blue}",
                     )
-                self._require_blue(record)  # ended on blue: make sure live agrees (idempotent)
-                self._back_on_blue(holding, record)
-                report = self._report(record)
-                report.outcome, report.reason = str(record.phase), record.reason
-                return Recovered(report, self._result(record))
+                case Verdict.REPUT_BLUE:  # ended on blue: make sure live agrees (idempotent)
+                    assert record is not None
+                    self._require_blue(record)
+                    self._back_on_blue(holding, record)
+                    report = self._report(record)
+                    report.outcome, report.reason = str(record.phase), record.reason
+                    return Recovered(report, self._result(record))
+            assert verdict in (Verdict.TAKE_OVER_ROLL_BACK, Verdict.TAKE_OVER_FINISH), verdict
+            assert record is not None
+            by = holding.heartbeat.lease.holder
             # Before any intent is written: a `rolling_back` record whose blue no longer exists
             # could never be finished (it is sticky), and would wedge every later command.
             self._require_blue(record)
             record = machine.take_over(
                 record, now=time.time(), by=by, note=f"taken over to roll back: {reason}"
             )
-            if record.phase != Phase.ROLLING_BACK:
+            if verdict is Verdict.TAKE_OVER_ROLL_BACK:
                 record = machine.advance(record, Outcome.ABORT, now=time.time(), by=by, reason=reason)
             etag = self.records.write(record, etag)
             report, final = self._run(
@@ -777,16 +895,19 @@ class Release:
         (machine.retarget: `rolling_back` to `version`, written before live moves, so any
         machine can finish it after a crash), then driven to its end as a rollback is."""
         found = self.look()
-        if not found.deployed:
-            self.target.require_deployed()
+        verdict = found.verdict(Command.ABORT_TO)
+        if verdict is Verdict.REQUIRE_DEPLOYED:
+            self.target.require_deployed()  # a stack with outputs but no bucket: nothing recorded
+            verdict = COMMANDS[(Command.ABORT_TO, found.holder, Found.NO_RECORD)]
         env = self.env.name
-        if found.lease_live:
+        if verdict is Verdict.REFUSE_WHILE_DRIVEN:
             assert found.lease is not None
             raise PromotionLockedError(
                 f"a promotion of {env!r} is running: {found.lease.describe()}",
                 fix=f"`orchestrator abort --env {env}` (without --to) asks its driver to roll back; "
                 "--to acts once no driver runs",
             )
+        assert verdict is Verdict.MOVE_TO, verdict
         published = self._traffic().versions()
         if version not in published:
             raise UsageError(
@@ -796,13 +917,12 @@ class Release:
         note = f"live put on v{version} by `orchestrator abort --to {version}`"
         with self._holding("abort") as holding:
             record, etag = self.records.read()
-            ends_on = None if record is None or record.in_flight else (
-                record.green if record.phase == Phase.PROMOTED else record.blue
-            )  # fmt: skip
-            if record is None or ends_on == version:  # the record already says live is there
+            there = record is not None and machine.ends_on(record) == version  # read for an ended one only
+            if ABORT_TO_HELD[(machine.found(True, record), there)] is Verdict.PUT_LIVE:
                 self._put_live(holding, version, record.id if record else None)
                 return {"env": env, "outcome": str(record.phase) if record else "moved",
                         **({"promotion": record.id} if record else {}), **self._live_view()}  # fmt: skip
+            assert record is not None
             record = machine.retarget(record, version, now=time.time(), by=holding.heartbeat.lease.holder,
                                       note=note)  # fmt: skip
             etag = self.records.write(record, etag)
@@ -831,7 +951,8 @@ class Release:
 
     def _finish_interrupted_rollback(self, holding: Holding) -> None:
         record, etag = self.records.read()
-        assert record is not None and record.phase == Phase.ROLLING_BACK
+        # read again under the lease, after the look that said so
+        assert record is not None and machine.found(True, record) is Found.ROLLING_BACK
         self._require_blue(record)
         record = machine.take_over(record, now=time.time(), by=holding.heartbeat.lease.holder,
                                    note="finishing an interrupted rollback before a new promotion")  # fmt: skip
@@ -846,22 +967,25 @@ class Release:
         live = self._live_or_none()
         back = live is not None and live.whole and live.version == final.blue
         seen = "live could not be read back" if live is None else live.describe()
-        moved = any(t.phase == Phase.SHIFTING for t in final.transitions)  # else it never left blue
+        moved = machine.left_blue(final)
         said = f"live is {'back' if moved else 'still'} on v{final.blue} at 100%"
         where = f"{said if back else seen} (report: {report.directory}/report.html)"
-        if final.phase == Phase.PROMOTED:
-            return report
-        if final.phase == Phase.ABORTED:
-            raise AbortedError(f"promotion {final.id} aborted: {final.reason}; {where}",
-                               fix="see `orchestrator status`; promote again when ready")  # fmt: skip
-        if final.cause == Outcome.INTERRUPTED:
-            raise Cancelled(
-                f"promotion {final.id} {final.reason}; {where}", fix="run `orchestrator promote` again"
-            )
-        if final.cause in (Outcome.FAILED, Outcome.VOID):
-            raise GateFailedError(f"{final.reason}; {where}", fix=gate_fix(final.cause))
-        raise EdgeshipError(f"promotion {final.id} stopped: {final.reason}; {where}",
-                            fix="fix the cause and promote again")  # fmt: skip
+        match machine.ending(final):
+            case Ending.PROMOTED:
+                return report
+            case Ending.ABORTED:
+                raise AbortedError(f"promotion {final.id} aborted: {final.reason}; {where}",
+                                   fix="see `orchestrator status`; promote again when ready")  # fmt: skip
+            case Ending.CANCELLED:
+                raise Cancelled(
+                    f"promotion {final.id} {final.reason}; {where}", fix="run `orchestrator promote` again"
+                )
+            case Ending.GATE_FAILED:
+                assert final.cause is not None
+                raise GateFailedError(f"{final.reason}; {where}", fix=gate_fix(final.cause))
+            case Ending.STOPPED:
+                raise EdgeshipError(f"promotion {final.id} stopped: {final.reason}; {where}",
+                                    fix="fix the cause and promote again")  # fmt: skip
 
     def _run(
         self, holding: Holding, record: PromotionRecord, etag: str, announce: str
@@ -886,10 +1010,11 @@ class Release:
             self._write(report, record, directory)
             raise
         report.outcome, report.reason = str(final.phase), final.reason
-        if final.phase == Phase.PROMOTED:  # still under the lease: no `up` publishes meanwhile
+        promoted = machine.ending(final) is Ending.PROMOTED
+        if promoted:  # still under the lease: no `up` publishes meanwhile
             report.pruned = self._prune(final)
         self._write(report, final, directory)
-        status = "done" if final.phase == Phase.PROMOTED else "failed"
+        status = "done" if promoted else "failed"
         live = self._live_or_none()
         seen = live.describe() if live else "live could not be read back"
         self.say(ProgressEvent("step", f"{final.phase.replace('_', ' ')}: {seen}", status=status))
@@ -946,39 +1071,43 @@ class Release:
 
     # -- small helpers ------------------------------------------------------------------------------
 
-    def _refuse(self, found: Look, chosen: Verb, command: str) -> None:
+    def _refuse(self, found: Look, verdict: Verdict, command: str) -> NoReturn:
+        """The refusal `verdict` says, its text by what `found` saw (a running holder by its kind)."""
         env = self.env.name
-        if chosen == Verb.REFUSE_RUNNING:
-            held = found.lease
-            assert held is not None
-            if held.stack_change:
+        match verdict:
+            case Verdict.REFUSE_RUNNING:
+                held = found.lease
+                assert held is not None
+                match found.holder:
+                    case Holder.STACK_CHANGE:
+                        raise PromotionLockedError(
+                            f"`{held.kind}` is running on {env!r}: {held.describe()}",
+                            fix=f"wait for it to finish and run `{command}` again; `orchestrator status --env {env}` names it",
+                        )
+                    case Holder.PUBLISHING:  # a promotion before its record exists, or an older `up`
+                        raise PromotionLockedError(
+                            f"another run is running on {env!r} (an `up`, or a promotion publishing): {held.describe()}",
+                            fix=f"wait for it to finish and run `{command}` again; `orchestrator status --env {env}` names it",
+                        )
                 raise PromotionLockedError(
-                    f"`{held.kind}` is running on {env!r}: {held.describe()}",
-                    fix=f"wait for it to finish and run `{command}` again; `orchestrator status --env {env}` names it",
+                    f"a promotion of {env!r} is running ({held.promotion}): {held.describe()}",
+                    fix=f"wait for it, or stop it from any machine with `orchestrator abort --env {env}`",
                 )
-            if held.promotion is None:  # a promotion before its record exists, or an older `up`
-                raise PromotionLockedError(
-                    f"another run is running on {env!r} (an `up`, or a promotion publishing): {held.describe()}",
-                    fix=f"wait for it to finish and run `{command}` again; `orchestrator status --env {env}` names it",
+            case Verdict.REFUSE_INTERRUPTED:
+                record = found.record
+                assert record is not None
+                raise InterruptedPromotion(
+                    f"promotion {record.id} of {env!r} was interrupted in {record.phase} at {record.weight}% "
+                    f"(v{record.blue} -> v{record.green}; its driver {record.holder} is gone)",
+                    fix=f"`orchestrator promote --env {env} --resume` to continue, `--rollback` or `orchestrator abort` to undo",
                 )
-            raise PromotionLockedError(
-                f"a promotion of {env!r} is running ({held.promotion}): {held.describe()}",
-                fix=f"wait for it, or stop it from any machine with `orchestrator abort --env {env}`",
-            )
-        if chosen == Verb.REFUSE_INTERRUPTED:
-            record = found.record
-            assert record is not None
-            raise InterruptedPromotion(
-                f"promotion {record.id} of {env!r} was interrupted in {record.phase} at {record.weight}% "
-                f"(v{record.blue} -> v{record.green}; its driver {record.holder} is gone)",
-                fix=f"`orchestrator promote --env {env} --resume` to continue, `--rollback` or `orchestrator abort` to undo",
-            )
-        if chosen == Verb.NOTHING_INTERRUPTED:
-            raise UsageError(
-                f"`{command}` acts on an interrupted promotion, and {env!r} has none"
-                + (f" (the last one, {found.record.id}, ended {found.record.phase})" if found.record else ""),
-                fix=f"run `orchestrator promote --env {env}` for a new promotion; nothing was published",
-            )
+            case Verdict.NOTHING_INTERRUPTED:
+                raise UsageError(
+                    f"`{command}` acts on an interrupted promotion, and {env!r} has none"
+                    + (f" (the last one, {found.record.id}, ended {found.record.phase})" if found.record else ""),
+                    fix=f"run `orchestrator promote --env {env}` for a new promotion; nothing was published",
+                )  # fmt: skip
+        raise AssertionError(f"{verdict} is no refusal")  # every row's verdict is carried out (oracle tests)
 
     # One store each per command: a boto3 client per look would be rebuilt every half second
     # while `abort` waits. boto3 clients are thread-safe, so the heartbeat shares them.

@@ -19,7 +19,7 @@ import pytest
 from orchestrator import __version__, formats
 from orchestrator.errors import ExitCode, FormatError
 from orchestrator.lease import is_stale, parse_lease
-from orchestrator.machine import Outcome, Phase, PromotionRecord, Verb, verb
+from orchestrator.machine import Outcome, Phase, PromotionRecord, Verdict, verb
 from orchestrator.record import parse_record
 
 DATA = Path(__file__).parent / "data" / "records"
@@ -68,8 +68,8 @@ def test_an_interrupted_bake_reads_as_one_to_resume_at_its_shift(shape: str) -> 
     assert (plan.steps, plan.schedule, plan.pause_at, plan.hooks) == ([33, 67, 100], "linear", None, ())
     assert plan.bake_s == record.plan["bake_s"] and plan.slo.p95_ms == 250.0
     assert plan.load.sequential is (shape in ("format1", "format2"))  # older plans ran fixed-length gates
-    assert verb("promote --resume", record, lease_live=False) == Verb.RESUME
-    assert verb("up", record, lease_live=False) == Verb.REFUSE_INTERRUPTED
+    assert verb("promote --resume", record, lease_live=False) == Verdict.RESUME
+    assert verb("up", record, lease_live=False) == Verdict.REFUSE_INTERRUPTED
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -79,7 +79,7 @@ def test_a_rollback_in_flight_reads_as_sticky_with_its_cause(shape: str) -> None
         Phase.ROLLING_BACK, 1, Phase.ROLLED_BACK, Outcome.ERROR,
     )  # fmt: skip
     assert record.reason == "p95 latency 812 ms > 250 ms" and record.transitions[-1].phase == "rolling_back"
-    assert verb("promote", record, lease_live=False) == Verb.FINISH_THEN_START
+    assert verb("promote", record, lease_live=False) == Verdict.FINISH_THEN_START
 
 
 @pytest.mark.parametrize("shape", ["format1", "format2"])
@@ -87,7 +87,7 @@ def test_a_paused_promotion_reads_as_paused_at_its_weight(shape: str) -> None:
     record = _record(_load(f"{shape}-record-paused"))
     assert (record.phase, record.step, record.weight) == (Phase.PAUSED, 0, 33)
     assert record.the_plan().pause_at == 33
-    assert verb("resume-promotion", record, lease_live=False) == Verb.RESUME
+    assert verb("resume-promotion", record, lease_live=False) == Verdict.RESUME
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -4,34 +4,58 @@ what the code said before they were tables is tests/test_machine_oracle.py."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from orchestrator import faults, lease
 from orchestrator.errors import ConfigError, InjectedFault
 from orchestrator.machine import (
+    ABORT_GAVE_UP,
+    ABORT_TO_HELD,
+    ABORT_WAIT,
     AFTER_WRITE_FAILURE,
+    COMMANDS,
+    ENDINGS,
     FIX_AFTER_FAILED_WRITE,
+    FOUND_IN,
     PHASES,
     RESUME_AT,
+    RESUME_PAUSED,
+    RESUME_WAIT,
     RETARGET,
     S3_AWAY,
+    START_LIVE,
     STOP_PRIORITY,
     TERMINAL,
     TRANSITIONS,
+    UNSPLIT,
+    UNSPLIT_HELD,
     Act,
+    Command,
     Course,
+    Ending,
+    Ends,
     Family,
+    Found,
+    Holder,
     Outcome,
     Phase,
     PromotionRecord,
     Stop,
-    Verb,
+    Verdict,
+    Waiting,
     When,
+    _table,
     advance,
     after_failed_write,
+    ask,
     course,
+    ends,
+    found,
+    holder,
     holds,
     resume,
     rules,
@@ -40,6 +64,7 @@ from orchestrator.machine import (
 )
 from orchestrator.plan import make_plan, plan_from_dict
 from orchestrator.settings import Environment, TrafficSettings
+from orchestrator.traffic import Reading
 
 ENV = Environment(
     "local", "us-east-1", "123456789012", traffic=TrafficSettings(schedule="linear", linear_steps=3)
@@ -154,30 +179,30 @@ def test_a_void_gate_says_the_load_is_suspect_from_the_recorded_cause(cause: Out
 @pytest.mark.parametrize(
     ("command", "found", "lease_live", "expected"),
     [
-        ("promote", None, False, Verb.START),
-        ("promote", Phase.PROMOTED, False, Verb.START),
-        ("promote", Phase.GATING, True, Verb.REFUSE_RUNNING),
-        ("promote", None, True, Verb.REFUSE_RUNNING),  # a driver still publishing
-        ("promote", Phase.GATING, False, Verb.REFUSE_INTERRUPTED),
-        ("promote", Phase.ROLLING_BACK, False, Verb.FINISH_THEN_START),
-        ("promote --resume", Phase.PROMOTED, False, Verb.NOTHING_INTERRUPTED),
-        ("promote --resume", None, False, Verb.NOTHING_INTERRUPTED),
-        ("promote --resume", Phase.SHIFTING, False, Verb.RESUME),
-        ("promote --resume", Phase.SHIFTING, True, Verb.REFUSE_RUNNING),
-        ("promote --rollback", Phase.ROLLED_BACK, False, Verb.NOTHING_INTERRUPTED),
-        ("promote --rollback", Phase.BAKING, False, Verb.ROLL_BACK),
-        ("rollback", Phase.PROMOTED, False, Verb.ROLL_BACK),
-        ("rollback", Phase.BAKING, True, Verb.REFUSE_RUNNING),
-        ("abort", Phase.PROMOTED, False, Verb.NOTHING_TO_DO),
-        ("abort", Phase.GATING, True, Verb.REQUEST_ABORT),
-        ("abort", Phase.GATING, False, Verb.ROLL_BACK),
-        ("abort", Phase.ROLLING_BACK, False, Verb.ROLL_BACK),
-        ("up", Phase.PROMOTED, False, Verb.PROCEED),
-        ("up", Phase.PROMOTED, True, Verb.REFUSE_RUNNING),
-        ("up", Phase.SHIFTING, False, Verb.REFUSE_INTERRUPTED),
+        ("promote", None, False, Verdict.START),
+        ("promote", Phase.PROMOTED, False, Verdict.START),
+        ("promote", Phase.GATING, True, Verdict.REFUSE_RUNNING),
+        ("promote", None, True, Verdict.REFUSE_RUNNING),  # a driver still publishing
+        ("promote", Phase.GATING, False, Verdict.REFUSE_INTERRUPTED),
+        ("promote", Phase.ROLLING_BACK, False, Verdict.FINISH_THEN_START),
+        ("promote --resume", Phase.PROMOTED, False, Verdict.NOTHING_INTERRUPTED),
+        ("promote --resume", None, False, Verdict.NOTHING_INTERRUPTED),
+        ("promote --resume", Phase.SHIFTING, False, Verdict.RESUME),
+        ("promote --resume", Phase.SHIFTING, True, Verdict.REFUSE_RUNNING),
+        ("promote --rollback", Phase.ROLLED_BACK, False, Verdict.NOTHING_INTERRUPTED),
+        ("promote --rollback", Phase.BAKING, False, Verdict.ROLL_BACK),
+        ("rollback", Phase.PROMOTED, False, Verdict.ROLL_BACK),
+        ("rollback", Phase.BAKING, True, Verdict.REFUSE_RUNNING),
+        ("abort", Phase.PROMOTED, False, Verdict.NOTHING_IN_FLIGHT),  # live put whole if split
+        ("abort", Phase.GATING, True, Verdict.REQUEST_ABORT),
+        ("abort", Phase.GATING, False, Verdict.ROLL_BACK),
+        ("abort", Phase.ROLLING_BACK, False, Verdict.ROLL_BACK),
+        ("up", Phase.PROMOTED, False, Verdict.PROCEED),
+        ("up", Phase.PROMOTED, True, Verdict.REFUSE_RUNNING),
+        ("up", Phase.SHIFTING, False, Verdict.REFUSE_INTERRUPTED),
     ],
 )
-def test_command_table(command: str, found: Phase | None, lease_live: bool, expected: Verb) -> None:
+def test_command_table(command: str, found: Phase | None, lease_live: bool, expected: Verdict) -> None:
     assert verb(command, record(found, 0) if found else None, lease_live) == expected
 
 
@@ -289,14 +314,14 @@ def test_a_paused_promotion_rolls_back_on_abort_and_resumes_holding() -> None:
 @pytest.mark.parametrize(
     ("found", "lease_live", "expected"),
     [
-        (None, False, Verb.NOT_PAUSED),
-        (Phase.PAUSED, True, Verb.CONTINUE),
-        (Phase.PAUSED, False, Verb.RESUME),  # its driver is gone: this machine drives it on
-        (Phase.GATING, True, Verb.NOT_PAUSED),
-        (Phase.PROMOTED, False, Verb.NOT_PAUSED),
+        (None, False, Verdict.NOT_PAUSED),
+        (Phase.PAUSED, True, Verdict.CONTINUE),
+        (Phase.PAUSED, False, Verdict.RESUME),  # its driver is gone: this machine drives it on
+        (Phase.GATING, True, Verdict.NOT_PAUSED),
+        (Phase.PROMOTED, False, Verdict.NOT_PAUSED),
     ],
 )
-def test_resume_promotion_command(found: Phase | None, lease_live: bool, expected: Verb) -> None:
+def test_resume_promotion_command(found: Phase | None, lease_live: bool, expected: Verdict) -> None:
     assert verb("resume-promotion", record(found, 0) if found else None, lease_live) == expected
 
 
@@ -462,3 +487,163 @@ def test_every_phase_has_a_fix() -> None:
     assert "orchestrator status --env dev" in promoted and "nothing to undo" in promoted
     forward = after_failed_write("dev", Phase.BAKING)
     assert "orchestrator promote --env dev --resume" in forward  # going on is offered too
+
+
+# -- the command tables (issue 28, step E6): what each command does with each situation ----------
+
+
+def test_every_command_table_has_exactly_one_verdict_in_every_cell() -> None:
+    # `_table` refuses a cell two rows cover at import; here: none is missing
+    domains: dict[str, tuple[dict[Any, Any], list[list[Any]]]] = {
+        "COMMANDS": (COMMANDS, [list(Command), list(Holder), list(Found)]),
+        "RESUME_PAUSED": (RESUME_PAUSED, [list(Found), [True, False]]),
+        "ABORT_WAIT": (ABORT_WAIT, [list(Waiting), list(Found), [True, False]]),
+        "ABORT_GAVE_UP": (ABORT_GAVE_UP, [list(Found)]),
+        "RESUME_WAIT": (RESUME_WAIT, [list(Waiting), list(Found), [True, False]]),
+        "START_LIVE": (START_LIVE, [list(Reading), [True, False], [True, False]]),
+        "UNSPLIT": (UNSPLIT, [list(Reading), list(Ends)]),
+        "UNSPLIT_HELD": (UNSPLIT_HELD, [list(Found), [True, False]]),
+        "ABORT_TO_HELD": (ABORT_TO_HELD, [list(Found), [True, False]]),
+        "ENDINGS": (ENDINGS, [list(Phase), [None, *Outcome]]),
+    }
+    for name, (table, keys) in domains.items():
+        cells = {cell if len(cell) > 1 else cell[0] for cell in itertools.product(*keys)}
+        assert set(table) == cells, name
+
+
+def test_two_rows_for_one_cell_are_refused() -> None:
+    with pytest.raises(ValueError, match="two rows"):
+        _table(
+            ((Found.PAUSED, Verdict.RESUME), (frozenset({Found.PAUSED, Found.IN_FLIGHT}), Verdict.NOT_PAUSED))
+        )
+
+
+def test_every_phase_is_found_as_one_kind_and_a_look_is_classified() -> None:
+    assert set(FOUND_IN) == set(Phase)
+    assert found(False, record(Phase.PAUSED)) is Found.NOT_DEPLOYED
+    assert found(True, None) is Found.NO_RECORD
+    assert [found(True, record(p)) for p in (Phase.PAUSED, Phase.GATING, Phase.ROLLING_BACK, Phase.FAILED)] == [
+        Found.PAUSED, Found.IN_FLIGHT, Found.ROLLING_BACK, Found.ENDED_ON_BLUE,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("present", "live", "stack_change", "promotion", "expected"),
+    [
+        (False, False, False, None, Holder.NONE),
+        (True, False, True, None, Holder.STALE),  # a dead `up`: anyone may take it
+        (True, True, True, None, Holder.STACK_CHANGE),
+        (True, True, False, None, Holder.PUBLISHING),
+        (True, True, False, "p1", Holder.PROMOTION),
+    ],
+)
+def test_a_lease_is_classified(
+    present: bool, live: bool, stack_change: bool, promotion: str | None, expected: Holder
+) -> None:
+    assert holder(present=present, live=live, stack_change=stack_change, promotion=promotion) is expected
+
+
+@pytest.mark.parametrize(
+    ("command", "held", "seen", "expected"),
+    [
+        # rollback says "nothing recorded" before it looks at a running lease
+        (Command.ROLLBACK, Holder.STACK_CHANGE, Found.NO_RECORD, Verdict.NOTHING_TO_ROLL_BACK),
+        (Command.ROLLBACK, Holder.PROMOTION, Found.PROMOTED, Verdict.REFUSE_RUNNING),
+        (
+            Command.ROLLBACK,
+            Holder.OURS,
+            Found.PROMOTED,
+            Verdict.TAKE_OVER_ROLL_BACK,
+        ),  # the last promotion's blue
+        # only `rollback` undoes a promotion that ended promoted under the lease; abort says so
+        (Command.ABORT, Holder.OURS, Found.PROMOTED, Verdict.FINISHED_PROMOTED),
+        (Command.PROMOTE_ROLLBACK, Holder.OURS, Found.ROLLING_BACK, Verdict.TAKE_OVER_FINISH),
+        (Command.ABORT, Holder.OURS, Found.ENDED_ON_BLUE, Verdict.REPUT_BLUE),
+        # abort looks twice at a stack change's lease
+        (Command.ABORT, Holder.STACK_CHANGE, Found.IN_FLIGHT, Verdict.LOOK_AGAIN),
+        (Command.ABORT_AGAIN, Holder.STACK_CHANGE, Found.IN_FLIGHT, Verdict.REFUSE_STACK_CHANGE),
+        (Command.ABORT, Holder.PUBLISHING, Found.NO_RECORD, Verdict.REQUEST_ABORT),
+        (Command.ABORT, Holder.NONE, Found.NOT_DEPLOYED, Verdict.NOTHING_TO_DO),
+        (Command.ABORT, Holder.STALE, Found.ENDED_ON_BLUE, Verdict.NOTHING_IN_FLIGHT),
+        (Command.PROMOTE, Holder.NONE, Found.NOT_DEPLOYED, Verdict.FIRST_DEPLOY),
+        (Command.PROMOTE, Holder.OURS, Found.NOT_DEPLOYED, Verdict.START),  # as no record, under our lease
+        (Command.PROMOTE_RESUME, Holder.NONE, Found.NOT_DEPLOYED, Verdict.NOT_DEPLOYED),
+        (Command.ABORT_TO, Holder.PUBLISHING, Found.IN_FLIGHT, Verdict.REFUSE_WHILE_DRIVEN),
+        (Command.ABORT_TO, Holder.NONE, Found.NOT_DEPLOYED, Verdict.REQUIRE_DEPLOYED),
+        (Command.UP, Holder.NONE, Found.NOT_DEPLOYED, Verdict.PROCEED_UNLEASED),
+        (Command.UP, Holder.OURS, Found.PAUSED, Verdict.REFUSE_INTERRUPTED),
+        (Command.RESUME_PROMOTION, Holder.STACK_CHANGE, Found.PAUSED, Verdict.CONTINUE),
+    ],
+)
+def test_command_rows(command: Command, held: Holder, seen: Found, expected: Verdict) -> None:
+    assert COMMANDS[(command, held, seen)] is expected
+
+
+@pytest.mark.parametrize(
+    ("seen", "paused_one", "expected"),
+    [
+        (Found.PAUSED, True, Verdict.RESUME),
+        (Found.PAUSED, False, Verdict.NO_LONGER_PAUSED),
+        (Found.IN_FLIGHT, True, Verdict.NO_LONGER_PAUSED),  # it went on before our lease
+        (Found.ENDED_ON_BLUE, True, Verdict.NOTHING_INTERRUPTED),  # nothing in flight is said first
+    ],
+)
+def test_the_paused_one_is_checked_only_under_the_lease_after_nothing_interrupted(
+    seen: Found, paused_one: bool, expected: Verdict
+) -> None:
+    assert RESUME_PAUSED[(seen, paused_one)] is expected
+
+
+@pytest.mark.parametrize(
+    ("held", "seen", "asked", "expected"),
+    [
+        (Waiting.ASKED, Found.ROLLING_BACK, True, Verdict.KEEP_WAITING),
+        (Waiting.ANOTHER, Found.IN_FLIGHT, True, Verdict.FOLLOW),  # a resume took it over
+        (Waiting.ANOTHER, Found.IN_FLIGHT, False, Verdict.KEEP_WAITING),  # another promotion: not followed
+        (Waiting.NONE, Found.PAUSED, False, Verdict.ROLL_BACK),
+        (Waiting.STALE, Found.NO_RECORD, False, Verdict.CLEAR_STALE),
+        (Waiting.NONE, Found.PROMOTED, True, Verdict.PROMOTED_FIRST),
+        (Waiting.NONE, Found.ENDED_ON_BLUE, True, Verdict.REPORT_END),
+        (Waiting.NONE, Found.ENDED_ON_BLUE, False, Verdict.NOTHING_IN_FLIGHT),
+    ],
+)
+def test_abort_waits(held: Waiting, seen: Found, asked: bool, expected: Verdict) -> None:
+    assert ABORT_WAIT[(held, seen, asked)] is expected
+    assert ABORT_GAVE_UP[Found.ROLLING_BACK] is Verdict.STILL_ROLLING_BACK
+
+
+@pytest.mark.parametrize(
+    ("held", "seen", "paused_one", "expected"),
+    [
+        (Waiting.ANOTHER, Found.PAUSED, True, Verdict.KEEP_WAITING),
+        (Waiting.STALE, Found.PAUSED, True, Verdict.RESUME),  # its driver died while paused
+        (Waiting.ANOTHER, Found.IN_FLIGHT, True, Verdict.WENT_ON),
+        (Waiting.NONE, Found.ROLLING_BACK, True, Verdict.DID_NOT_GO_ON),
+        (Waiting.NONE, Found.PAUSED, False, Verdict.NO_LONGER_CURRENT),
+    ],
+)
+def test_resume_promotion_waits(held: Waiting, seen: Found, paused_one: bool, expected: Verdict) -> None:
+    assert RESUME_WAIT[(held, seen, paused_one)] is expected
+
+
+def test_live_at_a_new_promotions_start_and_the_endings() -> None:
+    assert START_LIVE[(Reading.MOVING, False, True)] is Verdict.WAIT_SETTLED
+    assert START_LIVE[(Reading.MOVING, True, False)] is Verdict.REFUSE_SPLIT  # still moving after the wait
+    assert START_LIVE[(Reading.WHOLE, True, True)] is Verdict.NOTHING_TO_PROMOTE
+    assert ENDINGS[(Phase.ROLLED_BACK, Outcome.VOID)] is Ending.GATE_FAILED
+    assert ENDINGS[(Phase.FAILED, Outcome.INTERRUPTED)] is Ending.CANCELLED
+    assert ENDINGS[(Phase.ABORTED, Outcome.INTERRUPTED)] is Ending.ABORTED  # the phase first
+
+
+def test_unsplit_asks_where_the_record_ends_only_of_a_split_live_alias() -> None:
+    asked: list[str] = []
+
+    def where() -> Ends:
+        asked.append("versions")
+        return Ends.PUBLISHED
+
+    assert ask(UNSPLIT, (Reading.WHOLE,), Ends, where) is Verdict.NOTHING_IN_FLIGHT and asked == []
+    assert ask(UNSPLIT, (Reading.SPLIT,), Ends, where) is Verdict.UNSPLIT and asked == ["versions"]
+    assert ends(None, []) is Ends.NO_RECORD
+    assert ends(record(Phase.PROMOTED), ["2"]) is Ends.PUBLISHED  # green
+    assert ends(record(Phase.ABORTED), ["2"]) is Ends.GONE  # blue, v1, is not published

@@ -16,6 +16,7 @@ import pytest
 
 from orchestrator import faults, formats, lease
 from orchestrator.lease import parse_lease
+from orchestrator.machine import Command, Verdict
 from orchestrator.processes import signals_deferred
 from orchestrator.release import Look
 
@@ -92,7 +93,9 @@ def _look(kind: str, live: bool) -> Look:
     ],
 )
 def test_abort_refuses_only_a_live_stack_changes_lease(look: Look, refused: bool) -> None:
-    assert look.stack_change_running is refused
+    # looked at twice: the first look looks again, the second refuses
+    first, second = look.verdict(Command.ABORT), look.verdict(Command.ABORT_AGAIN)
+    assert (first is Verdict.LOOK_AGAIN, second is Verdict.REFUSE_STACK_CHANGE) == (refused, refused)
 
 
 # -- signals while the lease is given back (review P2-D) -----------------------------------------
