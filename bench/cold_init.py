@@ -40,10 +40,10 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 from _report import write_section  # noqa: E402  (path set up above)
 
-from orchestrator import modelship  # noqa: E402
+from orchestrator.build.packaging import HOST_ARCH, PackageSpec, build  # noqa: E402
 from orchestrator.local import code, runtime  # noqa: E402
 from orchestrator.local.worker import Launch, Sandbox  # noqa: E402
-from orchestrator.packaging import HOST_ARCH, PackageSpec, build  # noqa: E402
+from orchestrator.programs import modelship  # noqa: E402
 
 RUNTIME = "python3.12"
 RUNS = int(os.environ.get("EDGESHIP_BENCH_RUNS") or 11)

@@ -5,7 +5,7 @@
 Lambda unpacks a function's zip read-only under /var/task, so every module whose bytecode
 is not in the zip is compiled from source on every cold start, and nothing is cached for
 the next one. `bench/handler.py` times init in interpreters with a warm, writable
-`__pycache__`: the flattering way. Here each zip is built by orchestrator/packaging.py for
+`__pycache__`: the flattering way. Here each zip is built by orchestrator/build/packaging.py for
 this machine's architecture and Lambda's default runtime (python3.12), unpacked once,
 and timed in fresh `python3.12 -B -I -S` processes (no bytecode writes, isolated, no
 site-packages: only what the zip carries and the runtime's standard library), importing
@@ -38,8 +38,8 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 from _report import write_section  # noqa: E402  (path set up above)
 
-from orchestrator.artifacts import sha256_file  # noqa: E402
-from orchestrator.packaging import HOST_ARCH, PackageSpec, build, runtime_interpreter  # noqa: E402
+from orchestrator.build.artifacts import sha256_file  # noqa: E402
+from orchestrator.build.packaging import HOST_ARCH, PackageSpec, build, runtime_interpreter  # noqa: E402
 
 RUNTIME = "python3.12"
 RUNS = 9

@@ -32,7 +32,7 @@ BODY = json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]})
 
 def direct_latencies() -> list[float]:
     """In-process handler calls with the model loaded from the sample archive."""
-    from orchestrator.artifacts import sha256_file
+    from orchestrator.build.artifacts import sha256_file
 
     code = f"""
 import json, os, sys, time
@@ -69,9 +69,9 @@ def edge_latencies(port: int) -> list[float]:
 
 
 def main() -> int:
-    from orchestrator.gate import LoadStats
-    from orchestrator.loadrun import run
-    from orchestrator.settings import LoadSettings
+    from orchestrator.config.settings import LoadSettings
+    from orchestrator.gates.judge import LoadStats
+    from orchestrator.gates.loadrun import run
 
     with tempfile.TemporaryDirectory() as tmp, local_project(Path(tmp), "edgebench") as cli:
         done = subprocess.run(

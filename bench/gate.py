@@ -4,7 +4,7 @@
 
 (1) A loopback service answers as "blue" (90 %) or "green" (10 %), each with a known
     latency distribution, and records server-side latency per version. Real Locust
-    runs through `orchestrator.loadrun` and the gate computes green's p95 from the
+    runs through `orchestrator.gates.loadrun` and the gate computes green's p95 from the
     per-version statistics file. Budget: within 10 % of the server-side green p95.
     The aggregate p95 (what a version-blind gate would report) is shown for contrast.
 (2) A full local promotion (emulator + edge + Locust), reporting the orchestration
@@ -68,9 +68,9 @@ def measure_canary() -> dict[str, float]:
     """Gate p95 of green vs the server's own p95 of green."""
     import socket
 
-    from orchestrator import gate
-    from orchestrator.loadrun import run
-    from orchestrator.settings import LoadSettings, SloSettings
+    from orchestrator.config.settings import LoadSettings, SloSettings
+    from orchestrator.gates import judge as gate
+    from orchestrator.gates.loadrun import run
 
     class NoDelay(_Service):
         def setup(self) -> None:
@@ -133,9 +133,9 @@ HEADERLESS_FAILURES = 0.07  # x 10 % share: 0.7 % of all traffic, under a 1 % SL
 
 def measure_headerless() -> dict[str, Any]:
     """A green failing 9 % of its requests without a version header, at a 10 % canary."""
-    from orchestrator import gate
-    from orchestrator.loadrun import run
-    from orchestrator.settings import LoadSettings, SloSettings
+    from orchestrator.config.settings import LoadSettings, SloSettings
+    from orchestrator.gates import judge as gate
+    from orchestrator.gates.loadrun import run
 
     server = _QuietServer(("127.0.0.1", 0), _HeaderlessFailures)
     server.daemon_threads = True

@@ -20,10 +20,10 @@ on seeded regressions, for the old judge and the product's, side by side.
     compare.py's rule); the share of gates failed against a constant shift in multiples of
     the floor (the minimum detectable effect).
 
-The old judge is kept here, verbatim in logic, as `old_judge` (orchestrator/gate.py before
+The old judge is kept here, verbatim in logic, as `old_judge` (orchestrator/gates/judge.py before
 issue 25: absolute SLOs plus `green p95 > blue p95 x relative_p95_factor`). The new judge is
-the product's: `orchestrator.gate.judge_stats` on the raw samples, which calls
-`orchestrator.compare.compare`.
+the product's: `orchestrator.gates.judge.judge_stats` on the raw samples, which calls
+`orchestrator.gates.compare.compare`.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ class Slo:
 
 
 def nearest_rank(sorted_ms: Sequence[float], q: float) -> float:
-    """q-th percentile, nearest rank, as orchestrator/gate.py reports it; 0.0 when empty."""
+    """q-th percentile, nearest rank, as orchestrator/gates/judge.py reports it; 0.0 when empty."""
     if not sorted_ms:
         return 0.0
     rank = max(1, -(-len(sorted_ms) * q // 100))
@@ -237,7 +237,7 @@ def slo_only_judge(
 
 
 def _settings(slo: Slo, **overrides: Any) -> Any:
-    from orchestrator.settings import SloSettings
+    from orchestrator.config.settings import SloSettings
 
     fields: dict[str, Any] = {
         "p95_ms": slo.p95_ms, "p99_ms": slo.p99_ms, "max_error_ratio": slo.max_error_ratio, "min_rps": 0,
@@ -251,9 +251,9 @@ def _settings(slo: Slo, **overrides: Any) -> Any:
 def product_judge(
     blue_ms: list[float], blue_errors: int, green_ms: list[float], green_errors: int, slo: Slo
 ) -> str:
-    """THE NEW JUDGE: orchestrator.gate.judge_stats on the raw samples, as a gate calls it (it
-    compares green with blue through orchestrator.compare.compare)."""
-    from orchestrator import gate
+    """THE NEW JUDGE: orchestrator.gates.judge.judge_stats on the raw samples, as a gate calls it (it
+    compares green with blue through orchestrator.gates.compare.compare)."""
+    from orchestrator.gates import judge as gate
 
     stats = gate.LoadStats(30.0, {"1": blue_ms, "2": green_ms}, {"1": blue_errors, "2": green_errors})
     return str(gate.judge_stats(stats, "1", "2", _settings(slo), 1.0).verdict)
@@ -272,7 +272,7 @@ def _bound(c: Any, level: float) -> float:
     compare.EFFECT_CONFIDENCE: the SE is recovered from it, so a rule's level is its own)."""
     from statistics import NormalDist
 
-    from orchestrator.compare import EFFECT_CONFIDENCE
+    from orchestrator.gates.compare import EFFECT_CONFIDENCE
 
     se = (c.effect_ms - c.effect_low_ms) / NormalDist().inv_cdf(EFFECT_CONFIDENCE)
     return float(c.effect_ms - NormalDist().inv_cdf(level) * se)
@@ -323,7 +323,7 @@ class _ComparisonCache:
 
     def get(self, blue_ms: list[float], green_ms: list[float], alpha: float) -> Any:
         if self.key is None or self.key[0] is not blue_ms or self.key[1] is not green_ms:
-            from orchestrator.compare import compare
+            from orchestrator.gates.compare import compare
 
             self.key, self.value = (blue_ms, green_ms), compare(blue_ms, green_ms, floor_ms=0.0, alpha=alpha)
         return self.value
@@ -335,7 +335,7 @@ _CACHE = _ComparisonCache()
 def rule_judge(rule: Rule, share: float) -> Judge:
     """The product's judge with its comparison replaced by `rule`: judge_stats without the
     relative check (absolute SLOs, VOID, inconclusive, as the product) and then the rule."""
-    from orchestrator import gate
+    from orchestrator.gates import judge as gate
 
     def judge(
         blue_ms: list[float], blue_errors: int, green_ms: list[float], green_errors: int, slo: Slo
@@ -404,7 +404,7 @@ class Source:
 
 def _min_green_default() -> int:
     """LoadSettings.min_green_requests' default once it exists (the gate's sizing), else 1000."""
-    from orchestrator.settings import LoadSettings
+    from orchestrator.config.settings import LoadSettings
 
     return int(getattr(LoadSettings(), "min_green_requests", 1000))
 
@@ -696,7 +696,7 @@ Targets (new judge): **{fixed_outcome}**.
 **The decision rule (the floor vs power trade)**: candidate rules for the comparison, on the same
 simulated gates as the product runs them ({rule_gates} per row, other seeds than the first table);
 the product's absolute SLOs, VOID and inconclusive verdicts in every column. In bold: over the
-target. The product uses the rule named in `orchestrator/compare.py`'s docstring.
+target. The product uses the rule named in `orchestrator/gates/compare.py`'s docstring.
 {legend}
 
 | scenario | green share | error | {rule_head} |
@@ -755,14 +755,14 @@ canary step (10 %) and a half step (50 %).
   the comparison is already clear (an early PASS), which is optional stopping on the comparison.
   Its effect on these false-pass rates is not measured here (expected small for shifts of 1.5x
   the floor and more, which the early PASS's upper-bound condition rules out).
-- **Old judge**: `old_judge` in the bench, a faithful copy of orchestrator/gate.py before issue 25:
+- **Old judge**: `old_judge` in the bench, a faithful copy of orchestrator/gates/judge.py before issue 25:
   absolute SLOs (p95 {slo.p95_ms:g} ms, p99 {slo.p99_ms:g} ms, errors {slo.max_error_ratio:.0%}) plus
   `green p95 > blue p95 x {slo.relative_p95_factor:g}`.
 - **Absolute SLOs alone** (no comparison with blue; the old judge with `relative_p95_factor = 0`):
   what either judge's absolute checks contribute by themselves. The errors rows are judged by
   the absolute error budget in every judge: only green's sample size helps them.
-- **New judge**: `orchestrator.gate.judge_stats` on the raw samples (it calls
-  `orchestrator.compare.compare`); the same absolute SLOs, VOID when blue fails the load, and
+- **New judge**: `orchestrator.gates.judge.judge_stats` on the raw samples (it calls
+  `orchestrator.gates.compare.compare`); the same absolute SLOs, VOID when blue fails the load, and
   green against blue with the floor max({slo.regression_floor_ms:g} ms, {slo.regression_share:g} x p95 budget) = {slo.floor_ms:g} ms
   at alpha {slo.alpha:g}.
 - **Latencies** resampled from real local gates of an identical model ({data["how"]} Recorded

@@ -125,7 +125,7 @@ def _run(kind: str, mode: str, env: dict[str, str]) -> dict:
 
 
 def _zip_sizes() -> dict[str, int]:
-    from orchestrator.packaging import PackageSpec, build
+    from orchestrator.build.packaging import PackageSpec, build
 
     cache = REPO / ".edgeship" / "cache" / "pip"
     sizes = {}
@@ -142,7 +142,7 @@ def _zip_sizes() -> dict[str, int]:
 
 
 def main() -> int:
-    from orchestrator.artifacts import sha256_file
+    from orchestrator.build.artifacts import sha256_file
 
     tmp = Path(tempfile.mkdtemp(prefix="edgeship-bench-"))
     pickle_path = tmp / "model.pkl"

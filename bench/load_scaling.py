@@ -2,7 +2,7 @@
 
     python bench/load_scaling.py      # needs Go (bench/fastserver is built on the fly)
 
-A gate runs Locust with the same code as a promotion (orchestrator/loadrun.py, the real
+A gate runs Locust with the same code as a promotion (orchestrator/gates/loadrun.py, the real
 locustfile, the same per-version statistics) against a fast loopback service
 (bench/fastserver: a fixed 100 ms service time, as a warm function, and its own record of
 every request's latency; one Go thread, so it takes as little of the machine's cores as it
@@ -40,8 +40,8 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 from _report import percentile, write_section  # noqa: E402  (path set up above)
 
-from orchestrator import loadrun  # noqa: E402
-from orchestrator.settings import LoadSettings, available_cores  # noqa: E402
+from orchestrator.config.settings import LoadSettings, available_cores  # noqa: E402
+from orchestrator.gates import loadrun  # noqa: E402
 
 SERVICE_MS = 100
 # users; each offers up to 1000/SERVICE_MS requests/s, so 1600 users offer far more than
@@ -197,7 +197,7 @@ def main() -> int:
     header = " | ".join(f"{c.label}: requests/s | gate p95 (off) | lag p95" for c in contenders)
     body = f"""## Gate load beyond one core (`bench/load_scaling.py`)
 
-The gate's own code (orchestrator/loadrun.py and the locustfile) against bench/fastserver, a Go
+The gate's own code (orchestrator/gates/loadrun.py and the locustfile) against bench/fastserver, a Go
 loopback service (one thread) with a fixed {SERVICE_MS} ms service time that records each request's
 latency. The same sweep of users for every contender, {DURATION_S} s per run, {cores} cores shared by
 the service and the load generator, interleaved, median of {ROUNDS} runs per point. "(off)" is how

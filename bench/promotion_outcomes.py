@@ -52,8 +52,8 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 from _report import SAMPLE_MODEL, write_section  # noqa: E402  (path set up above)
 
+from orchestrator.base.errors import ExitCode  # noqa: E402
 from orchestrator.demo import faulty_function, model_version  # noqa: E402
-from orchestrator.errors import ExitCode  # noqa: E402
 
 SCENARIOS = ("identical", "latency", "errors")
 EXPECTED = {"identical": "promoted", "latency": "rolled_back", "errors": "rolled_back"}

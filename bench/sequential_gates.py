@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from _report import SAMPLE_MODEL, local_project, median, write_section  # noqa: E402  (path set up above)
 
 DEFAULT_PLANS = (10, 25)  # canary weights: the default plan's (traffic.canary_weight) and a 25 % one
-SHORT = "requests the gate's error rates need"  # orchestrator/sizing.py's shortfall caveat
+SHORT = "requests the gate's error rates need"  # orchestrator/gates/sizing.py's shortfall caveat
 
 
 def settings_toml(weight: int, sequential: bool, smoke: bool) -> str:
@@ -91,7 +91,7 @@ def promote(
 
 def _section(runs: list[dict[str, Any]], plans: list[int], count: int) -> tuple[str, bool | None]:
     """docs/performance.md's section, and whether the default plan met the target (None: not measured)."""
-    from orchestrator.settings import LoadSettings, SloSettings
+    from orchestrator.config.settings import LoadSettings, SloSettings
 
     load, slo = LoadSettings(), SloSettings()
     rows, notes = [], []
@@ -128,7 +128,7 @@ A healthy green promoted on the local environment with the product's default gat
 max_duration_s = {load.max_duration_s:g}, min_duration_s = {load.min_duration_s:g}; p95 <= {slo.p95_ms:g} ms,
 p99 <= {slo.p99_ms:g} ms, errors <= {slo.max_error_ratio:.0%}, min_samples = {slo.min_samples}, the comparison
 with blue on), bake_s = 0, a canary then 100 % (three gates), alternating sequential and
-fixed-length gates, {count} promotions of each per plan. Sequential gates (orchestrator/sequential.py)
+fixed-length gates, {count} promotions of each per plan. Sequential gates (orchestrator/gates/sequential.py)
 end the load once every SLO is clearly met with min_green_requests answered and green vs blue is
 clear, or once one is clearly broken; the verdict is still the fixed judge's on what was measured.
 Load-testing time: the gates' Locust durations; green's requests: the fewest in any gate.

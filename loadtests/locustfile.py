@@ -26,7 +26,7 @@ the gate sets the variables):
   EDGESHIP_STATS_FILE    where to write per-version statistics (JSON) at quit; while the
                          test runs, the same statistics so far go to `<file>.live.json`
                          about every second (atomic replace), with `elapsed_s`: what a
-                         sequential gate (orchestrator/sequential.py) looks at
+                         sequential gate (orchestrator/gates/sequential.py) looks at
 
 Distributed (`load.workers` > 1, or `load.remote_workers`): the orchestrator runs this file
 as a master and N workers. Locust forwards the master's options to every worker when the

@@ -15,9 +15,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from orchestrator.artifacts import build_model_archive
+from orchestrator.base import paths
+from orchestrator.build.artifacts import build_model_archive
 
-FUNCTION_DIR = (Path(__file__).resolve().parent / "programs" / "function").resolve()  # as packaging.py
+FUNCTION_DIR = paths.FUNCTION_DIR
 
 
 def model_version(source: Path, version: str, out: Path) -> Path:
@@ -92,11 +93,11 @@ def handler(event, context):
 def main() -> int:
     """Run the demo; exit 0 when v2 was promoted and v3 rolled back."""
 
-    from orchestrator import settings as settings_mod
-    from orchestrator.errors import GateFailedError, NotDeployedError
-    from orchestrator.progress import ConsoleReporter, ProgressEvent, counts
-    from orchestrator.release import PromoteOptions, Release
-    from orchestrator.targets import open_environment
+    from orchestrator.base.errors import GateFailedError, NotDeployedError
+    from orchestrator.base.progress import ConsoleReporter, ProgressEvent, counts
+    from orchestrator.config import settings as settings_mod
+    from orchestrator.release.operations import PromoteOptions, Release
+    from orchestrator.stacks.targets import open_environment
 
     settings = settings_mod.load()
     env = settings.environment("local")
@@ -146,7 +147,7 @@ def main() -> int:
     )
 
     banner("4/4 the stack's history, and the environment keeps running")
-    from orchestrator import timeline  # Pulumi's zone-less UTC times, made explicit
+    from orchestrator.release import timeline  # Pulumi's zone-less UTC times, made explicit
 
     for update in target.history(10):
         changes = counts(update["changes"], with_same=False)
@@ -162,7 +163,7 @@ def main() -> int:
 
 def run() -> int:
     """main(), with edgeship's errors printed as the CLI prints them (message, fix)."""
-    from orchestrator.errors import EdgeshipError
+    from orchestrator.base.errors import EdgeshipError
 
     try:
         return main()

@@ -79,7 +79,7 @@ class _Provider(ResourceProvider):
 
     # The pickled provider (`__provider`) is a bare class reference, no secret in it: stored in
     # plain text, edgeship reads which module it names from a file backend's checkpoint
-    # without decrypting it (orchestrator/provider_migration.py; Pulumi's default since
+    # without decrypting it (orchestrator/stacks/provider_migration.py; Pulumi's default since
     # v3.75 makes every provider a secret, for providers that capture credentials).
     serialize_as_secret_always = False
     UPDATE: tuple[str, ...] = ()
@@ -262,7 +262,7 @@ class ModelObject(Resource, module="edgeship", name="ModelObject"):
 
 
 class _RoleProvider(_Provider):
-    """The function's execution role, named and placed as serving.py's (programs/names.py):
+    """The function's execution role, named and placed as serving.py's (orchestrator/config/names.py):
     `path` + `roleName`, with the permissions boundary `boundaryArn` when it is set (the
     local environment's stack config leaves it empty; moto accepts and records one)."""
 
@@ -620,7 +620,7 @@ class _ProvisionedConcurrencyProvider(_Provider):
         deadline = time.monotonic() + self.READY_WAIT_S
         while (got := lam.get_provisioned_concurrency_config(**where))["Status"] == "IN_PROGRESS":
             if time.monotonic() > deadline:
-                break  # still allocating: a release waits for READY itself (orchestrator/traffic.py)
+                break  # still allocating: a release waits for READY itself (orchestrator/release/traffic.py)
             time.sleep(0.2)
         if got["Status"] == "FAILED":
             raise RuntimeError(

@@ -23,7 +23,7 @@ DEFAULT_NONCURRENT_DAYS = 7
 # An upload that never completed costs storage and shows in no listing: abort it soon.
 ABORT_MULTIPART_DAYS = 1
 # Where objects are overwritten or deleted (see the module's docstring), with the rule's id.
-# The function packages (`code/<sha256 hex>.zip`, serving.py; pruned by orchestrator/prune.py).
+# The function packages (`code/<sha256 hex>.zip`, serving.py; pruned by orchestrator/release/prune.py).
 CODE_PREFIX = "code/"
 NONCURRENT = (("expire-noncurrent-promotions", "promotions/"), ("expire-noncurrent-code", CODE_PREFIX))
 ABORT_ID = "abort-incomplete-uploads"

@@ -33,10 +33,11 @@ def program_for(state_dir: Path) -> Callable[[], None]:
     """The inline program of the local environment whose emulator and edge live in state_dir."""
 
     def program() -> None:
-        from orchestrator import modelship
-        from orchestrator.artifacts import sha256_file
+        from orchestrator.build.artifacts import sha256_file
+        from orchestrator.config.names import ResourceNames
         from orchestrator.local import code, daemon
         from orchestrator.local.edge import API_PREFIX, REVISION
+        from orchestrator.programs import modelship
 
         from .emulated import (
             Alias,
@@ -48,7 +49,6 @@ def program_for(state_dir: Path) -> Callable[[], None]:
             ProvisionedConcurrency,
             Role,
         )
-        from .names import ResourceNames
         from .origin_secret import OriginSecret
         from .serving import (
             AUTHORIZER_RESULT_TTL_S,
@@ -73,7 +73,7 @@ def program_for(state_dir: Path) -> Callable[[], None]:
                 "edgeship:packagePath is not set: deploy with `orchestrator up --env <local env>`, which "
                 "builds the function package (handler and its dependencies) for the runtime and architecture"
             )
-        # The model rides in the package when it fits (orchestrator/modelship.py), as
+        # The model rides in the package when it fits (programs/modelship.py), as
         # serving.py decides it: the version's zip, which the edge runs, then carries it.
         package = Path(cfg.package_path)
         delivery = modelship.decide(model_path, package)

@@ -1,5 +1,5 @@
 """The origin secret as a resource: a dynamic one rather than pulumi-random (no provider
-plugin download). Its values move through the stages of a rotation, orchestrator/rotation.py.
+plugin download). Its values move through the stages of a rotation, programs/rotation.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from orchestrator.rotation import INITIAL, Rotation, Secrets, advance
+from orchestrator.programs.rotation import INITIAL, Rotation, Secrets, advance
 
 
 def new_secret() -> str:

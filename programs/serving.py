@@ -14,7 +14,7 @@
 Settings come from stack config, namespace `edgeship`; every one has a safe default so
 the program runs with empty config. `orchestrator up` writes the config from edgeship.toml.
 
-Every AWS name comes from programs/names.py (the IAM policy generator scopes each
+Every AWS name comes from orchestrator/config/names.py (the IAM policy generator scopes each
 permission to the same names), and every taggable resource carries `names.tags`
 (`edgeship:stack` = the base name): IAM conditions scope by it where AWS assigns the id.
 """
@@ -30,11 +30,11 @@ from typing import Any
 
 import pulumi
 
-from orchestrator.settings import SAMPLE_MODEL, EdgeSettings, FunctionSettings
+from orchestrator.config.names import ResourceNames
+from orchestrator.config.settings import SAMPLE_MODEL, EdgeSettings, FunctionSettings
 
 from . import lifecycle
 from .authorizer.origin import HEADER as ORIGIN_HEADER
-from .names import ResourceNames
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 AUTHORIZER = Path(__file__).resolve().parent / "authorizer" / "origin.py"
@@ -249,10 +249,10 @@ def program() -> None:
     # The function's code, keyed by its content like the model (an inline upload of the
     # 36 MB zip would sit next to Lambda's 50 MB direct-upload limit). Kept on delete for
     # the same reason as the model: older published versions still name it.
-    # The model rides in the package when it fits (orchestrator/modelship.py): the
+    # The model rides in the package when it fits (programs/modelship.py): the
     # published version then pins code and model bytes, and its init reads no S3. The
     # model object above stays either way: the S3 path's source, and what `status` reads.
-    from orchestrator import modelship
+    from orchestrator.programs import modelship
 
     package = Path(cfg.package_path)
     delivery = modelship.decide(model_path, package)
@@ -570,7 +570,7 @@ def _identity(
     # role it was published with, so `live` (still on the older version until the next
     # promotion) and any rollback target would lose their role and its policy at that
     # point, so `orchestrator up` first marks the old roles and their policies
-    # retain-on-delete in the state (orchestrator/role_migration.py: the engine skips the
+    # retain-on-delete in the state (orchestrator/stacks/role_migration.py: the engine skips the
     # delete of a replaced resource whose old state says so) and says how to delete them
     # once no kept version runs with them.
     # Adding or removing the boundary of an existing role is PutRolePermissionsBoundary /

@@ -13,7 +13,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from orchestrator.artifacts import build_model_archive
+from orchestrator.build.artifacts import build_model_archive
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 

@@ -38,7 +38,7 @@ account_id = "123456789012"
 @pytest.fixture(scope="session")
 def pulumi_root() -> Path:
     """The Pulumi CLI built by `make install`. Missing means a broken install: fail, never skip."""
-    from orchestrator import toolchain
+    from orchestrator.stacks import toolchain
 
     root = toolchain.pulumi_root(REPO)
     assert toolchain.pulumi_version(root) == f"v{toolchain.PULUMI_VERSION}"
@@ -223,8 +223,8 @@ class LocalProject(Project):
 
     def target(self) -> Any:
         """The environment's target, in this process (the code the CLI runs)."""
-        from orchestrator import settings
-        from orchestrator.targets import open_environment
+        from orchestrator.config import settings
+        from orchestrator.stacks.targets import open_environment
 
         loaded = settings.load(self.config)
         return open_environment(loaded, loaded.environment("local"))
@@ -371,7 +371,7 @@ def onnx_classifier(out: Path, features: int, classes: int, version: str = "1") 
     `features` inputs, `classes` labels, the outputs the handler expects (label, probabilities)."""
     import numpy as np
 
-    from orchestrator.artifacts import build_model_archive
+    from orchestrator.build.artifacts import build_model_archive
 
     rng = np.random.default_rng(features * 100 + classes)
     onnx_path = classifier_onnx(out.with_suffix(".onnx"), features, classes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.traffic import (
+from orchestrator.release.traffic import (
     AliasReading,
     AliasState,
     Provisioned,

@@ -2,7 +2,7 @@
 and what a fenced write of live does with them (traffic.Traffic._set): a stale RevisionId is
 refused, and a retried update whose first attempt landed (its answer lost) is recognised as
 this run's own write rather than rolled back (review P2-2). Against the emulator's real
-process, spoken to by boto3; the lost answer by orchestrator/netfaults.py."""
+process, spoken to by boto3; the lost answer by orchestrator/base/netfaults.py."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 from botocore.exceptions import ClientError
 
-from orchestrator import netfaults
+from orchestrator.base import netfaults
 from orchestrator.local import emulator
 from orchestrator.local.alias_revisions import stale
-from orchestrator.traffic import AliasState, Traffic, TrafficError
+from orchestrator.release.traffic import AliasState, Traffic, TrafficError
 from tests.conftest import Moto
 
 FUNCTION = "fenced"

@@ -64,7 +64,7 @@ def test_what_a_sandbox_answers(cache: Cache, supplied: str, answer: bool | None
 def test_a_rotation_sends_a_new_value_only_once_the_authorizer_can_know_it() -> None:
     """clouds.py: past RECHECK_S on every cloud (a read just before `accepting` is that old
     when the value arrives); past CACHE_S on AWS (every sandbox that read since holds it)."""
-    from orchestrator.clouds import AwsCloud, EmulatorCloud
+    from orchestrator.stacks.clouds import AwsCloud, EmulatorCloud
 
     assert EmulatorCloud.origin_settle_s["accepting"] >= RECHECK_S
     assert AwsCloud.origin_settle_s["accepting"] > CACHE_S

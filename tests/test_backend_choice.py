@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from orchestrator import stacks
+from orchestrator.base.errors import ConfigError, ExitCode
 from orchestrator.cli import main
-from orchestrator.errors import ConfigError, ExitCode
+from orchestrator.stacks import engine as stacks
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT = Path("/work/project")

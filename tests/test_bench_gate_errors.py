@@ -1,6 +1,6 @@
 """bench/gate_errors.py's machinery on a few gates: the simulation (gates sized as the product
 runs them), the old rule as it was, and the issue's complaint checked against the PRODUCT's
-judge (orchestrator.gate.judge_stats, which calls orchestrator.compare.compare)."""
+judge (orchestrator.gates.judge.judge_stats, which calls orchestrator.gates.compare.compare)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator import compare
+from orchestrator.gates import compare
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "gate_errors.py"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import capacity
+from orchestrator.stacks import capacity
 from tests.conftest import wait_for
 
 

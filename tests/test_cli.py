@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from orchestrator.errors import ExitCode
+from orchestrator.base.errors import ExitCode
 from tests.conftest import LocalProject
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,9 +152,9 @@ def test_up_holds_the_lease_a_promotion_started_meanwhile_is_refused(local_proje
     """`up` takes the environment's lease for its whole update (the CLI's own process holds
     it while the engine runs) and gives it back at the end; while it is held (taken here in
     this process, with the code `up` runs), a promote and another `up` get exit 4."""
-    from orchestrator import lease
-    from orchestrator.progress import NullReporter
-    from orchestrator.release import Release
+    from orchestrator.base.progress import NullReporter
+    from orchestrator.release import lease
+    from orchestrator.release.operations import Release
 
     code, first = local_project.json("up", "--yes", "--env", "local")
     assert code == 0, first

@@ -31,10 +31,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator import faults, lease, machine
-from orchestrator import release as release_module
-from orchestrator.artifacts import model_example
-from orchestrator.errors import (
+from orchestrator.base import faults
+from orchestrator.base.errors import (
     AbortedError,
     Cancelled,
     EdgeshipError,
@@ -47,12 +45,15 @@ from orchestrator.errors import (
     RollbackIncompleteError,
     UsageError,
 )
-from orchestrator.lease import Lease
-from orchestrator.machine import Outcome, Phase, PromotionRecord
-from orchestrator.plan import check_pause_at, make_plan, weights
-from orchestrator.processes import alive, signals_deferred, sigterm_as_interrupt
-from orchestrator.progress import ProgressEvent
-from orchestrator.release import (
+from orchestrator.base.processes import alive, signals_deferred, sigterm_as_interrupt
+from orchestrator.base.progress import ProgressEvent
+from orchestrator.build.artifacts import model_example
+from orchestrator.config.settings import Environment, TrafficSettings
+from orchestrator.release import lease, machine
+from orchestrator.release import operations as release_module
+from orchestrator.release.lease import Lease
+from orchestrator.release.machine import Outcome, Phase, PromotionRecord
+from orchestrator.release.operations import (
     Confirm,
     GreenModel,
     Holding,
@@ -63,9 +64,9 @@ from orchestrator.release import (
     gate_fix,
     stop_outcome,
 )
-from orchestrator.report import PromotionReport
-from orchestrator.settings import Environment, TrafficSettings
-from orchestrator.traffic import AliasState, Reading, read_alias
+from orchestrator.release.plan import check_pause_at, make_plan, weights
+from orchestrator.release.report import PromotionReport
+from orchestrator.release.traffic import AliasState, Reading, read_alias
 
 # --- the fakes: a Release whose I/O is scripted and logged ------------------------------------------
 

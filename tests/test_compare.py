@@ -8,9 +8,9 @@ import random
 
 import pytest
 
-from orchestrator import gate
-from orchestrator.compare import MIN_SAMPLES, compare, mann_whitney_greater, quantile_se
-from orchestrator.settings import SloSettings
+from orchestrator.config.settings import SloSettings
+from orchestrator.gates import judge as gate
+from orchestrator.gates.compare import MIN_SAMPLES, compare, mann_whitney_greater, quantile_se
 
 FLOOR, ALPHA = 12.5, 0.01  # the defaults at a 250 ms p95 budget: max(10 ms, 5 % x 250 ms)
 

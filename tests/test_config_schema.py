@@ -11,8 +11,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from orchestrator import config_schema, scaffold, settings
-from orchestrator.errors import ConfigError
+from orchestrator.base.errors import ConfigError
+from orchestrator.config import schema as config_schema
+from orchestrator.config import settings
+from orchestrator.project import scaffold
 
 REPO = Path(__file__).resolve().parents[1]
 REPO_TOML = REPO / "edgeship.toml"
@@ -26,7 +28,7 @@ def _validator() -> jsonschema.Draft7Validator:
 
 def test_the_shipped_schema_is_the_generated_one() -> None:
     assert config_schema.SHIPPED.read_text() == config_schema.render(), (
-        "run: .venv/bin/python -m orchestrator.config_schema"
+        "run: .venv/bin/python -m orchestrator.config.schema"
     )
     assert config_schema.main(["--check"]) == 0
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.contract import ContractChange, ContractError, compare, contract_of, decide, problems
-from orchestrator.errors import ExitCode
-from orchestrator.modelpack import ModelPackError, read_archive
+from orchestrator.base.errors import ExitCode
+from orchestrator.build.contract import ContractChange, ContractError, compare, contract_of, decide, problems
+from orchestrator.build.modelpack import ModelPackError, read_archive
 
 
 def meta(features: str = "a,b,c,d", labels: str | None = "x,y,z", name: str = "m", version: str = "1",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.base.processes import alive
 from orchestrator.local import daemon, emulator
-from orchestrator.processes import alive
 
 
 def test_stale_pid_and_busy_port_are_handled(tmp_path: Path) -> None:
@@ -125,7 +125,8 @@ def test_a_command_reading_the_emulator_marker_while_it_is_rewritten_never_sees_
     # `status` during a promotion's publish: the publish rewrites which emulator the stack
     # was reconciled with while `status` reads it. A half-written (empty) marker would read
     # as "the local emulator was restarted" and fail `status` with exit 2.
-    from orchestrator import clouds, settings
+    from orchestrator.config import settings
+    from orchestrator.stacks import clouds
     from tests.conftest import LocalProject
 
     project = LocalProject(tmp_path)

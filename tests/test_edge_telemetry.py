@@ -19,7 +19,7 @@ from orchestrator.local.authorizer import Authorizer
 from orchestrator.local.edge import Routing, Throttled, VersionPool
 from orchestrator.local.origin import Origin, read_origin, write_origin
 from orchestrator.local.telemetry import Batch, Counts, Telemetry
-from orchestrator.targets import sigv4_headers
+from orchestrator.stacks.targets import sigv4_headers
 from tests.conftest import LocalProject, Moto, bare_edge, wait_for
 
 AT = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
@@ -167,7 +167,7 @@ INTERNAL_ERROR = (500, JSON, b'{"message":"Internal Server Error"}')
 
 def signed(method: str, target: str, body: bytes, host: str = "127.0.0.1:8787") -> dict[str, str]:
     """Headers of a candidate request signed as the local target signs it, as received."""
-    from orchestrator.targets import sigv4_headers
+    from orchestrator.stacks.targets import sigv4_headers
 
     keys = {k: emulator.CREDENTIALS[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     headers = sigv4_headers(method, f"http://{host}{target}", REGION, body, credentials=keys)
@@ -368,7 +368,7 @@ def test_delayed_metrics_keep_the_time_of_the_invocations_and_become_visible_lat
     it at its own time, not at the time it arrived."""
     import time
 
-    from orchestrator.cloudwatch import LambdaMetrics
+    from orchestrator.gates.cloudwatch import LambdaMetrics
 
     cloudwatch = emulator.client("cloudwatch", moto.url)
     happened = float(int(time.time()) - 30)  # a whole second, half a minute ago
@@ -455,12 +455,12 @@ def test_the_edge_daemon_publishes_invocations_to_the_emulator(local_project: Lo
 
 
 def test_the_bake_reads_back_what_the_edge_published(moto: Moto) -> None:
-    """orchestrator/cloudwatch.py against the same real server: green's figures only, from
+    """orchestrator/gates/cloudwatch.py against the same real server: green's figures only, from
     the window's start on, and the alarm states (missing ones as None)."""
     import time
 
-    from orchestrator.cloudwatch import LambdaMetrics
-    from orchestrator.watch import VersionMetrics
+    from orchestrator.gates.cloudwatch import LambdaMetrics
+    from orchestrator.gates.watch import VersionMetrics
 
     cloudwatch = emulator.client("cloudwatch", moto.url)
     since = time.time()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import settings as settings_mod
-from orchestrator import stacks
-from orchestrator.errors import ExitCode
+from orchestrator.base.errors import ExitCode
+from orchestrator.config import settings as settings_mod
+from orchestrator.stacks import engine as stacks
 from tests.conftest import Project, wait_for
 from tests.engine_program import SECRET_MARKER
 
@@ -139,7 +139,7 @@ def _catches_sigint(pid: int) -> bool:
 
 
 def test_the_cli_installs_pythons_sigint_handler_whatever_it_inherited() -> None:
-    from orchestrator.interrupts import cancel_on_sigint
+    from orchestrator.base.interrupts import cancel_on_sigint
 
     def own(signum: int, frame: object) -> None:
         pass

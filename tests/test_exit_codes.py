@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import errors
-from orchestrator.errors import (
+from orchestrator.base import errors
+from orchestrator.base.errors import (
     EXIT_CODE_HELP,
     ExitCode,
     FencedError,

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator import faults
-from orchestrator.errors import ExitCode
+from orchestrator.base import faults
+from orchestrator.base.errors import ExitCode
 from tests.conftest import SAMPLE_MODEL, LocalProject, locusts_of, wait_for
 
 ACTIONS = ("kill", "sigterm", "raise")
@@ -125,8 +125,8 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def _look(project: LocalProject) -> dict[str, Any]:
     """`status` as another machine sees it: in-process, with the same code as the CLI, and
     the stack's outputs read once (function and bucket do not change between cases)."""
-    from orchestrator.progress import NullReporter
-    from orchestrator.release import Release
+    from orchestrator.base.progress import NullReporter
+    from orchestrator.release.operations import Release
 
     target = project.looker  # type: ignore[attr-defined]
     return Release(target, target.env, NullReporter(), project.root / "reports").status()

@@ -15,14 +15,26 @@ from typing import Any, cast
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from orchestrator.errors import EdgeshipError, LeaseLostError, LeaseUnconfirmedError, RollbackIncompleteError
-from orchestrator.lease import Heartbeat, Lease, LeaseStore, after_failed_read, lease_clock, unconfirmed
-from orchestrator.machine import PromotionRecord
-from orchestrator.plan import make_plan
-from orchestrator.record import parse_record
-from orchestrator.release import stop_outcome
-from orchestrator.settings import Environment
-from orchestrator.traffic import AliasState, Fence, fence_for, own_write_landed
+from orchestrator.base.errors import (
+    EdgeshipError,
+    LeaseLostError,
+    LeaseUnconfirmedError,
+    RollbackIncompleteError,
+)
+from orchestrator.config.settings import Environment
+from orchestrator.release.lease import (
+    Heartbeat,
+    Lease,
+    LeaseStore,
+    after_failed_read,
+    lease_clock,
+    unconfirmed,
+)
+from orchestrator.release.machine import PromotionRecord
+from orchestrator.release.operations import stop_outcome
+from orchestrator.release.plan import make_plan
+from orchestrator.release.record import parse_record
+from orchestrator.release.traffic import AliasState, Fence, fence_for, own_write_landed
 
 NOW = 1_800_000_000.0
 OURS = Lease("me@laptop:1", "laptop", 1, NOW + 40, "token-a", "p1", "n1", "boot")

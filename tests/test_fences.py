@@ -25,20 +25,21 @@ from typing import Any, cast
 
 import pytest
 
-from orchestrator import lease, netfaults
-from orchestrator.driver import Driver, Step
-from orchestrator.errors import LeaseLostError, LeaseUnconfirmedError
-from orchestrator.lease import Heartbeat, LeaseStore
+from orchestrator.base import netfaults
+from orchestrator.base.errors import LeaseLostError, LeaseUnconfirmedError
+from orchestrator.base.processes import SignalLatch, alive
+from orchestrator.base.progress import NullReporter, ProgressEvent
+from orchestrator.config.settings import Environment
 from orchestrator.local import emulator
-from orchestrator.machine import Outcome, Phase, PromotionRecord
-from orchestrator.plan import make_plan
-from orchestrator.processes import SignalLatch, alive
-from orchestrator.progress import NullReporter, ProgressEvent
-from orchestrator.record import RecordStore
-from orchestrator.report import PromotionReport
-from orchestrator.settings import Environment
-from orchestrator.targets import StackTarget
-from orchestrator.traffic import Traffic
+from orchestrator.release import lease
+from orchestrator.release.driver import Driver, Step
+from orchestrator.release.lease import Heartbeat, LeaseStore
+from orchestrator.release.machine import Outcome, Phase, PromotionRecord
+from orchestrator.release.plan import make_plan
+from orchestrator.release.record import RecordStore
+from orchestrator.release.report import PromotionReport
+from orchestrator.release.traffic import Traffic
+from orchestrator.stacks.targets import StackTarget
 
 FUNCTION, BUCKET = "fences-test-infer", "fences-test-state"
 

@@ -1,4 +1,4 @@
-"""Formats of the promotion record and lease (orchestrator/formats.py), pure: every shape
+"""Formats of the promotion record and lease (orchestrator/base/formats.py), pure: every shape
 edgeship has written reads into today's dataclasses with the same meaning; unknown fields are
 ignored; a newer format or an unknown phase is refused with the version to run.
 
@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator import __version__, formats
-from orchestrator.errors import ExitCode, FormatError
-from orchestrator.lease import is_stale, parse_lease
-from orchestrator.machine import Outcome, Phase, PromotionRecord, Verdict, verb
-from orchestrator.record import parse_record
+from orchestrator import __version__
+from orchestrator.base import formats
+from orchestrator.base.errors import ExitCode, FormatError
+from orchestrator.release.lease import is_stale, parse_lease
+from orchestrator.release.machine import Outcome, Phase, PromotionRecord, Verdict, verb
+from orchestrator.release.record import parse_record
 
 DATA = Path(__file__).parent / "data" / "records"
 WHERE = "s3://bucket/promotions/staging/current.json"
@@ -241,10 +242,10 @@ def _fields(cls: type) -> set[str]:
 
 
 def test_the_fields_of_each_format_are_a_decision() -> None:
-    from orchestrator.lease import Lease
-    from orchestrator.machine import PromotionRecord, Transition
-    from orchestrator.plan import Plan
-    from orchestrator.settings import LoadSettings, SloSettings
+    from orchestrator.config.settings import LoadSettings, SloSettings
+    from orchestrator.release.lease import Lease
+    from orchestrator.release.machine import PromotionRecord, Transition
+    from orchestrator.release.plan import Plan
 
     pinned = {
         "Plan": _fields(Plan),

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from orchestrator import diff
+from orchestrator.base.errors import ConfigError, ExitCode, UsageError
 from orchestrator.cli import main
-from orchestrator.env_choice import choose
-from orchestrator.errors import ConfigError, ExitCode, UsageError
+from orchestrator.config.env_choice import choose
+from orchestrator.stacks import diff
 from tests.conftest import LocalProject
 
 TOML = """
@@ -280,7 +280,7 @@ def test_up_previews_asks_and_refuses_without_a_terminal(local_project: LocalPro
 
 
 def _sha(path: Path) -> str:
-    from orchestrator.artifacts import sha256_file
+    from orchestrator.build.artifacts import sha256_file
 
     return sha256_file(path)
 

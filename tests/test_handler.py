@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.artifacts import sha256_file
+from orchestrator.build.artifacts import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 HANDLER = REPO / "programs" / "function" / "handler.py"

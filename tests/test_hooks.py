@@ -1,4 +1,4 @@
-"""orchestrator.hooks with real processes: outcomes, output, and that no hook process
+"""orchestrator.release.hooks with real processes: outcomes, output, and that no hook process
 outlives a timeout, a stop, an exception, or a kill -9 of the driver."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import hooks
-from orchestrator.hooks import HookResult
+from orchestrator.release import hooks
+from orchestrator.release.hooks import HookResult
 
 REPO = Path(__file__).resolve().parents[1]
 # Writes the guard's pid ($PPID), the shell's and a background child's, then blocks.
@@ -168,7 +168,7 @@ def test_hook_dies_with_a_sigkilled_driver(tmp_path: Path) -> None:
     driver_code = textwrap.dedent(
         f"""
         from pathlib import Path
-        from orchestrator import hooks
+        from orchestrator.release import hooks
         hooks.run("step", {WRITE_PIDS!r}, timeout_s=60, cwd=Path({str(tmp_path)!r}), env={{}},
                   log=Path({str(tmp_path / "hook.log")!r}))
         """

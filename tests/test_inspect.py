@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from orchestrator import doctor, invoke, logs, timeline
+from orchestrator.base.errors import ExitCode, UsageError
 from orchestrator.cli import _model_lines
-from orchestrator.deployed import ModelInfo, model_location, routed_versions
-from orchestrator.errors import ExitCode, UsageError
 from orchestrator.local import daemon
-from orchestrator.machine import Phase, PromotionRecord, Transition
+from orchestrator.project import doctor, invoke, logs
+from orchestrator.release import timeline
+from orchestrator.release.machine import Phase, PromotionRecord, Transition
+from orchestrator.stacks.deployed import ModelInfo, model_location, routed_versions
 from tests.conftest import LocalProject, Moto
 
 # -- decisions ------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ def test_doctor_fails_with_the_fix_when_the_emulator_is_down(local_project: Loca
 
 def _history_shows_promotions_beside_updates(local_project: LocalProject) -> None:
     """The records' history copies (as a driver writes them) are read back as rows."""
-    from orchestrator.record import RecordStore
+    from orchestrator.release.record import RecordStore
 
     target = local_project.target()
     store = RecordStore(target.s3_client(), target.bucket, "local")

@@ -1,6 +1,5 @@
 """Imports run downward (issue 28): every module of orchestrator/, programs/ and loadtests/ sits in
-a layer by concern (LAYERS below; docs/plans/issue-28-layout.md, section B, in today's module
-names) and imports only from its own layer or a lower one, with no cycle among modules. The
+a layer by concern (LAYERS below: one package of orchestrator/ each) and imports only from its own layer or a lower one, with no cycle among modules. The
 payload folders programs/ and loadtests/ are the packages `orchestrator.programs` and
 `orchestrator.loadtests` (orchestrator/programs and orchestrator/loadtests are symlinks to them):
 their modules are named so here, and nothing may import a top-level `programs` or `loadtests`.
@@ -47,43 +46,34 @@ class Layer(NamedTuple):
     why: str
 
 
-# Bottom to top, in today's module names (step E4 of the plan renames them as modules move into
-# packages named after the first word of each `why`). The longest name that covers a module
-# decides its layer; a module may import from its own layer or below, never above.
+# Bottom to top: each package of orchestrator/ is one layer, named by the first word of its `why`.
+# The longest name that covers a module decides its layer; a module may import from its own layer
+# or below, never above.
 LAYERS: list[Layer] = [
     Layer(0, ("orchestrator", "orchestrator.programs", "orchestrator.programs.function.*",
               "orchestrator.programs.authorizer.*", "orchestrator.loadtests.*"),
           "payload: the version string, the Lambda code, the Locust file: they import nothing of ours"),
-    Layer(1, ("orchestrator.errors", "orchestrator.processes", "orchestrator.progress", "orchestrator.output",
-              "orchestrator.formats", "orchestrator.faults", "orchestrator.netfaults", "orchestrator.interrupts"),
-          "base: errors, subprocesses, output and fault points that everything above uses"),
-    Layer(2, ("orchestrator.settings", "orchestrator.tomlpos", "orchestrator.env_choice",
-              "orchestrator.config_schema", "orchestrator.programs.names"),
+    Layer(1, ("orchestrator.base.*",),
+          "base: errors, subprocesses, output, paths and fault points that everything above uses"),
+    Layer(2, ("orchestrator.config.*",),
           "config: edgeship.toml read and checked; resource names (settings needs them)"),
-    Layer(3, ("orchestrator.artifacts", "orchestrator.packaging", "orchestrator.modelpack", "orchestrator.contract"),
+    Layer(3, ("orchestrator.build.*",),
           "build: what ships (the zip, the model archive, its contract); the local edge runs it"),
     Layer(4, ("orchestrator.local.*",),
           "local: the emulator and the local edge, daemons the local stack's resources run"),
     Layer(5, ("orchestrator.programs.serving", "orchestrator.programs.local", "orchestrator.programs.emulated",
-              "orchestrator.programs.origin_secret", "orchestrator.programs.lifecycle", "orchestrator.modelship",
-              "orchestrator.rotation"),
+              "orchestrator.programs.origin_secret", "orchestrator.programs.lifecycle", "orchestrator.programs.modelship",
+              "orchestrator.programs.rotation"),
           "programs: the Pulumi programs and what they call (model delivery, the secret's rotation)"),
-    Layer(6, ("orchestrator.gate", "orchestrator.compare", "orchestrator.sequential", "orchestrator.sizing",
-              "orchestrator.loadrun", "orchestrator.watch", "orchestrator.cloudwatch"),
-          "gates: load, metrics and the judgement on them (targets uses watch's timing)"),
-    Layer(7, ("orchestrator.stacks", "orchestrator.automation", "orchestrator.targets", "orchestrator.clouds",
-              "orchestrator.toolchain", "orchestrator.diff", "orchestrator.role_migration", "orchestrator.provider_migration",
-              "orchestrator.statekeys", "orchestrator.capacity", "orchestrator.deployed"),
+    Layer(6, ("orchestrator.gates.*",),
+          "gates: load, metrics and the judgement on them (stacks use watch's timing)"),
+    Layer(7, ("orchestrator.stacks.*",),
           "stacks: the Pulumi engine, the clouds and an environment as its stack describes it"),
-    Layer(8, ("orchestrator.release", "orchestrator.machine", "orchestrator.driver", "orchestrator.lease",
-              "orchestrator.record", "orchestrator.traffic", "orchestrator.plan", "orchestrator.hooks",
-              "orchestrator.report", "orchestrator.htmlreport", "orchestrator.figures", "orchestrator.reports",
-              "orchestrator.timeline", "orchestrator.prune"),
-          "release: a promotion, its record, lease, traffic moves and reports"),
-    Layer(9, ("orchestrator.scaffold", "orchestrator.iam", "orchestrator.doctor", "orchestrator.invoke",
-              "orchestrator.logs"),
+    Layer(8, ("orchestrator.release.*",),
+          "release: a promotion, its state machine, record, lease, traffic moves and reports"),
+    Layer(9, ("orchestrator.project.*",),
           "project: the operator's tools around stacks and releases"),
-    Layer(10, ("orchestrator.cli", "orchestrator.demo", "orchestrator.__main__"),
+    Layer(10, ("orchestrator.cli.*", "orchestrator.demo", "orchestrator.__main__"),
           "app: the entry points, which may import anything"),
 ]  # fmt: skip
 
@@ -152,8 +142,8 @@ def edges(modules: Mapping[str, Source]) -> list[Edge]:
     """Every import of one scanned module by another, with the line and where it sits."""
 
     def resolve(dotted: str) -> str | None:
-        # The longest scanned module the name starts with: `from orchestrator import errors` is
-        # orchestrator.errors, `from orchestrator.report import markdown` is orchestrator.report,
+        # The longest scanned module the name starts with: `from orchestrator.base import errors` is
+        # orchestrator.base.errors, `from orchestrator.release.report import markdown` is orchestrator.release.report,
         # and a name of no scanned module (the standard library, a dependency) is nothing.
         parts = dotted.split(".")
         for end in range(len(parts), 0, -1):

@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-from orchestrator.errors import ExitCode
+from orchestrator.base.errors import ExitCode
 from tests.conftest import LocalProject, locusts_of
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import loadrun
-from orchestrator.settings import LoadSettings
+from orchestrator.config.settings import LoadSettings
+from orchestrator.gates import loadrun
 
 USERS = 2
 LOAD = LoadSettings(users=USERS, spawn_rate=USERS, duration_s=1, get_share=0)
@@ -322,7 +322,7 @@ def test_a_look_at_the_live_snapshot_stops_the_load_early_and_the_final_file_has
 def test_a_monitored_load_runs_past_duration_s_up_to_its_run_time(
     counting: ThreadingHTTPServer, tmp_path: Path
 ) -> None:
-    # A gate sized by green's requests (orchestrator/sizing.py): duration_s 1, Locust's
+    # A gate sized by green's requests (orchestrator/gates/sizing.py): duration_s 1, Locust's
     # --run-time 60; the look ends it once 3 s have passed, not Locust at 1 s.
     load = LoadSettings(users=2, spawn_rate=2, duration_s=1, get_share=0)
     run = loadrun.run(

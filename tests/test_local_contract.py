@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ExitCode
+from orchestrator.base.errors import ExitCode
 from tests.conftest import LocalProject, onnx_classifier
 
 

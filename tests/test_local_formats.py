@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from orchestrator import __version__
-from orchestrator.errors import ExitCode
+from orchestrator.base.errors import ExitCode
 from tests.conftest import LocalProject
 
 DATA = Path(__file__).parent / "data" / "records"

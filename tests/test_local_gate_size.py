@@ -1,4 +1,4 @@
-"""Gates sized by green's requests, end to end on the local environment (orchestrator/sizing.py):
+"""Gates sized by green's requests, end to end on the local environment (orchestrator/gates/sizing.py):
 a gate whose duration_s is over long before green has min_green_requests runs on until it has
 them; one that reaches max_duration_s short of them is judged as it is, with a caveat."""
 

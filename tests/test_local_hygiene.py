@@ -1,5 +1,5 @@
 """The local environment keeps an account clean as the serving program does: names from
-programs/names.py (whatever the project is called), the models bucket's lifecycle rules
+orchestrator/config/names.py (whatever the project is called), the models bucket's lifecycle rules
 (programs/lifecycle.py) following `noncurrent_days`, and `keep_on_destroy` keeping the
 bucket and its configuration through a `destroy`. Everything is read back from the
 emulator with boto3."""
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.config.names import ResourceNames
 from orchestrator.local import emulator
 from orchestrator.programs.emulated import _BucketProvider, _RoleProvider
 from orchestrator.programs.lifecycle import pulumi_rules, s3_rules
-from orchestrator.programs.names import ResourceNames
 from tests.conftest import LocalProject
 from tests.test_local_stack import _changed, _ok
 

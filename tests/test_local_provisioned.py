@@ -9,7 +9,7 @@ import ssl
 import urllib.request
 from typing import Any
 
-from orchestrator.errors import ExitCode
+from orchestrator.base.errors import ExitCode
 from orchestrator.local import daemon, provisioned
 from tests.conftest import LocalProject, wait_for
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orchestrator import prune
 from orchestrator.programs import lifecycle
-from orchestrator.record import RecordStore
+from orchestrator.release import prune
+from orchestrator.release.record import RecordStore
 from tests.conftest import SAMPLE_MODEL, LocalProject
 
 # The fastest promotion the local environment runs: one step, no bake, a 1 s gate per step

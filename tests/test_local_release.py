@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator import modelship
+from orchestrator.base.errors import ExitCode
 from orchestrator.demo import faulty_function
-from orchestrator.errors import ExitCode
+from orchestrator.programs import modelship
 from tests.conftest import LocalProject, wait_for
 
 
@@ -148,8 +148,8 @@ def _fast_look(project: LocalProject) -> Any:
     """`status` in this process (the CLI's code, the stack's outputs read once): a look takes
     a fraction of a second where a CLI run takes seconds on a busy machine, long enough for
     a 6 s gate to end between two looks (seen in CI)."""
-    from orchestrator.progress import NullReporter
-    from orchestrator.release import Release
+    from orchestrator.base.progress import NullReporter
+    from orchestrator.release.operations import Release
 
     target = project.target()
     return lambda: Release(target, target.env, NullReporter(), project.root / "reports").status()
@@ -210,8 +210,8 @@ def test_second_promotion_is_refused_naming_the_holder(local_project: LocalProje
 
 
 def test_edge_split_follows_alias_weights(local_project: LocalProject) -> None:
-    from orchestrator.progress import NullReporter
-    from orchestrator.traffic import Traffic
+    from orchestrator.base.progress import NullReporter
+    from orchestrator.release.traffic import Traffic
 
     up = _up(local_project)
     code, published = local_project.json("up", "--yes", "--env", "local")  # same code: nothing new
@@ -260,7 +260,7 @@ def test_model_with_wrong_sha256_is_never_shifted_to(local_project: LocalProject
     assert code == 0 and second["outputs"]["publishedVersion"] == "2"
     assert second["outputs"]["modelDelivery"] == "s3"
     target = local_project.target()
-    from orchestrator.artifacts import sha256_file
+    from orchestrator.build.artifacts import sha256_file
 
     key = f"models/{sha256_file(v2)}.tar.gz"
     target.s3_client().put_object(Bucket=target.bucket, Key=key, Body=b"tampered")
@@ -356,8 +356,8 @@ def test_a_gate_whose_blue_fails_its_load_is_void_and_rolled_back(local_project:
     # load, so the gate is void (no verdict on green) and the promotion rolls back to blue.
     # (With [load] min_green_requests, the merged config must set it to 0 here: the gates
     # are a few seconds and green's count does not matter to a void gate.)
-    from orchestrator.progress import NullReporter
-    from orchestrator.traffic import Traffic
+    from orchestrator.base.progress import NullReporter
+    from orchestrator.release.traffic import Traffic
 
     _up(local_project)
     target = local_project.target()

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import ExitCode
+from orchestrator.base.errors import ExitCode
 from orchestrator.local import daemon, edge_port, emulator
 from orchestrator.programs import serving
-from orchestrator.traffic import Traffic
+from orchestrator.release.traffic import Traffic
 from tests.conftest import LocalProject, wait_for
 from tests.test_stack_contract import surface
 

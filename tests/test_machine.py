@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator import faults, lease
-from orchestrator.errors import ConfigError, InjectedFault
-from orchestrator.machine import (
+from orchestrator.base import faults
+from orchestrator.base.errors import ConfigError, InjectedFault
+from orchestrator.config.settings import Environment, TrafficSettings
+from orchestrator.release import lease
+from orchestrator.release.machine import (
     ABORT_GAVE_UP,
     ABORT_TO_HELD,
     ABORT_WAIT,
@@ -62,9 +64,8 @@ from orchestrator.machine import (
     snapshot_hash,
     verb,
 )
-from orchestrator.plan import make_plan, plan_from_dict
-from orchestrator.settings import Environment, TrafficSettings
-from orchestrator.traffic import Reading
+from orchestrator.release.plan import make_plan, plan_from_dict
+from orchestrator.release.traffic import Reading
 
 ENV = Environment(
     "local", "us-east-1", "123456789012", traffic=TrafficSettings(schedule="linear", linear_steps=3)
@@ -166,7 +167,7 @@ def test_record_round_trips_and_keeps_its_plan() -> None:
     ],
 )  # fmt: skip
 def test_a_void_gate_says_the_load_is_suspect_from_the_recorded_cause(cause: Outcome, fix: str) -> None:
-    from orchestrator.release import gate_fix
+    from orchestrator.release.operations import gate_fix
 
     # the cause is read from the record as stored: a resumed run that finishes the rollback
     # says the same (the reason's text, which quotes the gate, is not matched)
@@ -327,7 +328,7 @@ def test_resume_promotion_command(found: Phase | None, lease_live: bool, expecte
 
 @pytest.mark.parametrize("weight", [100, 50, 0])
 def test_pause_at_must_be_a_step_before_the_last(weight: int) -> None:
-    from orchestrator.errors import UsageError
+    from orchestrator.base.errors import UsageError
 
     with pytest.raises(UsageError, match=f"no step at {weight}%") as info:
         make_plan(ENV, "1", "2", pause_at=weight)
@@ -344,7 +345,7 @@ def test_every_phase_has_one_row_and_every_act_one_phase() -> None:
 
 
 def test_the_driver_has_a_function_for_every_act() -> None:
-    from orchestrator.driver import _ACTS
+    from orchestrator.release.driver import _ACTS
 
     assert set(_ACTS) == set(Act)
 

@@ -26,10 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator import driver as driver_module
-from orchestrator import faults, machine
-from orchestrator.driver import Driver, Step
-from orchestrator.errors import (
+from orchestrator.base import faults
+from orchestrator.base.errors import (
     EdgeshipError,
     FencedError,
     LeaseLostError,
@@ -37,10 +35,13 @@ from orchestrator.errors import (
     LeaseUnreadError,
     RollbackIncompleteError,
 )
-from orchestrator.machine import Outcome, Phase, PromotionRecord
-from orchestrator.machine import after_failed_write as new_after_failed_write
-from orchestrator.plan import Plan, make_plan
-from orchestrator.settings import Environment, TrafficSettings
+from orchestrator.config.settings import Environment, TrafficSettings
+from orchestrator.release import driver as driver_module
+from orchestrator.release import machine
+from orchestrator.release.driver import Driver, Step
+from orchestrator.release.machine import Outcome, Phase, PromotionRecord
+from orchestrator.release.machine import after_failed_write as new_after_failed_write
+from orchestrator.release.plan import Plan, make_plan
 
 # --- the oracle: machine.py, fixes.py and driver.py as they were (commit 1bf9d08) ----------------
 

@@ -1,4 +1,4 @@
-"""The model travels with the version (orchestrator/modelship.py), on the local environment:
+"""The model travels with the version (programs/modelship.py), on the local environment:
 a promotion of a new model serves it from the version's package, a rollback's cold sandboxes
 serve blue's model again with every model gone from S3 (no S3 read at init can succeed), and
 a padded model over the package limit still deploys, through S3, verified by sha256.
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import modelship
+from orchestrator.programs import modelship
 from tests.conftest import SAMPLE_MODEL, LocalProject, infer
 
 # Blue's idle sandboxes are closed a second after a promotion (the edge's default is 30 s),

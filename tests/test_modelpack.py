@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import ExitCode
-from orchestrator.modelpack import Graph, ModelPackError, PackRequest, check, metadata
+from orchestrator.base.errors import ExitCode
+from orchestrator.build.modelpack import Graph, ModelPackError, PackRequest, check, metadata
 from tests.conftest import LocalProject, Project, classifier_onnx, infer, regressor_onnx
 
 CLASSIFIER = Graph("X", 4, (("label", "int64", (1,)), ("probabilities", "float32", (1, 3))))

@@ -1,4 +1,4 @@
-"""How the model reaches a sandbox (orchestrator/modelship.py): the choice as a table, the
+"""How the model reaches a sandbox (programs/modelship.py): the choice as a table, the
 package that carries the model built from real zips, the handler's source rule as a table,
 and a sandbox started from such a package under the real awslambdaric with no way to S3."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import modelship
+from orchestrator.programs import modelship
 from tests.test_handler import HANDLER, MODEL, load_handler
 
 MB = 1024 * 1024
@@ -180,7 +180,7 @@ FUNCTION_URN = "urn:pulumi:local::e2e::pulumi-python:dynamic/edgeship:Function::
     ],
 )
 def test_preview_says_where_the_new_version_reads_its_model(old: str | None, new: str, part: str) -> None:
-    from orchestrator import diff
+    from orchestrator.stacks import diff
 
     def inputs(delivery: str | None) -> dict[str, object]:
         environment = {"MODEL_SHA256": "a" * 64, **({"MODEL_DELIVERY": delivery} if delivery else {})}

@@ -1,4 +1,4 @@
-"""Network faults at the AWS-call boundary (orchestrator/netfaults.py): the tool itself
+"""Network faults at the AWS-call boundary (orchestrator/base/netfaults.py): the tool itself
 against a real moto server, the two faults it found (a driver deposing itself after a lost
 renewal answer; a best-effort history write stopping a driver), and a small matrix of
 local promotions with faults on the lease, record and alias operations, writes and reads.
@@ -22,15 +22,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from orchestrator import lease, netfaults
-from orchestrator.errors import ConfigError, ExitCode
-from orchestrator.lease import Heartbeat, LeaseStore
+from orchestrator.base import netfaults
+from orchestrator.base.errors import ConfigError, ExitCode
+from orchestrator.base.processes import alive
+from orchestrator.config.settings import Environment
 from orchestrator.local import emulator
-from orchestrator.machine import PromotionRecord
-from orchestrator.plan import make_plan
-from orchestrator.processes import alive
-from orchestrator.record import RecordStore
-from orchestrator.settings import Environment
+from orchestrator.release import lease
+from orchestrator.release.lease import Heartbeat, LeaseStore
+from orchestrator.release.machine import PromotionRecord
+from orchestrator.release.plan import make_plan
+from orchestrator.release.record import RecordStore
 from tests.conftest import SAMPLE_MODEL, LocalProject, locusts_of
 from tests.test_fault_matrix import FAST_TOML, _look
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import ExitCode
-from orchestrator.processes import alive
+from orchestrator.base.errors import ExitCode
+from orchestrator.base.processes import alive
 from tests.conftest import SAMPLE_MODEL, LocalProject, locusts_of, wait_for
 from tests.test_fault_matrix import FAST_TOML, _look
 
@@ -262,7 +262,7 @@ def test_promote_rollback_finishes_an_interrupted_promotion_on_blue(paths: Local
 
 
 def test_a_promotion_first_finishes_a_rollback_left_behind(paths: LocalProject) -> None:
-    from orchestrator.record import RecordStore
+    from orchestrator.release.record import RecordStore
 
     blue = _look(paths)["live"]["version"]
     killed = paths.cli(

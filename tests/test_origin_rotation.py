@@ -12,12 +12,12 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from orchestrator.lease import LeaseStore
+from orchestrator.base.progress import NullReporter
 from orchestrator.local import daemon, emulator
 from orchestrator.local.origin import Origin, read_origin
+from orchestrator.programs.rotation import Rotation
 from orchestrator.programs.serving import AUTHORIZER_RESULT_TTL_S
-from orchestrator.progress import NullReporter
-from orchestrator.rotation import Rotation
+from orchestrator.release.lease import LeaseStore
 from tests.conftest import LocalProject, Viewers, wait_for
 
 BODY = json.dumps({"inputs": [5.1, 3.5, 1.4, 0.2]}).encode()

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator import htmlreport, output, reports
-from orchestrator.progress import ConsoleReporter, JsonLinesReporter, ProgressEvent
-from orchestrator.report import timeline
+from orchestrator.base import output
+from orchestrator.base.progress import ConsoleReporter, JsonLinesReporter, ProgressEvent
+from orchestrator.release import htmlreport, reports
+from orchestrator.release.report import timeline
 
 
 @pytest.mark.parametrize(

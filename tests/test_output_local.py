@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from orchestrator.base.errors import ExitCode
 from orchestrator.demo import faulty_function
-from orchestrator.errors import ExitCode
 from tests.conftest import REPO, LocalProject
 
 PLUGIN_WARNING = "from $PATH"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.artifacts import sha256_file
-from orchestrator.packaging import (
+from orchestrator.build.artifacts import sha256_file
+from orchestrator.build.packaging import (
     HOST_ARCH,
     PackageSpec,
     PackagingError,

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator import gate, plan
-from orchestrator.errors import ConfigError
-from orchestrator.gate import Verdict, VersionStats, judge, summarize
-from orchestrator.settings import Environment, SloSettings, TrafficSettings
-from orchestrator.traffic import AliasState, TrafficError, routing_for
+from orchestrator.base.errors import ConfigError
+from orchestrator.config.settings import Environment, SloSettings, TrafficSettings
+from orchestrator.gates import judge as gate
+from orchestrator.gates.judge import Verdict, VersionStats, judge, summarize
+from orchestrator.release import plan
+from orchestrator.release.traffic import AliasState, TrafficError, routing_for
 
 SLO = SloSettings(
     p95_ms=100, p99_ms=200, max_error_ratio=0.01, min_rps=10, min_samples=50, relative_p95_factor=1.5
@@ -353,7 +354,7 @@ def test_alias_share() -> None:
 
 
 def test_sigv4_headers_sign_for_execute_api(monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.targets import sigv4_headers
+    from orchestrator.stacks.targets import sigv4_headers
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")

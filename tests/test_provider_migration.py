@@ -1,4 +1,4 @@
-"""Pickled dynamic providers follow their modules' rename (orchestrator/provider_migration.py):
+"""Pickled dynamic providers follow their modules' rename (orchestrator/stacks/provider_migration.py):
 `plan` as a table over small deployments holding the pickles stacks deployed before the rename
 hold (`serialize_provider` of the real provider classes, made while they answer to their old
 names, `programs.*`: `old_names()`), then what the rewritten pickles are: the new module's
@@ -24,10 +24,10 @@ from pulumi.dynamic import ResourceProvider
 from pulumi.dynamic.dynamic import serialize_provider
 
 import orchestrator.programs
-from orchestrator import provider_migration
-from orchestrator.errors import EdgeshipError, ExitCode
+from orchestrator.base.errors import EdgeshipError, ExitCode
 from orchestrator.programs import emulated, origin_secret
-from orchestrator.provider_migration import (
+from orchestrator.stacks import provider_migration
+from orchestrator.stacks.provider_migration import (
     PROVIDER_KEY,
     RENAMED,
     SECRET_KEY,
@@ -292,7 +292,7 @@ def test_nothing_to_rename_is_none(deployment: dict[str, Any]) -> None:
     ids=["old", "old secret, plaintext", "encrypted", "new", "new secret, plaintext", "unknown", "garbage"],
 )
 def test_may_rename_reads_a_checkpoint_as_stored(provider: Any, may: bool) -> None:
-    """What orchestrator/stacks.py asks of a file backend's checkpoint before it exports."""
+    """What orchestrator/stacks/engine.py asks of a file backend's checkpoint before it exports."""
     assert provider_migration.may_rename(_deployment(_dynamic(BUCKET, provider=provider))) is may
     assert provider_migration.may_rename(_deployment(_dynamic(SECRET, provider=provider))) is may
 

@@ -1,6 +1,6 @@
 """A local stack deployed before the provider modules' rename (`programs.*`, now
 `orchestrator.programs.*`) keeps working with the real engine: its state is renamed before
-each operation that loads the state's own providers (orchestrator/stacks.py `_migrate_state`).
+each operation that loads the state's own providers (orchestrator/stacks/engine.py `_migrate_state`).
 
 The stack is deployed by this edgeship, then its state is put back to what an older release
 wrote before each of `refresh`, `up`, a refreshing `preview` and `destroy`: export,
@@ -15,9 +15,9 @@ import base64
 import json
 from typing import Any
 
-from orchestrator import provider_migration
 from orchestrator.local import daemon
-from orchestrator.stacks import StackSpec
+from orchestrator.stacks import provider_migration
+from orchestrator.stacks.engine import StackSpec
 from tests.conftest import LocalProject
 from tests.test_local_stack import _changed
 
@@ -28,7 +28,9 @@ DIAGNOSTIC = "renamed the modules of the dynamic providers"
 
 
 def _spec(project: LocalProject) -> StackSpec:
-    from orchestrator import settings, stacks, toolchain
+    from orchestrator.config import settings
+    from orchestrator.stacks import engine as stacks
+    from orchestrator.stacks import toolchain
 
     loaded = settings.load(project.config)
     return stacks.spec_for(
@@ -38,7 +40,7 @@ def _spec(project: LocalProject) -> StackSpec:
 
 def _stack(project: LocalProject) -> Any:
     """The local environment's stack in this process, for export and import only (no program)."""
-    from orchestrator import stacks
+    from orchestrator.stacks import engine as stacks
 
     return stacks.Stacks(_spec(project), lambda: None).stack(create=False)
 
@@ -46,7 +48,7 @@ def _stack(project: LocalProject) -> Any:
 def _modules(project: LocalProject) -> set[str]:
     """The modules the checkpoint's provider pickles name (read from the file, never unpickled);
     ENCRYPTED for a provider stored as a secret."""
-    from orchestrator import stacks
+    from orchestrator.stacks import engine as stacks
 
     spec = _spec(project)
     deployment = stacks.file_checkpoint(spec.backend_url, spec.project, spec.stack)

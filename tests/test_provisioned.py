@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from orchestrator.local import emulator, provisioned
-from orchestrator.traffic import AliasState, Reading, Settle, Traffic, TrafficError, read_alias
+from orchestrator.release.traffic import AliasState, Reading, Settle, Traffic, TrafficError, read_alias
 from tests.conftest import wait_for
 
 READY_S = 1.0  # how long an allocation takes in these tests

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator import prune
-from orchestrator.machine import PromotionRecord
-from orchestrator.prune import AliasView, Prune
+from orchestrator.release import prune
+from orchestrator.release.machine import PromotionRecord
+from orchestrator.release.prune import AliasView, Prune
 
 
 def _record(blue: str, green: str) -> PromotionRecord:
@@ -223,9 +223,9 @@ def test_a_prune_that_fails_is_said_and_the_promotion_stands(tmp_path: Any) -> N
 
     from botocore.exceptions import EndpointConnectionError
 
-    from orchestrator import settings
-    from orchestrator.progress import ProgressEvent
-    from orchestrator.release import Release
+    from orchestrator.base.progress import ProgressEvent
+    from orchestrator.config import settings
+    from orchestrator.release.operations import Release
 
     class Unreachable:
         """A target whose AWS cannot be reached once the promotion is over."""

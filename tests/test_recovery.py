@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 
-from orchestrator.errors import ExitCode
+from orchestrator.base.errors import ExitCode
 from tests.conftest import LocalProject, locusts_of, wait_for
 from tests.test_local_release import (
     KILL_HOLD_S,
@@ -144,8 +144,8 @@ def test_two_signals_during_the_rollback_do_not_cut_it(local_project: LocalProje
     # The first SIGTERM (at the canary) starts the rollback; two more signals sent while the
     # record says rolling_back (the driver is held there 8 s) are acknowledged only. Looks are
     # in-process (a CLI run each could miss an 8 s window on a busy machine).
-    from orchestrator.progress import NullReporter
-    from orchestrator.release import Release
+    from orchestrator.base.progress import NullReporter
+    from orchestrator.release.operations import Release
 
     _up(local_project)
     target = local_project.target()

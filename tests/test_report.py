@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.report import PromotionReport, StepReport, markdown
+from orchestrator.release.report import PromotionReport, StepReport, markdown
 
 
 def test_report_md_lists_each_gates_caveats_and_skipped_checks() -> None:
@@ -30,7 +30,7 @@ def test_report_md_has_no_caveats_section_when_every_gate_measured_cleanly() -> 
 
 
 def test_report_md_says_why_a_bake_waited_or_was_not_judged() -> None:
-    from orchestrator.report import BakeReport
+    from orchestrator.release.report import BakeReport
 
     report = PromotionReport(
         id="p1", env="prod", blue="1", green="2", schedule="canary", outcome="rolled_back"
@@ -66,8 +66,8 @@ def test_report_md_says_what_pruning_deleted_or_why_it_did_not() -> None:
 
 
 def test_every_gate_shows_blue_and_green_side_by_side_with_the_comparison() -> None:
-    from orchestrator import htmlreport
-    from orchestrator.compare import compare
+    from orchestrator.gates.compare import compare
+    from orchestrator.release import htmlreport
 
     green = {"samples": 300, "errors": 0, "error_ratio": 0.0, "p50_ms": 2.6, "p95_ms": 12.1, "p99_ms": 20.0}
     blue = {"samples": 2700, "errors": 27, "error_ratio": 0.01, "p50_ms": 2.4, "p95_ms": 7.5, "p99_ms": 11.0}

@@ -1,5 +1,5 @@
 """Roles renamed by an upgrade are kept for the versions that still run with them
-(orchestrator/role_migration.py): `plan` as a table, then the real engine replacing a
+(orchestrator/stacks/role_migration.py): `plan` as a table, then the real engine replacing a
 role whose old state says retain-on-delete."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator import role_migration, stacks
+from orchestrator.stacks import engine as stacks
+from orchestrator.stacks import role_migration
 from tests.conftest import REPO
 
 ROLE, POLICY = "aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy"

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import NotDeployedError
-from orchestrator.progress import NullReporter, Reporter
-from orchestrator.rotation import ACCEPTING, SENDING, SETTLED, Rotation, Secrets, advance, rotate
+from orchestrator.base.errors import NotDeployedError
+from orchestrator.base.progress import NullReporter, Reporter
+from orchestrator.programs.rotation import ACCEPTING, SENDING, SETTLED, Rotation, Secrets, advance, rotate
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import packaging
+from orchestrator.build import packaging
 from orchestrator.local import code, payload, runtime, worker
 from orchestrator.local.edge import InitFailed, Routing, TimedOut, VersionPool
 from orchestrator.local.telemetry import Telemetry

@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator import config_schema, scaffold, settings
-from orchestrator.errors import ExitCode, UsageError
-from orchestrator.programs.names import ResourceNames
+from orchestrator.base.errors import ExitCode, UsageError
+from orchestrator.config import schema as config_schema
+from orchestrator.config import settings
+from orchestrator.config.names import ResourceNames
+from orchestrator.project import scaffold
 
 REPO = Path(__file__).resolve().parents[1]
 ACTIONLINT = REPO / ".tools" / "bin" / "actionlint"

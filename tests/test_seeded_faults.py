@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from orchestrator.artifacts import sha256_file
+from orchestrator.build.artifacts import sha256_file
 from orchestrator.demo import faulty_function
 
 MODEL = Path(__file__).resolve().parents[1] / "programs" / "function" / "sample" / "model.tar.gz"

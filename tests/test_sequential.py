@@ -1,4 +1,4 @@
-"""Sequential gates (orchestrator/sequential.py): decisions per look, and their error rates
+"""Sequential gates (orchestrator/gates/sequential.py): decisions per look, and their error rates
 under continuous monitoring, simulated."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from orchestrator.sequential import Counts, Decision, Monitor, Policy, check, decide, samples_to_pass
-from orchestrator.settings import SloSettings
-from orchestrator.sizing import Sizing
+from orchestrator.config.settings import SloSettings
+from orchestrator.gates.sequential import Counts, Decision, Monitor, Policy, check, decide, samples_to_pass
+from orchestrator.gates.sizing import Sizing
 
 SLO = SloSettings(p95_ms=250, p99_ms=500, max_error_ratio=0.01, min_samples=100)
 POLICY = Policy(min_duration_s=5, alpha=0.01, beta=0.05)
@@ -62,7 +62,7 @@ def test_samples_to_pass_is_the_least_that_passes() -> None:
 
 
 def test_monitor_pools_with_an_earlier_attempt_and_records_each_look() -> None:
-    from orchestrator.gate import LoadStats
+    from orchestrator.gates.judge import LoadStats
 
     prior = LoadStats(6.0, {"2": [20.0] * 300}, {"2": 0})
     monitor = Monitor("2", SLO, POLICY, prior=prior)
@@ -128,7 +128,7 @@ def test_healthy_and_broken_greens_decide_early() -> None:
 def test_the_report_draws_a_sequential_gates_evidence_and_says_why_it_ended() -> None:
     import json
 
-    from orchestrator import htmlreport
+    from orchestrator.release import htmlreport
 
     monitor = Monitor("2", SLO, POLICY)
     for second in range(1, 8):
@@ -157,8 +157,8 @@ def test_the_report_draws_a_sequential_gates_evidence_and_says_why_it_ended() ->
 
 
 def test_the_dry_run_shows_each_gates_green_requests_and_load_time() -> None:
-    from orchestrator.plan import HEALTHY_REQUEST_MS, LOOK_LAG_S, Plan
-    from orchestrator.settings import LoadSettings
+    from orchestrator.config.settings import LoadSettings
+    from orchestrator.release.plan import HEALTHY_REQUEST_MS, LOOK_LAG_S, Plan
 
     load = LoadSettings(
         users=10, duration_s=30, min_duration_s=5, min_green_requests=1000, max_duration_s=120
@@ -198,8 +198,8 @@ def test_the_dry_run_shows_each_gates_green_requests_and_load_time() -> None:
 
 def test_the_dry_run_text_lists_each_gate_and_warns_of_a_short_one() -> None:
     from orchestrator.cli import _report_text
-    from orchestrator.plan import make_plan
-    from orchestrator.settings import Environment, LoadSettings, TrafficSettings
+    from orchestrator.config.settings import Environment, LoadSettings, TrafficSettings
+    from orchestrator.release.plan import make_plan
 
     env = Environment(
         "x", "eu-west-1", "1" * 12, traffic=TrafficSettings(canary_weight=5, bake_s=0),
@@ -314,7 +314,7 @@ def test_a_monitor_says_why_the_load_ended_at_its_size() -> None:
 
 
 def test_an_extension_runs_duration_s_of_its_own_with_greens_requests_pooled() -> None:
-    from orchestrator.gate import LoadStats
+    from orchestrator.gates.judge import LoadStats
 
     prior = LoadStats(20.0, {"2": [20.0] * 300}, {"2": 0})
     monitor = Monitor("2", SLO, POLICY, prior=prior, sizing=Sizing(20, 500, 120), sequential=False)
@@ -352,8 +352,8 @@ def test_an_early_pass_waits_until_green_against_blue_is_clear() -> None:
 
 
 def test_a_plan_recorded_before_sequential_gates_resumes_with_fixed_gates() -> None:
-    from orchestrator.plan import make_plan, plan_from_dict
-    from orchestrator.settings import Environment
+    from orchestrator.config.settings import Environment
+    from orchestrator.release.plan import make_plan, plan_from_dict
 
     snapshot = make_plan(Environment("local", "us-east-1", "123456789012"), "1", "2").to_snapshot()
     assert plan_from_dict(snapshot).load.sequential is True  # today's plans keep theirs
@@ -365,8 +365,8 @@ def test_a_plan_recorded_before_sequential_gates_resumes_with_fixed_gates() -> N
 
 
 def test_a_plan_recorded_before_gates_were_sized_by_requests_resumes_sized_by_seconds() -> None:
-    from orchestrator.plan import make_plan, plan_from_dict
-    from orchestrator.settings import Environment, LoadSettings
+    from orchestrator.config.settings import Environment, LoadSettings
+    from orchestrator.release.plan import make_plan, plan_from_dict
 
     env = Environment(
         "local", "us-east-1", "123456789012", load=LoadSettings(duration_s=200, max_duration_s=300)

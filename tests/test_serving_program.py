@@ -11,8 +11,8 @@ from typing import Any
 import pulumi
 import pytest
 
+from orchestrator.config.names import base_name
 from orchestrator.programs import serving
-from orchestrator.programs.names import base_name
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -69,7 +69,7 @@ class Mocks(pulumi.runtime.Mocks):
 
 def _stand_in_package() -> Path:
     """A small zip stands in for the function package: the program hashes it, adds the
-    model when it fits (orchestrator/modelship.py, beside it) and uploads the result."""
+    model when it fits (programs/modelship.py, beside it) and uploads the result."""
     import atexit
     import shutil
     import tempfile
@@ -344,7 +344,7 @@ def test_a_model_that_fits_travels_in_the_package_the_version_pins() -> None:
 
 
 def test_a_model_over_the_limit_is_read_from_s3_at_init(monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator import modelship
+    from orchestrator.programs import modelship
 
     # one byte less than package + model: the sample model no longer fits
     limit = modelship.unzipped_size(PACKAGE) + serving.SAMPLE_MODEL.stat().st_size - 1
@@ -570,7 +570,7 @@ LONG_PROJECT = "an-inference-service-with-a-long-name"  # base cut to 40 charact
     ("project", "stack"), [("edgeship", "dev"), ("My_Project", "Prod"), (LONG_PROJECT, "production")]
 )
 def test_every_name_comes_from_names_py(project: str, stack: str) -> None:
-    from orchestrator.programs.names import ROLE_PATH_ROOT, TAG_KEY, ResourceNames
+    from orchestrator.config.names import ROLE_PATH_ROOT, TAG_KEY, ResourceNames
 
     names = ResourceNames.of(project, stack)
     mocks = run_program({}, project=project, stack=stack)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import settings
-from orchestrator.errors import ConfigError
+from orchestrator.base.errors import ConfigError
+from orchestrator.config import settings
 
 REPO_TOML = Path(__file__).resolve().parents[1] / "edgeship.toml"
 BASE = {"environments": {"dev": {"region": "eu-west-1", "account_id": "111111111111"}}}
@@ -263,7 +263,7 @@ def test_hygiene_settings_reach_the_stack_config(
 
 
 def test_hooks_and_alarms_parse_and_reach_the_plan() -> None:
-    from orchestrator.plan import make_plan, plan_from_dict
+    from orchestrator.release.plan import make_plan, plan_from_dict
 
     raw = _with({
         "traffic": {"hooks": [{"on": "pre-traffic", "run": "scripts/smoke.sh"},
@@ -450,7 +450,7 @@ def test_toml_syntax_errors_name_the_line(text: str, line: int, message: str, fi
 
 
 def test_key_lines_follow_tables_dotted_keys_inline_tables_and_arrays() -> None:
-    from orchestrator import tomlpos
+    from orchestrator.config import tomlpos
 
     text = (
         '#:schema ./x.json\na = 1\n"b.c" = { d = 2, e = [ { f = 3 },\n  { g = 4 } ] }\n'

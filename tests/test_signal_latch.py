@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.processes import SignalLatch
+from orchestrator.base.processes import SignalLatch
 
 
 def _signal(latch: SignalLatch, capfd: Any, signum: int = signal.SIGINT) -> str:

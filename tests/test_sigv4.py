@@ -27,11 +27,11 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from orchestrator import loadrun
-from orchestrator.errors import EdgeshipError
+from orchestrator.base.errors import EdgeshipError
+from orchestrator.config.settings import LoadSettings
+from orchestrator.gates import loadrun
 from orchestrator.local import emulator, sigv4
-from orchestrator.settings import LoadSettings
-from orchestrator.targets import Endpoint, health, sigv4_headers
+from orchestrator.stacks.targets import Endpoint, health, sigv4_headers
 
 BASE = "http://127.0.0.1:8787"
 TARGET = "/candidate/infer?x=1"

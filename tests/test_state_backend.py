@@ -1,4 +1,4 @@
-"""What the real engine reads and writes in a state backend, against orchestrator/statekeys.py.
+"""What the real engine reads and writes in a state backend, against orchestrator/stacks/statekeys.py.
 
 An emulated S3 backend (a moto server whose request log we read) shows every request a
 first preview, `up`, a second preview, a second `up` and `destroy --remove` send; a file
@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator import stacks, statekeys
+from orchestrator.stacks import engine as stacks
+from orchestrator.stacks import statekeys
 from tests.conftest import REPO, Moto
 from tests.engine_program import SECRET_MARKER
 
@@ -65,7 +66,7 @@ def test_keys_are_the_stacks_own_and_a_preview_reads_no_lock() -> None:
 
 
 def test_a_first_deploys_preview_says_so_to_a_person_and_in_the_step_summary() -> None:
-    from orchestrator import output
+    from orchestrator.base import output
     from orchestrator.cli import _preview_text
 
     result = {"operation": "preview", "stack": "dev", "changes": {"create": 9}, "duration_s": 1.0,
@@ -253,7 +254,7 @@ def test_s3_backend_every_request_within_the_roles_keys(
     assert missing == set(keys.absent_reads)
 
     def reimport(s: stacks.Stacks) -> None:
-        """What a state migration writes (orchestrator/provider_migration.py, role_migration.py:
+        """What a state migration writes (orchestrator/stacks/provider_migration.py, role_migration.py:
         `Stacks._migrate_state` exports the state and imports it changed)."""
         stack = s.stack(create=False)
         stack.import_stack(stack.export_stack())
@@ -291,7 +292,7 @@ class AuthMoto(Moto):
 
 
 def _state_policy(keys: statekeys.StateKeys, bucket: str, prefix: str, *, deploy: bool) -> dict[str, Any]:
-    """The state statements as the IAM generator writes them (orchestrator/iam.py); moto
+    """The state statements as the IAM generator writes them (orchestrator/project/iam.py); moto
     checks actions and resources (its evaluator ignores StringLike conditions)."""
 
     def objects(patterns: tuple[str, ...]) -> list[str]:
@@ -317,7 +318,7 @@ def test_preview_role_previews_and_cannot_write_deploy_role_deploys(
 
     import boto3
 
-    from orchestrator.errors import EngineError
+    from orchestrator.base.errors import EngineError
 
     project, bucket, prefix = "edgeship", "state-bucket", "state"
     server = AuthMoto(free=7)  # the bucket, then per role: a user, its policy, its key

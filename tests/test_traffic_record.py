@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from orchestrator import lease, machine
-from orchestrator.errors import FencedError, LeaseLostError, PromotionLockedError
-from orchestrator.lease import Heartbeat, Lease, LeaseStore
+from orchestrator.base.errors import FencedError, LeaseLostError, PromotionLockedError
+from orchestrator.base.processes import alive
+from orchestrator.config.settings import Environment
 from orchestrator.local import emulator
-from orchestrator.machine import PromotionRecord
-from orchestrator.plan import make_plan
-from orchestrator.processes import alive
-from orchestrator.record import RecordStore
-from orchestrator.settings import Environment
-from orchestrator.traffic import Traffic, TrafficError
+from orchestrator.release import lease, machine
+from orchestrator.release.lease import Heartbeat, Lease, LeaseStore
+from orchestrator.release.machine import PromotionRecord
+from orchestrator.release.plan import make_plan
+from orchestrator.release.record import RecordStore
+from orchestrator.release.traffic import Traffic, TrafficError
 from tests.conftest import wait_for
 
 

@@ -27,12 +27,13 @@ from typing import Any
 
 import pytest
 
-from orchestrator import formats, lease, netfaults
-from orchestrator.errors import ExitCode, LeaseLostError, PromotionLockedError
-from orchestrator.lease import LeaseStore
-from orchestrator.progress import NullReporter
-from orchestrator.record import RecordStore
-from orchestrator.release import Look, Release
+from orchestrator.base import formats, netfaults
+from orchestrator.base.errors import ExitCode, LeaseLostError, PromotionLockedError
+from orchestrator.base.progress import NullReporter
+from orchestrator.release import lease
+from orchestrator.release.lease import LeaseStore
+from orchestrator.release.operations import Look, Release
+from orchestrator.release.record import RecordStore
 from tests.conftest import LocalProject
 
 

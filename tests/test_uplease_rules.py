@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import faults, formats, lease
-from orchestrator.lease import parse_lease
-from orchestrator.machine import Command, Verdict
-from orchestrator.processes import signals_deferred
-from orchestrator.release import Look
+from orchestrator.base import faults, formats
+from orchestrator.base.processes import signals_deferred
+from orchestrator.release import lease
+from orchestrator.release.lease import parse_lease
+from orchestrator.release.machine import Command, Verdict
+from orchestrator.release.operations import Look
 
 DATA = Path(__file__).parent / "data" / "records"
 AT = "s3://bucket/promotions/staging/lock.json"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.settings import SloSettings
-from orchestrator.watch import (
+from orchestrator.config.settings import SloSettings
+from orchestrator.gates.watch import (
     Action,
     Check,
     Decision,
@@ -94,7 +94,7 @@ def test_alarm_rules(states: dict[str, str | None], expected: list[Check], first
     ],
 )
 def test_one_looks_verdict(metrics: VersionMetrics, alarms: dict[str, str | None], expected: Check) -> None:
-    from orchestrator.watch import verdict
+    from orchestrator.gates.watch import verdict
 
     assert verdict(judge_metrics(metrics, SLO) + judge_alarms(alarms)) == expected
 

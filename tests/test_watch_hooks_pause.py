@@ -12,8 +12,8 @@ import subprocess
 import time
 from typing import Any
 
+from orchestrator.base.errors import ExitCode
 from orchestrator.demo import faulty_function
-from orchestrator.errors import ExitCode
 from tests.conftest import LocalProject, Viewers, wait_for
 
 

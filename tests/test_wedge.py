@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import ExitCode
+from orchestrator.base.errors import ExitCode
 from tests.conftest import LocalProject
 from tests.test_local_release import _status, _up
 
@@ -50,8 +50,8 @@ def test_rollback_to_a_deleted_blue_is_refused_and_leaves_the_environment_usable
     assert status["live"] == {"version": "2", "weights": {}}
 
     # What an older edgeship's rollback left: a sticky rolling_back record to the deleted v1.
-    from orchestrator import machine
-    from orchestrator.record import RecordStore
+    from orchestrator.release import machine
+    from orchestrator.release.record import RecordStore
 
     records = RecordStore(target.s3_client(), target.bucket, "local")
     record, etag = records.read()

@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from orchestrator import machine
-from orchestrator.lease import Lease
-from orchestrator.machine import AFTER_WRITE_FAILURE, Course, Outcome, Phase, PromotionRecord, course
-from orchestrator.record import AbortRequest, meant_for
+from orchestrator.release import machine
+from orchestrator.release.lease import Lease
+from orchestrator.release.machine import AFTER_WRITE_FAILURE, Course, Outcome, Phase, PromotionRecord, course
+from orchestrator.release.record import AbortRequest, meant_for
 
 
 def _record(phase: Phase, **extra: object) -> PromotionRecord:
@@ -67,7 +67,7 @@ def test_an_abort_request_is_for_the_lease_and_promotion_it_names(
 
 
 def test_an_abort_request_of_format_1_is_read() -> None:
-    from orchestrator import formats
+    from orchestrator.base import formats
 
     old = {"by": "op@vm", "at": 1.0, "promotion": "p1", "token": "t1"}  # no `format`: format 1
     newer_field = {**formats.stamp(old), "reason": "a field of a newer edgeship"}

@@ -188,7 +188,7 @@ def test_each_event_selects_the_jobs_docs_ci_md_lists(event: Any, jobs: set[str]
 
 
 def test_inits_workflow_selects_the_same_jobs(tmp_path: Path) -> None:
-    from orchestrator.scaffold import deploy_workflow
+    from orchestrator.project.scaffold import deploy_workflow
 
     rendered = tmp_path / "edgeship-deploy.yml"
     rendered.write_text(deploy_workflow("edgeship==0.1.0"))

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.local import daemon, emulator, runtime
-from orchestrator.toolchain import PULUMI_VERSION
+from orchestrator.stacks.toolchain import PULUMI_VERSION
 from tests.conftest import LOCAL_TOML, SAMPLE_MODEL, Wheel
 from tests.workflow_harness import Cancel, Run, Runner, StandIn, Workflow, dispatch, push
 

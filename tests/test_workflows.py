@@ -122,7 +122,7 @@ def test_every_deploy_job_installs_the_runtime_before_it_takes_credentials() -> 
 def test_every_job_that_packages_has_the_lambda_runtimes_python_for_its_bytecode() -> None:
     # `up`, `preview` and `promote` build the zip, compiling its bytecode with the runtime's own
     # interpreter (without one the zip has none and every cold start compiles from source).
-    from orchestrator.settings import load
+    from orchestrator.config.settings import load
 
     runtimes = {env.function.runtime for env in load(REPO / "edgeship.toml").environments.values()}
     for workflow in WORKFLOWS:
@@ -346,7 +346,7 @@ MAX_SESSION_SECONDS = 43200
 
 def _rendered_workflows(tmp_path: Path) -> dict[str, dict]:
     """deploy.yml, and init's workflow for every `--install-from` form scaffold supports."""
-    from orchestrator import scaffold
+    from orchestrator.project import scaffold
 
     (tmp_path / "dist").mkdir()
     wheel = tmp_path / "dist" / "edgeship-0.1.0-py3-none-any.whl"

@@ -2,5 +2,5 @@
 that runs the deployed code, both daemons on 127.0.0.1 with their state in
 `.edgeship/local`. The local stack (programs/local.py) creates its resources in the
 emulator and runs the edge as one of them; releases reach the emulator through
-orchestrator/clouds.py, as they reach AWS.
+orchestrator/stacks/clouds.py, as they reach AWS.
 """

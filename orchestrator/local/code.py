@@ -25,7 +25,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from orchestrator.artifacts import sha256_file, zip_tree
+from orchestrator.build.artifacts import sha256_file, zip_tree
 
 
 def code_store(state_dir: Path) -> Path:
@@ -40,9 +40,9 @@ def hex_of(code_sha256_b64: str) -> str:
 
 def package_key(function_dir: Path, runtime: str, architecture: str) -> str:
     """What the package's bytes depend on: the function's code and pins, the packaging
-    rules (orchestrator/packaging.py), the target, and whether this machine has the
+    rules (orchestrator/build/packaging.py), the target, and whether this machine has the
     runtime's interpreter (without it the zip carries no bytecode)."""
-    from orchestrator import packaging
+    from orchestrator.build import packaging
 
     digest = hashlib.sha256(f"{runtime}/{architecture}\n".encode())
     for name in (*packaging.CODE_FILES, "requirements.txt"):

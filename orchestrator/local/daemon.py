@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from orchestrator.errors import EdgeshipError
-from orchestrator.processes import alive
+from orchestrator.base.errors import EdgeshipError
+from orchestrator.base.processes import alive
 
 
 class LocalEnvError(EdgeshipError):

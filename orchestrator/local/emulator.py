@@ -115,7 +115,7 @@ def client(service: str, endpoint: str, ca: Path | None = None) -> Any:
     import boto3
     from botocore.config import Config
 
-    from orchestrator import netfaults
+    from orchestrator.base import netfaults
 
     return netfaults.install(  # inert unless a test armed EDGESHIP_NETFAULT
         boto3.client(

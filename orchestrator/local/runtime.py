@@ -31,10 +31,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from orchestrator.errors import EdgeshipError
+from orchestrator.base import paths
+from orchestrator.base.errors import EdgeshipError
 
-LOCKS = Path(__file__).resolve().parents[1] / "tools"
-CHECKOUT_TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "lambda-runtime"
+LOCKS = paths.TOOLS
+CHECKOUT_TOOLS = paths.CHECKOUT_TOOLS / "lambda-runtime"
 STAMP = ".edgeship-lock-sha256"
 # The platform tags pip may pick for the runtime's wheels (Amazon Linux 2023: glibc 2.34).
 GLIBC_TAGS = ("manylinux_2_34", "manylinux_2_28", "manylinux_2_17", "manylinux2014")
@@ -111,7 +112,7 @@ def runtime_dir(runtime: str, *, install_missing: bool = True) -> Path:
 def interpreter(runtime: str) -> str:
     """The runtime's own interpreter (python3.12 on PATH, or installed by pyenv). Looked
     up once per process: each candidate is run to ask its version (~0.3 s in all)."""
-    from orchestrator.packaging import runtime_interpreter
+    from orchestrator.build.packaging import runtime_interpreter
 
     python = runtime_interpreter(runtime)
     if python is None:

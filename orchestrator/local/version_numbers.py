@@ -1,7 +1,7 @@
 """Lambda version numbers in the emulator: never given twice, as on AWS.
 
 moto (5.2.x) numbers a new version `len(versions) + 1`: once a version is deleted (as
-orchestrator/prune.py does after every promotion) the next PublishVersion reuses the
+orchestrator/release/prune.py does after every promotion) the next PublishVersion reuses the
 number of a version that still exists, and its ARN then resolves to the new one. On AWS a
 function's version numbers only rise: a deleted number is never published again. Here
 each function remembers the highest number it has published, and a new version gets the

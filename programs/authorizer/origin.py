@@ -17,7 +17,7 @@ they change during a rotation without a new version of anything, and no one with
   `time.monotonic()` does not advance while it is frozen: a monotonic age would keep a
   stale list for as long as the sandbox sat idle.
 - A value not in the cached list is re-read before it is denied: a rotation's new value
-  (`accepting`, orchestrator/rotation.py) is known the first time the edge sends it, even
+  (`accepting`, programs/rotation.py) is known the first time the edge sends it, even
   to a sandbox that read the list a second before the parameter changed... provided the
   rotation waits at least RECHECK_S after `accepting` (it waits longer, clouds.py).
 - At most one read per RECHECK_S per sandbox, whatever arrives: a flood of made-up values

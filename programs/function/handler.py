@@ -147,7 +147,7 @@ def _fetch(uri: str) -> bytes:
     raise ModelError(f"unsupported MODEL_URI scheme in {uri!r}: use s3://bucket/key or file:///path")
 
 
-# Where a package that carries its model holds it (orchestrator/modelship.py's MEMBER):
+# Where a package that carries its model holds it (programs/modelship.py's MEMBER):
 # beside this module, so under /var/task on Lambda.
 PACKAGED_MODEL = "model/model.tar.gz"
 

@@ -1,0 +1,1 @@
+"""What ships: the function's zip, the model archive and its contract."""

@@ -1,0 +1,1 @@
+"""edgeship.toml read, checked and explained; the names every resource gets."""

@@ -1,0 +1,1 @@
+"""Load, metrics and the judgement on them: is green as good as blue?"""

@@ -1,0 +1,1 @@
+"""A promotion: its state machine, driver, record, lease, traffic moves and reports."""

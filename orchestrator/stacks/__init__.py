@@ -1,0 +1,1 @@
+"""The Pulumi engine, the clouds, and an environment as its stack describes it."""
