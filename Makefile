@@ -72,7 +72,7 @@ SHARD_unit := tests/test_alias_reading.py tests/test_ci.py tests/test_compare.py
 	tests/test_settings.py tests/test_stack_contract.py tests/test_sequential.py tests/test_watch.py tests/test_workflows.py \
 	tests/test_wedge_rules.py tests/test_fence_rules.py tests/test_uplease_rules.py tests/test_modelship.py \
 	tests/test_signal_latch.py tests/test_layers.py tests/test_provider_migration.py tests/test_machine_oracle.py \
-	tests/test_commands_oracle.py
+	tests/test_commands_oracle.py tests/test_machine_doc.py
 # services: real processes (moto server, the Pulumi engine's local stack, pip, hooks, daemons)
 # whose assertions judge outcomes, with no clock to beat but generous timeouts: they pass on a
 # starved CPU, only later.

@@ -16,9 +16,12 @@ The tables are the policy, read top to bottom: PHASES (what each phase runs, whe
 request ends it, where a resume restarts it, which way it is headed), TRANSITIONS (every
 successor: a phase or family, an outcome, a guard -> an edge), RETARGET (`abort --to`), and
 the driver's own decisions (AFTER_WRITE_FAILURE, S3_AWAY, STOP_PRIORITY,
-FIX_AFTER_FAILED_WRITE). The functions below them only look rows up; tests/test_machine.py
-checks the tables are total, tests/test_machine_oracle.py that they say what the code said
-before it became tables.
+FIX_AFTER_FAILED_WRITE), then what each command does with what it finds (COMMANDS, and the
+tables beside it for the waits, live's alias and the endings). The functions below them only
+look rows up; tests/test_machine.py checks the tables are total, tests/test_machine_oracle.py
+and tests/test_commands_oracle.py that they say what the code said before it became tables,
+and tests/test_machine_doc.py that docs/architecture.md shows them as they are and that no
+module outside this one compares a phase, a holder or a situation to decide.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from orchestrator.base.formats import known
 from orchestrator.release.plan import Plan, plan_from_dict
 from orchestrator.release.traffic import Reading
+
+KeyT = TypeVar("KeyT")
+CellT = TypeVar("CellT")
 
 
 class Phase(StrEnum):
@@ -788,9 +794,17 @@ def _cells(*keys: Any) -> list[tuple[Any, ...]]:
     return list(itertools.product(*(list(k) if isinstance(k, frozenset | set) else [k] for k in keys)))
 
 
-def _table(rows: tuple[tuple[Any, ...], ...]) -> dict[Any, Any]:
+class Table(dict[KeyT, CellT]):
+    """A decision table: its cells (a dict), and the rows they were written as, which
+    docs/architecture.md shows (orchestrator/release/machine_doc.py renders them)."""
+
+    rows: tuple[tuple[Any, ...], ...] = ()
+
+
+def _table(rows: tuple[tuple[Any, ...], ...]) -> Table[Any, Any]:
     """Rows of (key sets..., verdict) expanded into cells; a cell two rows cover is an error."""
-    table: dict[Any, Any] = {}
+    table: Table[Any, Any] = Table()
+    table.rows = rows
     for *keys, verdict in rows:
         for cell in _cells(*keys):
             key = cell if len(cell) > 1 else cell[0]
@@ -800,11 +814,11 @@ def _table(rows: tuple[tuple[Any, ...], ...]) -> dict[Any, Any]:
     return table
 
 
-COMMANDS: dict[tuple[Command, Holder, Found], Verdict] = _table(_COMMAND_ROWS)
+COMMANDS: Table[tuple[Command, Holder, Found], Verdict] = _table(_COMMAND_ROWS)
 
 # `promote --resume` of the paused promotion `resume-promotion` named, under the lease: by what the
 # look found and whether it is that promotion. Nothing in flight is said first, as for --resume.
-RESUME_PAUSED: dict[tuple[Found, bool], Verdict] = _table((
+RESUME_PAUSED: Table[tuple[Found, bool], Verdict] = _table((
     # found                                  the paused one?  verdict
     (NOTHING | ENDED,                        {True, False},   V.NOTHING_INTERRUPTED),
     (Found.PAUSED,                           True,            V.RESUME),
@@ -837,7 +851,7 @@ EITHER = frozenset({True, False})
 # `abort`, waiting for the driver it asked: by the lease, the record, and whether the record is
 # the promotion asked (the lease's). A stale lease with nothing in flight is cleared, then read
 # as no lease. Another promotion's driver is not followed: it is not the one asked.
-ABORT_WAIT: dict[tuple[Waiting, Found, bool], Verdict] = _table((
+ABORT_WAIT: Table[tuple[Waiting, Found, bool], Verdict] = _table((
     # lease            found                  the one asked?  verdict
     (Waiting.ASKED,    ANY_FOUND,             EITHER,         V.KEEP_WAITING),
     (Waiting.ANOTHER,  INTERRUPTED,           True,           V.FOLLOW),
@@ -852,14 +866,14 @@ ABORT_WAIT: dict[tuple[Waiting, Found, bool], Verdict] = _table((
 ))  # fmt: skip
 
 # `abort`'s wait ran out: by what the last look found (whichever promotion).
-ABORT_GAVE_UP: dict[Found, Verdict] = _table((
+ABORT_GAVE_UP: Table[Found, Verdict] = _table((
     (Found.ROLLING_BACK,                     V.STILL_ROLLING_BACK),  # it acted: not done yet
     (ANY_FOUND - {Found.ROLLING_BACK},       V.NO_ANSWER),
 ))  # fmt: skip
 
 # `resume-promotion`, waiting for the paused driver to go on: by the lease (any live one is a
 # driver at work), the record, and whether it is the paused promotion.
-RESUME_WAIT: dict[tuple[Waiting, Found, bool], Verdict] = _table((
+RESUME_WAIT: Table[tuple[Waiting, Found, bool], Verdict] = _table((
     # lease            found                                      the paused one?  verdict
     (frozenset(Waiting), ANY_FOUND,                               False,           V.NO_LONGER_CURRENT),
     (frozenset(Waiting), NOTHING,                                 True,            V.NO_LONGER_CURRENT),
@@ -871,7 +885,7 @@ RESUME_WAIT: dict[tuple[Waiting, Found, bool], Verdict] = _table((
 
 # A new promotion, under the lease and green published: by how live reads, whether Lambda's
 # move was waited for already, and whether live serves green.
-START_LIVE: dict[tuple[Reading, bool, bool], Verdict] = _table((
+START_LIVE: Table[tuple[Reading, bool, bool], Verdict] = _table((
     # live             waited?   on green?  verdict
     (Reading.MOVING,   False,    EITHER,    V.WAIT_SETTLED),
     (Reading.MOVING,   True,     EITHER,    V.REFUSE_SPLIT),  # still not whole
@@ -904,21 +918,21 @@ def ends(record: PromotionRecord | None, published: list[str]) -> Ends:
 # `abort` with nothing in flight: a split live alias is put on the version the last record ended
 # on (the record is the intent; live should agree), else refused with the fix (`--to`). Where
 # the live alias is not split, where the record ends is not asked (no Lambda call).
-UNSPLIT: dict[tuple[Reading, Ends], Verdict] = _table((
+UNSPLIT: Table[tuple[Reading, Ends], Verdict] = _table((
     ({Reading.WHOLE, Reading.MOVING}, frozenset(Ends),            V.NOTHING_IN_FLIGHT),
     (Reading.SPLIT,                   {Ends.NO_RECORD, Ends.GONE}, V.REFUSE_SPLIT),
     (Reading.SPLIT,                   Ends.PUBLISHED,              V.UNSPLIT),
 ))  # fmt: skip
 
 # ...and under the abort lease, the record read again: still that ended promotion, or not.
-UNSPLIT_HELD: dict[tuple[Found, bool], Verdict] = _table((
+UNSPLIT_HELD: Table[tuple[Found, bool], Verdict] = _table((
     (ENDED,                           True,    V.PUT_LIVE),
     (ENDED,                           False,   V.STARTED_MEANWHILE),
     (NOTHING | INTERRUPTED,           EITHER,  V.STARTED_MEANWHILE),
 ))  # fmt: skip
 
 # `abort --to VERSION` under its lease: by the record and whether it already ends on VERSION.
-ABORT_TO_HELD: dict[tuple[Found, bool], Verdict] = _table((
+ABORT_TO_HELD: Table[tuple[Found, bool], Verdict] = _table((
     (NOTHING,                         EITHER,  V.PUT_LIVE),  # no record to close
     (ENDED,                           True,    V.PUT_LIVE),  # the record already says live is there
     (ENDED,                           False,   V.RETARGET),
@@ -939,7 +953,7 @@ class Ending(StrEnum):
 _NOT_ENDED_BY_NAME = frozenset(Phase) - {Phase.PROMOTED, Phase.ABORTED}
 _CAUSES = frozenset({None, *Outcome})
 
-ENDINGS: dict[tuple[Phase, Outcome | None], Ending] = _table((
+ENDINGS: Table[tuple[Phase, Outcome | None], Ending] = _table((
     # final phase          cause                                                ending
     (Phase.PROMOTED,       _CAUSES,                                             Ending.PROMOTED),
     (Phase.ABORTED,        _CAUSES,                                             Ending.ABORTED),
