@@ -7,7 +7,7 @@ their modules are named so here, and nothing may import a top-level `programs` o
 An AST scan, not an import: it sees every import statement, at the top of a module, inside a
 function (a lazy import is still a dependency, and breaks the order as surely when its function
 runs) and under `if TYPE_CHECKING:` (the types a module names are part of what it depends on).
-Dynamic imports (`importlib.import_module(name)`) are not edges: stacks.py loads the Pulumi
+Dynamic imports (`importlib.import_module(name)`) are not edges: stacks/engine.py loads the Pulumi
 program by name that way, a downward edge. The check for the retired top-level names reads
 those too, where the name is a literal (`import_module("x")`, `"-m", "x"`, `"x:function"`)."""
 

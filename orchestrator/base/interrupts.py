@@ -5,7 +5,7 @@ and a background job of a non-interactive shell (`cmd &` in a Makefile recipe or
 wrapper) starts with SIGINT ignored: `up` would then run to its end through a cancel sent
 to it (seen: exit 0, not 130). So the CLI installs the handler itself, as its first act,
 for every command: from then on a SIGINT raises KeyboardInterrupt wherever the command is,
-before the engine starts (nothing applied: the CLI exits 130) or while it runs (stacks.py
+before the engine starts (nothing applied: the CLI exits 130) or while it runs (stacks/engine.py
 passes it on to the engine, which stops cleanly). A signal that arrives before this runs,
 while the interpreter itself starts, the kernel discards when it is ignored: nothing a
 Python program can catch.

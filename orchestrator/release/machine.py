@@ -580,7 +580,7 @@ def after_failed_write(env: str, written: Phase) -> str:
 # A command looks (the lease, then the record), classifies what it saw (`holder`, `found`) and
 # asks COMMANDS; once it holds the lease it reads again and asks the row of Holder.OURS. Where a
 # decision needs one more fact (the promotion asked about, live's alias, the version asked), a
-# table of its own below says it. release.py only carries the verdicts out; their refusal texts
+# table of its own below says it. operations.py only carries the verdicts out; their refusal texts
 # stay there, keyed by verdict (and, for REFUSE_RUNNING, by the holder).
 
 

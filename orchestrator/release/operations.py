@@ -281,7 +281,7 @@ class Release:
         or SIGTERM (an interrupt for the whole hold, not only the engine's part: CI cancels
         with SIGTERM, which would otherwise end the process with the lease held); a killed
         run's lease expires, or is stale at once on its own machine. No SignalLatch: Ctrl-C
-        must reach the engine's cancel (stacks.py). A command that ends with the lease no
+        must reach the engine's cancel (stacks/engine.py). A command that ends with the lease no
         longer its own (taken over while renewals failed) says so: LeaseLostError, exit 12.
         An environment never deployed has no bucket, so no lease: nothing promotes there."""
         with sigterm_as_interrupt():

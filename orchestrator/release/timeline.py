@@ -66,7 +66,7 @@ def merge(
 
 
 def report_of(reports_root: Path, env: str, promotion: str) -> Path | None:
-    """Where this machine keeps the promotion's report (release.py writes it there), if it does."""
+    """Where this machine keeps the promotion's report (operations.py writes it there), if it does."""
     directory = reports_root / env / promotion
     return directory if directory.is_dir() else None
 

@@ -11,7 +11,7 @@ the engine's own summary event already says what changed. So:
 - `Stack.info` answers from the summary event of the operation just run (`summarise`),
   and falls back to the history only when none came.
 
-Imported lazily (by stacks.py): `pulumi.automation` is heavy and `--help` must stay instant.
+Imported lazily (by engine.py): `pulumi.automation` is heavy and `--help` must stay instant.
 """
 
 from __future__ import annotations
