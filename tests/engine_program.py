@@ -21,7 +21,11 @@ class _Provider(ResourceProvider):
     def _work(self, props: dict[str, Any]) -> dict[str, Any]:
         if props.get("started_file"):
             Path(props["started_file"]).write_text("started")
-        time.sleep(float(props.get("delay", 0)))
+        # With a hold file, `delay` is at most how long to wait for the test to create it: the
+        # test decides when the work ends, not a race against a busy machine's clock.
+        hold, until = props.get("hold_file"), time.monotonic() + float(props.get("delay", 0))
+        while time.monotonic() < until and not (hold and Path(hold).exists()):
+            time.sleep(0.05 if hold else max(0.0, until - time.monotonic()))
         return {**props, "stamp": f"{props['value']}@{time.time():.0f}"}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -38,10 +42,15 @@ class _Provider(ResourceProvider):
 class Recorder(Resource):
     stamp: pulumi.Output[str]
 
-    def __init__(self, name: str, value: str, delay: float, started_file: str) -> None:
-        super().__init__(
-            _Provider(), name, {"value": value, "delay": delay, "started_file": started_file, "stamp": None}
-        )
+    def __init__(self, name: str, value: str, delay: float, started_file: str, hold_file: str = "") -> None:
+        props = {
+            "value": value,
+            "delay": delay,
+            "started_file": started_file,
+            "hold_file": hold_file,
+            "stamp": None,
+        }
+        super().__init__(_Provider(), name, props)
 
 
 def program() -> None:
@@ -50,7 +59,8 @@ def program() -> None:
     # Test knobs come from the environment so CLI subprocess tests can set them.
     delay = float(os.environ.get("EDGESHIP_TEST_DELAY_S", "0"))
     started_file = os.environ.get("EDGESHIP_TEST_STARTED_FILE", "")
-    recorder = Recorder("recorder", f"memory={memory}", delay, started_file)
+    hold_file = os.environ.get("EDGESHIP_TEST_HOLD_FILE", "")
+    recorder = Recorder("recorder", f"memory={memory}", delay, started_file, hold_file)
     pulumi.export("memoryMb", memory)
     pulumi.export("stamp", recorder.stamp)
     pulumi.export("token", pulumi.Output.secret(SECRET_MARKER))

@@ -25,12 +25,16 @@ def _stacks(project: Project, pulumi_root: Path) -> stacks.Stacks:
     return stacks.Stacks(spec, stacks.load_program(PROGRAM))
 
 
-def _slow_up(project: Project, delay_s: int, sigint_ignored: bool = False) -> subprocess.Popen[str]:
-    """`orchestrator up` whose dynamic resource takes delay_s; returns once the engine is inside it."""
+def _slow_up(
+    project: Project, delay_s: int, sigint_ignored: bool = False, hold: Path | None = None
+) -> subprocess.Popen[str]:
+    """`orchestrator up` whose dynamic resource takes delay_s (with `hold`: until that file
+    exists, delay_s at most); returns once the engine is inside it."""
     started = project.root / "started"
     run = project.popen(
         "up", "--yes", "--env", "test", "--program", PROGRAM, sigint_ignored=sigint_ignored,
         EDGESHIP_TEST_DELAY_S=str(delay_s), EDGESHIP_TEST_STARTED_FILE=str(started),
+        EDGESHIP_TEST_HOLD_FILE=str(hold or ""),
     )  # fmt: skip
     # An `up` that ended before reaching the resource is the failure to show, not a timeout.
     wait_for(lambda: started.exists() or run.poll() is not None)
@@ -99,7 +103,10 @@ def test_cli_up_json_then_destroy_and_remove(project: Project) -> None:
 
 
 def test_concurrent_up_is_refused_with_lock_holder(project: Project) -> None:
-    slow = _slow_up(project, delay_s=6)
+    # The first `up` holds the lock until the second has answered (a file, not a delay: on a
+    # starved machine the second's start-up took longer than any fixed delay)
+    hold = project.root / "hold"
+    slow = _slow_up(project, delay_s=300, hold=hold)
     try:
         second = project.cli("up", "--yes", "--env", "test", "--program", PROGRAM, "--json")
         assert second.returncode == ExitCode.STACK_LOCKED, second.stdout + second.stderr
@@ -108,7 +115,8 @@ def test_concurrent_up_is_refused_with_lock_holder(project: Project) -> None:
         assert "locked" in error["message"] and "pid" in error["message"]
         assert "orchestrator unlock --env test" in error["fix"]
     finally:
-        _out, err = slow.communicate(timeout=120)
+        hold.write_text("go on")
+        _out, err = slow.communicate(timeout=420)
     assert slow.returncode == 0, err
 
 
