@@ -74,7 +74,7 @@ def test_an_aws_error_no_layer_handled_is_exit_1_with_a_fix_and_anything_else_a_
     # a Python traceback and, under --json, nothing on stdout.
     from botocore.exceptions import ClientError, EndpointConnectionError
 
-    from orchestrator.cli import aws_failure
+    from orchestrator.cli.base import aws_failure
 
     unreachable = aws_failure(EndpointConnectionError(endpoint_url="https://s3.example/lock.json"))
     assert unreachable is not None and unreachable.to_dict() == {

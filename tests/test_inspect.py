@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from orchestrator.base.errors import ExitCode, UsageError
-from orchestrator.cli import _model_lines
+from orchestrator.cli.release import _model_lines
 from orchestrator.local import daemon
 from orchestrator.project import doctor, invoke, logs
 from orchestrator.release import timeline

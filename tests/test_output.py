@@ -369,7 +369,7 @@ def test_bar_chart_scale_and_limit(
 def test_a_result_whose_live_could_not_be_read_back_says_so() -> None:
     # review P3-7: a Lambda read failing after a completed rollback exited 1; the result now
     # carries the work done and says live was not read back
-    from orchestrator.cli import _live_text
+    from orchestrator.cli.release import _live_text
 
     assert _live_text({"live": "1", "weights": {}}) == "live v1 at 100%"
     assert _live_text({"live": "1", "weights": {"2": 0.1}}) == "live v1 + v2 10%"

@@ -197,7 +197,7 @@ def test_the_dry_run_shows_each_gates_green_requests_and_load_time() -> None:
 
 
 def test_the_dry_run_text_lists_each_gate_and_warns_of_a_short_one() -> None:
-    from orchestrator.cli import _report_text
+    from orchestrator.cli.release import _report_text
     from orchestrator.config.settings import Environment, LoadSettings, TrafficSettings
     from orchestrator.release.plan import make_plan
 

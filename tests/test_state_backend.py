@@ -67,7 +67,7 @@ def test_keys_are_the_stacks_own_and_a_preview_reads_no_lock() -> None:
 
 def test_a_first_deploys_preview_says_so_to_a_person_and_in_the_step_summary() -> None:
     from orchestrator.base import output
-    from orchestrator.cli import _preview_text
+    from orchestrator.cli.base import _preview_text
 
     result = {"operation": "preview", "stack": "dev", "changes": {"create": 9}, "duration_s": 1.0,
               "note": f"dev {NOTE}"}  # fmt: skip
