@@ -355,7 +355,7 @@ def test_an_old_pickle_does_not_load_once_the_old_names_are_gone() -> None:
 
 
 def test_what_the_providers_pickles_are() -> None:
-    """The shape this module rewrites, as dill writes it today (docs/plans/issue-28-layout.md D)."""
+    """The shape this module rewrites, as dill writes it today (the module docstring of orchestrator/stacks/provider_migration.py says why)."""
     ops = [(op.name, arg) for op, arg, _ in pickletools.genops(base64.b64decode(OLD[SECRET]))]
     body = len(base64.b64decode(OLD[SECRET])) - 11
     assert ops == [
