@@ -24,8 +24,7 @@ from orchestrator.config import tomlpos
 from orchestrator.config.names import ResourceNames
 from orchestrator.config.tomlpos import KeyPath
 
-# Under orchestrator/programs (in a checkout a symlink to the real programs/: resolved to it,
-# so the path is the one edgeship.toml names, in a checkout and in the wheel alike).
+# The sample model edgeship ships: the same file in a checkout and in the wheel (base/paths.py).
 SAMPLE_MODEL = paths.SAMPLE_MODEL
 
 CONFIG_FILE = "edgeship.toml"

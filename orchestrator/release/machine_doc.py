@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from orchestrator.release import machine as m
@@ -214,7 +213,7 @@ def main(argv: list[str]) -> int:
 
         doc = CHECKOUT / "docs" / "architecture.md"
         doc.write_text(replaced(doc.read_text()))
-        print(f"wrote {Path(doc)}")
+        print(f"wrote {doc}")
         return 0
     if argv:
         print("usage: python -m orchestrator.release.machine_doc [--write]", file=sys.stderr)

@@ -13,6 +13,9 @@ from orchestrator.base.errors import ToolchainError
 
 # Keep in step with scripts/install-pulumi.sh and the `pulumi` pin in pyproject.toml.
 PULUMI_VERSION = "3.260.0"
+# The build in edgeship's own checkout (an editable install): found even when the project using
+# it lives elsewhere, e.g. a test's temporary project.
+CHECKOUT_PULUMI = paths.CHECKOUT_TOOLS / "pulumi"
 
 
 def pulumi_root(project_root: Path) -> Path:
@@ -21,12 +24,9 @@ def pulumi_root(project_root: Path) -> Path:
     EDGESHIP_PULUMI_ROOT wins when set; then the project's own build; a `pulumi` on PATH is accepted as a fallback
     so users with the official install need not build anything.
     """
-    # The package's own checkout (editable install) holds the build even when the
-    # config lives elsewhere, e.g. a test's temporary project.
-    package_checkout = paths.CHECKOUT_TOOLS / "pulumi"
     local = project_root / ".tools" / "pulumi"
     override = os.environ.get("EDGESHIP_PULUMI_ROOT")
-    candidates = [Path(override)] if override else [local, package_checkout]
+    candidates = [Path(override)] if override else [local, CHECKOUT_PULUMI]
     for candidate in candidates:
         if (candidate / "bin" / "pulumi").exists():
             return candidate
@@ -61,7 +61,7 @@ def install(target: Path) -> None:
 def is_pinned_build(root: Path) -> bool:
     """True for the CLI `make install` built (exactly PULUMI_VERSION): the Automation API's
     minimum-version validation can be skipped (it still runs `pulumi version` once)."""
-    return (root / "bin").resolve() == (paths.CHECKOUT_TOOLS / "pulumi" / "bin").resolve()
+    return (root / "bin").resolve() == (CHECKOUT_PULUMI / "bin").resolve()
 
 
 def pulumi_version(root: Path) -> str:
